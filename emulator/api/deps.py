@@ -1,0 +1,50 @@
+"""Request plumbing: the caller's identity and skaha's query-or-form parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.datastructures import MultiDict
+
+from emulator.core.models import User
+from emulator.core.sessions import SessionManager
+from emulator.errors import NotAuthenticated
+
+
+@dataclass
+class Params:
+    """Parameters from the query string and a form body, merged (cadc-rest SyncInput)."""
+
+    values: MultiDict
+
+    def get(self, key: str) -> str | None:
+        value = self.values.get(key)
+        return None if value is None else str(value)
+
+    def getlist(self, key: str) -> list[str]:
+        return [str(v) for v in self.values.getlist(key)]
+
+
+async def params(request: Request) -> Params:
+    items = list(request.query_params.multi_items())
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        items += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    return Params(MultiDict(items))
+
+
+def manager(request: Request) -> SessionManager:
+    return request.app.state.manager  # type: ignore[no-any-return]
+
+
+def caller(request: Request) -> User:
+    """The user a bearer token names; skaha answers 401 `Unauthorized` otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        user = request.app.state.manager.users.current().authenticate(token.strip())
+        if user is not None:
+            return user  # type: ignore[no-any-return]
+    raise NotAuthenticated("Unauthorized")

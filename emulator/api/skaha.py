@@ -1,0 +1,156 @@
+"""skaha's endpoints, served identically under /skaha/v0 and /skaha/v1 (v1 differs only in JSON details)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psutil
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from emulator import labels
+from emulator.api import views
+from emulator.api.deps import Params, caller, manager, params
+from emulator.core.models import Session, Status, User
+from emulator.core.sessions import LaunchRequest, SessionManager
+from emulator.errors import InvalidRequest
+from emulator.profiles import SESSION_TYPES
+
+GIB = 1024**3
+
+
+def _json(document: object) -> Response:
+    return Response(views.render(document), media_type="application/json")
+
+
+def _text(body: str) -> PlainTextResponse:
+    return PlainTextResponse(body)
+
+
+async def _session_documents(m: SessionManager, user: User, sessions: list[Session], version: str) -> list[dict]:
+    async def usage(session: Session):  # type: ignore[no-untyped-def]
+        if session.status is not Status.RUNNING:
+            return None
+        return await m.runtime.usage(m.container_name(session))
+
+    usages = await asyncio.gather(*(usage(s) for s in sessions))
+    return [views.session_json(s, user, m.connect_url(s), u, version) for s, u in zip(sessions, usages)]
+
+
+def _stats(m: SessionManager) -> dict:
+    sessions = [s for s in m.store.list() if s.status is Status.RUNNING]
+    cores = psutil.cpu_count() or 1
+    memory_gb = psutil.virtual_memory().total / GIB
+    requested_cores = sum(s.resources.cores_request for s in sessions)
+    requested_ram = sum(s.resources.ram_request_gb for s in sessions)
+    return {
+        "instances": {
+            "session": sum(s.type not in ("headless", "desktop-app") for s in sessions),
+            "desktopApp": sum(s.type == "desktop-app" for s in sessions),
+            "headless": sum(s.type == "headless" for s in sessions),
+            "total": len(sessions),
+        },
+        "cores": {
+            "requestedCPUCores": requested_cores,
+            "cpuCoresAvailable": float(cores),
+            "maxCPUCores": {"cpuCores": float(cores), "withRam": f"{int(memory_gb)}G"},
+        },
+        "ram": {
+            "requestedRAM": f"{views.number(requested_ram)}G",
+            "ramAvailable": f"{int(memory_gb)}G",
+            "maxRAM": {"ram": f"{int(memory_gb)}G", "withCPUCores": float(cores)},
+        },
+    }
+
+
+def make_router(version: str) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/session")
+    async def list_sessions(
+        p: Params = Depends(params), user: User = Depends(caller), m: SessionManager = Depends(manager)
+    ) -> Response:
+        view = p.get("view")
+        if view == "stats":
+            return _json(_stats(m))
+        if view == "all":
+            return _json([views.public_json(s, version) for s in m.list(None, p.get("type"), p.get("status"))])
+        sessions = m.list(user, p.get("type"), p.get("status"))
+        return _json(await _session_documents(m, user, sessions, version))
+
+    @router.post("/session")
+    async def launch(
+        p: Params = Depends(params), user: User = Depends(caller), m: SessionManager = Depends(manager)
+    ) -> Response:
+        request = LaunchRequest(
+            name=p.get("name"), image=p.get("image"), type=p.get("type"), cores=p.get("cores"),
+            ram=p.get("ram"), gpus=p.get("gpus"), cmd=p.get("cmd"), args=p.get("args"), env=p.getlist("env"),
+        )
+        return _text(f"{await m.launch(user, request)}\n")
+
+    @router.delete("/session")
+    async def delete_all(user: User = Depends(caller)) -> Response:
+        raise InvalidRequest("Cannot kill all sessions.")
+
+    @router.get("/session/{session_id}")
+    async def get_session(
+        session_id: str, p: Params = Depends(params), user: User = Depends(caller),
+        m: SessionManager = Depends(manager),
+    ) -> Response:
+        view = p.get("view")
+        if view == "logs":
+            return _text(await m.logs(user, session_id))
+        if view == "events":
+            return _text(views.events_table(m.events(user, session_id)))
+        session = m.owned(user, session_id)
+        (document,) = await _session_documents(m, user, [session], version)
+        return _json(document)
+
+    @router.post("/session/{session_id}")
+    async def modify_session(
+        session_id: str, p: Params = Depends(params), user: User = Depends(caller),
+        m: SessionManager = Depends(manager),
+    ) -> Response:
+        await m.renew(user, session_id, p.get("action"))
+        return Response(status_code=200)
+
+    @router.delete("/session/{session_id}")
+    async def delete_session(
+        session_id: str, user: User = Depends(caller), m: SessionManager = Depends(manager)
+    ) -> Response:
+        await m.delete(user, session_id)
+        return Response(status_code=200)
+
+    @router.api_route("/session/{session_id}/{rest:path}", methods=["GET", "POST", "DELETE"])
+    async def deeper(session_id: str, rest: str, request: Request, user: User = Depends(caller)) -> Response:
+        parts = [session_id, *rest.split("/")]
+        if len(parts) > 3 or parts[1] != "app":
+            raise InvalidRequest(f"Invalid request: {request.url.path}")
+        raise InvalidRequest("desktop-app sessions are not available in this emulator yet")
+
+    @router.get("/image")
+    async def images(
+        p: Params = Depends(params), user: User = Depends(caller), m: SessionManager = Depends(manager)
+    ) -> Response:
+        wanted = p.get("type")
+        if wanted is not None and wanted not in SESSION_TYPES:
+            raise InvalidRequest(f"unknown type: {wanted}")
+        listing = []
+        for image in await m.runtime.images():
+            declared = image.labels.get(labels.IMAGE_SESSION_TYPES)
+            if not declared or not image.tags:
+                continue  # like Harbor: unlabelled artifacts are invisible
+            types = declared.replace(",", " ").split()
+            if wanted is None or wanted in types:
+                listing.append({"id": image.tags[0], "types": types, "digest": image.digest})
+        return _json(sorted(listing, key=lambda entry: entry["id"]))
+
+    @router.get("/context")
+    async def context(user: User = Depends(caller), m: SessionManager = Depends(manager)) -> Response:
+        return _json(m.context)
+
+    @router.get("/repository")
+    async def repository(user: User = Depends(caller), m: SessionManager = Depends(manager)) -> Response:
+        return _json(m.settings.repositories)
+
+    return router

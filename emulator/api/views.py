@@ -1,0 +1,86 @@
+"""skaha's JSON shapes (field names, order, "<none>" placeholders), v0 and v1."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from emulator.core.models import Event, Session, Status, User
+from emulator.runtime.base import Usage
+
+NONE = "<none>"
+
+
+def iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def number(value: float) -> str:
+    """Cores as skaha prints them: 1 -> "1", 0.25 -> "0.25"."""
+    return f"{value:g}"
+
+
+def status_word(status: Status, version: str) -> str:
+    if version == "v1" and status is Status.SUCCEEDED:
+        return "Completed"
+    return status.value
+
+
+def session_json(
+    session: Session, user: User, connect_url: str, usage: Usage | None, version: str
+) -> dict[str, Any]:
+    r = session.resources
+    document: dict[str, Any] = {
+        "id": session.id,
+        "userid": session.user,
+        "runAsUID": str(user.uid),
+        "runAsGID": str(user.gid),
+        "supplementalGroups": user.supplementary_gids,
+        "appid": NONE,
+        "image": session.image,
+        "type": session.type,
+        "status": status_word(session.status, version),
+        "name": session.name,
+        "startTime": iso(session.start_time),
+        "expiryTime": iso(session.expiry_time),
+        "connectURL": connect_url if session.type != "headless" or version == "v0" else "",
+        "requestedRAM": f"{number(r.ram_request_gb)}G",
+        "requestedCPUCores": number(r.cores_request),
+        "requestedGPUCores": str(r.gpus) if r.gpus else (NONE if version == "v0" else "0"),
+        "ramInUse": f"{round(usage.memory_bytes / 1024**2)}M" if usage else NONE,
+        "gpuRAMInUse": NONE,
+        "cpuCoresInUse": f"{usage.cpu_cores:.3f}" if usage else NONE,
+        "gpuUtilization": NONE,
+    }
+    if version == "v1":
+        document["isFixedResources"] = r.fixed
+        if not r.fixed:
+            # v1 fills the requested figures only for fixed sessions (null fields are omitted).
+            del document["requestedRAM"], document["requestedCPUCores"]
+    return document
+
+
+def public_json(session: Session, version: str) -> dict[str, Any]:
+    return {
+        "userid": session.user,
+        "type": session.type,
+        "status": status_word(session.status, version),
+        "startTime": iso(session.start_time),
+    }
+
+
+def render(document: Any) -> str:
+    """Gson pretty printing, HTML escaping off."""
+    return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def events_table(events: list[Event]) -> str:
+    """kubectl's custom-columns table, or "<none>" when there are no events."""
+    if not events:
+        return f"{NONE}\n"
+    rows = [("TYPE", "REASON", "MESSAGE", "FIRST-TIME", "LAST-TIME")]
+    rows += [(e.type, e.reason, e.message, iso(e.first_time), iso(e.last_time)) for e in events]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["   ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)) for row in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,56 @@
+"""images build | ls."""
+
+from __future__ import annotations
+
+import click
+
+from emulator.cli.output import console, console_err, json_option, print_json, table
+from emulator.client import EmulatorClient
+from emulator.settings import Settings
+
+
+@click.group()
+def images() -> None:
+    """Build and list session images."""
+
+
+@images.command()
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.pass_obj
+def build(settings: Settings, names: tuple[str, ...]) -> None:
+    """Build image recipes (default: all); the base is made offline when no registry answers.
+
+    \b
+    Example:
+      emulate images build notebook
+      EMULATE_EXTRA_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt emulate images build
+    """
+    from emulator import images as recipes
+    from emulator.runtime.docker import connect
+
+    client = connect()
+    wanted = list(names) or list(recipes.recipes(settings))
+    with console_err.status("building") as status:
+        def say(line: str) -> None:
+            status.update(line)
+            if line.startswith("building") or "debootstrap" in line or "pulling" in line:
+                console_err.print(line)
+
+        built = recipes.build(settings, wanted, say, client)
+    console.print(f"built {', '.join(built)}")
+
+
+@images.command(name="ls")
+@click.option("--type", "session_type", default=None, help="Only images for this session type.")
+@json_option
+@click.pass_obj
+def ls(settings: Settings, session_type: str | None, as_json: bool) -> None:
+    """List the images the platform offers (GET /image)."""
+    listing = EmulatorClient(settings).images(session_type)
+    if as_json:
+        print_json(listing)
+        return
+    table(["IMAGE", "TYPES", "DIGEST"], [[i["id"], ",".join(i["types"]), i["digest"][:19]] for i in listing])
+
+
+COMMANDS = [images]

@@ -1,0 +1,133 @@
+"""up, down, status, token, serve."""
+
+from __future__ import annotations
+
+import click
+
+from emulator.cli.output import console, console_err, json_option, print_json
+from emulator.core.identity import ensure_users_file, load_directory
+from emulator.errors import ConfigError
+from emulator.settings import Settings
+
+
+def _docker():  # type: ignore[no-untyped-def]
+    from emulator.runtime.docker import connect
+
+    return connect()
+
+
+@click.command()
+@click.option("--host", default=None, help="Host address to publish the gateway on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Host port to publish the gateway on (default 8080).")
+@click.option("--build/--no-build", default=True, show_default=True,
+              help="Build the service and gateway images when they are missing.")
+@click.pass_obj
+def up(settings: Settings, host: str | None, port: int | None, build: bool) -> None:
+    """Start the platform (service + gateway); idempotent.
+
+    \b
+    Example:
+      emulate up --port 9090
+    """
+    from emulator import images
+    from emulator.platform import Platform
+
+    if host or port:
+        settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
+    ensure_users_file(settings.users_file)
+    client = _docker()
+    wanted = ["gateway", "service"]
+    absent = images.missing(settings, wanted, client)
+    if absent:
+        if not build:
+            raise ConfigError(f"images missing: {', '.join(absent)}; run `emulate images build`")
+        with console_err.status("building images") as status:
+            images.build(settings, absent, lambda line: status.update(line), client)
+    with console_err.status(f"starting instance '{settings.instance}'"):
+        url = Platform(settings, client).up()
+    console.print(f"skaha-emulator is up at [bold]{url}[/bold]")
+    console.print(f"  API:   {url}/skaha/v0/session   (Authorization: Bearer $(emulate token))")
+    console.print("  next:  emulate launch notebook")
+
+
+@click.command()
+@click.option("--remove-sessions", is_flag=True,
+              help="Also delete every session container and the session records (/arc is kept).")
+@click.pass_obj
+def down(settings: Settings, remove_sessions: bool) -> None:
+    """Stop the platform. Sessions keep running unless --remove-sessions; /arc is never touched."""
+    from emulator.platform import Platform
+
+    removed = Platform(settings, _docker()).down(remove_sessions)
+    console.print(f"stopped instance '{settings.instance}' ({len(removed)} container(s) removed)")
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def status(settings: Settings, as_json: bool) -> None:
+    """Show whether the platform is up, where, and how many session containers exist."""
+    from emulator.platform import Platform
+
+    state = Platform(settings, _docker()).status()
+    if as_json:
+        print_json(state.__dict__)
+        return
+    console.print(f"instance  {settings.instance}")
+    console.print(f"url       {state.url}")
+    console.print(f"service   {state.service}")
+    console.print(f"gateway   {state.gateway}")
+    console.print(f"sessions  {state.sessions}")
+
+
+@click.command()
+@click.option("--user", default=None, help="Whose token (default: the first user in users.yaml).")
+@click.pass_obj
+def token(settings: Settings, user: str | None) -> None:
+    """Print an API token (creating users.yaml with you as its user on first use).
+
+    \b
+    Example:
+      curl -H "Authorization: Bearer $(emulate token)" http://127.0.0.1:8080/skaha/v0/session
+    """
+    ensure_users_file(settings.users_file)
+    directory = load_directory(settings.users_file)
+    chosen = directory.get(user) if user else directory.default
+    if chosen is None:
+        raise ConfigError(f"no user named {user} in {settings.users_file}")
+    click.echo(directory.tokens[chosen.name])
+
+
+@click.command()
+@click.option("--in-container", is_flag=True, hidden=True, help="Run as the platform's service container.")
+@click.pass_obj
+def serve(settings: Settings, in_container: bool) -> None:
+    """Run the service in the foreground (development); starts the gateway if needed."""
+    import logging
+
+    import uvicorn
+
+    from emulator.api.app import create_app
+    from emulator import naming
+    from emulator.platform import INSTANCE_FILE, Platform, prepare_folders
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if in_container:
+        bind = "0.0.0.0"
+        upstream = f"{naming.service_container(settings.prefix)}:{settings.service_port}"
+    else:
+        ensure_users_file(settings.users_file)
+        client = _docker()
+        platform = Platform(settings, client)
+        prepare_folders(settings)
+        platform.ensure_network()
+        platform.ensure_gateway()
+        network = client.networks.get(naming.network_name(settings.prefix))
+        bind = network.attrs["IPAM"]["Config"][0]["Gateway"]
+        upstream = f"{bind}:{settings.service_port}"
+        (settings.state_path / INSTANCE_FILE).write_text(f'{{"url": "{settings.base_url}"}}')
+        console_err.print(f"serving instance '{settings.instance}' at {settings.base_url} (Ctrl-C stops)")
+    uvicorn.run(create_app(settings, upstream), host=bind, port=settings.service_port, log_level="warning")
+
+
+COMMANDS = [up, down, status, token, serve]

@@ -1,0 +1,201 @@
+"""launch, ps, info, logs, events, renew, delete, open, context: skaha's API from the shell."""
+
+from __future__ import annotations
+
+import time
+import webbrowser
+
+import click
+
+from emulator.cli.output import console, console_err, json_option, print_json, table
+from emulator.client import EmulatorClient
+from emulator.errors import ConfigError, EmulatorError
+from emulator.profiles import SESSION_TYPES, load_profiles
+from emulator.settings import Settings
+
+FINAL = ("Succeeded", "Completed", "Failed")
+
+
+def _client(settings: Settings) -> EmulatorClient:
+    return EmulatorClient(settings)
+
+
+def _default_image(settings: Settings, session_type: str) -> str:
+    profile = load_profiles(settings.profiles_dir).get(session_type)
+    if profile is None:
+        raise ConfigError(f"no profile for session type '{session_type}'; give --image")
+    return profile.default_image
+
+
+def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    with console_err.status(f"waiting for {session_id} to start") as spinner:
+        while True:
+            session = client.session(session_id)
+            spinner.update(f"{session_id}: {session['status']}")
+            if session["status"] == "Running":
+                return session
+            if session["status"] in FINAL:
+                events = client.events(session_id).strip()
+                raise EmulatorError(f"session {session_id} ended ({session['status']}) before it was ready:\n{events}")
+            if time.monotonic() > deadline:
+                raise EmulatorError(f"session {session_id} was not Running after {timeout:.0f} s; "
+                                    f"see `emulate events {session_id}` and `emulate logs {session_id}`")
+            time.sleep(0.1)
+
+
+@click.command()
+@click.argument("session_type", metavar="TYPE", type=click.Choice(SESSION_TYPES))
+@click.option("--name", default=None, help="Session name (letters, digits, '-'); default: the type.")
+@click.option("--image", default=None, help="Image to run (default: the profile's image).")
+@click.option("--cores", type=int, default=None, help="CPU cores (one of `emulate context`); default flexible.")
+@click.option("--ram", type=int, default=None, help="RAM in GB (one of `emulate context`); default flexible.")
+@click.option("--gpus", type=int, default=None, help="Number of GPUs.")
+@click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
+              help="Environment (repeatable); skaha applies it to headless sessions only.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the session is Running.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for Running.")
+@click.argument("command", nargs=-1, metavar="[-- CMD ARGS...]")
+@click.pass_obj
+def launch(settings: Settings, session_type: str, name: str | None, image: str | None, cores: int | None,
+           ram: int | None, gpus: int | None, env: tuple[str, ...], wait: bool, timeout: float,
+           command: tuple[str, ...]) -> None:
+    """Launch a session and print its connect URL.
+
+    \b
+    Example:
+      emulate launch notebook --cores 2 --ram 4
+      emulate launch notebook --name analysis --image skaha-emulator/notebook:latest
+    """
+    if env and session_type != "headless":
+        console_err.print("note: --env is ignored for non-headless sessions, as on CANFAR")
+    client = _client(settings)
+    params = dict(name=name or session_type, image=image or _default_image(settings, session_type),
+                  type=session_type, cores=cores, ram=ram, gpus=gpus, env=list(env))
+    if command:
+        params["cmd"] = command[0]
+        params["args"] = " ".join(command[1:]) or None
+    session_id = client.launch(**params)
+    if not wait:
+        click.echo(session_id)
+        return
+    session = wait_for_running(client, session_id, timeout)
+    console.print(f"{session_id} is Running")
+    if session.get("connectURL") not in (None, "", "not-applicable"):
+        click.echo(session["connectURL"])
+
+
+@click.command()
+@click.option("-a", "--all", "show_all", is_flag=True, help="Include ended sessions.")
+@json_option
+@click.pass_obj
+def ps(settings: Settings, show_all: bool, as_json: bool) -> None:
+    """List your sessions."""
+    sessions = _client(settings).sessions()
+    if not show_all:
+        sessions = [s for s in sessions if s["status"] not in FINAL]
+    if as_json:
+        print_json(sessions)
+        return
+    table(["ID", "NAME", "TYPE", "STATUS", "IMAGE", "CORES", "RAM", "STARTED", "EXPIRES"],
+          [[s["id"], s["name"], s["type"], s["status"], s["image"], s.get("requestedCPUCores", "-"),
+            s.get("requestedRAM", "-"), s["startTime"], s["expiryTime"]] for s in sessions])
+
+
+@click.command()
+@click.argument("session_id")
+@click.pass_obj
+def info(settings: Settings, session_id: str) -> None:
+    """Show one session as skaha's JSON."""
+    print_json(_client(settings).session(session_id))
+
+
+@click.command()
+@click.argument("session_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the session ends.")
+@click.pass_obj
+def logs(settings: Settings, session_id: str, follow: bool) -> None:
+    """Print a session's output (stdout and stderr)."""
+    client = _client(settings)
+    shown = client.logs(session_id)
+    click.echo(shown, nl=False)
+    while follow:
+        time.sleep(1)
+        try:
+            text = client.logs(session_id)
+        except EmulatorError:
+            return  # the session is gone
+        if text.startswith(shown):
+            click.echo(text[len(shown):], nl=False)
+        else:
+            click.echo(text, nl=False)
+        shown = text
+        if client.session(session_id)["status"] in FINAL:
+            return
+
+
+@click.command()
+@click.argument("session_id")
+@click.pass_obj
+def events(settings: Settings, session_id: str) -> None:
+    """Print a session's events (scheduling, start, readiness, failures)."""
+    click.echo(_client(settings).events(session_id), nl=False)
+
+
+@click.command()
+@click.argument("session_id")
+@click.pass_obj
+def renew(settings: Settings, session_id: str) -> None:
+    """Reset a session's expiry to now + 4 days."""
+    client = _client(settings)
+    client.renew(session_id)
+    console.print(f"{session_id} now expires at {client.session(session_id)['expiryTime']}")
+
+
+@click.command()
+@click.argument("session_ids", nargs=-1, required=True, metavar="ID...")
+@click.pass_obj
+def delete(settings: Settings, session_ids: tuple[str, ...]) -> None:
+    """Delete sessions (container, route and record; /arc is kept)."""
+    client = _client(settings)
+    failed = 0
+    for session_id in session_ids:
+        try:
+            client.delete(session_id)
+            console.print(f"deleted {session_id}")
+        except EmulatorError as exc:
+            failed += 1
+            console_err.print(f"[red]error:[/red] {session_id}: {exc.message}")
+    if failed:
+        raise SystemExit(1)
+
+
+@click.command(name="open")
+@click.argument("session_id")
+@click.pass_obj
+def open_(settings: Settings, session_id: str) -> None:
+    """Open a session's connect URL in your browser (and print it)."""
+    url = _client(settings).session(session_id).get("connectURL", "not-applicable")
+    if url in ("", "not-applicable"):
+        raise EmulatorError(f"session {session_id} has no web interface")
+    click.echo(url)
+    webbrowser.open(url)
+
+
+@click.command()
+@json_option
+@click.pass_obj
+def context(settings: Settings, as_json: bool) -> None:
+    """Show the cores, RAM and GPU options a launch may ask for."""
+    document = _client(settings).context()
+    if as_json:
+        print_json(document)
+        return
+    console.print(f"cores  {document['cores']['options']} (flexible: {document['cores']['defaultRequest']}"
+                  f"-{document['cores']['defaultLimit']})")
+    console.print(f"ram GB {document['memoryGB']['options']} (flexible: {document['memoryGB']['defaultRequest']}"
+                  f"-{document['memoryGB']['defaultLimit']})")
+    console.print(f"gpus   {document['gpus']['options'] or 'none on this machine'}")
+
+
+COMMANDS = [launch, ps, info, logs, events, renew, delete, open_, context]

@@ -1,0 +1,75 @@
+"""EmulatorClient: the CLI's only way into the service, over skaha's own HTTP API.
+
+It finds the URL (EMULATE_URL, else what `emulate up` recorded, else the settings)
+and the token (EMULATE_TOKEN, else the users file), and maps HTTP error answers back
+to the EmulatorError classes with skaha's message.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from emulator.core.identity import load_directory
+from emulator.errors import ConfigError, Unavailable, error_for_status
+from emulator.platform import recorded_url
+from emulator.settings import Settings
+
+
+class EmulatorClient:
+    def __init__(self, settings: Settings, user: str | None = None, api_version: str = "v0") -> None:
+        self.base_url = (os.environ.get("EMULATE_URL") or recorded_url(settings) or settings.base_url).rstrip("/")
+        token = os.environ.get("EMULATE_TOKEN")
+        if token is None:
+            directory = load_directory(settings.users_file)
+            chosen = directory.get(user) if user else directory.default
+            if chosen is None:
+                raise ConfigError(f"no user named {user} in {settings.users_file}")
+            token = directory.tokens[chosen.name]
+        self.api = f"{self.base_url}/skaha/{api_version}"
+        self._http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, f"{self.api}{path}", **kwargs)
+        except httpx.TransportError as exc:
+            raise Unavailable(
+                f"cannot reach the emulator at {self.base_url} ({exc.__class__.__name__}); "
+                "is it running? start it with `emulate up`"
+            ) from exc
+        if response.status_code >= 400:
+            raise error_for_status(response.status_code, response.text.strip() or response.reason_phrase)
+        return response
+
+    def launch(self, **params: Any) -> str:
+        data: dict[str, Any] = {k: str(v) for k, v in params.items() if v is not None and k != "env"}
+        if params.get("env"):
+            data["env"] = list(params["env"])  # repeated env=... fields
+        return self._request("POST", "/session", data=data).text.strip()
+
+    def sessions(self, **filters: str) -> list[dict[str, Any]]:
+        return self._request("GET", "/session", params=filters).json()  # type: ignore[no-any-return]
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/session/{session_id}").json()  # type: ignore[no-any-return]
+
+    def logs(self, session_id: str) -> str:
+        return self._request("GET", f"/session/{session_id}", params={"view": "logs"}).text
+
+    def events(self, session_id: str) -> str:
+        return self._request("GET", f"/session/{session_id}", params={"view": "events"}).text
+
+    def renew(self, session_id: str) -> None:
+        self._request("POST", f"/session/{session_id}", data={"action": "renew"})
+
+    def delete(self, session_id: str) -> None:
+        self._request("DELETE", f"/session/{session_id}")
+
+    def context(self) -> dict[str, Any]:
+        return self._request("GET", "/context").json()  # type: ignore[no-any-return]
+
+    def images(self, session_type: str | None = None) -> list[dict[str, Any]]:
+        params = {"type": session_type} if session_type else {}
+        return self._request("GET", "/image", params=params).json()  # type: ignore[no-any-return]

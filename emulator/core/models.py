@@ -1,0 +1,80 @@
+"""Domain types. skaha's JSON field names appear only at the API edge (api/views.py)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Status(str, enum.Enum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    TERMINATING = "Terminating"
+
+    @property
+    def final(self) -> bool:
+        return self in (Status.SUCCEEDED, Status.FAILED)
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    gid: int
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[Group, ...] = ()
+
+    @property
+    def supplementary_gids(self) -> list[int]:
+        return sorted({g.gid for g in self.groups})
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a session asked for. `fixed` means request == limit (the user named a value)."""
+
+    cores_request: float
+    cores_limit: float
+    ram_request_gb: float
+    ram_limit_gb: float
+    gpus: int = 0
+    fixed: bool = False
+
+
+@dataclass
+class Session:
+    id: str
+    user: str
+    type: str
+    name: str
+    image: str
+    status: Status
+    resources: Resources
+    start_time: datetime
+    expiry_time: datetime
+    env: list[str] = field(default_factory=list)
+    cmd: str | None = None
+    args: str | None = None
+    gpu_devices: list[str] = field(default_factory=list)
+    ready: bool = False
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    session_id: str
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+    first_time: datetime
+    last_time: datetime
+    count: int = 1

@@ -1,0 +1,133 @@
+"""Pure admission rules: names, types, resource options, expiry arithmetic.
+
+No I/O here, so every rule is unit-tested without Docker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from emulator.core.models import Resources
+from emulator.errors import InvalidRequest
+from emulator.profiles import SESSION_TYPES, FixedResources
+
+_NAME = re.compile(r"^[A-Za-z0-9\-]+$")
+MAX_NAME_LENGTH = 63  # a session name becomes the container's hostname
+
+# skaha's k8s-resources.json (opencadc/deployments @ d700606), the values a CANFAR user sees.
+_CANFAR_CORES = list(range(1, 17))
+_CANFAR_MEMORY_GB = [1, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 26, 28, 30, 32, 36, 40, 44, 48, 56, 64, 80, 92, 112,
+                     128, 140, 170, 192]
+
+
+def resource_context(host_cores: int, host_memory_gb: float, gpu_count: int) -> dict[str, Any]:
+    """skaha's /context, with every option this machine cannot give removed.
+
+    Deliberate difference: skaha lists cluster-wide options; a laptop cannot give 16 cores, and
+    Docker refuses a CPU limit above the host's, so options stop at what this host has.
+    """
+    cores = [c for c in _CANFAR_CORES if c <= host_cores] or [1]
+    memory = [m for m in _CANFAR_MEMORY_GB if m <= host_memory_gb] or [1]
+    return {
+        "cores": {
+            "default": 1,
+            "defaultRequest": 1,
+            "defaultLimit": max(cores),
+            "defaultHeadless": 1,
+            "options": cores,
+        },
+        "memoryGB": {
+            "default": min(2, max(memory)),
+            "defaultRequest": min(4, max(memory)),
+            "defaultLimit": max(memory),
+            "defaultHeadless": min(4, max(memory)),
+            "options": memory,
+        },
+        "gpus": {"options": list(range(1, gpu_count + 1))},
+    }
+
+
+def validate_name(name: str | None) -> str:
+    """The session name, lowercased as skaha stores it."""
+    if name is None:
+        raise InvalidRequest("Missing parameter 'name'")
+    if name == "":
+        raise InvalidRequest("name must have a value")
+    if not _NAME.match(name):
+        raise InvalidRequest("name can only contain alpha-numeric chars and '-'")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidRequest(f"name must be at most {MAX_NAME_LENGTH} characters (it becomes the hostname)")
+    return name.lower()
+
+
+def validate_type(session_type: str | None) -> str:
+    """The session type; skaha treats a missing type as headless."""
+    if session_type is None:
+        return "headless"
+    if session_type not in SESSION_TYPES:
+        raise InvalidRequest(f"Invalid session type: {session_type}")
+    return session_type
+
+
+def _option(param: str, raw: str | None, options: list[int]) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"Invalid value for '{param}': {raw}") from None
+    if value not in options:
+        raise InvalidRequest(f"Invalid value for '{param}': {raw}")
+    return value
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    cores: str | None = None
+    ram: str | None = None
+    gpus: str | None = None
+
+
+def resolve_resources(
+    request: ResourceRequest,
+    context: dict[str, Any],
+    fixed: FixedResources | None,
+    gpus_allowed: bool,
+    headless: bool,
+) -> Resources:
+    """Resources for a launch: named values are fixed (request = limit), omitted ones flexible."""
+    cores = _option("cores", request.cores, context["cores"]["options"])
+    ram = _option("ram", request.ram, context["memoryGB"]["options"])
+    gpus = 0
+    if request.gpus not in (None, "", "0"):
+        gpus = _option("gpus", request.gpus, context["gpus"]["options"] if gpus_allowed else []) or 0
+    if fixed is not None:
+        # Types with fixed resources (desktop, firefly) ignore cores and ram, as skaha does.
+        return Resources(fixed.cores_request, fixed.cores_limit, fixed.ram_request_gb, fixed.ram_limit_gb,
+                         gpus, fixed=True)
+    core_default = context["cores"]["defaultHeadless" if headless else "defaultRequest"]
+    ram_default = context["memoryGB"]["defaultHeadless" if headless else "defaultRequest"]
+    return Resources(
+        cores_request=float(cores if cores is not None else core_default),
+        cores_limit=float(cores if cores is not None else context["cores"]["defaultLimit"]),
+        ram_request_gb=float(ram if ram is not None else ram_default),
+        ram_limit_gb=float(ram if ram is not None else context["memoryGB"]["defaultLimit"]),
+        gpus=gpus,
+        fixed=cores is not None and ram is not None,
+    )
+
+
+def parse_env(entries: list[str]) -> list[str]:
+    """skaha keeps an env entry only when splitting it on '=' gives exactly two parts."""
+    return [e for e in entries if len(e.split("=")) == 2]
+
+
+def expiry(start: datetime, seconds: int) -> datetime:
+    return start + timedelta(seconds=seconds)
+
+
+def threads(cores: float) -> int:
+    return max(1, int(cores))

@@ -1,0 +1,328 @@
+"""SessionManager: the verbs every face calls (launch, get, list, delete, renew, logs, events).
+
+Launch validates and admits synchronously (so bad input leaves nothing behind) and
+answers with the id at once; bringing the container up, routing it and probing its
+readiness happen in a background task. A per-session lock orders bring-up against
+delete, so a delete during a launch can never leave a container or route behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from emulator import labels, naming
+from emulator.core import policy
+from emulator.core.identity import UsersSource
+from emulator.core.models import Event, Session, Status, User
+from emulator.core.probe import wait_until_ready
+from emulator.core.store import Store
+from emulator.errors import EmulatorError, InvalidRequest, NotFound, Forbidden
+from emulator.gateway.base import Gateway, RouteSpec
+from emulator.profiles import Profile
+from emulator.runtime.base import Runtime
+from emulator.runtime.spec import (
+    build_spec,
+    group_lines,
+    passwd_lines,
+    session_files_dir,
+    template_values,
+)
+from emulator.settings import Settings
+
+log = logging.getLogger("emulator.sessions")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    name: str | None
+    image: str | None
+    type: str | None
+    cores: str | None = None
+    ram: str | None = None
+    gpus: str | None = None
+    cmd: str | None = None
+    args: str | None = None
+    env: list[str] = field(default_factory=list)
+
+
+class SessionManager:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        runtime: Runtime,
+        gateway: Gateway,
+        profiles: dict[str, Profile],
+        users: UsersSource,
+        context: dict[str, Any],
+        gpu_devices: list[str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.runtime = runtime
+        self.gateway = gateway
+        self.profiles = profiles
+        self.users = users
+        self.context = context
+        self.gpu_devices = gpu_devices or []
+        self.clock = clock
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._image_files: dict[str, tuple[str, str]] = {}
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
+    def container_name(self, session: Session) -> str:
+        return naming.session_container(self.settings.prefix, session.type, session.id)
+
+    def event(self, session_id: str, reason: str, message: str, warning: bool = False) -> None:
+        self.store.record_event(session_id, "Warning" if warning else "Normal", reason, message, self.clock())
+
+    def route_for(self, session: Session) -> RouteSpec | None:
+        profile = self.profiles.get(session.type)
+        user = self.users.current().get(session.user)
+        if profile is None or not profile.interactive or profile.port is None or user is None:
+            return None
+        values = template_values(profile, session, user, self.settings)
+        return RouteSpec(
+            session_id=session.id,
+            prefix=profile.render(profile.path_prefix or "", values),
+            upstream_host=self.container_name(session),
+            port=profile.port,
+            strip_prefix=profile.strip_prefix,
+            request_headers={k: profile.render(v, values) for k, v in profile.request_headers.items()},
+        )
+
+    def connect_url(self, session: Session) -> str:
+        profile = self.profiles.get(session.type)
+        user = self.users.current().get(session.user)
+        if profile is None or user is None or profile.connect_url == "not-applicable":
+            return "not-applicable"
+        return profile.render(profile.connect_url, template_values(profile, session, user, self.settings))
+
+    def owned(self, user: User, session_id: str) -> Session:
+        session = self.store.get(session_id)
+        if session is None or session.user != user.name or session.type == "desktop-app":
+            raise NotFound(f"session {session_id} not found")
+        return session
+
+    def in_flight(self, session_id: str) -> bool:
+        task = self._tasks.get(session_id)
+        return task is not None and not task.done()
+
+    # --- launch ---------------------------------------------------------------------------
+
+    async def launch(self, user: User, request: LaunchRequest) -> str:
+        if not request.image:
+            raise InvalidRequest("Missing parameter 'image'")
+        name = policy.validate_name(request.name)
+        session_type = policy.validate_type(request.type)
+        profile = self.profiles.get(session_type)
+        if profile is None:
+            raise InvalidRequest(
+                f"session type '{session_type}' is not available in this emulator yet (no profiles/{session_type}.yaml)"
+            )
+        resources = policy.resolve_resources(
+            policy.ResourceRequest(request.cores, request.ram, request.gpus),
+            self.context,
+            profile.fixed_resources,
+            profile.gpus_allowed,
+            headless=session_type == "headless",
+        )
+        image = await self.runtime.image(request.image)
+        if image is None:
+            raise InvalidRequest(
+                f"image '{request.image}' is not in the local Docker engine; build it "
+                "(emulate images build) or pull it (docker pull) first"
+            )
+        declared = image.labels.get(labels.IMAGE_SESSION_TYPES)
+        if declared is not None and session_type not in declared.replace(",", " ").split():
+            raise InvalidRequest(f"image/type mismatch: {request.image}/{session_type}")
+        devices = self._allocate_gpus(resources.gpus)
+
+        now = self.clock()
+        lifetime = self.settings.headless_expiry_seconds if session_type == "headless" else (
+            self.settings.session_expiry_seconds)
+        session = Session(
+            id=naming.new_session_id(),
+            user=user.name,
+            type=session_type,
+            name=name,
+            image=request.image,
+            status=Status.PENDING,
+            resources=resources,
+            start_time=now,
+            expiry_time=policy.expiry(now, lifetime),
+            env=policy.parse_env(request.env),
+            cmd=request.cmd,
+            args=request.args,
+            gpu_devices=devices,
+        )
+        while not self.store.admit(session, self.settings.max_sessions):
+            session.id = naming.new_session_id()
+        self.event(session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine")
+        self.start(session.id)
+        return session.id
+
+    def _allocate_gpus(self, count: int) -> list[str]:
+        if count == 0:
+            return []
+        free = [d for d in self.gpu_devices if d not in self.store.gpu_devices_in_use()]
+        if len(free) < count:
+            raise InvalidRequest(f"Invalid value for 'gpus': {count} (only {len(free)} GPU(s) free on this machine)")
+        return free[:count]
+
+    def start(self, session_id: str) -> None:
+        """Bring a Pending session up in the background (also used to resume after a restart)."""
+        if self.in_flight(session_id):
+            return
+        task = asyncio.create_task(self._bring_up(session_id), name=f"bring-up-{session_id}")
+        self._tasks[session_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(session_id, None) if self._tasks.get(session_id) is task
+                               else None)
+
+    async def _prepare_files(self, session: Session, user: User) -> None:
+        """The user's home (mode 0700, first launch only) and the session's passwd and group files."""
+        arc = self.settings.arc_path
+        (arc / "projects").mkdir(parents=True, exist_ok=True)
+        (arc / "home").mkdir(parents=True, exist_ok=True)
+        home = arc / "home" / user.name
+        if not home.exists():
+            home.mkdir(mode=0o700)
+            (home / ".ssl").mkdir(mode=0o700)
+            for path in (home, home / ".ssl"):
+                shutil.chown(path, user.uid, user.gid)
+        image = await self.runtime.image(session.image)
+        key = image.id if image else session.image
+        if key not in self._image_files:
+            passwd = await self.runtime.read_image_file(session.image, "/etc/passwd")
+            group = await self.runtime.read_image_file(session.image, "/etc/group")
+            self._image_files[key] = (passwd, group)
+        passwd, group = self._image_files[key]
+        files = session_files_dir(self.settings, session.id)
+        files.mkdir(parents=True, exist_ok=True)
+        (files / "passwd").write_text(passwd_lines(passwd, user, f"/arc/home/{user.name}"))
+        (files / "group").write_text(group_lines(group, user))
+        for path in (files / "passwd", files / "group"):
+            path.chmod(0o644)
+
+    async def _bring_up(self, session_id: str) -> None:
+        async with self._lock(session_id):
+            session = self.store.get(session_id)
+            if session is None or session.status is not Status.PENDING:
+                return
+            profile = self.profiles[session.type]
+            user = self.users.current().get(session.user)
+            try:
+                if user is None:
+                    raise InvalidRequest(f"user {session.user} is no longer in the users file")
+                await self._prepare_files(session, user)
+                spec = build_spec(profile, session, user, self.settings)
+                state = await self.runtime.run(spec)
+                self.event(session_id, "Started", f"Started container {spec.name}")
+                route = self.route_for(session)
+                if route is not None:
+                    await self.gateway.add_route(route)
+            except EmulatorError as exc:
+                await self._fail(session, exc.message)
+                return
+            except Exception as exc:  # a Docker or gateway error we did not foresee: the session fails, loudly
+                log.exception("bring-up of %s failed", session_id)
+                await self._fail(session, f"{exc.__class__.__name__}: {exc}")
+                return
+        if profile.readiness is None or not profile.interactive or state.address is None:
+            if self.store.mark_running(session_id):
+                self.event(session_id, "Running", "Container is running")
+            return
+        values = template_values(profile, session, user, self.settings)
+        ready = await wait_until_ready(
+            address=state.address,
+            port=profile.port or 0,
+            probe=profile.readiness,
+            path=profile.render(profile.readiness.path, values),
+            interval=self.settings.probe_interval,
+            still_wanted=lambda: self._still_pending(session_id),
+            on_slow=lambda: self.event(
+                session_id, "Unhealthy",
+                f"Not ready after {profile.startup_timeout_seconds} s; still probing", warning=True),
+            slow_after=profile.startup_timeout_seconds,
+        )
+        if ready and self.store.mark_running(session_id):
+            self.event(session_id, "Ready", f"{session.type} answers on port {profile.port}")
+
+    def _still_pending(self, session_id: str) -> bool:
+        session = self.store.get(session_id)
+        return session is not None and session.status is Status.PENDING
+
+    async def _fail(self, session: Session, reason: str) -> None:
+        await self.gateway.delete_route(session.id)
+        await self.runtime.remove(self.container_name(session))
+        self.store.set_status(session.id, Status.FAILED, ended_at=self.clock())
+        self.event(session.id, "Failed", reason, warning=True)
+
+    # --- queries --------------------------------------------------------------------------
+
+    def list(self, user: User | None, type_filter: str | None = None, status_filter: str | None = None
+             ) -> list[Session]:
+        sessions = self.store.list(user.name if user else None)
+        if type_filter:
+            sessions = [s for s in sessions if s.type.lower() == type_filter.lower()]
+        if status_filter:
+            sessions = [s for s in sessions if s.status.value.lower() == status_filter.lower()]
+        return sessions
+
+    async def logs(self, user: User, session_id: str) -> str:
+        return await self.runtime.logs(self.container_name(self.owned(user, session_id)))
+
+    def events(self, user: User, session_id: str) -> list[Event]:
+        return self.store.events(self.owned(user, session_id).id)
+
+    # --- changes --------------------------------------------------------------------------
+
+    async def renew(self, user: User, session_id: str, action: str | None) -> datetime:
+        if action is None:
+            raise InvalidRequest("Cannot modify an existing session")
+        if action != "renew":
+            raise InvalidRequest("unrecognized action")
+        session = self.store.get(session_id)
+        if session is None or session.user != user.name or session.status.final or (
+                session.status is Status.TERMINATING):
+            raise InvalidRequest(f"No active job for user {user.name} with session {session_id}")
+        lifetime = self.settings.headless_expiry_seconds if session.type == "headless" else (
+            self.settings.session_expiry_seconds)
+        new_expiry = policy.expiry(self.clock(), lifetime)
+        self.store.set_expiry(session_id, new_expiry)
+        self.event(session_id, "Renewed", f"Expiry moved to {new_expiry.isoformat()}")
+        return new_expiry
+
+    async def delete(self, user: User, session_id: str) -> None:
+        session = self.store.get(session_id)
+        if session is None or session.type == "desktop-app":
+            raise NotFound(session_id)
+        if session.user != user.name:
+            raise Forbidden("forbidden")
+        await self.terminate(session)
+
+    async def terminate(self, session: Session) -> None:
+        """Remove a session entirely: route, container, files, row. Safe to call twice."""
+        self.store.set_status(session.id, Status.TERMINATING)
+        async with self._lock(session.id):
+            await self.gateway.delete_route(session.id)
+            await self.runtime.remove(self.container_name(session))
+            shutil.rmtree(session_files_dir(self.settings, session.id), ignore_errors=True)
+            self.store.remove(session.id)
+        self._locks.pop(session.id, None)

@@ -1,0 +1,251 @@
+"""SQLite (WAL) repository: every SQL statement of the service lives here.
+
+The per-user session limit is checked and the row inserted inside one
+`BEGIN IMMEDIATE` transaction, so parallel launches (threads or processes)
+can never exceed it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from emulator.core.models import Event, Resources, Session, Status
+from emulator.errors import InvalidRequest
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    image TEXT NOT NULL,
+    status TEXT NOT NULL,
+    cores_request REAL NOT NULL,
+    cores_limit REAL NOT NULL,
+    ram_request_gb REAL NOT NULL,
+    ram_limit_gb REAL NOT NULL,
+    gpus INTEGER NOT NULL DEFAULT 0,
+    fixed INTEGER NOT NULL DEFAULT 0,
+    start_time TEXT NOT NULL,
+    expiry_time TEXT NOT NULL,
+    env TEXT NOT NULL DEFAULT '[]',
+    cmd TEXT,
+    args TEXT,
+    gpu_devices TEXT NOT NULL DEFAULT '[]',
+    ready INTEGER NOT NULL DEFAULT 0,
+    ended_at TEXT,
+    exit_code INTEGER
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    first_time TEXT NOT NULL,
+    last_time TEXT NOT NULL,
+    count INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS events_session ON events(session_id);
+"""
+
+# Types that never count towards the interactive limit, and statuses that no longer count (skaha v0).
+_UNCOUNTED_TYPES = ("headless", "desktop-app")
+_UNCOUNTED_STATUSES = (Status.TERMINATING.value, Status.SUCCEEDED.value)
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def admit(self, session: Session, max_interactive: int) -> bool:
+        """Insert `session` unless its user already has `max_interactive` active interactive sessions.
+
+        Returns False when the id is already taken (the caller draws a new one).
+        Raises InvalidRequest with skaha's message when the limit is reached.
+        """
+        with self._immediate() as db:
+            if session.type not in _UNCOUNTED_TYPES:
+                (active,) = db.execute(
+                    f"SELECT COUNT(*) FROM sessions WHERE user = ? "
+                    f"AND type NOT IN ({','.join('?' * len(_UNCOUNTED_TYPES))}) "
+                    f"AND status NOT IN ({','.join('?' * len(_UNCOUNTED_STATUSES))})",
+                    (session.user, *_UNCOUNTED_TYPES, *_UNCOUNTED_STATUSES),
+                ).fetchone()
+                if active >= max_interactive:
+                    raise InvalidRequest(
+                        f"User {session.user} has reached the maximum of {max_interactive} active sessions."
+                    )
+            try:
+                self._insert(db, session)
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    def _insert(self, db: sqlite3.Connection, s: Session) -> None:
+        r = s.resources
+        db.execute(
+            "INSERT INTO sessions (id, user, type, name, image, status, cores_request, cores_limit, "
+            "ram_request_gb, ram_limit_gb, gpus, fixed, start_time, expiry_time, env, cmd, args, gpu_devices, "
+            "ready, ended_at, exit_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                s.id, s.user, s.type, s.name, s.image, s.status.value, r.cores_request, r.cores_limit,
+                r.ram_request_gb, r.ram_limit_gb, r.gpus, int(r.fixed), _ts(s.start_time), _ts(s.expiry_time),
+                json.dumps(s.env), s.cmd, s.args, json.dumps(s.gpu_devices), int(s.ready), _ts(s.ended_at),
+                s.exit_code,
+            ),
+        )
+
+    @staticmethod
+    def _row(row: sqlite3.Row) -> Session:
+        return Session(
+            id=row["id"],
+            user=row["user"],
+            type=row["type"],
+            name=row["name"],
+            image=row["image"],
+            status=Status(row["status"]),
+            resources=Resources(
+                cores_request=row["cores_request"],
+                cores_limit=row["cores_limit"],
+                ram_request_gb=row["ram_request_gb"],
+                ram_limit_gb=row["ram_limit_gb"],
+                gpus=row["gpus"],
+                fixed=bool(row["fixed"]),
+            ),
+            start_time=datetime.fromisoformat(row["start_time"]),
+            expiry_time=datetime.fromisoformat(row["expiry_time"]),
+            env=json.loads(row["env"]),
+            cmd=row["cmd"],
+            args=row["args"],
+            gpu_devices=json.loads(row["gpu_devices"]),
+            ready=bool(row["ready"]),
+            ended_at=_dt(row["ended_at"]),
+            exit_code=row["exit_code"],
+        )
+
+    def get(self, session_id: str) -> Session | None:
+        row = self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return self._row(row) if row else None
+
+    def list(self, user: str | None = None) -> list[Session]:
+        if user is None:
+            rows = self._db.execute("SELECT * FROM sessions ORDER BY start_time, id").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM sessions WHERE user = ? ORDER BY start_time, id", (user,)
+            ).fetchall()
+        return [self._row(r) for r in rows]
+
+    def gpu_devices_in_use(self) -> set[str]:
+        rows = self._db.execute(
+            "SELECT gpu_devices FROM sessions WHERE status NOT IN (?, ?)",
+            (Status.SUCCEEDED.value, Status.FAILED.value),
+        ).fetchall()
+        return {device for (devices,) in rows for device in json.loads(devices)}
+
+    def set_status(
+        self,
+        session_id: str,
+        status: Status,
+        *,
+        ready: bool | None = None,
+        ended_at: datetime | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        self._db.execute(
+            "UPDATE sessions SET status = ?, ready = COALESCE(?, ready), ended_at = COALESCE(?, ended_at), "
+            "exit_code = COALESCE(?, exit_code) WHERE id = ?",
+            (status.value, None if ready is None else int(ready), _ts(ended_at), exit_code, session_id),
+        )
+
+    def mark_running(self, session_id: str) -> bool:
+        """Pending -> Running, only if the session is still Pending (a delete may have begun)."""
+        cursor = self._db.execute(
+            "UPDATE sessions SET status = ?, ready = 1 WHERE id = ? AND status = ?",
+            (Status.RUNNING.value, session_id, Status.PENDING.value),
+        )
+        return cursor.rowcount == 1
+
+    def set_expiry(self, session_id: str, expiry: datetime) -> None:
+        self._db.execute("UPDATE sessions SET expiry_time = ? WHERE id = ?", (_ts(expiry), session_id))
+
+    def set_gpu_devices(self, session_id: str, devices: list[str]) -> None:
+        self._db.execute("UPDATE sessions SET gpu_devices = ? WHERE id = ?", (json.dumps(devices), session_id))
+
+    def remove(self, session_id: str) -> None:
+        with self._immediate() as db:
+            db.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
+            db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
+
+    # --- events ---------------------------------------------------------------------------
+
+    def record_event(self, session_id: str, type_: str, reason: str, message: str, now: datetime) -> None:
+        """Append an event; a repeat of the newest one only bumps its count and last time (as k8s does)."""
+        with self._immediate() as db:
+            last = db.execute(
+                "SELECT id, type, reason, message FROM events WHERE session_id = ? ORDER BY id DESC LIMIT 1",
+                (session_id,),
+            ).fetchone()
+            if last and (last["type"], last["reason"], last["message"]) == (type_, reason, message):
+                db.execute(
+                    "UPDATE events SET count = count + 1, last_time = ? WHERE id = ?", (_ts(now), last["id"])
+                )
+            else:
+                db.execute(
+                    "INSERT INTO events (session_id, type, reason, message, first_time, last_time) "
+                    "VALUES (?,?,?,?,?,?)",
+                    (session_id, type_, reason, message, _ts(now), _ts(now)),
+                )
+
+    def events(self, session_id: str) -> list[Event]:
+        rows = self._db.execute("SELECT * FROM events WHERE session_id = ? ORDER BY id", (session_id,)).fetchall()
+        return [
+            Event(
+                session_id=r["session_id"],
+                type=r["type"],
+                reason=r["reason"],
+                message=r["message"],
+                first_time=datetime.fromisoformat(r["first_time"]),
+                last_time=datetime.fromisoformat(r["last_time"]),
+                count=r["count"],
+            )
+            for r in rows
+        ]

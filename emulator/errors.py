@@ -1,0 +1,63 @@
+"""One exception tree for the whole emulator.
+
+    EmulatorError                 any failure we explain to a user (500 by default)
+    ├── InvalidRequest            400: bad parameter, unknown type, limit reached (skaha uses 400)
+    ├── NotAuthenticated          401: no or wrong token
+    ├── Forbidden                 403: someone else's session
+    ├── NotFound                  404: no such session
+    ├── Unavailable               503: Docker or the gateway cannot be reached
+    └── ConfigError               a profile, users file or setting is wrong (names file and field)
+
+Each class carries the HTTP status skaha answers with; the message is the exact
+text/plain body skaha sends (see shared/reference, section 1.5). The API maps these
+to responses in one handler; the HTTP client maps responses back to the same
+classes; the CLI prints the message on one line.
+"""
+
+from __future__ import annotations
+
+
+class EmulatorError(Exception):
+    status_code: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(EmulatorError):
+    status_code = 400
+
+
+class NotAuthenticated(EmulatorError):
+    status_code = 401
+
+
+class Forbidden(EmulatorError):
+    status_code = 403
+
+
+class NotFound(EmulatorError):
+    status_code = 404
+
+
+class Unavailable(EmulatorError):
+    status_code = 503
+
+
+class ConfigError(EmulatorError):
+    status_code = 500
+
+
+_BY_STATUS: dict[int, type[EmulatorError]] = {
+    400: InvalidRequest,
+    401: NotAuthenticated,
+    403: Forbidden,
+    404: NotFound,
+    503: Unavailable,
+}
+
+
+def error_for_status(status_code: int, message: str) -> EmulatorError:
+    """The exception a client raises for an HTTP error answer."""
+    return _BY_STATUS.get(status_code, EmulatorError)(message)

@@ -1,0 +1,1 @@
+"""Adapter: the HTTP gateway (Caddy). The brain sees only `base.Gateway`."""

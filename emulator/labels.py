@@ -1,0 +1,37 @@
+"""Every Docker label key the emulator writes; labels are the lasting truth about
+what a container is, so the service can rebuild its picture from Docker alone."""
+
+from __future__ import annotations
+
+# Our own keys.
+INSTANCE = "io.skaha-emulator.instance"
+ROLE = "io.skaha-emulator.role"  # service | gateway | session
+PROFILE_HASH = "io.skaha-emulator.profile-hash"
+
+# The keys skaha itself sets on session pods (skaha >= 1.x, canfar.net/*).
+SESSION_ID = "canfar.net/id"
+USERNAME = "canfar.net/username"
+SESSION_NAME = "canfar.net/name"
+KIND = "canfar.net/kind"
+FLAVOR = "canfar.net/flavor"  # fixed | flexible
+ACCELERATOR = "canfar.net/accelerator"  # gpu | none
+MANAGED_BY = "app.kubernetes.io/managed-by"
+
+# The OCI image label that carries an image's session types (AstroAI's CANFAR images use it).
+IMAGE_SESSION_TYPES = "io.canfar.skaha.session.type"
+
+ROLE_SERVICE = "service"
+ROLE_GATEWAY = "gateway"
+ROLE_SESSION = "session"
+
+
+def platform_labels(instance: str, role: str) -> dict[str, str]:
+    return {INSTANCE: instance, ROLE: role, MANAGED_BY: "skaha-emulator"}
+
+
+def selector(instance: str, role: str | None = None) -> list[str]:
+    """A Docker `label` filter selecting what an instance owns (optionally one role)."""
+    wanted = [f"{INSTANCE}={instance}"]
+    if role:
+        wanted.append(f"{ROLE}={role}")
+    return wanted

@@ -1,0 +1,183 @@
+"""`emulate up` / `down` / `status`: the instance's network, gateway and service containers.
+
+Like a Compose project: everything carries the instance label, so `up` is
+idempotent (it starts what is missing and recreates what is out of date) and
+`down` finds what to stop by label. Session containers and /arc are left alone
+by `down`, so sessions and data survive a down/up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import docker
+import docker.errors
+import httpx
+
+from emulator import labels, naming
+from emulator.errors import EmulatorError, Unavailable
+from emulator.gateway.caddy import LISTEN_PORT
+from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
+from emulator.settings import Settings
+
+INSTANCE_FILE = "instance.json"
+
+
+def docker_socket() -> str:
+    """The host path of the Docker socket the service container gets."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        raise EmulatorError(f"`emulate up` needs a local Docker socket; DOCKER_HOST is {host}")
+    return urlparse(host).path
+
+
+def prepare_folders(settings: Settings) -> None:
+    (settings.state_path / "gateway").mkdir(parents=True, exist_ok=True)
+    for sub in ("home", "projects"):
+        path = settings.arc_path / sub
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o755)
+
+
+@dataclass
+class PlatformStatus:
+    url: str
+    service: str  # running | exited | missing ...
+    gateway: str
+    sessions: int
+
+
+class Platform:
+    def __init__(self, settings: Settings, client: docker.DockerClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.prefix = settings.prefix
+
+    # --- pieces -------------------------------------------------------------------------
+
+    def ensure_network(self) -> None:
+        name = naming.network_name(self.prefix)
+        if not self.client.networks.list(names=[name]):
+            self.client.networks.create(name, driver="bridge",
+                                        labels=labels.platform_labels(self.settings.instance, "network"))
+
+    def _container(self, name: str) -> Any | None:
+        try:
+            return self.client.containers.get(name)
+        except docker.errors.NotFound:
+            return None
+
+    def _ensure(self, name: str, image: str, fingerprint: str, **kwargs: Any) -> None:
+        """Start the container, recreating it when its image or configuration changed."""
+        current = self._container(name)
+        image_id = self.client.images.get(image).id
+        if current is not None:
+            same = (current.image.id == image_id
+                    and current.labels.get(labels.PROFILE_HASH) == fingerprint)
+            if same:
+                if current.status != "running":
+                    current.start()
+                return
+            current.remove(force=True)
+        kwargs["labels"] = {**kwargs.get("labels", {}), labels.PROFILE_HASH: fingerprint}
+        self.client.containers.run(image, name=name, detach=True,
+                                   restart_policy={"Name": "unless-stopped"},
+                                   network=naming.network_name(self.prefix), **kwargs)
+
+    def ensure_gateway(self) -> None:
+        s = self.settings
+        ports = {f"{LISTEN_PORT}/tcp": (s.host, s.port)}
+        mounts = [docker.types.Mount("/run/caddy-admin", str(s.state_path / "gateway"), type="bind")]
+        self._ensure(
+            naming.gateway_container(self.prefix), GATEWAY_IMAGE, json.dumps([s.host, s.port, str(s.state_path)]),
+            ports=ports, mounts=mounts, labels=labels.platform_labels(s.instance, labels.ROLE_GATEWAY),
+        )
+
+    def ensure_service(self) -> None:
+        s = self.settings
+        same_path = [str(s.state_path), str(s.arc_path)]
+        mounts = [docker.types.Mount(p, p, type="bind") for p in same_path]
+        mounts.append(docker.types.Mount(str(s.config_path), str(s.config_path), type="bind", read_only=True))
+        socket = docker_socket()
+        mounts.append(docker.types.Mount("/var/run/docker.sock", socket, type="bind"))
+        environment = s.as_environment()
+        self._ensure(
+            naming.service_container(self.prefix), SERVICE_IMAGE, json.dumps(environment, sort_keys=True),
+            environment=environment, mounts=mounts,
+            labels=labels.platform_labels(s.instance, labels.ROLE_SERVICE),
+        )
+
+    # --- verbs --------------------------------------------------------------------------
+
+    def up(self, timeout: float = 90) -> str:
+        prepare_folders(self.settings)
+        self.ensure_network()
+        self.ensure_gateway()
+        self.ensure_service()
+        self._wait_available(timeout)
+        (self.settings.state_path / INSTANCE_FILE).write_text(json.dumps({"url": self.settings.base_url}))
+        return self.settings.base_url
+
+    def _wait_available(self, timeout: float) -> None:
+        url = f"{self.settings.base_url}/skaha/availability"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            service = self._container(naming.service_container(self.prefix))
+            if service is not None:
+                service.reload()
+                if service.status in ("exited", "dead") or service.attrs["State"].get("Restarting"):
+                    logs = service.logs(tail=15).decode(errors="replace").strip()
+                    raise Unavailable(f"the emulator service failed to start:\n{logs}")
+            time.sleep(0.2)
+        raise Unavailable(f"the emulator did not answer at {url} within {timeout:.0f} s")
+
+    def down(self, remove_sessions: bool = False) -> list[str]:
+        removed = []
+        roles = [labels.ROLE_SERVICE, labels.ROLE_GATEWAY] + ([labels.ROLE_SESSION] if remove_sessions else [])
+        for role in roles:
+            for container in self.client.containers.list(
+                    all=True, filters={"label": labels.selector(self.settings.instance, role)}):
+                container.remove(force=True, v=True)
+                removed.append(container.name)
+        if remove_sessions:
+            for network in self.client.networks.list(filters={"label": labels.selector(self.settings.instance)}):
+                network.remove()
+            for name in ("state.db", "state.db-wal", "state.db-shm", INSTANCE_FILE):
+                (self.settings.state_path / name).unlink(missing_ok=True)
+        else:
+            (self.settings.state_path / INSTANCE_FILE).unlink(missing_ok=True)
+        return removed
+
+    def status(self) -> PlatformStatus:
+        def state(name: str) -> str:
+            container = self._container(name)
+            return "missing" if container is None else container.status
+
+        sessions = self.client.containers.list(
+            all=True, filters={"label": labels.selector(self.settings.instance, labels.ROLE_SESSION)})
+        return PlatformStatus(
+            url=self.settings.base_url,
+            service=state(naming.service_container(self.prefix)),
+            gateway=state(naming.gateway_container(self.prefix)),
+            sessions=len(sessions),
+        )
+
+
+def recorded_url(settings: Settings) -> str | None:
+    """The URL `emulate up` recorded for this instance, if it is up."""
+    path: Path = settings.state_path / INSTANCE_FILE
+    try:
+        return str(json.loads(path.read_text())["url"])
+    except (OSError, ValueError, KeyError):
+        return None

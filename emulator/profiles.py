@@ -1,0 +1,150 @@
+"""Session profiles: each session type's contract as data (profiles/*.yaml).
+
+A profile says which port the app serves, what the platform runs, which
+environment it sets, under which path the gateway routes it (and whether the
+prefix is stripped), how readiness is probed, whether resources are fixed, and
+the connect URL. Templates use {placeholders} from `TEMPLATE_FIELDS`; unknown
+placeholders are reported at load time with the file and field that hold them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from emulator.errors import ConfigError
+
+SESSION_TYPES = ("notebook", "desktop", "carta", "contributed", "firefly", "headless", "desktop-app")
+
+TEMPLATE_FIELDS = {
+    "session_id": "the 8-character session id",
+    "session_name": "the session name, lowercased",
+    "user": "the user's name",
+    "uid": "the user's uid",
+    "gid": "the user's gid",
+    "home": "the user's home, /arc/home/<user>",
+    "top_level": "the storage top level, /arc",
+    "projects": "the projects folder, /arc/projects",
+    "threads": "max(1, requested cores) as an integer",
+    "api_host": "host[:port] of the skaha API as seen from inside a session",
+    "api_version": "v0 or v1",
+    "base_url": "the public base URL, e.g. http://127.0.0.1:8080",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Probe(_Strict):
+    kind: Literal["http", "tcp"] = Field(description="http: any answer below 500 counts; tcp: a connection counts.")
+    path: str = Field("/", description="Path of the HTTP probe (a template).")
+
+
+class FixedResources(_Strict):
+    cores_request: float
+    cores_limit: float
+    ram_request_gb: float
+    ram_limit_gb: float
+
+
+class Profile(_Strict):
+    type: Literal["notebook", "desktop", "carta", "contributed", "firefly", "headless", "desktop-app"]
+    description: str
+    default_image: str = Field(description="Image launched when the user names none (CLI).")
+    interactive: bool = True
+    port: int | None = Field(None, ge=1, le=65535, description="Port the app serves inside the container.")
+    command: list[str] | None = Field(None, description="What the platform runs; null runs the image's own CMD.")
+    working_dir: str | None = Field(None, description="Working directory (a template); null keeps the image's.")
+    environment: dict[str, str] = Field(default_factory=dict, description="Extra environment (templates).")
+    path_prefix: str | None = Field(None, description="Gateway path prefix (a template), ending in '/'.")
+    strip_prefix: bool = Field(False, description="Whether the gateway strips the prefix before proxying.")
+    request_headers: dict[str, str] = Field(default_factory=dict, description="Headers the gateway sets.")
+    readiness: Probe | None = None
+    startup_timeout_seconds: int = Field(300, ge=1)
+    fixed_resources: FixedResources | None = Field(None, description="Resources the type always gets.")
+    gpus_allowed: bool = True
+    connect_url: str = Field(description="Connect URL template, or 'not-applicable'.")
+
+    def render(self, template: str, values: dict[str, str]) -> str:
+        return template.format(**values)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def templates(self) -> dict[str, str]:
+        """Every templated field, by its name in the file."""
+        found = {"connect_url": self.connect_url}
+        if self.path_prefix:
+            found["path_prefix"] = self.path_prefix
+        if self.working_dir:
+            found["working_dir"] = self.working_dir
+        if self.readiness:
+            found["readiness.path"] = self.readiness.path
+        for i, part in enumerate(self.command or []):
+            found[f"command[{i}]"] = part
+        for key, value in self.environment.items():
+            found[f"environment.{key}"] = value
+        for key, value in self.request_headers.items():
+            found[f"request_headers.{key}"] = value
+        return found
+
+
+def _template_errors(profile: Profile) -> list[str]:
+    errors = []
+    for field, template in profile.templates().items():
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        except ValueError as exc:
+            errors.append(f"{field}: {exc}")
+            continue
+        for name in names:
+            if name not in TEMPLATE_FIELDS:
+                errors.append(f"{field}: unknown placeholder {{{name}}} (known: {', '.join(TEMPLATE_FIELDS)})")
+    if profile.path_prefix and not profile.path_prefix.endswith("/"):
+        errors.append("path_prefix: must end with '/'")
+    if profile.interactive and (profile.port is None or profile.path_prefix is None):
+        errors.append("interactive profiles need both port and path_prefix")
+    return errors
+
+
+def load_profile(path: Path) -> Profile:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"profile {path} cannot be read: {exc}") from exc
+    try:
+        profile = Profile.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"profile {path} is invalid: {problems}") from exc
+    problems_list = _template_errors(profile)
+    if problems_list:
+        raise ConfigError(f"profile {path} is invalid: {'; '.join(problems_list)}")
+    if path.stem != profile.type:
+        raise ConfigError(f"profile {path} is invalid: type '{profile.type}' must match the file name")
+    return profile
+
+
+def load_profiles(directory: Path) -> dict[str, Profile]:
+    """Every profile in `directory`, keyed by session type; all problems reported at once."""
+    if not directory.is_dir():
+        raise ConfigError(f"profiles folder {directory} does not exist")
+    profiles: dict[str, Profile] = {}
+    problems: list[str] = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            profile = load_profile(path)
+        except ConfigError as exc:
+            problems.append(exc.message)
+            continue
+        profiles[profile.type] = profile
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return profiles

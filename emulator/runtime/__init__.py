@@ -1,0 +1,1 @@
+"""Adapter: the container runtime (Docker). The brain sees only `base.Runtime`."""

@@ -1,0 +1,103 @@
+"""The written contract between the brain and a container runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # a host path
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to run one session container; built by runtime.spec (pure)."""
+
+    name: str
+    image: str
+    command: list[str] | None
+    environment: dict[str, str]
+    labels: dict[str, str]
+    hostname: str
+    user: str  # "uid:gid"
+    group_add: list[int]
+    memory_bytes: int
+    nano_cpus: int
+    pids_limit: int
+    network: str
+    mounts: list[Mount] = field(default_factory=list)
+    tmpfs: dict[str, str] = field(default_factory=dict)
+    working_dir: str | None = None
+    restart_on_failure: bool = False
+    gpu_devices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    labels: dict[str, str]
+    state: str  # created | running | restarting | exited | dead | paused | removing
+    exit_code: int | None
+    address: str | None  # the container's IP on the platform network
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    tags: list[str]
+    labels: dict[str, str]
+    digest: str  # repo digest when the image came from a registry, else its id
+
+
+@dataclass(frozen=True)
+class Usage:
+    memory_bytes: int
+    cpu_cores: float
+
+
+class Runtime(Protocol):
+    """A container runtime. Every method is idempotent where it can be:
+
+    - `run` creates and starts a container, or starts the existing one with that name;
+    - `remove` of a missing container succeeds.
+    """
+
+    async def run(self, spec: ContainerSpec) -> ContainerState:
+        """Create (if absent) and start the container; return its state with its network address."""
+        ...
+
+    async def remove(self, name: str) -> None:
+        """Kill and remove the container and its anonymous volumes; missing is fine."""
+        ...
+
+    async def state(self, name: str) -> ContainerState | None:
+        """The container's state, or None if it does not exist."""
+        ...
+
+    async def list(self, label_filters: list[str]) -> list[ContainerState]:
+        """All containers (running or not) carrying every `key=value` label given."""
+        ...
+
+    async def logs(self, name: str) -> str:
+        """stdout and stderr so far."""
+        ...
+
+    async def usage(self, name: str) -> Usage | None:
+        """Current memory and CPU use, or None if unknown."""
+        ...
+
+    async def image(self, reference: str) -> ImageInfo | None:
+        """The local image with that reference, or None."""
+        ...
+
+    async def images(self) -> list[ImageInfo]:
+        """Every local image."""
+        ...
+
+    async def read_image_file(self, image: str, path: str) -> str:
+        """The text of one file inside an image (empty when absent), without running the image."""
+        ...

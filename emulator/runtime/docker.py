@@ -1,0 +1,228 @@
+"""DockerRuntime: the Runtime protocol over the Docker SDK.
+
+The SDK blocks, so every call runs in a worker thread (this is the one place the
+service hops threads). 404 and 409 on removal count as done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+from docker.types import DeviceRequest, Mount as DockerMount
+
+from emulator.errors import InvalidRequest, Unavailable
+from emulator.runtime.base import ContainerSpec, ContainerState, ImageInfo, Usage
+
+T = TypeVar("T")
+
+
+def connect() -> docker.DockerClient:
+    """A Docker client, or an Unavailable error that says how to get an engine."""
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise Unavailable(
+            f"cannot reach the Docker engine ({exc.__class__.__name__}); is dockerd running? "
+            "(see README: 'Getting a Docker engine'; DOCKER_HOST selects another engine)"
+        ) from exc
+    return client
+
+
+def _state(container: Any, network: str | None = None) -> ContainerState:
+    attrs = container.attrs
+    state = attrs.get("State", {})
+    networks = attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
+    address = None
+    if network and network in networks:
+        address = networks[network].get("IPAddress") or None
+    elif networks:
+        address = next(iter(networks.values())).get("IPAddress") or None
+    status = state.get("Status", "unknown")
+    return ContainerState(
+        name=container.name,
+        labels=attrs.get("Config", {}).get("Labels") or {},
+        state=status,
+        exit_code=state.get("ExitCode") if status in ("exited", "dead") else None,
+        address=address,
+    )
+
+
+def _image_info(image: Any) -> ImageInfo:
+    attrs = image.attrs
+    digests = attrs.get("RepoDigests") or []
+    return ImageInfo(
+        id=image.id,
+        tags=list(image.tags),
+        labels=(attrs.get("Config") or {}).get("Labels") or {},
+        digest=digests[0].split("@", 1)[1] if digests else image.id,
+    )
+
+
+class DockerRuntime:
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self._client = client or connect()
+        self._cpu_samples: dict[str, tuple[int, int]] = {}
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(partial(fn, *args, **kwargs))
+        except docker.errors.APIError as exc:
+            if exc.status_code and exc.status_code >= 500 and "No such" not in str(exc):
+                raise Unavailable(f"Docker engine error: {exc.explanation or exc}") from exc
+            raise
+
+    # --- containers ---------------------------------------------------------------------
+
+    def _create_kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
+        kwargs: dict[str, Any] = dict(
+            image=spec.image,
+            command=spec.command,
+            name=spec.name,
+            environment=spec.environment,
+            labels=spec.labels,
+            hostname=spec.hostname,
+            user=spec.user,
+            group_add=[str(g) for g in spec.group_add],
+            mem_limit=spec.memory_bytes,
+            memswap_limit=spec.memory_bytes,  # equal to the memory limit: no swap
+            nano_cpus=spec.nano_cpus,
+            pids_limit=spec.pids_limit,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            network=spec.network,
+            mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
+            tmpfs=spec.tmpfs,
+            working_dir=spec.working_dir,
+            detach=True,
+        )
+        if spec.restart_on_failure:
+            kwargs["restart_policy"] = {"Name": "on-failure", "MaximumRetryCount": 5}
+        if spec.gpu_devices:
+            kwargs["device_requests"] = [DeviceRequest(device_ids=spec.gpu_devices, capabilities=[["gpu"]])]
+        return kwargs
+
+    def _run(self, spec: ContainerSpec) -> ContainerState:
+        try:
+            container = self._client.containers.get(spec.name)
+        except docker.errors.NotFound:
+            try:
+                container = self._client.containers.create(**self._create_kwargs(spec))
+            except docker.errors.ImageNotFound as exc:
+                raise InvalidRequest(f"image '{spec.image}' is not in the local Docker engine") from exc
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: created meanwhile by a resumed launch
+                    raise
+                container = self._client.containers.get(spec.name)
+        if container.status != "running":
+            container.start()
+        container.reload()
+        return _state(container, spec.network)
+
+    async def run(self, spec: ContainerSpec) -> ContainerState:
+        return await self._call(self._run, spec)
+
+    def _remove(self, name: str) -> None:
+        try:
+            self._client.api.remove_container(name, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # removal already in progress
+                raise
+        self._cpu_samples.pop(name, None)
+
+    async def remove(self, name: str) -> None:
+        await self._call(self._remove, name)
+
+    def _get_state(self, name: str) -> ContainerState | None:
+        try:
+            return _state(self._client.containers.get(name))
+        except docker.errors.NotFound:
+            return None
+
+    async def state(self, name: str) -> ContainerState | None:
+        return await self._call(self._get_state, name)
+
+    def _list(self, label_filters: list[str]) -> list[ContainerState]:
+        containers = self._client.containers.list(all=True, filters={"label": label_filters}, ignore_removed=True)
+        return [_state(c) for c in containers]
+
+    async def list(self, label_filters: list[str]) -> list[ContainerState]:
+        return await self._call(self._list, label_filters)
+
+    def _logs(self, name: str) -> str:
+        try:
+            data: bytes = self._client.api.logs(name, stdout=True, stderr=True)
+        except docker.errors.NotFound:
+            return ""
+        return data.decode("utf-8", errors="replace")
+
+    async def logs(self, name: str) -> str:
+        return await self._call(self._logs, name)
+
+    def _usage(self, name: str) -> Usage | None:
+        try:
+            stats = self._client.api.stats(name, stream=False, one_shot=True)
+        except docker.errors.APIError:
+            return None
+        memory = stats.get("memory_stats") or {}
+        details = memory.get("stats") or {}
+        # What kubectl top reports: usage without the reclaimable file cache.
+        cache = details.get("total_inactive_file", details.get("inactive_file", 0))
+        used = max(0, int(memory.get("usage", 0)) - int(cache))
+        cpu = stats.get("cpu_stats") or {}
+        total = int((cpu.get("cpu_usage") or {}).get("total_usage", 0))
+        system = int(cpu.get("system_cpu_usage") or 0)
+        online = int(cpu.get("online_cpus") or 1)
+        previous = self._cpu_samples.get(name)
+        self._cpu_samples[name] = (total, system)
+        cores = 0.0
+        if previous and system > previous[1]:
+            cores = (total - previous[0]) / (system - previous[1]) * online
+        return Usage(memory_bytes=used, cpu_cores=max(0.0, cores))
+
+    async def usage(self, name: str) -> Usage | None:
+        return await self._call(self._usage, name)
+
+    # --- images -------------------------------------------------------------------------
+
+    def _image(self, reference: str) -> ImageInfo | None:
+        try:
+            return _image_info(self._client.images.get(reference))
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code in (400, 404):  # an invalid reference is no image
+                return None
+            raise
+
+    async def image(self, reference: str) -> ImageInfo | None:
+        return await self._call(self._image, reference)
+
+    async def images(self) -> list[ImageInfo]:
+        return await self._call(lambda: [_image_info(i) for i in self._client.images.list()])
+
+    def _read_image_file(self, image: str, path: str) -> str:
+        container = self._client.api.create_container(image, command=["/bin/true"], entrypoint=[])
+        try:
+            try:
+                chunks, _ = self._client.api.get_archive(container["Id"], path)
+            except docker.errors.NotFound:
+                return ""
+            archive = tarfile.open(fileobj=io.BytesIO(b"".join(chunks)))
+            member = archive.next()
+            handle = archive.extractfile(member) if member else None
+            return handle.read().decode("utf-8", errors="replace") if handle else ""
+        finally:
+            self._client.api.remove_container(container["Id"], force=True)
+
+    async def read_image_file(self, image: str, path: str) -> str:
+        return await self._call(self._read_image_file, image, path)

@@ -1,0 +1,135 @@
+"""Pure: (profile, session, user, settings) -> ContainerSpec, the container contract of every session.
+
+Every session container, whatever its type: runs as the user's uid:gid with the
+supplementary groups, all capabilities dropped, no-new-privileges (added by the
+adapter), memory limit = RAM with swap disabled, CPU limit = cores, a pids limit,
+hostname = session name, /arc bound from the host, /scratch a private tmpfs, and
+HOME = PWD = /arc/home/<user>.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emulator import labels, naming
+from emulator.core.models import Session, User
+from emulator.core.policy import threads
+from emulator.profiles import Profile
+from emulator.runtime.base import ContainerSpec, Mount
+from emulator.settings import Settings
+
+TOP_LEVEL = "/arc"
+GIB = 1024**3
+
+
+def template_values(profile: Profile, session: Session, user: User, settings: Settings) -> dict[str, str]:
+    home = f"{TOP_LEVEL}/home/{user.name}"
+    return {
+        "session_id": session.id,
+        "session_name": session.name,
+        "user": user.name,
+        "uid": str(user.uid),
+        "gid": str(user.gid),
+        "home": home,
+        "top_level": TOP_LEVEL,
+        "projects": f"{TOP_LEVEL}/projects",
+        "threads": str(threads(session.resources.cores_request)),
+        "api_host": f"{naming.gateway_container(settings.prefix)}:8080",
+        "api_version": "v0",
+        "base_url": settings.base_url,
+    }
+
+
+def session_files_dir(settings: Settings, session_id: str) -> Path:
+    """Per-session files on the host (passwd, group), removed with the session."""
+    return settings.state_path / "sessions" / session_id
+
+
+def skaha_system_dir(settings: Settings) -> Path:
+    """Host copy of the launch scripts, mounted read-only at /skaha-system (skaha's ConfigMap)."""
+    return settings.state_path / "skaha-system"
+
+
+def build_spec(profile: Profile, session: Session, user: User, settings: Settings) -> ContainerSpec:
+    values = template_values(profile, session, user, settings)
+    home = values["home"]
+    environment = {
+        "skaha_hostname": values["api_host"],
+        "skaha_username": user.name,
+        "skaha_sessionid": session.id,
+        "HOME": home,
+        "PWD": home,
+        "OMP_NUM_THREADS": values["threads"],
+    }
+    environment.update({key: profile.render(value, values) for key, value in profile.environment.items()})
+    if profile.type == "headless":
+        # Only headless honours user env (skaha v0 and v1 alike).
+        environment.update(dict(entry.split("=", 1) for entry in session.env))
+    if session.gpu_devices:
+        environment["NVIDIA_VISIBLE_DEVICES"] = ",".join(session.gpu_devices)
+
+    command = [profile.render(part, values) for part in profile.command] if profile.command else None
+    if profile.type == "headless" and session.cmd:
+        command = [session.cmd, *(session.args.split(" ") if session.args else [])]
+
+    files = session_files_dir(settings, session.id)
+    mounts = [
+        Mount(str(settings.arc_path), TOP_LEVEL),
+        Mount(str(skaha_system_dir(settings)), "/skaha-system", read_only=True),
+        Mount(str(files / "passwd"), "/etc/passwd", read_only=True),
+        Mount(str(files / "group"), "/etc/group", read_only=True),
+    ]
+    resources = session.resources
+    return ContainerSpec(
+        name=naming.session_container(settings.prefix, session.type, session.id),
+        image=session.image,
+        command=command,
+        environment=environment,
+        labels={
+            **labels.platform_labels(settings.instance, labels.ROLE_SESSION),
+            labels.SESSION_ID: session.id,
+            labels.USERNAME: user.name,
+            labels.SESSION_NAME: session.name,
+            labels.KIND: session.type,
+            labels.FLAVOR: "fixed" if resources.fixed else "flexible",
+            labels.ACCELERATOR: "gpu" if resources.gpus else "none",
+            labels.PROFILE_HASH: profile.fingerprint(),
+        },
+        hostname=session.name,
+        user=f"{user.uid}:{user.gid}",
+        group_add=[gid for gid in user.supplementary_gids if gid != user.gid],
+        memory_bytes=int(resources.ram_limit_gb * GIB),
+        nano_cpus=int(resources.cores_limit * 1e9),
+        pids_limit=settings.pids_limit,
+        network=naming.network_name(settings.prefix),
+        mounts=mounts,
+        tmpfs={"/scratch": f"size={settings.scratch_size},exec,mode=0700,uid={user.uid},gid={user.gid}"},
+        working_dir=profile.render(profile.working_dir, values) if profile.working_dir else None,
+        restart_on_failure=profile.interactive,
+        gpu_devices=session.gpu_devices,
+    )
+
+
+def passwd_lines(image_passwd: str, user: User, home: str) -> str:
+    """The image's /etc/passwd plus the platform user (skaha's init-users-groups step)."""
+    kept = [line for line in image_passwd.splitlines() if line and not line.startswith(f"{user.name}:")]
+    kept = [line for line in kept if line.split(":")[2:3] != [str(user.uid)]]
+    kept.append(f"{user.name}:x:{user.uid}:{user.gid}::{home}:/bin/bash")
+    return "\n".join(kept) + "\n"
+
+
+def group_lines(image_group: str, user: User) -> str:
+    """The image's /etc/group plus the user's groups, each listing the user as a member."""
+    ours = {g.gid: g.name for g in user.groups}
+    ours.setdefault(user.gid, user.name)
+    ours_names = set(ours.values())
+    kept = []
+    for line in image_group.splitlines():
+        parts = line.split(":")
+        if not line or len(parts) < 3:
+            continue
+        if parts[0] in ours_names or (parts[2].isdigit() and int(parts[2]) in ours):
+            continue
+        kept.append(line)
+    kept.extend(f"{name}:x:{gid}:{user.name}" for gid, name in sorted(ours.items()))
+    return "\n".join(kept) + "\n"

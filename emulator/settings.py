@@ -1,0 +1,123 @@
+"""Every setting of the emulator, with its default, in one place (env prefix EMULATE_).
+
+The CLI and the service read the same settings; `emulate up` hands the CLI's
+settings to the service container as EMULATE_* variables, and mounts every
+host path at the same path inside it so that paths mean the same on both sides.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from emulator.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_INSTANCE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMULATE_", extra="ignore")
+
+    instance: str = Field("default", description="Name that namespaces every container, network, route and folder.")
+    host: str = Field("127.0.0.1", description="Host address the gateway is published on.")
+    port: int = Field(8080, description="Host port the gateway is published on.")
+    public_url: str | None = Field(
+        None, description="Base URL in connect URLs (default http://<host>:<port>)."
+    )
+    state_dir: Path | None = Field(None, description="SQLite state, per-session files, gateway socket.")
+    config_dir: Path | None = Field(None, description="Folder holding users.yaml (tokens, uids, groups).")
+    arc_dir: Path | None = Field(None, description="Host folder mounted as /arc in every session.")
+    profiles_dir: Path = Field(REPO_ROOT / "profiles", description="Folder of session profiles (*.yaml).")
+    images_dir: Path = Field(REPO_ROOT / "images", description="Folder of image recipes.")
+    max_sessions: int = Field(3, description="Concurrent interactive sessions per user (skaha.maxusersessions).")
+    session_expiry_seconds: int = Field(345600, description="Interactive session lifetime; renew resets it.")
+    headless_expiry_seconds: int = Field(1209600, description="Headless job deadline (14 days, as skaha).")
+    scratch_size: str = Field("20g", description="Size of the per-session /scratch tmpfs.")
+    pids_limit: int = Field(4096, description="Maximum processes in one session container.")
+    repositories: list[str] = Field(["images.canfar.net"], description="Registry hosts GET /repository lists.")
+    extra_ca_bundle: Path | None = Field(None, description="PEM bundle trusted by image builds (TLS proxies).")
+    service_port: int = Field(8000, description="Port the service listens on inside the platform network.")
+    probe_interval: float = Field(0.05, description="Seconds between readiness probes of a starting session.")
+    loop_interval: float = Field(1.0, description="Seconds between housekeeping passes (status, expiry).")
+    finished_retention_seconds: int = Field(86400, description="How long ended interactive sessions stay listed.")
+    headless_retention_seconds: int = Field(3600, description="How long ended headless sessions stay listed.")
+
+    @field_validator("instance")
+    @classmethod
+    def _valid_instance(cls, value: str) -> str:
+        if not _INSTANCE_PATTERN.match(value):
+            raise ValueError("instance names are 1-31 characters of a-z, 0-9 and '-', starting with a letter or digit")
+        return value
+
+    @property
+    def prefix(self) -> str:
+        """Name prefix of everything this instance creates in Docker (like a Compose project)."""
+        return "emulate" if self.instance == "default" else f"emulate-{self.instance}"
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir or _xdg("XDG_STATE_HOME", ".local/state") / "skaha-emulator" / self.instance
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_dir or _xdg("XDG_CONFIG_HOME", ".config") / "skaha-emulator"
+
+    @property
+    def arc_path(self) -> Path:
+        return self.arc_dir or _xdg("XDG_DATA_HOME", ".local/share") / "skaha-emulator" / self.instance / "arc"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def users_file(self) -> Path:
+        return self.config_path / "users.yaml"
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as EMULATE_* variables, with every path made explicit."""
+        env = {
+            "EMULATE_INSTANCE": self.instance,
+            "EMULATE_HOST": self.host,
+            "EMULATE_PORT": str(self.port),
+            "EMULATE_STATE_DIR": str(self.state_path),
+            "EMULATE_CONFIG_DIR": str(self.config_path),
+            "EMULATE_ARC_DIR": str(self.arc_path),
+            "EMULATE_MAX_SESSIONS": str(self.max_sessions),
+            "EMULATE_SESSION_EXPIRY_SECONDS": str(self.session_expiry_seconds),
+            "EMULATE_HEADLESS_EXPIRY_SECONDS": str(self.headless_expiry_seconds),
+            "EMULATE_SCRATCH_SIZE": self.scratch_size,
+            "EMULATE_PIDS_LIMIT": str(self.pids_limit),
+            "EMULATE_REPOSITORIES": _json_list(self.repositories),
+            "EMULATE_SERVICE_PORT": str(self.service_port),
+            "EMULATE_PROBE_INTERVAL": str(self.probe_interval),
+            "EMULATE_LOOP_INTERVAL": str(self.loop_interval),
+            "EMULATE_FINISHED_RETENTION_SECONDS": str(self.finished_retention_seconds),
+            "EMULATE_HEADLESS_RETENTION_SECONDS": str(self.headless_retention_seconds),
+        }
+        if self.public_url:
+            env["EMULATE_PUBLIC_URL"] = self.public_url
+        return env
+
+
+def _json_list(values: list[str]) -> str:
+    import json
+
+    return json.dumps(values)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (CLI options) on top."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc
