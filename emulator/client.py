@@ -31,9 +31,16 @@ class EmulatorClient:
         self.api = f"{self.base_url}/skaha/{api_version}"
         self._http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, f"{self.api}{path}", **kwargs)
+            try:
+                response = self._http.request(method, f"{self.api}{path}", **kwargs)
+            except httpx.RemoteProtocolError:
+                # The gateway closes idle keep-alive connections whenever its routes change;
+                # an idempotent request that met such a close is simply sent again, once.
+                if not idempotent:
+                    raise
+                response = self._http.request(method, f"{self.api}{path}", **kwargs)
         except httpx.TransportError as exc:
             raise Unavailable(
                 f"cannot reach the emulator at {self.base_url} ({exc.__class__.__name__}); "
@@ -47,7 +54,7 @@ class EmulatorClient:
         data: dict[str, Any] = {k: str(v) for k, v in params.items() if v is not None and k != "env"}
         if params.get("env"):
             data["env"] = list(params["env"])  # repeated env=... fields
-        return self._request("POST", "/session", data=data).text.strip()
+        return self._request("POST", "/session", data=data, idempotent=False).text.strip()
 
     def sessions(self, **filters: str) -> list[dict[str, Any]]:
         return self._request("GET", "/session", params=filters).json()  # type: ignore[no-any-return]

@@ -107,8 +107,19 @@ def _template_errors(profile: Profile) -> list[str]:
         for name in names:
             if name not in TEMPLATE_FIELDS:
                 errors.append(f"{field}: unknown placeholder {{{name}}} (known: {', '.join(TEMPLATE_FIELDS)})")
-    if profile.path_prefix and not profile.path_prefix.endswith("/"):
-        errors.append("path_prefix: must end with '/'")
+    if profile.path_prefix is not None:
+        if not profile.path_prefix.endswith("/"):
+            errors.append("path_prefix: must end with '/'")
+        # The gateway routes every session of a type with one route, so the prefix may vary by id only.
+        try:
+            fields = [n for _, n, _, _ in string.Formatter().parse(profile.path_prefix) if n is not None]
+        except ValueError:
+            fields = []
+        if fields != ["session_id"]:
+            errors.append("path_prefix: must contain {session_id} exactly once and no other placeholder")
+    for key, value in profile.request_headers.items():
+        if "{" in value or "}" in value:
+            errors.append(f"request_headers.{key}: must be a fixed value (no placeholders)")
     if profile.interactive and (profile.port is None or profile.path_prefix is None):
         errors.append("interactive profiles need both port and path_prefix")
     return errors

@@ -10,7 +10,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
+import sys
+
+# Piped output keeps whole lines (no folding at 80 columns) so scripts can parse tables.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
 console_err = Console(stderr=True, highlight=False)
 
 F = TypeVar("F", bound=Callable[..., Any])

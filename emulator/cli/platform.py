@@ -112,6 +112,7 @@ def serve(settings: Settings, in_container: bool) -> None:
     from emulator.platform import INSTANCE_FILE, Platform, prepare_folders
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if in_container:
         bind = "0.0.0.0"
         upstream = f"{naming.service_container(settings.prefix)}:{settings.service_port}"
@@ -127,7 +128,9 @@ def serve(settings: Settings, in_container: bool) -> None:
         upstream = f"{bind}:{settings.service_port}"
         (settings.state_path / INSTANCE_FILE).write_text(f'{{"url": "{settings.base_url}"}}')
         console_err.print(f"serving instance '{settings.instance}' at {settings.base_url} (Ctrl-C stops)")
-    uvicorn.run(create_app(settings, upstream), host=bind, port=settings.service_port, log_level="warning")
+    # Idle upstream connections must outlive the gateway's (API_IDLE_TIMEOUT, 60 s): see gateway/caddy.py.
+    uvicorn.run(create_app(settings, upstream), host=bind, port=settings.service_port, log_level="warning",
+                timeout_keep_alive=120)
 
 
 COMMANDS = [up, down, status, token, serve]

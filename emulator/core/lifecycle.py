@@ -1,8 +1,8 @@
 """The housekeeping pass the service runs every `loop_interval` seconds.
 
 It turns container exits into Succeeded/Failed, removes expired sessions, drops
-ended sessions after their retention time, and re-loads the gateway when its
-routing table no longer matches the sessions (e.g. the gateway restarted).
+ended sessions after their retention time, and re-loads the gateway when it is not
+running the emulator's routing table (e.g. the gateway container restarted).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from emulator import labels
 from emulator.core.models import Session, Status
 from emulator.core.sessions import SessionManager
 from emulator.errors import EmulatorError
-from emulator.gateway.base import RouteSpec
 from emulator.runtime.base import ContainerState
 
 log = logging.getLogger("emulator.lifecycle")
@@ -26,28 +25,17 @@ class Housekeeper:
         self.manager = manager
         self.api_upstream = api_upstream
 
-    def expected_routes(self) -> list[RouteSpec]:
-        routes = []
-        for session in self.manager.store.list():
-            if session.status in (Status.PENDING, Status.RUNNING):
-                route = self.manager.route_for(session)
-                if route is not None:
-                    routes.append(route)
-        return routes
-
     async def sync_gateway(self, force: bool = False) -> None:
-        expected = self.expected_routes()
+        """Load the gateway's table if it is not running it (e.g. the gateway container restarted)."""
+        routes = self.manager.type_routes()
         if not force:
             try:
-                present = set(await self.manager.gateway.route_ids())
+                if await self.manager.gateway.is_loaded(self.api_upstream, routes):
+                    return
             except EmulatorError:
-                present = set()
-            # A session still being brought up adds its own route; don't fight it.
-            wanted = {r.session_id for r in expected if not self.manager.in_flight(r.session_id)}
-            if wanted <= present and present <= {r.session_id for r in expected}:
-                return
-            log.warning("gateway routes differ from the sessions; reloading the gateway")
-        await self.manager.gateway.load(self.api_upstream, expected)
+                return  # the gateway is down; try again on the next pass
+            log.warning("the gateway is not running the emulator's routes; loading them")
+        await self.manager.gateway.load(self.api_upstream, routes)
 
     async def run_once(self) -> None:
         manager = self.manager
@@ -75,15 +63,14 @@ class Housekeeper:
 
     async def _track(self, session: Session, container: ContainerState | None) -> None:
         manager = self.manager
-        if manager.in_flight(session.id):
-            return
         if container is None:
+            if manager.in_flight(session.id):
+                return  # bring-up is creating it
             if session.status is Status.PENDING:
                 manager.start(session.id)  # resume a launch the service did not finish
                 return
             manager.store.set_status(session.id, Status.FAILED, ended_at=manager.clock())
             manager.event(session.id, "Failed", "The session's container disappeared", warning=True)
-            await manager.gateway.delete_route(session.id)
             return
         if container.state in ("exited", "dead"):
             code = container.exit_code if container.exit_code is not None else -1
@@ -91,8 +78,9 @@ class Housekeeper:
             manager.store.set_status(session.id, status, ended_at=manager.clock(), exit_code=code)
             manager.event(session.id, "Completed" if code == 0 else "Failed", f"Container exited with code {code}",
                           warning=code != 0)
-            await manager.gateway.delete_route(session.id)
-        elif session.status is Status.PENDING and container.state in ("running", "created"):
+        elif container.state == "restarting":
+            manager.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
+        elif session.status is Status.PENDING and not manager.in_flight(session.id):
             manager.start(session.id)  # resume probing after a service restart
 
 

@@ -1,8 +1,8 @@
-"""Start-up reconciliation: SQLite rows <-> labelled containers <-> gateway routes.
+"""Start-up reconciliation: SQLite rows <-> labelled containers, and the gateway's table.
 
 Docker labels are the lasting truth about what exists; rows say what should. A
 container of this instance with no row is an orphan and is removed; a Pending row
-is resumed (bring-up is idempotent); the gateway gets the whole table anew.
+is resumed (bring-up is idempotent); the gateway gets its whole table anew.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Launch validates and admits synchronously (so bad input leaves nothing behind) and
 answers with the id at once; bringing the container up, routing it and probing its
 readiness happen in a background task. A per-session lock orders bring-up against
-delete, so a delete during a launch can never leave a container or route behind.
+delete, so a delete during a launch can never leave a container behind.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from emulator.core.models import Event, Session, Status, User
 from emulator.core.probe import wait_until_ready
 from emulator.core.store import Store
 from emulator.errors import EmulatorError, InvalidRequest, NotFound, Forbidden
-from emulator.gateway.base import Gateway, RouteSpec
+from emulator.gateway.base import Gateway, TypeRoute
 from emulator.profiles import Profile
 from emulator.runtime.base import Runtime
 from emulator.runtime.spec import (
@@ -92,20 +92,23 @@ class SessionManager:
     def event(self, session_id: str, reason: str, message: str, warning: bool = False) -> None:
         self.store.record_event(session_id, "Warning" if warning else "Normal", reason, message, self.clock())
 
-    def route_for(self, session: Session) -> RouteSpec | None:
-        profile = self.profiles.get(session.type)
-        user = self.users.current().get(session.user)
-        if profile is None or not profile.interactive or profile.port is None or user is None:
-            return None
-        values = template_values(profile, session, user, self.settings)
-        return RouteSpec(
-            session_id=session.id,
-            prefix=profile.render(profile.path_prefix or "", values),
-            upstream_host=self.container_name(session),
-            port=profile.port,
-            strip_prefix=profile.strip_prefix,
-            request_headers={k: profile.render(v, values) for k, v in profile.request_headers.items()},
-        )
+    def type_routes(self) -> list[TypeRoute]:
+        """The gateway's table: one route per interactive session type."""
+        routes = []
+        for profile in self.profiles.values():
+            if not profile.interactive or profile.port is None or profile.path_prefix is None:
+                continue
+            before, _, after = profile.path_prefix.partition("{session_id}")
+            routes.append(TypeRoute(
+                session_type=profile.type,
+                path_before=before,
+                path_after=after,
+                container_prefix=naming.session_container(self.settings.prefix, profile.type, ""),
+                port=profile.port,
+                strip_prefix=profile.strip_prefix,
+                request_headers=dict(profile.request_headers),
+            ))
+        return sorted(routes, key=lambda r: r.session_type)
 
     def connect_url(self, session: Session) -> str:
         profile = self.profiles.get(session.type)
@@ -131,6 +134,15 @@ class SessionManager:
             raise InvalidRequest("Missing parameter 'image'")
         name = policy.validate_name(request.name)
         session_type = policy.validate_type(request.type)
+        image = await self.runtime.image(request.image)
+        if image is None:
+            raise InvalidRequest(
+                f"image '{request.image}' is not in the local Docker engine; build it "
+                "(emulate images build) or pull it (docker pull) first"
+            )
+        declared = image.labels.get(labels.IMAGE_SESSION_TYPES)
+        if declared is not None and session_type not in declared.replace(",", " ").split():
+            raise InvalidRequest(f"image/type mismatch: {request.image}/{session_type}")
         profile = self.profiles.get(session_type)
         if profile is None:
             raise InvalidRequest(
@@ -143,15 +155,6 @@ class SessionManager:
             profile.gpus_allowed,
             headless=session_type == "headless",
         )
-        image = await self.runtime.image(request.image)
-        if image is None:
-            raise InvalidRequest(
-                f"image '{request.image}' is not in the local Docker engine; build it "
-                "(emulate images build) or pull it (docker pull) first"
-            )
-        declared = image.labels.get(labels.IMAGE_SESSION_TYPES)
-        if declared is not None and session_type not in declared.replace(",", " ").split():
-            raise InvalidRequest(f"image/type mismatch: {request.image}/{session_type}")
         devices = self._allocate_gpus(resources.gpus)
 
         now = self.clock()
@@ -234,9 +237,6 @@ class SessionManager:
                 spec = build_spec(profile, session, user, self.settings)
                 state = await self.runtime.run(spec)
                 self.event(session_id, "Started", f"Started container {spec.name}")
-                route = self.route_for(session)
-                if route is not None:
-                    await self.gateway.add_route(route)
             except EmulatorError as exc:
                 await self._fail(session, exc.message)
                 return
@@ -269,7 +269,6 @@ class SessionManager:
         return session is not None and session.status is Status.PENDING
 
     async def _fail(self, session: Session, reason: str) -> None:
-        await self.gateway.delete_route(session.id)
         await self.runtime.remove(self.container_name(session))
         self.store.set_status(session.id, Status.FAILED, ended_at=self.clock())
         self.event(session.id, "Failed", reason, warning=True)
@@ -318,10 +317,9 @@ class SessionManager:
         await self.terminate(session)
 
     async def terminate(self, session: Session) -> None:
-        """Remove a session entirely: route, container, files, row. Safe to call twice."""
+        """Remove a session entirely: container, files, row. Safe to call twice."""
         self.store.set_status(session.id, Status.TERMINATING)
         async with self._lock(session.id):
-            await self.gateway.delete_route(session.id)
             await self.runtime.remove(self.container_name(session))
             shutil.rmtree(session_files_dir(self.settings, session.id), ignore_errors=True)
             self.store.remove(session.id)

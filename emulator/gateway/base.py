@@ -1,41 +1,46 @@
-"""The written contract between the brain and the gateway."""
+"""The written contract between the brain and the gateway.
+
+The gateway holds one route per session *type*, not per session: a request for
+`/session/<type>/<id>/...` is sent to the container named `<prefix>-<type>-<id>`,
+found by Docker's DNS on the platform network. Launching or deleting a session
+therefore never changes the gateway's configuration. (Caddy applies every admin-API
+change by reloading its whole configuration, which breaks requests in flight for
+every user; see README, "Routing".)
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
 
+SESSION_ID_PATTERN = "[a-z][a-z0-9]{7}"
+
 
 @dataclass(frozen=True)
-class RouteSpec:
-    """One session's routes.
+class TypeRoute:
+    """How requests for one session type reach their containers.
 
-    Requests under `prefix` (which ends in '/') go to `upstream_host:port`, with the
-    prefix stripped when `strip_prefix`. Requests under `<prefix>proxy/<port>/` always
-    go to that port of the same container with that whole prefix stripped (port forwarding).
+    `path_before` and `path_after` surround the session id in the path prefix
+    (for `/session/notebook/{session_id}/`: `/session/notebook/` and `/`).
+    Requests under the prefix go to `<container_prefix><id>:<port>`, with the prefix
+    stripped when `strip_prefix`; requests under `<prefix>proxy/<port>/` go to that
+    port of the same container with that whole prefix stripped (port forwarding).
     """
 
-    session_id: str
-    prefix: str
-    upstream_host: str
+    session_type: str
+    path_before: str
+    path_after: str
+    container_prefix: str
     port: int
     strip_prefix: bool = False
     request_headers: dict[str, str] = field(default_factory=dict)
 
 
 class Gateway(Protocol):
-    async def load(self, api_upstream: str, routes: list[RouteSpec]) -> None:
-        """Replace the whole routing table: the API upstream plus exactly these session routes."""
+    async def load(self, api_upstream: str, routes: list[TypeRoute]) -> None:
+        """Replace the whole routing table: the API upstream plus these session-type routes."""
         ...
 
-    async def add_route(self, route: RouteSpec) -> None:
-        """Add (or replace) one session's routes."""
-        ...
-
-    async def delete_route(self, session_id: str) -> None:
-        """Remove one session's routes; a missing route is fine."""
-        ...
-
-    async def route_ids(self) -> list[str]:
-        """Session ids that currently have routes."""
+    async def is_loaded(self, api_upstream: str, routes: list[TypeRoute]) -> bool:
+        """Whether the gateway runs exactly the table `load` would give it (False after a gateway restart)."""
         ...

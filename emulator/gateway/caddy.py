@@ -2,9 +2,9 @@
 
 The admin API listens on a unix socket in a folder shared with the service (it is
 never on a network a session can reach). `_request` is the only function that
-speaks HTTP to Caddy. Session routes are inserted at the head of the route list,
-the API route and the final 404 stay at its tail, so a session route never hides
-behind the catch-all.
+speaks HTTP to Caddy. The table holds one route per session type (see base.py);
+a session that does not exist, or whose container is not running, gets a 404 from
+the error routes, and one whose app does not answer yet a 502.
 """
 
 from __future__ import annotations
@@ -17,60 +17,82 @@ from typing import Any
 import httpx
 
 from emulator.errors import Unavailable
-from emulator.gateway.base import RouteSpec
-from emulator.naming import route_id
+from emulator.gateway.base import SESSION_ID_PATTERN, TypeRoute
 
 ADMIN_HOST = "gateway-admin"  # the only Host the admin API accepts (see images/gateway/bootstrap.json)
 ADMIN_SOCKET_IN_GATEWAY = "/run/caddy-admin/admin.sock"
 SERVER = "gateway"
 LISTEN_PORT = 8080
-_ROUTES = f"/config/apps/http/servers/{SERVER}/routes"
-_SESSION_ROUTE = re.compile(r"^session-([a-z][a-z0-9]{7})$")
+
+# Caddy must drop an idle upstream connection before the upstream does, or a request sent on a
+# connection the upstream is closing fails with a 502. The service (uvicorn) keeps idle connections
+# for 120 s; apps in sessions are often Node.js (5 s by default).
+API_IDLE_TIMEOUT = "60s"
+SESSION_IDLE_TIMEOUT = "4s"
 
 
-def _proxy(dial: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-    handler: dict[str, Any] = {"handler": "reverse_proxy", "upstreams": [{"dial": dial}],
-                               "flush_interval": -1}
+def _proxy(dial: str, headers: dict[str, str] | None = None, idle: str = SESSION_IDLE_TIMEOUT) -> dict[str, Any]:
+    handler: dict[str, Any] = {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": dial}],
+        "flush_interval": -1,
+        "transport": {"protocol": "http", "keep_alive": {"idle_timeout": idle}},
+    }
     if headers:
         handler["headers"] = {"request": {"set": {k: [v] for k, v in headers.items()}}}
     return handler
 
 
-def session_route(route: RouteSpec) -> dict[str, Any]:
-    prefix = route.prefix.rstrip("/")
+def type_route(route: TypeRoute) -> dict[str, Any]:
+    name = re.sub(r"[^a-z0-9]", "", route.session_type)
+    after = route.path_after.rstrip("/")
+    head = f"^{re.escape(route.path_before)}({SESSION_ID_PATTERN}){re.escape(after)}"
+    session_id = f"{{http.regexp.{name}.1}}"
+    container = f"{route.container_prefix}{session_id}"
+    prefix = f"{route.path_before}{session_id}{after}"
     forward = {
-        "match": [{"path_regexp": {"name": "fwd", "pattern": f"^{re.escape(prefix)}/proxy/([0-9]{{1,5}})(/.*)?$"}}],
+        "match": [{"path_regexp": {"name": f"{name}fwd", "pattern": f"{head}/proxy/([0-9]{{1,5}})(/.*)?$"}}],
         "handle": [
-            {"handler": "rewrite", "strip_path_prefix": f"{prefix}/proxy/{{http.regexp.fwd.1}}"},
-            _proxy(f"{route.upstream_host}:{{http.regexp.fwd.1}}"),
+            {"handler": "rewrite", "strip_path_prefix": f"{prefix}/proxy/{{http.regexp.{name}fwd.2}}"},
+            _proxy(f"{container}:{{http.regexp.{name}fwd.2}}"),
         ],
     }
     main: list[dict[str, Any]] = []
     if route.strip_prefix:
         main.append({"handler": "rewrite", "strip_path_prefix": prefix})
-    main.append(_proxy(f"{route.upstream_host}:{route.port}", route.request_headers))
+    main.append(_proxy(f"{container}:{route.port}", route.request_headers))
     return {
-        "@id": route_id(route.session_id),
-        "match": [{"path": [prefix, f"{prefix}/*"]}],
+        "@id": f"type-{route.session_type}",
+        "match": [{"path_regexp": {"name": name, "pattern": f"{head}(/.*)?$"}}],
         "handle": [{"handler": "subroute", "routes": [forward, {"handle": main}]}],
         "terminal": True,
     }
 
 
-def full_config(api_upstream: str, routes: list[RouteSpec]) -> dict[str, Any]:
-    table = [session_route(r) for r in routes]
+def _text(status: int | str, body: str) -> dict[str, Any]:
+    return {"handler": "static_response", "status_code": status,
+            "headers": {"Content-Type": ["text/plain; charset=utf-8"]}, "body": body}
+
+
+def full_config(api_upstream: str, routes: list[TypeRoute]) -> dict[str, Any]:
+    table = [type_route(r) for r in routes]
     table.append({
         "@id": "skaha-api",
         "match": [{"path": ["/skaha", "/skaha/*"]}],
-        "handle": [_proxy(api_upstream)],
+        "handle": [_proxy(api_upstream, idle=API_IDLE_TIMEOUT)],
         "terminal": True,
     })
-    table.append({
-        "@id": "not-found",
-        "handle": [{"handler": "static_response", "status_code": 404,
-                    "headers": {"Content-Type": ["text/plain"]},
-                    "body": "skaha-emulator: no session or service at {http.request.uri.path}\n"}],
-    })
+    table.append({"@id": "not-found",
+                  "handle": [_text(404, "skaha-emulator: nothing is served at {http.request.uri.path}\n")]})
+    errors = [
+        {   # Docker's DNS does not know the container: no such session, or it is not running.
+            "match": [{"vars_regexp": {"{http.error.message}": {"pattern": "no such host"}}}],
+            "handle": [_text(404, "skaha-emulator: no running session serves {http.request.uri.path}\n")],
+        },
+        {"handle": [_text("{http.error.status_code}",
+                          "skaha-emulator: the session did not answer ({http.error.status_text}); "
+                          "it may still be starting\n")]},
+    ]
     return {
         "admin": {"listen": f"unix/{ADMIN_SOCKET_IN_GATEWAY}", "origins": [ADMIN_HOST]},
         "apps": {"http": {"servers": {SERVER: {
@@ -78,6 +100,7 @@ def full_config(api_upstream: str, routes: list[RouteSpec]) -> dict[str, Any]:
             "automatic_https": {"disable": True},
             "max_header_bytes": 1 << 20,
             "routes": table,
+            "errors": {"routes": errors},
         }}}},
     }
 
@@ -88,6 +111,7 @@ class CaddyGateway:
         self._lock = asyncio.Lock()
 
     async def _request(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        # A new connection per call: Caddy restarts its admin endpoint on every config load.
         transport = httpx.AsyncHTTPTransport(uds=str(self._socket))
         try:
             async with httpx.AsyncClient(transport=transport, base_url=f"http://{ADMIN_HOST}", timeout=10) as client:
@@ -95,45 +119,25 @@ class CaddyGateway:
         except httpx.TransportError as exc:
             raise Unavailable(f"cannot reach the gateway's admin API at {self._socket}: {exc}") from exc
 
-    @staticmethod
-    def _check(response: httpx.Response, what: str) -> None:
-        if response.status_code >= 400:
-            raise Unavailable(f"gateway refused to {what}: {response.status_code} {response.text.strip()}")
-
     async def wait_ready(self, timeout: float = 30) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             try:
-                response = await self._request("GET", "/config/")
-                if response.status_code == 200:
+                if (await self._request("GET", "/config/")).status_code == 200:
                     return
             except Unavailable:
                 if loop.time() > deadline:
                     raise
             await asyncio.sleep(0.05)
 
-    async def load(self, api_upstream: str, routes: list[RouteSpec]) -> None:
+    async def load(self, api_upstream: str, routes: list[TypeRoute]) -> None:
         async with self._lock:
-            self._check(await self._request("POST", "/load", full_config(api_upstream, routes)), "load its config")
+            response = await self._request("POST", "/load", full_config(api_upstream, routes))
+            if response.status_code >= 400:
+                raise Unavailable(f"the gateway refused its configuration: {response.text.strip()}")
 
-    async def add_route(self, route: RouteSpec) -> None:
-        async with self._lock:
-            await self._request("DELETE", f"/id/{route_id(route.session_id)}")
-            self._check(await self._request("PUT", f"{_ROUTES}/0", session_route(route)), "add a route")
-
-    async def delete_route(self, session_id: str) -> None:
-        async with self._lock:
-            response = await self._request("DELETE", f"/id/{route_id(session_id)}")
-            if response.status_code not in (200, 404) and "unknown object ID" not in response.text:
-                self._check(response, "delete a route")
-
-    async def route_ids(self) -> list[str]:
-        response = await self._request("GET", _ROUTES)
-        self._check(response, "list its routes")
-        found = []
-        for route in response.json() or []:
-            match = _SESSION_ROUTE.match(route.get("@id", ""))
-            if match:
-                found.append(match.group(1))
-        return found
+    async def is_loaded(self, api_upstream: str, routes: list[TypeRoute]) -> bool:
+        response = await self._request("GET", f"/config/apps/http/servers/{SERVER}/routes")
+        expected = full_config(api_upstream, routes)["apps"]["http"]["servers"][SERVER]["routes"]
+        return response.status_code == 200 and response.json() == expected

@@ -1,0 +1,49 @@
+"""Inside a session: limits, identity, storage, exactly as the contract says."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Platform
+
+pytestmark = pytest.mark.slow
+
+
+def _cgroup(platform: Platform, session_id: str, v1: str, v2: str) -> str:
+    return platform.exec(session_id, f"cat {v1} 2>/dev/null || cat {v2}").strip()
+
+
+def test_limits_identity_and_scratch(fresh: Platform) -> None:
+    session_id = fresh.launch(name="Contract-Test", cores="2", ram="2")
+    user = fresh.session(session_id)["userid"]
+    memory = _cgroup(fresh, session_id, "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max")
+    assert int(memory) == 2 * 1024**3
+    swap = _cgroup(fresh, session_id, "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
+                   "/sys/fs/cgroup/memory.swap.max")
+    assert swap in (str(2 * 1024**3), "0")  # v1: memory+swap = memory; v2: no swap
+    quota = fresh.exec(session_id, "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us"
+                                   " 2>/dev/null || cat /sys/fs/cgroup/cpu.max").split()
+    assert int(quota[0]) / int(quota[1]) == 2
+    assert fresh.exec(session_id, "id -un").strip() == user
+    assert fresh.exec(session_id, "id -u").strip() == fresh.session(session_id)["runAsUID"]
+    assert fresh.exec(session_id, "hostname").strip() == "contract-test"
+    assert fresh.exec(session_id, 'echo "$HOME $PWD"').split() == [f"/arc/home/{user}"] * 2
+    assert "tmpfs" in fresh.exec(session_id, "stat -f -c %T /scratch")
+    assert fresh.exec(session_id, "ls -A /scratch").strip() == ""
+    status = fresh.exec(session_id, "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status").split()
+    assert status == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1"]
+    assert fresh.exec(session_id, "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"
+                      ).strip() == "4096"
+    assert fresh.exec(session_id, "stat -c %a $HOME").strip() == "700"
+    assert fresh.exec(session_id, "test -d /arc/projects && echo yes").strip() == "yes"
+
+
+def test_home_persists_and_scratch_does_not(fresh: Platform) -> None:
+    first = fresh.launch(name="first")
+    fresh.exec(first, "echo kept > $HOME/notes.txt && echo gone > /scratch/tmp.txt")
+    assert fresh.http.delete(f"/session/{first}").status_code == 200
+    second = fresh.launch(name="second")
+    assert fresh.exec(second, "cat $HOME/notes.txt").strip() == "kept"
+    assert fresh.exec(second, "ls -A /scratch").strip() == ""
+    user = fresh.session(second)["userid"]
+    assert (fresh.arc_dir / "home" / user / "notes.txt").read_text() == "kept\n"

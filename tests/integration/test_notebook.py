@@ -1,0 +1,83 @@
+"""A notebook launched as CANFAR launches it, used as a user would: through the gateway."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.conftest import Platform
+
+pytestmark = pytest.mark.slow
+
+
+def _execute(ws_url: str, code: str) -> str:
+    """Run code in a kernel over Jupyter's WebSocket protocol; returns what it printed or returned."""
+    with connect(ws_url, open_timeout=10) as ws:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": msg_id,
+                       "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False},
+        }))
+        output = []
+        while True:
+            message = json.loads(ws.recv(timeout=30))
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = message["msg_type"]
+            if kind == "stream":
+                output.append(message["content"]["text"])
+            elif kind == "execute_result":
+                output.append(message["content"]["data"]["text/plain"])
+            elif kind == "error":
+                raise AssertionError(message["content"]["evalue"])
+            elif kind == "status" and message["content"]["execution_state"] == "idle":
+                return "".join(output)
+
+
+def test_notebook_answers_at_its_connect_url_and_runs_code(fresh: Platform) -> None:
+    session_id = fresh.launch(name="analysis", cores="1", ram="2")
+    session = fresh.session(session_id)
+    user = fresh.session(session_id)["userid"]
+    assert session["connectURL"] == (
+        f"{fresh.url}/session/notebook/{session_id}/lab/tree/arc/home/{user}?token={session_id}")
+    page = httpx.get(session["connectURL"], timeout=10)
+    assert page.status_code == 200 and "JupyterLab" in page.text
+
+    api = f"{fresh.url}/session/notebook/{session_id}/api"
+    auth = {"Authorization": f"token {session_id}"}
+    assert httpx.get(f"{api}/kernels", timeout=10).status_code == 403  # the token is the only lock
+    kernel = httpx.post(f"{api}/kernels", headers=auth, json={"name": "python3"}, timeout=30).json()
+    ws_url = f"ws://{fresh.url.removeprefix('http://')}/session/notebook/{session_id}/api/kernels/{kernel['id']}" \
+             f"/channels?token={session_id}"
+    assert _execute(ws_url, "import os; print(os.getcwd()); 6 * 7").split() == [f"/arc/home/{user}", "42"]
+
+
+def test_gateway_passes_32_kib_headers(fresh: Platform) -> None:
+    session_id = fresh.launch()
+    big_cookie = "x" * (32 * 1024)
+    response = httpx.get(f"{fresh.url}/session/notebook/{session_id}/api", headers={"Cookie": f"big={big_cookie}"},
+                         timeout=10)
+    assert response.status_code == 200, response.status_code
+
+
+def test_port_forwarding_reaches_a_server_the_user_starts(fresh: Platform) -> None:
+    session_id = fresh.launch()
+    fresh.exec(session_id, "echo forwarded > $HOME/hello.txt")
+    container = fresh.container(session_id)
+    container.exec_run(["sh", "-c", "cd $HOME && exec python3 -m http.server 8000"], detach=True)
+    url = f"{fresh.url}/session/notebook/{session_id}/proxy/8000/"
+    for _ in range(100):
+        response = httpx.get(url, timeout=5)
+        if response.status_code == 200:
+            break
+    assert response.status_code == 200 and "hello.txt" in response.text
+    assert httpx.get(f"{url}hello.txt", timeout=5).text == "forwarded\n"
+    # Another port of the same session that nothing listens on is a gateway error, not another session.
+    assert httpx.get(f"{fresh.url}/session/notebook/{session_id}/proxy/8001/", timeout=5).status_code == 502

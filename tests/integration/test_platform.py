@@ -1,0 +1,120 @@
+"""The platform as a whole: restarts, orphans, the CLI, and instances side by side."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import INSTANCE, Platform
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "skaha-emulator/notebook:latest"
+
+
+ROUTES = ["type-notebook", "skaha-api", "not-found"]
+
+
+def _consistent(platform: Platform) -> None:
+    """Every session container has a row and every row a container that answers through the gateway."""
+    containers = {c.labels["canfar.net/id"] for c in platform.session_containers()}
+    rows = set(platform.rows())
+    assert containers == rows, (containers, rows)
+    assert platform.route_ids() == ROUTES
+    assert all(platform.answers(session_id) == 200 for session_id in rows)
+
+
+def test_killing_the_service_mid_launch_leaves_no_orphan(fresh: Platform) -> None:
+    service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service")
+    response = fresh.http.post("/session", data={"name": "interrupted", "image": IMAGE, "type": "notebook"})
+    session_id = response.text.strip()
+    service.kill()
+    fresh.emulate("up", "--no-build")
+    fresh.wait_status(session_id, "Running")
+    _consistent(fresh)
+    events = fresh.http.get(f"/session/{session_id}", params={"view": "events"}).text
+    assert "Resumed" in events
+
+
+def test_a_service_restart_removes_orphan_containers(fresh: Platform) -> None:
+    session_id = fresh.launch()
+    orphan = fresh.docker.containers.run(
+        IMAGE, ["sleep", "600"], detach=True, name=f"emulate-{INSTANCE}-notebook-orphan00",
+        labels={"io.skaha-emulator.instance": INSTANCE, "io.skaha-emulator.role": "session",
+                "canfar.net/id": "orphan00"}, network=f"emulate-{INSTANCE}")
+    fresh.docker.containers.get(f"emulate-{INSTANCE}-service").restart()
+    fresh.emulate("up", "--no-build")
+    assert not any(c.id == orphan.id for c in fresh.docker.containers.list(all=True))
+    _consistent(fresh)
+    assert fresh.session(session_id)["status"] == "Running"
+
+
+def test_a_restarted_gateway_gets_its_routes_back(fresh: Platform) -> None:
+    session_id = fresh.launch()
+    fresh.docker.containers.get(f"emulate-{INSTANCE}-gateway").restart()  # back with its bootstrap config
+    deadline = time.monotonic() + 30
+    while fresh.route_ids() != ROUTES:
+        assert time.monotonic() < deadline, fresh.route_ids()
+        time.sleep(0.2)
+    assert fresh.answers(session_id) == 200
+    _consistent(fresh)
+
+
+def test_sessions_and_arc_survive_down_and_up(fresh: Platform) -> None:
+    session_id = fresh.launch()
+    fresh.exec(session_id, "echo still-here > $HOME/survivor.txt")
+    fresh.emulate("down")
+    assert fresh.docker.containers.list(all=True, filters={"name": f"emulate-{INSTANCE}-service"}) == []
+    fresh.emulate("up", "--no-build")
+    assert fresh.session(session_id)["status"] == "Running"
+    assert fresh.exec(session_id, "cat $HOME/survivor.txt").strip() == "still-here"
+    _consistent(fresh)
+
+
+def test_up_is_idempotent(platform: Platform) -> None:
+    service = platform.docker.containers.get(f"emulate-{INSTANCE}-service")
+    platform.emulate("up", "--no-build")
+    assert platform.docker.containers.get(f"emulate-{INSTANCE}-service").id == service.id
+
+
+def test_cli_launch_ps_info_events_renew_logs_delete(fresh: Platform) -> None:
+    launched = fresh.emulate("launch", "notebook", "--name", "from-cli", "--cores", "1", "--ram", "2")
+    session_id, url = launched.stdout.split()[0], launched.stdout.strip().splitlines()[-1]
+    assert url.startswith(f"{fresh.url}/session/notebook/{session_id}/lab/tree/arc/home/")
+    listing = json.loads(fresh.emulate("ps", "--json").stdout)
+    assert [s["id"] for s in listing] == [session_id]
+    assert session_id in fresh.emulate("ps").stdout
+    assert json.loads(fresh.emulate("info", session_id).stdout)["name"] == "from-cli"
+    assert "Ready" in fresh.emulate("events", session_id).stdout
+    assert "now expires at" in fresh.emulate("renew", session_id).stdout
+    assert "Jupyter" in fresh.emulate("logs", session_id).stdout
+    assert fresh.emulate("open", session_id, check=False).stdout.strip() == url
+    assert "deleted" in fresh.emulate("delete", session_id).stdout
+    assert fresh.rows() == []
+
+
+def test_cli_errors_are_one_line_without_traceback(fresh: Platform) -> None:
+    result = fresh.emulate("info", "zzzzzzzz", check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: session zzzzzzzz not found"
+    bad = fresh.emulate("launch", "notebook", "--name", "bad_name", check=False)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == "error: name can only contain alpha-numeric chars and '-'"
+
+
+def test_cli_reports_an_unreachable_service(platform: Platform) -> None:
+    env = {**platform.env, "EMULATE_URL": "http://127.0.0.1:9"}
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "emulator", "ps"], env=env, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: cannot reach the emulator at http://127.0.0.1:9")
+    assert "Traceback" not in result.stderr
+
+
+def test_context_command(platform: Platform) -> None:
+    document = json.loads(platform.emulate("context", "--json").stdout)
+    assert document == platform.http.get("/context").json()

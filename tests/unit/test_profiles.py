@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+
+from emulator.errors import ConfigError
+from emulator.profiles import load_profiles
+from emulator.settings import REPO_ROOT
+
+
+def test_shipped_profiles_load() -> None:
+    profiles = load_profiles(REPO_ROOT / "profiles")
+    notebook = profiles["notebook"]
+    assert notebook.port == 8888 and not notebook.strip_prefix
+    assert notebook.command == ["/skaha-system/start-jupyterlab.sh", "{session_id}"]
+
+
+def _write(folder: Path, name: str, text: str) -> None:
+    (folder / name).write_text(text)
+
+
+GOOD = """
+type: notebook
+description: d
+default_image: x
+port: 8888
+path_prefix: "/session/notebook/{session_id}/"
+connect_url: "{base_url}/session/notebook/{session_id}/"
+"""
+
+
+def test_every_problem_is_reported_with_its_file_and_field(tmp_path: Path) -> None:
+    _write(tmp_path, "notebook.yaml", GOOD.replace("{base_url}/", "{base}/"))
+    _write(tmp_path, "desktop.yaml", GOOD.replace("type: notebook", "type: desktop").replace("port: 8888", "port: x"))
+    _write(tmp_path, "carta.yaml", GOOD.replace("type: notebook", "type: carta") + "colour: blue\n")
+    with pytest.raises(ConfigError) as caught:
+        load_profiles(tmp_path)
+    message = caught.value.message
+    assert f"{tmp_path / 'notebook.yaml'} is invalid: connect_url: unknown placeholder {{base}}" in message
+    assert f"{tmp_path / 'desktop.yaml'} is invalid: port:" in message
+    assert f"{tmp_path / 'carta.yaml'} is invalid: colour: Extra inputs are not permitted" in message
+
+
+def test_type_must_match_the_file_name(tmp_path: Path) -> None:
+    _write(tmp_path, "desktop.yaml", GOOD)
+    with pytest.raises(ConfigError, match="type 'notebook' must match the file name"):
+        load_profiles(tmp_path)

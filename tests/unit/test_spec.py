@@ -1,0 +1,65 @@
+from datetime import datetime, timezone
+from pathlib import Path
+
+from emulator import labels
+from emulator.core.models import Group, Resources, Session, Status, User
+from emulator.profiles import load_profiles
+from emulator.runtime.spec import build_spec, group_lines, passwd_lines
+from emulator.settings import REPO_ROOT, Settings
+
+USER = User("alice", 1500, 1500, (Group("alice", 1500), Group("astro", 3001)))
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def _session(**overrides: object) -> Session:
+    values: dict = dict(id="k3x9q2ab", user="alice", type="notebook", name="analysis", image="img:1",
+                        status=Status.PENDING, resources=Resources(2, 2, 8, 8, fixed=True), start_time=NOW,
+                        expiry_time=NOW)
+    values.update(overrides)
+    return Session(**values)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return Settings(instance="t1", state_dir=tmp_path / "state", arc_dir=tmp_path / "arc",
+                    config_dir=tmp_path / "config", port=9000)
+
+
+def test_notebook_container_contract(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    profile = load_profiles(REPO_ROOT / "profiles")["notebook"]
+    spec = build_spec(profile, _session(), USER, settings)
+    assert spec.name == "emulate-t1-notebook-k3x9q2ab"
+    assert spec.command == ["/skaha-system/start-jupyterlab.sh", "k3x9q2ab"]
+    assert spec.user == "1500:1500" and spec.group_add == [3001]
+    assert spec.memory_bytes == 8 * 1024**3 and spec.nano_cpus == 2_000_000_000
+    assert spec.hostname == "analysis" and spec.network == "emulate-t1"
+    assert spec.working_dir == "/arc/home/alice"
+    env = spec.environment
+    assert list(env)[:6] == ["skaha_hostname", "skaha_username", "skaha_sessionid", "HOME", "PWD",
+                             "OMP_NUM_THREADS"]
+    assert env["HOME"] == env["PWD"] == "/arc/home/alice"
+    assert env["JUPYTER_TOKEN"] == "k3x9q2ab" and env["NB_UID"] == "1500" and env["MKL_NUM_THREADS"] == "2"
+    assert env["skaha_hostname"] == "emulate-t1-gateway:8080"
+    targets = {m.target: m for m in spec.mounts}
+    assert targets["/arc"].source == str(tmp_path / "arc") and not targets["/arc"].read_only
+    assert targets["/etc/passwd"].read_only and targets["/skaha-system"].read_only
+    assert spec.tmpfs["/scratch"].startswith("size=20g,")
+    assert spec.labels[labels.INSTANCE] == "t1" and spec.labels[labels.SESSION_ID] == "k3x9q2ab"
+    assert spec.labels[labels.FLAVOR] == "fixed" and spec.restart_on_failure
+
+
+def test_user_env_reaches_headless_sessions_only(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    profile = load_profiles(REPO_ROOT / "profiles")["notebook"]
+    spec = build_spec(profile, _session(env=["FOO=bar"]), USER, settings)
+    assert "FOO" not in spec.environment
+
+
+def test_passwd_and_group_resolve_the_user_and_keep_the_image_entries() -> None:
+    image_passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n"
+    image_group = "root:x:0:\nusers:x:100:\nastro:x:999:\n"
+    passwd = passwd_lines(image_passwd, USER, "/arc/home/alice")
+    assert passwd.splitlines() == ["root:x:0:0:root:/root:/bin/bash",
+                                   "alice:x:1500:1500::/arc/home/alice:/bin/bash"]
+    group = group_lines(image_group, USER)
+    assert group.splitlines() == ["root:x:0:", "users:x:100:", "alice:x:1500:alice", "astro:x:3001:alice"]

@@ -1,0 +1,49 @@
+from datetime import datetime, timezone
+
+from emulator.api import views
+from emulator.core.models import Event, Group, Resources, Session, Status, User
+from emulator.runtime.base import Usage
+
+USER = User("jdoe", 20001, 20001, (Group("jdoe", 20001), Group("astro", 30001)))
+START = datetime(2025, 7, 20, 17, 3, 11, tzinfo=timezone.utc)
+
+
+def _session(fixed: bool) -> Session:
+    resources = Resources(1, 1, 4, 4, fixed=True) if fixed else Resources(1, 16, 4, 192)
+    return Session(id="k3x9q2ab", user="jdoe", type="notebook", name="my-analysis", image="img",
+                   status=Status.RUNNING, resources=resources, start_time=START,
+                   expiry_time=datetime(2025, 7, 24, 17, 3, 11, tzinfo=timezone.utc))
+
+
+def test_v0_session_json_has_skahas_fields_in_order() -> None:
+    doc = views.session_json(_session(False), USER, "http://h/x", Usage(312 * 1024**2, 0.0031), "v0")
+    assert list(doc) == ["id", "userid", "runAsUID", "runAsGID", "supplementalGroups", "appid", "image", "type",
+                         "status", "name", "startTime", "expiryTime", "connectURL", "requestedRAM",
+                         "requestedCPUCores", "requestedGPUCores", "ramInUse", "gpuRAMInUse", "cpuCoresInUse",
+                         "gpuUtilization"]
+    assert doc["runAsUID"] == "20001" and doc["supplementalGroups"] == [20001, 30001]
+    assert doc["appid"] == "<none>" and doc["requestedGPUCores"] == "<none>"
+    assert doc["startTime"] == "2025-07-20T17:03:11Z" and doc["expiryTime"] == "2025-07-24T17:03:11Z"
+    assert doc["requestedRAM"] == "4G" and doc["requestedCPUCores"] == "1"
+    assert doc["ramInUse"] == "312M" and doc["cpuCoresInUse"] == "0.003"
+
+
+def test_v1_adds_is_fixed_and_omits_flexible_requests() -> None:
+    flexible = views.session_json(_session(False), USER, "u", None, "v1")
+    assert flexible["isFixedResources"] is False and "requestedRAM" not in flexible
+    assert flexible["requestedGPUCores"] == "0" and flexible["ramInUse"] == "<none>"
+    fixed = views.session_json(_session(True), USER, "u", None, "v1")
+    assert fixed["isFixedResources"] is True and fixed["requestedRAM"] == "4G"
+
+
+def test_succeeded_is_completed_in_v1() -> None:
+    assert views.status_word(Status.SUCCEEDED, "v0") == "Succeeded"
+    assert views.status_word(Status.SUCCEEDED, "v1") == "Completed"
+
+
+def test_events_table() -> None:
+    assert views.events_table([]) == "<none>\n"
+    event = Event("k", "Normal", "Scheduled", "Assigned", START, START)
+    lines = views.events_table([event]).splitlines()
+    assert lines[0].split() == ["TYPE", "REASON", "MESSAGE", "FIRST-TIME", "LAST-TIME"]
+    assert lines[1].split() == ["Normal", "Scheduled", "Assigned", "2025-07-20T17:03:11Z", "2025-07-20T17:03:11Z"]
