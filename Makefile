@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 EMULATE := $(VENV)/bin/emulate
 PYTHON ?= python3
 
-.PHONY: help venv images up down test test-fast bench clean
+.PHONY: help venv images up down check test test-fast bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -27,7 +27,12 @@ up: images ## set up everything and start the platform; prints the URL and how t
 down: venv ## stop the platform (sessions and /arc survive)
 	$(EMULATE) down
 
-test: images ## run the whole test suite (real Docker, Caddy, JupyterLab)
+check: venv ## lint, format check and strict typing
+	$(VENV)/bin/ruff check emulator tests benchmarks
+	$(VENV)/bin/ruff format --check emulator tests benchmarks
+	$(VENV)/bin/mypy emulator
+
+test: check images ## run the whole test suite (checks, then real Docker, Caddy, JupyterLab)
 	$(VENV)/bin/pytest
 
 test-fast: venv ## only the tests that need no Docker

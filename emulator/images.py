@@ -44,8 +44,12 @@ def recipes(settings: Settings) -> dict[str, Recipe]:
     found = {
         "base": Recipe("base", BASE_IMAGE, images / "base", needs=()),
         "gateway": Recipe("gateway", GATEWAY_IMAGE, images / "gateway"),
-        "service": Recipe("service", SERVICE_IMAGE, REPO_ROOT,
-                          files=("Dockerfile", "pyproject.toml", "README.md", "emulator", "profiles")),
+        "service": Recipe(
+            "service",
+            SERVICE_IMAGE,
+            REPO_ROOT,
+            files=("Dockerfile", "pyproject.toml", "README.md", "emulator", "profiles"),
+        ),
     }
     for folder in sorted(images.iterdir()):
         if (folder / "Dockerfile").exists() and folder.name not in found:
@@ -61,8 +65,11 @@ def _context(recipe: Recipe, extra_ca: bytes) -> io.BytesIO:
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         if recipe.files:
             for name in recipe.files:
-                archive.add(recipe.context / name, arcname=name,
-                            filter=lambda info: None if "__pycache__" in info.name else info)
+                archive.add(
+                    recipe.context / name,
+                    arcname=name,
+                    filter=lambda info: None if "__pycache__" in info.name else info,
+                )
         else:
             archive.add(recipe.context, arcname=".")
         if recipe.name == "base":
@@ -97,8 +104,10 @@ def ensure_debian_base(client: docker.DockerClient, say: Callable[[str], None]) 
     except docker.errors.APIError:
         say("no registry reachable; making the base offline with debootstrap (about 30 s)")
     if shutil.which("debootstrap") is None:
-        raise Unavailable("no registry is reachable and debootstrap is not installed: "
-                          "install it (apt-get install debootstrap) or load debian:bookworm-slim with docker load")
+        raise Unavailable(
+            "no registry is reachable and debootstrap is not installed: "
+            "install it (apt-get install debootstrap) or load debian:bookworm-slim with docker load"
+        )
     if os.geteuid() != 0:
         raise Unavailable("making the base image offline needs root (debootstrap); run this build with sudo")
     script = REPO_ROOT / "images" / "base" / "bootstrap.sh"
@@ -153,7 +162,12 @@ def _present(client: docker.DockerClient, tag: str) -> bool:
 
 def _build_one(client: docker.DockerClient, recipe: Recipe, ca: bytes, say: Callable[[str], None]) -> None:
     stream = client.api.build(
-        fileobj=_context(recipe, ca), custom_context=True, tag=recipe.tag, rm=True, forcerm=True, decode=True,
+        fileobj=_context(recipe, ca),
+        custom_context=True,
+        tag=recipe.tag,
+        rm=True,
+        forcerm=True,
+        decode=True,
         labels={"io.skaha-emulator.recipe": recipe.name, "io.skaha-emulator.version": __version__},
     )
     tail: list[str] = []

@@ -64,8 +64,9 @@ class Platform:
     def ensure_network(self) -> None:
         name = naming.network_name(self.prefix)
         if not self.client.networks.list(names=[name]):
-            self.client.networks.create(name, driver="bridge",
-                                        labels=labels.platform_labels(self.settings.instance, "network"))
+            self.client.networks.create(
+                name, driver="bridge", labels=labels.platform_labels(self.settings.instance, "network")
+            )
 
     def _container(self, name: str) -> Any | None:
         try:
@@ -78,25 +79,33 @@ class Platform:
         current = self._container(name)
         image_id = self.client.images.get(image).id
         if current is not None:
-            same = (current.image.id == image_id
-                    and current.labels.get(labels.PROFILE_HASH) == fingerprint)
+            same = current.image.id == image_id and current.labels.get(labels.PROFILE_HASH) == fingerprint
             if same:
                 if current.status != "running":
                     current.start()
                 return
             current.remove(force=True)
         kwargs["labels"] = {**kwargs.get("labels", {}), labels.PROFILE_HASH: fingerprint}
-        self.client.containers.run(image, name=name, detach=True,
-                                   restart_policy={"Name": "unless-stopped"},
-                                   network=naming.network_name(self.prefix), **kwargs)
+        self.client.containers.run(
+            image,
+            name=name,
+            detach=True,
+            restart_policy={"Name": "unless-stopped"},
+            network=naming.network_name(self.prefix),
+            **kwargs,
+        )
 
     def ensure_gateway(self) -> None:
         s = self.settings
         ports = {f"{LISTEN_PORT}/tcp": (s.host, s.port)}
         mounts = [docker.types.Mount("/run/caddy-admin", str(s.state_path / "gateway"), type="bind")]
         self._ensure(
-            naming.gateway_container(self.prefix), GATEWAY_IMAGE, json.dumps([s.host, s.port, str(s.state_path)]),
-            ports=ports, mounts=mounts, labels=labels.platform_labels(s.instance, labels.ROLE_GATEWAY),
+            naming.gateway_container(self.prefix),
+            GATEWAY_IMAGE,
+            json.dumps([s.host, s.port, str(s.state_path)]),
+            ports=ports,
+            mounts=mounts,
+            labels=labels.platform_labels(s.instance, labels.ROLE_GATEWAY),
         )
 
     def ensure_service(self) -> None:
@@ -108,8 +117,11 @@ class Platform:
         mounts.append(docker.types.Mount("/var/run/docker.sock", socket, type="bind"))
         environment = s.as_environment()
         self._ensure(
-            naming.service_container(self.prefix), SERVICE_IMAGE, json.dumps(environment, sort_keys=True),
-            environment=environment, mounts=mounts,
+            naming.service_container(self.prefix),
+            SERVICE_IMAGE,
+            json.dumps(environment, sort_keys=True),
+            environment=environment,
+            mounts=mounts,
             labels=labels.platform_labels(s.instance, labels.ROLE_SERVICE),
         )
 
@@ -147,7 +159,8 @@ class Platform:
         roles = [labels.ROLE_SERVICE, labels.ROLE_GATEWAY] + ([labels.ROLE_SESSION] if remove_sessions else [])
         for role in roles:
             for container in self.client.containers.list(
-                    all=True, filters={"label": labels.selector(self.settings.instance, role)}):
+                all=True, filters={"label": labels.selector(self.settings.instance, role)}
+            ):
                 container.remove(force=True, v=True)
                 removed.append(container.name)
         if remove_sessions:
@@ -165,7 +178,8 @@ class Platform:
             return "missing" if container is None else container.status
 
         sessions = self.client.containers.list(
-            all=True, filters={"label": labels.selector(self.settings.instance, labels.ROLE_SESSION)})
+            all=True, filters={"label": labels.selector(self.settings.instance, labels.ROLE_SESSION)}
+        )
         return PlatformStatus(
             url=self.settings.base_url,
             service=state(naming.service_container(self.prefix)),

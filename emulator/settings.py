@@ -30,9 +30,7 @@ class Settings(BaseSettings):
     instance: str = Field("default", description="Name that namespaces every container, network, route and folder.")
     host: str = Field("127.0.0.1", description="Host address the gateway is published on.")
     port: int = Field(8080, description="Host port the gateway is published on.")
-    public_url: str | None = Field(
-        None, description="Base URL in connect URLs (default http://<host>:<port>)."
-    )
+    public_url: str | None = Field(None, description="Base URL in connect URLs (default http://<host>:<port>).")
     state_dir: Path | None = Field(None, description="SQLite state, per-session files, gateway socket.")
     config_dir: Path | None = Field(None, description="Folder holding users.yaml (tokens, uids, groups).")
     arc_dir: Path | None = Field(None, description="Host folder mounted as /arc in every session.")

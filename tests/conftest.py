@@ -54,8 +54,12 @@ class Platform:
     def __post_init__(self) -> None:
         # One connection per request, as curl makes: the gateway closes idle keep-alive
         # connections on every route change, which only clients that retry (browsers) absorb.
-        self.http = httpx.Client(base_url=f"{self.url}/skaha/v0", headers={"Authorization": f"Bearer {self.token}"},
-                                 timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+        self.http = httpx.Client(
+            base_url=f"{self.url}/skaha/v0",
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
 
     @property
     def state_dir(self) -> Path:
@@ -66,11 +70,13 @@ class Platform:
         return self.root / "arc"
 
     def emulate(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([sys.executable, "-m", "emulator", *args], env=self.env, capture_output=True,
-                                text=True, timeout=timeout)
+        result = subprocess.run(
+            [sys.executable, "-m", "emulator", *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"emulate {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"emulate {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     # --- API helpers ----------------------------------------------------------------------
@@ -113,8 +119,7 @@ class Platform:
     # --- what exists ----------------------------------------------------------------------
 
     def session_containers(self) -> list[Any]:
-        return self.docker.containers.list(
-            all=True, filters={"label": [LABEL, "io.skaha-emulator.role=session"]})
+        return self.docker.containers.list(all=True, filters={"label": [LABEL, "io.skaha-emulator.role=session"]})
 
     def container(self, session_id: str) -> Any:
         (found,) = self.docker.containers.list(all=True, filters={"label": [LABEL, f"canfar.net/id={session_id}"]})

@@ -7,6 +7,7 @@ import logging
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import psutil
 from fastapi import FastAPI
@@ -38,7 +39,7 @@ AVAILABILITY = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def admin_socket(settings: Settings):  # type: ignore[no-untyped-def]
+def admin_socket(settings: Settings) -> Path:
     return settings.state_path / "gateway" / "admin.sock"
 
 
@@ -62,9 +63,7 @@ def create_app(settings: Settings, api_upstream: str) -> FastAPI:
         install_launch_scripts(settings)
         gateway = CaddyGateway(admin_socket(settings))
         devices = gpus.discover()
-        context = resource_context(
-            psutil.cpu_count() or 1, psutil.virtual_memory().total / 1024**3, len(devices)
-        )
+        context = resource_context(psutil.cpu_count() or 1, psutil.virtual_memory().total / 1024**3, len(devices))
         store = Store(settings.state_path / "state.db")
         manager = SessionManager(settings, store, DockerRuntime(), gateway, profiles, users, context, devices)
         await gateway.wait_ready()
@@ -72,8 +71,7 @@ def create_app(settings: Settings, api_upstream: str) -> FastAPI:
         await reconcile(keeper)
         housekeeping = asyncio.create_task(run_forever(keeper, settings.loop_interval))
         app.state.manager = manager
-        log.info("skaha-emulator %s serving instance '%s' at %s", __version__, settings.instance,
-                 settings.base_url)
+        log.info("skaha-emulator %s serving instance '%s' at %s", __version__, settings.instance, settings.base_url)
         try:
             yield
         finally:

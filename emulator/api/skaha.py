@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import psutil
 from fastapi import APIRouter, Depends, Request
@@ -15,6 +16,7 @@ from emulator.core.models import Session, Status, User
 from emulator.core.sessions import LaunchRequest, SessionManager
 from emulator.errors import InvalidRequest
 from emulator.profiles import SESSION_TYPES
+from emulator.runtime.base import Usage
 
 GIB = 1024**3
 
@@ -27,18 +29,20 @@ def _text(body: str) -> PlainTextResponse:
     return PlainTextResponse(body)
 
 
-async def _session_documents(m: SessionManager, user: User, sessions: list[Session], version: str) -> list[dict]:
-    async def usage(session: Session):  # type: ignore[no-untyped-def]
+async def _session_documents(
+    m: SessionManager, user: User, sessions: list[Session], version: str
+) -> list[dict[str, Any]]:
+    async def usage(session: Session) -> Usage | None:
         if session.status is not Status.RUNNING:
             return None
         return await m.runtime.usage(m.container_name(session))
 
     usages = await asyncio.gather(*(usage(s) for s in sessions))
-    return [views.session_json(s, user, m.connect_url(s), u, version) for s, u in zip(sessions, usages)]
+    return [views.session_json(s, user, m.connect_url(s), u, version) for s, u in zip(sessions, usages, strict=True)]
 
 
-def _stats(m: SessionManager) -> dict:
-    sessions = [s for s in m.store.list() if s.status is Status.RUNNING]
+def _stats(m: SessionManager) -> dict[str, Any]:
+    sessions = [s for s in m.store.sessions() if s.status is Status.RUNNING]
     cores = psutil.cpu_count() or 1
     memory_gb = psutil.virtual_memory().total / GIB
     requested_cores = sum(s.resources.cores_request for s in sessions)
@@ -74,8 +78,8 @@ def make_router(version: str) -> APIRouter:
         if view == "stats":
             return _json(_stats(m))
         if view == "all":
-            return _json([views.public_json(s, version) for s in m.list(None, p.get("type"), p.get("status"))])
-        sessions = m.list(user, p.get("type"), p.get("status"))
+            return _json([views.public_json(s, version) for s in m.sessions(None, p.get("type"), p.get("status"))])
+        sessions = m.sessions(user, p.get("type"), p.get("status"))
         return _json(await _session_documents(m, user, sessions, version))
 
     @router.post("/session")
@@ -83,8 +87,15 @@ def make_router(version: str) -> APIRouter:
         p: Params = Depends(params), user: User = Depends(caller), m: SessionManager = Depends(manager)
     ) -> Response:
         request = LaunchRequest(
-            name=p.get("name"), image=p.get("image"), type=p.get("type"), cores=p.get("cores"),
-            ram=p.get("ram"), gpus=p.get("gpus"), cmd=p.get("cmd"), args=p.get("args"), env=p.getlist("env"),
+            name=p.get("name"),
+            image=p.get("image"),
+            type=p.get("type"),
+            cores=p.get("cores"),
+            ram=p.get("ram"),
+            gpus=p.get("gpus"),
+            cmd=p.get("cmd"),
+            args=p.get("args"),
+            env=p.getlist("env"),
         )
         return _text(f"{await m.launch(user, request)}\n")
 
@@ -94,7 +105,9 @@ def make_router(version: str) -> APIRouter:
 
     @router.get("/session/{session_id}")
     async def get_session(
-        session_id: str, p: Params = Depends(params), user: User = Depends(caller),
+        session_id: str,
+        p: Params = Depends(params),
+        user: User = Depends(caller),
         m: SessionManager = Depends(manager),
     ) -> Response:
         view = p.get("view")
@@ -108,7 +121,9 @@ def make_router(version: str) -> APIRouter:
 
     @router.post("/session/{session_id}")
     async def modify_session(
-        session_id: str, p: Params = Depends(params), user: User = Depends(caller),
+        session_id: str,
+        p: Params = Depends(params),
+        user: User = Depends(caller),
         m: SessionManager = Depends(manager),
     ) -> Response:
         await m.renew(user, session_id, p.get("action"))
@@ -135,7 +150,7 @@ def make_router(version: str) -> APIRouter:
         wanted = p.get("type")
         if wanted is not None and wanted not in SESSION_TYPES:
             raise InvalidRequest(f"unknown type: {wanted}")
-        listing = []
+        listing: list[dict[str, Any]] = []
         for image in await m.runtime.images():
             declared = image.labels.get(labels.IMAGE_SESSION_TYPES)
             if not declared or not image.tags:
@@ -143,7 +158,7 @@ def make_router(version: str) -> APIRouter:
             types = declared.replace(",", " ").split()
             if wanted is None or wanted in types:
                 listing.append({"id": image.tags[0], "types": types, "digest": image.digest})
-        return _json(sorted(listing, key=lambda entry: entry["id"]))
+        return _json(sorted(listing, key=lambda entry: str(entry["id"])))
 
     @router.get("/context")
     async def context(user: User = Depends(caller), m: SessionManager = Depends(manager)) -> Response:

@@ -27,9 +27,7 @@ def status_word(status: Status, version: str) -> str:
     return status.value
 
 
-def session_json(
-    session: Session, user: User, connect_url: str, usage: Usage | None, version: str
-) -> dict[str, Any]:
+def session_json(session: Session, user: User, connect_url: str, usage: Usage | None, version: str) -> dict[str, Any]:
     r = session.resources
     document: dict[str, Any] = {
         "id": session.id,

@@ -16,8 +16,12 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
-@click.option("--instance", envvar="EMULATE_INSTANCE", default=None,
-              help="Instance name (default 'default'); separate instances never touch each other.")
+@click.option(
+    "--instance",
+    envvar="EMULATE_INSTANCE",
+    default=None,
+    help="Instance name (default 'default'); separate instances never touch each other.",
+)
 @click.version_option(__version__, prog_name="emulate")
 @click.pass_context
 def cli(ctx: click.Context, instance: str | None) -> None:

@@ -31,6 +31,7 @@ def build(settings: Settings, names: tuple[str, ...]) -> None:
     client = connect()
     wanted = list(names) or list(recipes.recipes(settings))
     with console_err.status("building") as status:
+
         def say(line: str) -> None:
             status.update(line)
             if line.startswith("building") or "debootstrap" in line or "pulling" in line:

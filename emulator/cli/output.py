@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
-
-import sys
 
 # Piped output keeps whole lines (no folding at 80 columns) so scripts can parse tables.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
@@ -20,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def json_option(fn: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)  # type: ignore[return-value]
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
 
 
 def print_json(document: Any) -> None:

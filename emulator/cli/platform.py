@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from emulator.cli.output import console, console_err, json_option, print_json
@@ -9,8 +11,11 @@ from emulator.core.identity import ensure_users_file, load_directory
 from emulator.errors import ConfigError
 from emulator.settings import Settings
 
+if TYPE_CHECKING:
+    from docker import DockerClient
 
-def _docker():  # type: ignore[no-untyped-def]
+
+def _docker() -> DockerClient:
     from emulator.runtime.docker import connect
 
     return connect()
@@ -19,8 +24,12 @@ def _docker():  # type: ignore[no-untyped-def]
 @click.command()
 @click.option("--host", default=None, help="Host address to publish the gateway on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Host port to publish the gateway on (default 8080).")
-@click.option("--build/--no-build", default=True, show_default=True,
-              help="Build the service and gateway images when they are missing.")
+@click.option(
+    "--build/--no-build",
+    default=True,
+    show_default=True,
+    help="Build the service and gateway images when they are missing.",
+)
 @click.pass_obj
 def up(settings: Settings, host: str | None, port: int | None, build: bool) -> None:
     """Start the platform (service + gateway); idempotent.
@@ -51,8 +60,11 @@ def up(settings: Settings, host: str | None, port: int | None, build: bool) -> N
 
 
 @click.command()
-@click.option("--remove-sessions", is_flag=True,
-              help="Also delete every session container and the session records (/arc is kept).")
+@click.option(
+    "--remove-sessions",
+    is_flag=True,
+    help="Also delete every session container and the session records (/arc is kept).",
+)
 @click.pass_obj
 def down(settings: Settings, remove_sessions: bool) -> None:
     """Stop the platform. Sessions keep running unless --remove-sessions; /arc is never touched."""
@@ -107,8 +119,8 @@ def serve(settings: Settings, in_container: bool) -> None:
 
     import uvicorn
 
-    from emulator.api.app import create_app
     from emulator import naming
+    from emulator.api.app import create_app
     from emulator.platform import INSTANCE_FILE, Platform, prepare_folders
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -129,8 +141,13 @@ def serve(settings: Settings, in_container: bool) -> None:
         (settings.state_path / INSTANCE_FILE).write_text(f'{{"url": "{settings.base_url}"}}')
         console_err.print(f"serving instance '{settings.instance}' at {settings.base_url} (Ctrl-C stops)")
     # Idle upstream connections must outlive the gateway's (API_IDLE_TIMEOUT, 60 s): see gateway/caddy.py.
-    uvicorn.run(create_app(settings, upstream), host=bind, port=settings.service_port, log_level="warning",
-                timeout_keep_alive=120)
+    uvicorn.run(
+        create_app(settings, upstream),
+        host=bind,
+        port=settings.service_port,
+        log_level="warning",
+        timeout_keep_alive=120,
+    )
 
 
 COMMANDS = [up, down, status, token, serve]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import webbrowser
+from typing import Any
 
 import click
 
@@ -27,7 +28,7 @@ def _default_image(settings: Settings, session_type: str) -> str:
     return profile.default_image
 
 
-def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) -> dict:
+def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     with console_err.status(f"waiting for {session_id} to start") as spinner:
         while True:
@@ -39,8 +40,10 @@ def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) ->
                 events = client.events(session_id).strip()
                 raise EmulatorError(f"session {session_id} ended ({session['status']}) before it was ready:\n{events}")
             if time.monotonic() > deadline:
-                raise EmulatorError(f"session {session_id} was not Running after {timeout:.0f} s; "
-                                    f"see `emulate events {session_id}` and `emulate logs {session_id}`")
+                raise EmulatorError(
+                    f"session {session_id} was not Running after {timeout:.0f} s; "
+                    f"see `emulate events {session_id}` and `emulate logs {session_id}`"
+                )
             time.sleep(0.1)
 
 
@@ -51,15 +54,30 @@ def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) ->
 @click.option("--cores", type=int, default=None, help="CPU cores (one of `emulate context`); default flexible.")
 @click.option("--ram", type=int, default=None, help="RAM in GB (one of `emulate context`); default flexible.")
 @click.option("--gpus", type=int, default=None, help="Number of GPUs.")
-@click.option("--env", "env", multiple=True, metavar="KEY=VALUE",
-              help="Environment (repeatable); skaha applies it to headless sessions only.")
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Environment (repeatable); skaha applies it to headless sessions only.",
+)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the session is Running.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for Running.")
 @click.argument("command", nargs=-1, metavar="[-- CMD ARGS...]")
 @click.pass_obj
-def launch(settings: Settings, session_type: str, name: str | None, image: str | None, cores: int | None,
-           ram: int | None, gpus: int | None, env: tuple[str, ...], wait: bool, timeout: float,
-           command: tuple[str, ...]) -> None:
+def launch(
+    settings: Settings,
+    session_type: str,
+    name: str | None,
+    image: str | None,
+    cores: int | None,
+    ram: int | None,
+    gpus: int | None,
+    env: tuple[str, ...],
+    wait: bool,
+    timeout: float,
+    command: tuple[str, ...],
+) -> None:
     """Launch a session and print its connect URL.
 
     \b
@@ -70,8 +88,15 @@ def launch(settings: Settings, session_type: str, name: str | None, image: str |
     if env and session_type != "headless":
         console_err.print("note: --env is ignored for non-headless sessions, as on CANFAR")
     client = _client(settings)
-    params = dict(name=name or session_type, image=image or _default_image(settings, session_type),
-                  type=session_type, cores=cores, ram=ram, gpus=gpus, env=list(env))
+    params = dict(
+        name=name or session_type,
+        image=image or _default_image(settings, session_type),
+        type=session_type,
+        cores=cores,
+        ram=ram,
+        gpus=gpus,
+        env=list(env),
+    )
     if command:
         params["cmd"] = command[0]
         params["args"] = " ".join(command[1:]) or None
@@ -97,9 +122,23 @@ def ps(settings: Settings, show_all: bool, as_json: bool) -> None:
     if as_json:
         print_json(sessions)
         return
-    table(["ID", "NAME", "TYPE", "STATUS", "IMAGE", "CORES", "RAM", "STARTED", "EXPIRES"],
-          [[s["id"], s["name"], s["type"], s["status"], s["image"], s.get("requestedCPUCores", "-"),
-            s.get("requestedRAM", "-"), s["startTime"], s["expiryTime"]] for s in sessions])
+    table(
+        ["ID", "NAME", "TYPE", "STATUS", "IMAGE", "CORES", "RAM", "STARTED", "EXPIRES"],
+        [
+            [
+                s["id"],
+                s["name"],
+                s["type"],
+                s["status"],
+                s["image"],
+                s.get("requestedCPUCores", "-"),
+                s.get("requestedRAM", "-"),
+                s["startTime"],
+                s["expiryTime"],
+            ]
+            for s in sessions
+        ],
+    )
 
 
 @click.command()
@@ -126,7 +165,7 @@ def logs(settings: Settings, session_id: str, follow: bool) -> None:
         except EmulatorError:
             return  # the session is gone
         if text.startswith(shown):
-            click.echo(text[len(shown):], nl=False)
+            click.echo(text[len(shown) :], nl=False)
         else:
             click.echo(text, nl=False)
         shown = text
@@ -191,10 +230,14 @@ def context(settings: Settings, as_json: bool) -> None:
     if as_json:
         print_json(document)
         return
-    console.print(f"cores  {document['cores']['options']} (flexible: {document['cores']['defaultRequest']}"
-                  f"-{document['cores']['defaultLimit']})")
-    console.print(f"ram GB {document['memoryGB']['options']} (flexible: {document['memoryGB']['defaultRequest']}"
-                  f"-{document['memoryGB']['defaultLimit']})")
+    console.print(
+        f"cores  {document['cores']['options']} (flexible: {document['cores']['defaultRequest']}"
+        f"-{document['cores']['defaultLimit']})"
+    )
+    console.print(
+        f"ram GB {document['memoryGB']['options']} (flexible: {document['memoryGB']['defaultRequest']}"
+        f"-{document['memoryGB']['defaultLimit']})"
+    )
     console.print(f"gpus   {document['gpus']['options'] or 'none on this machine'}")
 
 

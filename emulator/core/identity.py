@@ -54,8 +54,7 @@ def _default_entry() -> _UserEntry:
             record = pwd.getpwnam(sudo_user)
         else:
             groups = [_GroupEntry(name=FALLBACK_USER, gid=FALLBACK_UID)]
-            return _UserEntry(name=FALLBACK_USER, uid=FALLBACK_UID, gid=FALLBACK_UID, groups=groups,
-                              token=new_token())
+            return _UserEntry(name=FALLBACK_USER, uid=FALLBACK_UID, gid=FALLBACK_UID, groups=groups, token=new_token())
     else:
         record = pwd.getpwuid(uid)
     gids = os.getgrouplist(record.pw_name, record.pw_gid)
@@ -118,9 +117,7 @@ def load_directory(path: Path) -> Directory:
     names = [u.name for u in parsed.users]
     if len(set(names)) != len(names):
         raise ConfigError(f"users file {path} is invalid: user names must be unique")
-    users = tuple(
-        User(u.name, u.uid, u.gid, tuple(Group(g.name, g.gid) for g in u.groups)) for u in parsed.users
-    )
+    users = tuple(User(u.name, u.uid, u.gid, tuple(Group(g.name, g.gid) for g in u.groups)) for u in parsed.users)
     return Directory(users=users, tokens={u.name: u.token for u in parsed.users})
 
 

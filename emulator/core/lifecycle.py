@@ -43,15 +43,18 @@ class Housekeeper:
         settings = manager.settings
         containers = {
             c.labels.get(labels.SESSION_ID): c
-            for c in await manager.runtime.list(labels.selector(settings.instance, labels.ROLE_SESSION))
+            for c in await manager.runtime.containers(labels.selector(settings.instance, labels.ROLE_SESSION))
         }
-        for session in manager.store.list():
+        for session in manager.store.sessions():
             if session.status is Status.TERMINATING:
                 if not manager.in_flight(session.id):
                     await manager.terminate(session)
             elif session.status.final:
-                retention = settings.headless_retention_seconds if session.type == "headless" else (
-                    settings.finished_retention_seconds)
+                retention = (
+                    settings.headless_retention_seconds
+                    if session.type == "headless"
+                    else (settings.finished_retention_seconds)
+                )
                 if session.ended_at and now >= session.ended_at + timedelta(seconds=retention):
                     await manager.terminate(session)
             elif now >= session.expiry_time:
@@ -76,8 +79,12 @@ class Housekeeper:
             code = container.exit_code if container.exit_code is not None else -1
             status = Status.SUCCEEDED if code == 0 else Status.FAILED
             manager.store.set_status(session.id, status, ended_at=manager.clock(), exit_code=code)
-            manager.event(session.id, "Completed" if code == 0 else "Failed", f"Container exited with code {code}",
-                          warning=code != 0)
+            manager.event(
+                session.id,
+                "Completed" if code == 0 else "Failed",
+                f"Container exited with code {code}",
+                warning=code != 0,
+            )
         elif container.state == "restarting":
             manager.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
         elif session.status is Status.PENDING and not manager.in_flight(session.id):

@@ -19,8 +19,36 @@ MAX_NAME_LENGTH = 63  # a session name becomes the container's hostname
 
 # skaha's k8s-resources.json (opencadc/deployments @ d700606), the values a CANFAR user sees.
 _CANFAR_CORES = list(range(1, 17))
-_CANFAR_MEMORY_GB = [1, 2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 26, 28, 30, 32, 36, 40, 44, 48, 56, 64, 80, 92, 112,
-                     128, 140, 170, 192]
+_CANFAR_MEMORY_GB = [
+    1,
+    2,
+    4,
+    6,
+    8,
+    10,
+    12,
+    14,
+    16,
+    20,
+    24,
+    26,
+    28,
+    30,
+    32,
+    36,
+    40,
+    44,
+    48,
+    56,
+    64,
+    80,
+    92,
+    112,
+    128,
+    140,
+    170,
+    192,
+]
 
 
 def resource_context(host_cores: int, host_memory_gb: float, gpu_count: int) -> dict[str, Any]:
@@ -106,8 +134,9 @@ def resolve_resources(
         gpus = _option("gpus", request.gpus, context["gpus"]["options"] if gpus_allowed else []) or 0
     if fixed is not None:
         # Types with fixed resources (desktop, firefly) ignore cores and ram, as skaha does.
-        return Resources(fixed.cores_request, fixed.cores_limit, fixed.ram_request_gb, fixed.ram_limit_gb,
-                         gpus, fixed=True)
+        return Resources(
+            fixed.cores_request, fixed.cores_limit, fixed.ram_request_gb, fixed.ram_limit_gb, gpus, fixed=True
+        )
     core_default = context["cores"]["defaultHeadless" if headless else "defaultRequest"]
     ram_default = context["memoryGB"]["defaultHeadless" if headless else "defaultRequest"]
     return Resources(

@@ -18,7 +18,7 @@ async def _answers(client: httpx.AsyncClient, probe: Probe, address: str, port: 
             return True
         response = await client.get(f"http://{address}:{port}{path}")
         return response.status_code < 500
-    except (OSError, asyncio.TimeoutError, httpx.HTTPError):
+    except (TimeoutError, OSError, httpx.HTTPError):
         return False
 
 

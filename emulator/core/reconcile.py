@@ -20,14 +20,14 @@ async def reconcile(keeper: Housekeeper) -> list[str]:
     """Bring Docker and the gateway in line with the rows; returns what was repaired."""
     manager = keeper.manager
     repairs: list[str] = []
-    containers = await manager.runtime.list(labels.selector(manager.settings.instance, labels.ROLE_SESSION))
+    containers = await manager.runtime.containers(labels.selector(manager.settings.instance, labels.ROLE_SESSION))
     for container in containers:
         session_id = container.labels.get(labels.SESSION_ID, "")
         if manager.store.get(session_id) is None:
             await manager.runtime.remove(container.name)
             repairs.append(f"removed orphan container {container.name}")
     await keeper.sync_gateway(force=True)
-    for session in manager.store.list():
+    for session in manager.store.sessions():
         if session.status is Status.PENDING:
             manager.event(session.id, "Resumed", "The service restarted during launch; resuming it")
             manager.start(session.id)

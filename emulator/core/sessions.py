@@ -13,7 +13,7 @@ import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from emulator import labels, naming
@@ -22,7 +22,7 @@ from emulator.core.identity import UsersSource
 from emulator.core.models import Event, Session, Status, User
 from emulator.core.probe import wait_until_ready
 from emulator.core.store import Store
-from emulator.errors import EmulatorError, InvalidRequest, NotFound, Forbidden
+from emulator.errors import EmulatorError, Forbidden, InvalidRequest, NotFound
 from emulator.gateway.base import Gateway, TypeRoute
 from emulator.profiles import Profile
 from emulator.runtime.base import Runtime
@@ -39,7 +39,7 @@ log = logging.getLogger("emulator.sessions")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,17 @@ class SessionManager:
             if not profile.interactive or profile.port is None or profile.path_prefix is None:
                 continue
             before, _, after = profile.path_prefix.partition("{session_id}")
-            routes.append(TypeRoute(
-                session_type=profile.type,
-                path_before=before,
-                path_after=after,
-                container_prefix=naming.session_container(self.settings.prefix, profile.type, ""),
-                port=profile.port,
-                strip_prefix=profile.strip_prefix,
-                request_headers=dict(profile.request_headers),
-            ))
+            routes.append(
+                TypeRoute(
+                    session_type=profile.type,
+                    path_before=before,
+                    path_after=after,
+                    container_prefix=naming.session_container(self.settings.prefix, profile.type, ""),
+                    port=profile.port,
+                    strip_prefix=profile.strip_prefix,
+                    request_headers=dict(profile.request_headers),
+                )
+            )
         return sorted(routes, key=lambda r: r.session_type)
 
     def connect_url(self, session: Session) -> str:
@@ -158,8 +160,11 @@ class SessionManager:
         devices = self._allocate_gpus(resources.gpus)
 
         now = self.clock()
-        lifetime = self.settings.headless_expiry_seconds if session_type == "headless" else (
-            self.settings.session_expiry_seconds)
+        lifetime = (
+            self.settings.headless_expiry_seconds
+            if session_type == "headless"
+            else (self.settings.session_expiry_seconds)
+        )
         session = Session(
             id=naming.new_session_id(),
             user=user.name,
@@ -195,8 +200,9 @@ class SessionManager:
             return
         task = asyncio.create_task(self._bring_up(session_id), name=f"bring-up-{session_id}")
         self._tasks[session_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(session_id, None) if self._tasks.get(session_id) is task
-                               else None)
+        task.add_done_callback(
+            lambda _: self._tasks.pop(session_id, None) if self._tasks.get(session_id) is task else None
+        )
 
     async def _prepare_files(self, session: Session, user: User) -> None:
         """The user's home (mode 0700, first launch only) and the session's passwd and group files."""
@@ -257,8 +263,11 @@ class SessionManager:
             interval=self.settings.probe_interval,
             still_wanted=lambda: self._still_pending(session_id),
             on_slow=lambda: self.event(
-                session_id, "Unhealthy",
-                f"Not ready after {profile.startup_timeout_seconds} s; still probing", warning=True),
+                session_id,
+                "Unhealthy",
+                f"Not ready after {profile.startup_timeout_seconds} s; still probing",
+                warning=True,
+            ),
             slow_after=profile.startup_timeout_seconds,
         )
         if ready and self.store.mark_running(session_id):
@@ -275,9 +284,10 @@ class SessionManager:
 
     # --- queries --------------------------------------------------------------------------
 
-    def list(self, user: User | None, type_filter: str | None = None, status_filter: str | None = None
-             ) -> list[Session]:
-        sessions = self.store.list(user.name if user else None)
+    def sessions(
+        self, user: User | None, type_filter: str | None = None, status_filter: str | None = None
+    ) -> list[Session]:
+        sessions = self.store.sessions(user.name if user else None)
         if type_filter:
             sessions = [s for s in sessions if s.type.lower() == type_filter.lower()]
         if status_filter:
@@ -298,11 +308,18 @@ class SessionManager:
         if action != "renew":
             raise InvalidRequest("unrecognized action")
         session = self.store.get(session_id)
-        if session is None or session.user != user.name or session.status.final or (
-                session.status is Status.TERMINATING):
+        if (
+            session is None
+            or session.user != user.name
+            or session.status.final
+            or (session.status is Status.TERMINATING)
+        ):
             raise InvalidRequest(f"No active job for user {user.name} with session {session_id}")
-        lifetime = self.settings.headless_expiry_seconds if session.type == "headless" else (
-            self.settings.session_expiry_seconds)
+        lifetime = (
+            self.settings.headless_expiry_seconds
+            if session.type == "headless"
+            else (self.settings.session_expiry_seconds)
+        )
         new_expiry = policy.expiry(self.clock(), lifetime)
         self.store.set_expiry(session_id, new_expiry)
         self.event(session_id, "Renewed", f"Expiry moved to {new_expiry.isoformat()}")

@@ -126,9 +126,26 @@ class Store:
             "ram_request_gb, ram_limit_gb, gpus, fixed, start_time, expiry_time, env, cmd, args, gpu_devices, "
             "ready, ended_at, exit_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                s.id, s.user, s.type, s.name, s.image, s.status.value, r.cores_request, r.cores_limit,
-                r.ram_request_gb, r.ram_limit_gb, r.gpus, int(r.fixed), _ts(s.start_time), _ts(s.expiry_time),
-                json.dumps(s.env), s.cmd, s.args, json.dumps(s.gpu_devices), int(s.ready), _ts(s.ended_at),
+                s.id,
+                s.user,
+                s.type,
+                s.name,
+                s.image,
+                s.status.value,
+                r.cores_request,
+                r.cores_limit,
+                r.ram_request_gb,
+                r.ram_limit_gb,
+                r.gpus,
+                int(r.fixed),
+                _ts(s.start_time),
+                _ts(s.expiry_time),
+                json.dumps(s.env),
+                s.cmd,
+                s.args,
+                json.dumps(s.gpu_devices),
+                int(s.ready),
+                _ts(s.ended_at),
                 s.exit_code,
             ),
         )
@@ -165,13 +182,11 @@ class Store:
         row = self._db.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
         return self._row(row) if row else None
 
-    def list(self, user: str | None = None) -> list[Session]:
+    def sessions(self, user: str | None = None) -> list[Session]:
         if user is None:
             rows = self._db.execute("SELECT * FROM sessions ORDER BY start_time, id").fetchall()
         else:
-            rows = self._db.execute(
-                "SELECT * FROM sessions WHERE user = ? ORDER BY start_time, id", (user,)
-            ).fetchall()
+            rows = self._db.execute("SELECT * FROM sessions WHERE user = ? ORDER BY start_time, id", (user,)).fetchall()
         return [self._row(r) for r in rows]
 
     def gpu_devices_in_use(self) -> set[str]:
@@ -225,9 +240,7 @@ class Store:
                 (session_id,),
             ).fetchone()
             if last and (last["type"], last["reason"], last["message"]) == (type_, reason, message):
-                db.execute(
-                    "UPDATE events SET count = count + 1, last_time = ? WHERE id = ?", (_ts(now), last["id"])
-                )
+                db.execute("UPDATE events SET count = count + 1, last_time = ? WHERE id = ?", (_ts(now), last["id"]))
             else:
                 db.execute(
                     "INSERT INTO events (session_id, type, reason, message, first_time, last_time) "

@@ -70,38 +70,56 @@ def type_route(route: TypeRoute) -> dict[str, Any]:
 
 
 def _text(status: int | str, body: str) -> dict[str, Any]:
-    return {"handler": "static_response", "status_code": status,
-            "headers": {"Content-Type": ["text/plain; charset=utf-8"]}, "body": body}
+    return {
+        "handler": "static_response",
+        "status_code": status,
+        "headers": {"Content-Type": ["text/plain; charset=utf-8"]},
+        "body": body,
+    }
 
 
 def full_config(api_upstream: str, routes: list[TypeRoute]) -> dict[str, Any]:
     table = [type_route(r) for r in routes]
-    table.append({
-        "@id": "skaha-api",
-        "match": [{"path": ["/skaha", "/skaha/*"]}],
-        "handle": [_proxy(api_upstream, idle=API_IDLE_TIMEOUT)],
-        "terminal": True,
-    })
-    table.append({"@id": "not-found",
-                  "handle": [_text(404, "skaha-emulator: nothing is served at {http.request.uri.path}\n")]})
+    table.append(
+        {
+            "@id": "skaha-api",
+            "match": [{"path": ["/skaha", "/skaha/*"]}],
+            "handle": [_proxy(api_upstream, idle=API_IDLE_TIMEOUT)],
+            "terminal": True,
+        }
+    )
+    table.append(
+        {"@id": "not-found", "handle": [_text(404, "skaha-emulator: nothing is served at {http.request.uri.path}\n")]}
+    )
     errors = [
-        {   # Docker's DNS does not know the container: no such session, or it is not running.
+        {  # Docker's DNS does not know the container: no such session, or it is not running.
             "match": [{"vars_regexp": {"{http.error.message}": {"pattern": "no such host"}}}],
             "handle": [_text(404, "skaha-emulator: no running session serves {http.request.uri.path}\n")],
         },
-        {"handle": [_text("{http.error.status_code}",
-                          "skaha-emulator: the session did not answer ({http.error.status_text}); "
-                          "it may still be starting\n")]},
+        {
+            "handle": [
+                _text(
+                    "{http.error.status_code}",
+                    "skaha-emulator: the session did not answer ({http.error.status_text}); it may still be starting\n",
+                )
+            ]
+        },
     ]
     return {
         "admin": {"listen": f"unix/{ADMIN_SOCKET_IN_GATEWAY}", "origins": [ADMIN_HOST]},
-        "apps": {"http": {"servers": {SERVER: {
-            "listen": [f":{LISTEN_PORT}"],
-            "automatic_https": {"disable": True},
-            "max_header_bytes": 1 << 20,
-            "routes": table,
-            "errors": {"routes": errors},
-        }}}},
+        "apps": {
+            "http": {
+                "servers": {
+                    SERVER: {
+                        "listen": [f":{LISTEN_PORT}"],
+                        "automatic_https": {"disable": True},
+                        "max_header_bytes": 1 << 20,
+                        "routes": table,
+                        "errors": {"routes": errors},
+                    }
+                }
+            }
+        },
     }
 
 

@@ -78,7 +78,7 @@ class Runtime(Protocol):
         """The container's state, or None if it does not exist."""
         ...
 
-    async def list(self, label_filters: list[str]) -> list[ContainerState]:
+    async def containers(self, label_filters: list[str]) -> list[ContainerState]:
         """All containers (running or not) carrying every `key=value` label given."""
         ...
 

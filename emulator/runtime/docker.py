@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
-from docker.types import DeviceRequest, Mount as DockerMount
+from docker.types import DeviceRequest
+from docker.types import Mount as DockerMount
 
 from emulator.errors import InvalidRequest, Unavailable
 from emulator.runtime.base import ContainerSpec, ContainerState, ImageInfo, Usage
@@ -155,7 +156,7 @@ class DockerRuntime:
         containers = self._client.containers.list(all=True, filters={"label": label_filters}, ignore_removed=True)
         return [_state(c) for c in containers]
 
-    async def list(self, label_filters: list[str]) -> list[ContainerState]:
+    async def containers(self, label_filters: list[str]) -> list[ContainerState]:
         return await self._call(self._list, label_filters)
 
     def _logs(self, name: str) -> str:
@@ -217,10 +218,10 @@ class DockerRuntime:
                 chunks, _ = self._client.api.get_archive(container["Id"], path)
             except docker.errors.NotFound:
                 return ""
-            archive = tarfile.open(fileobj=io.BytesIO(b"".join(chunks)))
-            member = archive.next()
-            handle = archive.extractfile(member) if member else None
-            return handle.read().decode("utf-8", errors="replace") if handle else ""
+            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+                member = archive.next()
+                handle = archive.extractfile(member) if member else None
+                return handle.read().decode("utf-8", errors="replace") if handle else ""
         finally:
             self._client.api.remove_container(container["Id"], force=True)
 

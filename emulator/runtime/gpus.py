@@ -10,7 +10,7 @@ log = logging.getLogger("emulator.gpus")
 
 def _nvml() -> ModuleType | None:
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
     except ImportError:
         return None
     return pynvml  # type: ignore[no-any-return]

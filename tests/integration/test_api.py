@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -22,23 +22,33 @@ def _nothing_new(platform: Platform, containers: int, gateway: object, rows: lis
     assert platform.rows() == rows
 
 
-@pytest.mark.parametrize("data, code, message", [
-    ({"name": "bad_name", "image": IMAGE, "type": "notebook"}, 400,
-     "name can only contain alpha-numeric chars and '-'"),
-    ({"name": "", "image": IMAGE, "type": "notebook"}, 400, "name must have a value"),
-    ({"image": IMAGE, "type": "notebook"}, 400, "Missing parameter 'name'"),
-    ({"name": "x", "image": IMAGE, "type": "jupyter"}, 400, "Invalid session type: jupyter"),
-    ({"name": "x", "image": IMAGE, "type": "notebook", "cores": "99"}, 400, "Invalid value for 'cores': 99"),
-    ({"name": "x", "image": IMAGE, "type": "notebook", "cores": "one"}, 400, "Invalid value for 'cores': one"),
-    ({"name": "x", "image": IMAGE, "type": "notebook", "ram": "3"}, 400, "Invalid value for 'ram': 3"),
-    ({"name": "x", "type": "notebook"}, 400, "Missing parameter 'image'"),
-    ({"name": "x", "image": "images.canfar.net/skaha/nothing:here", "type": "notebook"}, 400,
-     "image 'images.canfar.net/skaha/nothing:here' is not in the local Docker engine; build it "
-     "(emulate images build) or pull it (docker pull) first"),
-    ({"name": "x", "image": IMAGE, "type": "headless"}, 400, "image/type mismatch: " + IMAGE + "/headless"),
-])
+@pytest.mark.parametrize(
+    "data, code, message",
+    [
+        (
+            {"name": "bad_name", "image": IMAGE, "type": "notebook"},
+            400,
+            "name can only contain alpha-numeric chars and '-'",
+        ),
+        ({"name": "", "image": IMAGE, "type": "notebook"}, 400, "name must have a value"),
+        ({"image": IMAGE, "type": "notebook"}, 400, "Missing parameter 'name'"),
+        ({"name": "x", "image": IMAGE, "type": "jupyter"}, 400, "Invalid session type: jupyter"),
+        ({"name": "x", "image": IMAGE, "type": "notebook", "cores": "99"}, 400, "Invalid value for 'cores': 99"),
+        ({"name": "x", "image": IMAGE, "type": "notebook", "cores": "one"}, 400, "Invalid value for 'cores': one"),
+        ({"name": "x", "image": IMAGE, "type": "notebook", "ram": "3"}, 400, "Invalid value for 'ram': 3"),
+        ({"name": "x", "type": "notebook"}, 400, "Missing parameter 'image'"),
+        (
+            {"name": "x", "image": "images.canfar.net/skaha/nothing:here", "type": "notebook"},
+            400,
+            "image 'images.canfar.net/skaha/nothing:here' is not in the local Docker engine; build it "
+            "(emulate images build) or pull it (docker pull) first",
+        ),
+        ({"name": "x", "image": IMAGE, "type": "headless"}, 400, "image/type mismatch: " + IMAGE + "/headless"),
+    ],
+)
 def test_bad_launches_get_skahas_answer_and_leave_nothing(
-        fresh: Platform, data: dict[str, str], code: int, message: str) -> None:
+    fresh: Platform, data: dict[str, str], code: int, message: str
+) -> None:
     before = (len(fresh.session_containers()), fresh.gateway_config(), fresh.rows())
     response = fresh.http.post("/session", data=data)
     assert response.status_code == code
@@ -49,8 +59,9 @@ def test_bad_launches_get_skahas_answer_and_leave_nothing(
 
 def test_unlabelled_local_images_are_trusted_for_any_type(fresh: Platform) -> None:
     # The gateway image has no session-type label: like skaha's private-image path, the type is trusted.
-    response = fresh.http.post("/session", data={"name": "x", "image": "skaha-emulator/gateway:latest",
-                                                 "type": "notebook"})
+    response = fresh.http.post(
+        "/session", data={"name": "x", "image": "skaha-emulator/gateway:latest", "type": "notebook"}
+    )
     assert response.status_code == 200
     session_id = response.text.strip()
     session = fresh.wait_status(session_id, "Failed")  # it has no jupyter: the launch script fails
@@ -61,16 +72,21 @@ def test_unlabelled_local_images_are_trusted_for_any_type(fresh: Platform) -> No
 def test_no_or_wrong_token_is_401_and_creates_nothing(fresh: Platform, headers: dict[str, str]) -> None:
     before = (len(fresh.session_containers()), fresh.gateway_config(), fresh.rows())
     for method, path in [("GET", "/session"), ("POST", "/session"), ("GET", "/context"), ("GET", "/image")]:
-        response = httpx.request(method, f"{fresh.url}/skaha/v0{path}", headers=headers,
-                                 data={"name": "x", "image": IMAGE, "type": "notebook"} if method == "POST" else None)
+        response = httpx.request(
+            method,
+            f"{fresh.url}/skaha/v0{path}",
+            headers=headers,
+            data={"name": "x", "image": IMAGE, "type": "notebook"} if method == "POST" else None,
+        )
         assert (response.status_code, response.text) == (401, "Unauthorized\n")
         assert response.headers["content-type"].startswith("text/plain")
     _nothing_new(fresh, *before)
 
 
 def test_launch_answers_the_id_as_text_before_the_session_is_ready(fresh: Platform) -> None:
-    response = fresh.http.post("/session", params={"name": "q", "image": IMAGE, "type": "notebook",
-                                                   "env": ["REPLICA_ID=1", "REPLICA_COUNT=1"]})
+    response = fresh.http.post(
+        "/session", params={"name": "q", "image": IMAGE, "type": "notebook", "env": ["REPLICA_ID=1", "REPLICA_COUNT=1"]}
+    )
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     session_id = response.text.removesuffix("\n")
     assert len(session_id) == 8 and session_id[0].isalpha()
@@ -84,7 +100,9 @@ def test_fourth_session_is_refused_with_skahas_message(fresh: Platform) -> None:
     response = fresh.http.post("/session", data={"name": "s4", "image": IMAGE, "type": "notebook"})
     user = fresh.session(ids[0])["userid"]
     assert (response.status_code, response.text) == (
-        400, f"User {user} has reached the maximum of 3 active sessions.\n")
+        400,
+        f"User {user} has reached the maximum of 3 active sessions.\n",
+    )
     for session_id in ids:
         fresh.wait_status(session_id, "Running")
     assert sorted(fresh.rows()) == rows
@@ -114,8 +132,8 @@ def test_renew_moves_expiry_to_now_plus_four_days(fresh: Platform) -> None:
     assert (response.status_code, response.text) == (200, "")
     after = fresh.session(session_id)["expiryTime"]
     assert after > before
-    expiry = datetime.strptime(after, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    assert abs(expiry - (datetime.now(timezone.utc) + timedelta(days=4))) < timedelta(seconds=5)
+    expiry = datetime.strptime(after, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs(expiry - (datetime.now(UTC) + timedelta(days=4))) < timedelta(seconds=5)
     assert fresh.http.post(f"/session/{session_id}").text == "Cannot modify an existing session\n"
     assert fresh.http.post(f"/session/{session_id}", data={"action": "extend"}).text == "unrecognized action\n"
     user = fresh.session(session_id)["userid"]
@@ -125,7 +143,7 @@ def test_renew_moves_expiry_to_now_plus_four_days(fresh: Platform) -> None:
 
 def test_expired_sessions_are_removed_by_the_service(fresh: Platform) -> None:
     session_id = fresh.launch()
-    past = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     fresh.sql("UPDATE sessions SET expiry_time = ? WHERE id = ?", past, session_id)
     fresh.wait_gone(session_id)
     assert fresh.session_containers() == []
@@ -141,7 +159,9 @@ def test_delete_removes_container_route_and_record(fresh: Platform) -> None:
     assert fresh.session_containers() == [] and session_id not in fresh.rows()
     gone = httpx.get(f"{fresh.url}/session/notebook/{session_id}/api", timeout=5)
     assert (gone.status_code, gone.text) == (
-        404, f"skaha-emulator: no running session serves /session/notebook/{session_id}/api\n")
+        404,
+        f"skaha-emulator: no running session serves /session/notebook/{session_id}/api\n",
+    )
     assert fresh.gateway_config() == gateway  # sessions come and go without touching the gateway
     again = fresh.http.delete(f"/session/{session_id}")
     assert (again.status_code, again.text) == (404, f"{session_id}\n")
@@ -180,8 +200,7 @@ def test_context_repository_and_images(platform: Platform) -> None:
     assert set(context) == {"cores", "memoryGB", "gpus"} and 1 in context["cores"]["options"]
     assert platform.http.get("/repository").json() == ["images.canfar.net"]
     notebooks = platform.http.get("/image", params={"type": "notebook"}).json()
-    assert any(i["id"] == IMAGE and i["types"] == ["notebook"] and i["digest"].startswith("sha256:")
-               for i in notebooks)
+    assert any(i["id"] == IMAGE and i["types"] == ["notebook"] and i["digest"].startswith("sha256:") for i in notebooks)
     assert platform.http.get("/image", params={"type": "desktop"}).json() == []
     bad = platform.http.get("/image", params={"type": "jupyter"})
     assert (bad.status_code, bad.text) == (400, "unknown type: jupyter\n")

@@ -18,11 +18,15 @@ def test_limits_identity_and_scratch(fresh: Platform) -> None:
     user = fresh.session(session_id)["userid"]
     memory = _cgroup(fresh, session_id, "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max")
     assert int(memory) == 2 * 1024**3
-    swap = _cgroup(fresh, session_id, "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes",
-                   "/sys/fs/cgroup/memory.swap.max")
+    swap = _cgroup(
+        fresh, session_id, "/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "/sys/fs/cgroup/memory.swap.max"
+    )
     assert swap in (str(2 * 1024**3), "0")  # v1: memory+swap = memory; v2: no swap
-    quota = fresh.exec(session_id, "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us"
-                                   " 2>/dev/null || cat /sys/fs/cgroup/cpu.max").split()
+    quota = fresh.exec(
+        session_id,
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us"
+        " 2>/dev/null || cat /sys/fs/cgroup/cpu.max",
+    ).split()
     assert int(quota[0]) / int(quota[1]) == 2
     assert fresh.exec(session_id, "id -un").strip() == user
     assert fresh.exec(session_id, "id -u").strip() == fresh.session(session_id)["runAsUID"]
@@ -32,8 +36,10 @@ def test_limits_identity_and_scratch(fresh: Platform) -> None:
     assert fresh.exec(session_id, "ls -A /scratch").strip() == ""
     status = fresh.exec(session_id, "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status").split()
     assert status == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1"]
-    assert fresh.exec(session_id, "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max"
-                      ).strip() == "4096"
+    assert (
+        fresh.exec(session_id, "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max").strip()
+        == "4096"
+    )
     assert fresh.exec(session_id, "stat -c %a $HOME").strip() == "700"
     assert fresh.exec(session_id, "test -d /arc/projects && echo yes").strip() == "yes"
 

@@ -18,13 +18,29 @@ def _execute(ws_url: str, code: str) -> str:
     """Run code in a kernel over Jupyter's WebSocket protocol; returns what it printed or returned."""
     with connect(ws_url, open_timeout=10) as ws:
         msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": msg_id,
-                       "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False},
-        }))
+        ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": "test",
+                        "session": msg_id,
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                    },
+                }
+            )
+        )
         output = []
         while True:
             message = json.loads(ws.recv(timeout=30))
@@ -46,7 +62,8 @@ def test_notebook_answers_at_its_connect_url_and_runs_code(fresh: Platform) -> N
     session = fresh.session(session_id)
     user = fresh.session(session_id)["userid"]
     assert session["connectURL"] == (
-        f"{fresh.url}/session/notebook/{session_id}/lab/tree/arc/home/{user}?token={session_id}")
+        f"{fresh.url}/session/notebook/{session_id}/lab/tree/arc/home/{user}?token={session_id}"
+    )
     page = httpx.get(session["connectURL"], timeout=10)
     assert page.status_code == 200 and "JupyterLab" in page.text
 
@@ -54,16 +71,19 @@ def test_notebook_answers_at_its_connect_url_and_runs_code(fresh: Platform) -> N
     auth = {"Authorization": f"token {session_id}"}
     assert httpx.get(f"{api}/kernels", timeout=10).status_code == 403  # the token is the only lock
     kernel = httpx.post(f"{api}/kernels", headers=auth, json={"name": "python3"}, timeout=30).json()
-    ws_url = f"ws://{fresh.url.removeprefix('http://')}/session/notebook/{session_id}/api/kernels/{kernel['id']}" \
-             f"/channels?token={session_id}"
+    ws_url = (
+        f"ws://{fresh.url.removeprefix('http://')}/session/notebook/{session_id}/api/kernels/{kernel['id']}"
+        f"/channels?token={session_id}"
+    )
     assert _execute(ws_url, "import os; print(os.getcwd()); 6 * 7").split() == [f"/arc/home/{user}", "42"]
 
 
 def test_gateway_passes_32_kib_headers(fresh: Platform) -> None:
     session_id = fresh.launch()
     big_cookie = "x" * (32 * 1024)
-    response = httpx.get(f"{fresh.url}/session/notebook/{session_id}/api", headers={"Cookie": f"big={big_cookie}"},
-                         timeout=10)
+    response = httpx.get(
+        f"{fresh.url}/session/notebook/{session_id}/api", headers={"Cookie": f"big={big_cookie}"}, timeout=10
+    )
     assert response.status_code == 200, response.status_code
 
 

@@ -41,9 +41,17 @@ def test_killing_the_service_mid_launch_leaves_no_orphan(fresh: Platform) -> Non
 def test_a_service_restart_removes_orphan_containers(fresh: Platform) -> None:
     session_id = fresh.launch()
     orphan = fresh.docker.containers.run(
-        IMAGE, ["sleep", "600"], detach=True, name=f"emulate-{INSTANCE}-notebook-orphan00",
-        labels={"io.skaha-emulator.instance": INSTANCE, "io.skaha-emulator.role": "session",
-                "canfar.net/id": "orphan00"}, network=f"emulate-{INSTANCE}")
+        IMAGE,
+        ["sleep", "600"],
+        detach=True,
+        name=f"emulate-{INSTANCE}-notebook-orphan00",
+        labels={
+            "io.skaha-emulator.instance": INSTANCE,
+            "io.skaha-emulator.role": "session",
+            "canfar.net/id": "orphan00",
+        },
+        network=f"emulate-{INSTANCE}",
+    )
     fresh.docker.containers.get(f"emulate-{INSTANCE}-service").restart()
     fresh.emulate("up", "--no-build")
     assert not any(c.id == orphan.id for c in fresh.docker.containers.list(all=True))

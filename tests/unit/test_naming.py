@@ -1,6 +1,7 @@
 import re
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from emulator import naming
 
@@ -15,12 +16,15 @@ def test_session_ids_have_skahas_shape() -> None:
     assert len(ids) == 2000
 
 
-@given(prefix=PREFIXES, kind=TYPES, first=st.from_regex(ID, fullmatch=True),
-       second=st.from_regex(ID, fullmatch=True))
-def test_session_container_names_never_collide_within_an_instance(prefix: str, kind: str, first: str,
-                                                                  second: str) -> None:
-    names = {naming.session_container(prefix, kind, first), naming.service_container(prefix),
-             naming.gateway_container(prefix)}
+@given(prefix=PREFIXES, kind=TYPES, first=st.from_regex(ID, fullmatch=True), second=st.from_regex(ID, fullmatch=True))
+def test_session_container_names_never_collide_within_an_instance(
+    prefix: str, kind: str, first: str, second: str
+) -> None:
+    names = {
+        naming.session_container(prefix, kind, first),
+        naming.service_container(prefix),
+        naming.gateway_container(prefix),
+    }
     if first != second:
         assert naming.session_container(prefix, kind, second) not in names
     assert len(names) == 3

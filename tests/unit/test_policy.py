@@ -1,7 +1,8 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from emulator.core import policy
 from emulator.errors import InvalidRequest
@@ -11,8 +12,13 @@ CONTEXT = policy.resource_context(host_cores=2, host_memory_gb=23.4, gpu_count=0
 
 
 def test_context_keeps_skahas_shape_but_only_what_this_host_can_give() -> None:
-    assert CONTEXT["cores"] == {"default": 1, "defaultRequest": 1, "defaultLimit": 2, "defaultHeadless": 1,
-                                "options": [1, 2]}
+    assert CONTEXT["cores"] == {
+        "default": 1,
+        "defaultRequest": 1,
+        "defaultLimit": 2,
+        "defaultHeadless": 1,
+        "options": [1, 2],
+    }
     assert CONTEXT["memoryGB"]["options"] == [1, 2, 4, 6, 8, 10, 12, 14, 16, 20]
     assert CONTEXT["memoryGB"]["defaultRequest"] == 4
     assert CONTEXT["gpus"] == {"options": []}
@@ -26,13 +32,16 @@ def test_valid_names_are_lowercased(name: str) -> None:
     assert policy.validate_name(name) == name.lower()
 
 
-@pytest.mark.parametrize("name, message", [
-    (None, "Missing parameter 'name'"),
-    ("", "name must have a value"),
-    ("my_session", "name can only contain alpha-numeric chars and '-'"),
-    ("a b", "name can only contain alpha-numeric chars and '-'"),
-    ("x" * 64, "name must be at most 63 characters (it becomes the hostname)"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        (None, "Missing parameter 'name'"),
+        ("", "name must have a value"),
+        ("my_session", "name can only contain alpha-numeric chars and '-'"),
+        ("a b", "name can only contain alpha-numeric chars and '-'"),
+        ("x" * 64, "name must be at most 63 characters (it becomes the hostname)"),
+    ],
+)
 def test_bad_names_get_skahas_messages(name: str | None, message: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         policy.validate_name(name)
@@ -62,13 +71,16 @@ def test_fixed_profile_resources_ignore_the_request() -> None:
     assert (got.cores_request, got.cores_limit, got.ram_limit_gb, got.fixed) == (0.25, 1, 4, True)
 
 
-@pytest.mark.parametrize("request_, message", [
-    (policy.ResourceRequest(cores="3"), "Invalid value for 'cores': 3"),
-    (policy.ResourceRequest(cores="two"), "Invalid value for 'cores': two"),
-    (policy.ResourceRequest(ram="3"), "Invalid value for 'ram': 3"),
-    (policy.ResourceRequest(ram="64"), "Invalid value for 'ram': 64"),
-    (policy.ResourceRequest(gpus="1"), "Invalid value for 'gpus': 1"),
-])
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        (policy.ResourceRequest(cores="3"), "Invalid value for 'cores': 3"),
+        (policy.ResourceRequest(cores="two"), "Invalid value for 'cores': two"),
+        (policy.ResourceRequest(ram="3"), "Invalid value for 'ram': 3"),
+        (policy.ResourceRequest(ram="64"), "Invalid value for 'ram': 64"),
+        (policy.ResourceRequest(gpus="1"), "Invalid value for 'gpus': 1"),
+    ],
+)
 def test_options_outside_the_context_are_refused(request_: policy.ResourceRequest, message: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         policy.resolve_resources(request_, CONTEXT, None, True, headless=False)
@@ -80,6 +92,6 @@ def test_env_entries_follow_skahas_split_rule() -> None:
 
 
 def test_expiry_and_threads() -> None:
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    assert policy.expiry(start, 345600) == datetime(2026, 1, 5, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert policy.expiry(start, 345600) == datetime(2026, 1, 5, tzinfo=UTC)
     assert policy.threads(0.25) == 1 and policy.threads(4) == 4

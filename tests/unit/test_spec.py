@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from emulator import labels
@@ -8,20 +8,29 @@ from emulator.runtime.spec import build_spec, group_lines, passwd_lines
 from emulator.settings import REPO_ROOT, Settings
 
 USER = User("alice", 1500, 1500, (Group("alice", 1500), Group("astro", 3001)))
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _session(**overrides: object) -> Session:
-    values: dict = dict(id="k3x9q2ab", user="alice", type="notebook", name="analysis", image="img:1",
-                        status=Status.PENDING, resources=Resources(2, 2, 8, 8, fixed=True), start_time=NOW,
-                        expiry_time=NOW)
+    values: dict = dict(
+        id="k3x9q2ab",
+        user="alice",
+        type="notebook",
+        name="analysis",
+        image="img:1",
+        status=Status.PENDING,
+        resources=Resources(2, 2, 8, 8, fixed=True),
+        start_time=NOW,
+        expiry_time=NOW,
+    )
     values.update(overrides)
     return Session(**values)
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return Settings(instance="t1", state_dir=tmp_path / "state", arc_dir=tmp_path / "arc",
-                    config_dir=tmp_path / "config", port=9000)
+    return Settings(
+        instance="t1", state_dir=tmp_path / "state", arc_dir=tmp_path / "arc", config_dir=tmp_path / "config", port=9000
+    )
 
 
 def test_notebook_container_contract(tmp_path: Path) -> None:
@@ -35,8 +44,7 @@ def test_notebook_container_contract(tmp_path: Path) -> None:
     assert spec.hostname == "analysis" and spec.network == "emulate-t1"
     assert spec.working_dir == "/arc/home/alice"
     env = spec.environment
-    assert list(env)[:6] == ["skaha_hostname", "skaha_username", "skaha_sessionid", "HOME", "PWD",
-                             "OMP_NUM_THREADS"]
+    assert list(env)[:6] == ["skaha_hostname", "skaha_username", "skaha_sessionid", "HOME", "PWD", "OMP_NUM_THREADS"]
     assert env["HOME"] == env["PWD"] == "/arc/home/alice"
     assert env["JUPYTER_TOKEN"] == "k3x9q2ab" and env["NB_UID"] == "1500" and env["MKL_NUM_THREADS"] == "2"
     assert env["skaha_hostname"] == "emulate-t1-gateway:8080"
@@ -59,7 +67,6 @@ def test_passwd_and_group_resolve_the_user_and_keep_the_image_entries() -> None:
     image_passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n"
     image_group = "root:x:0:\nusers:x:100:\nastro:x:999:\n"
     passwd = passwd_lines(image_passwd, USER, "/arc/home/alice")
-    assert passwd.splitlines() == ["root:x:0:0:root:/root:/bin/bash",
-                                   "alice:x:1500:1500::/arc/home/alice:/bin/bash"]
+    assert passwd.splitlines() == ["root:x:0:0:root:/root:/bin/bash", "alice:x:1500:1500::/arc/home/alice:/bin/bash"]
     group = group_lines(image_group, USER)
     assert group.splitlines() == ["root:x:0:", "users:x:100:", "alice:x:1500:alice", "astro:x:3001:alice"]

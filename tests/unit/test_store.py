@@ -1,5 +1,5 @@
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,12 +9,21 @@ from emulator.core.store import Store
 from emulator.errors import InvalidRequest
 from emulator.naming import new_session_id
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _session(user: str = "alice", type_: str = "notebook") -> Session:
-    return Session(id=new_session_id(), user=user, type=type_, name="n", image="i", status=Status.PENDING,
-                   resources=Resources(1, 2, 4, 8), start_time=NOW, expiry_time=NOW)
+    return Session(
+        id=new_session_id(),
+        user=user,
+        type=type_,
+        name="n",
+        image="i",
+        status=Status.PENDING,
+        resources=Resources(1, 2, 4, 8),
+        start_time=NOW,
+        expiry_time=NOW,
+    )
 
 
 def test_parallel_admissions_from_separate_connections_never_exceed_the_limit(tmp_path: Path) -> None:
@@ -39,7 +48,7 @@ def test_parallel_admissions_from_separate_connections_never_exceed_the_limit(tm
         t.join()
     assert results.count("ok") == 3
     assert results.count("User alice has reached the maximum of 3 active sessions.") == 7
-    assert len(Store(path).list("alice")) == 3
+    assert len(Store(path).sessions("alice")) == 3
 
 
 def test_headless_and_ended_sessions_do_not_count(tmp_path: Path) -> None:

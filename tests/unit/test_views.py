@@ -1,26 +1,52 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from emulator.api import views
 from emulator.core.models import Event, Group, Resources, Session, Status, User
 from emulator.runtime.base import Usage
 
 USER = User("jdoe", 20001, 20001, (Group("jdoe", 20001), Group("astro", 30001)))
-START = datetime(2025, 7, 20, 17, 3, 11, tzinfo=timezone.utc)
+START = datetime(2025, 7, 20, 17, 3, 11, tzinfo=UTC)
 
 
 def _session(fixed: bool) -> Session:
     resources = Resources(1, 1, 4, 4, fixed=True) if fixed else Resources(1, 16, 4, 192)
-    return Session(id="k3x9q2ab", user="jdoe", type="notebook", name="my-analysis", image="img",
-                   status=Status.RUNNING, resources=resources, start_time=START,
-                   expiry_time=datetime(2025, 7, 24, 17, 3, 11, tzinfo=timezone.utc))
+    return Session(
+        id="k3x9q2ab",
+        user="jdoe",
+        type="notebook",
+        name="my-analysis",
+        image="img",
+        status=Status.RUNNING,
+        resources=resources,
+        start_time=START,
+        expiry_time=datetime(2025, 7, 24, 17, 3, 11, tzinfo=UTC),
+    )
 
 
 def test_v0_session_json_has_skahas_fields_in_order() -> None:
     doc = views.session_json(_session(False), USER, "http://h/x", Usage(312 * 1024**2, 0.0031), "v0")
-    assert list(doc) == ["id", "userid", "runAsUID", "runAsGID", "supplementalGroups", "appid", "image", "type",
-                         "status", "name", "startTime", "expiryTime", "connectURL", "requestedRAM",
-                         "requestedCPUCores", "requestedGPUCores", "ramInUse", "gpuRAMInUse", "cpuCoresInUse",
-                         "gpuUtilization"]
+    assert list(doc) == [
+        "id",
+        "userid",
+        "runAsUID",
+        "runAsGID",
+        "supplementalGroups",
+        "appid",
+        "image",
+        "type",
+        "status",
+        "name",
+        "startTime",
+        "expiryTime",
+        "connectURL",
+        "requestedRAM",
+        "requestedCPUCores",
+        "requestedGPUCores",
+        "ramInUse",
+        "gpuRAMInUse",
+        "cpuCoresInUse",
+        "gpuUtilization",
+    ]
     assert doc["runAsUID"] == "20001" and doc["supplementalGroups"] == [20001, 30001]
     assert doc["appid"] == "<none>" and doc["requestedGPUCores"] == "<none>"
     assert doc["startTime"] == "2025-07-20T17:03:11Z" and doc["expiryTime"] == "2025-07-24T17:03:11Z"
