@@ -132,7 +132,12 @@ class Platform:
             return admin.get("/config/").json()
 
     def route_ids(self) -> list[str]:
-        return [r["@id"] for r in self.gateway_config()["apps"]["http"]["servers"]["gateway"]["routes"]]
+        """The gateway's route ids; none while it is (re)starting and its admin socket is not there yet."""
+        try:
+            config = self.gateway_config()
+        except httpx.TransportError:
+            return []
+        return [r["@id"] for r in config["apps"]["http"]["servers"]["gateway"]["routes"]]
 
     def answers(self, session_id: str, path: str = "api") -> int:
         """The status a request for a notebook session's path gets through the gateway."""

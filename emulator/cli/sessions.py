@@ -117,8 +117,10 @@ def launch(
 def ps(settings: Settings, show_all: bool, as_json: bool) -> None:
     """List your sessions."""
     sessions = _client(settings).sessions()
+    hidden = 0
     if not show_all:
-        sessions = [s for s in sessions if s["status"] not in FINAL]
+        shown = [s for s in sessions if s["status"] not in FINAL]
+        hidden, sessions = len(sessions) - len(shown), shown
     if as_json:
         print_json(sessions)
         return
@@ -139,6 +141,9 @@ def ps(settings: Settings, show_all: bool, as_json: bool) -> None:
             for s in sessions
         ],
     )
+    if hidden:
+        # Failed sessions still count towards the session limit (as in skaha) until deleted.
+        console_err.print(f"{hidden} ended session(s) not shown; `emulate ps -a` lists them")
 
 
 @click.command()

@@ -126,3 +126,15 @@ def test_cli_reports_an_unreachable_service(platform: Platform) -> None:
 def test_context_command(platform: Platform) -> None:
     document = json.loads(platform.emulate("context", "--json").stdout)
     assert document == platform.http.get("/context").json()
+
+
+def test_ps_hides_ended_sessions_but_says_so(fresh: Platform) -> None:
+    response = fresh.http.post(
+        "/session", data={"name": "broken", "image": "skaha-emulator/gateway:latest", "type": "notebook"}
+    )
+    session_id = response.text.strip()
+    fresh.wait_status(session_id, "Failed")
+    listed = fresh.emulate("ps")
+    assert session_id not in listed.stdout
+    assert "1 ended session(s) not shown; `emulate ps -a` lists them" in listed.stderr
+    assert session_id in fresh.emulate("ps", "-a").stdout
