@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from emulator.core.identity import load_directory
-from emulator.errors import ConfigError, Unavailable, error_for_status
+from emulator.errors import Unavailable, error_for_status
 from emulator.platform import recorded_url
 from emulator.settings import Settings
 
@@ -21,13 +21,9 @@ from emulator.settings import Settings
 class EmulatorClient:
     def __init__(self, settings: Settings, user: str | None = None, api_version: str = "v0") -> None:
         self.base_url = (os.environ.get("EMULATE_URL") or recorded_url(settings) or settings.base_url).rstrip("/")
-        token = os.environ.get("EMULATE_TOKEN")
-        if token is None:
-            directory = load_directory(settings.users_file)
-            chosen = directory.get(user) if user else directory.default
-            if chosen is None:
-                raise ConfigError(f"no user named {user} in {settings.users_file}")
-            token = directory.tokens[chosen.name]
+        token = os.environ.get("EMULATE_TOKEN") or load_directory(settings.users_file).token_for(
+            user, settings.users_file
+        )
         self.api = f"{self.base_url}/skaha/{api_version}"
         self._http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
 

@@ -28,6 +28,7 @@ DEBIAN_BASE = "debian:bookworm-slim"
 BASE_IMAGE = "skaha-emulator/base:bookworm"
 SERVICE_IMAGE = "skaha-emulator/service:latest"
 GATEWAY_IMAGE = "skaha-emulator/gateway:latest"
+RECIPE_LABEL = "io.skaha-emulator.recipe"
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,6 @@ def recipes(settings: Settings) -> dict[str, Recipe]:
         if (folder / "Dockerfile").exists() and folder.name not in found:
             found[folder.name] = Recipe(folder.name, f"skaha-emulator/{folder.name}:latest", folder)
     return found
-
-
-SESSION_RECIPES_EXCLUDED = ("base", "gateway", "service")
 
 
 def _context(recipe: Recipe, extra_ca: bytes) -> io.BytesIO:
@@ -131,15 +129,15 @@ def build(
         raise ConfigError(f"no image recipe named {', '.join(unknown)} (known: {', '.join(known)})")
     order: list[str] = []
 
-    def visit(name: str, explicit: bool) -> None:
+    def visit(name: str) -> None:
         for need in known[name].needs:
             if need not in order and not _present(client, known[need].tag):
-                visit(need, False)
+                visit(need)
         if name not in order:
             order.append(name)
 
     for name in names:
-        visit(name, True)
+        visit(name)
     ca = _extra_ca(settings)
     built = []
     for name in order:
@@ -149,6 +147,8 @@ def build(
         say(f"building {recipe.tag}")
         _build_one(client, recipe, ca, say)
         built.append(recipe.tag)
+    # Rebuilt recipes leave their previous images untagged; drop those nothing uses any more.
+    client.images.prune(filters={"dangling": True, "label": RECIPE_LABEL})
     return built
 
 
@@ -168,7 +168,7 @@ def _build_one(client: docker.DockerClient, recipe: Recipe, ca: bytes, say: Call
         rm=True,
         forcerm=True,
         decode=True,
-        labels={"io.skaha-emulator.recipe": recipe.name, "io.skaha-emulator.version": __version__},
+        labels={RECIPE_LABEL: recipe.name, "io.skaha-emulator.version": __version__},
     )
     tail: list[str] = []
     for chunk in stream:

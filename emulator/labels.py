@@ -6,7 +6,7 @@ from __future__ import annotations
 # Our own keys.
 INSTANCE = "io.skaha-emulator.instance"
 ROLE = "io.skaha-emulator.role"  # service | gateway | session
-PROFILE_HASH = "io.skaha-emulator.profile-hash"
+CONFIG_HASH = "io.skaha-emulator.config-hash"  # platform containers: recreated by `up` when it changes
 
 # The keys skaha itself sets on session pods (skaha >= 1.x, canfar.net/*).
 SESSION_ID = "canfar.net/id"
@@ -23,6 +23,15 @@ IMAGE_SESSION_TYPES = "io.canfar.skaha.session.type"
 ROLE_SERVICE = "service"
 ROLE_GATEWAY = "gateway"
 ROLE_SESSION = "session"
+ROLE_HELPER = "helper"  # short-lived containers that read files out of an image
+
+
+def image_session_types(image_labels: dict[str, str]) -> list[str] | None:
+    """The session types an image declares (comma or space separated), or None when it declares none."""
+    declared = image_labels.get(IMAGE_SESSION_TYPES)
+    if declared is None or not declared.strip():
+        return None
+    return declared.replace(",", " ").split()
 
 
 def platform_labels(instance: str, role: str) -> dict[str, str]:

@@ -34,7 +34,3 @@ def session_container(prefix: str, session_type: str, session_id: str) -> str:
     # Session ids are unique per instance and never contain '-', so prefix + id cannot collide
     # with the service or gateway names or with another instance's sessions.
     return f"{prefix}-{session_type}-{session_id}"
-
-
-def route_id(session_id: str) -> str:
-    return f"session-{session_id}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,13 +80,13 @@ class Platform:
         current = self._container(name)
         image_id = self.client.images.get(image).id
         if current is not None:
-            same = current.image.id == image_id and current.labels.get(labels.PROFILE_HASH) == fingerprint
+            same = current.image.id == image_id and current.labels.get(labels.CONFIG_HASH) == fingerprint
             if same:
                 if current.status != "running":
                     current.start()
                 return
             current.remove(force=True)
-        kwargs["labels"] = {**kwargs.get("labels", {}), labels.PROFILE_HASH: fingerprint}
+        kwargs["labels"] = {**kwargs.get("labels", {}), labels.CONFIG_HASH: fingerprint}
         self.client.containers.run(
             image,
             name=name,
@@ -112,7 +113,8 @@ class Platform:
         s = self.settings
         same_path = [str(s.state_path), str(s.arc_path)]
         mounts = [docker.types.Mount(p, p, type="bind") for p in same_path]
-        mounts.append(docker.types.Mount(str(s.config_path), str(s.config_path), type="bind", read_only=True))
+        for folder in (s.config_path, s.profiles_dir):
+            mounts.append(docker.types.Mount(str(folder), str(folder), type="bind", read_only=True))
         socket = docker_socket()
         mounts.append(docker.types.Mount("/var/run/docker.sock", socket, type="bind"))
         environment = s.as_environment()
@@ -156,20 +158,25 @@ class Platform:
 
     def down(self, remove_sessions: bool = False) -> list[str]:
         removed = []
-        roles = [labels.ROLE_SERVICE, labels.ROLE_GATEWAY] + ([labels.ROLE_SESSION] if remove_sessions else [])
+        roles = [labels.ROLE_SERVICE, labels.ROLE_GATEWAY, labels.ROLE_HELPER]
+        if remove_sessions:
+            roles.append(labels.ROLE_SESSION)
         for role in roles:
             for container in self.client.containers.list(
                 all=True, filters={"label": labels.selector(self.settings.instance, role)}
             ):
                 container.remove(force=True, v=True)
                 removed.append(container.name)
+        (self.settings.state_path / INSTANCE_FILE).unlink(missing_ok=True)
         if remove_sessions:
-            for network in self.client.networks.list(filters={"label": labels.selector(self.settings.instance)}):
-                network.remove()
-            for name in ("state.db", "state.db-wal", "state.db-shm", INSTANCE_FILE):
+            for name in ("state.db", "state.db-wal", "state.db-shm"):
                 (self.settings.state_path / name).unlink(missing_ok=True)
-        else:
-            (self.settings.state_path / INSTANCE_FILE).unlink(missing_ok=True)
+            shutil.rmtree(self.settings.state_path / "sessions", ignore_errors=True)
+            for network in self.client.networks.list(filters={"label": labels.selector(self.settings.instance)}):
+                try:
+                    network.remove()
+                except docker.errors.APIError as exc:  # something else is still attached to it
+                    raise EmulatorError(f"network {network.name} was kept: {exc.explanation or exc}") from exc
         return removed
 
     def status(self) -> PlatformStatus:

@@ -9,8 +9,6 @@ placeholders are reported at load time with the file and field that hold them.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import string
 from pathlib import Path
 from typing import Literal
@@ -74,9 +72,6 @@ class Profile(_Strict):
 
     def render(self, template: str, values: dict[str, str]) -> str:
         return template.format(**values)
-
-    def fingerprint(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()[:12]
 
     def templates(self) -> dict[str, str]:
         """Every templated field, by its name in the file."""

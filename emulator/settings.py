@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     def users_file(self) -> Path:
         return self.config_path / "users.yaml"
 
+    def lifetime_seconds(self, session_type: str) -> int:
+        """How long a session of this type lives (and what renew gives it): skaha's Job deadline."""
+        return self.headless_expiry_seconds if session_type == "headless" else self.session_expiry_seconds
+
+    def retention_seconds(self, session_type: str) -> int:
+        """How long an ended session stays listed (skaha's ttlSecondsAfterFinished)."""
+        return self.headless_retention_seconds if session_type == "headless" else self.finished_retention_seconds
+
     def as_environment(self) -> dict[str, str]:
         """These settings as EMULATE_* variables, with every path made explicit."""
         env = {
@@ -90,6 +98,7 @@ class Settings(BaseSettings):
             "EMULATE_STATE_DIR": str(self.state_path),
             "EMULATE_CONFIG_DIR": str(self.config_path),
             "EMULATE_ARC_DIR": str(self.arc_path),
+            "EMULATE_PROFILES_DIR": str(self.profiles_dir),
             "EMULATE_MAX_SESSIONS": str(self.max_sessions),
             "EMULATE_SESSION_EXPIRY_SECONDS": str(self.session_expiry_seconds),
             "EMULATE_HEADLESS_EXPIRY_SECONDS": str(self.headless_expiry_seconds),

@@ -13,7 +13,7 @@ import psutil
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from emulator import __version__
+from emulator import __version__, labels
 from emulator.api import errors
 from emulator.api.skaha import make_router
 from emulator.core.identity import UsersSource
@@ -26,7 +26,7 @@ from emulator.gateway.caddy import CaddyGateway
 from emulator.profiles import load_profiles
 from emulator.runtime import gpus
 from emulator.runtime.docker import DockerRuntime
-from emulator.runtime.spec import skaha_system_dir
+from emulator.runtime.spec import GIB, skaha_system_dir
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.service")
@@ -47,8 +47,8 @@ def install_launch_scripts(settings: Settings) -> None:
     """Copy profiles/skaha-system to the state folder, which sessions mount at /skaha-system."""
     source = settings.profiles_dir / "skaha-system"
     target = skaha_system_dir(settings)
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target)
+    # Copied over in place: running sessions have this very folder mounted.
+    shutil.copytree(source, target, dirs_exist_ok=True)
     target.chmod(0o755)
     for path in target.iterdir():
         path.chmod(0o755)
@@ -63,9 +63,10 @@ def create_app(settings: Settings, api_upstream: str) -> FastAPI:
         install_launch_scripts(settings)
         gateway = CaddyGateway(admin_socket(settings))
         devices = gpus.discover()
-        context = resource_context(psutil.cpu_count() or 1, psutil.virtual_memory().total / 1024**3, len(devices))
+        context = resource_context(psutil.cpu_count() or 1, psutil.virtual_memory().total / GIB, len(devices))
         store = Store(settings.state_path / "state.db")
-        manager = SessionManager(settings, store, DockerRuntime(), gateway, profiles, users, context, devices)
+        runtime = DockerRuntime(helper_labels=labels.platform_labels(settings.instance, labels.ROLE_HELPER))
+        manager = SessionManager(settings, store, runtime, gateway, profiles, users, context, devices)
         await gateway.wait_ready()
         keeper = Housekeeper(manager, api_upstream)
         await reconcile(keeper)
@@ -76,6 +77,8 @@ def create_app(settings: Settings, api_upstream: str) -> FastAPI:
             yield
         finally:
             housekeeping.cancel()
+            await asyncio.gather(housekeeping, return_exceptions=True)
+            await manager.stop()
             store.close()
 
     app = FastAPI(title="skaha-emulator", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -17,8 +17,7 @@ from emulator.core.sessions import LaunchRequest, SessionManager
 from emulator.errors import InvalidRequest
 from emulator.profiles import SESSION_TYPES
 from emulator.runtime.base import Usage
-
-GIB = 1024**3
+from emulator.runtime.spec import GIB
 
 
 def _json(document: object) -> Response:
@@ -77,9 +76,14 @@ def make_router(version: str) -> APIRouter:
         view = p.get("view")
         if view == "stats":
             return _json(_stats(m))
+
+        def word(status: Status) -> str:
+            return views.status_word(status, version)
+
         if view == "all":
-            return _json([views.public_json(s, version) for s in m.sessions(None, p.get("type"), p.get("status"))])
-        sessions = m.sessions(user, p.get("type"), p.get("status"))
+            everyone = m.sessions(None, p.get("type"), p.get("status"), word)
+            return _json([views.public_json(s, version) for s in everyone])
+        sessions = m.sessions(user, p.get("type"), p.get("status"), word)
         return _json(await _session_documents(m, user, sessions, version))
 
     @router.post("/session")
@@ -152,10 +156,9 @@ def make_router(version: str) -> APIRouter:
             raise InvalidRequest(f"unknown type: {wanted}")
         listing: list[dict[str, Any]] = []
         for image in await m.runtime.images():
-            declared = image.labels.get(labels.IMAGE_SESSION_TYPES)
-            if not declared or not image.tags:
+            types = labels.image_session_types(image.labels)
+            if types is None or not image.tags:
                 continue  # like Harbor: unlabelled artifacts are invisible
-            types = declared.replace(",", " ").split()
             if wanted is None or wanted in types:
                 listing.append({"id": image.tags[0], "types": types, "digest": image.digest})
         return _json(sorted(listing, key=lambda entry: str(entry["id"])))

@@ -103,11 +103,7 @@ def token(settings: Settings, user: str | None) -> None:
       curl -H "Authorization: Bearer $(emulate token)" http://127.0.0.1:8080/skaha/v0/session
     """
     ensure_users_file(settings.users_file)
-    directory = load_directory(settings.users_file)
-    chosen = directory.get(user) if user else directory.default
-    if chosen is None:
-        raise ConfigError(f"no user named {user} in {settings.users_file}")
-    click.echo(directory.tokens[chosen.name])
+    click.echo(load_directory(settings.users_file).token_for(user, settings.users_file))
 
 
 @click.command()

@@ -36,6 +36,8 @@ def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) ->
             spinner.update(f"{session_id}: {session['status']}")
             if session["status"] == "Running":
                 return session
+            if session["status"] in ("Succeeded", "Completed") and session["type"] == "headless":
+                return session  # a short job may be done before it is ever seen Running
             if session["status"] in FINAL:
                 events = client.events(session_id).strip()
                 raise EmulatorError(f"session {session_id} ended ({session['status']}) before it was ready:\n{events}")
@@ -105,7 +107,7 @@ def launch(
         click.echo(session_id)
         return
     session = wait_for_running(client, session_id, timeout)
-    console.print(f"{session_id} is Running")
+    console.print(f"{session_id} is {session['status']}")
     if session.get("connectURL") not in (None, "", "not-applicable"):
         click.echo(session["connectURL"])
 

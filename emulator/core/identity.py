@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import grp
 import hmac
+import logging
 import os
 import pwd
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from emulator.core.models import Group, User
 from emulator.errors import ConfigError
 from emulator.naming import new_token
+
+log = logging.getLogger("emulator.identity")
 
 FALLBACK_USER = "canfar"
 FALLBACK_UID = 20001
@@ -97,6 +100,13 @@ class Directory:
     def get(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)
 
+    def token_for(self, name: str | None, source: Path) -> str:
+        """The token of the named user (default: the first), or a ConfigError naming the file."""
+        user = self.get(name) if name else self.default
+        if user is None:
+            raise ConfigError(f"no user named {name} in {source}")
+        return self.tokens[user.name]
+
     @property
     def default(self) -> User:
         return self.users[0]
@@ -114,25 +124,35 @@ def load_directory(path: Path) -> Directory:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"users file {path} is invalid: {problems}") from exc
-    names = [u.name for u in parsed.users]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"users file {path} is invalid: user names must be unique")
+    for field in ("name", "token"):
+        values = [getattr(u, field) for u in parsed.users]
+        if len(set(values)) != len(values):
+            raise ConfigError(f"users file {path} is invalid: every user needs a {field} of its own")
     users = tuple(User(u.name, u.uid, u.gid, tuple(Group(g.name, g.gid) for g in u.groups)) for u in parsed.users)
     return Directory(users=users, tokens={u.name: u.token for u in parsed.users})
 
 
 class UsersSource:
-    """The users file, re-read when it changes so a workshop can add users without a restart."""
+    """The users file, re-read when it changes so a workshop can add users without a restart.
+
+    A change that breaks the file (a typo mid-edit, the file removed) is logged and the
+    last good version stays in force, so the platform keeps serving its users.
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._stamp: tuple[float, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._directory: Directory | None = None
 
     def current(self) -> Directory:
-        stat = self._path.stat()
-        stamp = (stat.st_mtime, stat.st_size)
-        if self._directory is None or stamp != self._stamp:
-            self._directory = load_directory(self._path)
-            self._stamp = stamp
+        try:
+            stat = self._path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            if self._directory is None or stamp != self._stamp:
+                self._stamp = stamp
+                self._directory = load_directory(self._path)
+        except (OSError, ConfigError) as exc:
+            if self._directory is None:
+                raise ConfigError(str(exc)) from exc
+            log.error("keeping the last good users file: %s", exc)
         return self._directory

@@ -1,8 +1,10 @@
 """The housekeeping pass the service runs every `loop_interval` seconds.
 
-It turns container exits into Succeeded/Failed, removes expired sessions, drops
+It resumes Pending sessions nobody is bringing up (after a service restart),
+turns container exits into Succeeded/Failed, removes expired sessions, drops
 ended sessions after their retention time, and re-loads the gateway when it is not
-running the emulator's routing table (e.g. the gateway container restarted).
+running the emulator's routing table (e.g. the gateway container restarted). One
+session's trouble is logged and never stops the pass for the others.
 """
 
 from __future__ import annotations
@@ -39,56 +41,63 @@ class Housekeeper:
 
     async def run_once(self) -> None:
         manager = self.manager
-        now = manager.clock()
-        settings = manager.settings
-        containers = {
-            c.labels.get(labels.SESSION_ID): c
-            for c in await manager.runtime.containers(labels.selector(settings.instance, labels.ROLE_SESSION))
-        }
-        for session in manager.store.sessions():
-            if session.status is Status.TERMINATING:
-                if not manager.in_flight(session.id):
-                    await manager.terminate(session)
-            elif session.status.final:
-                retention = (
-                    settings.headless_retention_seconds
-                    if session.type == "headless"
-                    else (settings.finished_retention_seconds)
-                )
-                if session.ended_at and now >= session.ended_at + timedelta(seconds=retention):
-                    await manager.terminate(session)
-            elif now >= session.expiry_time:
-                log.info("session %s expired at %s; removing it", session.id, session.expiry_time)
-                await manager.terminate(session)
-            else:
-                await self._track(session, containers.get(session.id))
-        await self.sync_gateway()
+        # Rows first, containers second: a container missing from the listing then really was missing
+        # when its row was read (a launch that starts meanwhile is in flight and skipped).
+        sessions = manager.store.sessions()
+        selector = labels.selector(manager.settings.instance, labels.ROLE_SESSION)
+        containers = {c.labels.get(labels.SESSION_ID): c for c in await manager.runtime.containers(selector)}
+        for listed in sessions:
+            session = manager.store.get(listed.id)  # fresh: a renew or delete may have landed meanwhile
+            if session is None or manager.terminating(session.id):
+                continue
+            try:
+                await self._keep(session, containers.get(session.id))
+            except Exception:
+                log.exception("housekeeping of session %s failed", session.id)
+        try:
+            await self.sync_gateway()
+        except Exception:
+            log.exception("could not bring the gateway up to date")
 
-    async def _track(self, session: Session, container: ContainerState | None) -> None:
+    async def _keep(self, session: Session, container: ContainerState | None) -> None:
         manager = self.manager
-        if container is None:
-            if manager.in_flight(session.id):
-                return  # bring-up is creating it
-            if session.status is Status.PENDING:
-                manager.start(session.id)  # resume a launch the service did not finish
-                return
-            manager.store.set_status(session.id, Status.FAILED, ended_at=manager.clock())
-            manager.event(session.id, "Failed", "The session's container disappeared", warning=True)
-            return
-        if container.state in ("exited", "dead"):
-            code = container.exit_code if container.exit_code is not None else -1
-            status = Status.SUCCEEDED if code == 0 else Status.FAILED
-            manager.store.set_status(session.id, status, ended_at=manager.clock(), exit_code=code)
-            manager.event(
-                session.id,
-                "Completed" if code == 0 else "Failed",
-                f"Container exited with code {code}",
-                warning=code != 0,
-            )
+        now = manager.clock()
+        if session.status is Status.TERMINATING:
+            await manager.terminate(session)  # a delete the service did not finish before it stopped
+        elif session.status.final:
+            retention = timedelta(seconds=manager.settings.retention_seconds(session.type))
+            if session.ended_at is None or now >= session.ended_at + retention:
+                await manager.terminate(session)
+        elif now >= session.expiry_time:
+            log.info("session %s expired at %s; removing it", session.id, session.expiry_time)
+            await manager.terminate(session)
+        elif manager.in_flight(session.id):
+            if container is not None and container.state in ("exited", "dead"):
+                self._ended(session, container)  # it died while starting; the probe stops on its own
+            elif container is not None and container.state == "restarting":
+                manager.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
+        elif session.status is Status.PENDING:
+            manager.start(session.id)  # a launch (or probe) the service did not finish: resume it
+        elif container is None:
+            if await manager.runtime.state(manager.container_name(session)) is None:
+                manager.store.set_status(session.id, Status.FAILED, ended_at=now)
+                manager.event(session.id, "Failed", "The session's container disappeared", warning=True)
+        elif container.state in ("exited", "dead"):
+            self._ended(session, container)
         elif container.state == "restarting":
             manager.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
-        elif session.status is Status.PENDING and not manager.in_flight(session.id):
-            manager.start(session.id)  # resume probing after a service restart
+
+    def _ended(self, session: Session, container: ContainerState) -> None:
+        manager = self.manager
+        code = container.exit_code if container.exit_code is not None else -1
+        status = Status.SUCCEEDED if code == 0 else Status.FAILED
+        manager.store.set_status(session.id, status, ended_at=manager.clock(), exit_code=code)
+        manager.event(
+            session.id,
+            "Completed" if code == 0 else "Failed",
+            f"Container exited with code {code}",
+            warning=code != 0,
+        )
 
 
 async def run_forever(keeper: Housekeeper, interval: float) -> None:
@@ -97,6 +106,6 @@ async def run_forever(keeper: Housekeeper, interval: float) -> None:
             await keeper.run_once()
         except asyncio.CancelledError:
             raise
-        except Exception:  # one bad pass must not stop housekeeping
+        except Exception:  # e.g. Docker unreachable for a moment: try again on the next pass
             log.exception("housekeeping pass failed")
         await asyncio.sleep(interval)

@@ -64,7 +64,6 @@ class Session:
     cmd: str | None = None
     args: str | None = None
     gpu_devices: list[str] = field(default_factory=list)
-    ready: bool = False
     ended_at: datetime | None = None
     exit_code: int | None = None
 

@@ -145,7 +145,7 @@ def resolve_resources(
         ram_request_gb=float(ram if ram is not None else ram_default),
         ram_limit_gb=float(ram if ram is not None else context["memoryGB"]["defaultLimit"]),
         gpus=gpus,
-        fixed=cores is not None and ram is not None,
+        fixed=ram is not None,  # skaha v1: fixed means the memory request equals the limit
     )
 
 

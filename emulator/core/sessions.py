@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from emulator import labels, naming
@@ -78,6 +80,7 @@ class SessionManager:
         self.gpu_devices = gpu_devices or []
         self.clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._terminations: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._image_files: dict[str, tuple[str, str]] = {}
 
@@ -142,8 +145,8 @@ class SessionManager:
                 f"image '{request.image}' is not in the local Docker engine; build it "
                 "(emulate images build) or pull it (docker pull) first"
             )
-        declared = image.labels.get(labels.IMAGE_SESSION_TYPES)
-        if declared is not None and session_type not in declared.replace(",", " ").split():
+        declared = labels.image_session_types(image.labels)
+        if declared is not None and session_type not in declared:
             raise InvalidRequest(f"image/type mismatch: {request.image}/{session_type}")
         profile = self.profiles.get(session_type)
         if profile is None:
@@ -157,14 +160,9 @@ class SessionManager:
             profile.gpus_allowed,
             headless=session_type == "headless",
         )
+        # No await from here to admit(): GPU allocation and admission happen in one step of the loop.
         devices = self._allocate_gpus(resources.gpus)
-
         now = self.clock()
-        lifetime = (
-            self.settings.headless_expiry_seconds
-            if session_type == "headless"
-            else (self.settings.session_expiry_seconds)
-        )
         session = Session(
             id=naming.new_session_id(),
             user=user.name,
@@ -174,7 +172,7 @@ class SessionManager:
             status=Status.PENDING,
             resources=resources,
             start_time=now,
-            expiry_time=policy.expiry(now, lifetime),
+            expiry_time=policy.expiry(now, self.settings.lifetime_seconds(session_type)),
             env=policy.parse_env(request.env),
             cmd=request.cmd,
             args=request.args,
@@ -189,7 +187,8 @@ class SessionManager:
     def _allocate_gpus(self, count: int) -> list[str]:
         if count == 0:
             return []
-        free = [d for d in self.gpu_devices if d not in self.store.gpu_devices_in_use()]
+        in_use = self.store.gpu_devices_in_use()
+        free = [d for d in self.gpu_devices if d not in in_use]
         if len(free) < count:
             raise InvalidRequest(f"Invalid value for 'gpus': {count} (only {len(free)} GPU(s) free on this machine)")
         return free[:count]
@@ -200,21 +199,37 @@ class SessionManager:
             return
         task = asyncio.create_task(self._bring_up(session_id), name=f"bring-up-{session_id}")
         self._tasks[session_id] = task
-        task.add_done_callback(
-            lambda _: self._tasks.pop(session_id, None) if self._tasks.get(session_id) is task else None
-        )
+        task.add_done_callback(lambda done: self._forget(session_id, done))
 
-    async def _prepare_files(self, session: Session, user: User) -> None:
-        """The user's home (mode 0700, first launch only) and the session's passwd and group files."""
-        arc = self.settings.arc_path
-        (arc / "projects").mkdir(parents=True, exist_ok=True)
-        (arc / "home").mkdir(parents=True, exist_ok=True)
-        home = arc / "home" / user.name
-        if not home.exists():
-            home.mkdir(mode=0o700)
-            (home / ".ssl").mkdir(mode=0o700)
-            for path in (home, home / ".ssl"):
+    def _forget(self, session_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(session_id) is task:
+            del self._tasks[session_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bring-up of %s failed", session_id, exc_info=task.exception())
+
+    def _ensure_home(self, user: User) -> None:
+        """/arc/home/<user>, mode 0700 and owned by the user, made on first launch only (never touched again)."""
+        homes = self.settings.arc_path / "home"
+        homes.mkdir(parents=True, exist_ok=True)
+        (self.settings.arc_path / "projects").mkdir(parents=True, exist_ok=True)
+        home = homes / user.name
+        if home.exists():
+            return
+        # Built under a temporary name and renamed, so a failure never leaves a home the user cannot enter.
+        draft = Path(tempfile.mkdtemp(prefix=f".{user.name}.", dir=homes))
+        try:
+            (draft / ".ssl").mkdir(mode=0o700)
+            for path in (draft, draft / ".ssl"):
                 shutil.chown(path, user.uid, user.gid)
+            draft.chmod(0o700)
+            draft.rename(home)
+        except OSError as exc:
+            shutil.rmtree(draft, ignore_errors=True)
+            if not home.exists():
+                raise EmulatorError(f"cannot create {home} for uid {user.uid}: {exc}") from exc
+
+    async def _write_identity_files(self, session: Session, user: User) -> None:
+        """The image's /etc/passwd and /etc/group plus the user, as skaha's init containers write them."""
         image = await self.runtime.image(session.image)
         key = image.id if image else session.image
         if key not in self._image_files:
@@ -230,68 +245,92 @@ class SessionManager:
             path.chmod(0o644)
 
     async def _bring_up(self, session_id: str) -> None:
-        async with self._lock(session_id):
-            session = self.store.get(session_id)
-            if session is None or session.status is not Status.PENDING:
-                return
-            profile = self.profiles[session.type]
-            user = self.users.current().get(session.user)
-            try:
+        """Create and start the container, then probe readiness; any failure fails the session."""
+        try:
+            async with self._lock(session_id):
+                session = self.store.get(session_id)
+                if session is None or session.status is not Status.PENDING:
+                    return
+                profile = self.profiles.get(session.type)
+                if profile is None:
+                    raise EmulatorError(f"no profile for session type '{session.type}' any more")
+                user = self.users.current().get(session.user)
                 if user is None:
-                    raise InvalidRequest(f"user {session.user} is no longer in the users file")
-                await self._prepare_files(session, user)
+                    raise EmulatorError(f"user {session.user} is no longer in the users file")
+                self._ensure_home(user)
+                await self._write_identity_files(session, user)
                 spec = build_spec(profile, session, user, self.settings)
                 state = await self.runtime.run(spec)
                 self.event(session_id, "Started", f"Started container {spec.name}")
-            except EmulatorError as exc:
-                await self._fail(session, exc.message)
+            if profile.readiness is None or not profile.interactive:
+                if self.store.mark_running(session_id):
+                    self.event(session_id, "Running", "Container is running")
                 return
-            except Exception as exc:  # a Docker or gateway error we did not foresee: the session fails, loudly
-                log.exception("bring-up of %s failed", session_id)
-                await self._fail(session, f"{exc.__class__.__name__}: {exc}")
-                return
-        if profile.readiness is None or not profile.interactive or state.address is None:
-            if self.store.mark_running(session_id):
-                self.event(session_id, "Running", "Container is running")
-            return
-        values = template_values(profile, session, user, self.settings)
-        ready = await wait_until_ready(
-            address=state.address,
-            port=profile.port or 0,
-            probe=profile.readiness,
-            path=profile.render(profile.readiness.path, values),
-            interval=self.settings.probe_interval,
-            still_wanted=lambda: self._still_pending(session_id),
-            on_slow=lambda: self.event(
-                session_id,
-                "Unhealthy",
-                f"Not ready after {profile.startup_timeout_seconds} s; still probing",
-                warning=True,
-            ),
-            slow_after=profile.startup_timeout_seconds,
-        )
-        if ready and self.store.mark_running(session_id):
-            self.event(session_id, "Ready", f"{session.type} answers on port {profile.port}")
+            if state.address is None:
+                return  # it exited or is restarting already; housekeeping reports what happened
+            values = template_values(profile, session, user, self.settings)
+            ready = await wait_until_ready(
+                address=state.address,
+                port=profile.port or 0,
+                probe=profile.readiness,
+                path=profile.render(profile.readiness.path, values),
+                interval=self.settings.probe_interval,
+                still_wanted=lambda: self._still_pending(session_id),
+                on_slow=lambda: self.event(
+                    session_id,
+                    "Unhealthy",
+                    f"Not ready after {profile.startup_timeout_seconds} s; still probing",
+                    warning=True,
+                ),
+                slow_after=profile.startup_timeout_seconds,
+            )
+            if ready and self.store.mark_running(session_id):
+                self.event(session_id, "Ready", f"{session.type} answers on port {profile.port}")
+        except asyncio.CancelledError:
+            raise
+        except EmulatorError as exc:
+            await self._fail(session_id, exc.message)
+        except Exception as exc:  # a Docker error we did not foresee: the session fails, loudly
+            log.exception("bring-up of %s failed", session_id)
+            await self._fail(session_id, f"{exc.__class__.__name__}: {exc}")
 
     def _still_pending(self, session_id: str) -> bool:
         session = self.store.get(session_id)
         return session is not None and session.status is Status.PENDING
 
-    async def _fail(self, session: Session, reason: str) -> None:
-        await self.runtime.remove(self.container_name(session))
-        self.store.set_status(session.id, Status.FAILED, ended_at=self.clock())
-        self.event(session.id, "Failed", reason, warning=True)
+    async def _fail(self, session_id: str, reason: str) -> None:
+        session = self.store.get(session_id)
+        if session is None or session.status is not Status.PENDING:
+            return  # deleted meanwhile
+        try:
+            await self.runtime.remove(self.container_name(session))
+        except Exception:  # the row still says Failed; housekeeping removes the container with it later
+            log.exception("could not remove the container of failed session %s", session_id)
+        self.store.set_status(session_id, Status.FAILED, ended_at=self.clock())
+        self.event(session_id, "Failed", reason, warning=True)
+
+    async def stop(self) -> None:
+        """Cancel every background task (service shutdown)."""
+        tasks = [*self._tasks.values(), *self._terminations.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- queries --------------------------------------------------------------------------
 
     def sessions(
-        self, user: User | None, type_filter: str | None = None, status_filter: str | None = None
+        self,
+        user: User | None,
+        type_filter: str | None = None,
+        status_filter: str | None = None,
+        status_word: Callable[[Status], str] = lambda status: status.value,
     ) -> list[Session]:
+        """Sessions (of one user, or all), filtered case-insensitively by type and by the status word shown."""
         sessions = self.store.sessions(user.name if user else None)
         if type_filter:
             sessions = [s for s in sessions if s.type.lower() == type_filter.lower()]
         if status_filter:
-            sessions = [s for s in sessions if s.status.value.lower() == status_filter.lower()]
+            sessions = [s for s in sessions if status_word(s.status).lower() == status_filter.lower()]
         return sessions
 
     async def logs(self, user: User, session_id: str) -> str:
@@ -303,6 +342,7 @@ class SessionManager:
     # --- changes --------------------------------------------------------------------------
 
     async def renew(self, user: User, session_id: str, action: str | None) -> datetime:
+        """skaha's renew: the deadline becomes now + the session lifetime, when that is later."""
         if action is None:
             raise InvalidRequest("Cannot modify an existing session")
         if action != "renew":
@@ -315,12 +355,7 @@ class SessionManager:
             or (session.status is Status.TERMINATING)
         ):
             raise InvalidRequest(f"No active job for user {user.name} with session {session_id}")
-        lifetime = (
-            self.settings.headless_expiry_seconds
-            if session.type == "headless"
-            else (self.settings.session_expiry_seconds)
-        )
-        new_expiry = policy.expiry(self.clock(), lifetime)
+        new_expiry = max(session.expiry_time, policy.expiry(self.clock(), self.settings.session_expiry_seconds))
         self.store.set_expiry(session_id, new_expiry)
         self.event(session_id, "Renewed", f"Expiry moved to {new_expiry.isoformat()}")
         return new_expiry
@@ -334,10 +369,21 @@ class SessionManager:
         await self.terminate(session)
 
     async def terminate(self, session: Session) -> None:
-        """Remove a session entirely: container, files, row. Safe to call twice."""
-        self.store.set_status(session.id, Status.TERMINATING)
+        """Remove a session entirely: container, files, row. Concurrent calls share one removal."""
+        task = self._terminations.get(session.id)
+        if task is None:
+            self.store.set_status(session.id, Status.TERMINATING)
+            task = asyncio.create_task(self._remove(session), name=f"terminate-{session.id}")
+            self._terminations[session.id] = task
+            task.add_done_callback(lambda _: self._terminations.pop(session.id, None))
+        await asyncio.shield(task)
+
+    async def _remove(self, session: Session) -> None:
         async with self._lock(session.id):
             await self.runtime.remove(self.container_name(session))
             shutil.rmtree(session_files_dir(self.settings, session.id), ignore_errors=True)
             self.store.remove(session.id)
         self._locks.pop(session.id, None)
+
+    def terminating(self, session_id: str) -> bool:
+        return session_id in self._terminations

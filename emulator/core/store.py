@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from emulator.core.models import Event, Resources, Session, Status
-from emulator.errors import InvalidRequest
+from emulator.errors import ConfigError, InvalidRequest
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -38,7 +38,6 @@ CREATE TABLE IF NOT EXISTS sessions (
     cmd TEXT,
     args TEXT,
     gpu_devices TEXT NOT NULL DEFAULT '[]',
-    ready INTEGER NOT NULL DEFAULT 0,
     ended_at TEXT,
     exit_code INTEGER
 );
@@ -76,6 +75,12 @@ class Store:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=10000")
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{path} was written by a newer skaha-emulator (schema {version}, this one knows {SCHEMA_VERSION}); "
+                "upgrade the emulator or move that state folder away"
+            )
         self._db.executescript(_SCHEMA)
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -124,7 +129,7 @@ class Store:
         db.execute(
             "INSERT INTO sessions (id, user, type, name, image, status, cores_request, cores_limit, "
             "ram_request_gb, ram_limit_gb, gpus, fixed, start_time, expiry_time, env, cmd, args, gpu_devices, "
-            "ready, ended_at, exit_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "ended_at, exit_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 s.id,
                 s.user,
@@ -144,7 +149,6 @@ class Store:
                 s.cmd,
                 s.args,
                 json.dumps(s.gpu_devices),
-                int(s.ready),
                 _ts(s.ended_at),
                 s.exit_code,
             ),
@@ -173,7 +177,6 @@ class Store:
             cmd=row["cmd"],
             args=row["args"],
             gpu_devices=json.loads(row["gpu_devices"]),
-            ready=bool(row["ready"]),
             ended_at=_dt(row["ended_at"]),
             exit_code=row["exit_code"],
         )
@@ -197,33 +200,24 @@ class Store:
         return {device for (devices,) in rows for device in json.loads(devices)}
 
     def set_status(
-        self,
-        session_id: str,
-        status: Status,
-        *,
-        ready: bool | None = None,
-        ended_at: datetime | None = None,
-        exit_code: int | None = None,
+        self, session_id: str, status: Status, *, ended_at: datetime | None = None, exit_code: int | None = None
     ) -> None:
         self._db.execute(
-            "UPDATE sessions SET status = ?, ready = COALESCE(?, ready), ended_at = COALESCE(?, ended_at), "
+            "UPDATE sessions SET status = ?, ended_at = COALESCE(?, ended_at), "
             "exit_code = COALESCE(?, exit_code) WHERE id = ?",
-            (status.value, None if ready is None else int(ready), _ts(ended_at), exit_code, session_id),
+            (status.value, _ts(ended_at), exit_code, session_id),
         )
 
     def mark_running(self, session_id: str) -> bool:
         """Pending -> Running, only if the session is still Pending (a delete may have begun)."""
         cursor = self._db.execute(
-            "UPDATE sessions SET status = ?, ready = 1 WHERE id = ? AND status = ?",
+            "UPDATE sessions SET status = ? WHERE id = ? AND status = ?",
             (Status.RUNNING.value, session_id, Status.PENDING.value),
         )
         return cursor.rowcount == 1
 
     def set_expiry(self, session_id: str, expiry: datetime) -> None:
         self._db.execute("UPDATE sessions SET expiry_time = ? WHERE id = ?", (_ts(expiry), session_id))
-
-    def set_gpu_devices(self, session_id: str, devices: list[str]) -> None:
-        self._db.execute("UPDATE sessions SET gpu_devices = ? WHERE id = ?", (json.dumps(devices), session_id))
 
     def remove(self, session_id: str) -> None:
         with self._immediate() as db:
@@ -233,8 +227,13 @@ class Store:
     # --- events ---------------------------------------------------------------------------
 
     def record_event(self, session_id: str, type_: str, reason: str, message: str, now: datetime) -> None:
-        """Append an event; a repeat of the newest one only bumps its count and last time (as k8s does)."""
+        """Append an event; a repeat of the newest one only bumps its count and last time (as k8s does).
+
+        Events of a session that no longer exists are dropped (it was deleted meanwhile).
+        """
         with self._immediate() as db:
+            if db.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+                return
             last = db.execute(
                 "SELECT id, type, reason, message FROM events WHERE session_id = ? ORDER BY id DESC LIMIT 1",
                 (session_id,),

@@ -19,7 +19,8 @@ class ContainerSpec:
 
     name: str
     image: str
-    command: list[str] | None
+    entrypoint: list[str] | None  # Kubernetes `command`: replaces the image's ENTRYPOINT (and CMD)
+    command: list[str] | None  # Kubernetes `args`: replaces the image's CMD
     environment: dict[str, str]
     labels: dict[str, str]
     hostname: str

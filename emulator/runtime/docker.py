@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import tarfile
 from collections.abc import Callable
 from functools import partial
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import requests
 from docker.types import DeviceRequest
 from docker.types import Mount as DockerMount
 
@@ -22,6 +24,7 @@ from emulator.errors import InvalidRequest, Unavailable
 from emulator.runtime.base import ContainerSpec, ContainerState, ImageInfo, Usage
 
 T = TypeVar("T")
+_EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
 
 
 def connect() -> docker.DockerClient:
@@ -68,8 +71,10 @@ def _image_info(image: Any) -> ImageInfo:
 
 
 class DockerRuntime:
-    def __init__(self, client: docker.DockerClient | None = None) -> None:
+    def __init__(self, helper_labels: dict[str, str], client: docker.DockerClient | None = None) -> None:
+        """`helper_labels` mark the short-lived containers that read image files, so a crash never strands one."""
         self._client = client or connect()
+        self._helper_labels = helper_labels
         self._cpu_samples: dict[str, tuple[int, int]] = {}
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -79,12 +84,15 @@ class DockerRuntime:
             if exc.status_code and exc.status_code >= 500 and "No such" not in str(exc):
                 raise Unavailable(f"Docker engine error: {exc.explanation or exc}") from exc
             raise
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise Unavailable(f"cannot reach the Docker engine: {exc}") from exc
 
     # --- containers ---------------------------------------------------------------------
 
     def _create_kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
         kwargs: dict[str, Any] = dict(
             image=spec.image,
+            entrypoint=spec.entrypoint,
             command=spec.command,
             name=spec.name,
             environment=spec.environment,
@@ -153,8 +161,22 @@ class DockerRuntime:
         return await self._call(self._get_state, name)
 
     def _list(self, label_filters: list[str]) -> list[ContainerState]:
-        containers = self._client.containers.list(all=True, filters={"label": label_filters}, ignore_removed=True)
-        return [_state(c) for c in containers]
+        # One call for all (no inspect per container): the list endpoint's own fields suffice.
+        found = []
+        for entry in self._client.api.containers(all=True, filters={"label": label_filters}):
+            exited = _EXIT_CODE.search(entry.get("Status", ""))
+            networks = (entry.get("NetworkSettings") or {}).get("Networks") or {}
+            address = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+            found.append(
+                ContainerState(
+                    name=entry["Names"][0].lstrip("/"),
+                    labels=entry.get("Labels") or {},
+                    state=entry.get("State", "unknown"),
+                    exit_code=int(exited.group(1)) if exited and entry.get("State") in ("exited", "dead") else None,
+                    address=address,
+                )
+            )
+        return found
 
     async def containers(self, label_filters: list[str]) -> list[ContainerState]:
         return await self._call(self._list, label_filters)
@@ -212,7 +234,9 @@ class DockerRuntime:
         return await self._call(lambda: [_image_info(i) for i in self._client.images.list()])
 
     def _read_image_file(self, image: str, path: str) -> str:
-        container = self._client.api.create_container(image, command=["/bin/true"], entrypoint=[])
+        container = self._client.api.create_container(
+            image, command=["/bin/true"], entrypoint=[], labels=self._helper_labels
+        )
         try:
             try:
                 chunks, _ = self._client.api.get_archive(container["Id"], path)

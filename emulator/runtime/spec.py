@@ -68,9 +68,14 @@ def build_spec(profile: Profile, session: Session, user: User, settings: Setting
     if session.gpu_devices:
         environment["NVIDIA_VISIBLE_DEVICES"] = ",".join(session.gpu_devices)
 
-    command = [profile.render(part, values) for part in profile.command] if profile.command else None
-    if profile.type == "headless" and session.cmd:
-        command = [session.cmd, *(session.args.split(" ") if session.args else [])]
+    entrypoint = [profile.render(part, values) for part in profile.command] if profile.command else None
+    command = None
+    if profile.type == "headless":
+        # skaha: cmd becomes the container's command (one element), args its args split on single spaces.
+        if session.cmd:
+            entrypoint = [session.cmd]
+        if session.args:
+            command = session.args.split(" ")
 
     files = session_files_dir(settings, session.id)
     mounts = [
@@ -83,6 +88,7 @@ def build_spec(profile: Profile, session: Session, user: User, settings: Setting
     return ContainerSpec(
         name=naming.session_container(settings.prefix, session.type, session.id),
         image=session.image,
+        entrypoint=entrypoint,
         command=command,
         environment=environment,
         labels={
@@ -93,7 +99,6 @@ def build_spec(profile: Profile, session: Session, user: User, settings: Setting
             labels.KIND: session.type,
             labels.FLAVOR: "fixed" if resources.fixed else "flexible",
             labels.ACCELERATOR: "gpu" if resources.gpus else "none",
-            labels.PROFILE_HASH: profile.fingerprint(),
         },
         hostname=session.name,
         user=f"{user.uid}:{user.gid}",

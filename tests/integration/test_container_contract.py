@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from tests.conftest import Platform
@@ -53,3 +55,20 @@ def test_home_persists_and_scratch_does_not(fresh: Platform) -> None:
     assert fresh.exec(second, "ls -A /scratch").strip() == ""
     user = fresh.session(second)["userid"]
     assert (fresh.arc_dir / "home" / user / "notes.txt").read_text() == "kept\n"
+
+
+def test_the_platform_command_replaces_the_images_entrypoint(fresh: Platform) -> None:
+    # As on CANFAR (a Kubernetes `command`), the notebook's launch script replaces ENTRYPOINT and CMD alike.
+    dockerfile = (
+        b"FROM skaha-emulator/notebook:latest\n"
+        b'ENTRYPOINT ["/bin/sh", "-c", "echo this entrypoint must not run; exit 3"]\n'
+        b'CMD ["nor-this"]\n'
+    )
+    tag = "skaha-emulator-test/entrypoint:latest"
+    fresh.docker.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True)
+    try:
+        session_id = fresh.launch(image=tag)
+        assert "must not run" not in fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text
+        fresh.http.delete(f"/session/{session_id}")
+    finally:
+        fresh.docker.images.remove(tag, force=True)

@@ -63,6 +63,8 @@ def test_named_resources_are_fixed_and_omitted_ones_flexible() -> None:
     assert (flexible.cores_request, flexible.cores_limit) == (1, 2)
     assert (flexible.ram_request_gb, flexible.ram_limit_gb) == (4, 20)
     assert not flexible.fixed
+    ram_only = policy.resolve_resources(policy.ResourceRequest(ram="8"), CONTEXT, None, True, headless=False)
+    assert ram_only.fixed and (ram_only.cores_request, ram_only.cores_limit) == (1, 2)
 
 
 def test_fixed_profile_resources_ignore_the_request() -> None:

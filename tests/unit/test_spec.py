@@ -38,7 +38,7 @@ def test_notebook_container_contract(tmp_path: Path) -> None:
     profile = load_profiles(REPO_ROOT / "profiles")["notebook"]
     spec = build_spec(profile, _session(), USER, settings)
     assert spec.name == "emulate-t1-notebook-k3x9q2ab"
-    assert spec.command == ["/skaha-system/start-jupyterlab.sh", "k3x9q2ab"]
+    assert spec.entrypoint == ["/skaha-system/start-jupyterlab.sh", "k3x9q2ab"] and spec.command is None
     assert spec.user == "1500:1500" and spec.group_add == [3001]
     assert spec.memory_bytes == 8 * 1024**3 and spec.nano_cpus == 2_000_000_000
     assert spec.hostname == "analysis" and spec.network == "emulate-t1"

@@ -1,3 +1,4 @@
+import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -6,7 +7,7 @@ import pytest
 
 from emulator.core.models import Resources, Session, Status
 from emulator.core.store import Store
-from emulator.errors import InvalidRequest
+from emulator.errors import ConfigError, InvalidRequest
 from emulator.naming import new_session_id
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -75,12 +76,32 @@ def test_failed_sessions_still_count_as_in_skaha_v0(tmp_path: Path) -> None:
 
 def test_repeated_events_are_counted_not_duplicated(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
-    store.record_event("a", "Warning", "BackOff", "restarting", NOW)
-    store.record_event("a", "Warning", "BackOff", "restarting", NOW.replace(hour=1))
-    store.record_event("a", "Normal", "Ready", "up", NOW)
-    events = store.events("a")
+    session = _session()
+    store.admit(session, 3)
+    store.record_event(session.id, "Warning", "BackOff", "restarting", NOW)
+    store.record_event(session.id, "Warning", "BackOff", "restarting", NOW.replace(hour=1))
+    store.record_event(session.id, "Normal", "Ready", "up", NOW)
+    events = store.events(session.id)
     assert [(e.reason, e.count) for e in events] == [("BackOff", 2), ("Ready", 1)]
     assert events[0].last_time.hour == 1
+
+
+def test_events_of_removed_sessions_are_dropped(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    session = _session()
+    store.admit(session, 3)
+    store.remove(session.id)
+    store.record_event(session.id, "Normal", "Ready", "late probe", NOW)
+    assert store.events(session.id) == []
+
+
+def test_state_from_a_newer_emulator_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version=99")
+    with pytest.raises(ConfigError, match="written by a newer skaha-emulator"):
+        Store(path)
 
 
 def test_mark_running_only_moves_pending_sessions(tmp_path: Path) -> None:
