@@ -206,7 +206,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.Doc
         yield platform
     finally:
         platform.emulate("down", "--remove-sessions", check=False)
+        left = [c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL})]
         remove_instance(docker_client)
+    assert left == [], f"`emulate down --remove-sessions` left containers behind: {left}"
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def _nothing_new(platform: Platform, containers: int, gateway: object, rows: lis
             "image 'images.canfar.net/skaha/nothing:here' is not in the local Docker engine; build it "
             "(emulate images build) or pull it (docker pull) first",
         ),
-        ({"name": "x", "image": IMAGE, "type": "headless"}, 400, "image/type mismatch: " + IMAGE + "/headless"),
+        ({"name": "x", "image": IMAGE, "type": "desktop"}, 400, "image/type mismatch: " + IMAGE + "/desktop"),
     ],
 )
 def test_bad_launches_get_skahas_answer_and_leave_nothing(

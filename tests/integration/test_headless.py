@@ -1,0 +1,60 @@
+"""Headless jobs: cmd/args/env, status from the exit code, no restarts, outside the interactive limit."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import Platform
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "skaha-emulator/notebook:latest"
+
+
+def _job(platform: Platform, **params: object) -> str:
+    response = platform.http.post("/session", data={"name": "job", "image": IMAGE, "type": "headless", **params})
+    assert response.status_code == 200, response.text
+    return response.text.strip()
+
+
+def test_a_job_runs_its_command_with_env_and_succeeds(fresh: Platform) -> None:
+    session_id = _job(fresh, cmd="/usr/bin/env", env=["GREETING=hello", "REPLICA_ID=1", "bad", "A=b=c"])
+    session = fresh.wait_status(session_id, "Succeeded", timeout=60)
+    assert session["connectURL"] == "not-applicable" and session["type"] == "headless"
+    env = fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text.splitlines()
+    assert {"GREETING=hello", "REPLICA_ID=1", f"HOME=/arc/home/{session['userid']}"} <= set(env)
+    assert not any(line.startswith(("bad", "A=")) for line in env)  # skaha drops entries not of the form K=V
+    v1 = httpx.get(f"{fresh.url}/skaha/v1/session/{session_id}", headers=fresh.http.headers).json()
+    assert (v1["status"], v1["connectURL"]) == ("Completed", "")
+    events = fresh.http.get(f"/session/{session_id}", params={"view": "events"}).text
+    assert "Container exited with code 0" in events
+
+
+def test_args_are_split_on_single_spaces_as_skaha_does(fresh: Platform) -> None:
+    session_id = _job(fresh, cmd="/bin/echo", args="one two  three")
+    fresh.wait_status(session_id, "Succeeded", timeout=60)
+    assert fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text == "one two  three\n"
+
+
+def test_a_failing_job_fails_and_is_never_restarted(fresh: Platform) -> None:
+    session_id = _job(fresh, cmd="/bin/false")
+    fresh.wait_status(session_id, "Failed", timeout=60)
+    container = fresh.container(session_id)
+    assert container.attrs["RestartCount"] == 0 and container.attrs["State"]["ExitCode"] == 1
+    assert "Container exited with code 1" in fresh.http.get(f"/session/{session_id}", params={"view": "events"}).text
+
+
+def test_jobs_do_not_count_towards_the_interactive_limit(fresh: Platform) -> None:
+    for i in range(3):
+        fresh.launch(name=f"nb{i}", wait=False)
+    session_id = _job(fresh, cmd="/bin/true")
+    fresh.wait_status(session_id, "Succeeded", timeout=60)
+
+
+def test_cli_runs_a_job_with_a_command(fresh: Platform) -> None:
+    result = fresh.emulate("launch", "headless", "--image", IMAGE, "--", "echo", "hello", "world")
+    session_id = result.stdout.split()[0]
+    assert result.stdout.split()[1:] in (["is", "Running"], ["is", "Succeeded"])  # it may be done already
+    fresh.wait_status(session_id, "Succeeded", timeout=60)
+    assert fresh.emulate("logs", session_id).stdout == "hello world\n"
