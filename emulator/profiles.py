@@ -36,6 +36,10 @@ TEMPLATE_FIELDS = {
 }
 
 
+# Gateway request headers are set by one route for all sessions of a type: instance-wide values only.
+HEADER_FIELDS = {"forwarded_proto": "the scheme of the public URL (http, or https behind TLS)"}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -86,8 +90,6 @@ class Profile(_Strict):
             found[f"command[{i}]"] = part
         for key, value in self.environment.items():
             found[f"environment.{key}"] = value
-        for key, value in self.request_headers.items():
-            found[f"request_headers.{key}"] = value
         return found
 
 
@@ -113,8 +115,12 @@ def _template_errors(profile: Profile) -> list[str]:
         if fields != ["session_id"]:
             errors.append("path_prefix: must contain {session_id} exactly once and no other placeholder")
     for key, value in profile.request_headers.items():
-        if "{" in value or "}" in value:
-            errors.append(f"request_headers.{key}: must be a fixed value (no placeholders)")
+        try:
+            used = {n for _, n, _, _ in string.Formatter().parse(value) if n is not None}
+        except ValueError:
+            used = {"?"}
+        if not used <= set(HEADER_FIELDS):
+            errors.append(f"request_headers.{key}: may only use {{forwarded_proto}} (one route serves every session)")
     if profile.interactive and (profile.port is None or profile.path_prefix is None):
         errors.append("interactive profiles need both port and path_prefix")
     return errors

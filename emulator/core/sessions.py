@@ -98,6 +98,7 @@ class SessionManager:
     def type_routes(self) -> list[TypeRoute]:
         """The gateway's table: one route per interactive session type."""
         routes = []
+        scheme = self.settings.base_url.split("://", 1)[0]
         for profile in self.profiles.values():
             if not profile.interactive or profile.port is None or profile.path_prefix is None:
                 continue
@@ -110,7 +111,7 @@ class SessionManager:
                     container_prefix=naming.session_container(self.settings.prefix, profile.type, ""),
                     port=profile.port,
                     strip_prefix=profile.strip_prefix,
-                    request_headers=dict(profile.request_headers),
+                    request_headers={k: v.format(forwarded_proto=scheme) for k, v in profile.request_headers.items()},
                 )
             )
         return sorted(routes, key=lambda r: r.session_type)

@@ -57,6 +57,13 @@ def type_route(route: TypeRoute) -> dict[str, Any]:
             _proxy(f"{container}:{{http.regexp.{name}fwd.2}}"),
         ],
     }
+    # "/session/<type>/<id>" without its trailing slash: relative URLs would resolve one level up.
+    slash = {
+        "match": [{"path_regexp": {"name": f"{name}bare", "pattern": f"{head}$"}}],
+        "handle": [
+            {"handler": "static_response", "status_code": 308, "headers": {"Location": ["{http.request.uri.path}/"]}}
+        ],
+    }
     main: list[dict[str, Any]] = []
     if route.strip_prefix:
         main.append({"handler": "rewrite", "strip_path_prefix": prefix})
@@ -64,7 +71,7 @@ def type_route(route: TypeRoute) -> dict[str, Any]:
     return {
         "@id": f"type-{route.session_type}",
         "match": [{"path_regexp": {"name": name, "pattern": f"{head}(/.*)?$"}}],
-        "handle": [{"handler": "subroute", "routes": [forward, {"handle": main}]}],
+        "handle": [{"handler": "subroute", "routes": [slash, forward, {"handle": main}]}],
         "terminal": True,
     }
 

@@ -1,0 +1,92 @@
+"""CARTA, Firefly and contributed sessions: launched under their real contracts, routed under their prefixes.
+
+CARTA and Firefly cannot be built here, so their launch and routing are proven with the
+contract-test app of tests/images/contract-app (which is neither); the contributed type runs the
+real marimo recipe.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.conftest import Platform
+
+pytestmark = pytest.mark.slow
+
+CONTRACT_APP = "skaha-emulator-test/contract-app:latest"
+
+
+@pytest.fixture(scope="module")
+def contract_app(docker_client: docker.DockerClient) -> Iterator[str]:
+    folder = Path(__file__).resolve().parent.parent / "images" / "contract-app"
+    docker_client.images.build(path=str(folder), tag=CONTRACT_APP, rm=True)
+    yield CONTRACT_APP
+
+
+def _launch(platform: Platform, session_type: str, image: str) -> dict:
+    session_id = platform.launch(name=session_type, type=session_type, image=image)
+    return platform.session(session_id)
+
+
+def _ws_echo(url: str) -> str:
+    with connect(url, open_timeout=10) as ws:
+        ws.send("ping")
+        return str(ws.recv(timeout=10))
+
+
+def test_carta_serves_http_and_websocket_under_its_kept_prefix(fresh: Platform, contract_app: str) -> None:
+    session = _launch(fresh, "carta", contract_app)
+    session_id = session["id"]
+    assert session["connectURL"] == f"{fresh.url}/session/carta/{session_id}/"
+    report = httpx.get(session["connectURL"], timeout=10).json()
+    assert report["kind"] == "carta" and report["path"] == f"/session/carta/{session_id}/"
+    assert report["env"]["SKAHA_SESSION_URL_PATH"] == f"/session/carta/{session_id}"
+    assert report["env"]["CARTA_PORT"] == "6901" and report["env"]["UWS_HTTP_MAX_HEADERS_SIZE"] == "32768"
+    assert report["env"]["SKAHA_TOP_LEVEL_DIR"] == "/arc" and report["env"]["SKAHA_PROJECTS_DIR"] == "/arc/projects"
+    ws = f"ws://{fresh.url.removeprefix('http://')}/session/carta/{session_id}/ws"
+    assert _ws_echo(ws) == "echo: ping"
+
+
+def test_firefly_gets_its_base_url_forwarded_proto_and_fixed_memory(fresh: Platform, contract_app: str) -> None:
+    session = _launch(fresh, "firefly", contract_app)
+    session_id = session["id"]
+    assert session["connectURL"] == f"{fresh.url}/session/firefly/{session_id}/firefly/"
+    report = httpx.get(session["connectURL"], timeout=10).json()
+    assert report["kind"] == "firefly" and report["path"] == f"/session/firefly/{session_id}/firefly/"
+    assert report["x_forwarded_proto"] == "http"
+    assert report["env"]["baseURL"] == f"/session/firefly/{session_id}/"
+    assert report["env"]["CADC_SSO_COOKIE_NAME"] == "CADC_SSO" and "youcat" in report["env"]["PROPS_FIREFLY_OPTIONS"]
+    assert session["requestedRAM"] == "4G" and session["requestedCPUCores"] == "0.1"
+    memory = fresh.exec(
+        session_id, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"
+    )
+    assert int(memory) == 4 * 1024**3
+
+
+def test_contributed_marimo_renders_under_the_stripped_prefix(fresh: Platform) -> None:
+    session = _launch(fresh, "contributed", "skaha-emulator/marimo:latest")
+    session_id = session["id"]
+    assert session["connectURL"] == f"{fresh.url}/session/contrib/{session_id}/"
+    page = httpx.get(session["connectURL"], timeout=10)
+    assert page.status_code == 200 and "marimo" in page.text
+    script = re.search(r'src="\./(assets/[^"]+\.js)"', page.text)
+    assert script is not None
+    asset = httpx.get(f"{session['connectURL']}{script.group(1)}", timeout=10)
+    assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
+    bare = httpx.get(session["connectURL"].rstrip("/"), timeout=10)
+    assert (bare.status_code, bare.headers["location"]) == (308, f"/session/contrib/{session_id}/")
+
+
+def test_contributed_websocket_passes_with_the_prefix_stripped(fresh: Platform, contract_app: str) -> None:
+    session = _launch(fresh, "contributed", contract_app)
+    report = httpx.get(f"{session['connectURL']}deep/path", timeout=10).json()
+    assert report["path"] == "/deep/path"  # the app sees "/" paths: the prefix was stripped
+    ws = f"ws://{fresh.url.removeprefix('http://')}/session/contrib/{session['id']}/ws"
+    assert _ws_echo(ws) == "echo: ping"
