@@ -14,6 +14,15 @@ def new_session_id() -> str:
     return secrets.choice(_FIRST) + "".join(secrets.choice(_REST) for _ in range(7))
 
 
+def new_app_id() -> str:
+    """skaha's desktop-app id: RandomStringGenerator(3)."""
+    return secrets.choice(_FIRST) + "".join(secrets.choice(_REST) for _ in range(2))
+
+
+def app_row_id(desktop_id: str, app_id: str) -> str:
+    return f"{desktop_id}-{app_id}"
+
+
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 

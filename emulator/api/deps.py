@@ -40,11 +40,17 @@ def manager(request: Request) -> SessionManager:
 
 
 def caller(request: Request) -> User:
-    """The user a bearer token names; skaha answers 401 `Unauthorized` otherwise."""
+    """The user a bearer token names, or the owner of the desktop whose callback token
+    (`x-auth-token-skaha`, skaha's DESKTOP_SESSION_APP_TOKEN) an anonymous request carries;
+    skaha answers 401 `Unauthorized` otherwise."""
+    m: SessionManager = request.app.state.manager
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
+    user: User | None = None
     if scheme.lower() == "bearer" and token.strip():
-        user = request.app.state.manager.users.current().authenticate(token.strip())
-        if user is not None:
-            return user  # type: ignore[no-any-return]
-    raise NotAuthenticated("Unauthorized")
+        user = m.users.current().authenticate(token.strip())
+    elif not header and request.headers.get("x-auth-token-skaha"):
+        user = m.callback_user(request.headers["x-auth-token-skaha"])
+    if user is None:
+        raise NotAuthenticated("Unauthorized")
+    return user

@@ -140,12 +140,36 @@ def make_router(version: str) -> APIRouter:
         await m.delete(user, session_id)
         return Response(status_code=200)
 
+    @router.post("/session/{session_id}/app")
+    async def attach_app(
+        session_id: str, p: Params = Depends(params), user: User = Depends(caller), m: SessionManager = Depends(manager)
+    ) -> Response:
+        app_id = await m.launch_app(user, session_id, p.get("image"), p.get("cores"), p.get("ram"))
+        return _text(f"{app_id}\n")
+
+    @router.get("/session/{session_id}/app")
+    async def list_apps(
+        session_id: str, p: Params = Depends(params), user: User = Depends(caller), m: SessionManager = Depends(manager)
+    ) -> Response:
+        return _json(await _session_documents(m, user, m.apps(user, p.get("status")), version))
+
+    @router.get("/session/{session_id}/app/{app_id}")
+    async def get_app(
+        session_id: str, app_id: str, user: User = Depends(caller), m: SessionManager = Depends(manager)
+    ) -> Response:
+        (document,) = await _session_documents(m, user, [m.app(user, session_id, app_id)], version)
+        return _json(document)
+
+    @router.delete("/session/{session_id}/app/{app_id}")
+    async def delete_app(
+        session_id: str, app_id: str, user: User = Depends(caller), m: SessionManager = Depends(manager)
+    ) -> Response:
+        await m.delete_app(user, session_id, app_id)
+        return Response(status_code=200)
+
     @router.api_route("/session/{session_id}/{rest:path}", methods=["GET", "POST", "DELETE"])
     async def deeper(session_id: str, rest: str, request: Request, user: User = Depends(caller)) -> Response:
-        parts = [session_id, *rest.split("/")]
-        if len(parts) > 3 or parts[1] != "app":
-            raise InvalidRequest(f"Invalid request: {request.url.path}")
-        raise InvalidRequest("desktop-app sessions are not available in this emulator yet")
+        raise InvalidRequest(f"Invalid request: {request.url.path}")
 
     @router.get("/image")
     async def images(

@@ -30,12 +30,12 @@ def status_word(status: Status, version: str) -> str:
 def session_json(session: Session, user: User, connect_url: str, usage: Usage | None, version: str) -> dict[str, Any]:
     r = session.resources
     document: dict[str, Any] = {
-        "id": session.id,
+        "id": session.parent_id or session.id,
         "userid": session.user,
         "runAsUID": str(user.uid),
         "runAsGID": str(user.gid),
         "supplementalGroups": user.supplementary_gids,
-        "appid": NONE,
+        "appid": session.app_id or NONE,
         "image": session.image,
         "type": session.type,
         "status": status_word(session.status, version),

@@ -62,6 +62,11 @@ class Housekeeper:
     async def _keep(self, session: Session, container: ContainerState | None) -> None:
         manager = self.manager
         now = manager.clock()
+        if session.parent_id is not None:
+            desktop = manager.store.get(session.parent_id)
+            if desktop is None or desktop.status not in (Status.PENDING, Status.RUNNING):
+                await manager.terminate(session)  # a desktop-app dies with its desktop
+                return
         if session.status is Status.TERMINATING:
             await manager.terminate(session)  # a delete the service did not finish before it stopped
         elif session.status.final:

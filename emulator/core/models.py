@@ -65,6 +65,8 @@ class Session:
     args: str | None = None
     gpu_devices: list[str] = field(default_factory=list)
     ended_at: datetime | None = None
+    parent_id: str | None = None  # desktop-apps: the desktop session they draw on
+    app_id: str | None = None  # desktop-apps: skaha's 3-character app id
     exit_code: int | None = None
 
 

@@ -9,7 +9,11 @@ delete, so a delete during a launch can never leave a container behind.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -29,6 +33,7 @@ from emulator.gateway.base import Gateway, TypeRoute
 from emulator.profiles import Profile
 from emulator.runtime.base import Runtime
 from emulator.runtime.spec import (
+    app_name,
     build_spec,
     group_lines,
     passwd_lines,
@@ -38,6 +43,18 @@ from emulator.runtime.spec import (
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.sessions")
+
+NO_NAME = "<none>"  # desktop-apps have no session name in skaha
+
+
+def _callback_key(path: Path) -> bytes:
+    """The service's secret for desktop callback tokens, made once (mode 0600)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+    return path.read_bytes()
 
 
 def utcnow() -> datetime:
@@ -83,6 +100,7 @@ class SessionManager:
         self._terminations: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._image_files: dict[str, tuple[str, str]] = {}
+        self._callback_key = _callback_key(settings.state_path / "callback.key")
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -129,6 +147,21 @@ class SessionManager:
             raise NotFound(f"session {session_id} not found")
         return session
 
+    def callback_token(self, session_id: str) -> str:
+        """The token a desktop calls the API back with (skaha's DESKTOP_SESSION_APP_TOKEN)."""
+        digest = hmac.new(self._callback_key, session_id.encode(), hashlib.sha256).hexdigest()[:40]
+        return f"{session_id}.{digest}"
+
+    def callback_user(self, token: str) -> User | None:
+        """The owner of the live session a callback token was made for."""
+        session_id, _, _ = token.partition(".")
+        if not hmac.compare_digest(self.callback_token(session_id).encode(), token.encode()):
+            return None
+        session = self.store.get(session_id)
+        if session is None or session.status.final or session.status is Status.TERMINATING:
+            return None
+        return self.users.current().get(session.user)
+
     def in_flight(self, session_id: str) -> bool:
         task = self._tasks.get(session_id)
         return task is not None and not task.done()
@@ -140,6 +173,8 @@ class SessionManager:
             raise InvalidRequest("Missing parameter 'image'")
         name = policy.validate_name(request.name)
         session_type = policy.validate_type(request.type)
+        if session_type == "desktop-app":
+            raise InvalidRequest("a desktop-app is attached to a desktop: POST /session/<desktop id>/app")
         image = await self.runtime.image(request.image)
         if image is None:
             raise InvalidRequest(
@@ -260,7 +295,7 @@ class SessionManager:
                     raise EmulatorError(f"user {session.user} is no longer in the users file")
                 self._ensure_home(user)
                 await self._write_identity_files(session, user)
-                spec = build_spec(profile, session, user, self.settings)
+                spec = build_spec(profile, session, user, self.settings, self.callback_token(session.id))
                 state = await self.runtime.run(spec)
                 self.event(session_id, "Started", f"Started container {spec.name}")
             if profile.readiness is None or not profile.interactive:
@@ -317,6 +352,76 @@ class SessionManager:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    # --- desktop-apps ---------------------------------------------------------------------
+
+    async def launch_app(
+        self, user: User, desktop_id: str, image_ref: str | None, cores: str | None, ram: str | None
+    ) -> str:
+        """Attach a desktop-app to the caller's desktop; answers the 3-character app id."""
+        desktop = self.store.get(desktop_id)
+        if (
+            desktop is None
+            or desktop.user != user.name
+            or desktop.type != "desktop"
+            or desktop.status
+            not in (
+                Status.PENDING,
+                Status.RUNNING,
+            )
+        ):
+            raise NotFound(f"session {desktop_id} not found")
+        if not image_ref:
+            raise InvalidRequest("Missing parameter 'image'")
+        image = await self.runtime.image(image_ref)
+        if image is None:
+            raise InvalidRequest(
+                f"image '{image_ref}' is not in the local Docker engine; build it "
+                "(emulate images build) or pull it (docker pull) first"
+            )
+        profile = self.profiles.get("desktop-app")
+        if profile is None:
+            raise InvalidRequest("desktop-app sessions are not available (no profiles/desktop-app.yaml)")
+        resources = policy.resolve_resources(
+            policy.ResourceRequest(cores, ram), self.context, profile.fixed_resources, False, headless=False
+        )
+        now = self.clock()
+        app_id = naming.new_app_id()
+        session = Session(
+            id=naming.app_row_id(desktop_id, app_id),
+            user=user.name,
+            type="desktop-app",
+            name=NO_NAME,
+            image=image_ref,
+            status=Status.PENDING,
+            resources=resources,
+            start_time=now,
+            expiry_time=desktop.expiry_time,
+            parent_id=desktop_id,
+            app_id=app_id,
+        )
+        while not self.store.admit(session, self.settings.max_sessions):
+            session.app_id = naming.new_app_id()
+            session.id = naming.app_row_id(desktop_id, session.app_id)
+        self.event(session.id, "Scheduled", f"Attached {app_name(image_ref)} to desktop {desktop_id}")
+        self.start(session.id)
+        return session.app_id or ""
+
+    def apps(self, user: User, status_filter: str | None = None) -> list[Session]:
+        """All of the caller's desktop-apps (skaha lists them whatever desktop is named)."""
+        found = [s for s in self.store.sessions(user.name) if s.type == "desktop-app"]
+        if status_filter:
+            found = [s for s in found if s.status.value.lower() == status_filter.lower()]
+        return found
+
+    def app(self, user: User, desktop_id: str, app_id: str) -> Session:
+        session = self.store.get(naming.app_row_id(desktop_id, app_id))
+        if session is None or session.user != user.name:
+            raise NotFound(f"desktop app with session {desktop_id} and app ID {app_id} was not found")
+        return session
+
+    async def delete_app(self, user: User, desktop_id: str, app_id: str) -> None:
+        await self.terminate(self.app(user, desktop_id, app_id))
+
     # --- queries --------------------------------------------------------------------------
 
     def sessions(
@@ -357,7 +462,8 @@ class SessionManager:
         ):
             raise InvalidRequest(f"No active job for user {user.name} with session {session_id}")
         new_expiry = max(session.expiry_time, policy.expiry(self.clock(), self.settings.session_expiry_seconds))
-        self.store.set_expiry(session_id, new_expiry)
+        for target in [session, *self.store.apps_of(session_id)]:  # skaha renews the desktop's apps too
+            self.store.set_expiry(target.id, new_expiry)
         self.event(session_id, "Renewed", f"Expiry moved to {new_expiry.isoformat()}")
         return new_expiry
 
@@ -380,6 +486,8 @@ class SessionManager:
         await asyncio.shield(task)
 
     async def _remove(self, session: Session) -> None:
+        # A desktop's apps die with it.
+        await asyncio.gather(*(self.terminate(app) for app in self.store.apps_of(session.id)))
         async with self._lock(session.id):
             await self.runtime.remove(self.container_name(session))
             shutil.rmtree(session_files_dir(self.settings, session.id), ignore_errors=True)

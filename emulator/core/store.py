@@ -17,7 +17,7 @@ from pathlib import Path
 from emulator.core.models import Event, Resources, Session, Status
 from emulator.errors import ConfigError, InvalidRequest
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     args TEXT,
     gpu_devices TEXT NOT NULL DEFAULT '[]',
     ended_at TEXT,
-    exit_code INTEGER
+    exit_code INTEGER,
+    parent_id TEXT,
+    app_id TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user);
 CREATE TABLE IF NOT EXISTS events (
@@ -54,6 +56,11 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_session ON events(session_id);
 """
+
+# Steps that bring a database of version N-1 to version N (a new database gets _SCHEMA directly).
+_MIGRATIONS: dict[int, str] = {
+    2: "ALTER TABLE sessions ADD COLUMN parent_id TEXT; ALTER TABLE sessions ADD COLUMN app_id TEXT;",
+}
 
 # Types that never count towards the interactive limit, and statuses that no longer count (skaha v0).
 _UNCOUNTED_TYPES = ("headless", "desktop-app")
@@ -81,7 +88,10 @@ class Store:
                 f"{path} was written by a newer skaha-emulator (schema {version}, this one knows {SCHEMA_VERSION}); "
                 "upgrade the emulator or move that state folder away"
             )
-        self._db.executescript(_SCHEMA)
+        if version == 0:
+            self._db.executescript(_SCHEMA)
+        for step in range(version + 1, SCHEMA_VERSION + 1) if version else ():
+            self._db.executescript(_MIGRATIONS[step])
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -129,7 +139,7 @@ class Store:
         db.execute(
             "INSERT INTO sessions (id, user, type, name, image, status, cores_request, cores_limit, "
             "ram_request_gb, ram_limit_gb, gpus, fixed, start_time, expiry_time, env, cmd, args, gpu_devices, "
-            "ended_at, exit_code) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "ended_at, exit_code, parent_id, app_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 s.id,
                 s.user,
@@ -151,6 +161,8 @@ class Store:
                 json.dumps(s.gpu_devices),
                 _ts(s.ended_at),
                 s.exit_code,
+                s.parent_id,
+                s.app_id,
             ),
         )
 
@@ -179,6 +191,8 @@ class Store:
             gpu_devices=json.loads(row["gpu_devices"]),
             ended_at=_dt(row["ended_at"]),
             exit_code=row["exit_code"],
+            parent_id=row["parent_id"],
+            app_id=row["app_id"],
         )
 
     def get(self, session_id: str) -> Session | None:
@@ -191,6 +205,10 @@ class Store:
         else:
             rows = self._db.execute("SELECT * FROM sessions WHERE user = ? ORDER BY start_time, id", (user,)).fetchall()
         return [self._row(r) for r in rows]
+
+    def apps_of(self, desktop_id: str) -> list[Session]:
+        rows = self._db.execute("SELECT * FROM sessions WHERE parent_id = ? ORDER BY start_time", (desktop_id,))
+        return [self._row(r) for r in rows.fetchall()]
 
     def gpu_devices_in_use(self) -> set[str]:
         rows = self._db.execute(

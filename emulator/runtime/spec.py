@@ -22,7 +22,17 @@ TOP_LEVEL = "/arc"
 GIB = 1024**3
 
 
-def template_values(profile: Profile, session: Session, user: User, settings: Settings) -> dict[str, str]:
+def app_name(image: str) -> str:
+    """skaha's desktop-app container name: the image's last path segment, ':', '.', '_' -> '-', lowercased."""
+    last = image.rsplit("/", 1)[-1]
+    for char in ":._":
+        last = last.replace(char, "-")
+    return last.lower()
+
+
+def template_values(
+    profile: Profile, session: Session, user: User, settings: Settings, app_token: str = ""
+) -> dict[str, str]:
     home = f"{TOP_LEVEL}/home/{user.name}"
     return {
         "session_id": session.id,
@@ -37,6 +47,9 @@ def template_values(profile: Profile, session: Session, user: User, settings: Se
         "api_host": f"{naming.gateway_container(settings.prefix)}:8080",
         "api_version": "v0",
         "base_url": settings.base_url,
+        "app_token": app_token,
+        "app_name": app_name(session.image),
+        "desktop_host": naming.session_container(settings.prefix, "desktop", session.parent_id or session.id),
     }
 
 
@@ -50,8 +63,10 @@ def skaha_system_dir(settings: Settings) -> Path:
     return settings.state_path / "skaha-system"
 
 
-def build_spec(profile: Profile, session: Session, user: User, settings: Settings) -> ContainerSpec:
-    values = template_values(profile, session, user, settings)
+def build_spec(
+    profile: Profile, session: Session, user: User, settings: Settings, app_token: str = ""
+) -> ContainerSpec:
+    values = template_values(profile, session, user, settings, app_token)
     home = values["home"]
     environment = {
         "skaha_hostname": values["api_host"],
@@ -100,7 +115,7 @@ def build_spec(profile: Profile, session: Session, user: User, settings: Setting
             labels.FLAVOR: "fixed" if resources.fixed else "flexible",
             labels.ACCELERATOR: "gpu" if resources.gpus else "none",
         },
-        hostname=session.name,
+        hostname=app_name(session.image) if session.type == "desktop-app" else session.name,
         user=f"{user.uid}:{user.gid}",
         group_add=[gid for gid in user.supplementary_gids if gid != user.gid],
         memory_bytes=int(resources.ram_limit_gb * GIB),

@@ -111,3 +111,27 @@ def test_mark_running_only_moves_pending_sessions(tmp_path: Path) -> None:
     store.set_status(session.id, Status.TERMINATING)
     assert not store.mark_running(session.id)
     assert store.get(session.id).status is Status.TERMINATING  # type: ignore[union-attr]
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_sessions(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as db:  # the schema skaha-emulator 0.1.0 first shipped
+        db.executescript(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, user TEXT NOT NULL, type TEXT NOT NULL, name TEXT NOT NULL,"
+            " image TEXT NOT NULL, status TEXT NOT NULL, cores_request REAL NOT NULL, cores_limit REAL NOT NULL,"
+            " ram_request_gb REAL NOT NULL, ram_limit_gb REAL NOT NULL, gpus INTEGER NOT NULL DEFAULT 0,"
+            " fixed INTEGER NOT NULL DEFAULT 0, start_time TEXT NOT NULL, expiry_time TEXT NOT NULL,"
+            " env TEXT NOT NULL DEFAULT '[]', cmd TEXT, args TEXT, gpu_devices TEXT NOT NULL DEFAULT '[]',"
+            " ready INTEGER NOT NULL DEFAULT 0, ended_at TEXT, exit_code INTEGER);"
+            "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT NOT NULL, type TEXT NOT NULL,"
+            " reason TEXT NOT NULL, message TEXT NOT NULL, first_time TEXT NOT NULL, last_time TEXT NOT NULL,"
+            " count INTEGER NOT NULL DEFAULT 1);"
+            "INSERT INTO sessions (id, user, type, name, image, status, cores_request, cores_limit, ram_request_gb,"
+            " ram_limit_gb, start_time, expiry_time) VALUES ('abcdefgh', 'alice', 'notebook', 'n', 'i', 'Running',"
+            " 1, 2, 4, 8, '2026-01-01T00:00:00+00:00', '2026-01-05T00:00:00+00:00');"
+            "PRAGMA user_version=1;"
+        )
+    store = Store(path)
+    (session,) = store.sessions()
+    assert (session.id, session.status, session.parent_id) == ("abcdefgh", Status.RUNNING, None)
+    assert store.admit(_session(), 3)

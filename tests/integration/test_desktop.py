@@ -1,0 +1,120 @@
+"""The desktop (noVNC) and desktop-apps attached to it through skaha's app API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.conftest import Platform
+
+pytestmark = pytest.mark.slow
+
+DESKTOP = "skaha-emulator/desktop:latest"
+DS9 = "skaha-emulator/ds9:latest"
+
+
+@pytest.fixture
+def desktop(fresh: Platform) -> Iterator[dict]:
+    session_id = fresh.launch(name="desk", type="desktop", image=DESKTOP)
+    yield fresh.session(session_id)
+
+
+def _windows(platform: Platform, session_id: str) -> str:
+    return platform.exec(session_id, "xwininfo -root -tree")
+
+
+def _wait_window(platform: Platform, session_id: str, title: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while title not in _windows(platform, session_id):
+        assert time.monotonic() < deadline, f"no window {title!r} on the desktop"
+        time.sleep(0.3)
+
+
+def test_desktop_contract_and_novnc_through_the_gateway(fresh: Platform, desktop: dict) -> None:
+    session_id = desktop["id"]
+    assert desktop["connectURL"] == (
+        f"{fresh.url}/session/desktop/{session_id}/?password={session_id}&path=session/desktop/{session_id}/"
+    )
+    assert (desktop["requestedCPUCores"], desktop["requestedRAM"]) == ("0.25", "1G")
+    page = httpx.get(desktop["connectURL"], timeout=10)
+    assert page.status_code == 200 and "noVNC" in page.text
+    env = fresh.exec(session_id, "env")
+    assert f"VNC_PW={session_id}" in env and "SKAHA_API_VERSION=v0" in env
+    assert f"DESKTOP_SESSION_APP_TOKEN={session_id}." in env
+    # noVNC's WebSocket reaches websockify, which speaks RFB: the first bytes are the VNC version.
+    with connect(
+        f"ws://{fresh.url.removeprefix('http://')}/session/desktop/{session_id}/",
+        open_timeout=10,
+        subprotocols=["binary"],
+    ) as ws:  # type: ignore[list-item]
+        assert bytes(ws.recv(timeout=10)).startswith(b"RFB 003.008")
+    assert (
+        "build-menu: 2 desktop-app image(s) in the menu"
+        in fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text
+    )
+
+
+def test_apps_attach_draw_on_the_desktop_and_die_with_it(fresh: Platform, desktop: dict) -> None:
+    session_id = desktop["id"]
+    response = fresh.http.post(f"/session/{session_id}/app", data={"image": DS9})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    app_id = response.text.removesuffix("\n")
+    assert len(app_id) == 3 and app_id[0].isalpha()
+    deadline = time.monotonic() + 30
+    while (app := fresh.http.get(f"/session/{session_id}/app/{app_id}").json())["status"] != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert (app["id"], app["appid"], app["type"], app["name"]) == (session_id, app_id, "desktop-app", "<none>")
+    assert app["connectURL"] == "not-applicable"
+    _wait_window(fresh, session_id, "SAOImage ds9")
+    listing = fresh.http.get("/session").json()
+    assert {(s["id"], s["appid"], s["type"]) for s in listing} == {
+        (session_id, "<none>", "desktop"),
+        (session_id, app_id, "desktop-app"),
+    }
+    assert [a["appid"] for a in fresh.http.get(f"/session/{session_id}/app").json()] == [app_id]
+    missing = fresh.http.get(f"/session/{session_id}/app/zzz")
+    assert (missing.status_code, missing.text) == (
+        404,
+        f"desktop app with session {session_id} and app ID zzz was not found\n",
+    )
+    assert fresh.http.delete(f"/session/{session_id}").status_code == 200
+    assert fresh.session_containers() == [] and fresh.rows() == []
+
+
+def test_an_app_can_be_deleted_alone(fresh: Platform, desktop: dict) -> None:
+    session_id = desktop["id"]
+    app_id = fresh.http.post(
+        f"/session/{session_id}/app", data={"image": "skaha-emulator/terminal:latest"}
+    ).text.strip()
+    assert fresh.http.delete(f"/session/{session_id}/app/{app_id}").status_code == 200
+    assert fresh.http.get(f"/session/{session_id}/app/{app_id}").status_code == 404
+    assert fresh.session(session_id)["status"] == "Running"
+
+
+def test_the_desktop_calls_the_api_back_with_its_token(fresh: Platform, desktop: dict) -> None:
+    session_id = desktop["id"]
+    token = fresh.exec(session_id, "printf %s $DESKTOP_SESSION_APP_TOKEN")
+    api = f"{fresh.url}/skaha/v0"
+    images = httpx.get(f"{api}/image", params={"type": "desktop-app"}, headers={"x-auth-token-skaha": token})
+    assert images.status_code == 200 and {i["id"] for i in images.json()} >= {DS9}
+    forged = httpx.get(f"{api}/image", headers={"x-auth-token-skaha": f"{session_id}.{'0' * 40}"})
+    assert (forged.status_code, forged.text) == (401, "Unauthorized\n")
+    # The menu's launcher, run inside the desktop, attaches an app with that token.
+    app_id = fresh.exec(session_id, "/skaha-system/launch-app.sh skaha-emulator/terminal:latest").strip()
+    assert fresh.http.get(f"/session/{session_id}/app/{app_id}").status_code == 200
+    fresh.http.delete(f"/session/{session_id}")
+    assert httpx.get(f"{api}/image", headers={"x-auth-token-skaha": token}).status_code == 401
+
+
+def test_apps_need_a_live_desktop_of_the_caller(fresh: Platform) -> None:
+    notebook = fresh.launch()
+    for target in (notebook, "zzzzzzzz"):
+        response = fresh.http.post(f"/session/{target}/app", data={"image": DS9})
+        assert (response.status_code, response.text) == (404, f"session {target} not found\n")
+    direct = fresh.http.post("/session", data={"name": "x", "image": DS9, "type": "desktop-app"})
+    assert direct.status_code == 400
