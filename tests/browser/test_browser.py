@@ -1,0 +1,113 @@
+"""Real-browser tests: Playwright driving Debian's chromium (headless) through the gateway.
+
+Screenshots are kept in test-artifacts/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import ARTIFACTS, Platform
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("these tests need Debian's chromium: apt-get install chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def _shot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+def test_jupyterlab_runs_a_cell(fresh: Platform, page: Page) -> None:
+    session_id = fresh.launch(name="browser")
+    user = fresh.session(session_id)["userid"]
+    base = f"{fresh.url}/session/notebook/{session_id}"
+    created = httpx.put(
+        f"{base}/api/contents/arc/home/{user}/browser.ipynb",
+        headers={"Authorization": f"token {session_id}"},
+        json={
+            "type": "notebook",
+            "format": "json",
+            "content": {
+                "cells": [],
+                "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            },
+        },
+        timeout=10,
+    )
+    assert created.status_code in (200, 201), created.text
+    page.goto(f"{base}/lab/tree/arc/home/{user}/browser.ipynb?token={session_id}")
+    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+    editor.wait_for(timeout=60_000)
+    editor.click()
+    page.keyboard.type("1+1")
+    page.keyboard.press("Shift+Enter")
+    output = page.locator(".jp-OutputArea-output").first
+    output.wait_for(timeout=60_000)
+    assert output.inner_text().strip() == "2"
+    _shot(page, "jupyterlab-cell")
+
+
+def _tk_grey(path: Path) -> int:
+    """Pixels of Tk's default background (#d9d9d9), which DS9's window is mostly made of."""
+    image = Image.open(path).convert("RGB")
+    return sum(1 for r, g, b in image.getdata() if abs(r - 217) <= 3 and abs(g - 217) <= 3 and abs(b - 217) <= 3)
+
+
+def test_the_desktop_shows_in_novnc_and_then_shows_ds9(fresh: Platform, page: Page) -> None:
+    session_id = fresh.launch(name="desk", type="desktop", image="skaha-emulator/desktop:latest")
+    page.goto(fresh.session(session_id)["connectURL"])
+    page.wait_for_selector("canvas", timeout=30_000)
+    page.wait_for_function("document.getElementById('status')?.textContent.startsWith('Connected')", timeout=30_000)
+    time.sleep(1)
+    before = _tk_grey(_shot(page, "desktop-before-ds9"))
+    app_id = fresh.http.post(f"/session/{session_id}/app", data={"image": "skaha-emulator/ds9:latest"}).text.strip()
+    deadline = time.monotonic() + 60
+    while "SAOImage ds9" not in fresh.exec(session_id, "xwininfo -root -tree"):
+        assert time.monotonic() < deadline, "DS9 never opened a window"
+        time.sleep(0.3)
+    time.sleep(2)  # let noVNC paint the update
+    after = _tk_grey(_shot(page, "desktop-with-ds9"))
+    assert fresh.http.get(f"/session/{session_id}/app/{app_id}").json()["status"] == "Running"
+    # DS9's window (about 750 x 780 pixels, mostly Tk grey) now covers part of the desktop.
+    assert before < 5_000 and after > 60_000, (before, after)
+
+
+def test_the_contributed_app_page_renders(fresh: Platform, page: Page) -> None:
+    session_id = fresh.launch(name="marimo", type="contributed", image="skaha-emulator/marimo:latest")
+    page.goto(fresh.session(session_id)["connectURL"])
+    try:
+        # marimo's home page lists "Create a new notebook" once its frontend has started and talked to its server.
+        page.get_by_text("Create a new notebook").wait_for(timeout=60_000)
+    finally:
+        _shot(page, "contributed-marimo")
