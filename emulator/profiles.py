@@ -33,6 +33,7 @@ TEMPLATE_FIELDS = {
     "api_host": "host[:port] of the skaha API as seen from inside a session",
     "api_version": "v0 or v1",
     "base_url": "the public base URL, e.g. http://127.0.0.1:8080",
+    "ws_base_url": "the public base URL with a WebSocket scheme, e.g. ws://127.0.0.1:8080",
     "app_token": "the desktop's token for calling the API back (x-auth-token-skaha)",
     "app_name": "the image's last path segment with ':', '.' and '_' as '-' (desktop-app window title)",
     "desktop_host": "the desktop container's name on the session network (desktop-app DISPLAY host)",
@@ -50,6 +51,14 @@ class _Strict(BaseModel):
 class Probe(_Strict):
     kind: Literal["http", "tcp"] = Field(description="http: any answer below 500 counts; tcp: a connection counts.")
     path: str = Field("/", description="Path of the HTTP probe (a template).")
+
+
+class ExtraRoute(_Strict):
+    """A further path prefix of the same session, to another port (e.g. CARTA 1.x's separate WebSocket route)."""
+
+    path_prefix: str
+    port: int = Field(ge=1, le=65535)
+    strip_prefix: bool = False
 
 
 class FixedResources(_Strict):
@@ -70,6 +79,7 @@ class Profile(_Strict):
     environment: dict[str, str] = Field(default_factory=dict, description="Extra environment (templates).")
     path_prefix: str | None = Field(None, description="Gateway path prefix (a template), ending in '/'.")
     strip_prefix: bool = Field(False, description="Whether the gateway strips the prefix before proxying.")
+    extra_routes: list[ExtraRoute] = Field(default_factory=list, description="More prefixes of the session.")
     request_headers: dict[str, str] = Field(default_factory=dict, description="Headers the gateway sets.")
     readiness: Probe | None = None
     startup_timeout_seconds: int = Field(300, ge=1)
@@ -107,16 +117,18 @@ def _template_errors(profile: Profile) -> list[str]:
         for name in names:
             if name not in TEMPLATE_FIELDS:
                 errors.append(f"{field}: unknown placeholder {{{name}}} (known: {', '.join(TEMPLATE_FIELDS)})")
-    if profile.path_prefix is not None:
-        if not profile.path_prefix.endswith("/"):
-            errors.append("path_prefix: must end with '/'")
+    prefixes = {"path_prefix": profile.path_prefix} if profile.path_prefix is not None else {}
+    prefixes.update({f"extra_routes[{i}].path_prefix": r.path_prefix for i, r in enumerate(profile.extra_routes)})
+    for field, prefix in prefixes.items():
+        if not prefix.endswith("/"):
+            errors.append(f"{field}: must end with '/'")
         # The gateway routes every session of a type with one route, so the prefix may vary by id only.
         try:
-            fields = [n for _, n, _, _ in string.Formatter().parse(profile.path_prefix) if n is not None]
+            fields = [n for _, n, _, _ in string.Formatter().parse(prefix) if n is not None]
         except ValueError:
             fields = []
         if fields != ["session_id"]:
-            errors.append("path_prefix: must contain {session_id} exactly once and no other placeholder")
+            errors.append(f"{field}: must contain {{session_id}} exactly once and no other placeholder")
     for key, value in profile.request_headers.items():
         try:
             used = {n for _, n, _, _ in string.Formatter().parse(value) if n is not None}

@@ -7,7 +7,7 @@ import sys
 import click
 
 from emulator import __version__
-from emulator.cli import images, platform, sessions
+from emulator.cli import images, platform, sessions, validate
 from emulator.cli.output import console_err
 from emulator.errors import EmulatorError
 from emulator.settings import load_settings
@@ -36,7 +36,7 @@ def cli(ctx: click.Context, instance: str | None) -> None:
     ctx.obj = load_settings(instance=instance)
 
 
-for module in (platform, sessions, images):
+for module in (platform, sessions, images, validate):
     for command in module.COMMANDS:
         cli.add_command(command)
 

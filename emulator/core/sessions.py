@@ -114,24 +114,29 @@ class SessionManager:
         self.store.record_event(session_id, "Warning" if warning else "Normal", reason, message, self.clock())
 
     def type_routes(self) -> list[TypeRoute]:
-        """The gateway's table: one route per interactive session type."""
+        """The gateway's table: one route per path prefix of each interactive session type."""
         routes = []
         scheme = self.settings.base_url.split("://", 1)[0]
         for profile in self.profiles.values():
             if not profile.interactive or profile.port is None or profile.path_prefix is None:
                 continue
-            before, _, after = profile.path_prefix.partition("{session_id}")
-            routes.append(
-                TypeRoute(
-                    session_type=profile.type,
-                    path_before=before,
-                    path_after=after,
-                    container_prefix=naming.session_container(self.settings.prefix, profile.type, ""),
-                    port=profile.port,
-                    strip_prefix=profile.strip_prefix,
-                    request_headers={k: v.format(forwarded_proto=scheme) for k, v in profile.request_headers.items()},
+            headers = {k: v.format(forwarded_proto=scheme) for k, v in profile.request_headers.items()}
+            container_prefix = naming.session_container(self.settings.prefix, profile.type, "")
+            prefixes = [(profile.path_prefix, profile.port, profile.strip_prefix)]
+            prefixes += [(r.path_prefix, r.port, r.strip_prefix) for r in profile.extra_routes]
+            for index, (prefix, port, strip) in enumerate(prefixes):
+                before, _, after = prefix.partition("{session_id}")
+                routes.append(
+                    TypeRoute(
+                        session_type=profile.type if index == 0 else f"{profile.type}-{index}",
+                        path_before=before,
+                        path_after=after,
+                        container_prefix=container_prefix,
+                        port=port,
+                        strip_prefix=strip,
+                        request_headers=headers,
+                    )
                 )
-            )
         return sorted(routes, key=lambda r: r.session_type)
 
     def connect_url(self, session: Session) -> str:

@@ -213,7 +213,10 @@ class DockerRuntime:
         return Usage(memory_bytes=used, cpu_cores=max(0.0, cores))
 
     async def usage(self, name: str) -> Usage | None:
-        return await self._call(self._usage, name)
+        try:
+            return await self._call(self._usage, name)
+        except Unavailable:  # e.g. the container went away mid-call: usage is unknown, not an error
+            return None
 
     # --- images -------------------------------------------------------------------------
 

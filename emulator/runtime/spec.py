@@ -47,6 +47,7 @@ def template_values(
         "api_host": f"{naming.gateway_container(settings.prefix)}:8080",
         "api_version": "v0",
         "base_url": settings.base_url,
+        "ws_base_url": settings.base_url.replace("http", "ws", 1),
         "app_token": app_token,
         "app_name": app_name(session.image),
         "desktop_host": naming.session_container(settings.prefix, "desktop", session.parent_id or session.id),

@@ -67,15 +67,21 @@ def test_jupyterlab_runs_a_cell(fresh: Platform, page: Page) -> None:
     )
     assert created.status_code in (200, 201), created.text
     page.goto(f"{base}/lab/tree/arc/home/{user}/browser.ipynb?token={session_id}")
-    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
-    editor.wait_for(timeout=60_000)
-    editor.click()
-    page.keyboard.type("1+1")
-    page.keyboard.press("Shift+Enter")
-    output = page.locator(".jp-OutputArea-output").first
-    output.wait_for(timeout=60_000)
-    assert output.inner_text().strip() == "2"
-    _shot(page, "jupyterlab-cell")
+    try:
+        # Type only once the kernel is idle: keystrokes sent while the notebook still loads are lost.
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=90_000)
+        editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
+        editor.click()
+        page.keyboard.type("1+1")
+        page.wait_for_function(
+            "document.querySelector('.jp-Notebook .jp-Cell .cm-content')?.textContent === '1+1'", timeout=10_000
+        )
+        page.keyboard.press("Shift+Enter")
+        output = page.locator(".jp-OutputArea-output").first
+        output.wait_for(timeout=60_000)
+        assert output.inner_text().strip() == "2"
+    finally:
+        _shot(page, "jupyterlab-cell")
 
 
 def _tk_grey(path: Path) -> int:

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from emulator.profiles import load_profiles
+from emulator.settings import REPO_ROOT
 from tests.conftest import INSTANCE, Platform
 
 pytestmark = pytest.mark.slow
@@ -14,7 +16,11 @@ pytestmark = pytest.mark.slow
 IMAGE = "skaha-emulator/notebook:latest"
 
 
-ROUTES = ["type-notebook", "skaha-api", "not-found"]
+# One gateway route per interactive session type (sorted), then the API and the catch-all.
+ROUTES = [f"type-{t}" for t, p in sorted(load_profiles(REPO_ROOT / "profiles").items()) if p.interactive] + [
+    "skaha-api",
+    "not-found",
+]
 
 
 def _consistent(platform: Platform) -> None:

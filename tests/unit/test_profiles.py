@@ -44,3 +44,13 @@ def test_type_must_match_the_file_name(tmp_path: Path) -> None:
     _write(tmp_path, "desktop.yaml", GOOD)
     with pytest.raises(ConfigError, match="type 'notebook' must match the file name"):
         load_profiles(tmp_path)
+
+
+def test_the_legacy_carta_alternative_loads_with_its_split_routes() -> None:
+    from emulator.profiles import load_profile
+
+    legacy = load_profile(REPO_ROOT / "profiles" / "alternatives" / "carta.yaml")
+    assert (legacy.path_prefix, legacy.port, legacy.strip_prefix) == ("/session/carta/http/{session_id}/", 6901, True)
+    assert [(r.path_prefix, r.port, r.strip_prefix) for r in legacy.extra_routes] == [
+        ("/session/carta/ws/{session_id}/", 5901, True)
+    ]

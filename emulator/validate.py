@@ -1,0 +1,279 @@
+"""`emulate validate IMAGE --type TYPE`: will this image work as a CANFAR session of that type?
+
+Static checks read the image's config and files without running it (port, required programs
+and whether other uids may run them, architecture, the session-type label). The smoke run then
+launches it under the full contract through the running platform, waits for readiness, fetches
+the connect URL through the gateway, opens a WebSocket where the type uses one, scans the logs
+for fatal errors, and deletes the session. Every finding says what to change.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import docker
+import docker.errors
+import httpx
+from websockets.sync.client import connect as ws_connect
+
+from emulator import labels
+from emulator.client import EmulatorClient
+from emulator.errors import EmulatorError
+from emulator.profiles import Profile
+
+# Programs each type's launch needs besides a shell and cp (skaha's identity set-up uses both).
+REQUIRED_PROGRAMS = {"notebook": ["jupyter"], "desktop-app": ["xterm"]}
+COMMON_PROGRAMS = ["sh", "cp"]
+FATAL_LOG_LINES = re.compile(
+    r"Traceback \(most recent call last\)|\bFATAL\b|Fatal error|Segmentation fault|Permission denied"
+    r"|command not found|: not found$|cannot execute",
+    re.MULTILINE,
+)
+
+
+@dataclass
+class Finding:
+    check: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _image_config(client: docker.DockerClient, image: str) -> dict[str, Any]:
+    try:
+        attrs: dict[str, Any] = client.images.get(image).attrs
+    except docker.errors.ImageNotFound:
+        raise EmulatorError(f"image '{image}' is not in the local Docker engine; build or pull it first") from None
+    return attrs
+
+
+class _ImageFiles:
+    """Looks at files inside an image through a created (never started) container."""
+
+    def __init__(self, client: docker.DockerClient, image: str) -> None:
+        self._client = client
+        self._container = client.api.create_container(image, command=["/bin/true"], entrypoint=[])["Id"]
+
+    def close(self) -> None:
+        self._client.api.remove_container(self._container, force=True)
+
+    def entry(self, path: str) -> tarfile.TarInfo | None:
+        try:
+            chunks, _ = self._client.api.get_archive(self._container, path)
+        except docker.errors.NotFound:
+            return None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+            return archive.next()
+
+    def which(self, program: str, path_variable: str) -> str | None:
+        for folder in path_variable.split(":"):
+            candidate = f"{folder.rstrip('/')}/{program}"
+            if folder and self.entry(candidate) is not None:
+                return candidate
+        return None
+
+
+def _others_can_run(files: _ImageFiles, path: str) -> str | None:
+    """None when a uid other than the owner can reach and execute `path`; else the blocking path."""
+    parts = path.strip("/").split("/")
+    for depth in range(1, len(parts) + 1):
+        current = "/" + "/".join(parts[:depth])
+        entry = files.entry(current)
+        if entry is None:
+            return current
+        if entry.issym() or entry.islnk():
+            continue  # the target's own modes decide; links themselves are 0777
+        if not entry.mode & 0o001:
+            return f"{current} (mode {entry.mode & 0o777:04o})"
+    return None
+
+
+def static_checks(client: docker.DockerClient, image: str, profile: Profile) -> list[Finding]:
+    attrs = _image_config(client, image)
+    config = attrs.get("Config") or {}
+    findings: list[Finding] = []
+
+    arch = attrs.get("Architecture", "?")
+    findings.append(
+        Finding(
+            "architecture",
+            arch == "amd64",
+            f"built for {arch}",
+            "" if arch == "amd64" else "build for linux/amd64 (docker build --platform linux/amd64)",
+        )
+    )
+
+    declared = labels.image_session_types(config.get("Labels") or {})
+    label_ok = declared is not None and profile.type in declared
+    findings.append(
+        Finding(
+            "type label",
+            label_ok,
+            f"{labels.IMAGE_SESSION_TYPES}={','.join(declared) if declared else '(none)'}",
+            "" if label_ok else f'add LABEL {labels.IMAGE_SESSION_TYPES}="{profile.type}" to the Dockerfile',
+        )
+    )
+
+    if profile.port is not None:
+        exposed = sorted(config.get("ExposedPorts") or {})
+        wanted = f"{profile.port}/tcp"
+        findings.append(
+            Finding(
+                "port",
+                wanted in exposed,
+                f"exposes {', '.join(exposed) or 'nothing'}; {profile.type} serves {wanted}",
+                ""
+                if wanted in exposed
+                else f"serve on port {profile.port} (the {profile.type} contract); say so with EXPOSE {profile.port}",
+            )
+        )
+
+    path_variable = next(
+        (e.split("=", 1)[1] for e in config.get("Env") or [] if e.startswith("PATH=")),
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    )
+    files = _ImageFiles(client, image)
+    try:
+        for program in [*COMMON_PROGRAMS, *REQUIRED_PROGRAMS.get(profile.type, [])]:
+            location = files.which(program, path_variable)
+            if location is None:
+                findings.append(
+                    Finding(
+                        f"program {program}",
+                        False,
+                        f"{program} is not on the image's PATH",
+                        f"install {program} (the {profile.type} launch runs it)",
+                    )
+                )
+                continue
+            blocked = _others_can_run(files, location)
+            findings.append(
+                Finding(
+                    f"program {program}",
+                    blocked is None,
+                    f"{location}" + (f" cannot be run by other users: {blocked}" if blocked else ""),
+                    ""
+                    if blocked is None
+                    else "sessions run as the user's own uid, not root: make it readable and runnable (chmod -R a+rX)",
+                )
+            )
+    finally:
+        files.close()
+    return findings
+
+
+def _websocket_url(base: str, path: str) -> str:
+    return base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + path
+
+
+def _check_websocket(session: dict[str, Any], base_url: str) -> Finding | None:
+    session_id, kind = session["id"], session["type"]
+    try:
+        if kind == "notebook":
+            api = f"{base_url}/session/notebook/{session_id}/api"
+            headers = {"Authorization": f"token {session_id}"}
+            kernel = httpx.post(f"{api}/kernels", headers=headers, json={}, timeout=30).json()
+            try:
+                path = f"/session/notebook/{session_id}/api/kernels/{kernel['id']}/channels?token={session_id}"
+                with ws_connect(_websocket_url(base_url, path), open_timeout=15):
+                    pass
+            finally:
+                httpx.delete(f"{api}/kernels/{kernel['id']}", headers=headers, timeout=30)
+        elif kind == "desktop":
+            with ws_connect(_websocket_url(base_url, f"/session/desktop/{session_id}/"), open_timeout=15) as ws:
+                greeting = ws.recv(timeout=10)
+                if not (greeting.encode() if isinstance(greeting, str) else greeting).startswith(b"RFB"):
+                    return Finding(
+                        "websocket",
+                        False,
+                        "noVNC's WebSocket did not speak VNC",
+                        "noVNC on 6901 must proxy the VNC server (websockify to :5901)",
+                    )
+        elif kind == "carta":
+            with ws_connect(_websocket_url(base_url, f"/session/carta/{session_id}/"), open_timeout=15):
+                pass
+        else:
+            return None
+    except Exception as exc:  # any failure to open it is the finding
+        return Finding(
+            "websocket",
+            False,
+            f"could not open the {kind} WebSocket: {exc}",
+            "serve WebSocket upgrades under the session's path, as the type's contract says",
+        )
+    return Finding("websocket", True, f"{kind} WebSocket opened through the gateway")
+
+
+def smoke_run(
+    client: EmulatorClient, image: str, profile: Profile, timeout: float, say: Callable[[str], None]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    session_id = client.launch(name="validate", image=image, type=profile.type)
+    say(f"launched {session_id}")
+    try:
+        deadline = time.monotonic() + timeout
+        status = "Pending"
+        while time.monotonic() < deadline:
+            status = client.session(session_id)["status"]
+            if status != "Pending":
+                break
+            time.sleep(0.25)
+        wanted = "Running" if profile.interactive else "Succeeded"
+        ready = status == wanted or (not profile.interactive and status in ("Running", "Succeeded"))
+        findings.append(
+            Finding(
+                "starts",
+                ready,
+                f"status {status} after up to {timeout:.0f} s",
+                ""
+                if ready
+                else (
+                    f"nothing answered on port {profile.port} within {timeout:.0f} s: "
+                    f"serve the {profile.type} contract (see the logs)"
+                    if status == "Pending"
+                    else "the container exited: see the logs"
+                ),
+            )
+        )
+        session = client.session(session_id)
+        url = session.get("connectURL", "")
+        if ready and url not in ("", "not-applicable"):
+            answer = httpx.get(url, timeout=30, follow_redirects=True)
+            findings.append(
+                Finding(
+                    "connect URL",
+                    answer.status_code < 400,
+                    f"{url} answered {answer.status_code} through the gateway",
+                    ""
+                    if answer.status_code < 400
+                    else "answer the connect URL (relative URLs where the prefix is stripped)",
+                )
+            )
+            websocket = _check_websocket(session, client.base_url)
+            if websocket is not None:
+                findings.append(websocket)
+        logs = client.logs(session_id)
+        fatal = sorted({m.group(0) for m in FATAL_LOG_LINES.finditer(logs)})
+        lines = [line for line in logs.splitlines() if FATAL_LOG_LINES.search(line)][:3]
+        findings.append(
+            Finding(
+                "logs",
+                not fatal,
+                "no fatal errors" if not fatal else "; ".join(lines),
+                "" if not fatal else "fix the errors the logs show (`emulate logs`)",
+            )
+        )
+    finally:
+        client.delete(session_id)
+        say(f"deleted {session_id}")
+    return findings
+
+
+def report(findings: list[Finding]) -> list[dict[str, Any]]:
+    return [asdict(f) for f in findings]

@@ -1,0 +1,88 @@
+"""`emulate validate`: passes our own images, fails deliberately broken ones with the right findings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.conftest import Platform
+
+pytestmark = pytest.mark.slow
+
+BROKEN = Path(__file__).resolve().parent.parent / "images"
+
+
+@pytest.fixture(scope="module")
+def broken(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
+    tags = {}
+    for name in ("wrong-port", "no-jupyter", "root-only"):
+        tags[name] = f"skaha-emulator-test/{name}:latest"
+        docker_client.images.build(path=str(BROKEN / name), tag=tags[name], rm=True)
+    yield tags
+    for tag in tags.values():
+        docker_client.images.remove(tag, force=True)
+
+
+def _validate(platform: Platform, image: str, kind: str, *extra: str) -> tuple[int, dict]:
+    result = platform.emulate("validate", image, "--type", kind, "--json", *extra, check=False)
+    return result.returncode, json.loads(result.stdout)
+
+
+def _failed(report: dict) -> dict[str, str]:
+    return {f["check"]: f["fix"] for f in report["findings"] if not f["ok"]}
+
+
+@pytest.mark.parametrize(
+    "image, kind",
+    [
+        ("skaha-emulator/notebook:latest", "notebook"),
+        ("skaha-emulator/desktop:latest", "desktop"),
+        ("skaha-emulator/marimo:latest", "contributed"),
+        ("skaha-emulator/notebook:latest", "headless"),
+    ],
+)
+def test_our_images_pass(fresh: Platform, image: str, kind: str) -> None:
+    code, report = _validate(fresh, image, kind)
+    assert (code, _failed(report)) == (0, {})
+    assert {"starts", "logs"} <= {f["check"] for f in report["findings"]}
+    if kind in ("notebook", "desktop"):
+        assert "websocket" in {f["check"] for f in report["findings"]}
+    assert fresh.rows() == []  # the smoke run deleted its session
+
+
+def test_desktop_apps_pass_statically(fresh: Platform) -> None:
+    for image in ("skaha-emulator/ds9:latest", "skaha-emulator/terminal:latest"):
+        assert _validate(fresh, image, "desktop-app", "--static-only")[0] == 0
+
+
+def test_wrong_port_is_found(fresh: Platform, broken: dict[str, str]) -> None:
+    code, report = _validate(fresh, broken["wrong-port"], "contributed", "--timeout", "8")
+    failed = _failed(report)
+    assert code == 1 and set(failed) == {"port", "starts"}
+    assert "EXPOSE 5000" in failed["port"] and "port 5000" in failed["starts"]
+
+
+def test_missing_jupyter_is_found(fresh: Platform, broken: dict[str, str]) -> None:
+    code, report = _validate(fresh, broken["no-jupyter"], "notebook", "--timeout", "20")
+    failed = _failed(report)
+    assert code == 1 and {"program jupyter", "starts"} <= set(failed)
+    assert "install jupyter" in failed["program jupyter"]
+
+
+def test_root_only_is_found(fresh: Platform, broken: dict[str, str]) -> None:
+    code, report = _validate(fresh, broken["root-only"], "notebook", "--static-only")
+    failed = _failed(report)
+    assert code == 1 and set(failed) == {"program jupyter"}
+    assert "chmod -R a+rX" in failed["program jupyter"]
+    detail = next(f["detail"] for f in report["findings"] if f["check"] == "program jupyter")
+    assert "/opt/jupyter (mode 0700)" in detail
+
+
+def test_human_output_names_each_check(fresh: Platform, broken: dict[str, str]) -> None:
+    result = fresh.emulate("validate", broken["root-only"], "--type", "notebook", "--static-only", check=False)
+    assert result.returncode == 1
+    assert "✗ program jupyter" in result.stdout and "fails 1 check(s) as a notebook session" in result.stdout
