@@ -38,6 +38,7 @@ class Recipe:
     context: Path
     files: tuple[str, ...] = ()  # for the service: what of the repo goes into the context
     needs: tuple[str, ...] = ("base",)
+    external: str = ""  # why it needs registries beyond Debian's, PyPI and npm (then built only when named)
 
 
 def recipes(settings: Settings) -> dict[str, Recipe]:
@@ -54,8 +55,18 @@ def recipes(settings: Settings) -> dict[str, Recipe]:
     }
     for folder in sorted(images.iterdir()):
         if (folder / "Dockerfile").exists() and folder.name not in found:
-            found[folder.name] = Recipe(folder.name, f"skaha-emulator/{folder.name}:latest", folder)
+            marker = folder / "EXTERNAL"
+            external = marker.read_text().strip() if marker.exists() else ""
+            needs = () if external else ("base",)
+            found[folder.name] = Recipe(
+                folder.name, f"skaha-emulator/{folder.name}:latest", folder, needs=needs, external=external
+            )
     return found
+
+
+def default_recipes(settings: Settings) -> list[str]:
+    """What `emulate images build` builds when no name is given: every recipe buildable offline."""
+    return [name for name, recipe in recipes(settings).items() if not recipe.external]
 
 
 def _context(recipe: Recipe, extra_ca: bytes) -> io.BytesIO:

@@ -9,7 +9,10 @@ ROLE = "io.skaha-emulator.role"  # service | gateway | session
 CONFIG_HASH = "io.skaha-emulator.config-hash"  # platform containers: recreated by `up` when it changes
 
 # The keys skaha itself sets on session pods (skaha >= 1.x, canfar.net/*).
+ROW_ID = "io.skaha-emulator.row"  # the service's record of this container (a desktop-app's differs from its id)
+
 SESSION_ID = "canfar.net/id"
+APP_ID = "canfar.net/app-id"
 USERNAME = "canfar.net/username"
 SESSION_NAME = "canfar.net/name"
 KIND = "canfar.net/kind"
@@ -24,6 +27,11 @@ ROLE_SERVICE = "service"
 ROLE_GATEWAY = "gateway"
 ROLE_SESSION = "session"
 ROLE_HELPER = "helper"  # short-lived containers that read files out of an image
+
+
+def row_of(container_labels: dict[str, str]) -> str:
+    """The record a session container belongs to (containers made before ROW_ID carry only the id)."""
+    return container_labels.get(ROW_ID) or container_labels.get(SESSION_ID, "")
 
 
 def image_session_types(image_labels: dict[str, str]) -> list[str] | None:

@@ -9,9 +9,10 @@ for fatal errors, and deletes the session. Every finding says what to change.
 
 from __future__ import annotations
 
-import io
+import base64
+import json
+import posixpath
 import re
-import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -43,6 +44,7 @@ class Finding:
     ok: bool
     detail: str
     fix: str = ""
+    warning: bool = False  # advice only: a warning never fails the validation
 
 
 def _image_config(client: docker.DockerClient, image: str) -> dict[str, Any]:
@@ -53,48 +55,63 @@ def _image_config(client: docker.DockerClient, image: str) -> dict[str, Any]:
     return attrs
 
 
-class _ImageFiles:
-    """Looks at files inside an image through a created (never started) container."""
+_GO_SYMLINK = 1 << 27  # Go's os.ModeSymlink, as Docker reports file modes
 
-    def __init__(self, client: docker.DockerClient, image: str) -> None:
-        self._client = client
-        self._container = client.api.create_container(image, command=["/bin/true"], entrypoint=[])["Id"]
+
+class _ImageFiles:
+    """Looks at file modes inside an image through a created (never started) container.
+
+    Only the archive endpoint's stat header is read (a HEAD request): no file content moves.
+    """
+
+    def __init__(self, client: docker.DockerClient, image: str, helper_labels: dict[str, str]) -> None:
+        self._api = client.api
+        self._container = self._api.create_container(image, command=["/bin/true"], entrypoint=[], labels=helper_labels)[
+            "Id"
+        ]
 
     def close(self) -> None:
-        self._client.api.remove_container(self._container, force=True)
+        self._api.remove_container(self._container, force=True)
 
-    def entry(self, path: str) -> tarfile.TarInfo | None:
-        try:
-            chunks, _ = self._client.api.get_archive(self._container, path)
-        except docker.errors.NotFound:
+    def stat(self, path: str) -> dict[str, Any] | None:
+        url = self._api._url("/containers/{0}/archive", self._container)
+        response = self._api.head(url, params={"path": path}, timeout=30)  # APIClient is a requests.Session
+        if response.status_code == 404:
             return None
-        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
-            return archive.next()
+        response.raise_for_status()
+        stat: dict[str, Any] = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))
+        return stat
 
     def which(self, program: str, path_variable: str) -> str | None:
         for folder in path_variable.split(":"):
             candidate = f"{folder.rstrip('/')}/{program}"
-            if folder and self.entry(candidate) is not None:
+            if folder and self.stat(candidate) is not None:
                 return candidate
         return None
 
+    def blocked_for_others(self, path: str, hops: int = 8) -> str | None:
+        """None when a uid other than the owner can reach and run `path` (following links); else why not."""
+        parts = path.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            current = "/" + "/".join(parts[:depth])
+            stat = self.stat(current)
+            if stat is None:
+                return f"{current} is missing"
+            if stat["mode"] & _GO_SYMLINK:
+                if hops == 0:
+                    return f"{current}: too many symbolic links"
+                target = stat.get("linkTarget") or ""
+                resolved = target if target.startswith("/") else posixpath.join(posixpath.dirname(current), target)
+                rest = "/".join(parts[depth:])
+                return self.blocked_for_others(posixpath.normpath(f"{resolved}/{rest}" if rest else resolved), hops - 1)
+            if not stat["mode"] & 0o001:
+                return f"{current} (mode {stat['mode'] & 0o777:04o})"
+        return None
 
-def _others_can_run(files: _ImageFiles, path: str) -> str | None:
-    """None when a uid other than the owner can reach and execute `path`; else the blocking path."""
-    parts = path.strip("/").split("/")
-    for depth in range(1, len(parts) + 1):
-        current = "/" + "/".join(parts[:depth])
-        entry = files.entry(current)
-        if entry is None:
-            return current
-        if entry.issym() or entry.islnk():
-            continue  # the target's own modes decide; links themselves are 0777
-        if not entry.mode & 0o001:
-            return f"{current} (mode {entry.mode & 0o777:04o})"
-    return None
 
-
-def static_checks(client: docker.DockerClient, image: str, profile: Profile) -> list[Finding]:
+def static_checks(
+    client: docker.DockerClient, image: str, profile: Profile, helper_labels: dict[str, str]
+) -> list[Finding]:
     attrs = _image_config(client, image)
     config = attrs.get("Config") or {}
     findings: list[Finding] = []
@@ -117,6 +134,9 @@ def static_checks(client: docker.DockerClient, image: str, profile: Profile) -> 
             label_ok,
             f"{labels.IMAGE_SESSION_TYPES}={','.join(declared) if declared else '(none)'}",
             "" if label_ok else f'add LABEL {labels.IMAGE_SESSION_TYPES}="{profile.type}" to the Dockerfile',
+            # Without the label the platform trusts the type (skaha's private-image path); a label that
+            # names other types makes launches fail with "image/type mismatch".
+            warning=declared is None,
         )
     )
 
@@ -131,6 +151,7 @@ def static_checks(client: docker.DockerClient, image: str, profile: Profile) -> 
                 ""
                 if wanted in exposed
                 else f"serve on port {profile.port} (the {profile.type} contract); say so with EXPOSE {profile.port}",
+                warning=True,  # EXPOSE is documentation; the smoke run shows whether the port answers
             )
         )
 
@@ -138,7 +159,7 @@ def static_checks(client: docker.DockerClient, image: str, profile: Profile) -> 
         (e.split("=", 1)[1] for e in config.get("Env") or [] if e.startswith("PATH=")),
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     )
-    files = _ImageFiles(client, image)
+    files = _ImageFiles(client, image, helper_labels)
     try:
         for program in [*COMMON_PROGRAMS, *REQUIRED_PROGRAMS.get(profile.type, [])]:
             location = files.which(program, path_variable)
@@ -152,7 +173,7 @@ def static_checks(client: docker.DockerClient, image: str, profile: Profile) -> 
                     )
                 )
                 continue
-            blocked = _others_can_run(files, location)
+            blocked = files.blocked_for_others(location)
             findings.append(
                 Finding(
                     f"program {program}",
@@ -218,14 +239,15 @@ def smoke_run(
     say(f"launched {session_id}")
     try:
         deadline = time.monotonic() + timeout
+        # Interactive sessions must become Running; a job must run to its end and succeed.
+        waiting = ("Pending",) if profile.interactive else ("Pending", "Running")
         status = "Pending"
         while time.monotonic() < deadline:
             status = client.session(session_id)["status"]
-            if status != "Pending":
+            if status not in waiting:
                 break
             time.sleep(0.25)
-        wanted = "Running" if profile.interactive else "Succeeded"
-        ready = status == wanted or (not profile.interactive and status in ("Running", "Succeeded"))
+        ready = status == ("Running" if profile.interactive else "Succeeded")
         findings.append(
             Finding(
                 "starts",
@@ -237,6 +259,8 @@ def smoke_run(
                     f"nothing answered on port {profile.port} within {timeout:.0f} s: "
                     f"serve the {profile.type} contract (see the logs)"
                     if status == "Pending"
+                    else f"the job is still {status} after {timeout:.0f} s (use --timeout)"
+                    if status == "Running"
                     else "the container exited: see the logs"
                 ),
             )
@@ -277,3 +301,7 @@ def smoke_run(
 
 def report(findings: list[Finding]) -> list[dict[str, Any]]:
     return [asdict(f) for f in findings]
+
+
+def failures(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if not f.ok and not f.warning]

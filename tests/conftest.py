@@ -122,7 +122,9 @@ class Platform:
         return self.docker.containers.list(all=True, filters={"label": [LABEL, "io.skaha-emulator.role=session"]})
 
     def container(self, session_id: str) -> Any:
-        (found,) = self.docker.containers.list(all=True, filters={"label": [LABEL, f"canfar.net/id={session_id}"]})
+        (found,) = self.docker.containers.list(
+            all=True, filters={"label": [LABEL, f"io.skaha-emulator.row={session_id}"]}
+        )
         return found
 
     def gateway_config(self) -> Any:

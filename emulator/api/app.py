@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,11 +48,19 @@ def install_launch_scripts(settings: Settings) -> None:
     """Copy profiles/skaha-system to the state folder, which sessions mount at /skaha-system."""
     source = settings.profiles_dir / "skaha-system"
     target = skaha_system_dir(settings)
-    # Copied over in place: running sessions have this very folder mounted.
-    shutil.copytree(source, target, dirs_exist_ok=True)
+    # Running sessions have this very folder mounted (and a shell may be reading a script):
+    # each file is replaced whole, never rewritten in place, and the folder itself stays.
+    target.mkdir(parents=True, exist_ok=True)
     target.chmod(0o755)
-    for path in target.iterdir():
-        path.chmod(0o755)
+    wanted = {path.name for path in source.iterdir() if path.is_file()}
+    for name in wanted:
+        draft = target / f".{name}.new"
+        shutil.copyfile(source / name, draft)
+        draft.chmod(0o755)
+        os.replace(draft, target / name)
+    for stale in target.iterdir():
+        if stale.name not in wanted:
+            stale.unlink()
 
 
 def create_app(settings: Settings, api_upstream: str) -> FastAPI:

@@ -151,7 +151,10 @@ def make_router(version: str) -> APIRouter:
     async def list_apps(
         session_id: str, p: Params = Depends(params), user: User = Depends(caller), m: SessionManager = Depends(manager)
     ) -> Response:
-        return _json(await _session_documents(m, user, m.apps(user, p.get("status")), version))
+        def word(status: Status) -> str:
+            return views.status_word(status, version)
+
+        return _json(await _session_documents(m, user, m.apps(user, p.get("status"), word), version))
 
     @router.get("/session/{session_id}/app/{app_id}")
     async def get_app(

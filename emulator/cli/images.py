@@ -18,7 +18,10 @@ def images() -> None:
 @click.argument("names", nargs=-1, metavar="[NAME...]")
 @click.pass_obj
 def build(settings: Settings, names: tuple[str, ...]) -> None:
-    """Build image recipes (default: all); the base is made offline when no registry answers.
+    """Build image recipes (default: all that need no registry beyond Debian's and PyPI).
+
+    The base is made offline (debootstrap) when no registry answers; carta and firefly need
+    Docker Hub and are built only when named.
 
     \b
     Example:
@@ -29,7 +32,7 @@ def build(settings: Settings, names: tuple[str, ...]) -> None:
     from emulator.runtime.docker import connect
 
     client = connect()
-    wanted = list(names) or list(recipes.recipes(settings))
+    wanted = list(names) or recipes.default_recipes(settings)
     with console_err.status("building") as status:
 
         def say(line: str) -> None:

@@ -40,16 +40,19 @@ def validate(
         raise ConfigError(f"no profile for session type '{session_type}'")
     if session_type == "desktop-app" and not static_only:
         raise ConfigError("a desktop-app needs a desktop to draw on: use --static-only, or attach it to a desktop")
-    findings = checks.static_checks(connect(), image, profile)
+    from emulator import labels
+
+    helper = labels.platform_labels(settings.instance, labels.ROLE_HELPER)
+    findings = checks.static_checks(connect(), image, profile, helper)
     if not static_only:
         with console_err.status(f"smoke run of {image} as {session_type}") as status:
             findings += checks.smoke_run(EmulatorClient(settings), image, profile, timeout, status.update)
-    failed = [f for f in findings if not f.ok]
+    failed = checks.failures(findings)
     if as_json:
         print_json({"image": image, "type": session_type, "ok": not failed, "findings": checks.report(findings)})
     else:
         for finding in findings:
-            mark = "[green]✓[/green]" if finding.ok else "[red]✗[/red]"
+            mark = "[green]✓[/green]" if finding.ok else "[yellow]![/yellow]" if finding.warning else "[red]✗[/red]"
             console.print(f"{mark} {finding.check:18} {finding.detail}", markup=True, highlight=False)
             if finding.fix:
                 console.print(f"  {'':18} → {finding.fix}", highlight=False)

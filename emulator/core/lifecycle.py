@@ -45,7 +45,7 @@ class Housekeeper:
         # when its row was read (a launch that starts meanwhile is in flight and skipped).
         sessions = manager.store.sessions()
         selector = labels.selector(manager.settings.instance, labels.ROLE_SESSION)
-        containers = {c.labels.get(labels.SESSION_ID): c for c in await manager.runtime.containers(selector)}
+        containers = {labels.row_of(c.labels): c for c in await manager.runtime.containers(selector)}
         for listed in sessions:
             session = manager.store.get(listed.id)  # fresh: a renew or delete may have landed meanwhile
             if session is None or manager.terminating(session.id):
@@ -76,21 +76,17 @@ class Housekeeper:
         elif now >= session.expiry_time:
             log.info("session %s expired at %s; removing it", session.id, session.expiry_time)
             await manager.terminate(session)
+        elif container is not None and container.state in ("exited", "dead"):
+            self._ended(session, container)  # a starting session's probe then stops on its own
+        elif container is not None and container.state == "restarting":
+            manager.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
         elif manager.in_flight(session.id):
-            if container is not None and container.state in ("exited", "dead"):
-                self._ended(session, container)  # it died while starting; the probe stops on its own
-            elif container is not None and container.state == "restarting":
-                manager.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
+            return
         elif session.status is Status.PENDING:
             manager.start(session.id)  # a launch (or probe) the service did not finish: resume it
-        elif container is None:
-            if await manager.runtime.state(manager.container_name(session)) is None:
-                manager.store.set_status(session.id, Status.FAILED, ended_at=now)
-                manager.event(session.id, "Failed", "The session's container disappeared", warning=True)
-        elif container.state in ("exited", "dead"):
-            self._ended(session, container)
-        elif container.state == "restarting":
-            manager.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
+        elif container is None and await manager.runtime.state(manager.container_name(session)) is None:
+            manager.store.set_status(session.id, Status.FAILED, ended_at=now)
+            manager.event(session.id, "Failed", "The session's container disappeared", warning=True)
 
     def _ended(self, session: Session, container: ContainerState) -> None:
         manager = self.manager

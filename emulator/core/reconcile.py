@@ -23,7 +23,7 @@ async def reconcile(keeper: Housekeeper) -> list[str]:
     instance = manager.settings.instance
     repairs: list[str] = []
     for container in await manager.runtime.containers(labels.selector(instance, labels.ROLE_SESSION)):
-        if manager.store.get(container.labels.get(labels.SESSION_ID, "")) is None:
+        if manager.store.get(labels.row_of(container.labels)) is None:
             await manager.runtime.remove(container.name)
             repairs.append(f"removed orphan container {container.name}")
     for container in await manager.runtime.containers(labels.selector(instance, labels.ROLE_HELPER)):

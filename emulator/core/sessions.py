@@ -49,11 +49,13 @@ NO_NAME = "<none>"  # desktop-apps have no session name in skaha
 
 def _callback_key(path: Path) -> bytes:
     """The service's secret for desktop callback tokens, made once (mode 0600)."""
-    if not path.exists():
+    if not path.exists() or path.stat().st_size != 32:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        draft = path.with_suffix(".new")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(secrets.token_bytes(32))
+        os.replace(draft, path)  # never a short key, even after a crash
     return path.read_bytes()
 
 
@@ -407,16 +409,17 @@ class SessionManager:
         while not self.store.admit(session, self.settings.max_sessions):
             session.app_id = naming.new_app_id()
             session.id = naming.app_row_id(desktop_id, session.app_id)
+        desktop = self.store.get(desktop_id)
+        if desktop is None or desktop.status not in (Status.PENDING, Status.RUNNING):  # deleted meanwhile
+            self.store.remove(session.id)
+            raise NotFound(f"session {desktop_id} not found")
         self.event(session.id, "Scheduled", f"Attached {app_name(image_ref)} to desktop {desktop_id}")
         self.start(session.id)
         return session.app_id or ""
 
-    def apps(self, user: User, status_filter: str | None = None) -> list[Session]:
+    def apps(self, user: User, status_filter: str | None, status_word: Callable[[Status], str]) -> list[Session]:
         """All of the caller's desktop-apps (skaha lists them whatever desktop is named)."""
-        found = [s for s in self.store.sessions(user.name) if s.type == "desktop-app"]
-        if status_filter:
-            found = [s for s in found if s.status.value.lower() == status_filter.lower()]
-        return found
+        return self.sessions(user, "desktop-app", status_filter, status_word)
 
     def app(self, user: User, desktop_id: str, app_id: str) -> Session:
         session = self.store.get(naming.app_row_id(desktop_id, app_id))
@@ -445,7 +448,10 @@ class SessionManager:
         return sessions
 
     async def logs(self, user: User, session_id: str) -> str:
-        return await self.runtime.logs(self.container_name(self.owned(user, session_id)))
+        """The session's output; a desktop's includes its apps' (skaha selects by session label)."""
+        session = self.owned(user, session_id)
+        parts = [await self.runtime.logs(self.container_name(s)) for s in [session, *self.store.apps_of(session.id)]]
+        return "".join(parts)
 
     def events(self, user: User, session_id: str) -> list[Event]:
         return self.store.events(self.owned(user, session_id).id)

@@ -91,7 +91,8 @@ class Store:
         if version == 0:
             self._db.executescript(_SCHEMA)
         for step in range(version + 1, SCHEMA_VERSION + 1) if version else ():
-            self._db.executescript(_MIGRATIONS[step])
+            # One transaction per step: a crash never leaves a half-migrated database.
+            self._db.executescript(f"BEGIN; {_MIGRATIONS[step]} PRAGMA user_version={step}; COMMIT;")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:

@@ -130,7 +130,7 @@ class DockerRuntime:
                 if exc.status_code != 409:  # 409: created meanwhile by a resumed launch
                     raise
                 container = self._client.containers.get(spec.name)
-        if container.status != "running":
+        if container.status == "created":  # never restart one that ran and exited: its end is the session's
             container.start()
         container.reload()
         return _state(container, spec.network)

@@ -72,7 +72,7 @@ def build_spec(
     environment = {
         "skaha_hostname": values["api_host"],
         "skaha_username": user.name,
-        "skaha_sessionid": session.id,
+        "skaha_sessionid": session.parent_id or session.id,
         "HOME": home,
         "PWD": home,
         "OMP_NUM_THREADS": values["threads"],
@@ -109,7 +109,9 @@ def build_spec(
         environment=environment,
         labels={
             **labels.platform_labels(settings.instance, labels.ROLE_SESSION),
-            labels.SESSION_ID: session.id,
+            labels.ROW_ID: session.id,
+            labels.SESSION_ID: session.parent_id or session.id,
+            **({labels.APP_ID: session.app_id} if session.app_id else {}),
             labels.USERNAME: user.name,
             labels.SESSION_NAME: session.name,
             labels.KIND: session.type,

@@ -111,9 +111,15 @@ def test_the_desktop_shows_in_novnc_and_then_shows_ds9(fresh: Platform, page: Pa
 
 def test_the_contributed_app_page_renders(fresh: Platform, page: Page) -> None:
     session_id = fresh.launch(name="marimo", type="contributed", image="skaha-emulator/marimo:latest")
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text[:200]}") if m.type == "error" else None)
+    page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+    page.on("response", lambda r: problems.append(f"{r.status}: {r.url}") if r.status >= 400 else None)
     page.goto(fresh.session(session_id)["connectURL"])
     try:
         # marimo's home page lists "Create a new notebook" once its frontend has started and talked to its server.
         page.get_by_text("Create a new notebook").wait_for(timeout=60_000)
+    except Exception as exc:
+        raise AssertionError(f"marimo did not render: {problems}") from exc
     finally:
         _shot(page, "contributed-marimo")

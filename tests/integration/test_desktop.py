@@ -52,10 +52,10 @@ def test_desktop_contract_and_novnc_through_the_gateway(fresh: Platform, desktop
         subprotocols=["binary"],
     ) as ws:  # type: ignore[list-item]
         assert bytes(ws.recv(timeout=10)).startswith(b"RFB 003.008")
-    assert (
-        "build-menu: 2 desktop-app image(s) in the menu"
-        in fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text
-    )
+    apps = len(fresh.http.get("/image", params={"type": "desktop-app"}).json())
+    assert apps >= 2  # ds9 and terminal
+    logs = fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text
+    assert f"build-menu: {apps} desktop-app image(s) in the menu" in logs
 
 
 def test_apps_attach_draw_on_the_desktop_and_die_with_it(fresh: Platform, desktop: dict) -> None:
@@ -91,8 +91,14 @@ def test_an_app_can_be_deleted_alone(fresh: Platform, desktop: dict) -> None:
     app_id = fresh.http.post(
         f"/session/{session_id}/app", data={"image": "skaha-emulator/terminal:latest"}
     ).text.strip()
+    deadline = time.monotonic() + 30
+    while fresh.http.get(f"/session/{session_id}/app/{app_id}").json()["status"] != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    _wait_window(fresh, session_id, "terminal-latest")
     assert fresh.http.delete(f"/session/{session_id}/app/{app_id}").status_code == 200
     assert fresh.http.get(f"/session/{session_id}/app/{app_id}").status_code == 404
+    assert [c.labels["io.skaha-emulator.row"] for c in fresh.session_containers()] == [session_id]
     assert fresh.session(session_id)["status"] == "Running"
 
 
