@@ -13,10 +13,10 @@ import string
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from emulator.errors import ConfigError
+from emulator.yamlfile import read_model
 
 SESSION_TYPES = ("notebook", "desktop", "carta", "contributed", "firefly", "headless", "desktop-app")
 
@@ -142,15 +142,7 @@ def _template_errors(profile: Profile) -> list[str]:
 
 
 def load_profile(path: Path) -> Profile:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"profile {path} cannot be read: {exc}") from exc
-    try:
-        profile = Profile.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"profile {path} is invalid: {problems}") from exc
+    profile = read_model(path, Profile, "profile")
     problems_list = _template_errors(profile)
     if problems_list:
         raise ConfigError(f"profile {path} is invalid: {'; '.join(problems_list)}")

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from emulator.core.models import Group, User
 from emulator.errors import ConfigError
 from emulator.naming import new_token
+from emulator.yamlfile import read_model
 
 log = logging.getLogger("emulator.identity")
 
@@ -113,17 +114,7 @@ class Directory:
 
 
 def load_directory(path: Path) -> Directory:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"users file {path} does not exist; `emulate token` creates it") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"users file {path} cannot be read: {exc}") from exc
-    try:
-        parsed = _UsersFile.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"users file {path} is invalid: {problems}") from exc
+    parsed = read_model(path, _UsersFile, "users file", "; `emulate token` creates it")
     for field in ("name", "token"):
         values = [getattr(u, field) for u in parsed.users]
         if len(set(values)) != len(values):

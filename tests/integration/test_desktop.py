@@ -117,6 +117,18 @@ def test_the_desktop_calls_the_api_back_with_its_token(fresh: Platform, desktop:
     assert httpx.get(f"{api}/image", headers={"x-auth-token-skaha": token}).status_code == 401
 
 
+def test_a_menu_with_no_desktop_apps_says_how_to_add_one(fresh: Platform, desktop: dict) -> None:
+    # build_menu.py against an API that lists no desktop-app images (served from a folder inside the desktop).
+    menu = fresh.exec(
+        desktop["id"],
+        "mkdir -p /tmp/api/skaha/v0 /tmp/empty && echo '[]' > /tmp/api/skaha/v0/image"
+        " && (cd /tmp/api && python3 -m http.server 9999 >/dev/null 2>&1 &) && sleep 1"
+        " && HOME=/tmp/empty python3 /skaha-system/build_menu.py 127.0.0.1:9999"
+        " && cat /tmp/empty/.local/skaha/openbox-menu.xml",
+    )
+    assert "No desktop-app images: emulate images build ds9" in menu
+
+
 def test_apps_need_a_live_desktop_of_the_caller(fresh: Platform) -> None:
     notebook = fresh.launch()
     for target in (notebook, "zzzzzzzz"):
