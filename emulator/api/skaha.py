@@ -144,7 +144,7 @@ def make_router(version: str) -> APIRouter:
     async def attach_app(
         session_id: str, p: Params = Depends(params), user: User = Depends(caller), m: SessionManager = Depends(manager)
     ) -> Response:
-        app_id = await m.launch_app(user, session_id, p.get("image"), p.get("cores"), p.get("ram"))
+        app_id = await m.apps.launch(user, session_id, p.get("image"), p.get("cores"), p.get("ram"))
         return _text(f"{app_id}\n")
 
     @router.get("/session/{session_id}/app")
@@ -154,20 +154,20 @@ def make_router(version: str) -> APIRouter:
         def word(status: Status) -> str:
             return views.status_word(status, version)
 
-        return _json(await _session_documents(m, user, m.apps(user, p.get("status"), word), version))
+        return _json(await _session_documents(m, user, m.apps.list(user, p.get("status"), word), version))
 
     @router.get("/session/{session_id}/app/{app_id}")
     async def get_app(
         session_id: str, app_id: str, user: User = Depends(caller), m: SessionManager = Depends(manager)
     ) -> Response:
-        (document,) = await _session_documents(m, user, [m.app(user, session_id, app_id)], version)
+        (document,) = await _session_documents(m, user, [m.apps.get(user, session_id, app_id)], version)
         return _json(document)
 
     @router.delete("/session/{session_id}/app/{app_id}")
     async def delete_app(
         session_id: str, app_id: str, user: User = Depends(caller), m: SessionManager = Depends(manager)
     ) -> Response:
-        await m.delete_app(user, session_id, app_id)
+        await m.apps.delete(user, session_id, app_id)
         return Response(status_code=200)
 
     @router.api_route("/session/{session_id}/{rest:path}", methods=["GET", "POST", "DELETE"])

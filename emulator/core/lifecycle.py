@@ -64,7 +64,7 @@ class Housekeeper:
         now = manager.clock()
         if session.parent_id is not None:
             desktop = manager.store.get(session.parent_id)
-            if desktop is None or desktop.status not in (Status.PENDING, Status.RUNNING):
+            if desktop is None or not desktop.status.live:
                 await manager.terminate(session)  # a desktop-app dies with its desktop
                 return
         if session.status is Status.TERMINATING:

@@ -18,6 +18,10 @@ class Status(enum.StrEnum):
     def final(self) -> bool:
         return self in (Status.SUCCEEDED, Status.FAILED)
 
+    @property
+    def live(self) -> bool:
+        return self in (Status.PENDING, Status.RUNNING)
+
 
 @dataclass(frozen=True)
 class Group:

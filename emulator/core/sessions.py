@@ -9,54 +9,34 @@ delete, so a delete during a launch can never leave a container behind.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
-import os
-import secrets
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from emulator import labels, naming
 from emulator.core import policy
+from emulator.core.apps import DesktopApps
+from emulator.core.callback import CallbackTokens
 from emulator.core.identity import UsersSource
 from emulator.core.models import Event, Session, Status, User
 from emulator.core.probe import wait_until_ready
+from emulator.core.provision import IdentityFiles, ensure_home
 from emulator.core.store import Store
 from emulator.errors import EmulatorError, Forbidden, InvalidRequest, NotFound
 from emulator.gateway.base import Gateway, TypeRoute
 from emulator.profiles import Profile
 from emulator.runtime.base import Runtime
 from emulator.runtime.spec import (
-    app_name,
     build_spec,
-    group_lines,
-    passwd_lines,
     session_files_dir,
     template_values,
 )
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.sessions")
-
-NO_NAME = "<none>"  # desktop-apps have no session name in skaha
-
-
-def _callback_key(path: Path) -> bytes:
-    """The service's secret for desktop callback tokens, made once (mode 0600)."""
-    if not path.exists() or path.stat().st_size != 32:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_suffix(".new")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(32))
-        os.replace(draft, path)  # never a short key, even after a crash
-    return path.read_bytes()
 
 
 def utcnow() -> datetime:
@@ -102,7 +82,9 @@ class SessionManager:
         self._terminations: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._image_files: dict[str, tuple[str, str]] = {}
-        self._callback_key = _callback_key(settings.state_path / "callback.key")
+        self.callbacks = CallbackTokens(settings.state_path / "callback.key")
+        self.identity = IdentityFiles(runtime, settings)
+        self.apps = DesktopApps(self)
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -154,17 +136,10 @@ class SessionManager:
             raise NotFound(f"session {session_id} not found")
         return session
 
-    def callback_token(self, session_id: str) -> str:
-        """The token a desktop calls the API back with (skaha's DESKTOP_SESSION_APP_TOKEN)."""
-        digest = hmac.new(self._callback_key, session_id.encode(), hashlib.sha256).hexdigest()[:40]
-        return f"{session_id}.{digest}"
-
     def callback_user(self, token: str) -> User | None:
-        """The owner of the live session a callback token was made for."""
-        session_id, _, _ = token.partition(".")
-        if not hmac.compare_digest(self.callback_token(session_id).encode(), token.encode()):
-            return None
-        session = self.store.get(session_id)
+        """The owner of the live session a desktop's callback token (x-auth-token-skaha) was made for."""
+        session_id = self.callbacks.session_of(token)
+        session = self.store.get(session_id) if session_id else None
         if session is None or session.status.final or session.status is Status.TERMINATING:
             return None
         return self.users.current().get(session.user)
@@ -250,43 +225,6 @@ class SessionManager:
         if not task.cancelled() and task.exception() is not None:
             log.error("bring-up of %s failed", session_id, exc_info=task.exception())
 
-    def _ensure_home(self, user: User) -> None:
-        """/arc/home/<user>, mode 0700 and owned by the user, made on first launch only (never touched again)."""
-        homes = self.settings.arc_path / "home"
-        homes.mkdir(parents=True, exist_ok=True)
-        (self.settings.arc_path / "projects").mkdir(parents=True, exist_ok=True)
-        home = homes / user.name
-        if home.exists():
-            return
-        # Built under a temporary name and renamed, so a failure never leaves a home the user cannot enter.
-        draft = Path(tempfile.mkdtemp(prefix=f".{user.name}.", dir=homes))
-        try:
-            (draft / ".ssl").mkdir(mode=0o700)
-            for path in (draft, draft / ".ssl"):
-                shutil.chown(path, user.uid, user.gid)
-            draft.chmod(0o700)
-            draft.rename(home)
-        except OSError as exc:
-            shutil.rmtree(draft, ignore_errors=True)
-            if not home.exists():
-                raise EmulatorError(f"cannot create {home} for uid {user.uid}: {exc}") from exc
-
-    async def _write_identity_files(self, session: Session, user: User) -> None:
-        """The image's /etc/passwd and /etc/group plus the user, as skaha's init containers write them."""
-        image = await self.runtime.image(session.image)
-        key = image.id if image else session.image
-        if key not in self._image_files:
-            passwd = await self.runtime.read_image_file(session.image, "/etc/passwd")
-            group = await self.runtime.read_image_file(session.image, "/etc/group")
-            self._image_files[key] = (passwd, group)
-        passwd, group = self._image_files[key]
-        files = session_files_dir(self.settings, session.id)
-        files.mkdir(parents=True, exist_ok=True)
-        (files / "passwd").write_text(passwd_lines(passwd, user, f"/arc/home/{user.name}"))
-        (files / "group").write_text(group_lines(group, user))
-        for path in (files / "passwd", files / "group"):
-            path.chmod(0o644)
-
     async def _bring_up(self, session_id: str) -> None:
         """Create and start the container, then probe readiness; any failure fails the session."""
         try:
@@ -300,9 +238,9 @@ class SessionManager:
                 user = self.users.current().get(session.user)
                 if user is None:
                     raise EmulatorError(f"user {session.user} is no longer in the users file")
-                self._ensure_home(user)
-                await self._write_identity_files(session, user)
-                spec = build_spec(profile, session, user, self.settings, self.callback_token(session.id))
+                ensure_home(self.settings.arc_path, user)
+                await self.identity.write(session, user)
+                spec = build_spec(profile, session, user, self.settings, self.callbacks.token(session.id))
                 state = await self.runtime.run(spec)
                 self.event(session_id, "Started", f"Started container {spec.name}")
             if profile.readiness is None or not profile.interactive:
@@ -358,77 +296,6 @@ class SessionManager:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    # --- desktop-apps ---------------------------------------------------------------------
-
-    async def launch_app(
-        self, user: User, desktop_id: str, image_ref: str | None, cores: str | None, ram: str | None
-    ) -> str:
-        """Attach a desktop-app to the caller's desktop; answers the 3-character app id."""
-        desktop = self.store.get(desktop_id)
-        if (
-            desktop is None
-            or desktop.user != user.name
-            or desktop.type != "desktop"
-            or desktop.status
-            not in (
-                Status.PENDING,
-                Status.RUNNING,
-            )
-        ):
-            raise NotFound(f"session {desktop_id} not found")
-        if not image_ref:
-            raise InvalidRequest("Missing parameter 'image'")
-        image = await self.runtime.image(image_ref)
-        if image is None:
-            raise InvalidRequest(
-                f"image '{image_ref}' is not in the local Docker engine; build it "
-                "(emulate images build) or pull it (docker pull) first"
-            )
-        profile = self.profiles.get("desktop-app")
-        if profile is None:
-            raise InvalidRequest("desktop-app sessions are not available (no profiles/desktop-app.yaml)")
-        resources = policy.resolve_resources(
-            policy.ResourceRequest(cores, ram), self.context, profile.fixed_resources, False, headless=False
-        )
-        now = self.clock()
-        app_id = naming.new_app_id()
-        session = Session(
-            id=naming.app_row_id(desktop_id, app_id),
-            user=user.name,
-            type="desktop-app",
-            name=NO_NAME,
-            image=image_ref,
-            status=Status.PENDING,
-            resources=resources,
-            start_time=now,
-            expiry_time=desktop.expiry_time,
-            parent_id=desktop_id,
-            app_id=app_id,
-        )
-        while not self.store.admit(session, self.settings.max_sessions):
-            session.app_id = naming.new_app_id()
-            session.id = naming.app_row_id(desktop_id, session.app_id)
-        desktop = self.store.get(desktop_id)
-        if desktop is None or desktop.status not in (Status.PENDING, Status.RUNNING):  # deleted meanwhile
-            self.store.remove(session.id)
-            raise NotFound(f"session {desktop_id} not found")
-        self.event(session.id, "Scheduled", f"Attached {app_name(image_ref)} to desktop {desktop_id}")
-        self.start(session.id)
-        return session.app_id or ""
-
-    def apps(self, user: User, status_filter: str | None, status_word: Callable[[Status], str]) -> list[Session]:
-        """All of the caller's desktop-apps (skaha lists them whatever desktop is named)."""
-        return self.sessions(user, "desktop-app", status_filter, status_word)
-
-    def app(self, user: User, desktop_id: str, app_id: str) -> Session:
-        session = self.store.get(naming.app_row_id(desktop_id, app_id))
-        if session is None or session.user != user.name:
-            raise NotFound(f"desktop app with session {desktop_id} and app ID {app_id} was not found")
-        return session
-
-    async def delete_app(self, user: User, desktop_id: str, app_id: str) -> None:
-        await self.terminate(self.app(user, desktop_id, app_id))
 
     # --- queries --------------------------------------------------------------------------
 

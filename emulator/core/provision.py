@@ -1,0 +1,63 @@
+"""What a session needs on the host before its container starts: the user's home on /arc and
+the passwd/group files that make the user's uid resolve to a name inside the image."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from emulator.core.models import Session, User
+from emulator.errors import EmulatorError
+from emulator.runtime.base import Runtime
+from emulator.runtime.spec import group_lines, passwd_lines, session_files_dir
+from emulator.settings import Settings
+
+
+def ensure_home(arc: Path, user: User) -> None:
+    """/arc/home/<user>, mode 0700 and owned by the user, made on first launch only (never touched again)."""
+    homes = arc / "home"
+    homes.mkdir(parents=True, exist_ok=True)
+    (arc / "projects").mkdir(parents=True, exist_ok=True)
+    home = homes / user.name
+    if home.exists():
+        return
+    # Built under a temporary name and renamed, so a failure never leaves a home the user cannot enter.
+    draft = Path(tempfile.mkdtemp(prefix=f".{user.name}.", dir=homes))
+    try:
+        (draft / ".ssl").mkdir(mode=0o700)
+        for path in (draft, draft / ".ssl"):
+            shutil.chown(path, user.uid, user.gid)
+        draft.chmod(0o700)
+        draft.rename(home)
+    except OSError as exc:
+        shutil.rmtree(draft, ignore_errors=True)
+        if not home.exists():
+            raise EmulatorError(f"cannot create {home} for uid {user.uid}: {exc}") from exc
+
+
+class IdentityFiles:
+    """The image's /etc/passwd and /etc/group plus the user, as skaha's init containers write them.
+
+    An image's own files are read once per image id (a helper container, ~100 ms) and cached.
+    """
+
+    def __init__(self, runtime: Runtime, settings: Settings) -> None:
+        self._runtime = runtime
+        self._settings = settings
+        self._cache: dict[str, tuple[str, str]] = {}
+
+    async def write(self, session: Session, user: User) -> None:
+        image = await self._runtime.image(session.image)
+        key = image.id if image else session.image
+        if key not in self._cache:
+            passwd = await self._runtime.read_image_file(session.image, "/etc/passwd")
+            group = await self._runtime.read_image_file(session.image, "/etc/group")
+            self._cache[key] = (passwd, group)
+        passwd, group = self._cache[key]
+        files = session_files_dir(self._settings, session.id)
+        files.mkdir(parents=True, exist_ok=True)
+        (files / "passwd").write_text(passwd_lines(passwd, user, f"/arc/home/{user.name}"))
+        (files / "group").write_text(group_lines(group, user))
+        for path in (files / "passwd", files / "group"):
+            path.chmod(0o644)
