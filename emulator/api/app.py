@@ -32,6 +32,8 @@ from emulator.settings import Settings
 
 log = logging.getLogger("emulator.service")
 
+USAGE_INTERVAL = 5.0  # seconds between samples of the sessions' memory and CPU use
+
 AVAILABILITY = """<?xml version="1.0" encoding="UTF-8"?>
 <vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">
   <vosi:available>true</vosi:available>
@@ -79,14 +81,18 @@ def create_app(settings: Settings, api_upstream: str) -> FastAPI:
         await gateway.wait_ready()
         keeper = Housekeeper(manager, api_upstream)
         await reconcile(keeper)
-        housekeeping = asyncio.create_task(run_forever(keeper, settings.loop_interval))
+        housekeeping = [
+            asyncio.create_task(run_forever(keeper.run_once, settings.loop_interval, "housekeeping")),
+            asyncio.create_task(run_forever(manager.refresh_usage, USAGE_INTERVAL, "usage sampling")),
+        ]
         app.state.manager = manager
         log.info("skaha-emulator %s serving instance '%s' at %s", __version__, settings.instance, settings.base_url)
         try:
             yield
         finally:
-            housekeeping.cancel()
-            await asyncio.gather(housekeeping, return_exceptions=True)
+            for task in housekeeping:
+                task.cancel()
+            await asyncio.gather(*housekeeping, return_exceptions=True)
             await manager.stop()
             store.close()
 

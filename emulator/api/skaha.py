@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import psutil
@@ -31,13 +30,10 @@ def _text(body: str) -> PlainTextResponse:
 async def _session_documents(
     m: SessionManager, user: User, sessions: list[Session], version: str
 ) -> list[dict[str, Any]]:
-    async def usage(session: Session) -> Usage | None:
-        if session.status is not Status.RUNNING:
-            return None
-        return await m.runtime.usage(m.container_name(session))
+    def usage(session: Session) -> Usage | None:
+        return m.usage.get(m.container_name(session)) if session.status is Status.RUNNING else None
 
-    usages = await asyncio.gather(*(usage(s) for s in sessions))
-    return [views.session_json(s, user, m.connect_url(s), u, version) for s, u in zip(sessions, usages, strict=True)]
+    return [views.session_json(s, user, m.connect_url(s), usage(s), version) for s in sessions]
 
 
 def _stats(m: SessionManager) -> dict[str, Any]:

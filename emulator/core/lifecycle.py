@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from emulator import labels
@@ -101,12 +102,13 @@ class Housekeeper:
         )
 
 
-async def run_forever(keeper: Housekeeper, interval: float) -> None:
+async def run_forever(work: Callable[[], Awaitable[None]], interval: float, what: str) -> None:
+    """Run `work` every `interval` seconds until cancelled; a failed round is logged and the next one runs."""
     while True:
         try:
-            await keeper.run_once()
+            await work()
         except asyncio.CancelledError:
             raise
-        except Exception:  # e.g. Docker unreachable for a moment: try again on the next pass
-            log.exception("housekeeping pass failed")
+        except Exception:  # e.g. Docker unreachable for a moment: try again on the next round
+            log.exception("%s failed", what)
         await asyncio.sleep(interval)

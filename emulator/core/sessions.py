@@ -28,7 +28,7 @@ from emulator.core.store import Store
 from emulator.errors import EmulatorError, Forbidden, InvalidRequest, NotFound
 from emulator.gateway.base import Gateway, TypeRoute
 from emulator.profiles import Profile
-from emulator.runtime.base import Runtime
+from emulator.runtime.base import Runtime, Usage
 from emulator.runtime.spec import (
     build_spec,
     session_files_dir,
@@ -85,6 +85,9 @@ class SessionManager:
         self.callbacks = CallbackTokens(settings.state_path / "callback.key")
         self.identity = IdentityFiles(runtime, settings)
         self.apps = DesktopApps(self)
+        # Memory and CPU in use, by container, refreshed in the background (as metrics-server feeds
+        # `kubectl top`): asking Docker on every API call would cost about a second a session.
+        self.usage: dict[str, Usage] = {}
 
     # --- helpers --------------------------------------------------------------------------
 
@@ -371,6 +374,12 @@ class SessionManager:
             shutil.rmtree(session_files_dir(self.settings, session.id), ignore_errors=True)
             self.store.remove(session.id)
         self._locks.pop(session.id, None)
+
+    async def refresh_usage(self) -> None:
+        """Sample every Running session's memory and CPU use (concurrently); forget the rest."""
+        names = [self.container_name(s) for s in self.store.sessions() if s.status is Status.RUNNING]
+        samples = await asyncio.gather(*(self.runtime.usage(name) for name in names))
+        self.usage = {name: sample for name, sample in zip(names, samples, strict=True) if sample is not None}
 
     def terminating(self, session_id: str) -> bool:
         return session_id in self._terminations
