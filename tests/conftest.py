@@ -28,7 +28,7 @@ LABEL = f"io.skaha-emulator.instance={INSTANCE}"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -188,7 +188,7 @@ def docker_client() -> docker.DockerClient:
 def platform(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Platform]:
     remove_instance(docker_client)  # what a crashed earlier run left
     root = tmp_path_factory.mktemp("platform")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "EMULATE_INSTANCE": INSTANCE,

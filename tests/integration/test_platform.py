@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 
 from emulator.profiles import load_profiles
 from emulator.settings import REPO_ROOT
-from tests.conftest import INSTANCE, Platform
+from tests.conftest import INSTANCE, Platform, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -144,3 +148,41 @@ def test_ps_hides_ended_sessions_but_says_so(fresh: Platform) -> None:
     assert session_id not in listed.stdout
     assert "1 ended session(s) not shown; `emulate ps -a` lists them" in listed.stderr
     assert session_id in fresh.emulate("ps", "-a").stdout
+
+
+def test_serve_runs_the_service_in_the_foreground(platform: Platform, tmp_path: Path) -> None:
+    """`emulate serve` (development): the service on the host, the gateway in Docker, its own instance."""
+    port = free_port()
+    env = {
+        **platform.env,
+        "EMULATE_INSTANCE": "pytest-serve",
+        "EMULATE_PORT": str(port),
+        "EMULATE_STATE_DIR": str(tmp_path / "state"),
+        "EMULATE_CONFIG_DIR": str(tmp_path / "config"),
+        "EMULATE_ARC_DIR": str(tmp_path / "arc"),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "emulator", "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        token = subprocess.run(
+            [sys.executable, "-m", "emulator", "token"], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/skaha/availability", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "emulate serve did not come up"
+            time.sleep(0.2)
+        context = httpx.get(f"http://127.0.0.1:{port}/skaha/v1/context", headers={"Authorization": f"Bearer {token}"})
+        assert context.status_code == 200 and "cores" in context.json()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        subprocess.run(
+            [sys.executable, "-m", "emulator", "down", "--remove-sessions"], env=env, check=True, capture_output=True
+        )
+    assert platform.docker.containers.list(all=True, filters={"label": "io.skaha-emulator.instance=pytest-serve"}) == []
