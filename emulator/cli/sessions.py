@@ -202,7 +202,7 @@ def renew(settings: Settings, session_id: str) -> None:
 @click.argument("session_ids", nargs=-1, required=True, metavar="ID...")
 @click.pass_obj
 def delete(settings: Settings, session_ids: tuple[str, ...]) -> None:
-    """Delete sessions (container, route and record; /arc is kept)."""
+    """Delete sessions (container and record; /arc is kept)."""
     client = _client(settings)
     failed = 0
     for session_id in session_ids:
