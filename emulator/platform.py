@@ -135,8 +135,18 @@ class Platform:
         self.ensure_gateway()
         self.ensure_service()
         self._wait_available(timeout)
-        (self.settings.state_path / INSTANCE_FILE).write_text(json.dumps({"url": self.settings.base_url}))
+        record_url(self.settings)
         return self.settings.base_url
+
+    def up_without_service(self) -> str:
+        """Network and gateway for a service run on the host (`emulate serve`); returns the host's
+        address on the platform network, where that service must listen for the gateway to reach it."""
+        prepare_folders(self.settings)
+        self.ensure_network()
+        self.ensure_gateway()
+        record_url(self.settings)
+        network = self.client.networks.get(naming.network_name(self.prefix))
+        return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
 
     def _wait_available(self, timeout: float) -> None:
         url = f"{self.settings.base_url}/skaha/availability"
@@ -193,6 +203,11 @@ class Platform:
             gateway=state(naming.gateway_container(self.prefix)),
             sessions=len(sessions),
         )
+
+
+def record_url(settings: Settings) -> None:
+    """Note where this instance answers, for the CLI (`recorded_url`)."""
+    (settings.state_path / INSTANCE_FILE).write_text(json.dumps({"url": settings.base_url}))
 
 
 def recorded_url(settings: Settings) -> str | None:

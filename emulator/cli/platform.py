@@ -117,7 +117,7 @@ def serve(settings: Settings, in_container: bool) -> None:
 
     from emulator import naming
     from emulator.api.app import create_app
-    from emulator.platform import INSTANCE_FILE, Platform, prepare_folders
+    from emulator.platform import Platform
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -126,15 +126,8 @@ def serve(settings: Settings, in_container: bool) -> None:
         upstream = f"{naming.service_container(settings.prefix)}:{settings.service_port}"
     else:
         ensure_users_file(settings.users_file)
-        client = _docker()
-        platform = Platform(settings, client)
-        prepare_folders(settings)
-        platform.ensure_network()
-        platform.ensure_gateway()
-        network = client.networks.get(naming.network_name(settings.prefix))
-        bind = network.attrs["IPAM"]["Config"][0]["Gateway"]
+        bind = Platform(settings, _docker()).up_without_service()
         upstream = f"{bind}:{settings.service_port}"
-        (settings.state_path / INSTANCE_FILE).write_text(f'{{"url": "{settings.base_url}"}}')
         console_err.print(f"serving instance '{settings.instance}' at {settings.base_url} (Ctrl-C stops)")
     # Idle upstream connections must outlive the gateway's (API_IDLE_TIMEOUT, 60 s): see gateway/caddy.py.
     uvicorn.run(

@@ -34,12 +34,7 @@ class DesktopApps:
             raise NotFound(f"session {desktop_id} not found")
         if not image_ref:
             raise InvalidRequest("Missing parameter 'image'")
-        image = await self.m.runtime.image(image_ref)
-        if image is None:
-            raise InvalidRequest(
-                f"image '{image_ref}' is not in the local Docker engine; build it "
-                "(emulate images build) or pull it (docker pull) first"
-            )
+        await self.m.local_image(image_ref)
         profile = self.m.profiles.get("desktop-app")
         if profile is None:
             raise InvalidRequest("desktop-app sessions are not available (no profiles/desktop-app.yaml)")

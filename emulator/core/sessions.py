@@ -28,7 +28,7 @@ from emulator.core.store import Store
 from emulator.errors import EmulatorError, Forbidden, InvalidRequest, NotFound
 from emulator.gateway.base import Gateway, TypeRoute
 from emulator.profiles import Profile
-from emulator.runtime.base import Runtime, Usage
+from emulator.runtime.base import ImageInfo, Runtime, Usage
 from emulator.runtime.spec import (
     build_spec,
     session_files_dir,
@@ -81,7 +81,6 @@ class SessionManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._terminations: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._image_files: dict[str, tuple[str, str]] = {}
         self.callbacks = CallbackTokens(settings.state_path / "callback.key")
         self.identity = IdentityFiles(runtime, settings)
         self.apps = DesktopApps(self)
@@ -143,9 +142,19 @@ class SessionManager:
         """The owner of the live session a desktop's callback token (x-auth-token-skaha) was made for."""
         session_id = self.callbacks.session_of(token)
         session = self.store.get(session_id) if session_id else None
-        if session is None or session.status.final or session.status is Status.TERMINATING:
+        if session is None or not session.status.live:
             return None
         return self.users.current().get(session.user)
+
+    async def local_image(self, reference: str) -> ImageInfo:
+        """The image a launch names; sessions run only from the local engine (never pulled on the way)."""
+        image = await self.runtime.image(reference)
+        if image is None:
+            raise InvalidRequest(
+                f"image '{reference}' is not in the local Docker engine; build it "
+                "(emulate images build) or pull it (docker pull) first"
+            )
+        return image
 
     def in_flight(self, session_id: str) -> bool:
         task = self._tasks.get(session_id)
@@ -160,12 +169,7 @@ class SessionManager:
         session_type = policy.validate_type(request.type)
         if session_type == "desktop-app":
             raise InvalidRequest("a desktop-app is attached to a desktop: POST /session/<desktop id>/app")
-        image = await self.runtime.image(request.image)
-        if image is None:
-            raise InvalidRequest(
-                f"image '{request.image}' is not in the local Docker engine; build it "
-                "(emulate images build) or pull it (docker pull) first"
-            )
+        image = await self.local_image(request.image)
         declared = labels.image_session_types(image.labels)
         if declared is not None and session_type not in declared:
             raise InvalidRequest(f"image/type mismatch: {request.image}/{session_type}")
@@ -335,12 +339,7 @@ class SessionManager:
         if action != "renew":
             raise InvalidRequest("unrecognized action")
         session = self.store.get(session_id)
-        if (
-            session is None
-            or session.user != user.name
-            or session.status.final
-            or (session.status is Status.TERMINATING)
-        ):
+        if session is None or session.user != user.name or not session.status.live:
             raise InvalidRequest(f"No active job for user {user.name} with session {session_id}")
         new_expiry = max(session.expiry_time, policy.expiry(self.clock(), self.settings.session_expiry_seconds))
         for target in [session, *self.store.apps_of(session_id)]:  # skaha renews the desktop's apps too
