@@ -49,8 +49,12 @@ def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) ->
             time.sleep(0.1)
 
 
+# A desktop-app is attached to a desktop through the API (POST /session/<desktop id>/app), not launched.
+LAUNCHABLE = [t for t in SESSION_TYPES if t != "desktop-app"]
+
+
 @click.command()
-@click.argument("session_type", metavar="TYPE", type=click.Choice(SESSION_TYPES))
+@click.argument("session_type", metavar="TYPE", type=click.Choice(LAUNCHABLE))
 @click.option("--name", default=None, help="Session name (letters, digits, '-'); default: the type.")
 @click.option("--image", default=None, help="Image to run (default: the profile's image).")
 @click.option("--cores", type=int, default=None, help="CPU cores (one of `emulate context`); default flexible.")
@@ -127,10 +131,11 @@ def ps(settings: Settings, show_all: bool, as_json: bool) -> None:
         print_json(sessions)
         return
     table(
-        ["ID", "NAME", "TYPE", "STATUS", "IMAGE", "CORES", "RAM", "STARTED", "EXPIRES"],
+        ["ID", "APP", "NAME", "TYPE", "STATUS", "IMAGE", "CORES", "RAM", "STARTED", "EXPIRES"],
         [
             [
                 s["id"],
+                "" if s.get("appid", "<none>") == "<none>" else s["appid"],
                 s["name"],
                 s["type"],
                 s["status"],

@@ -96,6 +96,8 @@ def test_an_app_can_be_deleted_alone(fresh: Platform, desktop: dict) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     _wait_window(fresh, session_id, "terminal-latest")
+    listed = [line.split() for line in fresh.emulate("ps").stdout.splitlines()[1:]]
+    assert [session_id, app_id, "<none>", "desktop-app"] in [row[:4] for row in listed]
     assert fresh.http.delete(f"/session/{session_id}/app/{app_id}").status_code == 200
     assert fresh.http.get(f"/session/{session_id}/app/{app_id}").status_code == 404
     assert [c.labels["io.skaha-emulator.row"] for c in fresh.session_containers()] == [session_id]

@@ -117,6 +117,8 @@ def test_cli_errors_are_one_line_without_traceback(fresh: Platform) -> None:
     result = fresh.emulate("info", "zzzzzzzz", check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: session zzzzzzzz not found"
+    app = fresh.emulate("launch", "desktop-app", check=False)
+    assert app.returncode == 2 and "'desktop-app' is not one of" in app.stderr
     bad = fresh.emulate("launch", "notebook", "--name", "bad_name", check=False)
     assert bad.returncode == 1
     assert bad.stderr.strip() == "error: name can only contain alpha-numeric chars and '-'"
