@@ -27,10 +27,11 @@ up: images ## set up everything and start the platform; prints the URL and how t
 down: venv ## stop the platform (sessions and /arc survive)
 	$(EMULATE) down
 
-check: venv ## lint, format check and strict typing
+check: venv ## lint, format check, strict typing and the import-layer contracts
 	$(VENV)/bin/ruff check emulator tests benchmarks
 	$(VENV)/bin/ruff format --check emulator tests benchmarks
 	$(VENV)/bin/mypy emulator
+	$(VENV)/bin/lint-imports
 
 test: check images ## run the whole test suite (checks, then real Docker, Caddy, JupyterLab)
 	$(VENV)/bin/pytest

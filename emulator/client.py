@@ -1,8 +1,9 @@
 """EmulatorClient: the CLI's only way into the service, over skaha's own HTTP API.
 
-It finds the URL (EMULATE_URL, else what `emulate up` recorded, else the settings)
-and the token (EMULATE_TOKEN, else the users file), and maps HTTP error answers back
-to the EmulatorError classes with skaha's message.
+It finds the URL (EMULATE_URL, else what `emulate up` recorded for the instance; an instance
+that is not up is an error, never some other instance's port) and the token (EMULATE_TOKEN,
+else the users file), and maps HTTP error answers back to the EmulatorError classes. It imports
+neither the Docker SDK nor the service's code, so session commands start fast.
 """
 
 from __future__ import annotations
@@ -12,18 +13,28 @@ from typing import Any
 
 import httpx
 
-from emulator.core.identity import load_directory
-from emulator.errors import Unavailable, error_for_status
-from emulator.platform import recorded_url
+from emulator.discovery import recorded_url
+from emulator.errors import Forbidden, NotFound, Unavailable, error_for_status
 from emulator.settings import Settings
+from emulator.users import token_for
+
+
+def instance_url(settings: Settings) -> str:
+    """Where the instance answers: EMULATE_URL, else what `up` (or `serve`) recorded."""
+    url = os.environ.get("EMULATE_URL") or recorded_url(settings)
+    if url is None:
+        flag = "" if settings.instance == "default" else f" --instance {settings.instance}"
+        raise Unavailable(
+            f"instance '{settings.instance}' is not up; start it with `emulate{flag} up` "
+            "(or set EMULATE_URL to reach an emulator elsewhere)"
+        )
+    return url.rstrip("/")
 
 
 class EmulatorClient:
     def __init__(self, settings: Settings, user: str | None = None, api_version: str = "v0") -> None:
-        self.base_url = (os.environ.get("EMULATE_URL") or recorded_url(settings) or settings.base_url).rstrip("/")
-        token = os.environ.get("EMULATE_TOKEN") or load_directory(settings.users_file).token_for(
-            user, settings.users_file
-        )
+        self.base_url = instance_url(settings)
+        token = os.environ.get("EMULATE_TOKEN") or token_for(settings.users_file, user)
         self.api = f"{self.base_url}/skaha/{api_version}"
         self._http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
@@ -68,7 +79,12 @@ class EmulatorClient:
         self._request("POST", f"/session/{session_id}", data={"action": "renew"})
 
     def delete(self, session_id: str) -> None:
-        self._request("DELETE", f"/session/{session_id}")
+        try:
+            self._request("DELETE", f"/session/{session_id}")
+        except NotFound as exc:  # skaha's body is the bare id; people get a sentence
+            raise NotFound(f"no session {session_id}") from exc
+        except Forbidden as exc:
+            raise Forbidden(f"session {session_id} belongs to another user") from exc
 
     def context(self) -> dict[str, Any]:
         return self._request("GET", "/context").json()  # type: ignore[no-any-return]

@@ -9,7 +9,7 @@
     └── ConfigError               a profile, users file or setting is wrong (names file and field)
 
 Each class carries the HTTP status skaha answers with; the message is the exact
-text/plain body skaha sends (see shared/reference, section 1.5). The API maps these
+text/plain body skaha sends (its `cadc-rest` error answers). The API maps these
 to responses in one handler; the HTTP client maps responses back to the same
 classes; the CLI prints the message on one line.
 """

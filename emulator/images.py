@@ -22,6 +22,7 @@ import docker.errors
 
 from emulator import __version__
 from emulator.errors import ConfigError, EmulatorError, Unavailable
+from emulator.runtime.docker import connect, docker_errors
 from emulator.settings import REPO_ROOT, Settings
 
 DEBIAN_BASE = "debian:bookworm-slim"
@@ -133,7 +134,13 @@ def build(
     client: docker.DockerClient | None = None,
 ) -> list[str]:
     """Build the named recipes (and what they need, if missing); returns the tags built."""
-    client = client or docker.from_env()
+    with docker_errors():
+        return _build(settings, names, say, client or connect())
+
+
+def _build(
+    settings: Settings, names: Iterable[str], say: Callable[[str], None], client: docker.DockerClient
+) -> list[str]:
     known = recipes(settings)
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -195,4 +202,5 @@ def _build_one(client: docker.DockerClient, recipe: Recipe, ca: bytes, say: Call
 
 def missing(settings: Settings, names: Iterable[str], client: docker.DockerClient) -> list[str]:
     known = recipes(settings)
-    return [n for n in names if not _present(client, known[n].tag)]
+    with docker_errors():
+        return [n for n in names if not _present(client, known[n].tag)]

@@ -23,14 +23,6 @@ def app_row_id(desktop_id: str, app_id: str) -> str:
     return f"{desktop_id}-{app_id}"
 
 
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def network_name(prefix: str) -> str:
-    return prefix
-
-
 def service_container(prefix: str) -> str:
     return f"{prefix}-service"
 

@@ -13,7 +13,6 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,12 +21,12 @@ import docker.errors
 import httpx
 
 from emulator import labels, naming
+from emulator.discovery import forget_url, record_url
 from emulator.errors import EmulatorError, Unavailable
-from emulator.gateway.caddy import LISTEN_PORT
+from emulator.gateway.caddy import ADMIN_SOCKET_FOLDER_IN_GATEWAY, LISTEN_PORT
 from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
+from emulator.runtime.docker import docker_errors
 from emulator.settings import Settings
-
-INSTANCE_FILE = "instance.json"
 
 
 def docker_socket() -> str:
@@ -39,7 +38,7 @@ def docker_socket() -> str:
 
 
 def prepare_folders(settings: Settings) -> None:
-    (settings.state_path / "gateway").mkdir(parents=True, exist_ok=True)
+    settings.gateway_dir.mkdir(parents=True, exist_ok=True)
     for sub in ("home", "projects"):
         path = settings.arc_path / sub
         path.mkdir(parents=True, exist_ok=True)
@@ -63,7 +62,7 @@ class Platform:
     # --- pieces -------------------------------------------------------------------------
 
     def ensure_network(self) -> None:
-        name = naming.network_name(self.prefix)
+        name = self.settings.network
         if not self.client.networks.list(names=[name]):
             self.client.networks.create(
                 name, driver="bridge", labels=labels.platform_labels(self.settings.instance, "network")
@@ -92,14 +91,14 @@ class Platform:
             name=name,
             detach=True,
             restart_policy={"Name": "unless-stopped"},
-            network=naming.network_name(self.prefix),
+            network=self.settings.network,
             **kwargs,
         )
 
     def ensure_gateway(self) -> None:
         s = self.settings
         ports = {f"{LISTEN_PORT}/tcp": (s.host, s.port)}
-        mounts = [docker.types.Mount("/run/caddy-admin", str(s.state_path / "gateway"), type="bind")]
+        mounts = [docker.types.Mount(ADMIN_SOCKET_FOLDER_IN_GATEWAY, str(s.gateway_dir), type="bind")]
         self._ensure(
             naming.gateway_container(self.prefix),
             GATEWAY_IMAGE,
@@ -131,10 +130,11 @@ class Platform:
 
     def up(self, timeout: float = 90) -> str:
         prepare_folders(self.settings)
-        self.ensure_network()
-        self.ensure_gateway()
-        self.ensure_service()
-        self._wait_available(timeout)
+        with docker_errors():
+            self.ensure_network()
+            self.ensure_gateway()
+            self.ensure_service()
+            self._wait_available(timeout)
         record_url(self.settings)
         return self.settings.base_url
 
@@ -142,10 +142,11 @@ class Platform:
         """Network and gateway for a service run on the host (`emulate serve`); returns the host's
         address on the platform network, where that service must listen for the gateway to reach it."""
         prepare_folders(self.settings)
-        self.ensure_network()
-        self.ensure_gateway()
+        with docker_errors():
+            self.ensure_network()
+            self.ensure_gateway()
+            network = self.client.networks.get(self.settings.network)
         record_url(self.settings)
-        network = self.client.networks.get(naming.network_name(self.prefix))
         return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
 
     def _wait_available(self, timeout: float) -> None:
@@ -167,6 +168,10 @@ class Platform:
         raise Unavailable(f"the emulator did not answer at {url} within {timeout:.0f} s")
 
     def down(self, remove_sessions: bool = False) -> list[str]:
+        with docker_errors():
+            return self._down(remove_sessions)
+
+    def _down(self, remove_sessions: bool) -> list[str]:
         removed = []
         roles = [labels.ROLE_SERVICE, labels.ROLE_GATEWAY, labels.ROLE_HELPER]
         if remove_sessions:
@@ -177,11 +182,12 @@ class Platform:
             ):
                 container.remove(force=True, v=True)
                 removed.append(container.name)
-        (self.settings.state_path / INSTANCE_FILE).unlink(missing_ok=True)
+        forget_url(self.settings)
         if remove_sessions:
-            for name in ("state.db", "state.db-wal", "state.db-shm"):
-                (self.settings.state_path / name).unlink(missing_ok=True)
-            shutil.rmtree(self.settings.state_path / "sessions", ignore_errors=True)
+            db = self.settings.state_db
+            for path in (db, db.with_name(f"{db.name}-wal"), db.with_name(f"{db.name}-shm")):
+                path.unlink(missing_ok=True)
+            shutil.rmtree(self.settings.sessions_dir, ignore_errors=True)
             for network in self.client.networks.list(filters={"label": labels.selector(self.settings.instance)}):
                 try:
                     network.remove()
@@ -190,6 +196,10 @@ class Platform:
         return removed
 
     def status(self) -> PlatformStatus:
+        with docker_errors():
+            return self._status()
+
+    def _status(self) -> PlatformStatus:
         def state(name: str) -> str:
             container = self._container(name)
             return "missing" if container is None else container.status
@@ -203,17 +213,3 @@ class Platform:
             gateway=state(naming.gateway_container(self.prefix)),
             sessions=len(sessions),
         )
-
-
-def record_url(settings: Settings) -> None:
-    """Note where this instance answers, for the CLI (`recorded_url`)."""
-    (settings.state_path / INSTANCE_FILE).write_text(json.dumps({"url": settings.base_url}))
-
-
-def recorded_url(settings: Settings) -> str | None:
-    """The URL `emulate up` recorded for this instance, if it is up."""
-    path: Path = settings.state_path / INSTANCE_FILE
-    try:
-        return str(json.loads(path.read_text())["url"])
-    except (OSError, ValueError, KeyError):
-        return None

@@ -9,6 +9,7 @@ placeholders are reported at load time with the file and field that hold them.
 
 from __future__ import annotations
 
+import enum
 import string
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from emulator.errors import ConfigError
 from emulator.yamlfile import read_model
 
-SESSION_TYPES = ("notebook", "desktop", "carta", "contributed", "firefly", "headless", "desktop-app")
+
+class SessionType(enum.StrEnum):
+    """skaha's session types (SessionType.java); what each one does is its profile's data."""
+
+    NOTEBOOK = "notebook"
+    DESKTOP = "desktop"
+    CARTA = "carta"
+    CONTRIBUTED = "contributed"
+    FIREFLY = "firefly"
+    HEADLESS = "headless"
+    DESKTOP_APP = "desktop-app"
+
+
+SESSION_TYPES = tuple(t.value for t in SessionType)
 
 TEMPLATE_FIELDS = {
     "session_id": "the 8-character session id",
@@ -69,10 +83,26 @@ class FixedResources(_Strict):
 
 
 class Profile(_Strict):
-    type: Literal["notebook", "desktop", "carta", "contributed", "firefly", "headless", "desktop-app"]
+    type: SessionType
     description: str
     default_image: str = Field(description="Image launched when the user names none (CLI).")
-    interactive: bool = True
+    interactive: bool = Field(True, description="Routed and probed; False for jobs and desktop-apps.")
+    batch: bool = Field(
+        False,
+        description="A batch job (skaha's headless): honours the user's cmd, args and env, runs to its end "
+        "under the job deadline, gets the headless resource defaults and has no connect URL in v1.",
+    )
+    attaches_to: SessionType | None = Field(
+        None, description="Launched onto a session of this type (POST /session/<id>/app), not on its own."
+    )
+    counts_toward_limit: bool = Field(True, description="Counts towards the user's concurrent-session limit.")
+    hostname: str = Field("{session_name}", description="The container's hostname (a template).")
+    scratch_gb: float = Field(
+        200,
+        gt=0,
+        description="Size of /scratch, skaha's ephemeral-storage limit for the type. Here /scratch is a tmpfs "
+        "whose pages count against the session's memory, so it is capped at half the memory limit.",
+    )
     port: int | None = Field(None, ge=1, le=65535, description="Port the app serves inside the container.")
     command: list[str] | None = Field(None, description="What the platform runs; null runs the image's own CMD.")
     working_dir: str | None = Field(None, description="Working directory (a template); null keeps the image's.")
@@ -92,7 +122,7 @@ class Profile(_Strict):
 
     def templates(self) -> dict[str, str]:
         """Every templated field, by its name in the file."""
-        found = {"connect_url": self.connect_url}
+        found = {"connect_url": self.connect_url, "hostname": self.hostname}
         if self.path_prefix:
             found["path_prefix"] = self.path_prefix
         if self.working_dir:

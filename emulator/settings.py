@@ -7,6 +7,7 @@ host path at the same path inside it so that paths mean the same on both sides.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -16,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from emulator.errors import ConfigError
 
+# Settings only image builds on the host use; the service never sees them.
+_BUILD_ONLY = {"images_dir", "extra_ca_bundle"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _INSTANCE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
@@ -62,6 +65,11 @@ class Settings(BaseSettings):
         return "emulate" if self.instance == "default" else f"emulate-{self.instance}"
 
     @property
+    def network(self) -> str:
+        """The instance's bridge network, which sessions, the gateway and the service share."""
+        return self.prefix
+
+    @property
     def state_path(self) -> Path:
         return self.state_dir or _xdg("XDG_STATE_HOME", ".local/state") / "skaha-emulator" / self.instance
 
@@ -77,49 +85,67 @@ class Settings(BaseSettings):
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
+    # --- the state folder's layout (one place; every module asks here) -------------------
+
     @property
     def users_file(self) -> Path:
         return self.config_path / "users.yaml"
 
-    def lifetime_seconds(self, session_type: str) -> int:
-        """How long a session of this type lives (and what renew gives it): skaha's Job deadline."""
-        return self.headless_expiry_seconds if session_type == "headless" else self.session_expiry_seconds
+    @property
+    def state_db(self) -> Path:
+        """SQLite state (WAL: its -wal and -shm files sit beside it)."""
+        return self.state_path / "state.db"
 
-    def retention_seconds(self, session_type: str) -> int:
-        """How long an ended session stays listed (skaha's ttlSecondsAfterFinished)."""
-        return self.headless_retention_seconds if session_type == "headless" else self.finished_retention_seconds
+    @property
+    def sessions_dir(self) -> Path:
+        """Per-session host files (passwd, group), one folder per session, removed with it."""
+        return self.state_path / "sessions"
+
+    def session_files(self, session_id: str) -> Path:
+        return self.sessions_dir / session_id
+
+    @property
+    def skaha_system_dir(self) -> Path:
+        """Host copy of the launch scripts, mounted read-only at /skaha-system (skaha's ConfigMap)."""
+        return self.state_path / "skaha-system"
+
+    @property
+    def gateway_dir(self) -> Path:
+        """Shared by the gateway and the service only: the admin API's unix socket lives here."""
+        return self.state_path / "gateway"
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.gateway_dir / "admin.sock"
+
+    @property
+    def callback_key(self) -> Path:
+        """The key that signs desktops' callback tokens (mode 0600)."""
+        return self.state_path / "callback.key"
+
+    @property
+    def instance_file(self) -> Path:
+        """Where a running instance records its URL for the CLI (absent while it is down)."""
+        return self.state_path / "instance.json"
+
+    def lifetime_seconds(self, batch: bool) -> int:
+        """How long a session lives (and what renew gives it): skaha's Job deadline, longer for batch jobs."""
+        return self.headless_expiry_seconds if batch else self.session_expiry_seconds
+
+    def retention_seconds(self, batch: bool) -> int:
+        """How long an ended session stays listed (skaha's ttlSecondsAfterFinished), shorter for batch jobs."""
+        return self.headless_retention_seconds if batch else self.finished_retention_seconds
 
     def as_environment(self) -> dict[str, str]:
-        """These settings as EMULATE_* variables, with every path made explicit."""
-        env = {
-            "EMULATE_INSTANCE": self.instance,
-            "EMULATE_HOST": self.host,
-            "EMULATE_PORT": str(self.port),
-            "EMULATE_STATE_DIR": str(self.state_path),
-            "EMULATE_CONFIG_DIR": str(self.config_path),
-            "EMULATE_ARC_DIR": str(self.arc_path),
-            "EMULATE_PROFILES_DIR": str(self.profiles_dir),
-            "EMULATE_MAX_SESSIONS": str(self.max_sessions),
-            "EMULATE_SESSION_EXPIRY_SECONDS": str(self.session_expiry_seconds),
-            "EMULATE_HEADLESS_EXPIRY_SECONDS": str(self.headless_expiry_seconds),
-            "EMULATE_SCRATCH_SIZE": self.scratch_size,
-            "EMULATE_PIDS_LIMIT": str(self.pids_limit),
-            "EMULATE_REPOSITORIES": _json_list(self.repositories),
-            "EMULATE_SERVICE_PORT": str(self.service_port),
-            "EMULATE_PROBE_INTERVAL": str(self.probe_interval),
-            "EMULATE_LOOP_INTERVAL": str(self.loop_interval),
-            "EMULATE_FINISHED_RETENTION_SECONDS": str(self.finished_retention_seconds),
-            "EMULATE_HEADLESS_RETENTION_SECONDS": str(self.headless_retention_seconds),
-        }
-        if self.public_url:
-            env["EMULATE_PUBLIC_URL"] = self.public_url
+        """These settings as EMULATE_* variables, with every path made explicit (unset optionals left out)."""
+        explicit = {"state_dir": self.state_path, "config_dir": self.config_path, "arc_dir": self.arc_path}
+        env = {}
+        for name in type(self).model_fields.keys() - _BUILD_ONLY:
+            value = explicit.get(name, getattr(self, name))
+            if value is None:
+                continue
+            env[f"EMULATE_{name.upper()}"] = json.dumps(value) if isinstance(value, list) else str(value)
         return env
-
-
-def _json_list(values: list[str]) -> str:
-    import json
-
-    return json.dumps(values)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -9,8 +9,6 @@ for fatal errors, and deletes the session. Every finding says what to change.
 
 from __future__ import annotations
 
-import base64
-import json
 import posixpath
 import re
 import time
@@ -26,10 +24,11 @@ from websockets.sync.client import connect as ws_connect
 from emulator import labels
 from emulator.client import EmulatorClient
 from emulator.errors import EmulatorError
-from emulator.profiles import Profile
+from emulator.profiles import Profile, SessionType
+from emulator.runtime.docker import ImageFiles, docker_errors
 
 # Programs each type's launch needs besides a shell and cp (skaha's identity set-up uses both).
-REQUIRED_PROGRAMS = {"notebook": ["jupyter"], "desktop-app": ["xterm"]}
+REQUIRED_PROGRAMS = {SessionType.NOTEBOOK: ["jupyter"], SessionType.DESKTOP_APP: ["xterm"]}
 COMMON_PROGRAMS = ["sh", "cp"]
 FATAL_LOG_LINES = re.compile(
     r"Traceback \(most recent call last\)|\bFATAL\b|Fatal error|Segmentation fault|Permission denied"
@@ -48,65 +47,40 @@ class Finding:
 
 
 def _image_config(client: docker.DockerClient, image: str) -> dict[str, Any]:
-    try:
-        attrs: dict[str, Any] = client.images.get(image).attrs
-    except docker.errors.ImageNotFound:
-        raise EmulatorError(f"image '{image}' is not in the local Docker engine; build or pull it first") from None
+    with docker_errors():
+        try:
+            attrs: dict[str, Any] = client.images.get(image).attrs
+        except docker.errors.ImageNotFound:
+            raise EmulatorError(f"image '{image}' is not in the local Docker engine; build or pull it first") from None
     return attrs
 
 
-_GO_SYMLINK = 1 << 27  # Go's os.ModeSymlink, as Docker reports file modes
+def _blocked_for_others(files: ImageFiles, path: str, hops: int = 8) -> str | None:
+    """None when a uid other than the owner can reach and run `path` (following links); else why not."""
+    parts = path.strip("/").split("/")
+    for depth in range(1, len(parts) + 1):
+        current = "/" + "/".join(parts[:depth])
+        stat = files.stat(current)
+        if stat is None:
+            return f"{current} is missing"
+        if files.is_symlink(stat):
+            if hops == 0:
+                return f"{current}: too many symbolic links"
+            target = stat.get("linkTarget") or ""
+            resolved = target if target.startswith("/") else posixpath.join(posixpath.dirname(current), target)
+            rest = "/".join(parts[depth:])
+            return _blocked_for_others(files, posixpath.normpath(f"{resolved}/{rest}" if rest else resolved), hops - 1)
+        if not stat["mode"] & 0o001:
+            return f"{current} (mode {stat['mode'] & 0o777:04o})"
+    return None
 
 
-class _ImageFiles:
-    """Looks at file modes inside an image through a created (never started) container.
-
-    Only the archive endpoint's stat header is read (a HEAD request): no file content moves.
-    """
-
-    def __init__(self, client: docker.DockerClient, image: str, helper_labels: dict[str, str]) -> None:
-        self._api = client.api
-        self._container = self._api.create_container(image, command=["/bin/true"], entrypoint=[], labels=helper_labels)[
-            "Id"
-        ]
-
-    def close(self) -> None:
-        self._api.remove_container(self._container, force=True)
-
-    def stat(self, path: str) -> dict[str, Any] | None:
-        url = self._api._url("/containers/{0}/archive", self._container)
-        response = self._api.head(url, params={"path": path}, timeout=30)  # APIClient is a requests.Session
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        stat: dict[str, Any] = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))
-        return stat
-
-    def which(self, program: str, path_variable: str) -> str | None:
-        for folder in path_variable.split(":"):
-            candidate = f"{folder.rstrip('/')}/{program}"
-            if folder and self.stat(candidate) is not None:
-                return candidate
-        return None
-
-    def blocked_for_others(self, path: str, hops: int = 8) -> str | None:
-        """None when a uid other than the owner can reach and run `path` (following links); else why not."""
-        parts = path.strip("/").split("/")
-        for depth in range(1, len(parts) + 1):
-            current = "/" + "/".join(parts[:depth])
-            stat = self.stat(current)
-            if stat is None:
-                return f"{current} is missing"
-            if stat["mode"] & _GO_SYMLINK:
-                if hops == 0:
-                    return f"{current}: too many symbolic links"
-                target = stat.get("linkTarget") or ""
-                resolved = target if target.startswith("/") else posixpath.join(posixpath.dirname(current), target)
-                rest = "/".join(parts[depth:])
-                return self.blocked_for_others(posixpath.normpath(f"{resolved}/{rest}" if rest else resolved), hops - 1)
-            if not stat["mode"] & 0o001:
-                return f"{current} (mode {stat['mode'] & 0o777:04o})"
-        return None
+def _which(files: ImageFiles, program: str, path_variable: str) -> str | None:
+    for folder in path_variable.split(":"):
+        candidate = f"{folder.rstrip('/')}/{program}"
+        if folder and files.stat(candidate) is not None:
+            return candidate
+    return None
 
 
 def static_checks(
@@ -159,10 +133,9 @@ def static_checks(
         (e.split("=", 1)[1] for e in config.get("Env") or [] if e.startswith("PATH=")),
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     )
-    files = _ImageFiles(client, image, helper_labels)
-    try:
+    with docker_errors(), ImageFiles(client, image, helper_labels) as files:
         for program in [*COMMON_PROGRAMS, *REQUIRED_PROGRAMS.get(profile.type, [])]:
-            location = files.which(program, path_variable)
+            location = _which(files, program, path_variable)
             if location is None:
                 findings.append(
                     Finding(
@@ -173,7 +146,7 @@ def static_checks(
                     )
                 )
                 continue
-            blocked = files.blocked_for_others(location)
+            blocked = _blocked_for_others(files, location)
             findings.append(
                 Finding(
                     f"program {program}",
@@ -184,8 +157,6 @@ def static_checks(
                     else "sessions run as the user's own uid, not root: make it readable and runnable (chmod -R a+rX)",
                 )
             )
-    finally:
-        files.close()
     return findings
 
 
@@ -196,7 +167,7 @@ def _websocket_url(base: str, path: str) -> str:
 def _check_websocket(session: dict[str, Any], base_url: str) -> Finding | None:
     session_id, kind = session["id"], session["type"]
     try:
-        if kind == "notebook":
+        if kind == SessionType.NOTEBOOK:
             api = f"{base_url}/session/notebook/{session_id}/api"
             headers = {"Authorization": f"token {session_id}"}
             kernel = httpx.post(f"{api}/kernels", headers=headers, json={}, timeout=30).json()
@@ -206,7 +177,7 @@ def _check_websocket(session: dict[str, Any], base_url: str) -> Finding | None:
                     pass
             finally:
                 httpx.delete(f"{api}/kernels/{kernel['id']}", headers=headers, timeout=30)
-        elif kind == "desktop":
+        elif kind == SessionType.DESKTOP:
             with ws_connect(_websocket_url(base_url, f"/session/desktop/{session_id}/"), open_timeout=15) as ws:
                 greeting = ws.recv(timeout=10)
                 if not (greeting.encode() if isinstance(greeting, str) else greeting).startswith(b"RFB"):
@@ -216,7 +187,7 @@ def _check_websocket(session: dict[str, Any], base_url: str) -> Finding | None:
                         "noVNC's WebSocket did not speak VNC",
                         "noVNC on 6901 must proxy the VNC server (websockify to :5901)",
                     )
-        elif kind == "carta":
+        elif kind == SessionType.CARTA:
             with ws_connect(_websocket_url(base_url, f"/session/carta/{session_id}/"), open_timeout=15):
                 pass
         else:

@@ -8,31 +8,30 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import psutil
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from emulator import __version__, labels
-from emulator.api import errors
-from emulator.api.skaha import make_router
+from emulator import __version__, labels, naming
+from emulator.api import errors, skaha
+from emulator.core.auth import Authenticator
+from emulator.core.callback import CallbackTokens
+from emulator.core.housekeeping import GatewayTable, Housekeeper, run_forever
 from emulator.core.identity import UsersSource
-from emulator.core.lifecycle import Housekeeper, run_forever
+from emulator.core.models import GIB, HostCapacity
 from emulator.core.policy import resource_context
-from emulator.core.reconcile import reconcile
 from emulator.core.sessions import SessionManager
 from emulator.core.store import Store
+from emulator.core.usage import USAGE_INTERVAL, UsageSampler
 from emulator.gateway.caddy import CaddyGateway
+from emulator.gateway.routes import routes_for
 from emulator.profiles import load_profiles
 from emulator.runtime import gpus
 from emulator.runtime.docker import DockerRuntime
-from emulator.runtime.spec import GIB, skaha_system_dir
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.service")
-
-USAGE_INTERVAL = 5.0  # seconds between samples of the sessions' memory and CPU use
 
 AVAILABILITY = """<?xml version="1.0" encoding="UTF-8"?>
 <vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">
@@ -42,14 +41,10 @@ AVAILABILITY = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def admin_socket(settings: Settings) -> Path:
-    return settings.state_path / "gateway" / "admin.sock"
-
-
 def install_launch_scripts(settings: Settings) -> None:
     """Copy profiles/skaha-system to the state folder, which sessions mount at /skaha-system."""
     source = settings.profiles_dir / "skaha-system"
-    target = skaha_system_dir(settings)
+    target = settings.skaha_system_dir
     # Running sessions have this very folder mounted (and a shell may be reading a script):
     # each file is replaced whole, never rewritten in place, and the folder itself stays.
     target.mkdir(parents=True, exist_ok=True)
@@ -72,20 +67,28 @@ def create_app(settings: Settings, api_upstream: str) -> FastAPI:
         users = UsersSource(settings.users_file)
         users.current()  # a broken users file stops the service here, with its reason
         install_launch_scripts(settings)
-        gateway = CaddyGateway(admin_socket(settings))
+        gateway = CaddyGateway(settings.admin_socket)
         devices = gpus.discover()
-        context = resource_context(psutil.cpu_count() or 1, psutil.virtual_memory().total / GIB, len(devices))
-        store = Store(settings.state_path / "state.db")
+        capacity = HostCapacity(cores=psutil.cpu_count() or 1, memory_gb=psutil.virtual_memory().total / GIB)
+        context = resource_context(capacity.cores, capacity.memory_gb, len(devices))
+        uncounted = {p.type for p in profiles.values() if not p.counts_toward_limit}
+        store = Store(settings.state_db, uncounted_types=uncounted)
         runtime = DockerRuntime(helper_labels=labels.platform_labels(settings.instance, labels.ROLE_HELPER))
-        manager = SessionManager(settings, store, runtime, gateway, profiles, users, context, devices)
+        callbacks = CallbackTokens(settings.callback_key)
+        sampler = UsageSampler(store, runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id))
+        manager = SessionManager(
+            settings, store, runtime, profiles, users, callbacks, sampler, context, capacity, devices
+        )
         await gateway.wait_ready()
-        keeper = Housekeeper(manager, api_upstream)
-        await reconcile(keeper)
+        table = GatewayTable(api_upstream, routes_for(profiles.values(), settings.prefix, settings.base_url))
+        keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings)
+        await keeper.reconcile()
         housekeeping = [
             asyncio.create_task(run_forever(keeper.run_once, settings.loop_interval, "housekeeping")),
-            asyncio.create_task(run_forever(manager.refresh_usage, USAGE_INTERVAL, "usage sampling")),
+            asyncio.create_task(run_forever(sampler.refresh, USAGE_INTERVAL, "usage sampling")),
         ]
         app.state.manager = manager
+        app.state.auth = Authenticator(users, callbacks, store)
         log.info("skaha-emulator %s serving instance '%s' at %s", __version__, settings.instance, settings.base_url)
         try:
             yield
@@ -98,8 +101,7 @@ def create_app(settings: Settings, api_upstream: str) -> FastAPI:
 
     app = FastAPI(title="skaha-emulator", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.install(app)
-    for version in ("v0", "v1"):
-        app.include_router(make_router(version), prefix=f"/skaha/{version}")
+    app.include_router(skaha.router)
 
     @app.get("/skaha/availability")
     async def availability() -> Response:

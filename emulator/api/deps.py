@@ -1,15 +1,21 @@
-"""Request plumbing: the caller's identity and skaha's query-or-form parameters."""
+"""Request plumbing: the API version, the caller's identity, skaha's query-or-form parameters, and
+the manager, each as an `Annotated` alias the handlers name in their signatures."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.datastructures import MultiDict
+from starlette.exceptions import HTTPException
 
+from emulator.core.auth import Authenticator
 from emulator.core.models import User
 from emulator.core.sessions import SessionManager
 from emulator.errors import NotAuthenticated
+
+VERSIONS = ("v0", "v1")
 
 
 @dataclass
@@ -24,6 +30,13 @@ class Params:
 
     def getlist(self, key: str) -> list[str]:
         return [str(v) for v in self.values.getlist(key)]
+
+
+def api_version(version: str) -> str:
+    """The `{version}` path segment; any other than v0 and v1 is a path that does not exist."""
+    if version not in VERSIONS:
+        raise HTTPException(status_code=404)
+    return version
 
 
 async def params(request: Request) -> Params:
@@ -43,14 +56,20 @@ def caller(request: Request) -> User:
     """The user a bearer token names, or the owner of the desktop whose callback token
     (`x-auth-token-skaha`, skaha's DESKTOP_SESSION_APP_TOKEN) an anonymous request carries;
     skaha answers 401 `Unauthorized` otherwise."""
-    m: SessionManager = request.app.state.manager
+    auth: Authenticator = request.app.state.auth
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     user: User | None = None
     if scheme.lower() == "bearer" and token.strip():
-        user = m.users.current().authenticate(token.strip())
+        user = auth.bearer(token.strip())
     elif not header and request.headers.get("x-auth-token-skaha"):
-        user = m.callback_user(request.headers["x-auth-token-skaha"])
+        user = auth.callback(request.headers["x-auth-token-skaha"])
     if user is None:
         raise NotAuthenticated("Unauthorized")
     return user
+
+
+Version = Annotated[str, Depends(api_version)]
+Query = Annotated[Params, Depends(params)]
+CurrentUser = Annotated[User, Depends(caller)]
+Manager = Annotated[SessionManager, Depends(manager)]

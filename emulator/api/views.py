@@ -6,7 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from emulator.core.models import Event, Session, Status, User
+from emulator.core.models import CatalogueEntry, Event, PlatformStats, Session, Status, User
+from emulator.profiles import SessionType
 from emulator.runtime.base import Usage
 
 NONE = "<none>"
@@ -42,7 +43,8 @@ def session_json(session: Session, user: User, connect_url: str, usage: Usage | 
         "name": session.name,
         "startTime": iso(session.start_time),
         "expiryTime": iso(session.expiry_time),
-        "connectURL": connect_url if session.type != "headless" or version == "v0" else "",
+        # skaha v1 leaves a headless job's empty; v0 says "not-applicable".
+        "connectURL": connect_url if session.type != SessionType.HEADLESS or version == "v0" else "",
         "requestedRAM": f"{number(r.ram_request_gb)}G",
         "requestedCPUCores": number(r.cores_request),
         "requestedGPUCores": str(r.gpus) if r.gpus else (NONE if version == "v0" else "0"),
@@ -82,3 +84,30 @@ def events_table(events: list[Event]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["   ".join(cell.ljust(widths[i]) if i < 4 else cell for i, cell in enumerate(row)) for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def catalogue_json(entry: CatalogueEntry) -> dict[str, Any]:
+    return {"id": entry.id, "types": entry.types, "digest": entry.digest}
+
+
+def stats_json(stats: PlatformStats) -> dict[str, Any]:
+    cores = float(stats.capacity.cores)
+    memory = f"{int(stats.capacity.memory_gb)}G"
+    return {
+        "instances": {
+            "session": stats.interactive,
+            "desktopApp": stats.desktop_apps,
+            "headless": stats.headless,
+            "total": stats.interactive + stats.desktop_apps + stats.headless,
+        },
+        "cores": {
+            "requestedCPUCores": stats.requested_cores,
+            "cpuCoresAvailable": cores,
+            "maxCPUCores": {"cpuCores": cores, "withRam": memory},
+        },
+        "ram": {
+            "requestedRAM": f"{number(stats.requested_ram_gb)}G",
+            "ramAvailable": memory,
+            "maxRAM": {"ram": memory, "withCPUCores": cores},
+        },
+    }

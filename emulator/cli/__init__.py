@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.markup import escape
 
 from emulator import __version__
 from emulator.cli import images, platform, sessions, validate
@@ -51,14 +52,12 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except EmulatorError as exc:
-        console_err.print(f"[red]error:[/red] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+        console_err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # Docker SDK errors and the like: one line, no traceback
-        name = exc.__class__.__name__
-        if "docker" in exc.__class__.__module__:
-            console_err.print(f"[red]error:[/red] Docker: {exc}", highlight=False, soft_wrap=True)
-        else:
-            console_err.print(f"[red]error:[/red] {name}: {exc}", highlight=False, soft_wrap=True)
+    except Exception as exc:  # a bug of ours: still one line, no traceback (engine errors are EmulatorErrors)
+        console_err.print(
+            f"[red]error:[/red] {escape(f'{exc.__class__.__name__}: {exc}')}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)

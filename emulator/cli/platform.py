@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import click
 
 from emulator.cli.output import console, console_err, json_option, print_json
-from emulator.core.identity import ensure_users_file, load_directory
 from emulator.errors import ConfigError
 from emulator.settings import Settings
+from emulator.users import ensure_users_file, token_for
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -103,7 +103,7 @@ def token(settings: Settings, user: str | None) -> None:
       curl -H "Authorization: Bearer $(emulate token)" http://127.0.0.1:8080/skaha/v0/session
     """
     ensure_users_file(settings.users_file)
-    click.echo(load_directory(settings.users_file).token_for(user, settings.users_file))
+    click.echo(token_for(settings.users_file, user))
 
 
 @click.command()

@@ -7,11 +7,12 @@ import webbrowser
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from emulator.cli.output import console, console_err, json_option, print_json, table
 from emulator.client import EmulatorClient
 from emulator.errors import ConfigError, EmulatorError
-from emulator.profiles import SESSION_TYPES, load_profiles
+from emulator.profiles import SessionType, load_profiles
 from emulator.settings import Settings
 
 FINAL = ("Succeeded", "Completed", "Failed")
@@ -36,7 +37,7 @@ def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) ->
             spinner.update(f"{session_id}: {session['status']}")
             if session["status"] == "Running":
                 return session
-            if session["status"] in ("Succeeded", "Completed") and session["type"] == "headless":
+            if session["status"] in ("Succeeded", "Completed") and session["type"] == SessionType.HEADLESS:
                 return session  # a short job may be done before it is ever seen Running
             if session["status"] in FINAL:
                 events = client.events(session_id).strip()
@@ -50,7 +51,7 @@ def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) ->
 
 
 # A desktop-app is attached to a desktop through the API (POST /session/<desktop id>/app), not launched.
-LAUNCHABLE = [t for t in SESSION_TYPES if t != "desktop-app"]
+LAUNCHABLE = [t.value for t in SessionType if t is not SessionType.DESKTOP_APP]
 
 
 @click.command()
@@ -91,7 +92,7 @@ def launch(
       emulate launch notebook --cores 2 --ram 4
       emulate launch notebook --name analysis --image skaha-emulator/notebook:latest
     """
-    if env and session_type != "headless":
+    if env and session_type != SessionType.HEADLESS:
         console_err.print("note: --env is ignored for non-headless sessions, as on CANFAR")
     client = _client(settings)
     params = dict(
@@ -216,7 +217,7 @@ def delete(settings: Settings, session_ids: tuple[str, ...]) -> None:
             console.print(f"deleted {session_id}")
         except EmulatorError as exc:
             failed += 1
-            console_err.print(f"[red]error:[/red] {session_id}: {exc.message}")
+            console_err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
     if failed:
         raise SystemExit(1)
 

@@ -38,8 +38,11 @@ def validate(
     profile = load_profiles(settings.profiles_dir).get(session_type)
     if profile is None:
         raise ConfigError(f"no profile for session type '{session_type}'")
-    if session_type == "desktop-app" and not static_only:
-        raise ConfigError("a desktop-app needs a desktop to draw on: use --static-only, or attach it to a desktop")
+    if profile.attaches_to is not None and not static_only:
+        raise ConfigError(
+            f"a {session_type} needs a {profile.attaches_to} to draw on: use --static-only, "
+            f"or attach it to a {profile.attaches_to}"
+        )
     from emulator import labels
 
     helper = labels.platform_labels(settings.instance, labels.ROLE_HELPER)

@@ -6,6 +6,10 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from emulator.profiles import SessionType
+
+GIB = 1024**3
+
 
 class Status(enum.StrEnum):
     PENDING = "Pending"
@@ -57,7 +61,7 @@ class Resources:
 class Session:
     id: str
     user: str
-    type: str
+    type: SessionType
     name: str
     image: str
     status: Status
@@ -83,3 +87,32 @@ class Event:
     first_time: datetime
     last_time: datetime
     count: int = 1
+
+
+@dataclass(frozen=True)
+class HostCapacity:
+    """What this machine has to give sessions (measured once, at service start)."""
+
+    cores: int
+    memory_gb: float
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """A local image offered for session types (skaha's GET /image entry)."""
+
+    id: str
+    types: list[str]
+    digest: str
+
+
+@dataclass(frozen=True)
+class PlatformStats:
+    """skaha's view=stats: what runs and what it asked for, against the host's capacity."""
+
+    interactive: int
+    desktop_apps: int
+    headless: int
+    requested_cores: float
+    requested_ram_gb: float
+    capacity: HostCapacity

@@ -12,7 +12,7 @@ from typing import Any
 
 from emulator.core.models import Resources
 from emulator.errors import InvalidRequest
-from emulator.profiles import SESSION_TYPES, FixedResources
+from emulator.profiles import FixedResources, SessionType
 
 _NAME = re.compile(r"^[A-Za-z0-9\-]+$")
 MAX_NAME_LENGTH = 63  # a session name becomes the container's hostname
@@ -91,13 +91,14 @@ def validate_name(name: str | None) -> str:
     return name.lower()
 
 
-def validate_type(session_type: str | None) -> str:
+def validate_type(session_type: str | None) -> SessionType:
     """The session type; skaha treats a missing type as headless."""
     if session_type is None:
-        return "headless"
-    if session_type not in SESSION_TYPES:
-        raise InvalidRequest(f"Invalid session type: {session_type}")
-    return session_type
+        return SessionType.HEADLESS
+    try:
+        return SessionType(session_type)
+    except ValueError:
+        raise InvalidRequest(f"Invalid session type: {session_type}") from None
 
 
 def _option(param: str, raw: str | None, options: list[int]) -> int | None:
@@ -147,6 +148,16 @@ def resolve_resources(
         gpus=gpus,
         fixed=ram is not None,  # skaha v1: fixed means the memory request equals the limit
     )
+
+
+def pick_gpus(devices: list[str], in_use: set[str], count: int) -> list[str]:
+    """`count` GPUs no session holds, in device order; a session never shares a GPU."""
+    if count == 0:
+        return []
+    free = [d for d in devices if d not in in_use]
+    if len(free) < count:
+        raise InvalidRequest(f"Invalid value for 'gpus': {count} (only {len(free)} GPU(s) free on this machine)")
+    return free[:count]
 
 
 def parse_env(entries: list[str]) -> list[str]:

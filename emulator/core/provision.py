@@ -7,10 +7,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from emulator.core.contract import group_lines, home_of, passwd_lines
 from emulator.core.models import Session, User
 from emulator.errors import EmulatorError
 from emulator.runtime.base import Runtime
-from emulator.runtime.spec import group_lines, passwd_lines, session_files_dir
 from emulator.settings import Settings
 
 
@@ -39,7 +39,7 @@ def ensure_home(arc: Path, user: User) -> None:
 class IdentityFiles:
     """The image's /etc/passwd and /etc/group plus the user, as skaha's init containers write them.
 
-    An image's own files are read once per image id (a helper container, ~100 ms) and cached.
+    An image's own files are read once per image id (one helper container, ~100 ms) and cached.
     """
 
     def __init__(self, runtime: Runtime, settings: Settings) -> None:
@@ -51,13 +51,12 @@ class IdentityFiles:
         image = await self._runtime.image(session.image)
         key = image.id if image else session.image
         if key not in self._cache:
-            passwd = await self._runtime.read_image_file(session.image, "/etc/passwd")
-            group = await self._runtime.read_image_file(session.image, "/etc/group")
-            self._cache[key] = (passwd, group)
+            found = await self._runtime.read_image_files(session.image, ["/etc/passwd", "/etc/group"])
+            self._cache[key] = (found["/etc/passwd"], found["/etc/group"])
         passwd, group = self._cache[key]
-        files = session_files_dir(self._settings, session.id)
+        files = self._settings.session_files(session.id)
         files.mkdir(parents=True, exist_ok=True)
-        (files / "passwd").write_text(passwd_lines(passwd, user, f"/arc/home/{user.name}"))
+        (files / "passwd").write_text(passwd_lines(passwd, user, home_of(user)))
         (files / "group").write_text(group_lines(group, user))
         for path in (files / "passwd", files / "group"):
             path.chmod(0o644)

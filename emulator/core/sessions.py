@@ -1,9 +1,15 @@
-"""SessionManager: the verbs every face calls (launch, get, list, delete, renew, logs, events).
+"""SessionManager: the verbs every face calls.
 
-Launch validates and admits synchronously (so bad input leaves nothing behind) and
-answers with the id at once; bringing the container up, routing it and probing its
-readiness happen in a background task. A per-session lock orders bring-up against
-delete, so a delete during a launch can never leave a container behind.
+Public face (what the API calls, at any time): `launch`, `attach_app`, `sessions`, `apps`, `get`,
+`get_app`, `logs`, `events`, `renew`, `delete`, `delete_app`, `connect_url`, `usage`, `catalogue`,
+`stats`, and the read-only `context` and `repositories`. Housekeeping (lifecycle.py) also calls
+`now`, `start`, `terminate`, `in_flight`, `terminating`, `fail_vanished`, `ended` and `event`; the
+service calls `stop` once, at shutdown. Everything else is private.
+
+Launch validates and admits synchronously (so bad input leaves nothing behind) and answers
+with the id at once; bringing the container up and probing its readiness happen in a
+background task. A per-session lock orders bring-up against delete, so a delete during a
+launch can never leave a container behind.
 """
 
 from __future__ import annotations
@@ -17,23 +23,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emulator import labels, naming
-from emulator.core import policy
-from emulator.core.apps import DesktopApps
+from emulator.core import apps, policy
 from emulator.core.callback import CallbackTokens
+from emulator.core.contract import build_spec, template_values
 from emulator.core.identity import UsersSource
-from emulator.core.models import Event, Session, Status, User
+from emulator.core.models import CatalogueEntry, Event, HostCapacity, PlatformStats, Session, Status, User
 from emulator.core.probe import wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home
 from emulator.core.store import Store
+from emulator.core.usage import UsageSampler
 from emulator.errors import EmulatorError, Forbidden, InvalidRequest, NotFound
-from emulator.gateway.base import Gateway, TypeRoute
 from emulator.profiles import Profile
 from emulator.runtime.base import ImageInfo, Runtime, Usage
-from emulator.runtime.spec import (
-    build_spec,
-    session_files_dir,
-    template_values,
-)
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.sessions")
@@ -56,109 +57,73 @@ class LaunchRequest:
     env: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class AppRequest:
+    image: str | None
+    cores: str | None = None
+    ram: str | None = None
+
+
 class SessionManager:
     def __init__(
         self,
         settings: Settings,
         store: Store,
         runtime: Runtime,
-        gateway: Gateway,
         profiles: dict[str, Profile],
         users: UsersSource,
+        callbacks: CallbackTokens,
+        usage: UsageSampler,
         context: dict[str, Any],
+        capacity: HostCapacity,
         gpu_devices: list[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.runtime = runtime
-        self.gateway = gateway
-        self.profiles = profiles
-        self.users = users
-        self.context = context
-        self.gpu_devices = gpu_devices or []
-        self.clock = clock
+        self._settings = settings
+        self._store = store
+        self._runtime = runtime
+        self._profiles = profiles
+        self._users = users
+        self._callbacks = callbacks
+        self._context = context
+        self._capacity = capacity
+        self._gpu_devices = gpu_devices or []
+        self._clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._terminations: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self.callbacks = CallbackTokens(settings.state_path / "callback.key")
-        self.identity = IdentityFiles(runtime, settings)
-        self.apps = DesktopApps(self)
-        # Memory and CPU in use, by container, refreshed in the background (as metrics-server feeds
-        # `kubectl top`): asking Docker on every API call would cost about a second a session.
-        self.usage: dict[str, Usage] = {}
+        self._identity = IdentityFiles(runtime, settings)
+        self._usage = usage
 
-    # --- helpers --------------------------------------------------------------------------
+    # --- read-only facts ------------------------------------------------------------------
 
-    def _lock(self, session_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(session_id, asyncio.Lock())
+    @property
+    def context(self) -> dict[str, Any]:
+        """skaha's /context: the cores, RAM and GPU options a launch may ask for."""
+        return self._context
+
+    @property
+    def repositories(self) -> list[str]:
+        return self._settings.repositories
+
+    def now(self) -> datetime:
+        return self._clock()
 
     def container_name(self, session: Session) -> str:
-        return naming.session_container(self.settings.prefix, session.type, session.id)
+        return naming.session_container(self._settings.prefix, session.type, session.id)
 
     def event(self, session_id: str, reason: str, message: str, warning: bool = False) -> None:
-        self.store.record_event(session_id, "Warning" if warning else "Normal", reason, message, self.clock())
-
-    def type_routes(self) -> list[TypeRoute]:
-        """The gateway's table: one route per path prefix of each interactive session type."""
-        routes = []
-        scheme = self.settings.base_url.split("://", 1)[0]
-        for profile in self.profiles.values():
-            if not profile.interactive or profile.port is None or profile.path_prefix is None:
-                continue
-            headers = {k: v.format(forwarded_proto=scheme) for k, v in profile.request_headers.items()}
-            container_prefix = naming.session_container(self.settings.prefix, profile.type, "")
-            prefixes = [(profile.path_prefix, profile.port, profile.strip_prefix)]
-            prefixes += [(r.path_prefix, r.port, r.strip_prefix) for r in profile.extra_routes]
-            for index, (prefix, port, strip) in enumerate(prefixes):
-                before, _, after = prefix.partition("{session_id}")
-                routes.append(
-                    TypeRoute(
-                        session_type=profile.type if index == 0 else f"{profile.type}-{index}",
-                        path_before=before,
-                        path_after=after,
-                        container_prefix=container_prefix,
-                        port=port,
-                        strip_prefix=strip,
-                        request_headers=headers,
-                    )
-                )
-        return sorted(routes, key=lambda r: r.session_type)
+        self._store.record_event(session_id, "Warning" if warning else "Normal", reason, message, self._clock())
 
     def connect_url(self, session: Session) -> str:
-        profile = self.profiles.get(session.type)
-        user = self.users.current().get(session.user)
+        profile = self._profiles.get(session.type)
+        user = self._users.current().get(session.user)
         if profile is None or user is None or profile.connect_url == "not-applicable":
             return "not-applicable"
-        return profile.render(profile.connect_url, template_values(profile, session, user, self.settings))
+        return profile.render(profile.connect_url, template_values(profile, session, user, self._settings))
 
-    def owned(self, user: User, session_id: str) -> Session:
-        session = self.store.get(session_id)
-        if session is None or session.user != user.name or session.type == "desktop-app":
-            raise NotFound(f"session {session_id} not found")
-        return session
-
-    def callback_user(self, token: str) -> User | None:
-        """The owner of the live session a desktop's callback token (x-auth-token-skaha) was made for."""
-        session_id = self.callbacks.session_of(token)
-        session = self.store.get(session_id) if session_id else None
-        if session is None or not session.status.live:
-            return None
-        return self.users.current().get(session.user)
-
-    async def local_image(self, reference: str) -> ImageInfo:
-        """The image a launch names; sessions run only from the local engine (never pulled on the way)."""
-        image = await self.runtime.image(reference)
-        if image is None:
-            raise InvalidRequest(
-                f"image '{reference}' is not in the local Docker engine; build it "
-                "(emulate images build) or pull it (docker pull) first"
-            )
-        return image
-
-    def in_flight(self, session_id: str) -> bool:
-        task = self._tasks.get(session_id)
-        return task is not None and not task.done()
+    def usage(self, session: Session) -> Usage | None:
+        return self._usage.of(session)
 
     # --- launch ---------------------------------------------------------------------------
 
@@ -167,27 +132,29 @@ class SessionManager:
             raise InvalidRequest("Missing parameter 'image'")
         name = policy.validate_name(request.name)
         session_type = policy.validate_type(request.type)
-        if session_type == "desktop-app":
-            raise InvalidRequest("a desktop-app is attached to a desktop: POST /session/<desktop id>/app")
-        image = await self.local_image(request.image)
+        profile = self._profiles.get(session_type)
+        if profile is not None and profile.attaches_to is not None:
+            raise InvalidRequest(
+                f"a {session_type} is attached to a {profile.attaches_to}: POST /session/<{profile.attaches_to} id>/app"
+            )
+        image = await self._local_image(request.image)
         declared = labels.image_session_types(image.labels)
         if declared is not None and session_type not in declared:
             raise InvalidRequest(f"image/type mismatch: {request.image}/{session_type}")
-        profile = self.profiles.get(session_type)
         if profile is None:
             raise InvalidRequest(
                 f"session type '{session_type}' is not available in this emulator yet (no profiles/{session_type}.yaml)"
             )
         resources = policy.resolve_resources(
             policy.ResourceRequest(request.cores, request.ram, request.gpus),
-            self.context,
+            self._context,
             profile.fixed_resources,
             profile.gpus_allowed,
-            headless=session_type == "headless",
+            headless=profile.batch,
         )
-        # No await from here to admit(): GPU allocation and admission happen in one step of the loop.
-        devices = self._allocate_gpus(resources.gpus)
-        now = self.clock()
+        # No await from here to admit(): GPU choice and admission happen in one step of the loop.
+        devices = policy.pick_gpus(self._gpu_devices, self._store.gpu_devices_in_use(), resources.gpus)
+        now = self._clock()
         session = Session(
             id=naming.new_session_id(),
             user=user.name,
@@ -197,26 +164,62 @@ class SessionManager:
             status=Status.PENDING,
             resources=resources,
             start_time=now,
-            expiry_time=policy.expiry(now, self.settings.lifetime_seconds(session_type)),
+            expiry_time=policy.expiry(now, self._settings.lifetime_seconds(profile.batch)),
             env=policy.parse_env(request.env),
             cmd=request.cmd,
             args=request.args,
             gpu_devices=devices,
         )
-        while not self.store.admit(session, self.settings.max_sessions):
+        while not self._store.admit(session, self._settings.max_sessions):
             session.id = naming.new_session_id()
         self.event(session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine")
         self.start(session.id)
         return session.id
 
-    def _allocate_gpus(self, count: int) -> list[str]:
-        if count == 0:
-            return []
-        in_use = self.store.gpu_devices_in_use()
-        free = [d for d in self.gpu_devices if d not in in_use]
-        if len(free) < count:
-            raise InvalidRequest(f"Invalid value for 'gpus': {count} (only {len(free)} GPU(s) free on this machine)")
-        return free[:count]
+    async def attach_app(self, user: User, desktop_id: str, request: AppRequest) -> str:
+        """Attach a desktop-app to the caller's desktop; answers the 3-character app id."""
+        desktop = self._store.get(desktop_id)
+        if desktop is None or desktop.user != user.name or not desktop.status.live:
+            raise NotFound(f"session {desktop_id} not found")
+        profile = next((p for p in self._profiles.values() if p.attaches_to == desktop.type), None)
+        if profile is None:
+            raise NotFound(f"session {desktop_id} not found")  # skaha: apps attach to desktops only
+        if not request.image:
+            raise InvalidRequest("Missing parameter 'image'")
+        await self._local_image(request.image)
+        resources = policy.resolve_resources(
+            policy.ResourceRequest(request.cores, request.ram),
+            self._context,
+            profile.fixed_resources,
+            False,
+            headless=False,
+        )
+        app = apps.new_app(profile, desktop, user, request.image, resources, self._clock())
+        while not self._store.admit(app, self._settings.max_sessions):
+            apps.redraw_id(app)
+        desktop = self._store.get(desktop_id)
+        if desktop is None or not desktop.status.live:  # deleted meanwhile
+            self._store.remove(app.id)
+            raise NotFound(f"session {desktop_id} not found")
+        self.event(app.id, "Scheduled", apps.scheduled_message(app))
+        self.start(app.id)
+        return app.app_id or ""
+
+    async def _local_image(self, reference: str) -> ImageInfo:
+        """The image a launch names; sessions run only from the local engine (never pulled on the way)."""
+        image = await self._runtime.image(reference)
+        if image is None:
+            raise InvalidRequest(
+                f"image '{reference}' is not in the local Docker engine; build it "
+                "(emulate images build) or pull it (docker pull) first"
+            )
+        return image
+
+    # --- bring-up -------------------------------------------------------------------------
+
+    def in_flight(self, session_id: str) -> bool:
+        task = self._tasks.get(session_id)
+        return task is not None and not task.done()
 
     def start(self, session_id: str) -> None:
         """Bring a Pending session up in the background (also used to resume after a restart)."""
@@ -232,70 +235,95 @@ class SessionManager:
         if not task.cancelled() and task.exception() is not None:
             log.error("bring-up of %s failed", session_id, exc_info=task.exception())
 
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(session_id, asyncio.Lock())
+
     async def _bring_up(self, session_id: str) -> None:
         """Create and start the container, then probe readiness; any failure fails the session."""
         try:
             async with self._lock(session_id):
-                session = self.store.get(session_id)
+                session = self._store.get(session_id)
                 if session is None or session.status is not Status.PENDING:
                     return
-                profile = self.profiles.get(session.type)
+                profile = self._profiles.get(session.type)
                 if profile is None:
                     raise EmulatorError(f"no profile for session type '{session.type}' any more")
-                user = self.users.current().get(session.user)
+                user = self._users.current().get(session.user)
                 if user is None:
                     raise EmulatorError(f"user {session.user} is no longer in the users file")
-                ensure_home(self.settings.arc_path, user)
-                await self.identity.write(session, user)
-                spec = build_spec(profile, session, user, self.settings, self.callbacks.token(session.id))
-                state = await self.runtime.run(spec)
+                ensure_home(self._settings.arc_path, user)
+                await self._identity.write(session, user)
+                spec = build_spec(profile, session, user, self._settings, self._callbacks.token(session.id))
+                state = await self._runtime.run(spec)
                 self.event(session_id, "Started", f"Started container {spec.name}")
             if profile.readiness is None or not profile.interactive:
-                if self.store.mark_running(session_id):
+                if self._store.mark_running(session_id):
                     self.event(session_id, "Running", "Container is running")
                 return
             if state.address is None:
                 return  # it exited or is restarting already; housekeeping reports what happened
-            values = template_values(profile, session, user, self.settings)
-            ready = await wait_until_ready(
-                address=state.address,
-                port=profile.port or 0,
-                probe=profile.readiness,
-                path=profile.render(profile.readiness.path, values),
-                interval=self.settings.probe_interval,
-                still_wanted=lambda: self._still_pending(session_id),
-                on_slow=lambda: self.event(
-                    session_id,
-                    "Unhealthy",
-                    f"Not ready after {profile.startup_timeout_seconds} s; still probing",
-                    warning=True,
-                ),
-                slow_after=profile.startup_timeout_seconds,
-            )
-            if ready and self.store.mark_running(session_id):
-                self.event(session_id, "Ready", f"{session.type} answers on port {profile.port}")
+            await self._probe(session, profile, user, state.address)
         except asyncio.CancelledError:
             raise
         except EmulatorError as exc:
             await self._fail(session_id, exc.message)
-        except Exception as exc:  # a Docker error we did not foresee: the session fails, loudly
+        except Exception as exc:  # an engine error we did not foresee: the session fails, loudly
             log.exception("bring-up of %s failed", session_id)
             await self._fail(session_id, f"{exc.__class__.__name__}: {exc}")
 
+    async def _probe(self, session: Session, profile: Profile, user: User, address: str) -> None:
+        assert profile.readiness is not None
+        values = template_values(profile, session, user, self._settings)
+        ready = await wait_until_ready(
+            address=address,
+            port=profile.port or 0,
+            probe=profile.readiness,
+            path=profile.render(profile.readiness.path, values),
+            interval=self._settings.probe_interval,
+            still_wanted=lambda: self._still_pending(session.id),
+            on_slow=lambda: self.event(
+                session.id,
+                "Unhealthy",
+                f"Not ready after {profile.startup_timeout_seconds} s; still probing",
+                warning=True,
+            ),
+            slow_after=profile.startup_timeout_seconds,
+        )
+        if ready and self._store.mark_running(session.id):
+            self.event(session.id, "Ready", f"{session.type} answers on port {profile.port}")
+
     def _still_pending(self, session_id: str) -> bool:
-        session = self.store.get(session_id)
+        session = self._store.get(session_id)
         return session is not None and session.status is Status.PENDING
 
     async def _fail(self, session_id: str, reason: str) -> None:
-        session = self.store.get(session_id)
+        session = self._store.get(session_id)
         if session is None or session.status is not Status.PENDING:
             return  # deleted meanwhile
         try:
-            await self.runtime.remove(self.container_name(session))
+            await self._runtime.remove(self.container_name(session))
         except Exception:  # the row still says Failed; housekeeping removes the container with it later
             log.exception("could not remove the container of failed session %s", session_id)
-        self.store.set_status(session_id, Status.FAILED, ended_at=self.clock())
+        self._store.set_status(session_id, Status.FAILED, ended_at=self._clock())
         self.event(session_id, "Failed", reason, warning=True)
+
+    def ended(self, session: Session, exit_code: int | None) -> None:
+        """The container exited: Succeeded on 0, else Failed (housekeeping saw it)."""
+        code = exit_code if exit_code is not None else -1
+        status = Status.SUCCEEDED if code == 0 else Status.FAILED
+        self._store.set_status(session.id, status, ended_at=self._clock(), exit_code=code)
+        self.event(
+            session.id,
+            "Completed" if code == 0 else "Failed",
+            f"Container exited with code {code}",
+            warning=code != 0,
+        )
+
+    async def fail_vanished(self, session: Session) -> None:
+        """A Running session whose container is gone (checked once more, by name) fails."""
+        if await self._runtime.state(self.container_name(session)) is None:
+            self._store.set_status(session.id, Status.FAILED, ended_at=self._clock())
+            self.event(session.id, "Failed", "The session's container disappeared", warning=True)
 
     async def stop(self) -> None:
         """Cancel every background task (service shutdown)."""
@@ -314,21 +342,66 @@ class SessionManager:
         status_word: Callable[[Status], str] = lambda status: status.value,
     ) -> list[Session]:
         """Sessions (of one user, or all), filtered case-insensitively by type and by the status word shown."""
-        sessions = self.store.sessions(user.name if user else None)
+        sessions = self._store.sessions(user.name if user else None)
         if type_filter:
             sessions = [s for s in sessions if s.type.lower() == type_filter.lower()]
         if status_filter:
             sessions = [s for s in sessions if status_word(s.status).lower() == status_filter.lower()]
         return sessions
 
+    def get(self, user: User, session_id: str) -> Session:
+        """The caller's session (never a desktop-app row); another user's is as missing as none (skaha)."""
+        session = self._store.get(session_id)
+        if session is None or session.user != user.name or session.parent_id is not None:
+            raise NotFound(f"session {session_id} not found")
+        return session
+
+    def apps(self, user: User, status_filter: str | None, status_word: Callable[[Status], str]) -> list[Session]:
+        """All of the caller's desktop-apps (skaha lists them whatever desktop is named)."""
+        found = self.sessions(user, None, status_filter, status_word)
+        return [s for s in found if s.parent_id is not None]
+
+    def get_app(self, user: User, desktop_id: str, app_id: str) -> Session:
+        session = self._store.get(naming.app_row_id(desktop_id, app_id))
+        if session is None or session.user != user.name:
+            raise NotFound(f"desktop app with session {desktop_id} and app ID {app_id} was not found")
+        return session
+
     async def logs(self, user: User, session_id: str) -> str:
         """The session's output; a desktop's includes its apps' (skaha selects by session label)."""
-        session = self.owned(user, session_id)
-        parts = [await self.runtime.logs(self.container_name(s)) for s in [session, *self.store.apps_of(session.id)]]
+        session = self.get(user, session_id)
+        parts = [await self._runtime.logs(self.container_name(s)) for s in [session, *self._store.apps_of(session.id)]]
         return "".join(parts)
 
     def events(self, user: User, session_id: str) -> list[Event]:
-        return self.store.events(self.owned(user, session_id).id)
+        return self._store.events(self.get(user, session_id).id)
+
+    async def catalogue(self, session_type: str | None) -> list[CatalogueEntry]:
+        """Local images labelled with session types (of one type, if given), by name."""
+        entries = []
+        for image in await self._runtime.images():
+            types = labels.image_session_types(image.labels)
+            if types is None or not image.tags:
+                continue  # like Harbor: unlabelled artifacts are invisible
+            if session_type is None or session_type in types:
+                entries.append(CatalogueEntry(id=image.tags[0], types=types, digest=image.digest))
+        return sorted(entries, key=lambda entry: entry.id)
+
+    def stats(self) -> PlatformStats:
+        running = [s for s in self._store.sessions() if s.status is Status.RUNNING]
+        by_kind = {"interactive": 0, "apps": 0, "batch": 0}
+        for session in running:
+            profile = self._profiles.get(session.type)
+            kind = "batch" if profile and profile.batch else "apps" if session.parent_id else "interactive"
+            by_kind[kind] += 1
+        return PlatformStats(
+            interactive=by_kind["interactive"],
+            desktop_apps=by_kind["apps"],
+            headless=by_kind["batch"],
+            requested_cores=sum(s.resources.cores_request for s in running),
+            requested_ram_gb=sum(s.resources.ram_request_gb for s in running),
+            capacity=self._capacity,
+        )
 
     # --- changes --------------------------------------------------------------------------
 
@@ -338,28 +411,34 @@ class SessionManager:
             raise InvalidRequest("Cannot modify an existing session")
         if action != "renew":
             raise InvalidRequest("unrecognized action")
-        session = self.store.get(session_id)
+        session = self._store.get(session_id)
         if session is None or session.user != user.name or not session.status.live:
             raise InvalidRequest(f"No active job for user {user.name} with session {session_id}")
-        new_expiry = max(session.expiry_time, policy.expiry(self.clock(), self.settings.session_expiry_seconds))
-        for target in [session, *self.store.apps_of(session_id)]:  # skaha renews the desktop's apps too
-            self.store.set_expiry(target.id, new_expiry)
+        new_expiry = max(session.expiry_time, policy.expiry(self._clock(), self._settings.session_expiry_seconds))
+        for target in [session, *self._store.apps_of(session_id)]:  # skaha renews the desktop's apps too
+            self._store.set_expiry(target.id, new_expiry)
         self.event(session_id, "Renewed", f"Expiry moved to {new_expiry.isoformat()}")
         return new_expiry
 
     async def delete(self, user: User, session_id: str) -> None:
-        session = self.store.get(session_id)
-        if session is None or session.type == "desktop-app":
-            raise NotFound(session_id)
+        session = self._store.get(session_id)
+        if session is None or session.parent_id is not None:
+            raise NotFound(session_id)  # skaha's body: the id alone
         if session.user != user.name:
             raise Forbidden("forbidden")
         await self.terminate(session)
+
+    async def delete_app(self, user: User, desktop_id: str, app_id: str) -> None:
+        await self.terminate(self.get_app(user, desktop_id, app_id))
+
+    def terminating(self, session_id: str) -> bool:
+        return session_id in self._terminations
 
     async def terminate(self, session: Session) -> None:
         """Remove a session entirely: container, files, row. Concurrent calls share one removal."""
         task = self._terminations.get(session.id)
         if task is None:
-            self.store.set_status(session.id, Status.TERMINATING)
+            self._store.set_status(session.id, Status.TERMINATING)
             task = asyncio.create_task(self._remove(session), name=f"terminate-{session.id}")
             self._terminations[session.id] = task
             task.add_done_callback(lambda _: self._terminations.pop(session.id, None))
@@ -367,18 +446,9 @@ class SessionManager:
 
     async def _remove(self, session: Session) -> None:
         # A desktop's apps die with it.
-        await asyncio.gather(*(self.terminate(app) for app in self.store.apps_of(session.id)))
+        await asyncio.gather(*(self.terminate(app) for app in self._store.apps_of(session.id)))
         async with self._lock(session.id):
-            await self.runtime.remove(self.container_name(session))
-            shutil.rmtree(session_files_dir(self.settings, session.id), ignore_errors=True)
-            self.store.remove(session.id)
+            await self._runtime.remove(self.container_name(session))
+            shutil.rmtree(self._settings.session_files(session.id), ignore_errors=True)
+            self._store.remove(session.id)
         self._locks.pop(session.id, None)
-
-    async def refresh_usage(self) -> None:
-        """Sample every Running session's memory and CPU use (concurrently); forget the rest."""
-        names = [self.container_name(s) for s in self.store.sessions() if s.status is Status.RUNNING]
-        samples = await asyncio.gather(*(self.runtime.usage(name) for name in names))
-        self.usage = {name: sample for name, sample in zip(names, samples, strict=True) if sample is not None}
-
-    def terminating(self, session_id: str) -> bool:
-        return session_id in self._terminations

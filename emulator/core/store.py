@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from emulator.core.models import Event, Resources, Session, Status
 from emulator.errors import ConfigError, InvalidRequest
+from emulator.profiles import SessionType
 
 SCHEMA_VERSION = 2
 _SCHEMA = """
@@ -62,8 +63,7 @@ _MIGRATIONS: dict[int, str] = {
     2: "ALTER TABLE sessions ADD COLUMN parent_id TEXT; ALTER TABLE sessions ADD COLUMN app_id TEXT;",
 }
 
-# Types that never count towards the interactive limit, and statuses that no longer count (skaha v0).
-_UNCOUNTED_TYPES = ("headless", "desktop-app")
+# Statuses that no longer count towards the interactive limit (skaha v0).
 _UNCOUNTED_STATUSES = (Status.TERMINATING.value, Status.SUCCEEDED.value)
 
 
@@ -76,7 +76,9 @@ def _dt(value: str | None) -> datetime | None:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, uncounted_types: Collection[str]) -> None:
+        """`uncounted_types`: the session types that never count towards the per-user limit (profile flags)."""
+        self._uncounted = tuple(sorted(uncounted_types))
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         self._db.row_factory = sqlite3.Row
@@ -118,12 +120,12 @@ class Store:
         Raises InvalidRequest with skaha's message when the limit is reached.
         """
         with self._immediate() as db:
-            if session.type not in _UNCOUNTED_TYPES:
+            if session.type not in self._uncounted:
                 (active,) = db.execute(
                     f"SELECT COUNT(*) FROM sessions WHERE user = ? "
-                    f"AND type NOT IN ({','.join('?' * len(_UNCOUNTED_TYPES))}) "
+                    f"AND type NOT IN ({','.join('?' * len(self._uncounted))}) "
                     f"AND status NOT IN ({','.join('?' * len(_UNCOUNTED_STATUSES))})",
-                    (session.user, *_UNCOUNTED_TYPES, *_UNCOUNTED_STATUSES),
+                    (session.user, *self._uncounted, *_UNCOUNTED_STATUSES),
                 ).fetchone()
                 if active >= max_interactive:
                     raise InvalidRequest(
@@ -172,7 +174,7 @@ class Store:
         return Session(
             id=row["id"],
             user=row["user"],
-            type=row["type"],
+            type=SessionType(row["type"]),
             name=row["name"],
             image=row["image"],
             status=Status(row["status"]),

@@ -20,7 +20,8 @@ from emulator.errors import Unavailable
 from emulator.gateway.base import SESSION_ID_PATTERN, TypeRoute
 
 ADMIN_HOST = "gateway-admin"  # the only Host the admin API accepts (see images/gateway/bootstrap.json)
-ADMIN_SOCKET_IN_GATEWAY = "/run/caddy-admin/admin.sock"
+ADMIN_SOCKET_FOLDER_IN_GATEWAY = "/run/caddy-admin"  # the host's Settings.gateway_dir, bind-mounted
+ADMIN_SOCKET_IN_GATEWAY = f"{ADMIN_SOCKET_FOLDER_IN_GATEWAY}/admin.sock"
 SERVER = "gateway"
 LISTEN_PORT = 8080
 
@@ -145,16 +146,20 @@ class CaddyGateway:
             raise Unavailable(f"cannot reach the gateway's admin API at {self._socket}: {exc}") from exc
 
     async def wait_ready(self, timeout: float = 30) -> None:
+        """Wait until the admin API answers 200; Unavailable after `timeout` s, whatever it answered."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while True:
+        problem = "no answer"
+        while loop.time() < deadline:
             try:
-                if (await self._request("GET", "/config/")).status_code == 200:
+                response = await self._request("GET", "/config/")
+                if response.status_code == 200:
                     return
-            except Unavailable:
-                if loop.time() > deadline:
-                    raise
+                problem = f"it answered {response.status_code}"
+            except Unavailable as exc:
+                problem = exc.message
             await asyncio.sleep(0.05)
+        raise Unavailable(f"the gateway's admin API was not ready within {timeout:.0f} s: {problem}")
 
     async def load(self, api_upstream: str, routes: list[TypeRoute]) -> None:
         async with self._lock:

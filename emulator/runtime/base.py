@@ -15,7 +15,7 @@ class Mount:
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """Everything needed to run one session container; built by runtime.spec (pure)."""
+    """Everything needed to run one session container; built by core.contract (pure)."""
 
     name: str
     image: str
@@ -99,6 +99,6 @@ class Runtime(Protocol):
         """Every local image."""
         ...
 
-    async def read_image_file(self, image: str, path: str) -> str:
-        """The text of one file inside an image (empty when absent), without running the image."""
+    async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
+        """The text of files inside an image, by path (empty when absent), without running the image."""
         ...

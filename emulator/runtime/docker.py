@@ -1,4 +1,5 @@
-"""DockerRuntime: the Runtime protocol over the Docker SDK.
+"""DockerRuntime: the Runtime protocol over the Docker SDK, and the one boundary where SDK errors
+become the emulator's own (`docker_errors`), for the service and for the CLI's bootstrap code alike.
 
 The SDK blocks, so every call runs in a worker thread (this is the one place the
 service hops threads). 404 and 409 on removal count as done.
@@ -7,10 +8,13 @@ service hops threads). 404 and 409 on removal count as done.
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+import json
 import re
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
 
@@ -20,24 +24,88 @@ import requests
 from docker.types import DeviceRequest
 from docker.types import Mount as DockerMount
 
-from emulator.errors import InvalidRequest, Unavailable
+from emulator.errors import EmulatorError, InvalidRequest, Unavailable
 from emulator.runtime.base import ContainerSpec, ContainerState, ImageInfo, Usage
 
 T = TypeVar("T")
 _EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
 
 
+NO_ENGINE_ADVICE = "is dockerd running? (see README: 'Getting a Docker engine'; DOCKER_HOST selects another engine)"
+
+
+@contextmanager
+def docker_errors() -> Iterator[None]:
+    """Docker SDK errors as EmulatorErrors, with advice (as compose's handle_connection_errors).
+
+    No engine: Unavailable with how to get one. An engine failure (5xx): Unavailable. Any other
+    refusal: EmulatorError with the engine's explanation. Code that expects a particular
+    refusal (404 on removal, say) catches it inside, before it reaches this boundary.
+    """
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        explanation = exc.explanation or str(exc)
+        if exc.status_code and exc.status_code >= 500 and "No such" not in explanation:
+            raise Unavailable(f"Docker engine error: {explanation}") from exc
+        raise EmulatorError(f"Docker: {explanation}") from exc
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise Unavailable(f"cannot reach the Docker engine ({exc.__class__.__name__}); {NO_ENGINE_ADVICE}") from exc
+
+
 def connect() -> docker.DockerClient:
     """A Docker client, or an Unavailable error that says how to get an engine."""
-    try:
+    with docker_errors():
         client = docker.from_env(timeout=120)
         client.ping()
-    except docker.errors.DockerException as exc:
-        raise Unavailable(
-            f"cannot reach the Docker engine ({exc.__class__.__name__}); is dockerd running? "
-            "(see README: 'Getting a Docker engine'; DOCKER_HOST selects another engine)"
-        ) from exc
     return client
+
+
+_GO_SYMLINK = 1 << 27  # Go's os.ModeSymlink, as Docker reports file modes
+
+
+class ImageFiles:
+    """Files inside an image, read through one created (never started) helper container.
+
+    `stat` reads only the archive endpoint's stat header (a HEAD request: no content moves);
+    `read` copies one file out. The helper carries `helper_labels`, so a crash never strands one.
+    """
+
+    def __init__(self, client: docker.DockerClient, image: str, helper_labels: dict[str, str]) -> None:
+        self._api = client.api
+        created = self._api.create_container(image, command=["/bin/true"], entrypoint=[], labels=helper_labels)
+        self._container: str = created["Id"]
+
+    def __enter__(self) -> ImageFiles:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._api.remove_container(self._container, force=True)
+
+    def stat(self, path: str) -> dict[str, Any] | None:
+        """Docker's stat of `path` (name, size, mode with Go's type bits, linkTarget), or None when absent."""
+        url = self._api._url("/containers/{0}/archive", self._container)
+        response = self._api.head(url, params={"path": path}, timeout=30)  # APIClient is a requests.Session
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        stat: dict[str, Any] = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))
+        return stat
+
+    @staticmethod
+    def is_symlink(stat: dict[str, Any]) -> bool:
+        return bool(stat["mode"] & _GO_SYMLINK)
+
+    def read(self, path: str) -> str:
+        """The text of one file (empty when absent)."""
+        try:
+            chunks, _ = self._api.get_archive(self._container, path)
+        except docker.errors.NotFound:
+            return ""
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+            member = archive.next()
+            handle = archive.extractfile(member) if member else None
+            return handle.read().decode("utf-8", errors="replace") if handle else ""
 
 
 def _state(container: Any, network: str | None = None) -> ContainerState:
@@ -78,14 +146,8 @@ class DockerRuntime:
         self._cpu_samples: dict[str, tuple[int, int]] = {}
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        try:
+        with docker_errors():
             return await asyncio.to_thread(partial(fn, *args, **kwargs))
-        except docker.errors.APIError as exc:
-            if exc.status_code and exc.status_code >= 500 and "No such" not in str(exc):
-                raise Unavailable(f"Docker engine error: {exc.explanation or exc}") from exc
-            raise
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise Unavailable(f"cannot reach the Docker engine: {exc}") from exc
 
     # --- containers ---------------------------------------------------------------------
 
@@ -236,21 +298,9 @@ class DockerRuntime:
     async def images(self) -> list[ImageInfo]:
         return await self._call(lambda: [_image_info(i) for i in self._client.images.list()])
 
-    def _read_image_file(self, image: str, path: str) -> str:
-        container = self._client.api.create_container(
-            image, command=["/bin/true"], entrypoint=[], labels=self._helper_labels
-        )
-        try:
-            try:
-                chunks, _ = self._client.api.get_archive(container["Id"], path)
-            except docker.errors.NotFound:
-                return ""
-            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
-                member = archive.next()
-                handle = archive.extractfile(member) if member else None
-                return handle.read().decode("utf-8", errors="replace") if handle else ""
-        finally:
-            self._client.api.remove_container(container["Id"], force=True)
+    def _read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
+        with ImageFiles(self._client, image, self._helper_labels) as files:
+            return {path: files.read(path) for path in paths}
 
-    async def read_image_file(self, image: str, path: str) -> str:
-        return await self._call(self._read_image_file, image, path)
+    async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
+        return await self._call(self._read_image_files, image, paths)

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.conftest import ARTIFACTS, Platform
+from tests.instance import ARTIFACTS, Instance
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +75,7 @@ def _shot(page: Page, name: str) -> Path:
     return path
 
 
-def test_jupyterlab_runs_a_cell(fresh: Platform, page: Page) -> None:
+def test_jupyterlab_runs_a_cell(fresh: Instance, page: Page) -> None:
     session_id = fresh.launch(name="browser")
     user = fresh.session(session_id)["userid"]
     base = f"{fresh.url}/session/notebook/{session_id}"
@@ -122,7 +122,7 @@ def _tk_grey(path: Path) -> int:
     return sum(1 for r, g, b in image.getdata() if abs(r - 217) <= 3 and abs(g - 217) <= 3 and abs(b - 217) <= 3)
 
 
-def test_the_desktop_shows_in_novnc_and_then_shows_ds9(fresh: Platform, page: Page) -> None:
+def test_the_desktop_shows_in_novnc_and_then_shows_ds9(fresh: Instance, page: Page) -> None:
     session_id = fresh.launch(name="desk", type="desktop", image="skaha-emulator/desktop:latest")
     url = fresh.session(session_id)["connectURL"]
 
@@ -145,7 +145,7 @@ def test_the_desktop_shows_in_novnc_and_then_shows_ds9(fresh: Platform, page: Pa
     assert before < 5_000 and after > 60_000, (before, after)
 
 
-def test_the_contributed_app_page_renders(fresh: Platform, page: Page) -> None:
+def test_the_contributed_app_page_renders(fresh: Instance, page: Page) -> None:
     session_id = fresh.launch(name="marimo", type="contributed", image="skaha-emulator/marimo:latest")
     try:
         # marimo's home page lists "Create a new notebook" once its frontend has started and talked to its server.

@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.conftest import Platform
+from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
 
 IMAGE = "skaha-emulator/notebook:latest"
 
 
-def _nothing_new(platform: Platform, containers: int, gateway: object, rows: list[str]) -> None:
+def _nothing_new(platform: Instance, containers: int, gateway: object, rows: list[str]) -> None:
     assert len(platform.session_containers()) == containers
     assert platform.gateway_config() == gateway
     assert platform.rows() == rows
@@ -47,7 +47,7 @@ def _nothing_new(platform: Platform, containers: int, gateway: object, rows: lis
     ],
 )
 def test_bad_launches_get_skahas_answer_and_leave_nothing(
-    fresh: Platform, data: dict[str, str], code: int, message: str
+    fresh: Instance, data: dict[str, str], code: int, message: str
 ) -> None:
     before = (len(fresh.session_containers()), fresh.gateway_config(), fresh.rows())
     response = fresh.http.post("/session", data=data)
@@ -57,7 +57,7 @@ def test_bad_launches_get_skahas_answer_and_leave_nothing(
     _nothing_new(fresh, *before)
 
 
-def test_unlabelled_local_images_are_trusted_for_any_type(fresh: Platform) -> None:
+def test_unlabelled_local_images_are_trusted_for_any_type(fresh: Instance) -> None:
     # The gateway image has no session-type label: like skaha's private-image path, the type is trusted.
     response = fresh.http.post(
         "/session", data={"name": "x", "image": "skaha-emulator/gateway:latest", "type": "notebook"}
@@ -69,7 +69,7 @@ def test_unlabelled_local_images_are_trusted_for_any_type(fresh: Platform) -> No
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-value"}, {"Authorization": "Basic x"}])
-def test_no_or_wrong_token_is_401_and_creates_nothing(fresh: Platform, headers: dict[str, str]) -> None:
+def test_no_or_wrong_token_is_401_and_creates_nothing(fresh: Instance, headers: dict[str, str]) -> None:
     before = (len(fresh.session_containers()), fresh.gateway_config(), fresh.rows())
     for method, path in [("GET", "/session"), ("POST", "/session"), ("GET", "/context"), ("GET", "/image")]:
         response = httpx.request(
@@ -83,7 +83,7 @@ def test_no_or_wrong_token_is_401_and_creates_nothing(fresh: Platform, headers: 
     _nothing_new(fresh, *before)
 
 
-def test_launch_answers_the_id_as_text_before_the_session_is_ready(fresh: Platform) -> None:
+def test_launch_answers_the_id_as_text_before_the_session_is_ready(fresh: Instance) -> None:
     response = fresh.http.post(
         "/session", params={"name": "q", "image": IMAGE, "type": "notebook", "env": ["REPLICA_ID=1", "REPLICA_COUNT=1"]}
     )
@@ -94,7 +94,7 @@ def test_launch_answers_the_id_as_text_before_the_session_is_ready(fresh: Platfo
     fresh.wait_status(session_id, "Running")
 
 
-def test_fourth_session_is_refused_with_skahas_message(fresh: Platform) -> None:
+def test_fourth_session_is_refused_with_skahas_message(fresh: Instance) -> None:
     ids = [fresh.launch(name=f"s{i}", wait=False) for i in range(3)]
     rows = sorted(fresh.rows())
     response = fresh.http.post("/session", data={"name": "s4", "image": IMAGE, "type": "notebook"})
@@ -109,7 +109,7 @@ def test_fourth_session_is_refused_with_skahas_message(fresh: Platform) -> None:
     assert len(fresh.session_containers()) == 3
 
 
-def test_ten_parallel_launches_end_with_exactly_three_sessions(fresh: Platform) -> None:
+def test_ten_parallel_launches_end_with_exactly_three_sessions(fresh: Instance) -> None:
     def launch(i: int) -> int:
         return fresh.http.post("/session", data={"name": f"p{i}", "image": IMAGE, "type": "notebook"}).status_code
 
@@ -124,7 +124,7 @@ def test_ten_parallel_launches_end_with_exactly_three_sessions(fresh: Platform) 
     assert all(fresh.answers(s["id"]) == 200 for s in sessions)
 
 
-def test_renew_moves_expiry_to_now_plus_four_days(fresh: Platform) -> None:
+def test_renew_moves_expiry_to_now_plus_four_days(fresh: Instance) -> None:
     session_id = fresh.launch(wait=False)
     before = fresh.session(session_id)["expiryTime"]
     time.sleep(1.2)
@@ -141,7 +141,7 @@ def test_renew_moves_expiry_to_now_plus_four_days(fresh: Platform) -> None:
     assert (missing.status_code, missing.text) == (400, f"No active job for user {user} with session zzzzzzzz\n")
 
 
-def test_expired_sessions_are_removed_by_the_service(fresh: Platform) -> None:
+def test_expired_sessions_are_removed_by_the_service(fresh: Instance) -> None:
     session_id = fresh.launch()
     past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
     fresh.sql("UPDATE sessions SET expiry_time = ? WHERE id = ?", past, session_id)
@@ -150,7 +150,7 @@ def test_expired_sessions_are_removed_by_the_service(fresh: Platform) -> None:
     assert fresh.answers(session_id) == 404
 
 
-def test_delete_removes_container_route_and_record(fresh: Platform) -> None:
+def test_delete_removes_container_route_and_record(fresh: Instance) -> None:
     session_id = fresh.launch()
     gateway = fresh.gateway_config()
     assert fresh.answers(session_id) == 200
@@ -169,7 +169,7 @@ def test_delete_removes_container_route_and_record(fresh: Platform) -> None:
     assert fresh.http.delete("/session").text == "Cannot kill all sessions.\n"
 
 
-def test_logs_and_events_views(fresh: Platform) -> None:
+def test_logs_and_events_views(fresh: Instance) -> None:
     session_id = fresh.launch()
     logs = fresh.http.get(f"/session/{session_id}", params={"view": "logs"})
     assert logs.headers["content-type"].startswith("text/plain")
@@ -179,7 +179,7 @@ def test_logs_and_events_views(fresh: Platform) -> None:
     assert [line.split()[1] for line in events[1:]] == ["Scheduled", "Started", "Ready"]
 
 
-def test_session_json_in_v0_and_v1(fresh: Platform) -> None:
+def test_session_json_in_v0_and_v1(fresh: Instance) -> None:
     session_id = fresh.launch(cores="1", ram="2")
     v0 = fresh.session(session_id)
     assert v0["requestedRAM"] == "2G" and v0["requestedCPUCores"] == "1" and v0["appid"] == "<none>"
@@ -200,7 +200,7 @@ def test_session_json_in_v0_and_v1(fresh: Platform) -> None:
     assert stats["instances"] == {"session": 1, "desktopApp": 0, "headless": 0, "total": 1}
 
 
-def test_context_repository_and_images(platform: Platform) -> None:
+def test_context_repository_and_images(platform: Instance) -> None:
     context = platform.http.get("/context").json()
     assert set(context) == {"cores", "memoryGB", "gpus"} and 1 in context["cores"]["options"]
     assert platform.http.get("/repository").json() == ["images.canfar.net"]

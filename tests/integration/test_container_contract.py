@@ -6,16 +6,16 @@ import io
 
 import pytest
 
-from tests.conftest import Platform
+from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
 
 
-def _cgroup(platform: Platform, session_id: str, v1: str, v2: str) -> str:
+def _cgroup(platform: Instance, session_id: str, v1: str, v2: str) -> str:
     return platform.exec(session_id, f"cat {v1} 2>/dev/null || cat {v2}").strip()
 
 
-def test_limits_identity_and_scratch(fresh: Platform) -> None:
+def test_limits_identity_and_scratch(fresh: Instance) -> None:
     session_id = fresh.launch(name="Contract-Test", cores="2", ram="2")
     user = fresh.session(session_id)["userid"]
     memory = _cgroup(fresh, session_id, "/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max")
@@ -46,7 +46,7 @@ def test_limits_identity_and_scratch(fresh: Platform) -> None:
     assert fresh.exec(session_id, "test -d /arc/projects && echo yes").strip() == "yes"
 
 
-def test_home_persists_and_scratch_does_not(fresh: Platform) -> None:
+def test_home_persists_and_scratch_does_not(fresh: Instance) -> None:
     first = fresh.launch(name="first")
     fresh.exec(first, "echo kept > $HOME/notes.txt && echo gone > /scratch/tmp.txt")
     assert fresh.http.delete(f"/session/{first}").status_code == 200
@@ -57,7 +57,7 @@ def test_home_persists_and_scratch_does_not(fresh: Platform) -> None:
     assert (fresh.arc_dir / "home" / user / "notes.txt").read_text() == "kept\n"
 
 
-def test_the_platform_command_replaces_the_images_entrypoint(fresh: Platform) -> None:
+def test_the_platform_command_replaces_the_images_entrypoint(fresh: Instance) -> None:
     # As on CANFAR (a Kubernetes `command`), the notebook's launch script replaces ENTRYPOINT and CMD alike.
     dockerfile = (
         b"FROM skaha-emulator/notebook:latest\n"

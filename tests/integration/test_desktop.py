@@ -9,7 +9,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import Platform
+from emulator import labels
+from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
 
@@ -18,23 +19,23 @@ DS9 = "skaha-emulator/ds9:latest"
 
 
 @pytest.fixture
-def desktop(fresh: Platform) -> Iterator[dict]:
+def desktop(fresh: Instance) -> Iterator[dict]:
     session_id = fresh.launch(name="desk", type="desktop", image=DESKTOP)
     yield fresh.session(session_id)
 
 
-def _windows(platform: Platform, session_id: str) -> str:
+def _windows(platform: Instance, session_id: str) -> str:
     return platform.exec(session_id, "xwininfo -root -tree")
 
 
-def _wait_window(platform: Platform, session_id: str, title: str, timeout: float = 30) -> None:
+def _wait_window(platform: Instance, session_id: str, title: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while title not in _windows(platform, session_id):
         assert time.monotonic() < deadline, f"no window {title!r} on the desktop"
         time.sleep(0.3)
 
 
-def test_desktop_contract_and_novnc_through_the_gateway(fresh: Platform, desktop: dict) -> None:
+def test_desktop_contract_and_novnc_through_the_gateway(fresh: Instance, desktop: dict) -> None:
     session_id = desktop["id"]
     assert desktop["connectURL"] == (
         f"{fresh.url}/session/desktop/{session_id}/?password={session_id}&path=session/desktop/{session_id}/"
@@ -58,7 +59,7 @@ def test_desktop_contract_and_novnc_through_the_gateway(fresh: Platform, desktop
     assert f"build-menu: {apps} desktop-app image(s) in the menu" in logs
 
 
-def test_apps_attach_draw_on_the_desktop_and_die_with_it(fresh: Platform, desktop: dict) -> None:
+def test_apps_attach_draw_on_the_desktop_and_die_with_it(fresh: Instance, desktop: dict) -> None:
     session_id = desktop["id"]
     response = fresh.http.post(f"/session/{session_id}/app", data={"image": DS9})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
@@ -86,7 +87,7 @@ def test_apps_attach_draw_on_the_desktop_and_die_with_it(fresh: Platform, deskto
     assert fresh.session_containers() == [] and fresh.rows() == []
 
 
-def test_an_app_can_be_deleted_alone(fresh: Platform, desktop: dict) -> None:
+def test_an_app_can_be_deleted_alone(fresh: Instance, desktop: dict) -> None:
     session_id = desktop["id"]
     app_id = fresh.http.post(
         f"/session/{session_id}/app", data={"image": "skaha-emulator/terminal:latest"}
@@ -100,11 +101,11 @@ def test_an_app_can_be_deleted_alone(fresh: Platform, desktop: dict) -> None:
     assert [session_id, app_id, "<none>", "desktop-app"] in [row[:4] for row in listed]
     assert fresh.http.delete(f"/session/{session_id}/app/{app_id}").status_code == 200
     assert fresh.http.get(f"/session/{session_id}/app/{app_id}").status_code == 404
-    assert [c.labels["io.skaha-emulator.row"] for c in fresh.session_containers()] == [session_id]
+    assert [c.labels[labels.ROW_ID] for c in fresh.session_containers()] == [session_id]
     assert fresh.session(session_id)["status"] == "Running"
 
 
-def test_the_desktop_calls_the_api_back_with_its_token(fresh: Platform, desktop: dict) -> None:
+def test_the_desktop_calls_the_api_back_with_its_token(fresh: Instance, desktop: dict) -> None:
     session_id = desktop["id"]
     token = fresh.exec(session_id, "printf %s $DESKTOP_SESSION_APP_TOKEN")
     api = f"{fresh.url}/skaha/v0"
@@ -119,7 +120,7 @@ def test_the_desktop_calls_the_api_back_with_its_token(fresh: Platform, desktop:
     assert httpx.get(f"{api}/image", headers={"x-auth-token-skaha": token}).status_code == 401
 
 
-def test_a_menu_with_no_desktop_apps_says_how_to_add_one(fresh: Platform, desktop: dict) -> None:
+def test_a_menu_with_no_desktop_apps_says_how_to_add_one(fresh: Instance, desktop: dict) -> None:
     # build_menu.py against an API that lists no desktop-app images (served from a folder inside the desktop).
     menu = fresh.exec(
         desktop["id"],
@@ -131,7 +132,7 @@ def test_a_menu_with_no_desktop_apps_says_how_to_add_one(fresh: Platform, deskto
     assert "No desktop-app images: emulate images build ds9" in menu
 
 
-def test_apps_need_a_live_desktop_of_the_caller(fresh: Platform) -> None:
+def test_apps_need_a_live_desktop_of_the_caller(fresh: Instance) -> None:
     notebook = fresh.launch()
     for target in (notebook, "zzzzzzzz"):
         response = fresh.http.post(f"/session/{target}/app", data={"image": DS9})

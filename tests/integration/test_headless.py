@@ -5,20 +5,20 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import Platform
+from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
 
 IMAGE = "skaha-emulator/notebook:latest"
 
 
-def _job(platform: Platform, **params: object) -> str:
+def _job(platform: Instance, **params: object) -> str:
     response = platform.http.post("/session", data={"name": "job", "image": IMAGE, "type": "headless", **params})
     assert response.status_code == 200, response.text
     return response.text.strip()
 
 
-def test_a_job_runs_its_command_with_env_and_succeeds(fresh: Platform) -> None:
+def test_a_job_runs_its_command_with_env_and_succeeds(fresh: Instance) -> None:
     session_id = _job(fresh, cmd="/usr/bin/env", env=["GREETING=hello", "REPLICA_ID=1", "bad", "A=b=c"])
     session = fresh.wait_status(session_id, "Succeeded", timeout=60)
     assert session["connectURL"] == "not-applicable" and session["type"] == "headless"
@@ -31,13 +31,13 @@ def test_a_job_runs_its_command_with_env_and_succeeds(fresh: Platform) -> None:
     assert "Container exited with code 0" in events
 
 
-def test_args_are_split_on_single_spaces_as_skaha_does(fresh: Platform) -> None:
+def test_args_are_split_on_single_spaces_as_skaha_does(fresh: Instance) -> None:
     session_id = _job(fresh, cmd="/bin/echo", args="one two  three")
     fresh.wait_status(session_id, "Succeeded", timeout=60)
     assert fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text == "one two  three\n"
 
 
-def test_a_failing_job_fails_and_is_never_restarted(fresh: Platform) -> None:
+def test_a_failing_job_fails_and_is_never_restarted(fresh: Instance) -> None:
     session_id = _job(fresh, cmd="/bin/false")
     fresh.wait_status(session_id, "Failed", timeout=60)
     container = fresh.container(session_id)
@@ -45,14 +45,14 @@ def test_a_failing_job_fails_and_is_never_restarted(fresh: Platform) -> None:
     assert "Container exited with code 1" in fresh.http.get(f"/session/{session_id}", params={"view": "events"}).text
 
 
-def test_jobs_do_not_count_towards_the_interactive_limit(fresh: Platform) -> None:
+def test_jobs_do_not_count_towards_the_interactive_limit(fresh: Instance) -> None:
     for i in range(3):
         fresh.launch(name=f"nb{i}", wait=False)
     session_id = _job(fresh, cmd="/bin/true")
     fresh.wait_status(session_id, "Succeeded", timeout=60)
 
 
-def test_cli_runs_a_job_with_a_command(fresh: Platform) -> None:
+def test_cli_runs_a_job_with_a_command(fresh: Instance) -> None:
     result = fresh.emulate("launch", "headless", "--image", IMAGE, "--", "echo", "hello", "world")
     session_id = result.stdout.split()[0]
     assert result.stdout.split()[1:] in (["is", "Running"], ["is", "Succeeded"])  # it may be done already

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import Platform
+from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def _execute(ws_url: str, code: str) -> str:
                 return "".join(output)
 
 
-def test_notebook_answers_at_its_connect_url_and_runs_code(fresh: Platform) -> None:
+def test_notebook_answers_at_its_connect_url_and_runs_code(fresh: Instance) -> None:
     session_id = fresh.launch(name="analysis", cores="1", ram="2")
     session = fresh.session(session_id)
     user = fresh.session(session_id)["userid"]
@@ -78,7 +78,7 @@ def test_notebook_answers_at_its_connect_url_and_runs_code(fresh: Platform) -> N
     assert _execute(ws_url, "import os; print(os.getcwd()); 6 * 7").split() == [f"/arc/home/{user}", "42"]
 
 
-def test_gateway_passes_32_kib_headers(fresh: Platform) -> None:
+def test_gateway_passes_32_kib_headers(fresh: Instance) -> None:
     session_id = fresh.launch()
     big_cookie = "x" * (32 * 1024)
     response = httpx.get(
@@ -87,7 +87,7 @@ def test_gateway_passes_32_kib_headers(fresh: Platform) -> None:
     assert response.status_code == 200, response.status_code
 
 
-def test_port_forwarding_reaches_a_server_the_user_starts(fresh: Platform) -> None:
+def test_port_forwarding_reaches_a_server_the_user_starts(fresh: Instance) -> None:
     session_id = fresh.launch()
     fresh.exec(session_id, "echo forwarded > $HOME/hello.txt")
     container = fresh.container(session_id)

@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from emulator import labels
 from emulator.profiles import load_profiles
 from emulator.settings import REPO_ROOT
-from tests.conftest import INSTANCE, Platform, free_port
+from tests.instance import INSTANCE, Instance, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -27,16 +28,16 @@ ROUTES = [f"type-{t}" for t, p in sorted(load_profiles(REPO_ROOT / "profiles").i
 ]
 
 
-def _consistent(platform: Platform) -> None:
+def _consistent(platform: Instance) -> None:
     """Every session container has a row and every row a container that answers through the gateway."""
-    containers = {c.labels["canfar.net/id"] for c in platform.session_containers()}
+    containers = {c.labels[labels.SESSION_ID] for c in platform.session_containers()}
     rows = set(platform.rows())
     assert containers == rows, (containers, rows)
     assert platform.route_ids() == ROUTES
     assert all(platform.answers(session_id) == 200 for session_id in rows)
 
 
-def test_killing_the_service_mid_launch_leaves_no_orphan(fresh: Platform) -> None:
+def test_killing_the_service_mid_launch_leaves_no_orphan(fresh: Instance) -> None:
     service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service")
     response = fresh.http.post("/session", data={"name": "interrupted", "image": IMAGE, "type": "notebook"})
     session_id = response.text.strip()
@@ -48,18 +49,14 @@ def test_killing_the_service_mid_launch_leaves_no_orphan(fresh: Platform) -> Non
     assert "Resumed" in events
 
 
-def test_a_service_restart_removes_orphan_containers(fresh: Platform) -> None:
+def test_a_service_restart_removes_orphan_containers(fresh: Instance) -> None:
     session_id = fresh.launch()
     orphan = fresh.docker.containers.run(
         IMAGE,
         ["sleep", "600"],
         detach=True,
         name=f"emulate-{INSTANCE}-notebook-orphan00",
-        labels={
-            "io.skaha-emulator.instance": INSTANCE,
-            "io.skaha-emulator.role": "session",
-            "canfar.net/id": "orphan00",
-        },
+        labels={labels.INSTANCE: INSTANCE, labels.ROLE: labels.ROLE_SESSION, labels.SESSION_ID: "orphan00"},
         network=f"emulate-{INSTANCE}",
     )
     fresh.docker.containers.get(f"emulate-{INSTANCE}-service").restart()
@@ -69,7 +66,7 @@ def test_a_service_restart_removes_orphan_containers(fresh: Platform) -> None:
     assert fresh.session(session_id)["status"] == "Running"
 
 
-def test_a_restarted_gateway_gets_its_routes_back(fresh: Platform) -> None:
+def test_a_restarted_gateway_gets_its_routes_back(fresh: Instance) -> None:
     session_id = fresh.launch()
     fresh.docker.containers.get(f"emulate-{INSTANCE}-gateway").restart()  # back with its bootstrap config
     deadline = time.monotonic() + 30
@@ -80,7 +77,7 @@ def test_a_restarted_gateway_gets_its_routes_back(fresh: Platform) -> None:
     _consistent(fresh)
 
 
-def test_sessions_and_arc_survive_down_and_up(fresh: Platform) -> None:
+def test_sessions_and_arc_survive_down_and_up(fresh: Instance) -> None:
     session_id = fresh.launch()
     fresh.exec(session_id, "echo still-here > $HOME/survivor.txt")
     fresh.emulate("down")
@@ -91,13 +88,13 @@ def test_sessions_and_arc_survive_down_and_up(fresh: Platform) -> None:
     _consistent(fresh)
 
 
-def test_up_is_idempotent(platform: Platform) -> None:
+def test_up_is_idempotent(platform: Instance) -> None:
     service = platform.docker.containers.get(f"emulate-{INSTANCE}-service")
     platform.emulate("up", "--no-build")
     assert platform.docker.containers.get(f"emulate-{INSTANCE}-service").id == service.id
 
 
-def test_cli_launch_ps_info_events_renew_logs_delete(fresh: Platform) -> None:
+def test_cli_launch_ps_info_events_renew_logs_delete(fresh: Instance) -> None:
     launched = fresh.emulate("launch", "notebook", "--name", "from-cli", "--cores", "1", "--ram", "2")
     session_id, url = launched.stdout.split()[0], launched.stdout.strip().splitlines()[-1]
     assert url.startswith(f"{fresh.url}/session/notebook/{session_id}/lab/tree/arc/home/")
@@ -113,7 +110,7 @@ def test_cli_launch_ps_info_events_renew_logs_delete(fresh: Platform) -> None:
     assert fresh.rows() == []
 
 
-def test_cli_errors_are_one_line_without_traceback(fresh: Platform) -> None:
+def test_cli_errors_are_one_line_without_traceback(fresh: Instance) -> None:
     result = fresh.emulate("info", "zzzzzzzz", check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: session zzzzzzzz not found"
@@ -124,7 +121,25 @@ def test_cli_errors_are_one_line_without_traceback(fresh: Platform) -> None:
     assert bad.stderr.strip() == "error: name can only contain alpha-numeric chars and '-'"
 
 
-def test_cli_reports_an_unreachable_service(platform: Platform) -> None:
+def test_errors_of_the_api_reach_people_as_sentences(fresh: Instance) -> None:
+    result = fresh.emulate("delete", "zzzzzzzz", check=False)
+    assert (result.returncode, result.stderr.strip()) == (1, "error: no session zzzzzzzz")
+    assert fresh.http.delete("/session/zzzzzzzz").text == "zzzzzzzz\n"  # the API itself answers as skaha does
+
+
+def test_an_instance_that_was_never_started_says_so(platform: Instance, tmp_path: Path) -> None:
+    env = {k: v for k, v in platform.env.items() if not k.startswith("EMULATE_")}
+    env["XDG_STATE_HOME"] = str(tmp_path)
+    env["EMULATE_CONFIG_DIR"] = platform.env["EMULATE_CONFIG_DIR"]
+    result = subprocess.run(
+        [sys.executable, "-m", "emulator", "--instance", "nothere", "ps"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stdout
+    wanted = "error: instance 'nothere' is not up; start it with `emulate --instance nothere up`"
+    assert result.stderr.startswith(wanted)
+
+
+def test_cli_reports_an_unreachable_service(platform: Instance) -> None:
     env = {**platform.env, "EMULATE_URL": "http://127.0.0.1:9"}
     import subprocess
     import sys
@@ -135,12 +150,12 @@ def test_cli_reports_an_unreachable_service(platform: Platform) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_context_command(platform: Platform) -> None:
+def test_context_command(platform: Instance) -> None:
     document = json.loads(platform.emulate("context", "--json").stdout)
     assert document == platform.http.get("/context").json()
 
 
-def test_ps_hides_ended_sessions_but_says_so(fresh: Platform) -> None:
+def test_ps_hides_ended_sessions_but_says_so(fresh: Instance) -> None:
     response = fresh.http.post(
         "/session", data={"name": "broken", "image": "skaha-emulator/gateway:latest", "type": "notebook"}
     )
@@ -152,7 +167,7 @@ def test_ps_hides_ended_sessions_but_says_so(fresh: Platform) -> None:
     assert session_id in fresh.emulate("ps", "-a").stdout
 
 
-def test_serve_runs_the_service_in_the_foreground(platform: Platform, tmp_path: Path) -> None:
+def test_serve_runs_the_service_in_the_foreground(platform: Instance, tmp_path: Path) -> None:
     """`emulate serve` (development): the service on the host, the gateway in Docker, its own instance."""
     port = free_port()
     env = {
@@ -187,4 +202,4 @@ def test_serve_runs_the_service_in_the_foreground(platform: Platform, tmp_path: 
         subprocess.run(
             [sys.executable, "-m", "emulator", "down", "--remove-sessions"], env=env, check=True, capture_output=True
         )
-    assert platform.docker.containers.list(all=True, filters={"label": "io.skaha-emulator.instance=pytest-serve"}) == []
+    assert platform.docker.containers.list(all=True, filters={"label": f"{labels.INSTANCE}=pytest-serve"}) == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import Platform
+from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def broken(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
         docker_client.images.remove(tag, force=True)
 
 
-def _validate(platform: Platform, image: str, kind: str, *extra: str) -> tuple[int, dict]:
+def _validate(platform: Instance, image: str, kind: str, *extra: str) -> tuple[int, dict]:
     result = platform.emulate("validate", image, "--type", kind, "--json", *extra, check=False)
     return result.returncode, json.loads(result.stdout)
 
@@ -48,7 +48,7 @@ def _warned(report: dict) -> dict[str, str]:
         ("skaha-emulator/marimo:latest", "contributed"),
     ],
 )
-def test_our_images_pass(fresh: Platform, image: str, kind: str) -> None:
+def test_our_images_pass(fresh: Instance, image: str, kind: str) -> None:
     code, report = _validate(fresh, image, kind)
     assert (code, _failed(report), _warned(report)) == (0, {}, {})
     assert {"starts", "logs"} <= {f["check"] for f in report["findings"]}
@@ -57,7 +57,7 @@ def test_our_images_pass(fresh: Platform, image: str, kind: str) -> None:
     assert fresh.rows() == []  # the smoke run deleted its session
 
 
-def test_a_job_must_run_to_success(fresh: Platform, broken: dict[str, str]) -> None:
+def test_a_job_must_run_to_success(fresh: Instance, broken: dict[str, str]) -> None:
     code, report = _validate(fresh, broken["headless-job"], "headless")
     assert (code, _failed(report)) == (0, {})
     # The notebook image as a job runs JupyterLab, which never ends: that is a finding, not a pass.
@@ -65,26 +65,26 @@ def test_a_job_must_run_to_success(fresh: Platform, broken: dict[str, str]) -> N
     assert code == 1 and "still Running" in _failed(report)["starts"]
 
 
-def test_desktop_apps_pass_statically(fresh: Platform) -> None:
+def test_desktop_apps_pass_statically(fresh: Instance) -> None:
     for image in ("skaha-emulator/ds9:latest", "skaha-emulator/terminal:latest"):
         assert _validate(fresh, image, "desktop-app", "--static-only")[0] == 0
 
 
-def test_wrong_port_is_found(fresh: Platform, broken: dict[str, str]) -> None:
+def test_wrong_port_is_found(fresh: Instance, broken: dict[str, str]) -> None:
     code, report = _validate(fresh, broken["wrong-port"], "contributed", "--timeout", "8")
     failed = _failed(report)
     assert code == 1 and set(failed) == {"starts"} and "port 5000" in failed["starts"]
     assert "EXPOSE 5000" in _warned(report)["port"]
 
 
-def test_missing_jupyter_is_found(fresh: Platform, broken: dict[str, str]) -> None:
+def test_missing_jupyter_is_found(fresh: Instance, broken: dict[str, str]) -> None:
     code, report = _validate(fresh, broken["no-jupyter"], "notebook", "--timeout", "20")
     failed = _failed(report)
     assert code == 1 and {"program jupyter", "starts"} <= set(failed)
     assert "install jupyter" in failed["program jupyter"]
 
 
-def test_root_only_is_found(fresh: Platform, broken: dict[str, str]) -> None:
+def test_root_only_is_found(fresh: Instance, broken: dict[str, str]) -> None:
     code, report = _validate(fresh, broken["root-only"], "notebook", "--static-only")
     failed = _failed(report)
     assert code == 1 and set(failed) == {"program jupyter"}
@@ -93,7 +93,7 @@ def test_root_only_is_found(fresh: Platform, broken: dict[str, str]) -> None:
     assert "/opt/jupyter (mode 0700)" in detail
 
 
-def test_human_output_names_each_check(fresh: Platform, broken: dict[str, str]) -> None:
+def test_human_output_names_each_check(fresh: Instance, broken: dict[str, str]) -> None:
     result = fresh.emulate("validate", broken["root-only"], "--type", "notebook", "--static-only", check=False)
     assert result.returncode == 1
     assert "✗ program jupyter" in result.stdout and "fails 1 check(s) as a notebook session" in result.stdout

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.conftest import Platform
+from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def contract_app(docker_client: docker.DockerClient) -> Iterator[str]:
     docker_client.images.remove(CONTRACT_APP, force=True)
 
 
-def _launch(platform: Platform, session_type: str, image: str) -> dict:
+def _launch(platform: Instance, session_type: str, image: str) -> dict:
     session_id = platform.launch(name=session_type, type=session_type, image=image)
     return platform.session(session_id)
 
@@ -42,7 +42,7 @@ def _ws_echo(url: str) -> str:
         return str(ws.recv(timeout=10))
 
 
-def test_carta_serves_http_and_websocket_under_its_kept_prefix(fresh: Platform, contract_app: str) -> None:
+def test_carta_serves_http_and_websocket_under_its_kept_prefix(fresh: Instance, contract_app: str) -> None:
     session = _launch(fresh, "carta", contract_app)
     session_id = session["id"]
     assert session["connectURL"] == f"{fresh.url}/session/carta/{session_id}/"
@@ -55,7 +55,7 @@ def test_carta_serves_http_and_websocket_under_its_kept_prefix(fresh: Platform, 
     assert _ws_echo(ws) == "echo: ping"
 
 
-def test_firefly_gets_its_base_url_forwarded_proto_and_fixed_memory(fresh: Platform, contract_app: str) -> None:
+def test_firefly_gets_its_base_url_forwarded_proto_and_fixed_memory(fresh: Instance, contract_app: str) -> None:
     session = _launch(fresh, "firefly", contract_app)
     session_id = session["id"]
     assert session["connectURL"] == f"{fresh.url}/session/firefly/{session_id}/firefly/"
@@ -71,7 +71,7 @@ def test_firefly_gets_its_base_url_forwarded_proto_and_fixed_memory(fresh: Platf
     assert int(memory) == 4 * 1024**3
 
 
-def test_contributed_marimo_renders_under_the_stripped_prefix(fresh: Platform) -> None:
+def test_contributed_marimo_renders_under_the_stripped_prefix(fresh: Instance) -> None:
     session = _launch(fresh, "contributed", "skaha-emulator/marimo:latest")
     session_id = session["id"]
     assert session["connectURL"] == f"{fresh.url}/session/contrib/{session_id}/"
@@ -85,7 +85,7 @@ def test_contributed_marimo_renders_under_the_stripped_prefix(fresh: Platform) -
     assert (bare.status_code, bare.headers["location"]) == (308, f"/session/contrib/{session_id}/")
 
 
-def test_contributed_websocket_passes_with_the_prefix_stripped(fresh: Platform, contract_app: str) -> None:
+def test_contributed_websocket_passes_with_the_prefix_stripped(fresh: Instance, contract_app: str) -> None:
     session = _launch(fresh, "contributed", contract_app)
     report = httpx.get(f"{session['connectURL']}deep/path", timeout=10).json()
     assert report["path"] == "/deep/path"  # the app sees "/" paths: the prefix was stripped

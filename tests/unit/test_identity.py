@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emulator.core.identity import UsersSource, ensure_users_file, load_directory
+from emulator.core.identity import UsersSource, load_directory
 from emulator.errors import ConfigError
+from emulator.users import ensure_users_file, token_for
 
 
 def test_the_users_file_is_made_once_private_and_never_for_root(tmp_path: Path) -> None:
@@ -19,7 +20,7 @@ def test_the_users_file_is_made_once_private_and_never_for_root(tmp_path: Path) 
     assert directory.default.uid != 0
     if os.getuid() != 0:
         assert directory.default.uid == os.getuid()
-    token = directory.token_for(None, path)
+    token = token_for(path)
     assert directory.authenticate(token) == directory.default
     assert directory.authenticate("x" * len(token)) is None
 

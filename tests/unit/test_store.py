@@ -9,31 +9,32 @@ from emulator.core.models import Resources, Session, Status
 from emulator.core.store import Store
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.naming import new_session_id
+from emulator.profiles import SessionType
+from tests.factories import make_session
+
+UNCOUNTED = {SessionType.HEADLESS, SessionType.DESKTOP_APP}
+
+
+def _store(path: Path) -> Store:
+    return Store(path, uncounted_types=UNCOUNTED)
+
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _session(user: str = "alice", type_: str = "notebook") -> Session:
-    return Session(
-        id=new_session_id(),
-        user=user,
-        type=type_,
-        name="n",
-        image="i",
-        status=Status.PENDING,
-        resources=Resources(1, 2, 4, 8),
-        start_time=NOW,
-        expiry_time=NOW,
+    return make_session(
+        id=new_session_id(), user=user, type=type_, name="n", image="i", resources=Resources(1, 2, 4, 8)
     )
 
 
 def test_parallel_admissions_from_separate_connections_never_exceed_the_limit(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
-    Store(path).close()
+    _store(path).close()
     results: list[str] = []
 
     def admit() -> None:
-        store = Store(path)  # one connection each, as separate processes would have
+        store = _store(path)  # one connection each, as separate processes would have
         try:
             store.admit(_session(), 3)
             results.append("ok")
@@ -49,11 +50,11 @@ def test_parallel_admissions_from_separate_connections_never_exceed_the_limit(tm
         t.join()
     assert results.count("ok") == 3
     assert results.count("User alice has reached the maximum of 3 active sessions.") == 7
-    assert len(Store(path).sessions("alice")) == 3
+    assert len(_store(path).sessions("alice")) == 3
 
 
 def test_headless_and_ended_sessions_do_not_count(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+    store = _store(tmp_path / "s.db")
     for _ in range(5):
         assert store.admit(_session(type_="headless"), 1)
     done = _session()
@@ -66,7 +67,7 @@ def test_headless_and_ended_sessions_do_not_count(tmp_path: Path) -> None:
 
 
 def test_failed_sessions_still_count_as_in_skaha_v0(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+    store = _store(tmp_path / "s.db")
     failed = _session()
     store.admit(failed, 1)
     store.set_status(failed.id, Status.FAILED, ended_at=NOW)
@@ -75,7 +76,7 @@ def test_failed_sessions_still_count_as_in_skaha_v0(tmp_path: Path) -> None:
 
 
 def test_repeated_events_are_counted_not_duplicated(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+    store = _store(tmp_path / "s.db")
     session = _session()
     store.admit(session, 3)
     store.record_event(session.id, "Warning", "BackOff", "restarting", NOW)
@@ -87,7 +88,7 @@ def test_repeated_events_are_counted_not_duplicated(tmp_path: Path) -> None:
 
 
 def test_events_of_removed_sessions_are_dropped(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+    store = _store(tmp_path / "s.db")
     session = _session()
     store.admit(session, 3)
     store.remove(session.id)
@@ -97,15 +98,15 @@ def test_events_of_removed_sessions_are_dropped(tmp_path: Path) -> None:
 
 def test_state_from_a_newer_emulator_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    Store(path).close()
+    _store(path).close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version=99")
     with pytest.raises(ConfigError, match="written by a newer skaha-emulator"):
-        Store(path)
+        _store(path)
 
 
 def test_mark_running_only_moves_pending_sessions(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+    store = _store(tmp_path / "s.db")
     session = _session()
     store.admit(session, 3)
     store.set_status(session.id, Status.TERMINATING)
@@ -131,7 +132,7 @@ def test_a_version_1_database_is_migrated_and_keeps_its_sessions(tmp_path: Path)
             " 1, 2, 4, 8, '2026-01-01T00:00:00+00:00', '2026-01-05T00:00:00+00:00');"
             "PRAGMA user_version=1;"
         )
-    store = Store(path)
+    store = _store(path)
     (session,) = store.sessions()
     assert (session.id, session.status, session.parent_id) == ("abcdefgh", Status.RUNNING, None)
     assert store.admit(_session(), 3)

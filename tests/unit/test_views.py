@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 from emulator.api import views
 from emulator.core.models import Event, Group, Resources, Session, Status, User
 from emulator.runtime.base import Usage
+from tests.factories import make_session
 
 USER = User("jdoe", 20001, 20001, (Group("jdoe", 20001), Group("astro", 30001)))
 START = datetime(2025, 7, 20, 17, 3, 11, tzinfo=UTC)
@@ -10,10 +11,8 @@ START = datetime(2025, 7, 20, 17, 3, 11, tzinfo=UTC)
 
 def _session(fixed: bool) -> Session:
     resources = Resources(1, 1, 4, 4, fixed=True) if fixed else Resources(1, 16, 4, 192)
-    return Session(
-        id="k3x9q2ab",
+    return make_session(
         user="jdoe",
-        type="notebook",
         name="my-analysis",
         image="img",
         status=Status.RUNNING,

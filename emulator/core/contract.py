@@ -1,25 +1,22 @@
-"""Pure: (profile, session, user, settings) -> ContainerSpec, the container contract of every session.
+"""The session contract: (profile, session, user, settings) -> ContainerSpec, pure.
 
 Every session container, whatever its type: runs as the user's uid:gid with the
 supplementary groups, all capabilities dropped, no-new-privileges (added by the
 adapter), memory limit = RAM with swap disabled, CPU limit = cores, a pids limit,
 hostname = session name, /arc bound from the host, /scratch a private tmpfs, and
-HOME = PWD = /arc/home/<user>.
+HOME = PWD = /arc/home/<user>. What differs by type is the profile's data.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from emulator import labels, naming
-from emulator.core.models import Session, User
+from emulator.core.models import GIB, Session, User
 from emulator.core.policy import threads
-from emulator.profiles import Profile
+from emulator.profiles import Profile, SessionType
 from emulator.runtime.base import ContainerSpec, Mount
 from emulator.settings import Settings
 
 TOP_LEVEL = "/arc"
-GIB = 1024**3
 
 
 def app_name(image: str) -> str:
@@ -30,17 +27,21 @@ def app_name(image: str) -> str:
     return last.lower()
 
 
+def home_of(user: User) -> str:
+    return f"{TOP_LEVEL}/home/{user.name}"
+
+
 def template_values(
     profile: Profile, session: Session, user: User, settings: Settings, app_token: str = ""
 ) -> dict[str, str]:
-    home = f"{TOP_LEVEL}/home/{user.name}"
+    """The values of the profile templates' {placeholders} (profiles.TEMPLATE_FIELDS) for one session."""
     return {
         "session_id": session.id,
         "session_name": session.name,
         "user": user.name,
         "uid": str(user.uid),
         "gid": str(user.gid),
-        "home": home,
+        "home": home_of(user),
         "top_level": TOP_LEVEL,
         "projects": f"{TOP_LEVEL}/projects",
         "threads": str(threads(session.resources.cores_request)),
@@ -50,82 +51,89 @@ def template_values(
         "ws_base_url": settings.base_url.replace("http", "ws", 1),
         "app_token": app_token,
         "app_name": app_name(session.image),
-        "desktop_host": naming.session_container(settings.prefix, "desktop", session.parent_id or session.id),
+        "desktop_host": naming.session_container(
+            settings.prefix, profile.attaches_to or SessionType.DESKTOP, session.parent_id or session.id
+        ),
     }
 
 
-def session_files_dir(settings: Settings, session_id: str) -> Path:
-    """Per-session files on the host (passwd, group), removed with the session."""
-    return settings.state_path / "sessions" / session_id
+def _environment(profile: Profile, session: Session, user: User, values: dict[str, str]) -> dict[str, str]:
+    environment = {
+        "skaha_hostname": values["api_host"],
+        "skaha_username": user.name,
+        "skaha_sessionid": session.parent_id or session.id,
+        "HOME": values["home"],
+        "PWD": values["home"],
+        "OMP_NUM_THREADS": values["threads"],
+    }
+    environment.update({key: profile.render(value, values) for key, value in profile.environment.items()})
+    if profile.batch:
+        # Only batch jobs honour the user's env (skaha v0 and v1 alike).
+        environment.update(dict(entry.split("=", 1) for entry in session.env))
+    if session.gpu_devices:
+        environment["NVIDIA_VISIBLE_DEVICES"] = ",".join(session.gpu_devices)
+    return environment
 
 
-def skaha_system_dir(settings: Settings) -> Path:
-    """Host copy of the launch scripts, mounted read-only at /skaha-system (skaha's ConfigMap)."""
-    return settings.state_path / "skaha-system"
+def _command(profile: Profile, session: Session, values: dict[str, str]) -> tuple[list[str] | None, list[str] | None]:
+    """Kubernetes' (command, args): what replaces the image's ENTRYPOINT and its CMD."""
+    entrypoint = [profile.render(part, values) for part in profile.command] if profile.command else None
+    command = None
+    if profile.batch:
+        # skaha: cmd becomes the container's command (one element), args its args split on single spaces.
+        if session.cmd:
+            entrypoint = [session.cmd]
+        if session.args:
+            command = session.args.split(" ")
+    return entrypoint, command
+
+
+def _mounts(session: Session, settings: Settings) -> list[Mount]:
+    files = settings.session_files(session.id)
+    return [
+        Mount(str(settings.arc_path), TOP_LEVEL),
+        Mount(str(settings.skaha_system_dir), "/skaha-system", read_only=True),
+        Mount(str(files / "passwd"), "/etc/passwd", read_only=True),
+        Mount(str(files / "group"), "/etc/group", read_only=True),
+    ]
+
+
+def _labels(session: Session, user: User, settings: Settings) -> dict[str, str]:
+    resources = session.resources
+    return {
+        **labels.platform_labels(settings.instance, labels.ROLE_SESSION),
+        labels.ROW_ID: session.id,
+        labels.SESSION_ID: session.parent_id or session.id,
+        **({labels.APP_ID: session.app_id} if session.app_id else {}),
+        labels.USERNAME: user.name,
+        labels.SESSION_NAME: session.name,
+        labels.KIND: session.type,
+        labels.FLAVOR: "fixed" if resources.fixed else "flexible",
+        labels.ACCELERATOR: "gpu" if resources.gpus else "none",
+    }
 
 
 def build_spec(
     profile: Profile, session: Session, user: User, settings: Settings, app_token: str = ""
 ) -> ContainerSpec:
     values = template_values(profile, session, user, settings, app_token)
-    home = values["home"]
-    environment = {
-        "skaha_hostname": values["api_host"],
-        "skaha_username": user.name,
-        "skaha_sessionid": session.parent_id or session.id,
-        "HOME": home,
-        "PWD": home,
-        "OMP_NUM_THREADS": values["threads"],
-    }
-    environment.update({key: profile.render(value, values) for key, value in profile.environment.items()})
-    if profile.type == "headless":
-        # Only headless honours user env (skaha v0 and v1 alike).
-        environment.update(dict(entry.split("=", 1) for entry in session.env))
-    if session.gpu_devices:
-        environment["NVIDIA_VISIBLE_DEVICES"] = ",".join(session.gpu_devices)
-
-    entrypoint = [profile.render(part, values) for part in profile.command] if profile.command else None
-    command = None
-    if profile.type == "headless":
-        # skaha: cmd becomes the container's command (one element), args its args split on single spaces.
-        if session.cmd:
-            entrypoint = [session.cmd]
-        if session.args:
-            command = session.args.split(" ")
-
-    files = session_files_dir(settings, session.id)
-    mounts = [
-        Mount(str(settings.arc_path), TOP_LEVEL),
-        Mount(str(skaha_system_dir(settings)), "/skaha-system", read_only=True),
-        Mount(str(files / "passwd"), "/etc/passwd", read_only=True),
-        Mount(str(files / "group"), "/etc/group", read_only=True),
-    ]
+    entrypoint, command = _command(profile, session, values)
     resources = session.resources
     return ContainerSpec(
         name=naming.session_container(settings.prefix, session.type, session.id),
         image=session.image,
         entrypoint=entrypoint,
         command=command,
-        environment=environment,
-        labels={
-            **labels.platform_labels(settings.instance, labels.ROLE_SESSION),
-            labels.ROW_ID: session.id,
-            labels.SESSION_ID: session.parent_id or session.id,
-            **({labels.APP_ID: session.app_id} if session.app_id else {}),
-            labels.USERNAME: user.name,
-            labels.SESSION_NAME: session.name,
-            labels.KIND: session.type,
-            labels.FLAVOR: "fixed" if resources.fixed else "flexible",
-            labels.ACCELERATOR: "gpu" if resources.gpus else "none",
-        },
-        hostname=app_name(session.image) if session.type == "desktop-app" else session.name,
+        environment=_environment(profile, session, user, values),
+        labels=_labels(session, user, settings),
+        hostname=profile.render(profile.hostname, values),
         user=f"{user.uid}:{user.gid}",
         group_add=[gid for gid in user.supplementary_gids if gid != user.gid],
         memory_bytes=int(resources.ram_limit_gb * GIB),
         nano_cpus=int(resources.cores_limit * 1e9),
         pids_limit=settings.pids_limit,
-        network=naming.network_name(settings.prefix),
-        mounts=mounts,
+        network=settings.network,
+        mounts=_mounts(session, settings),
         tmpfs={"/scratch": f"size={settings.scratch_size},exec,mode=0700,uid={user.uid},gid={user.gid}"},
         working_dir=profile.render(profile.working_dir, values) if profile.working_dir else None,
         restart_on_failure=profile.interactive,

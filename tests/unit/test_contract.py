@@ -2,29 +2,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from emulator import labels
-from emulator.core.models import Group, Resources, Session, Status, User
+from emulator.core.contract import build_spec, group_lines, passwd_lines
+from emulator.core.models import Group, User
 from emulator.profiles import load_profiles
-from emulator.runtime.spec import build_spec, group_lines, passwd_lines
 from emulator.settings import REPO_ROOT, Settings
+from tests.factories import make_session
 
 USER = User("alice", 1500, 1500, (Group("alice", 1500), Group("astro", 3001)))
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _session(**overrides: object) -> Session:
-    values: dict = dict(
-        id="k3x9q2ab",
-        user="alice",
-        type="notebook",
-        name="analysis",
-        image="img:1",
-        status=Status.PENDING,
-        resources=Resources(2, 2, 8, 8, fixed=True),
-        start_time=NOW,
-        expiry_time=NOW,
-    )
-    values.update(overrides)
-    return Session(**values)
+_session = make_session
 
 
 def _settings(tmp_path: Path) -> Settings:

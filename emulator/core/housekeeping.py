@@ -1,0 +1,155 @@
+"""The housekeeping pass the service runs every `loop_interval` seconds, and start-up reconciliation.
+
+A pass resumes Pending sessions nobody is bringing up (after a service restart), turns
+container exits into Succeeded/Failed, removes expired sessions, drops ended sessions after
+their retention time, and re-loads the gateway when it is not running the emulator's routing
+table (e.g. the gateway container restarted). One session's trouble is logged and never stops
+the pass for the others.
+
+Reconciliation, once at start: Docker labels are the lasting truth about what exists; rows say
+what should. A session container of this instance with no row is an orphan and is removed, as is
+any helper container a crash left; the gateway gets its whole table anew. Pending rows are
+resumed by the first pass (bring-up is idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from emulator import labels
+from emulator.core.models import Session, Status
+from emulator.core.sessions import SessionManager
+from emulator.core.store import Store
+from emulator.errors import EmulatorError
+from emulator.gateway.base import Gateway, TypeRoute
+from emulator.profiles import Profile
+from emulator.runtime.base import ContainerState, Runtime
+from emulator.settings import Settings
+
+log = logging.getLogger("emulator.housekeeping")
+
+
+@dataclass(frozen=True)
+class GatewayTable:
+    """What the gateway must run: the API's upstream and one route per session-type prefix."""
+
+    api_upstream: str
+    routes: list[TypeRoute]
+
+
+class Housekeeper:
+    def __init__(
+        self,
+        manager: SessionManager,
+        store: Store,
+        runtime: Runtime,
+        gateway: Gateway,
+        table: GatewayTable,
+        profiles: dict[str, Profile],
+        settings: Settings,
+    ) -> None:
+        self._manager = manager
+        self._store = store
+        self._runtime = runtime
+        self._gateway = gateway
+        self._table = table
+        self._profiles = profiles
+        self._settings = settings
+
+    async def sync_gateway(self, force: bool = False) -> None:
+        """Load the gateway's table if it is not running it (e.g. the gateway container restarted)."""
+        table = self._table
+        if not force:
+            try:
+                if await self._gateway.is_loaded(table.api_upstream, table.routes):
+                    return
+            except EmulatorError:
+                return  # the gateway is down; try again on the next pass
+            log.warning("the gateway is not running the emulator's routes; loading them")
+        await self._gateway.load(table.api_upstream, table.routes)
+
+    async def reconcile(self) -> list[str]:
+        """Bring Docker and the gateway in line with the rows (at start); returns what was repaired."""
+        instance = self._settings.instance
+        repairs: list[str] = []
+        for container in await self._runtime.containers(labels.selector(instance, labels.ROLE_SESSION)):
+            if self._store.get(labels.row_of(container.labels)) is None:
+                await self._runtime.remove(container.name)
+                repairs.append(f"removed orphan container {container.name}")
+        for container in await self._runtime.containers(labels.selector(instance, labels.ROLE_HELPER)):
+            await self._runtime.remove(container.name)
+        await self.sync_gateway(force=True)
+        for session in self._store.sessions():
+            if session.status is Status.PENDING:
+                self._manager.event(session.id, "Resumed", "The service restarted during launch; resuming it")
+                repairs.append(f"resuming launch of {session.id}")
+        for line in repairs:
+            log.warning(line)
+        return repairs
+
+    async def run_once(self) -> None:
+        # Rows first, containers second: a container missing from the listing then really was missing
+        # when its row was read (a launch that starts meanwhile is in flight and skipped).
+        sessions = self._store.sessions()
+        selector = labels.selector(self._settings.instance, labels.ROLE_SESSION)
+        containers = {labels.row_of(c.labels): c for c in await self._runtime.containers(selector)}
+        for listed in sessions:
+            session = self._store.get(listed.id)  # fresh: a renew or delete may have landed meanwhile
+            if session is None or self._manager.terminating(session.id):
+                continue
+            try:
+                await self._keep(session, containers.get(session.id))
+            except Exception:
+                log.exception("housekeeping of session %s failed", session.id)
+        try:
+            await self.sync_gateway()
+        except Exception:
+            log.exception("could not bring the gateway up to date")
+
+    def _batch(self, session: Session) -> bool:
+        profile = self._profiles.get(session.type)
+        return profile is not None and profile.batch
+
+    async def _keep(self, session: Session, container: ContainerState | None) -> None:
+        manager = self._manager
+        now = manager.now()
+        if session.parent_id is not None:
+            desktop = self._store.get(session.parent_id)
+            if desktop is None or not desktop.status.live:
+                await manager.terminate(session)  # a desktop-app dies with its desktop
+                return
+        if session.status is Status.TERMINATING:
+            await manager.terminate(session)  # a delete the service did not finish before it stopped
+        elif session.status.final:
+            retention = timedelta(seconds=self._settings.retention_seconds(self._batch(session)))
+            if session.ended_at is None or now >= session.ended_at + retention:
+                await manager.terminate(session)
+        elif now >= session.expiry_time:
+            log.info("session %s expired at %s; removing it", session.id, session.expiry_time)
+            await manager.terminate(session)
+        elif container is not None and container.state in ("exited", "dead"):
+            manager.ended(session, container.exit_code)  # a starting session's probe then stops on its own
+        elif container is not None and container.state == "restarting":
+            manager.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
+        elif manager.in_flight(session.id):
+            return
+        elif session.status is Status.PENDING:
+            manager.start(session.id)  # a launch (or probe) the service did not finish: resume it
+        elif container is None:
+            await manager.fail_vanished(session)
+
+
+async def run_forever(work: Callable[[], Awaitable[None]], interval: float, what: str) -> None:
+    """Run `work` every `interval` seconds until cancelled; a failed round is logged and the next one runs."""
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # e.g. Docker unreachable for a moment: try again on the next round
+            log.exception("%s failed", what)
+        await asyncio.sleep(interval)

@@ -1,0 +1,106 @@
+"""The users file (users.yaml, mode 0600): who may use the platform, their POSIX identity and API tokens.
+
+This module knows the file alone (its format, creating it, reading a token) and imports nothing
+from the brain, so the CLI can find a token without loading the service's code. The file is
+created on first use with one user: the invoking OS user (name, uid, gid, groups). A workshop adds
+more users by adding entries; `emulate token --user` prints each one's token. Sessions never run
+as root: when the emulator is run by root, the default user is $SUDO_USER, else a `canfar` user
+with uid 20001.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import secrets
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from emulator.errors import ConfigError
+from emulator.yamlfile import read_model
+
+FALLBACK_USER = "canfar"
+FALLBACK_UID = 20001
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class GroupEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    gid: int = Field(ge=1)
+
+
+class UserEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")
+    uid: int = Field(ge=1, description="Sessions never run as root.")
+    gid: int = Field(ge=1)
+    groups: list[GroupEntry] = Field(default_factory=list)
+    token: str = Field(min_length=16)
+
+
+class UsersFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    users: list[UserEntry] = Field(min_length=1)
+
+    def token_for(self, name: str | None, source: Path) -> str:
+        """The token of the named user (default: the first), or a ConfigError naming the file."""
+        entry = next((u for u in self.users if u.name == name), None) if name else self.users[0]
+        if entry is None:
+            raise ConfigError(f"no user named {name} in {source}")
+        return entry.token
+
+
+def _default_entry() -> UserEntry:
+    uid = os.getuid()
+    if uid == 0:
+        sudo_user = os.environ.get("SUDO_USER")
+        if sudo_user and sudo_user != "root":
+            record = pwd.getpwnam(sudo_user)
+        else:
+            groups = [GroupEntry(name=FALLBACK_USER, gid=FALLBACK_UID)]
+            return UserEntry(name=FALLBACK_USER, uid=FALLBACK_UID, gid=FALLBACK_UID, groups=groups, token=new_token())
+    else:
+        record = pwd.getpwuid(uid)
+    gids = os.getgrouplist(record.pw_name, record.pw_gid)
+    groups = []
+    for gid in dict.fromkeys(gids):
+        if gid == 0:
+            continue
+        try:
+            groups.append(GroupEntry(name=grp.getgrgid(gid).gr_name, gid=gid))
+        except KeyError:
+            groups.append(GroupEntry(name=f"g{gid}", gid=gid))
+    return UserEntry(name=record.pw_name, uid=record.pw_uid, gid=record.pw_gid, groups=groups, token=new_token())
+
+
+def ensure_users_file(path: Path) -> None:
+    """Create the users file with the default user if it does not exist yet (mode 0600)."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = UsersFile(users=[_default_entry()]).model_dump()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("# skaha-emulator users: add entries for more users; keep this file private (0600).\n")
+        yaml.safe_dump(document, handle, sort_keys=False)
+
+
+def read_users_file(path: Path) -> UsersFile:
+    """The parsed file; every problem (unreadable, invalid, duplicate names or tokens) is a ConfigError."""
+    parsed = read_model(path, UsersFile, "users file", "; `emulate token` creates it")
+    for field in ("name", "token"):
+        values = [getattr(u, field) for u in parsed.users]
+        if len(set(values)) != len(values):
+            raise ConfigError(f"users file {path} is invalid: every user needs a {field} of its own")
+    return parsed
+
+
+def token_for(path: Path, name: str | None = None) -> str:
+    return read_users_file(path).token_for(name, path)

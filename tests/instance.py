@@ -1,0 +1,169 @@
+"""A whole platform instance of the test suite's own, and what tests ask of it.
+
+`Instance` wraps instance `pytest` (started by the `platform` fixture in conftest.py): its
+API as an httpx client, the `emulate` command, and what exists in Docker and SQLite for it.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+
+from emulator import labels
+
+INSTANCE = "pytest"
+LABEL = f"{labels.INSTANCE}={INSTANCE}"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def remove_instance(client: docker.DockerClient, instance: str = INSTANCE) -> None:
+    label = f"{labels.INSTANCE}={instance}"
+    for container in client.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True, v=True)
+    for network in client.networks.list(filters={"label": label}):
+        network.remove()
+
+
+@dataclass
+class Instance:
+    url: str
+    token: str
+    env: dict[str, str]
+    root: Path
+    docker: docker.DockerClient
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        # One connection per request, as curl makes: the gateway closes idle keep-alive
+        # connections on every route change, which only clients that retry (browsers) absorb.
+        self.http = httpx.Client(
+            base_url=f"{self.url}/skaha/v0",
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=30,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def arc_dir(self) -> Path:
+        return self.root / "arc"
+
+    def emulate(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "emulator", *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"emulate {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    # --- API helpers ----------------------------------------------------------------------
+
+    def launch(self, name: str = "test", wait: bool = True, **params: Any) -> str:
+        data = {"name": name, "image": "skaha-emulator/notebook:latest", "type": "notebook", **params}
+        response = self.http.post("/session", data=data)
+        assert response.status_code == 200, response.text
+        session_id = response.text.strip()
+        if wait:
+            self.wait_status(session_id, "Running")
+        return session_id
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/session/{session_id}")
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    def wait_status(self, session_id: str, wanted: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            session = self.session(session_id)
+            if session["status"] == wanted:
+                return session
+            if time.monotonic() > deadline:
+                events = self.http.get(f"/session/{session_id}", params={"view": "events"}).text
+                raise AssertionError(f"{session_id} is {session['status']}, not {wanted}:\n{events}")
+            time.sleep(0.1)
+
+    def wait_gone(self, session_id: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while self.http.get(f"/session/{session_id}").status_code != 404:
+            assert time.monotonic() < deadline, f"{session_id} still exists"
+            time.sleep(0.2)
+
+    def delete_all(self) -> None:
+        for session in self.http.get("/session").json():
+            self.http.delete(f"/session/{session['id']}")
+
+    # --- what exists ----------------------------------------------------------------------
+
+    def session_containers(self) -> list[Any]:
+        return self.docker.containers.list(all=True, filters={"label": [LABEL, f"{labels.ROLE}={labels.ROLE_SESSION}"]})
+
+    def container(self, session_id: str) -> Any:
+        (found,) = self.docker.containers.list(all=True, filters={"label": [LABEL, f"{labels.ROW_ID}={session_id}"]})
+        return found
+
+    def gateway_config(self) -> Any:
+        """The configuration Caddy runs now, read through its admin socket."""
+        transport = httpx.HTTPTransport(uds=str(self.state_dir / "gateway" / "admin.sock"))
+        with httpx.Client(transport=transport, base_url="http://gateway-admin") as admin:
+            return admin.get("/config/").json()
+
+    def route_ids(self) -> list[str]:
+        """The gateway's route ids; none while it is (re)starting and its admin socket is not there yet."""
+        try:
+            config = self.gateway_config()
+        except httpx.TransportError:
+            return []
+        return [r["@id"] for r in config["apps"]["http"]["servers"]["gateway"]["routes"]]
+
+    def answers(self, session_id: str, path: str = "api") -> int:
+        """The status a request for a notebook session's path gets through the gateway."""
+        return httpx.get(f"{self.url}/session/notebook/{session_id}/{path}", timeout=10).status_code
+
+    def rows(self) -> list[str]:
+        with sqlite3.connect(self.state_dir / "state.db") as db:
+            return [row[0] for row in db.execute("SELECT id FROM sessions")]
+
+    def sql(self, statement: str, *args: Any) -> None:
+        with sqlite3.connect(self.state_dir / "state.db") as db:
+            db.execute(statement, args)
+
+    def exec(self, session_id: str, command: str, user: bool = True) -> str:
+        container = self.container(session_id)
+        result = container.exec_run(["sh", "-c", command], user="" if user else "0")
+        output: str = result.output.decode(errors="replace")
+        assert result.exit_code == 0, f"{command!r} exited {result.exit_code}: {output}"
+        return output
+
+    def service_logs(self) -> str:
+        """The service's log tail and the state of every container of the instance (for failure reports)."""
+        lines = []
+        for c in self.docker.containers.list(all=True, filters={"label": LABEL}):
+            lines.append(f"{c.name}: {c.status} (exit {c.attrs['State'].get('ExitCode')}) {c.attrs['Config']['Cmd']}")
+            if c.labels.get(labels.ROLE) != labels.ROLE_SERVICE:
+                lines.append("    " + c.logs(tail=5).decode(errors="replace").replace("\n", "\n    "))
+        try:
+            lines.append(self.docker.containers.get("emulate-pytest-service").logs(tail=60).decode(errors="replace"))
+        except docker.errors.NotFound:
+            lines.append("(no service container)")
+        return "\n".join(lines)

@@ -1,0 +1,19 @@
+"""What the CLI loads: session commands reach the service over HTTP and never load the engine's SDK."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _modules_after(statement: str) -> set[str]:
+    probe = f"import sys; {statement}; print('\\n'.join(sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(result.stdout.split())
+
+
+def test_the_cli_and_its_session_commands_load_neither_docker_nor_the_brain() -> None:
+    loaded = _modules_after("import emulator.cli, emulator.cli.sessions")
+    assert "docker" not in loaded
+    assert not {m for m in loaded if m.startswith(("emulator.core", "emulator.runtime", "emulator.api"))}
+    assert "emulator.platform" not in loaded and "fastapi" not in loaded
