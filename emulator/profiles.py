@@ -97,6 +97,10 @@ class Profile(_Strict):
     )
     counts_toward_limit: bool = Field(True, description="Counts towards the user's concurrent-session limit.")
     hostname: str = Field("{session_name}", description="The container's hostname (a template).")
+    mounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="skaha's ConfigMaps: container path -> a folder beside the profiles, mounted read-only.",
+    )
     scratch_gb: float = Field(
         200,
         gt=0,
@@ -166,6 +170,11 @@ def _template_errors(profile: Profile) -> list[str]:
             used = {"?"}
         if not used <= set(HEADER_FIELDS):
             errors.append(f"request_headers.{key}: may only use {{forwarded_proto}} (one route serves every session)")
+    for target, folder in profile.mounts.items():
+        if not target.startswith("/") or target.rstrip("/") in ("", "/arc", "/scratch", "/skaha-system"):
+            errors.append(f"mounts.{target}: must be an absolute path other than /, /arc, /scratch, /skaha-system")
+        if not folder or "/" in folder or folder.startswith("."):
+            errors.append(f"mounts.{target}: '{folder}' must name a folder beside the profiles (no '/')")
     if profile.interactive and (profile.port is None or profile.path_prefix is None):
         errors.append("interactive profiles need both port and path_prefix")
     return errors
@@ -178,6 +187,9 @@ def load_profile(path: Path) -> Profile:
         raise ConfigError(f"profile {path} is invalid: {'; '.join(problems_list)}")
     if path.stem != profile.type:
         raise ConfigError(f"profile {path} is invalid: type '{profile.type}' must match the file name")
+    missing = [folder for folder in profile.mounts.values() if not (path.parent / folder).is_dir()]
+    if missing:
+        raise ConfigError(f"profile {path} is invalid: mounts: no folder {', '.join(missing)} beside it")
     return profile
 
 

@@ -42,7 +42,6 @@ class Settings(BaseSettings):
     max_sessions: int = Field(3, description="Concurrent interactive sessions per user (skaha.maxusersessions).")
     session_expiry_seconds: int = Field(345600, description="Interactive session lifetime; renew resets it.")
     headless_expiry_seconds: int = Field(1209600, description="Headless job deadline (14 days, as skaha).")
-    scratch_size: str = Field("20g", description="Size of the per-session /scratch tmpfs.")
     pids_limit: int = Field(4096, description="Maximum processes in one session container.")
     repositories: list[str] = Field(["images.canfar.net"], description="Registry hosts GET /repository lists.")
     extra_ca_bundle: Path | None = Field(None, description="PEM bundle trusted by image builds (TLS proxies).")
@@ -108,6 +107,10 @@ class Settings(BaseSettings):
     def skaha_system_dir(self) -> Path:
         """Host copy of the launch scripts, mounted read-only at /skaha-system (skaha's ConfigMap)."""
         return self.state_path / "skaha-system"
+
+    def config_folder(self, name: str) -> Path:
+        """Host copy of a profiles folder that sessions mount read-only (a ConfigMap), e.g. /desktopstartup."""
+        return self.state_path / "configmaps" / name
 
     @property
     def gateway_dir(self) -> Path:

@@ -23,6 +23,7 @@ from websockets.sync.client import connect as ws_connect
 
 from emulator import labels
 from emulator.client import EmulatorClient
+from emulator.core.contract import LOGIN_SHELL
 from emulator.errors import EmulatorError
 from emulator.profiles import Profile, SessionType
 from emulator.runtime.docker import ImageFiles, docker_errors
@@ -30,6 +31,13 @@ from emulator.runtime.docker import ImageFiles, docker_errors
 # Programs each type's launch needs besides a shell and cp (skaha's identity set-up uses both).
 REQUIRED_PROGRAMS = {SessionType.NOTEBOOK: ["jupyter"], SessionType.DESKTOP_APP: ["xterm"]}
 COMMON_PROGRAMS = ["sh", "cp"]
+# Where each type opens a terminal. On CANFAR the user's login shell is /sbin/nologin, so a
+# terminal that falls back to it (no SHELL in the environment) fails there.
+TERMINALS = {
+    SessionType.NOTEBOOK: "JupyterLab's terminal",
+    SessionType.DESKTOP: "the desktop's xterm",
+    SessionType.DESKTOP_APP: "the app's xterm",
+}
 FATAL_LOG_LINES = re.compile(
     r"Traceback \(most recent call last\)|\bFATAL\b|Fatal error|Segmentation fault|Permission denied"
     r"|command not found|: not found$|cannot execute",
@@ -126,6 +134,21 @@ def static_checks(
                 if wanted in exposed
                 else f"serve on port {profile.port} (the {profile.type} contract); say so with EXPOSE {profile.port}",
                 warning=True,  # EXPOSE is documentation; the smoke run shows whether the port answers
+            )
+        )
+
+    terminal = TERMINALS.get(profile.type)
+    image_env = dict(entry.split("=", 1) for entry in config.get("Env") or [] if "=" in entry)
+    shell = profile.environment.get("SHELL") or image_env.get("SHELL")
+    if terminal is not None:
+        findings.append(
+            Finding(
+                "login shell",
+                bool(shell),
+                f"SHELL={shell}" if shell else f"no SHELL in the image's environment: {terminal} would start "
+                f"the user's login shell, which is {LOGIN_SHELL} on CANFAR",
+                "" if shell else "add ENV SHELL=/bin/bash to the Dockerfile",
+                warning=True,  # advice: xterm then fails (here too), JupyterLab's terminal falls back to sh
             )
         )
 

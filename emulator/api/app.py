@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +19,7 @@ from emulator.core.housekeeping import GatewayTable, Housekeeper, run_forever
 from emulator.core.identity import UsersSource
 from emulator.core.models import GIB, HostCapacity
 from emulator.core.policy import resource_context
+from emulator.core.provision import install_session_files
 from emulator.core.sessions import SessionManager
 from emulator.core.store import Store
 from emulator.core.usage import USAGE_INTERVAL, UsageSampler
@@ -41,32 +40,13 @@ AVAILABILITY = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def install_launch_scripts(settings: Settings) -> None:
-    """Copy profiles/skaha-system to the state folder, which sessions mount at /skaha-system."""
-    source = settings.profiles_dir / "skaha-system"
-    target = settings.skaha_system_dir
-    # Running sessions have this very folder mounted (and a shell may be reading a script):
-    # each file is replaced whole, never rewritten in place, and the folder itself stays.
-    target.mkdir(parents=True, exist_ok=True)
-    target.chmod(0o755)
-    wanted = {path.name for path in source.iterdir() if path.is_file()}
-    for name in wanted:
-        draft = target / f".{name}.new"
-        shutil.copyfile(source / name, draft)
-        draft.chmod(0o755)
-        os.replace(draft, target / name)
-    for stale in target.iterdir():
-        if stale.name not in wanted:
-            stale.unlink()
-
-
 def create_app(settings: Settings, api_upstream: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         profiles = load_profiles(settings.profiles_dir)
         users = UsersSource(settings.users_file)
         users.current()  # a broken users file stops the service here, with its reason
-        install_launch_scripts(settings)
+        install_session_files(settings, profiles.values())
         gateway = CaddyGateway(settings.admin_socket)
         devices = gpus.discover()
         capacity = HostCapacity(cores=psutil.cpu_count() or 1, memory_gb=psutil.virtual_memory().total / GIB)

@@ -17,6 +17,8 @@ from emulator.runtime.base import ContainerSpec, Mount
 from emulator.settings import Settings
 
 TOP_LEVEL = "/arc"
+LOGIN_SHELL = "/sbin/nologin"  # skaha's POSIX mapper gives every user this shell: images must set SHELL
+MANAGED_BY = "skaha"  # app.kubernetes.io/managed-by on CANFAR's session pods
 
 
 def app_name(image: str) -> str:
@@ -88,20 +90,35 @@ def _command(profile: Profile, session: Session, values: dict[str, str]) -> tupl
     return entrypoint, command
 
 
-def _mounts(session: Session, settings: Settings) -> list[Mount]:
+def _mounts(profile: Profile, session: Session, settings: Settings) -> list[Mount]:
     files = settings.session_files(session.id)
-    return [
+    mounts = [
         Mount(str(settings.arc_path), TOP_LEVEL),
         Mount(str(settings.skaha_system_dir), "/skaha-system", read_only=True),
         Mount(str(files / "passwd"), "/etc/passwd", read_only=True),
         Mount(str(files / "group"), "/etc/group", read_only=True),
     ]
+    # The profile's ConfigMaps (the desktop's /desktopstartup templates), installed by the service.
+    mounts += [Mount(str(settings.config_folder(name)), target, read_only=True) for target, name in profile.mounts.items()]
+    return mounts
+
+
+def scratch_bytes(profile: Profile, session: Session) -> int:
+    """/scratch: skaha's ephemeral-storage limit for the type, but at most half the memory limit.
+
+    It is a tmpfs whose pages count against the session's memory: capped so, filling it fails
+    with ENOSPC ("No space left on device") while the session still has memory to run in,
+    instead of the kernel's OOM killer ending the session.
+    """
+    memory = int(session.resources.ram_limit_gb * GIB)
+    return min(int(profile.scratch_gb * GIB), memory // 2)
 
 
 def _labels(session: Session, user: User, settings: Settings) -> dict[str, str]:
     resources = session.resources
     return {
         **labels.platform_labels(settings.instance, labels.ROLE_SESSION),
+        labels.MANAGED_BY: MANAGED_BY,  # what CANFAR's tools select on; the instance label says it is ours
         labels.ROW_ID: session.id,
         labels.SESSION_ID: session.parent_id or session.id,
         **({labels.APP_ID: session.app_id} if session.app_id else {}),
@@ -133,8 +150,8 @@ def build_spec(
         nano_cpus=int(resources.cores_limit * 1e9),
         pids_limit=settings.pids_limit,
         network=settings.network,
-        mounts=_mounts(session, settings),
-        tmpfs={"/scratch": f"size={settings.scratch_size},exec,mode=0700,uid={user.uid},gid={user.gid}"},
+        mounts=_mounts(profile, session, settings),
+        tmpfs={"/scratch": f"size={scratch_bytes(profile, session)},exec,mode=0700,uid={user.uid},gid={user.gid}"},
         working_dir=profile.render(profile.working_dir, values) if profile.working_dir else None,
         restart_on_failure=profile.interactive,
         gpu_devices=session.gpu_devices,
@@ -142,10 +159,11 @@ def build_spec(
 
 
 def passwd_lines(image_passwd: str, user: User, home: str) -> str:
-    """The image's /etc/passwd plus the platform user (skaha's init-users-groups step)."""
+    """The image's /etc/passwd plus the platform user (skaha's init-users-groups step), whose login
+    shell is skaha's: /sbin/nologin. Terminals must therefore take the image's SHELL."""
     kept = [line for line in image_passwd.splitlines() if line and not line.startswith(f"{user.name}:")]
     kept = [line for line in kept if line.split(":")[2:3] != [str(user.uid)]]
-    kept.append(f"{user.name}:x:{user.uid}:{user.gid}::{home}:/bin/bash")
+    kept.append(f"{user.name}:x:{user.uid}:{user.gid}::{home}:{LOGIN_SHELL}")
     return "\n".join(kept) + "\n"
 
 

@@ -3,13 +3,16 @@ the passwd/group files that make the user's uid resolve to a name inside the ima
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from emulator.core.contract import group_lines, home_of, passwd_lines
 from emulator.core.models import Session, User
 from emulator.errors import EmulatorError
+from emulator.profiles import Profile
 from emulator.runtime.base import Runtime
 from emulator.settings import Settings
 
@@ -34,6 +37,32 @@ def ensure_home(arc: Path, user: User) -> None:
         shutil.rmtree(draft, ignore_errors=True)
         if not home.exists():
             raise EmulatorError(f"cannot create {home} for uid {user.uid}: {exc}") from exc
+
+
+def install_folder(source: Path, target: Path, executable: bool) -> None:
+    """Make `target` hold exactly the files of `source` (what sessions mount, as skaha mounts ConfigMaps).
+
+    Running sessions have this very folder mounted (and a shell may be reading a script): each
+    file is replaced whole, never rewritten in place, and the folder itself stays.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    target.chmod(0o755)
+    wanted = {path.name for path in source.iterdir() if path.is_file()}
+    for name in wanted:
+        draft = target / f".{name}.new"
+        shutil.copyfile(source / name, draft)
+        draft.chmod(0o755 if executable else 0o644)
+        os.replace(draft, target / name)
+    for stale in target.iterdir():
+        if stale.name not in wanted:
+            stale.unlink()
+
+
+def install_session_files(settings: Settings, profiles: Iterable[Profile]) -> None:
+    """The launch scripts (/skaha-system) and every folder a profile mounts, from the profiles folder."""
+    install_folder(settings.profiles_dir / "skaha-system", settings.skaha_system_dir, executable=True)
+    for folder in {name for profile in profiles for name in profile.mounts.values()}:
+        install_folder(settings.profiles_dir / folder, settings.config_folder(folder), executable=False)
 
 
 class IdentityFiles:

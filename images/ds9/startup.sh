@@ -1,4 +1,5 @@
 #!/bin/bash
-# CANFAR desktop-app contract: start the application, then exec the command line given (an xterm).
+# CANFAR desktop-app contract: start the application, then exec the one argument given (the
+# platform's xterm launcher).
 ds9 &
 exec "$@"

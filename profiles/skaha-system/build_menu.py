@@ -1,4 +1,5 @@
-"""Write ~/.local/skaha/openbox-{menu,rc}.xml from the platform's desktop-app images."""
+"""Write ~/.local/skaha/openbox-{menu,rc}.xml from the platform's desktop-app images, with a
+Resolution menu from /desktopstartup/skaha-resolutions.properties (skaha's desktop templates)."""
 
 import json
 import os
@@ -28,13 +29,21 @@ if not items:
     note = "No desktop-app images: emulate images build ds9" if images is not None else "Cannot reach the skaha API"
     items.append(f"<item label={quoteattr(note)} />")
 
+resolutions_file = Path("/desktopstartup/skaha-resolutions.properties")
+resolutions = resolutions_file.read_text().split() if resolutions_file.exists() else []
+sizes = "".join(
+    f'<item label={quoteattr(size)}><action name="Execute"><command>xrandr -s {escape(size)}</command></action></item>'
+    for size in resolutions
+)
+
 folder = Path.home() / ".local" / "skaha"
 folder.mkdir(parents=True, exist_ok=True)
 menu = folder / "openbox-menu.xml"
 menu.write_text(
     '<?xml version="1.0" encoding="UTF-8"?>\n<openbox_menu xmlns="http://openbox.org/3.4/menu">\n'
     '<menu id="astro" label="Astro Software">' + "".join(items) + "</menu>\n"
-    '<menu id="root-menu" label="Desktop">\n<menu id="astro" />\n'
+    '<menu id="resolution" label="Resolution">' + sizes + "</menu>\n"
+    '<menu id="root-menu" label="Desktop">\n<menu id="astro" />\n<menu id="resolution" />\n'
     '<item label="Terminal"><action name="Execute"><command>xterm</command></action></item>\n'
     "</menu>\n</openbox_menu>\n"
 )

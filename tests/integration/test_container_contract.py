@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from tests.instance import Instance
+from emulator import labels
+from tests.instance import INSTANCE, Instance
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +36,8 @@ def test_limits_identity_and_scratch(fresh: Instance) -> None:
     assert fresh.exec(session_id, "hostname").strip() == "contract-test"
     assert fresh.exec(session_id, 'echo "$HOME $PWD"').split() == [f"/arc/home/{user}"] * 2
     assert "tmpfs" in fresh.exec(session_id, "stat -f -c %T /scratch")
+    # /scratch counts against the session's memory: half the 2 GiB limit, so it fills before memory does.
+    assert int(fresh.exec(session_id, "df -B1 --output=size /scratch").split()[-1]) == 1024**3
     assert fresh.exec(session_id, "ls -A /scratch").strip() == ""
     status = fresh.exec(session_id, "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status").split()
     assert status == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1"]
@@ -72,3 +75,22 @@ def test_the_platform_command_replaces_the_images_entrypoint(fresh: Instance) ->
         fresh.http.delete(f"/session/{session_id}")
     finally:
         fresh.docker.images.remove(tag, force=True)
+
+
+def test_the_user_has_skahas_login_shell_and_the_session_skahas_labels(fresh: Instance) -> None:
+    session_id = fresh.launch()
+    uid = fresh.session(session_id)["runAsUID"]
+    entry = fresh.exec(session_id, f"getent passwd {uid}").strip()
+    assert entry.endswith(":/sbin/nologin"), entry  # skaha's POSIX mapper: terminals must take SHELL
+    assert fresh.exec(session_id, "echo $SHELL").strip() == "/bin/bash"  # our notebook image sets it
+    container_labels = fresh.container(session_id).labels
+    assert container_labels[labels.MANAGED_BY] == "skaha" and container_labels[labels.INSTANCE] == INSTANCE
+
+
+def test_a_full_scratch_says_no_space_and_the_session_lives_on(fresh: Instance) -> None:
+    session_id = fresh.launch(ram="2")
+    fill = fresh.container(session_id).exec_run(["sh", "-c", "dd if=/dev/zero of=/scratch/fill bs=1M count=1500"])
+    assert fill.exit_code != 0 and b"No space left on device" in fill.output
+    assert fresh.session(session_id)["status"] == "Running"
+    assert fresh.container(session_id).attrs["State"]["OOMKilled"] is False
+    assert fresh.answers(session_id) < 500

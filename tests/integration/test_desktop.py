@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import docker
 import httpx
 import pytest
 from websockets.sync.client import connect
@@ -16,6 +18,7 @@ pytestmark = pytest.mark.slow
 
 DESKTOP = "skaha-emulator/desktop:latest"
 DS9 = "skaha-emulator/ds9:latest"
+TEST_IMAGES = Path(__file__).resolve().parent.parent / "images"
 
 
 @pytest.fixture
@@ -53,6 +56,15 @@ def test_desktop_contract_and_novnc_through_the_gateway(fresh: Instance, desktop
         subprotocols=["binary"],
     ) as ws:  # type: ignore[list-item]
         assert bytes(ws.recv(timeout=10)).startswith(b"RFB 003.008")
+    # skaha's desktop templates are mounted at /desktopstartup; the Resolution menu is built from them.
+    assert "1920x1080" in fresh.exec(session_id, "cat /desktopstartup/skaha-resolutions.properties").split()
+    assert "xrandr -s 1280x1024" in fresh.exec(session_id, "cat $HOME/.local/skaha/openbox-menu.xml")
+    # The login shell is /sbin/nologin as on CANFAR; the desktop's own xterm starts because the image sets SHELL.
+    uid = desktop["runAsUID"]
+    assert fresh.exec(session_id, f"getent passwd {uid}").strip().endswith(":/sbin/nologin")
+    _wait_window(fresh, session_id, '"terminal"')
+    # /scratch: skaha's 10 GiB for desktops, capped at half the desktop's 4 GiB of memory here.
+    assert int(fresh.exec(session_id, "df -B1 --output=size /scratch").split()[-1]) == 2 * 1024**3
     apps = len(fresh.http.get("/image", params={"type": "desktop-app"}).json())
     assert apps >= 2  # ds9 and terminal
     logs = fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text
@@ -139,3 +151,25 @@ def test_apps_need_a_live_desktop_of_the_caller(fresh: Instance) -> None:
         assert (response.status_code, response.text) == (404, f"session {target} not found\n")
     direct = fresh.http.post("/session", data={"name": "x", "image": DS9, "type": "desktop-app"})
     assert direct.status_code == 400
+
+
+@pytest.fixture(scope="module")
+def startup_probe(docker_client: docker.DockerClient) -> Iterator[str]:
+    tag = "skaha-emulator-test/startup-probe:latest"
+    docker_client.images.build(path=str(TEST_IMAGES / "startup-probe"), tag=tag, rm=True)
+    yield tag
+    docker_client.images.remove(tag, force=True)
+
+
+def test_startup_sh_gets_one_argument_the_xterm_launcher(fresh: Instance, desktop: dict, startup_probe: str) -> None:
+    # Current skaha: /skaha/startup.sh "$XTERM_LAUNCHER", with SKAHA_XTERM_TITLE exported for the launcher.
+    session_id = desktop["id"]
+    app_id = fresh.http.post(f"/session/{session_id}/app", data={"image": startup_probe}).text.strip()
+    deadline = time.monotonic() + 30
+    while fresh.http.get(f"/session/{session_id}/app/{app_id}").json()["status"] != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    _wait_window(fresh, session_id, "startup-probe-latest")
+    logs = fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text
+    expected = "startup-probe: 1 argument(s): /skaha-system/start-desktop-software-xterm.sh; title=startup-probe-latest"
+    assert expected in logs

@@ -97,3 +97,13 @@ def test_human_output_names_each_check(fresh: Instance, broken: dict[str, str]) 
     result = fresh.emulate("validate", broken["root-only"], "--type", "notebook", "--static-only", check=False)
     assert result.returncode == 1
     assert "✗ program jupyter" in result.stdout and "fails 1 check(s) as a notebook session" in result.stdout
+
+
+def test_a_terminal_that_would_start_the_login_shell_is_warned_about(fresh: Instance, broken: dict[str, str]) -> None:
+    # On CANFAR the user's login shell is /sbin/nologin: a terminal needs SHELL from the image.
+    code, report = _validate(fresh, broken["no-jupyter"], "notebook", "--static-only")
+    assert "ENV SHELL=/bin/bash" in _warned(report)["login shell"]
+    detail = next(f["detail"] for f in report["findings"] if f["check"] == "login shell")
+    assert "/sbin/nologin" in detail and "JupyterLab's terminal" in detail
+    code, report = _validate(fresh, "skaha-emulator/desktop:latest", "desktop", "--static-only")
+    assert ("login shell", True) in {(f["check"], f["ok"]) for f in report["findings"]}

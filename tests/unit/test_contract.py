@@ -3,7 +3,7 @@ from pathlib import Path
 
 from emulator import labels
 from emulator.core.contract import build_spec, group_lines, passwd_lines
-from emulator.core.models import Group, User
+from emulator.core.models import Group, Resources, User
 from emulator.profiles import load_profiles
 from emulator.settings import REPO_ROOT, Settings
 from tests.factories import make_session
@@ -39,9 +39,11 @@ def test_notebook_container_contract(tmp_path: Path) -> None:
     targets = {m.target: m for m in spec.mounts}
     assert targets["/arc"].source == str(tmp_path / "arc") and not targets["/arc"].read_only
     assert targets["/etc/passwd"].read_only and targets["/skaha-system"].read_only
-    assert spec.tmpfs["/scratch"].startswith("size=20g,")
+    # /scratch: skaha's 200 GiB for a notebook, capped at half the 8 GiB memory limit (a tmpfs uses memory).
+    assert spec.tmpfs["/scratch"].startswith(f"size={4 * 1024**3},")
     assert spec.labels[labels.INSTANCE] == "t1" and spec.labels[labels.SESSION_ID] == "k3x9q2ab"
     assert spec.labels[labels.FLAVOR] == "fixed" and spec.restart_on_failure
+    assert spec.labels[labels.MANAGED_BY] == "skaha"  # CANFAR's value, beside our own instance label
 
 
 def test_user_env_reaches_headless_sessions_only(tmp_path: Path) -> None:
@@ -55,6 +57,23 @@ def test_passwd_and_group_resolve_the_user_and_keep_the_image_entries() -> None:
     image_passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n"
     image_group = "root:x:0:\nusers:x:100:\nastro:x:999:\n"
     passwd = passwd_lines(image_passwd, USER, "/arc/home/alice")
-    assert passwd.splitlines() == ["root:x:0:0:root:/root:/bin/bash", "alice:x:1500:1500::/arc/home/alice:/bin/bash"]
+    # skaha's POSIX mapper gives the user /sbin/nologin: terminals must take the image's SHELL.
+    assert passwd.splitlines() == [
+        "root:x:0:0:root:/root:/bin/bash",
+        "alice:x:1500:1500::/arc/home/alice:/sbin/nologin",
+    ]
     group = group_lines(image_group, USER)
     assert group.splitlines() == ["root:x:0:", "users:x:100:", "alice:x:1500:alice", "astro:x:3001:alice"]
+
+
+def test_the_desktop_mounts_skahas_templates_and_gets_its_own_scratch_size(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    profiles = load_profiles(REPO_ROOT / "profiles")
+    desktop = _session(type="desktop", resources=Resources(0.25, 1, 1, 4, fixed=True))
+    spec = build_spec(profiles["desktop"], desktop, USER, settings)
+    templates = {m.target: m for m in spec.mounts}["/desktopstartup"]
+    assert templates.read_only and templates.source == str(tmp_path / "state" / "configmaps" / "desktop-templates")
+    assert spec.tmpfs["/scratch"].startswith(f"size={2 * 1024**3},")  # half of 4 GiB (skaha: 10 GiB)
+    big = _session(resources=Resources(1, 1, 512, 512, fixed=True))
+    assert build_spec(profiles["notebook"], big, USER, settings).tmpfs["/scratch"].startswith(f"size={200 * 1024**3},")
+    assert "/desktopstartup" not in {m.target for m in build_spec(profiles["notebook"], big, USER, settings).mounts}

@@ -54,3 +54,14 @@ def test_the_legacy_carta_alternative_loads_with_its_split_routes() -> None:
     assert [(r.path_prefix, r.port, r.strip_prefix) for r in legacy.extra_routes] == [
         ("/session/carta/ws/{session_id}/", 5901, True)
     ]
+
+
+def test_mounted_folders_must_be_plain_folders_beside_the_profiles(tmp_path: Path) -> None:
+    _write(tmp_path, "notebook.yaml", GOOD + "mounts:\n  /desktopstartup: ../etc\n  relative: x\n")
+    with pytest.raises(ConfigError) as caught:
+        load_profiles(tmp_path)
+    assert "mounts./desktopstartup: '../etc' must name a folder beside the profiles" in caught.value.message
+    assert "mounts.relative: must be an absolute path" in caught.value.message
+    (tmp_path / "notebook.yaml").write_text(GOOD + "mounts:\n  /templates: absent\n")
+    with pytest.raises(ConfigError, match="mounts: no folder absent beside it"):
+        load_profiles(tmp_path)
