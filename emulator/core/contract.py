@@ -99,7 +99,8 @@ def _mounts(profile: Profile, session: Session, settings: Settings) -> list[Moun
         Mount(str(files / "group"), "/etc/group", read_only=True),
     ]
     # The profile's ConfigMaps (the desktop's /desktopstartup templates), installed by the service.
-    mounts += [Mount(str(settings.config_folder(name)), target, read_only=True) for target, name in profile.mounts.items()]
+    for target, name in profile.mounts.items():
+        mounts.append(Mount(str(settings.config_folder(name)), target, read_only=True))
     return mounts
 
 
