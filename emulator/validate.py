@@ -145,7 +145,9 @@ def static_checks(
             Finding(
                 "login shell",
                 bool(shell),
-                f"SHELL={shell}" if shell else f"no SHELL in the image's environment: {terminal} would start "
+                f"SHELL={shell}"
+                if shell
+                else f"no SHELL in the image's environment: {terminal} would start "
                 f"the user's login shell, which is {LOGIN_SHELL} on CANFAR",
                 "" if shell else "add ENV SHELL=/bin/bash to the Dockerfile",
                 warning=True,  # advice: xterm then fails (here too), JupyterLab's terminal falls back to sh
