@@ -12,9 +12,9 @@ from __future__ import annotations
 import enum
 import string
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emulator.errors import ConfigError
 from emulator.yamlfile import read_model
@@ -82,6 +82,19 @@ class FixedResources(_Strict):
     ram_limit_gb: float
 
 
+# What a type is unless its profile says otherwise, so a profiles folder written before these
+# flags existed keeps its meaning (skaha's headless jobs and desktop-apps).
+TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    SessionType.HEADLESS: {"interactive": False, "batch": True, "counts_toward_limit": False},
+    SessionType.DESKTOP_APP: {
+        "interactive": False,
+        "attaches_to": SessionType.DESKTOP,
+        "counts_toward_limit": False,
+        "hostname": "{app_name}",
+    },
+}
+
+
 class Profile(_Strict):
     type: SessionType
     description: str
@@ -120,6 +133,13 @@ class Profile(_Strict):
     fixed_resources: FixedResources | None = Field(None, description="Resources the type always gets.")
     gpus_allowed: bool = True
     connect_url: str = Field(description="Connect URL template, or 'not-applicable'.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _type_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("type") in TYPE_DEFAULTS:
+            return {**TYPE_DEFAULTS[data["type"]], **data}
+        return data
 
     def render(self, template: str, values: dict[str, str]) -> str:
         return template.format(**values)

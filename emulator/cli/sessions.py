@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from emulator.cli.output import console, console_err, json_option, print_json, table
 from emulator.client import EmulatorClient
-from emulator.errors import ConfigError, EmulatorError
+from emulator.errors import ConfigError, EmulatorError, Forbidden, NotFound
 from emulator.profiles import SessionType, load_profiles
 from emulator.settings import Settings
 
@@ -215,9 +215,12 @@ def delete(settings: Settings, session_ids: tuple[str, ...]) -> None:
         try:
             client.delete(session_id)
             console.print(f"deleted {session_id}")
-        except EmulatorError as exc:
+        except (NotFound, Forbidden) as exc:  # their messages name the session already
             failed += 1
             console_err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+        except EmulatorError as exc:
+            failed += 1
+            console_err.print(f"[red]error:[/red] {escape(f'{session_id}: {exc.message}')}", highlight=False)
     if failed:
         raise SystemExit(1)
 

@@ -2,7 +2,7 @@
 
 Public face (what the API calls, at any time): `launch`, `attach_app`, `sessions`, `apps`, `get`,
 `get_app`, `logs`, `events`, `renew`, `delete`, `delete_app`, `connect_url`, `usage`, `catalogue`,
-`stats`, and the read-only `context` and `repositories`. Housekeeping (lifecycle.py) also calls
+`stats`, and the read-only `context` and `repositories`. Housekeeping (housekeeping.py) also calls
 `now`, `start`, `terminate`, `in_flight`, `terminating`, `fail_vanished`, `ended` and `event`; the
 service calls `stop` once, at shutdown. Everything else is private.
 
@@ -33,7 +33,7 @@ from emulator.core.provision import IdentityFiles, ensure_home
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
 from emulator.errors import EmulatorError, Forbidden, InvalidRequest, NotFound
-from emulator.profiles import Profile
+from emulator.profiles import Profile, SessionType
 from emulator.runtime.base import ImageInfo, Runtime, Usage
 from emulator.settings import Settings
 
@@ -179,14 +179,15 @@ class SessionManager:
     async def attach_app(self, user: User, desktop_id: str, request: AppRequest) -> str:
         """Attach a desktop-app to the caller's desktop; answers the 3-character app id."""
         desktop = self._store.get(desktop_id)
-        if desktop is None or desktop.user != user.name or not desktop.status.live:
+        targets = {p.attaches_to for p in self._profiles.values() if p.attaches_to} or {SessionType.DESKTOP}
+        if desktop is None or desktop.user != user.name or desktop.type not in targets or not desktop.status.live:
             raise NotFound(f"session {desktop_id} not found")
-        profile = next((p for p in self._profiles.values() if p.attaches_to == desktop.type), None)
-        if profile is None:
-            raise NotFound(f"session {desktop_id} not found")  # skaha: apps attach to desktops only
         if not request.image:
             raise InvalidRequest("Missing parameter 'image'")
         await self._local_image(request.image)
+        profile = next((p for p in self._profiles.values() if p.attaches_to == desktop.type), None)
+        if profile is None:
+            raise InvalidRequest("desktop-app sessions are not available (no profiles/desktop-app.yaml)")
         resources = policy.resolve_resources(
             policy.ResourceRequest(request.cores, request.ram),
             self._context,

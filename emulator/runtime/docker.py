@@ -49,8 +49,12 @@ def docker_errors() -> Iterator[None]:
         if exc.status_code and exc.status_code >= 500 and "No such" not in explanation:
             raise Unavailable(f"Docker engine error: {explanation}") from exc
         raise EmulatorError(f"Docker: {explanation}") from exc
+    except requests.exceptions.HTTPError as exc:  # the engine answered, with an error
+        raise EmulatorError(f"Docker: {exc}") from exc
+    except requests.exceptions.ReadTimeout as exc:
+        raise Unavailable(f"the Docker engine did not answer in time: {exc}") from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise Unavailable(f"cannot reach the Docker engine ({exc.__class__.__name__}); {NO_ENGINE_ADVICE}") from exc
+        raise Unavailable(f"cannot reach the Docker engine ({exc}); {NO_ENGINE_ADVICE}") from exc
 
 
 def connect() -> docker.DockerClient:
@@ -88,7 +92,7 @@ class ImageFiles:
         response = self._api.head(url, params={"path": path}, timeout=30)  # APIClient is a requests.Session
         if response.status_code == 404:
             return None
-        response.raise_for_status()
+        self._api._raise_for_status(response)  # an engine error as an APIError, as everywhere else
         stat: dict[str, Any] = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))
         return stat
 

@@ -65,3 +65,12 @@ def test_mounted_folders_must_be_plain_folders_beside_the_profiles(tmp_path: Pat
     (tmp_path / "notebook.yaml").write_text(GOOD + "mounts:\n  /templates: absent\n")
     with pytest.raises(ConfigError, match="mounts: no folder absent beside it"):
         load_profiles(tmp_path)
+
+
+def test_a_profile_written_before_the_type_flags_keeps_its_meaning(tmp_path: Path) -> None:
+    _write(tmp_path, "headless.yaml", "type: headless\ndescription: d\ndefault_image: x\nconnect_url: not-applicable\n")
+    _write(tmp_path, "desktop-app.yaml", "type: desktop-app\ndescription: d\ndefault_image: x\nconnect_url: x\n")
+    profiles = load_profiles(tmp_path)
+    headless, app = profiles["headless"], profiles["desktop-app"]
+    assert headless.batch and not headless.counts_toward_limit and not headless.interactive
+    assert app.attaches_to == "desktop" and app.hostname == "{app_name}" and not app.counts_toward_limit
