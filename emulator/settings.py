@@ -40,8 +40,15 @@ class Settings(BaseSettings):
     profiles_dir: Path = Field(REPO_ROOT / "profiles", description="Folder of session profiles (*.yaml).")
     images_dir: Path = Field(REPO_ROOT / "images", description="Folder of image recipes.")
     max_sessions: int = Field(3, description="Concurrent interactive sessions per user (skaha.maxusersessions).")
+    max_jobs: int = Field(10, ge=1, description="Concurrent headless jobs per user (skaha has no limit).")
+    max_apps_per_desktop: int = Field(8, ge=1, description="Desktop-apps running on one desktop at once.")
+    host_headroom_gb: float = Field(
+        1.0, ge=0, description="Memory kept back from fixed sessions for the host and the platform itself."
+    )
     session_expiry_seconds: int = Field(345600, description="Interactive session lifetime; renew resets it.")
     headless_expiry_seconds: int = Field(1209600, description="Headless job deadline (14 days, as skaha).")
+    log_tail_lines: int = Field(10000, ge=1, description="view=logs: at most this many of the newest lines.")
+    log_max_bytes: int = Field(4 << 20, ge=1024, description="view=logs: at most this many bytes per container.")
     pids_limit: int = Field(4096, description="Maximum processes in one session container.")
     repositories: list[str] = Field(["images.canfar.net"], description="Registry hosts GET /repository lists.")
     extra_ca_bundle: Path | None = Field(None, description="PEM bundle trusted by image builds (TLS proxies).")

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from emulator import __version__, labels, naming
 from emulator.api import errors, skaha
+from emulator.api.limits import BodyLimit
 from emulator.core.auth import Authenticator
 from emulator.core.callback import CallbackTokens
 from emulator.core.housekeeping import GatewayTable, Housekeeper, run_forever
@@ -52,7 +53,8 @@ def create_app(settings: Settings, api_upstream: str) -> FastAPI:
         capacity = HostCapacity(cores=psutil.cpu_count() or 1, memory_gb=psutil.virtual_memory().total / GIB)
         context = resource_context(capacity.cores, capacity.memory_gb, len(devices))
         uncounted = {p.type for p in profiles.values() if not p.counts_toward_limit}
-        store = Store(settings.state_db, uncounted_types=uncounted)
+        batch = {p.type for p in profiles.values() if p.batch}
+        store = Store(settings.state_db, uncounted_types=uncounted, batch_types=batch)
         runtime = DockerRuntime(helper_labels=labels.platform_labels(settings.instance, labels.ROLE_HELPER))
         callbacks = CallbackTokens(settings.callback_key)
         sampler = UsageSampler(store, runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id))
@@ -81,6 +83,7 @@ def create_app(settings: Settings, api_upstream: str) -> FastAPI:
 
     app = FastAPI(title="skaha-emulator", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.install(app)
+    app.add_middleware(BodyLimit)
     app.include_router(skaha.router)
 
     @app.get("/skaha/availability")

@@ -41,7 +41,7 @@ def api_version(version: str) -> str:
 
 async def params(request: Request) -> Params:
     items = list(request.query_params.multi_items())
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()  # media types are case-insensitive
     if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         form = await request.form()
         items += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]

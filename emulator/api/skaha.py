@@ -9,14 +9,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from emulator.api import views
-from emulator.api.deps import CurrentUser, Manager, Query, Version, api_version
+from emulator.api.deps import CurrentUser, Manager, Query, Version, api_version, caller
 from emulator.core.models import Session, Status, User
 from emulator.core.sessions import AppRequest, LaunchRequest, SessionManager
 from emulator.errors import InvalidRequest
 from emulator.profiles import SESSION_TYPES
 
-# The version is checked before anything else, so /skaha/v2/... is a 404 whoever asks.
-router = APIRouter(prefix="/skaha/{version}", dependencies=[Depends(api_version)])
+# The version is checked first (so /skaha/v2/... is a 404 whoever asks), then who is asking: no
+# body is read for a caller without a valid token.
+router = APIRouter(prefix="/skaha/{version}", dependencies=[Depends(api_version), Depends(caller)])
 
 
 def _json(document: object) -> Response:

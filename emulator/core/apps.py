@@ -12,6 +12,8 @@ from datetime import datetime
 from emulator import naming
 from emulator.core.contract import app_name
 from emulator.core.models import Resources, Session, Status, User
+from emulator.core.policy import MAX_NAME_LENGTH
+from emulator.errors import InvalidRequest
 from emulator.profiles import Profile
 
 NO_NAME = "<none>"  # desktop-apps have no session name in skaha
@@ -33,6 +35,15 @@ def new_app(profile: Profile, desktop: Session, user: User, image: str, resource
         parent_id=desktop.id,
         app_id=app_id,
     )
+
+
+def check_image_name(image: str) -> None:
+    """An app's container and host are named after its image (skaha's app_name): at most 63 characters."""
+    if len(app_name(image)) > MAX_NAME_LENGTH:
+        raise InvalidRequest(
+            f"image name '{app_name(image)[:40]}…' is too long: a desktop-app's host name is the image's "
+            f"last path segment, at most {MAX_NAME_LENGTH} characters"
+        )
 
 
 def redraw_id(app: Session) -> None:

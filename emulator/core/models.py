@@ -116,3 +116,14 @@ class PlatformStats:
     requested_cores: float
     requested_ram_gb: float
     capacity: HostCapacity
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What admission allows: per user, per desktop, and what fixed sessions may hold on this host."""
+
+    max_jobs: int
+    max_apps_per_desktop: int
+    fixed_memory_gb: float  # the host's memory less the headroom kept back
+    fixed_cores: float
+    headroom_gb: float

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from docker_image.reference import InvalidReference, Reference
+
 from emulator.core.models import Resources
 from emulator.errors import InvalidRequest
 from emulator.profiles import FixedResources, SessionType
 
-_NAME = re.compile(r"^[A-Za-z0-9\-]+$")
+_NAME = re.compile(r"[A-Za-z0-9\-]+")  # used with fullmatch: "$" would let a trailing newline through
+_REFERENCE_CHARACTERS = re.compile(r"[a-zA-Z0-9._:/@\-\[\]]+")  # what the grammar can ever accept
+MAX_REFERENCE_LENGTH = 512
 MAX_NAME_LENGTH = 63  # a session name becomes the container's hostname
 
 # skaha's k8s-resources.json (opencadc/deployments @ d700606), the values a CANFAR user sees.
@@ -84,11 +88,38 @@ def validate_name(name: str | None) -> str:
         raise InvalidRequest("Missing parameter 'name'")
     if name == "":
         raise InvalidRequest("name must have a value")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidRequest("name can only contain alpha-numeric chars and '-'")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidRequest(f"name must be at most {MAX_NAME_LENGTH} characters (it becomes the hostname)")
     return name.lower()
+
+
+def shown(value: str, limit: int = 120) -> str:
+    """A user's value as it may appear in a message: printable, and not too long."""
+    text = value if value.isprintable() else ascii(value)[1:-1]
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+def validate_image(reference: str | None) -> str:
+    """An image reference in the distribution grammar ([registry[:port]/]name[:tag][@digest]), checked
+    before anything reaches the engine: the engine puts the reference in its request paths."""
+    if not reference:
+        raise InvalidRequest("Missing parameter 'image'")
+    problem = None
+    if len(reference) > MAX_REFERENCE_LENGTH or not _REFERENCE_CHARACTERS.fullmatch(reference):
+        problem = "it has characters an image reference cannot have"
+    else:
+        try:
+            Reference.parse_normalized_named(reference)
+        except InvalidReference as exc:
+            problem = str(exc)
+    if problem is not None:
+        raise InvalidRequest(
+            f"session image '{shown(reference)}' is not a valid image reference "
+            f"([registry[:port]/]name[:tag][@digest]): {problem}"
+        )
+    return reference
 
 
 def validate_type(session_type: str | None) -> SessionType:

@@ -27,7 +27,16 @@ from emulator.core import apps, policy
 from emulator.core.callback import CallbackTokens
 from emulator.core.contract import build_spec, template_values
 from emulator.core.identity import UsersSource
-from emulator.core.models import CatalogueEntry, Event, HostCapacity, PlatformStats, Session, Status, User
+from emulator.core.models import (
+    CatalogueEntry,
+    Event,
+    HostCapacity,
+    Limits,
+    PlatformStats,
+    Session,
+    Status,
+    User,
+)
 from emulator.core.probe import wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home
 from emulator.core.store import Store
@@ -128,8 +137,7 @@ class SessionManager:
     # --- launch ---------------------------------------------------------------------------
 
     async def launch(self, user: User, request: LaunchRequest) -> str:
-        if not request.image:
-            raise InvalidRequest("Missing parameter 'image'")
+        image_ref = policy.validate_image(request.image)
         name = policy.validate_name(request.name)
         session_type = policy.validate_type(request.type)
         profile = self._profiles.get(session_type)
@@ -137,10 +145,10 @@ class SessionManager:
             raise InvalidRequest(
                 f"a {session_type} is attached to a {profile.attaches_to}: POST /session/<{profile.attaches_to} id>/app"
             )
-        image = await self._local_image(request.image)
+        image = await self._local_image(image_ref)
         declared = labels.image_session_types(image.labels)
         if declared is not None and session_type not in declared:
-            raise InvalidRequest(f"image/type mismatch: {request.image}/{session_type}")
+            raise InvalidRequest(f"image/type mismatch: {image_ref}/{session_type}")
         if profile is None:
             raise InvalidRequest(
                 f"session type '{session_type}' is not available in this emulator yet (no profiles/{session_type}.yaml)"
@@ -160,7 +168,7 @@ class SessionManager:
             user=user.name,
             type=session_type,
             name=name,
-            image=request.image,
+            image=image_ref,
             status=Status.PENDING,
             resources=resources,
             start_time=now,
@@ -170,7 +178,7 @@ class SessionManager:
             args=request.args,
             gpu_devices=devices,
         )
-        while not self._store.admit(session, self._settings.max_sessions):
+        while not self._store.admit(session, self._settings.max_sessions, self._limits()):
             session.id = naming.new_session_id()
         self.event(session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine")
         self.start(session.id)
@@ -182,9 +190,8 @@ class SessionManager:
         targets = {p.attaches_to for p in self._profiles.values() if p.attaches_to} or {SessionType.DESKTOP}
         if desktop is None or desktop.user != user.name or desktop.type not in targets or not desktop.status.live:
             raise NotFound(f"session {desktop_id} not found")
-        if not request.image:
-            raise InvalidRequest("Missing parameter 'image'")
-        await self._local_image(request.image)
+        image_ref = policy.validate_image(request.image)
+        image = await self._local_image(image_ref)
         profile = next((p for p in self._profiles.values() if p.attaches_to == desktop.type), None)
         if profile is None:
             raise InvalidRequest("desktop-app sessions are not available (no profiles/desktop-app.yaml)")
@@ -195,8 +202,12 @@ class SessionManager:
             False,
             headless=False,
         )
-        app = apps.new_app(profile, desktop, user, request.image, resources, self._clock())
-        while not self._store.admit(app, self._settings.max_sessions):
+        declared = labels.image_session_types(image.labels)
+        if declared is not None and profile.type not in declared:
+            raise InvalidRequest(f"image/type mismatch: {image_ref}/{profile.type}")
+        apps.check_image_name(image_ref)
+        app = apps.new_app(profile, desktop, user, image_ref, resources, self._clock())
+        while not self._store.admit(app, self._settings.max_sessions, self._limits()):
             apps.redraw_id(app)
         desktop = self._store.get(desktop_id)
         if desktop is None or not desktop.status.live:  # deleted meanwhile
@@ -205,6 +216,16 @@ class SessionManager:
         self.event(app.id, "Scheduled", apps.scheduled_message(app))
         self.start(app.id)
         return app.app_id or ""
+
+    def _limits(self) -> Limits:
+        s, capacity = self._settings, self._capacity
+        return Limits(
+            max_jobs=s.max_jobs,
+            max_apps_per_desktop=s.max_apps_per_desktop,
+            fixed_memory_gb=max(0.0, capacity.memory_gb - s.host_headroom_gb),
+            fixed_cores=float(capacity.cores),
+            headroom_gb=s.host_headroom_gb,
+        )
 
     async def _local_image(self, reference: str) -> ImageInfo:
         """The image a launch names; sessions run only from the local engine (never pulled on the way)."""
@@ -369,9 +390,14 @@ class SessionManager:
         return session
 
     async def logs(self, user: User, session_id: str) -> str:
-        """The session's output; a desktop's includes its apps' (skaha selects by session label)."""
+        """The session's newest output (bounded, as `kubectl logs --tail`); a desktop's includes its apps'
+        (skaha selects by session label)."""
         session = self.get(user, session_id)
-        parts = [await self._runtime.logs(self.container_name(s)) for s in [session, *self._store.apps_of(session.id)]]
+        tail, limit = self._settings.log_tail_lines, self._settings.log_max_bytes
+        parts = [
+            await self._runtime.logs(self.container_name(s), tail, limit)
+            for s in [session, *self._store.apps_of(session.id)]
+        ]
         return "".join(parts)
 
     def events(self, user: User, session_id: str) -> list[Event]:
@@ -413,7 +439,8 @@ class SessionManager:
         if action != "renew":
             raise InvalidRequest("unrecognized action")
         session = self._store.get(session_id)
-        if session is None or session.user != user.name or not session.status.live:
+        live = session is not None and session.user == user.name and session.status.live
+        if session is None or not live or session.parent_id is not None:  # an app renews with its desktop
             raise InvalidRequest(f"No active job for user {user.name} with session {session_id}")
         new_expiry = max(session.expiry_time, policy.expiry(self._clock(), self._settings.session_expiry_seconds))
         for target in [session, *self._store.apps_of(session_id)]:  # skaha renews the desktop's apps too

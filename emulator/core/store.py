@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from emulator.core.models import Event, Resources, Session, Status
+from emulator.core.models import Event, Limits, Resources, Session, Status
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.profiles import SessionType
 
@@ -76,9 +76,10 @@ def _dt(value: str | None) -> datetime | None:
 
 
 class Store:
-    def __init__(self, path: Path, *, uncounted_types: Collection[str]) -> None:
-        """`uncounted_types`: the session types that never count towards the per-user limit (profile flags)."""
+    def __init__(self, path: Path, *, uncounted_types: Collection[str], batch_types: Collection[str] = ()) -> None:
+        """Profile flags: `uncounted_types` never count towards the per-user limit; `batch_types` are jobs."""
         self._uncounted = tuple(sorted(uncounted_types))
+        self._batch = tuple(sorted(batch_types))
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         self._db.row_factory = sqlite3.Row
@@ -113,13 +114,16 @@ class Store:
 
     # --- sessions -------------------------------------------------------------------------
 
-    def admit(self, session: Session, max_interactive: int) -> bool:
-        """Insert `session` unless its user already has `max_interactive` active interactive sessions.
+    def admit(self, session: Session, max_interactive: int, limits: Limits | None = None) -> bool:
+        """Insert `session` unless its user already has `max_interactive` active interactive sessions
+        (and, with `limits`, unless a job, app or host limit would be passed).
 
         Returns False when the id is already taken (the caller draws a new one).
         Raises InvalidRequest with skaha's message when the limit is reached.
         """
         with self._immediate() as db:
+            if limits is not None:
+                self._check_limits(db, session, limits)
             if session.type not in self._uncounted:
                 (active,) = db.execute(
                     f"SELECT COUNT(*) FROM sessions WHERE user = ? "
@@ -136,6 +140,45 @@ class Store:
             except sqlite3.IntegrityError:
                 return False
         return True
+
+    def _check_limits(self, db: sqlite3.Connection, session: Session, limits: Limits) -> None:
+        live = (Status.PENDING.value, Status.RUNNING.value)
+        if session.parent_id is not None:
+            (apps,) = db.execute(
+                "SELECT COUNT(*) FROM sessions WHERE parent_id = ? AND status IN (?, ?)", (session.parent_id, *live)
+            ).fetchone()
+            most = limits.max_apps_per_desktop
+            if apps >= most:
+                raise InvalidRequest(f"Desktop {session.parent_id} has reached the maximum of {most} desktop-apps.")
+        elif session.type in self._batch:
+            (jobs,) = db.execute(
+                f"SELECT COUNT(*) FROM sessions WHERE user = ? AND status IN (?, ?) "
+                f"AND type IN ({','.join('?' * len(self._batch))})",
+                (session.user, *live, *self._batch),
+            ).fetchone()
+            if jobs >= limits.max_jobs:
+                raise InvalidRequest(f"User {session.user} has reached the maximum of {limits.max_jobs} active jobs.")
+        r = session.resources
+        if not r.fixed:
+            return  # flexible sessions hold nothing: they share what is free
+        held_ram, held_cores = db.execute(
+            "SELECT COALESCE(SUM(ram_request_gb), 0), COALESCE(SUM(cores_request), 0) FROM sessions "
+            "WHERE fixed = 1 AND status IN (?, ?)",
+            live,
+        ).fetchone()
+        free_ram = max(0.0, limits.fixed_memory_gb - held_ram)
+        if r.ram_request_gb > free_ram + 1e-9:
+            raise InvalidRequest(
+                f"Not enough memory on this machine for {r.ram_request_gb:g} GB: {free_ram:.1f} GB is free for "
+                f"fixed sessions ({limits.fixed_memory_gb + limits.headroom_gb:.1f} GB less {held_ram:g} GB held "
+                f"by running fixed sessions and {limits.headroom_gb:g} GB kept back)"
+            )
+        free_cores = max(0.0, limits.fixed_cores - held_cores)
+        if r.cores_request > free_cores + 1e-9:
+            raise InvalidRequest(
+                f"Not enough cores on this machine for {r.cores_request:g}: {free_cores:g} free for fixed sessions "
+                f"({limits.fixed_cores:g} less {held_cores:g} held by running fixed sessions)"
+            )
 
     def _insert(self, db: sqlite3.Connection, s: Session) -> None:
         r = s.resources

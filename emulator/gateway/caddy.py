@@ -32,6 +32,23 @@ API_IDLE_TIMEOUT = "60s"
 SESSION_IDLE_TIMEOUT = "4s"
 
 
+# Session pages may be framed only by this site, their content types are not sniffed, and their
+# URLs (which carry the session id, the notebook's token) never leave this site in a Referer.
+SESSION_SECURITY_HEADERS: dict[str, Any] = {
+    "handler": "headers",
+    "response": {
+        "set": {
+            "X-Frame-Options": ["SAMEORIGIN"],
+            "X-Content-Type-Options": ["nosniff"],
+            "Referrer-Policy": ["same-origin"],
+        },
+        "deferred": True,
+    },
+}
+MAX_API_BODY_BYTES = 1 << 20  # skaha's requests are a few form fields
+MAX_HEADER_BYTES = 64 << 10  # CARTA's large cookies need 32 KiB (UWS_HTTP_MAX_HEADERS_SIZE)
+
+
 def _proxy(dial: str, headers: dict[str, str] | None = None, idle: str = SESSION_IDLE_TIMEOUT) -> dict[str, Any]:
     handler: dict[str, Any] = {
         "handler": "reverse_proxy",
@@ -55,17 +72,18 @@ def type_route(route: TypeRoute) -> dict[str, Any]:
         "match": [{"path_regexp": {"name": f"{name}fwd", "pattern": f"{head}/proxy/([0-9]{{1,5}})(/.*)?$"}}],
         "handle": [
             {"handler": "rewrite", "strip_path_prefix": f"{prefix}/proxy/{{http.regexp.{name}fwd.2}}"},
+            SESSION_SECURITY_HEADERS,
             _proxy(f"{container}:{{http.regexp.{name}fwd.2}}"),
         ],
     }
     # "/session/<type>/<id>" without its trailing slash: relative URLs would resolve one level up.
+    # The Location is built from our own prefix and the captured id, never from the request's path,
+    # so an encoded path such as "/%2fevil.example/..%2fsession/..." cannot redirect off this host.
     slash = {
         "match": [{"path_regexp": {"name": f"{name}bare", "pattern": f"{head}$"}}],
-        "handle": [
-            {"handler": "static_response", "status_code": 308, "headers": {"Location": ["{http.request.uri.path}/"]}}
-        ],
+        "handle": [{"handler": "static_response", "status_code": 308, "headers": {"Location": [f"{prefix}/"]}}],
     }
-    main: list[dict[str, Any]] = []
+    main: list[dict[str, Any]] = [SESSION_SECURITY_HEADERS]
     if route.strip_prefix:
         main.append({"handler": "rewrite", "strip_path_prefix": prefix})
     main.append(_proxy(f"{container}:{route.port}", route.request_headers))
@@ -92,7 +110,10 @@ def full_config(api_upstream: str, routes: list[TypeRoute]) -> dict[str, Any]:
         {
             "@id": "skaha-api",
             "match": [{"path": ["/skaha", "/skaha/*"]}],
-            "handle": [_proxy(api_upstream, idle=API_IDLE_TIMEOUT)],
+            "handle": [
+                {"handler": "request_body", "max_size": MAX_API_BODY_BYTES},
+                _proxy(api_upstream, idle=API_IDLE_TIMEOUT),
+            ],
             "terminal": True,
         }
     )
@@ -121,7 +142,7 @@ def full_config(api_upstream: str, routes: list[TypeRoute]) -> dict[str, Any]:
                     SERVER: {
                         "listen": [f":{LISTEN_PORT}"],
                         "automatic_https": {"disable": True},
-                        "max_header_bytes": 1 << 20,
+                        "max_header_bytes": MAX_HEADER_BYTES,
                         "routes": table,
                         "errors": {"routes": errors},
                     }

@@ -83,8 +83,8 @@ class Runtime(Protocol):
         """All containers (running or not) carrying every `key=value` label given."""
         ...
 
-    async def logs(self, name: str) -> str:
-        """stdout and stderr so far."""
+    async def logs(self, name: str, tail_lines: int, max_bytes: int) -> str:
+        """The newest stdout and stderr: at most `tail_lines` lines and `max_bytes` bytes."""
         ...
 
     async def usage(self, name: str) -> Usage | None:

@@ -13,7 +13,9 @@ import io
 import json
 import re
 import tarfile
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, TypeVar
@@ -148,6 +150,7 @@ class DockerRuntime:
         self._client = client or connect()
         self._helper_labels = helper_labels
         self._cpu_samples: dict[str, tuple[int, int]] = {}
+        self._log_readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logs")
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with docker_errors():
@@ -247,15 +250,34 @@ class DockerRuntime:
     async def containers(self, label_filters: list[str]) -> list[ContainerState]:
         return await self._call(self._list, label_filters)
 
-    def _logs(self, name: str) -> str:
+    def _logs(self, name: str, tail_lines: int, max_bytes: int) -> str:
         try:
-            data: bytes = self._client.api.logs(name, stdout=True, stderr=True)
+            chunks = self._client.api.logs(name, stdout=True, stderr=True, stream=True, tail=tail_lines)
         except docker.errors.NotFound:
             return ""
+        kept: deque[bytes] = deque()
+        size = 0
+        try:
+            for chunk in chunks:  # streamed: only the newest max_bytes are ever held
+                kept.append(chunk)
+                size += len(chunk)
+                while size > max_bytes and len(kept) > 1:
+                    size -= len(kept.popleft())
+        finally:
+            chunks.close()
+        data = b"".join(kept)
+        if len(data) > max_bytes:
+            cut = len(data) - max_bytes
+            if data[cut - 1 : cut] != b"\n":  # drop the line the cut fell in
+                cut = data.find(b"\n", cut) + 1 or len(data)
+            data = data[cut:]
         return data.decode("utf-8", errors="replace")
 
-    async def logs(self, name: str) -> str:
-        return await self._call(self._logs, name)
+    async def logs(self, name: str, tail_lines: int, max_bytes: int) -> str:
+        # Their own threads: reading logs never queues launches or listings behind it.
+        loop = asyncio.get_running_loop()
+        with docker_errors():
+            return await loop.run_in_executor(self._log_readers, self._logs, name, tail_lines, max_bytes)
 
     def _usage(self, name: str) -> Usage | None:
         try:

@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -97,3 +98,68 @@ def test_expiry_and_threads() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     assert policy.expiry(start, 345600) == datetime(2026, 1, 5, tzinfo=UTC)
     assert policy.threads(0.25) == 1 and policy.threads(4) == 4
+
+
+def test_a_name_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="name can only contain alpha-numeric chars and '-'"):
+        policy.validate_name("good\n")
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "skaha-emulator/notebook:latest",
+        "images.canfar.net/skaha/carta:5.1.0",
+        "localhost:5000/astro/ml:dev",
+        "ubuntu",
+        "registry.example:443/a/b/c@sha256:" + "a" * 64,
+    ],
+)
+def test_real_image_references_pass(reference: str) -> None:
+    assert policy.validate_image(reference) == reference
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "../../distribution/127.0.0.1:5000/x:y",
+        "../../containers/emulate-service",
+        "../../images",
+        "notebook:latest\n",
+        "a b",
+        "UPPER:1",
+        "x:" + "t" * 200,
+        "a" * 600,
+        "x@sha256:short",
+        "%2e%2e/containers",
+    ],
+)
+def test_what_is_not_an_image_reference_never_reaches_the_engine(reference: str) -> None:
+    with pytest.raises(InvalidRequest, match="is not a valid image reference"):
+        policy.validate_image(reference)
+
+
+@given(st.text(max_size=300))
+def test_every_accepted_reference_is_plain_grammar(reference: str) -> None:
+    try:
+        accepted = policy.validate_image(reference)
+    except InvalidRequest as exc:
+        assert exc.message.isprintable() and len(exc.message) < 400  # a message fit to show
+        return
+    assert accepted == reference and re.fullmatch(r"[a-z0-9][a-zA-Z0-9._:/@\-\[\]]*", reference)
+    assert ".." not in reference.split("/") and "//" not in reference
+
+
+@given(st.text(max_size=80))
+def test_accepted_names_are_hostnames(name: str) -> None:
+    try:
+        accepted = policy.validate_name(name)
+    except InvalidRequest:
+        return
+    assert re.fullmatch(r"[a-z0-9-]{1,63}", accepted)
+
+
+@given(st.lists(st.text(max_size=30), max_size=20))
+def test_env_keeps_only_single_key_value_pairs(entries: list[str]) -> None:
+    kept = policy.parse_env(entries)
+    assert all(entry.count("=") == 1 for entry in kept) and set(kept) <= set(entries)

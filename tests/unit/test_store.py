@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.core.models import Resources, Session, Status
+from emulator.core.models import Limits, Resources, Session, Status
 from emulator.core.store import Store
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.naming import new_session_id
@@ -16,7 +16,7 @@ UNCOUNTED = {SessionType.HEADLESS, SessionType.DESKTOP_APP}
 
 
 def _store(path: Path) -> Store:
-    return Store(path, uncounted_types=UNCOUNTED)
+    return Store(path, uncounted_types=UNCOUNTED, batch_types={SessionType.HEADLESS})
 
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -136,3 +136,43 @@ def test_a_version_1_database_is_migrated_and_keeps_its_sessions(tmp_path: Path)
     (session,) = store.sessions()
     assert (session.id, session.status, session.parent_id) == ("abcdefgh", Status.RUNNING, None)
     assert store.admit(_session(), 3)
+
+
+FLEXIBLE = Resources(1, 2, 4, 8)
+LIMITS = Limits(max_jobs=2, max_apps_per_desktop=2, fixed_memory_gb=22.0, fixed_cores=2.0, headroom_gb=1.0)
+
+
+def _fixed(gb: float, cores: float = 0.5, **overrides: object) -> Session:
+    return make_session(id=new_session_id(), resources=Resources(cores, cores, gb, gb, fixed=True), **overrides)
+
+
+def test_fixed_sessions_never_hold_more_than_the_host_has(tmp_path: Path) -> None:
+    store = _store(tmp_path / "s.db")
+    assert store.admit(_fixed(20, type="headless"), 3, LIMITS)
+    with pytest.raises(InvalidRequest, match=r"Not enough memory on this machine for 20 GB: 2.0 GB is free"):
+        store.admit(_fixed(20, type="headless", user="bob"), 3, LIMITS)
+    with pytest.raises(InvalidRequest, match="Not enough cores on this machine for 1.6: 1.5 free"):
+        store.admit(_fixed(1, cores=1.6, user="carol"), 3, LIMITS)
+    assert store.admit(_fixed(2, type="headless", user="bob"), 3, LIMITS)
+    flexible = make_session(id=new_session_id(), user="dave", resources=Resources(1, 2, 4, 23))
+    assert store.admit(flexible, 3, LIMITS)  # flexible sessions share what is free and hold nothing
+
+
+def test_jobs_and_desktop_apps_have_limits_of_their_own(tmp_path: Path) -> None:
+    store = _store(tmp_path / "s.db")
+    for _ in range(2):
+        assert store.admit(_session(type_="headless"), 3, LIMITS)
+    with pytest.raises(InvalidRequest, match="User alice has reached the maximum of 2 active jobs."):
+        store.admit(_session(type_="headless"), 3, LIMITS)
+    desktop = _session(type_="desktop")
+    store.admit(desktop, 3, LIMITS)
+    for app_id in ("a01", "a02"):
+        app = make_session(
+            id=f"{desktop.id}-{app_id}", type="desktop-app", parent_id=desktop.id, app_id=app_id, resources=FLEXIBLE
+        )
+        assert store.admit(app, 3, LIMITS)
+    third = make_session(
+        id=f"{desktop.id}-a03", type="desktop-app", parent_id=desktop.id, app_id="a03", resources=FLEXIBLE
+    )
+    with pytest.raises(InvalidRequest, match=f"Desktop {desktop.id} has reached the maximum of 2 desktop-apps."):
+        store.admit(third, 3, LIMITS)

@@ -1,0 +1,179 @@
+"""A hostile caller against the running platform: input that must never reach the engine raw, bodies
+and headers bounded, redirects that stay on this host, and admission that holds for every type."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from tests.instance import INSTANCE, Instance
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "skaha-emulator/notebook:latest"
+DS9 = "skaha-emulator/ds9:latest"
+ENGINE_WORDS = ("Docker", "docker", "engine", "containers/json", "Traceback")
+
+
+class _Listener:
+    """A TCP listener on loopback that records whether anything connected (the engine must not)."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen()
+        self.socket.settimeout(0.2)
+        self.port = self.socket.getsockname()[1]
+        self.connections = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                connection, _ = self.socket.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            connection.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+        self.socket.close()
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "../../distribution/127.0.0.1:{port}/x:y",
+        f"../../containers/emulate-{INSTANCE}-service",
+        "../../containers",
+        "../../images",
+        "notebook:latest\n",
+    ],
+)
+def test_the_image_parameter_never_reaches_the_engine_raw(fresh: Instance, image: str) -> None:
+    listener = _Listener()
+    try:
+        before = (len(fresh.session_containers()), fresh.rows())
+        reference = image.format(port=listener.port)
+        launch = fresh.http.post("/session", data={"name": "x", "image": reference, "type": "notebook"})
+        assert launch.status_code == 400, launch.text
+        assert "is not a valid image reference" in launch.text
+        assert not any(word in launch.text for word in ENGINE_WORDS)
+        desktop = fresh.launch(name="desk", type="desktop", image="skaha-emulator/desktop:latest")
+        app = fresh.http.post(f"/session/{desktop}/app", data={"image": reference})
+        assert app.status_code == 400 and "is not a valid image reference" in app.text
+        time.sleep(0.5)
+        assert listener.connections == 0
+        assert (len(fresh.session_containers()), fresh.rows()) == (before[0] + 1, [*before[1], desktop])
+        assert httpx.get(f"{fresh.url}/skaha/v0/session", headers=fresh.http.headers).status_code == 200
+    finally:
+        listener.close()
+
+
+def test_desktop_apps_get_the_checks_launches_get(fresh: Instance) -> None:
+    desktop = fresh.launch(name="desk", type="desktop", image="skaha-emulator/desktop:latest")
+    mismatch = fresh.http.post(f"/session/{desktop}/app", data={"image": IMAGE})
+    assert (mismatch.status_code, mismatch.text) == (400, f"image/type mismatch: {IMAGE}/desktop-app\n")
+    renew = fresh.http.post(f"/session/{desktop}-abc", data={"action": "renew"})
+    assert renew.status_code == 400 and "No active job" in renew.text
+
+
+def test_names_and_content_types_are_read_strictly(fresh: Instance) -> None:
+    newline = fresh.http.post("/session", data={"name": "x\n", "image": IMAGE, "type": "notebook"})
+    assert (newline.status_code, newline.text) == (400, "name can only contain alpha-numeric chars and '-'\n")
+    upper = fresh.http.post(
+        "/session",
+        content="name=bad_name&image=x&type=notebook",
+        headers={"Content-Type": "Application/X-WWW-Form-Urlencoded"},
+    )
+    assert upper.status_code == 400 and "name can only contain" in upper.text  # the form was read
+
+
+def test_bodies_are_not_read_before_the_token_is_checked(platform: Instance) -> None:
+    api = f"{platform.url}/skaha/v0/session"
+    fields = "&".join(f"f{i}=v" for i in range(2000))
+    crowded = httpx.post(
+        api,
+        content=fields,
+        headers={"Authorization": "Bearer wrong", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert (crowded.status_code, crowded.text) == (401, "Unauthorized\n")
+    huge = httpx.post(api, content=b"x" * (50 << 20), headers={"Authorization": f"Bearer {platform.token}"})
+    assert huge.status_code == 413
+    headers = {"Authorization": f"Bearer {platform.token}", "X-Padding": "p" * (100 << 10)}
+    assert httpx.get(api, headers=headers).status_code == 431
+
+
+def test_redirects_stay_on_this_host(fresh: Instance) -> None:
+    session_id = fresh.launch()
+    address = urlparse(fresh.url)
+    for path in (
+        f"/%2fsomewhere.example/..%2fsession/notebook/{session_id}",
+        f"//somewhere.example/../session/notebook/{session_id}",
+        f"/session/notebook/{session_id}",
+    ):
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        location = response.getheader("Location") or ""
+        connection.close()
+        if response.status in (301, 302, 303, 307, 308):
+            assert location == f"/session/notebook/{session_id}/", (path, location)
+
+
+def test_session_pages_carry_security_headers(fresh: Instance) -> None:
+    session_id = fresh.launch()
+    response = httpx.get(f"{fresh.url}/session/notebook/{session_id}/lab?token={session_id}", timeout=10)
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_logs_are_bounded_and_never_hold_up_other_requests(fresh: Instance) -> None:
+    job = fresh.http.post(
+        "/session",
+        data={
+            "name": "chatty",
+            "image": IMAGE,
+            "type": "headless",
+            "cmd": "python3",
+            "args": "-c import\tsys;sys.stdout.write(('x'*1023+'\\n')*11000)",
+        },
+    ).text.strip()
+    fresh.wait_status(job, "Succeeded", timeout=60)
+    with ThreadPoolExecutor(10) as pool:
+        reads = [pool.submit(fresh.http.get, f"/session/{job}", params={"view": "logs"}) for _ in range(10)]
+        started = time.monotonic()
+        listing = fresh.http.get("/session")
+        waited = time.monotonic() - started
+        answers = [read.result() for read in reads]
+    assert listing.status_code == 200 and waited < 3, waited  # not queued behind ten log reads
+    for answer in answers:
+        assert answer.status_code == 200
+        lines = answer.text.splitlines()
+        # The newest whole lines, at most 10000 and 4 MiB: 4096 of these 1 KiB lines.
+        assert len(answer.content) <= 4 << 20 and len(lines) == 4096 and set(lines) == {"x" * 1023}
+
+
+def test_fixed_memory_is_never_promised_twice(fresh: Instance) -> None:
+    # Jobs and desktop-apps are held to the host's memory as launches are (23 GB here: one 20 GB job fits).
+    first = fresh.http.post(
+        "/session", data={"name": "big", "image": IMAGE, "type": "headless", "ram": "20", "cmd": "sleep", "args": "60"}
+    )
+    assert first.status_code == 200
+    second = fresh.http.post(
+        "/session", data={"name": "big", "image": IMAGE, "type": "headless", "ram": "20", "cmd": "sleep", "args": "60"}
+    )
+    assert second.status_code == 400 and second.text.startswith("Not enough memory on this machine for 20 GB")
+    assert len(fresh.rows()) == 1
