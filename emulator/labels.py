@@ -27,6 +27,9 @@ ROLE_SERVICE = "service"
 ROLE_GATEWAY = "gateway"
 ROLE_SESSION = "session"
 ROLE_HELPER = "helper"  # short-lived containers that read files out of an image
+ROLE_NETWORK = "network"  # the platform's own network (service and gateway)
+ROLE_USER_NETWORK = "user-network"  # one per user: that user's sessions and the gateway
+NETWORK_USER = "io.skaha-emulator.user"  # on a user network: whose it is
 
 
 def row_of(container_labels: dict[str, str]) -> str:

@@ -35,3 +35,8 @@ def session_container(prefix: str, session_type: str, session_id: str) -> str:
     # Session ids are unique per instance and never contain '-', so prefix + id cannot collide
     # with the service or gateway names or with another instance's sessions.
     return f"{prefix}-{session_type}-{session_id}"
+
+
+def user_network(prefix: str, user: str) -> str:
+    """A user's own network (user names are [a-z_][a-z0-9_.-]*, all valid in network names)."""
+    return f"{prefix}-user-{user}"

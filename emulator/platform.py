@@ -65,7 +65,7 @@ class Platform:
         name = self.settings.network
         if not self.client.networks.list(names=[name]):
             self.client.networks.create(
-                name, driver="bridge", labels=labels.platform_labels(self.settings.instance, "network")
+                name, driver="bridge", labels=labels.platform_labels(self.settings.instance, labels.ROLE_NETWORK)
             )
 
     def _container(self, name: str) -> Any | None:

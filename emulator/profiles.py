@@ -86,7 +86,9 @@ class FixedResources(_Strict):
 # flags existed keeps its meaning (skaha's headless jobs and desktop-apps).
 TYPE_DEFAULTS: dict[str, dict[str, Any]] = {
     SessionType.HEADLESS: {"interactive": False, "batch": True, "counts_toward_limit": False},
+    SessionType.DESKTOP: {"x11": "server"},
     SessionType.DESKTOP_APP: {
+        "x11": "client",
         "interactive": False,
         "attaches_to": SessionType.DESKTOP,
         "counts_toward_limit": False,
@@ -110,6 +112,11 @@ class Profile(_Strict):
     )
     counts_toward_limit: bool = Field(True, description="Counts towards the user's concurrent-session limit.")
     hostname: str = Field("{session_name}", description="The container's hostname (a template).")
+    x11: Literal["server", "client"] | None = Field(
+        None,
+        description="server: the session runs an X display that requires the desktop's cookie (XAUTHORITY); "
+        "client: it draws on its desktop's display with that cookie.",
+    )
     mounts: dict[str, str] = Field(
         default_factory=dict,
         description="skaha's ConfigMaps: container path -> a folder beside the profiles, mounted read-only.",

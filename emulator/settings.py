@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     headless_expiry_seconds: int = Field(1209600, description="Headless job deadline (14 days, as skaha).")
     log_tail_lines: int = Field(10000, ge=1, description="view=logs: at most this many of the newest lines.")
     log_max_bytes: int = Field(4 << 20, ge=1024, description="view=logs: at most this many bytes per container.")
+    user_subnets: str = Field(
+        "198.18.0.0/16",
+        description="Range the users' networks are carved from, one subnet each (default: the RFC 2544 "
+        "benchmarking range, outside Docker's own pools and seldom on a LAN).",
+    )
+    user_subnet_prefix: int = Field(26, ge=16, le=29, description="Size of each user's subnet (/26: 62 addresses).")
     pids_limit: int = Field(4096, description="Maximum processes in one session container.")
     repositories: list[str] = Field(["images.canfar.net"], description="Registry hosts GET /repository lists.")
     extra_ca_bundle: Path | None = Field(None, description="PEM bundle trusted by image builds (TLS proxies).")

@@ -19,12 +19,13 @@ from emulator.core.callback import CallbackTokens
 from emulator.core.housekeeping import GatewayTable, Housekeeper, run_forever
 from emulator.core.identity import UsersSource
 from emulator.core.models import GIB, HostCapacity
+from emulator.core.networks import UserNetworks
 from emulator.core.policy import resource_context
 from emulator.core.provision import install_session_files
 from emulator.core.sessions import SessionManager
 from emulator.core.store import Store
 from emulator.core.usage import USAGE_INTERVAL, UsageSampler
-from emulator.gateway.caddy import CaddyGateway
+from emulator.gateway.caddy import OWN_ANSWER, CaddyGateway
 from emulator.gateway.routes import routes_for
 from emulator.profiles import load_profiles
 from emulator.runtime import gpus
@@ -41,7 +42,9 @@ AVAILABILITY = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def create_app(settings: Settings, api_upstream: str) -> FastAPI:
+def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastAPI:
+    """`api_upstream`: where the gateway reaches this service; `gateway_url`: where it reaches the gateway."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         profiles = load_profiles(settings.profiles_dir)
@@ -58,12 +61,25 @@ def create_app(settings: Settings, api_upstream: str) -> FastAPI:
         runtime = DockerRuntime(helper_labels=labels.platform_labels(settings.instance, labels.ROLE_HELPER))
         callbacks = CallbackTokens(settings.callback_key)
         sampler = UsageSampler(store, runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id))
+        networks = UserNetworks(runtime, settings)
         manager = SessionManager(
-            settings, store, runtime, profiles, users, callbacks, sampler, context, capacity, devices
+            settings,
+            store,
+            runtime,
+            profiles,
+            users,
+            callbacks,
+            sampler,
+            networks,
+            context,
+            capacity,
+            gateway_url=gateway_url,
+            answered_by_gateway=OWN_ANSWER,
+            gpu_devices=devices,
         )
         await gateway.wait_ready()
         table = GatewayTable(api_upstream, routes_for(profiles.values(), settings.prefix, settings.base_url))
-        keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings)
+        keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, networks)
         await keeper.reconcile()
         housekeeping = [
             asyncio.create_task(run_forever(keeper.run_once, settings.loop_interval, "housekeeping")),

@@ -117,6 +117,7 @@ def serve(settings: Settings, in_container: bool) -> None:
 
     from emulator import naming
     from emulator.api.app import create_app
+    from emulator.gateway.caddy import LISTEN_PORT
     from emulator.platform import Platform
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -124,14 +125,16 @@ def serve(settings: Settings, in_container: bool) -> None:
     if in_container:
         bind = "0.0.0.0"
         upstream = f"{naming.service_container(settings.prefix)}:{settings.service_port}"
+        gateway = f"http://{naming.gateway_container(settings.prefix)}:{LISTEN_PORT}"
     else:
         ensure_users_file(settings.users_file)
         bind = Platform(settings, _docker()).up_without_service()
         upstream = f"{bind}:{settings.service_port}"
+        gateway = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::', '') else settings.host}:{settings.port}"
         console_err.print(f"serving instance '{settings.instance}' at {settings.base_url} (Ctrl-C stops)")
     # Idle upstream connections must outlive the gateway's (API_IDLE_TIMEOUT, 60 s): see gateway/caddy.py.
     uvicorn.run(
-        create_app(settings, upstream),
+        create_app(settings, upstream, gateway),
         host=bind,
         port=settings.service_port,
         log_level="warning",

@@ -19,6 +19,7 @@ from emulator.settings import Settings
 TOP_LEVEL = "/arc"
 LOGIN_SHELL = "/sbin/nologin"  # skaha's POSIX mapper gives every user this shell: images must set SHELL
 MANAGED_BY = "skaha"  # app.kubernetes.io/managed-by on CANFAR's session pods
+XAUTHORITY = "/etc/skaha-x11/Xauthority"  # the desktop's X cookie, for the desktop and its apps only
 
 
 def app_name(image: str) -> str:
@@ -74,6 +75,8 @@ def _environment(profile: Profile, session: Session, user: User, values: dict[st
         environment.update(dict(entry.split("=", 1) for entry in session.env))
     if session.gpu_devices:
         environment["NVIDIA_VISIBLE_DEVICES"] = ",".join(session.gpu_devices)
+    if profile.x11:
+        environment["XAUTHORITY"] = XAUTHORITY
     return environment
 
 
@@ -101,6 +104,9 @@ def _mounts(profile: Profile, session: Session, settings: Settings) -> list[Moun
     # The profile's ConfigMaps (the desktop's /desktopstartup templates), installed by the service.
     for target, name in profile.mounts.items():
         mounts.append(Mount(str(settings.config_folder(name)), target, read_only=True))
+    if profile.x11:  # the display's owner (the desktop) holds the cookie; its apps read the same file
+        cookie = settings.session_files(session.parent_id or session.id) / "Xauthority"
+        mounts.append(Mount(str(cookie), XAUTHORITY, read_only=True))
     return mounts
 
 
@@ -150,7 +156,7 @@ def build_spec(
         memory_bytes=int(resources.ram_limit_gb * GIB),
         nano_cpus=int(resources.cores_limit * 1e9),
         pids_limit=settings.pids_limit,
-        network=settings.network,
+        network=naming.user_network(settings.prefix, user.name),  # shared with the gateway, no other user
         mounts=_mounts(profile, session, settings),
         tmpfs={"/scratch": f"size={scratch_bytes(profile, session)},exec,mode=0700,uid={user.uid},gid={user.gid}"},
         working_dir=profile.render(profile.working_dir, values) if profile.working_dir else None,
@@ -183,3 +189,16 @@ def group_lines(image_group: str, user: User) -> str:
         kept.append(line)
     kept.extend(f"{name}:x:{gid}:{user.name}" for gid, name in sorted(ours.items()))
     return "\n".join(kept) + "\n"
+
+
+def xauthority(display: int, cookie: bytes) -> bytes:
+    """An Xauthority file holding one MIT-MAGIC-COOKIE-1 for `display` on any host (FamilyWild):
+    the X server reads it with -auth, clients through XAUTHORITY."""
+
+    def counted(data: bytes) -> bytes:
+        return len(data).to_bytes(2, "big") + data
+
+    family_wild = b"\xff\xff"
+    return (
+        family_wild + counted(b"") + counted(str(display).encode()) + counted(b"MIT-MAGIC-COOKIE-1") + counted(cookie)
+    )

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from emulator import labels
 from emulator.core.models import Session, Status
+from emulator.core.networks import UserNetworks
 from emulator.core.sessions import SessionManager
 from emulator.core.store import Store
 from emulator.errors import EmulatorError
@@ -51,6 +52,7 @@ class Housekeeper:
         table: GatewayTable,
         profiles: dict[str, Profile],
         settings: Settings,
+        networks: UserNetworks,
     ) -> None:
         self._manager = manager
         self._store = store
@@ -59,6 +61,7 @@ class Housekeeper:
         self._table = table
         self._profiles = profiles
         self._settings = settings
+        self._networks = networks
 
     async def sync_gateway(self, force: bool = False) -> None:
         """Load the gateway's table if it is not running it (e.g. the gateway container restarted)."""
@@ -71,6 +74,7 @@ class Housekeeper:
                 return  # the gateway is down; try again on the next pass
             log.warning("the gateway is not running the emulator's routes; loading them")
         await self._gateway.load(table.api_upstream, table.routes)
+        await self._networks.rejoin()  # a new gateway container has joined no user network yet
 
     async def reconcile(self) -> list[str]:
         """Bring Docker and the gateway in line with the rows (at start); returns what was repaired."""

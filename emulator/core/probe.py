@@ -1,4 +1,9 @@
-"""Readiness probing: notice a session's app answering within one probe interval."""
+"""Readiness probing through the gateway: notice a session's app answering within one probe interval.
+
+The service shares no network with sessions (they cannot reach it), so it asks the gateway, which
+routes the probe to the session as it routes users. An answer the gateway made itself (it marks
+those with `answered_by_gateway`) means the app is not answering yet.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +15,28 @@ import httpx
 from emulator.profiles import Probe
 
 
-async def _answers(client: httpx.AsyncClient, probe: Probe, address: str, port: int, path: str) -> bool:
+async def _answers(client: httpx.AsyncClient, probe: Probe, url: str, answered_by_gateway: str) -> bool:
     try:
-        if probe.kind == "tcp":
-            _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout=1)
-            writer.close()
-            return True
-        response = await client.get(f"http://{address}:{port}{path}")
-        return response.status_code < 500
+        response = await client.get(url)
     except (TimeoutError, OSError, httpx.HTTPError):
         return False
+    if response.headers.get(answered_by_gateway):
+        return False
+    # tcp: the app accepted the connection and answered at all; http: below 500 counts.
+    return probe.kind == "tcp" or response.status_code < 500
 
 
 async def wait_until_ready(
     *,
-    address: str,
-    port: int,
+    url: str,
     probe: Probe,
-    path: str,
+    answered_by_gateway: str,
     interval: float,
     still_wanted: Callable[[], bool],
     on_slow: Callable[[], None],
     slow_after: float,
 ) -> bool:
-    """Probe until the app answers (True) or the session is no longer wanted (False).
+    """Probe `url` until the app answers (True) or the session is no longer wanted (False).
 
     Probes every `interval` seconds (a fixed short interval, not exponential backoff:
     the session is usable as soon as it answers); after `slow_after` seconds `on_slow`
@@ -44,7 +47,7 @@ async def wait_until_ready(
     warned = False
     async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=0.5)) as client:
         while still_wanted():
-            if await _answers(client, probe, address, port, path):
+            if await _answers(client, probe, url, answered_by_gateway):
                 return True
             elapsed = loop.time() - started
             if elapsed > slow_after and not warned:

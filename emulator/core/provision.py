@@ -4,12 +4,13 @@ the passwd/group files that make the user's uid resolve to a name inside the ima
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from emulator.core.contract import group_lines, home_of, passwd_lines
+from emulator.core.contract import group_lines, home_of, passwd_lines, xauthority
 from emulator.core.models import Session, User
 from emulator.errors import EmulatorError
 from emulator.profiles import Profile
@@ -89,3 +90,15 @@ class IdentityFiles:
         (files / "group").write_text(group_lines(group, user))
         for path in (files / "passwd", files / "group"):
             path.chmod(0o644)
+
+    def write_x11_cookie(self, session: Session) -> None:
+        """A new desktop's display cookie (mounted only into that desktop and its apps; never rewritten,
+        so a resumed launch keeps the cookie its apps hold)."""
+        path = self._settings.session_files(session.id) / "Xauthority"
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_suffix(".new")
+        draft.write_bytes(xauthority(1, secrets.token_bytes(16)))
+        draft.chmod(0o644)  # read by the session's uid; the state folder itself is the host's
+        os.replace(draft, path)

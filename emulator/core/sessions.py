@@ -37,6 +37,7 @@ from emulator.core.models import (
     Status,
     User,
 )
+from emulator.core.networks import UserNetworks
 from emulator.core.probe import wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home
 from emulator.core.store import Store
@@ -83,11 +84,16 @@ class SessionManager:
         users: UsersSource,
         callbacks: CallbackTokens,
         usage: UsageSampler,
+        networks: UserNetworks,
         context: dict[str, Any],
         capacity: HostCapacity,
+        gateway_url: str,
+        answered_by_gateway: str,
         gpu_devices: list[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """`gateway_url`: where the service reaches the gateway, which probes sessions' readiness for it
+        (answers it made itself carry the header `answered_by_gateway`)."""
         self._settings = settings
         self._store = store
         self._runtime = runtime
@@ -103,6 +109,9 @@ class SessionManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._identity = IdentityFiles(runtime, settings)
         self._usage = usage
+        self._networks = networks
+        self._probe_base = gateway_url.rstrip("/")
+        self._answered_by_gateway = answered_by_gateway
 
     # --- read-only facts ------------------------------------------------------------------
 
@@ -275,6 +284,9 @@ class SessionManager:
                     raise EmulatorError(f"user {session.user} is no longer in the users file")
                 ensure_home(self._settings.arc_path, user)
                 await self._identity.write(session, user)
+                if profile.x11 == "server":
+                    self._identity.write_x11_cookie(session)
+                await self._networks.ensure(user.name)
                 spec = build_spec(profile, session, user, self._settings, self._callbacks.token(session.id))
                 state = await self._runtime.run(spec)
                 self.event(session_id, "Started", f"Started container {spec.name}")
@@ -284,7 +296,7 @@ class SessionManager:
                 return
             if state.address is None:
                 return  # it exited or is restarting already; housekeeping reports what happened
-            await self._probe(session, profile, user, state.address)
+            await self._probe(session, profile, user)
         except asyncio.CancelledError:
             raise
         except EmulatorError as exc:
@@ -293,14 +305,16 @@ class SessionManager:
             log.exception("bring-up of %s failed", session_id)
             await self._fail(session_id, f"{exc.__class__.__name__}: {exc}")
 
-    async def _probe(self, session: Session, profile: Profile, user: User, address: str) -> None:
-        assert profile.readiness is not None
+    async def _probe(self, session: Session, profile: Profile, user: User) -> None:
+        assert profile.readiness is not None and profile.path_prefix is not None
         values = template_values(profile, session, user, self._settings)
+        path = profile.render(profile.readiness.path, values)
+        if profile.strip_prefix:  # the probe's path is the app's; the gateway is asked under the prefix
+            path = profile.render(profile.path_prefix, values).rstrip("/") + path
         ready = await wait_until_ready(
-            address=address,
-            port=profile.port or 0,
+            url=f"{self._probe_base}{path}",
             probe=profile.readiness,
-            path=profile.render(profile.readiness.path, values),
+            answered_by_gateway=self._answered_by_gateway,
             interval=self._settings.probe_interval,
             still_wanted=lambda: self._still_pending(session.id),
             on_slow=lambda: self.event(
@@ -480,3 +494,5 @@ class SessionManager:
             shutil.rmtree(self._settings.session_files(session.id), ignore_errors=True)
             self._store.remove(session.id)
         self._locks.pop(session.id, None)
+        # The user's last session gone: their network goes too (a launch admitted meanwhile keeps it).
+        await self._networks.release(session.user, lambda: bool(self._store.sessions(session.user)))

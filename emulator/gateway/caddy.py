@@ -95,11 +95,16 @@ def type_route(route: TypeRoute) -> dict[str, Any]:
     }
 
 
+# Every answer the gateway makes itself (no route, no session, no answer from the session) carries
+# this header, so a readiness probe sent through the gateway knows the session's app did not answer.
+OWN_ANSWER = "X-Skaha-Emulator-Gateway"
+
+
 def _text(status: int | str, body: str) -> dict[str, Any]:
     return {
         "handler": "static_response",
         "status_code": status,
-        "headers": {"Content-Type": ["text/plain; charset=utf-8"]},
+        "headers": {"Content-Type": ["text/plain; charset=utf-8"], OWN_ANSWER: ["1"]},
         "body": body,
     }
 

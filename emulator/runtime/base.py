@@ -60,6 +60,14 @@ class Usage:
     cpu_cores: float
 
 
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    labels: dict[str, str]
+    subnets: list[str]
+    containers: list[str]  # names of the containers attached
+
+
 class Runtime(Protocol):
     """A container runtime. Every method is idempotent where it can be:
 
@@ -101,4 +109,20 @@ class Runtime(Protocol):
 
     async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
         """The text of files inside an image, by path (empty when absent), without running the image."""
+        ...
+
+    async def networks(self) -> list[NetworkInfo]:
+        """Every network the engine has (the emulator's and others', whose subnets a new one must avoid)."""
+        ...
+
+    async def create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
+        """Create a bridge network with that subnet; one that exists already is fine."""
+        ...
+
+    async def connect(self, network: str, container: str) -> None:
+        """Attach a running container to a network; attached already is fine."""
+        ...
+
+    async def remove_network(self, name: str, detach: list[str]) -> None:
+        """Detach those containers and remove the network; missing is fine."""
         ...

@@ -16,18 +16,18 @@ import tarfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from typing import Any, TypeVar
 
 import docker
 import docker.errors
 import requests
-from docker.types import DeviceRequest
+from docker.types import DeviceRequest, IPAMConfig, IPAMPool
 from docker.types import Mount as DockerMount
 
 from emulator.errors import EmulatorError, InvalidRequest, Unavailable
-from emulator.runtime.base import ContainerSpec, ContainerState, ImageInfo, Usage
+from emulator.runtime.base import ContainerSpec, ContainerState, ImageInfo, NetworkInfo, Usage
 
 T = TypeVar("T")
 _EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
@@ -252,7 +252,7 @@ class DockerRuntime:
 
     def _logs(self, name: str, tail_lines: int, max_bytes: int) -> str:
         try:
-            chunks = self._client.api.logs(name, stdout=True, stderr=True, stream=True, tail=tail_lines)
+            chunks = self._client.api.logs(name, stdout=True, stderr=True, stream=True, follow=False, tail=tail_lines)
         except docker.errors.NotFound:
             return ""
         kept: deque[bytes] = deque()
@@ -330,3 +330,46 @@ class DockerRuntime:
 
     async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
         return await self._call(self._read_image_files, image, paths)
+
+    # --- networks -----------------------------------------------------------------------
+
+    def _networks(self) -> list[NetworkInfo]:
+        found = []
+        for entry in self._client.api.networks():
+            detail = self._client.api.inspect_network(entry["Id"])
+            subnets = [c["Subnet"] for c in ((detail.get("IPAM") or {}).get("Config") or []) if c.get("Subnet")]
+            attached = [c.get("Name", "") for c in (detail.get("Containers") or {}).values()]
+            found.append(NetworkInfo(detail["Name"], detail.get("Labels") or {}, subnets, attached))
+        return found
+
+    async def networks(self) -> list[NetworkInfo]:
+        return await self._call(self._networks)
+
+    def _create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
+        if self._client.networks.list(names=[name]):
+            return
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
+        self._client.networks.create(name, driver="bridge", labels=labels, ipam=ipam)
+
+    async def create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
+        await self._call(self._create_network, name, labels, subnet)
+
+    def _connect(self, network: str, container: str) -> None:
+        try:
+            self._client.api.connect_container_to_network(container, network)
+        except docker.errors.APIError as exc:
+            if not (exc.status_code == 403 and "already exists" in str(exc)):  # attached already is fine
+                raise
+
+    async def connect(self, network: str, container: str) -> None:
+        await self._call(self._connect, network, container)
+
+    def _remove_network(self, name: str, detach: list[str]) -> None:
+        for container in detach:
+            with suppress(docker.errors.APIError):  # gone already, or never attached
+                self._client.api.disconnect_container_from_network(container, name, force=True)
+        with suppress(docker.errors.NotFound):
+            self._client.api.remove_network(name)
+
+    async def remove_network(self, name: str, detach: list[str]) -> None:
+        await self._call(self._remove_network, name, detach)

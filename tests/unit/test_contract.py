@@ -29,7 +29,7 @@ def test_notebook_container_contract(tmp_path: Path) -> None:
     assert spec.entrypoint == ["/skaha-system/start-jupyterlab.sh", "k3x9q2ab"] and spec.command is None
     assert spec.user == "1500:1500" and spec.group_add == [3001]
     assert spec.memory_bytes == 8 * 1024**3 and spec.nano_cpus == 2_000_000_000
-    assert spec.hostname == "analysis" and spec.network == "emulate-t1"
+    assert spec.hostname == "analysis" and spec.network == "emulate-t1-user-alice"  # the user's own network
     assert spec.working_dir == "/arc/home/alice"
     env = spec.environment
     assert list(env)[:6] == ["skaha_hostname", "skaha_username", "skaha_sessionid", "HOME", "PWD", "OMP_NUM_THREADS"]

@@ -1,0 +1,100 @@
+"""One network per user: a user's sessions (and their desktop-apps) share it with the gateway only.
+
+Sessions of different users cannot reach each other at all: they share no network, Docker's
+DNS names only the containers of a shared network (so nothing of another user's is found by
+name or by reverse lookup), and the engine drops traffic between bridges. The service stays on
+the platform network, which no session joins. Each user network gets a small subnet of its own
+from `settings.user_subnets` (Docker's default pools hold only about thirty networks), avoiding
+every subnet the engine already uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable
+
+from emulator import labels, naming
+from emulator.errors import EmulatorError, Unavailable
+from emulator.runtime.base import NetworkInfo, Runtime
+from emulator.settings import Settings
+
+log = logging.getLogger("emulator.networks")
+
+
+def free_subnet(pool: str, prefix_length: int, taken: list[str]) -> str | None:
+    """The first subnet of that size in `pool` that overlaps none of `taken`."""
+    used = [ipaddress.ip_network(subnet, strict=False) for subnet in taken]
+    for candidate in ipaddress.ip_network(pool).subnets(new_prefix=prefix_length):
+        if not any(candidate.overlaps(other) for other in used):
+            return str(candidate)
+    return None
+
+
+class UserNetworks:
+    def __init__(self, runtime: Runtime, settings: Settings) -> None:
+        self._runtime = runtime
+        self._settings = settings
+        self._gateway = naming.gateway_container(settings.prefix)
+        self._ready: set[str] = set()  # networks made and joined by the gateway since the service started
+        self._lock = asyncio.Lock()  # one subnet choice at a time
+
+    def name(self, user: str) -> str:
+        return naming.user_network(self._settings.prefix, user)
+
+    async def ensure(self, user: str) -> str:
+        """The user's network, made if missing and joined by the gateway; returns its name."""
+        network = self.name(user)
+        async with self._lock:
+            if network in self._ready:
+                return network
+            existing = await self._runtime.networks()
+            if network not in {info.name for info in existing}:
+                await self._create(network, user, existing)
+            await self._runtime.connect(network, self._gateway)
+            self._ready.add(network)
+        return network
+
+    async def _create(self, network: str, user: str, existing: list[NetworkInfo]) -> None:
+        taken = [subnet for info in existing for subnet in info.subnets]
+        subnet = free_subnet(self._settings.user_subnets, self._settings.user_subnet_prefix, taken)
+        if subnet is None:
+            raise EmulatorError(
+                f"no free subnet left in {self._settings.user_subnets} for user {user}'s network; "
+                "set EMULATE_USER_SUBNETS to a larger private range"
+            )
+        wanted = {
+            **labels.platform_labels(self._settings.instance, labels.ROLE_USER_NETWORK),
+            labels.NETWORK_USER: user,
+        }
+        await self._runtime.create_network(network, wanted, subnet)
+        log.info("made network %s (%s) for user %s", network, subnet, user)
+
+    async def rejoin(self) -> None:
+        """Attach the gateway to every user network again (it was recreated, or the engine restarted)."""
+        async with self._lock:
+            for info in await self._mine():
+                try:
+                    await self._runtime.connect(info.name, self._gateway)
+                except (EmulatorError, Unavailable):
+                    log.exception("the gateway could not join %s", info.name)
+            self._ready = {info.name for info in await self._mine()}
+
+    async def release(self, user: str, still_used: Callable[[], bool]) -> None:
+        """Remove the user's network unless `still_used()` (asked under the lock, so a launch admitted
+        meanwhile keeps it)."""
+        async with self._lock:
+            if still_used():
+                return
+            network = self.name(user)
+            self._ready.discard(network)
+            await self._runtime.remove_network(network, detach=[self._gateway])
+
+    async def _mine(self) -> list[NetworkInfo]:
+        instance = self._settings.instance
+        return [
+            info
+            for info in await self._runtime.networks()
+            if info.labels.get(labels.INSTANCE) == instance and info.labels.get(labels.ROLE) == labels.ROLE_USER_NETWORK
+        ]

@@ -1,0 +1,201 @@
+"""Strangers in the room: from inside a session of every type, nothing of the platform's or of another
+user's is reachable; a desktop's VNC wants its password and its X display its cookie."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+import yaml
+from websockets.sync.client import connect
+
+from emulator import labels
+from tests.instance import INSTANCE, Instance
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = "skaha-emulator/notebook:latest"
+DESKTOP = "skaha-emulator/desktop:latest"
+TERMINAL = "skaha-emulator/terminal:latest"
+CONTRACT_APP = "skaha-emulator-test/contract-app:latest"
+TEST_IMAGES = Path(__file__).resolve().parent.parent / "images"
+
+# Run inside a session: every target that must be out of reach, and what happened.
+PROBE = r"""
+import json, os, socket, sys
+targets = json.loads(sys.argv[1])
+found = {}
+def tcp(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=1.5):
+            return "connected"
+    except OSError as exc:
+        return f"refused: {exc.__class__.__name__}"
+def default_gateway():
+    for line in open("/proc/net/route").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == "00000000":
+            return socket.inet_ntoa(bytes.fromhex(fields[2])[::-1])
+found["docker socket"] = [p for p in ("/var/run/docker.sock", "/run/docker.sock") if os.path.exists(p)]
+found["engine tcp"] = [tcp(default_gateway(), port) for port in (2375, 2376)]
+try:
+    found["service name"] = socket.gethostbyname(targets["service_name"])
+except OSError:
+    found["service name"] = None
+found["service address"] = tcp(targets["service_address"], 8000)
+found["gateway admin"] = [os.path.exists("/run/caddy-admin"), tcp(targets["gateway_name"], 2019)]
+found["other user"] = tcp(targets["other_address"], targets["other_port"])
+try:
+    found["other user by address"] = socket.gethostbyaddr(targets["other_address"])[0]
+except OSError:
+    found["other user by address"] = None
+try:
+    found["other user by name"] = socket.gethostbyname(targets["other_name"])
+except OSError:
+    found["other user by name"] = None
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture(scope="module")
+def mallory(platform: Instance) -> Iterator[httpx.Client]:
+    """A second user, in no group of the first: an API client speaking as them."""
+    users_file = Path(platform.env["EMULATE_CONFIG_DIR"]) / "users.yaml"
+    original = users_file.read_text()
+    document = yaml.safe_load(original)
+    token = secrets.token_urlsafe(32)
+    document["users"].append({"name": "mallory", "uid": 20077, "gid": 20077, "groups": [], "token": token})
+    users_file.write_text(yaml.safe_dump(document))
+    client = httpx.Client(base_url=f"{platform.url}/skaha/v0", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    try:
+        yield client
+    finally:
+        for session in client.get("/session").json():
+            client.delete(f"/session/{session['id']}")
+        users_file.write_text(original)
+
+
+@pytest.fixture(scope="module")
+def contract_app(docker_client: docker.DockerClient) -> Iterator[str]:
+    docker_client.images.build(path=str(TEST_IMAGES / "contract-app"), tag=CONTRACT_APP, rm=True)
+    yield CONTRACT_APP
+    docker_client.images.remove(CONTRACT_APP, force=True)
+
+
+def _launch_as(client: httpx.Client, platform: Instance, **data: str) -> str:
+    response = client.post("/session", data=data)
+    assert response.status_code == 200, response.text
+    session_id = response.text.strip()
+    deadline = time.monotonic() + 120
+    while client.get(f"/session/{session_id}").json()["status"] != "Running":
+        assert time.monotonic() < deadline, platform.service_logs()
+        time.sleep(0.2)
+    return session_id
+
+
+def _address(container: object) -> tuple[str, list[str]]:
+    networks = container.attrs["NetworkSettings"]["Networks"]  # type: ignore[attr-defined]
+    return next(iter(networks.values()))["IPAddress"], sorted(networks)
+
+
+def test_sessions_of_different_users_share_no_network(fresh: Instance, mallory: httpx.Client) -> None:
+    mine = fresh.launch()
+    theirs = _launch_as(mallory, fresh, name="m", image=NOTEBOOK, type="notebook")
+    user = fresh.session(mine)["userid"]
+    _, my_networks = _address(fresh.container(mine))
+    _, their_networks = _address(fresh.container(theirs))
+    assert my_networks == [f"emulate-{INSTANCE}-user-{user}"]
+    assert their_networks == [f"emulate-{INSTANCE}-user-mallory"]
+    gateway = fresh.docker.containers.get(f"emulate-{INSTANCE}-gateway")
+    assert set(my_networks + their_networks) <= set(gateway.attrs["NetworkSettings"]["Networks"])
+    # mallory's notebook answers through the gateway, as alice's does
+    assert httpx.get(f"{fresh.url}/session/notebook/{theirs}/api", timeout=10).status_code == 200
+    mallory.delete(f"/session/{theirs}")
+    deadline = time.monotonic() + 20
+    while fresh.docker.networks.list(names=[f"emulate-{INSTANCE}-user-mallory"]):
+        assert time.monotonic() < deadline, "mallory's network outlived their last session"
+        time.sleep(0.2)
+
+
+def test_from_inside_every_session_type_nothing_else_is_reachable(
+    fresh: Instance, mallory: httpx.Client, contract_app: str
+) -> None:
+    theirs = _launch_as(mallory, fresh, name="m", image=NOTEBOOK, type="notebook")
+    other_address, _ = _address(fresh.container(theirs))
+    service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service")
+    service_address, _ = _address(service)
+    desktop = fresh.launch(name="desk", type="desktop", image=DESKTOP)
+    app_id = fresh.http.post(f"/session/{desktop}/app", data={"image": TERMINAL}).text.strip()
+    job = fresh.http.post(
+        "/session", data={"name": "job", "image": NOTEBOOK, "type": "headless", "cmd": "sleep", "args": "300"}
+    ).text.strip()
+    notebook = fresh.launch(name="nb")
+    web = fresh.launch(name="web", type="contributed", image=contract_app)
+    fresh.wait_status(job, "Running")
+    deadline = time.monotonic() + 60
+    while fresh.http.get(f"/session/{desktop}/app/{app_id}").json()["status"] != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    targets = {
+        "service_name": f"emulate-{INSTANCE}-service",
+        "service_address": service_address,
+        "gateway_name": f"emulate-{INSTANCE}-gateway",
+        "other_address": other_address,
+        "other_port": 8888,
+        "other_name": fresh.container(theirs).name,
+    }
+    for row in (notebook, desktop, f"{desktop}-{app_id}", job, web):
+        container = fresh.container(row)
+        host = container.attrs["HostConfig"]
+        assert not host["Privileged"] and host["NetworkMode"] != "host" and not host.get("CapAdd")
+        assert host["CapDrop"] == ["ALL"] and "no-new-privileges:true" in host["SecurityOpt"]
+        result = container.exec_run(["python3", "-c", PROBE, json.dumps(targets)])
+        assert result.exit_code == 0, result.output.decode()
+        found = json.loads(result.output.decode().strip().splitlines()[-1])
+        kind = container.labels[labels.KIND]
+        assert found["docker socket"] == [], kind
+        assert all(answer.startswith("refused") for answer in found["engine tcp"]), (kind, found)
+        assert found["service name"] is None and found["service address"].startswith("refused"), (kind, found)
+        assert found["gateway admin"][0] is False and found["gateway admin"][1].startswith("refused"), (kind, found)
+        assert found["other user"].startswith("refused"), (kind, found)
+        assert found["other user by address"] is None and found["other user by name"] is None, (kind, found)
+    # The gateway answers sessions for the API only: the service's own pages are not behind it.
+    probe = fresh.container(notebook).exec_run(
+        [
+            "python3",
+            "-c",
+            f"import urllib.request as u; u.urlopen('http://emulate-{INSTANCE}-gateway:8080/openapi.json')",
+        ]
+    )
+    assert probe.exit_code != 0 and b"404" in probe.output
+
+
+def test_vnc_wants_the_password_and_x_wants_the_cookie(fresh: Instance) -> None:
+    desktop = fresh.launch(name="desk", type="desktop", image=DESKTOP)
+    with connect(
+        f"ws://{fresh.url.removeprefix('http://')}/session/desktop/{desktop}/",
+        open_timeout=10,
+        subprotocols=["binary"],  # type: ignore[list-item]
+    ) as ws:
+        version = bytes(ws.recv(timeout=10))
+        assert version.startswith(b"RFB 003.008")
+        ws.send(version)
+        offered = bytes(ws.recv(timeout=10))
+        assert list(offered[1 : 1 + offered[0]]) == [2]  # VNC authentication only, never "None" (1)
+    # Another session of the same user reaches the X port, but no X connection opens without the cookie.
+    notebook = fresh.launch(name="nb")
+    x_hello = (
+        "import socket; s = socket.create_connection(("
+        f"'emulate-{INSTANCE}-desktop-{desktop}', 6001), timeout=5); "
+        "s.sendall(b'l\\x00\\x0b\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00'); print(s.recv(1)[0])"
+    )
+    answer = fresh.container(notebook).exec_run(["python3", "-c", x_hello])
+    assert answer.exit_code == 0 and answer.output.decode().strip() == "0", answer.output  # 0: refused
+    # The desktop's own programs hold the cookie (XAUTHORITY).
+    assert fresh.exec(desktop, "xdpyinfo >/dev/null && echo ok").strip() == "ok"
