@@ -6,14 +6,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psutil
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 
 from emulator import __version__, labels, naming
 from emulator.api import errors, skaha
 from emulator.api.limits import BodyLimit
+from emulator.api.openapi import describe
 from emulator.core.auth import Authenticator
 from emulator.core.callback import CallbackTokens
 from emulator.core.housekeeping import GatewayTable, Housekeeper, run_forever
@@ -101,6 +104,13 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
     errors.install(app)
     app.add_middleware(BodyLimit)
     app.include_router(skaha.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe(get_openapi(title=app.title, version=app.version, routes=app.routes))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/skaha/availability")
     async def availability() -> Response:

@@ -115,9 +115,14 @@ async def delete_app(session_id: str, app_id: str, user: CurrentUser, m: Manager
     return Response(status_code=200)
 
 
-@router.api_route("/session/{session_id}/{rest:path}", methods=["GET", "POST", "DELETE"])
 async def deeper(session_id: str, rest: str, request: Request, user: CurrentUser) -> Response:
     raise InvalidRequest(f"Invalid request: {request.url.path}")
+
+
+for method in ("GET", "POST", "DELETE"):  # one route each, so each has an OpenAPI operation of its own
+    router.add_api_route(
+        "/session/{session_id}/{rest:path}", deeper, methods=[method], operation_id=f"deeper_{method.lower()}"
+    )
 
 
 @router.get("/image")

@@ -136,7 +136,7 @@ class Housekeeper:
             log.info("session %s expired at %s; removing it", session.id, session.expiry_time)
             await manager.terminate(session)
         elif container is not None and container.state in ("exited", "dead"):
-            manager.ended(session, container.exit_code)  # a starting session's probe then stops on its own
+            await manager.ended(session, container.exit_code)  # a starting session's probe then stops on its own
         elif container is not None and container.state == "restarting":
             manager.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
         elif manager.in_flight(session.id):

@@ -343,11 +343,24 @@ class SessionManager:
         self._store.set_status(session_id, Status.FAILED, ended_at=self._clock())
         self.event(session_id, "Failed", reason, warning=True)
 
-    def ended(self, session: Session, exit_code: int | None) -> None:
-        """The container exited: Succeeded on 0, else Failed (housekeeping saw it)."""
-        code = exit_code if exit_code is not None else -1
+    async def ended(self, session: Session, exit_code: int | None) -> None:
+        """The container exited: Succeeded on 0, else Failed, OOMKilled when the kernel ended it for
+        memory (housekeeping saw it; the container and its logs stay until the session is removed)."""
+        state = await self._runtime.state(self.container_name(session))
+        code = state.exit_code if state is not None and state.exit_code is not None else exit_code
+        code = code if code is not None else -1
         status = Status.SUCCEEDED if code == 0 else Status.FAILED
         self._store.set_status(session.id, status, ended_at=self._clock(), exit_code=code)
+        if state is not None and state.oom_killed:
+            limit = f"{session.resources.ram_limit_gb:g} GB"
+            self.event(
+                session.id,
+                "OOMKilled",
+                f"The kernel's OOM killer ended the container: it used its whole {limit} memory limit "
+                f"(exit code {code}); ask for more RAM",
+                warning=True,
+            )
+            return
         self.event(
             session.id,
             "Completed" if code == 0 else "Failed",

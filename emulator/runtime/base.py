@@ -43,7 +43,8 @@ class ContainerState:
     labels: dict[str, str]
     state: str  # created | running | restarting | exited | dead | paused | removing
     exit_code: int | None
-    address: str | None  # the container's IP on the platform network
+    address: str | None  # the container's IP on its network
+    oom_killed: bool = False  # the kernel's OOM killer ended it (known from `state`, not from listings)
 
 
 @dataclass(frozen=True)

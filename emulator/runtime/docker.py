@@ -130,6 +130,7 @@ def _state(container: Any, network: str | None = None) -> ContainerState:
         state=status,
         exit_code=state.get("ExitCode") if status in ("exited", "dead") else None,
         address=address,
+        oom_killed=bool(state.get("OOMKilled")),
     )
 
 

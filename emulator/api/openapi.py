@@ -1,0 +1,58 @@
+"""The OpenAPI document of skaha's API as served here: skaha's parameters (read from the query string
+or a form body, as cadc-rest does, so FastAPI cannot see them) written down for clients and fuzzers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emulator.api.deps import VERSIONS
+from emulator.profiles import SESSION_TYPES
+
+STATUSES = ["Pending", "Running", "Terminating", "Succeeded", "Completed", "Failed"]
+_TEXT: dict[str, Any] = {"type": "string"}
+
+QUERY: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("/skaha/{version}/session", "get"): {
+        "view": {"type": "string", "enum": ["all", "stats"]},
+        "type": {"type": "string", "enum": list(SESSION_TYPES)},
+        "status": {"type": "string", "enum": STATUSES},
+    },
+    ("/skaha/{version}/session/{session_id}", "get"): {"view": {"type": "string", "enum": ["logs", "events"]}},
+    ("/skaha/{version}/session/{session_id}/app", "get"): {"status": {"type": "string", "enum": STATUSES}},
+    ("/skaha/{version}/image", "get"): {"type": {"type": "string", "enum": list(SESSION_TYPES)}},
+}
+FORM: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("/skaha/{version}/session", "post"): {
+        "name": _TEXT,
+        "image": _TEXT,
+        "type": {"type": "string", "enum": list(SESSION_TYPES)},
+        "cores": _TEXT,
+        "ram": _TEXT,
+        "gpus": _TEXT,
+        "cmd": _TEXT,
+        "args": _TEXT,
+        "env": {"type": "array", "items": _TEXT},
+    },
+    ("/skaha/{version}/session/{session_id}", "post"): {"action": _TEXT},
+    ("/skaha/{version}/session/{session_id}/app", "post"): {"image": _TEXT, "cores": _TEXT, "ram": _TEXT},
+}
+
+
+def describe(document: dict[str, Any]) -> dict[str, Any]:
+    """Add skaha's parameters, the versions and bearer authentication to FastAPI's document."""
+    document.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, methods in document.get("paths", {}).items():
+        for method, operation in methods.items():
+            parameters = operation.setdefault("parameters", [])
+            for parameter in parameters:
+                if parameter["name"] == "version":
+                    parameter["schema"] = {"type": "string", "enum": list(VERSIONS)}
+            for name, schema in QUERY.get((path, method), {}).items():
+                parameters.append({"name": name, "in": "query", "required": False, "schema": schema})
+            form = FORM.get((path, method))
+            if form:
+                body = {"type": "object", "properties": form}
+                operation["requestBody"] = {"content": {"application/x-www-form-urlencoded": {"schema": body}}}
+            if path.startswith("/skaha/{version}"):
+                operation["security"] = [{"bearer": []}]
+    return document
