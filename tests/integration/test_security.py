@@ -87,6 +87,13 @@ def test_desktop_apps_get_the_checks_launches_get(fresh: Instance) -> None:
     assert (mismatch.status_code, mismatch.text) == (400, f"image/type mismatch: {IMAGE}/desktop-app\n")
     renew = fresh.http.post(f"/session/{desktop}-abc", data={"action": "renew"})
     assert renew.status_code == 400 and "No active job" in renew.text
+    long_name = f"skaha-emulator-test/{'a' * 70}:latest"  # an app's host name is its image's last segment
+    fresh.docker.images.get(DS9).tag(long_name)
+    try:
+        too_long = fresh.http.post(f"/session/{desktop}/app", data={"image": long_name})
+        assert too_long.status_code == 400 and "at most 63 characters" in too_long.text
+    finally:
+        fresh.docker.images.remove(long_name)
 
 
 def test_names_and_content_types_are_read_strictly(fresh: Instance) -> None:

@@ -74,3 +74,10 @@ def test_the_global_options_are_documented() -> None:
     for param in cli.params:
         if isinstance(param, click.Option) and not param.hidden and "--help" not in param.opts:
             assert any(name in README for name in param.opts), f"README does not mention {param.opts}"
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    from emulator.settings import Settings
+
+    for name in Settings.model_fields:
+        assert f"`EMULATE_{name.upper()}`" in README, f"README's configuration table lacks EMULATE_{name.upper()}"
