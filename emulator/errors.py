@@ -5,6 +5,7 @@
     ├── NotAuthenticated          401: no or wrong token
     ├── Forbidden                 403: someone else's session
     ├── NotFound                  404: no such session
+    ├── EngineError               500: the container engine refused (its words: for the log only)
     ├── Unavailable               503: Docker or the gateway cannot be reached
     └── ConfigError               a profile, users file or setting is wrong (names file and field)
 
@@ -39,6 +40,10 @@ class Forbidden(EmulatorError):
 
 class NotFound(EmulatorError):
     status_code = 404
+
+
+class EngineError(EmulatorError):
+    status_code = 500
 
 
 class Unavailable(EmulatorError):

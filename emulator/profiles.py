@@ -202,6 +202,15 @@ def _template_errors(profile: Profile) -> list[str]:
             errors.append(f"mounts.{target}: must be an absolute path other than /, /arc, /scratch, /skaha-system")
         if not folder or "/" in folder or folder.startswith("."):
             errors.append(f"mounts.{target}: '{folder}' must name a folder beside the profiles (no '/')")
+    readiness = profile.readiness
+    kept_prefix = profile.path_prefix is not None and not profile.strip_prefix
+    if (
+        readiness
+        and readiness.kind == "http"
+        and kept_prefix
+        and not readiness.path.startswith(profile.path_prefix or "")
+    ):
+        errors.append("readiness.path: must lie under path_prefix (the gateway keeps the prefix)")
     if profile.interactive and (profile.port is None or profile.path_prefix is None):
         errors.append("interactive profiles need both port and path_prefix")
     return errors

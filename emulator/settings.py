@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     host_headroom_gb: float = Field(
         1.0, ge=0, description="Memory kept back from fixed sessions for the host and the platform itself."
     )
+    max_user_memory_gb: float | None = Field(
+        None, gt=0, description="Memory one user's fixed sessions may hold in all (a shared server); none: no cap."
+    )
     session_expiry_seconds: int = Field(345600, description="Interactive session lifetime; renew resets it.")
     headless_expiry_seconds: int = Field(1209600, description="Headless job deadline (14 days, as skaha).")
     log_tail_lines: int = Field(10000, ge=1, description="view=logs: at most this many of the newest lines.")

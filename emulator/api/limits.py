@@ -20,7 +20,10 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and not declared.isdigit():
+            await PlainTextResponse("invalid Content-Length\n", status_code=400)(scope, receive, send)
+            return
+        if declared is not None and int(declared) > self.max_bytes:
             await PlainTextResponse(f"{TOO_LARGE}\n", status_code=413)(scope, receive, send)
             return
         seen = 0

@@ -130,7 +130,8 @@ def serve(settings: Settings, in_container: bool) -> None:
         ensure_users_file(settings.users_file)
         bind = Platform(settings, _docker()).up_without_service()
         upstream = f"{bind}:{settings.service_port}"
-        gateway = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::', '') else settings.host}:{settings.port}"
+        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        gateway = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
         console_err.print(f"serving instance '{settings.instance}' at {settings.base_url} (Ctrl-C stops)")
     # Idle upstream connections must outlive the gateway's (API_IDLE_TIMEOUT, 60 s): see gateway/caddy.py.
     uvicorn.run(

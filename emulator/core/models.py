@@ -127,3 +127,4 @@ class Limits:
     fixed_memory_gb: float  # the host's memory less the headroom kept back
     fixed_cores: float
     headroom_gb: float
+    user_memory_gb: float | None = None  # what one user's fixed sessions may hold in all (None: no cap)

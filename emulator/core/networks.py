@@ -14,13 +14,18 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from emulator import labels, naming
-from emulator.errors import EmulatorError, Unavailable
+from emulator.errors import EmulatorError
 from emulator.runtime.base import NetworkInfo, Runtime
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.networks")
+
+
+def _has_sessions(user: str, users_with_sessions: Callable[[], set[str]]) -> bool:
+    return user in users_with_sessions()
 
 
 def free_subnet(pool: str, prefix_length: int, taken: list[str]) -> str | None:
@@ -44,7 +49,11 @@ class UserNetworks:
         return naming.user_network(self._settings.prefix, user)
 
     async def ensure(self, user: str) -> str:
-        """The user's network, made if missing and joined by the gateway; returns its name."""
+        """The user's network, made if missing and joined by the gateway; returns its name.
+
+        A gateway that cannot join right now (it is being recreated) is not the launch's failure:
+        the session comes up unreachable and `rejoin`, run whenever the gateway is reloaded, joins it.
+        """
         network = self.name(user)
         async with self._lock:
             if network in self._ready:
@@ -52,9 +61,16 @@ class UserNetworks:
             existing = await self._runtime.networks()
             if network not in {info.name for info in existing}:
                 await self._create(network, user, existing)
-            await self._runtime.connect(network, self._gateway)
-            self._ready.add(network)
+            await self._join(network)
         return network
+
+    async def _join(self, network: str) -> None:
+        try:
+            await self._runtime.connect(network, self._gateway)
+        except EmulatorError as exc:
+            log.warning("the gateway could not join %s yet (%s); it will when it is reloaded", network, exc.message)
+            return
+        self._ready.add(network)
 
     async def _create(self, network: str, user: str, existing: list[NetworkInfo]) -> None:
         taken = [subnet for info in existing for subnet in info.subnets]
@@ -74,22 +90,28 @@ class UserNetworks:
     async def rejoin(self) -> None:
         """Attach the gateway to every user network again (it was recreated, or the engine restarted)."""
         async with self._lock:
+            self._ready.clear()
             for info in await self._mine():
-                try:
-                    await self._runtime.connect(info.name, self._gateway)
-                except (EmulatorError, Unavailable):
-                    log.exception("the gateway could not join %s", info.name)
-            self._ready = {info.name for info in await self._mine()}
+                await self._join(info.name)
 
     async def release(self, user: str, still_used: Callable[[], bool]) -> None:
         """Remove the user's network unless `still_used()` (asked under the lock, so a launch admitted
-        meanwhile keeps it)."""
+        meanwhile keeps it). A removal the engine refuses is logged; `sweep` retries it."""
         async with self._lock:
             if still_used():
                 return
             network = self.name(user)
             self._ready.discard(network)
-            await self._runtime.remove_network(network, detach=[self._gateway])
+            try:
+                await self._runtime.remove_network(network, detach=[self._gateway])
+            except EmulatorError as exc:
+                log.warning("could not remove %s yet: %s", network, exc.message)
+
+    async def sweep(self, users_with_sessions: Callable[[], set[str]]) -> None:
+        """Remove the networks of users who have no session (left over by a crash or a refused removal)."""
+        for info in await self._mine():
+            user = info.labels.get(labels.NETWORK_USER, "")
+            await self.release(user, partial(_has_sessions, user, users_with_sessions))
 
     async def _mine(self) -> list[NetworkInfo]:
         instance = self._settings.instance

@@ -1,6 +1,6 @@
 """Readiness probing through the gateway: notice a session's app answering within one probe interval.
 
-The service shares no network with sessions (they cannot reach it), so it asks the gateway, which
+The service shares no network with sessions (in `emulate up`, they cannot reach it), so it asks the gateway, which
 routes the probe to the session as it routes users. An answer the gateway made itself (it marks
 those with `answered_by_gateway`) means the app is not answering yet.
 """
@@ -18,6 +18,9 @@ from emulator.profiles import Probe
 async def _answers(client: httpx.AsyncClient, probe: Probe, url: str, answered_by_gateway: str) -> bool:
     try:
         response = await client.get(url)
+    except httpx.ReadTimeout:
+        # The gateway reached the app and waits on it: listening (tcp), not yet answering (http).
+        return probe.kind == "tcp"
     except (TimeoutError, OSError, httpx.HTTPError):
         return False
     if response.headers.get(answered_by_gateway):

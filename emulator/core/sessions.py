@@ -42,12 +42,14 @@ from emulator.core.probe import wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
-from emulator.errors import EmulatorError, Forbidden, InvalidRequest, NotFound
+from emulator.errors import EmulatorError, EngineError, Forbidden, InvalidRequest, NotFound, Unavailable
 from emulator.profiles import Profile, SessionType
 from emulator.runtime.base import ImageInfo, Runtime, Usage
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.sessions")
+
+ENGINE_FAILURE = "The container engine could not start the session; the emulator's log says why"
 
 
 def utcnow() -> datetime:
@@ -234,6 +236,7 @@ class SessionManager:
             fixed_memory_gb=max(0.0, capacity.memory_gb - s.host_headroom_gb),
             fixed_cores=float(capacity.cores),
             headroom_gb=s.host_headroom_gb,
+            user_memory_gb=s.max_user_memory_gb,
         )
 
     async def _local_image(self, reference: str) -> ImageInfo:
@@ -284,8 +287,10 @@ class SessionManager:
                     raise EmulatorError(f"user {session.user} is no longer in the users file")
                 ensure_home(self._settings.arc_path, user)
                 await self._identity.write(session, user)
-                if profile.x11 == "server":
-                    self._identity.write_x11_cookie(session)
+                display = self._store.get(session.parent_id) if session.parent_id else session
+                if profile.x11 is not None and display is not None:
+                    # The display's cookie, made at the desktop's start (or now, for a desktop from before cookies).
+                    self._identity.write_x11_cookie(display)
                 await self._networks.ensure(user.name)
                 spec = build_spec(profile, session, user, self._settings, self._callbacks.token(session.id))
                 state = await self._runtime.run(spec)
@@ -299,18 +304,25 @@ class SessionManager:
             await self._probe(session, profile, user)
         except asyncio.CancelledError:
             raise
+        except (EngineError, Unavailable) as exc:  # the engine's words go to the log, not to the user
+            log.error("bring-up of %s failed: %s", session_id, exc.message)
+            await self._fail(session_id, ENGINE_FAILURE)
         except EmulatorError as exc:
             await self._fail(session_id, exc.message)
-        except Exception as exc:  # an engine error we did not foresee: the session fails, loudly
+        except Exception:  # a failure we did not foresee: the session fails, loudly in the log
             log.exception("bring-up of %s failed", session_id)
-            await self._fail(session_id, f"{exc.__class__.__name__}: {exc}")
+            await self._fail(session_id, ENGINE_FAILURE)
 
     async def _probe(self, session: Session, profile: Profile, user: User) -> None:
         assert profile.readiness is not None and profile.path_prefix is not None
         values = template_values(profile, session, user, self._settings)
-        path = profile.render(profile.readiness.path, values)
-        if profile.strip_prefix:  # the probe's path is the app's; the gateway is asked under the prefix
-            path = profile.render(profile.path_prefix, values).rstrip("/") + path
+        prefix = profile.render(profile.path_prefix, values)
+        if profile.readiness.kind == "tcp":
+            path = prefix  # any answer from the app under its route means it is listening
+        elif profile.strip_prefix:  # the probe's path is the app's; the gateway is asked under the prefix
+            path = prefix.rstrip("/") + profile.render(profile.readiness.path, values)
+        else:
+            path = profile.render(profile.readiness.path, values)
         ready = await wait_until_ready(
             url=f"{self._probe_base}{path}",
             probe=profile.readiness,
@@ -350,8 +362,9 @@ class SessionManager:
         code = state.exit_code if state is not None and state.exit_code is not None else exit_code
         code = code if code is not None else -1
         status = Status.SUCCEEDED if code == 0 else Status.FAILED
-        self._store.set_status(session.id, status, ended_at=self._clock(), exit_code=code)
-        if state is not None and state.oom_killed:
+        if not self._store.finish(session.id, status, self._clock(), code):
+            return  # deleted (Terminating) meanwhile: the delete stands
+        if state is not None and state.oom_killed and code != 0:
             limit = f"{session.resources.ram_limit_gb:g} GB"
             self.event(
                 session.id,

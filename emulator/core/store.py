@@ -161,11 +161,23 @@ class Store:
         r = session.resources
         if not r.fixed:
             return  # flexible sessions hold nothing: they share what is free
+        holding = (*live, Status.TERMINATING.value)  # a session being removed holds until it is gone
         held_ram, held_cores = db.execute(
             "SELECT COALESCE(SUM(ram_request_gb), 0), COALESCE(SUM(cores_request), 0) FROM sessions "
-            "WHERE fixed = 1 AND status IN (?, ?)",
-            live,
+            "WHERE fixed = 1 AND status IN (?, ?, ?)",
+            holding,
         ).fetchone()
+        if limits.user_memory_gb is not None:
+            (mine,) = db.execute(
+                "SELECT COALESCE(SUM(ram_request_gb), 0) FROM sessions WHERE fixed = 1 AND user = ? "
+                "AND status IN (?, ?, ?)",
+                (session.user, *holding),
+            ).fetchone()
+            if mine + r.ram_request_gb > limits.user_memory_gb + 1e-9:
+                raise InvalidRequest(
+                    f"User {session.user} may hold at most {limits.user_memory_gb:g} GB in fixed sessions "
+                    f"on this machine ({mine:g} GB held; {r.ram_request_gb:g} GB asked)"
+                )
         free_ram = max(0.0, limits.fixed_memory_gb - held_ram)
         if r.ram_request_gb > free_ram + 1e-9:
             raise InvalidRequest(
@@ -271,6 +283,14 @@ class Store:
             "exit_code = COALESCE(?, exit_code) WHERE id = ?",
             (status.value, _ts(ended_at), exit_code, session_id),
         )
+
+    def finish(self, session_id: str, status: Status, ended_at: datetime, exit_code: int) -> bool:
+        """A live session's end (Succeeded or Failed); False when it was no longer live (a delete began)."""
+        cursor = self._db.execute(
+            "UPDATE sessions SET status = ?, ended_at = ?, exit_code = ? WHERE id = ? AND status IN (?, ?)",
+            (status.value, _ts(ended_at), exit_code, session_id, Status.PENDING.value, Status.RUNNING.value),
+        )
+        return cursor.rowcount == 1
 
     def mark_running(self, session_id: str) -> bool:
         """Pending -> Running, only if the session is still Pending (a delete may have begun)."""

@@ -26,7 +26,7 @@ import requests
 from docker.types import DeviceRequest, IPAMConfig, IPAMPool
 from docker.types import Mount as DockerMount
 
-from emulator.errors import EmulatorError, InvalidRequest, Unavailable
+from emulator.errors import EngineError, InvalidRequest, Unavailable
 from emulator.runtime.base import ContainerSpec, ContainerState, ImageInfo, NetworkInfo, Usage
 
 T = TypeVar("T")
@@ -50,9 +50,9 @@ def docker_errors() -> Iterator[None]:
         explanation = exc.explanation or str(exc)
         if exc.status_code and exc.status_code >= 500 and "No such" not in explanation:
             raise Unavailable(f"Docker engine error: {explanation}") from exc
-        raise EmulatorError(f"Docker: {explanation}") from exc
+        raise EngineError(f"Docker: {explanation}") from exc
     except requests.exceptions.HTTPError as exc:  # the engine answered, with an error
-        raise EmulatorError(f"Docker: {exc}") from exc
+        raise EngineError(f"Docker: {exc}") from exc
     except requests.exceptions.ReadTimeout as exc:
         raise Unavailable(f"the Docker engine did not answer in time: {exc}") from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
@@ -151,7 +151,8 @@ class DockerRuntime:
         self._client = client or connect()
         self._helper_labels = helper_labels
         self._cpu_samples: dict[str, tuple[int, int]] = {}
-        self._log_readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="logs")
+        # Logs are read on threads of their own (each read bounded), so they never hold up launches.
+        self._log_readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="logs")
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with docker_errors():
@@ -347,10 +348,15 @@ class DockerRuntime:
         return await self._call(self._networks)
 
     def _create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
-        if self._client.networks.list(names=[name]):
+        # The engine's name filter matches parts of names ("u-bob" finds "u-bobby"): compare whole names.
+        if any(network.name == name for network in self._client.networks.list(names=[name])):
             return
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
-        self._client.networks.create(name, driver="bridge", labels=labels, ipam=ipam)
+        try:
+            self._client.networks.create(name, driver="bridge", labels=labels, ipam=ipam, check_duplicate=True)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # made meanwhile
+                raise
 
     async def create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
         await self._call(self._create_network, name, labels, subnet)

@@ -106,7 +106,13 @@ def _address(container: object) -> tuple[str, list[str]]:
 
 def test_sessions_of_different_users_share_no_network(fresh: Instance, mallory: httpx.Client) -> None:
     mine = fresh.launch()
-    theirs = _launch_as(mallory, fresh, name="m", image=NOTEBOOK, type="notebook")
+    # A network whose name merely starts with mallory's must not pass for theirs (the engine's name
+    # filter matches parts of names).
+    decoy = fresh.docker.networks.create(f"emulate-{INSTANCE}-user-mallory2")
+    try:
+        theirs = _launch_as(mallory, fresh, name="m", image=NOTEBOOK, type="notebook")
+    finally:
+        decoy.remove()
     user = fresh.session(mine)["userid"]
     _, my_networks = _address(fresh.container(mine))
     _, their_networks = _address(fresh.container(theirs))

@@ -74,3 +74,9 @@ def test_a_profile_written_before_the_type_flags_keeps_its_meaning(tmp_path: Pat
     headless, app = profiles["headless"], profiles["desktop-app"]
     assert headless.batch and not headless.counts_toward_limit and not headless.interactive
     assert app.attaches_to == "desktop" and app.hostname == "{app_name}" and not app.counts_toward_limit
+
+
+def test_a_kept_prefix_needs_a_probe_under_it(tmp_path: Path) -> None:
+    _write(tmp_path, "notebook.yaml", GOOD + 'readiness: {kind: http, path: "/api"}\n')
+    with pytest.raises(ConfigError, match="readiness.path: must lie under path_prefix"):
+        load_profiles(tmp_path)

@@ -176,3 +176,27 @@ def test_jobs_and_desktop_apps_have_limits_of_their_own(tmp_path: Path) -> None:
     )
     with pytest.raises(InvalidRequest, match=f"Desktop {desktop.id} has reached the maximum of 2 desktop-apps."):
         store.admit(third, 3, LIMITS)
+
+
+def test_an_end_never_overwrites_a_delete(tmp_path: Path) -> None:
+    store = _store(tmp_path / "s.db")
+    session = _session()
+    store.admit(session, 3)
+    store.set_status(session.id, Status.TERMINATING)
+    assert not store.finish(session.id, Status.SUCCEEDED, NOW, 0)
+    assert store.get(session.id).status is Status.TERMINATING  # type: ignore[union-attr]
+    other = _session()
+    store.admit(other, 3)
+    assert store.finish(other.id, Status.FAILED, NOW, 137)
+    assert store.get(other.id).exit_code == 137  # type: ignore[union-attr]
+
+
+def test_one_user_may_be_kept_from_holding_the_whole_machine(tmp_path: Path) -> None:
+    store = _store(tmp_path / "s.db")
+    capped = Limits(
+        max_jobs=9, max_apps_per_desktop=9, fixed_memory_gb=22, fixed_cores=8, headroom_gb=1, user_memory_gb=8
+    )
+    assert store.admit(_fixed(6), 3, capped)
+    with pytest.raises(InvalidRequest, match=r"User alice may hold at most 8 GB in fixed sessions .*\(6 GB held; 4 GB"):
+        store.admit(_fixed(4), 3, capped)
+    assert store.admit(_fixed(4, user="bob"), 3, capped)

@@ -6,8 +6,8 @@ export DISPLAY=:1
 # VNC asks for the session's password, VNC_PW (the session id, which the connect URL hands to noVNC).
 # CANFAR's image runs VNC without one (-SecurityTypes None); here the server may be shared by strangers.
 security="-SecurityTypes None"
-if [ -n "${VNC_PW:-}" ]; then
-  printf '%s\n' "$VNC_PW" | vncpasswd -f > /tmp/.vncpasswd && chmod 600 /tmp/.vncpasswd
+if [ -n "${VNC_PW:-}" ] && printf '%s\n' "$VNC_PW" | vncpasswd -f > /tmp/.vncpasswd && chmod 600 /tmp/.vncpasswd
+then
   security="-SecurityTypes VncAuth -PasswordFile /tmp/.vncpasswd"
 fi
 # X access: only clients holding the desktop's cookie (XAUTHORITY, given to this desktop's own apps);
