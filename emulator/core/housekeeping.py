@@ -87,7 +87,7 @@ class Housekeeper:
         for container in await self._runtime.containers(labels.selector(instance, labels.ROLE_HELPER)):
             await self._runtime.remove(container.name)
         await self.sync_gateway(force=True)
-        await self._networks.sweep(lambda: {session.user for session in self._store.sessions()})
+        await self._networks.sweep(self._manager.known_users)
         for session in self._store.sessions():
             if session.status is Status.PENDING:
                 self._manager.event(session.id, "Resumed", "The service restarted during launch; resuming it")

@@ -1,5 +1,9 @@
 """One network per user: a user's sessions (and their desktop-apps) share it with the gateway only.
 
+A user's network lives as long as the user (made at their first launch, about 0.1 s; removed when
+they leave the users file, at the service's next start, or by `emulate down --remove-sessions`), so
+later launches pay nothing for it.
+
 Sessions of different users cannot reach each other at all: they share no network, Docker's
 DNS names only the containers of a shared network (so nothing of another user's is found by
 name or by reverse lookup), and the engine drops traffic between bridges. The service stays on
@@ -24,8 +28,8 @@ from emulator.settings import Settings
 log = logging.getLogger("emulator.networks")
 
 
-def _has_sessions(user: str, users_with_sessions: Callable[[], set[str]]) -> bool:
-    return user in users_with_sessions()
+def _known(user: str, known_users: Callable[[], set[str]]) -> bool:
+    return user in known_users()
 
 
 def free_subnet(pool: str, prefix_length: int, taken: list[str]) -> str | None:
@@ -96,7 +100,7 @@ class UserNetworks:
 
     async def release(self, user: str, still_used: Callable[[], bool]) -> None:
         """Remove the user's network unless `still_used()` (asked under the lock, so a launch admitted
-        meanwhile keeps it). A removal the engine refuses is logged; `sweep` retries it."""
+        meanwhile keeps it). A removal the engine refuses is logged and tried again at the next sweep."""
         async with self._lock:
             if still_used():
                 return
@@ -107,11 +111,11 @@ class UserNetworks:
             except EmulatorError as exc:
                 log.warning("could not remove %s yet: %s", network, exc.message)
 
-    async def sweep(self, users_with_sessions: Callable[[], set[str]]) -> None:
-        """Remove the networks of users who have no session (left over by a crash or a refused removal)."""
+    async def sweep(self, known_users: Callable[[], set[str]]) -> None:
+        """Remove the networks of users the platform no longer knows (gone from the users file, no session)."""
         for info in await self._mine():
             user = info.labels.get(labels.NETWORK_USER, "")
-            await self.release(user, partial(_has_sessions, user, users_with_sessions))
+            await self.release(user, partial(_known, user, known_users))
 
     async def _mine(self) -> list[NetworkInfo]:
         instance = self._settings.instance

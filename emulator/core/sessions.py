@@ -3,7 +3,7 @@
 Public face (what the API calls, at any time): `launch`, `attach_app`, `sessions`, `apps`, `get`,
 `get_app`, `logs`, `events`, `renew`, `delete`, `delete_app`, `connect_url`, `usage`, `catalogue`,
 `stats`, and the read-only `context` and `repositories`. Housekeeping (housekeeping.py) also calls
-`now`, `start`, `terminate`, `in_flight`, `terminating`, `fail_vanished`, `ended` and `event`; the
+`now`, `known_users`, `start`, `terminate`, `in_flight`, `terminating`, `fail_vanished`, `ended` and `event`; the
 service calls `stop` once, at shutdown. Everything else is private.
 
 Launch validates and admits synchronously (so bad input leaves nothing behind) and answers
@@ -128,6 +128,10 @@ class SessionManager:
 
     def now(self) -> datetime:
         return self._clock()
+
+    def known_users(self) -> set[str]:
+        """Everyone in the users file, and anyone who still has a session."""
+        return {u.name for u in self._users.current().users} | {s.user for s in self._store.sessions()}
 
     def container_name(self, session: Session) -> str:
         return naming.session_container(self._settings.prefix, session.type, session.id)
@@ -520,5 +524,3 @@ class SessionManager:
             shutil.rmtree(self._settings.session_files(session.id), ignore_errors=True)
             self._store.remove(session.id)
         self._locks.pop(session.id, None)
-        # The user's last session gone: their network goes too (a launch admitted meanwhile keeps it).
-        await self._networks.release(session.user, lambda: bool(self._store.sessions(session.user)))
