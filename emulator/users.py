@@ -43,6 +43,7 @@ class UserEntry(BaseModel):
     gid: int = Field(ge=1)
     groups: list[GroupEntry] = Field(default_factory=list)
     token: str = Field(min_length=16)
+    password: str | None = None  # a salted scrypt hash (`emulate users passwd`), never the password itself
 
 
 class UsersFile(BaseModel):

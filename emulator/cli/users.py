@@ -1,0 +1,129 @@
+"""users add | ls | rm | passwd | import: the people who may sign in (edits users.yaml; the service follows)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from emulator.cli.output import console, console_err, json_option, print_json, table
+from emulator.settings import Settings
+
+
+@click.group()
+def users() -> None:
+    """Add, list and remove the platform's users (for a workshop: `users import`)."""
+
+
+@users.command()
+@click.argument("name")
+@click.option("--group", "groups", multiple=True, metavar="GROUP", help="A group to join (repeatable).")
+@click.pass_obj
+def add(settings: Settings, name: str, groups: tuple[str, ...]) -> None:
+    """Add a user; prints a one-time password and an API token (shown only now).
+
+    \b
+    Example:
+      emulate users add alice --group astro-101
+    """
+    from emulator.accounts import add_user
+
+    made = add_user(settings.users_file, name, list(groups))
+    console.print(f"added {made.name} (uid {made.uid}; groups {', '.join(made.groups) or '-'})")
+    click.echo(f"password: {made.password}")
+    click.echo(f"token:    {made.token}")
+
+
+@users.command(name="ls")
+@json_option
+@click.pass_obj
+def ls(settings: Settings, as_json: bool) -> None:
+    """List the users, their uids and groups (never their passwords or tokens)."""
+    from emulator.users import ensure_users_file, read_users_file
+
+    ensure_users_file(settings.users_file)
+    entries = read_users_file(settings.users_file).users
+    if as_json:
+        print_json(
+            [
+                {
+                    "name": u.name,
+                    "uid": u.uid,
+                    "gid": u.gid,
+                    "groups": [g.name for g in u.groups if g.gid != u.gid],
+                    "password": u.password is not None,
+                }
+                for u in entries
+            ]
+        )
+        return
+    table(
+        ["NAME", "UID", "GROUPS", "SIGN-IN"],
+        [
+            [
+                u.name,
+                str(u.uid),
+                ",".join(g.name for g in u.groups if g.gid != u.gid) or "-",
+                "password" if u.password else "token only",
+            ]
+            for u in entries
+        ],
+    )
+
+
+@users.command(name="rm")
+@click.argument("name")
+@click.pass_obj
+def rm(settings: Settings, name: str) -> None:
+    """Remove a user (their /arc/home is kept; their sessions run until deleted or expired)."""
+    from emulator.accounts import remove_user
+
+    remove_user(settings.users_file, name)
+    console.print(f"removed {name}")
+
+
+@users.command()
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.pass_obj
+def passwd(settings: Settings, name: str, password_stdin: bool) -> None:
+    """Give a user a new password (a generated one, printed, unless --password-stdin)."""
+    from emulator.accounts import set_password
+
+    given = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    if password_stdin and len(given or "") < 8:
+        raise click.UsageError("a password needs at least 8 characters")
+    password = set_password(settings.users_file, name, given)
+    if given is None:
+        click.echo(f"password: {password}")
+    else:
+        console_err.print(f"password of {name} changed")
+
+
+@users.command(name="import")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), help="Write the credentials sheet here.")
+@click.pass_obj
+def import_(settings: Settings, csv_file: Path, sheet: Path | None) -> None:
+    """Add a room of users from a CSV file (rows: name,group;group), all or none; prints their credentials.
+
+    \b
+    Example:
+      emulate users import attendees.csv --sheet credentials.txt
+    """
+    from emulator.accounts import import_users
+    from emulator.accounts import sheet as credentials_sheet
+
+    made = import_users(settings.users_file, csv_file.read_text())
+    page = credentials_sheet(made, settings.base_url)
+    if sheet is None:
+        click.echo(page)
+    else:
+        with os.fdopen(os.open(sheet, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(page)  # passwords: readable by you alone
+        console.print(f"added {len(made)} users; their credentials are in {sheet}")
+
+
+COMMANDS = [users]
