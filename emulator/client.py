@@ -36,7 +36,8 @@ class EmulatorClient:
         self.base_url = instance_url(settings)
         token = os.environ.get("EMULATE_TOKEN") or token_for(settings.users_file, user)
         self.api = f"{self.base_url}/skaha/{api_version}"
-        self._http = httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        self.auth_headers = {"Authorization": f"Bearer {token}"}  # also opens the user's session routes
+        self._http = httpx.Client(headers=self.auth_headers, timeout=30)
 
     def _request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> httpx.Response:
         try:

@@ -22,6 +22,7 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 
 # The OCI image label that carries an image's session types (AstroAI's CANFAR images use it).
 IMAGE_SESSION_TYPES = "io.canfar.skaha.session.type"
+IMAGE_DESCRIPTION = "org.opencontainers.image.description"
 
 ROLE_SERVICE = "service"
 ROLE_GATEWAY = "gateway"

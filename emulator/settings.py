@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     instance: str = Field("default", description="Name that namespaces every container, network, route and folder.")
     host: str = Field("127.0.0.1", description="Host address the gateway is published on.")
     port: int = Field(8080, description="Host port the gateway is published on.")
+    auth: bool = Field(
+        False, description="Session routes admit only signed-in users (always on when not bound to loopback)."
+    )
     public_url: str | None = Field(None, description="Base URL in connect URLs (default http://<host>:<port>).")
     state_dir: Path | None = Field(None, description="SQLite state, per-session files, gateway socket.")
     config_dir: Path | None = Field(None, description="Folder holding users.yaml (tokens, uids, groups).")
@@ -136,6 +139,16 @@ class Settings(BaseSettings):
     @property
     def admin_socket(self) -> Path:
         return self.gateway_dir / "admin.sock"
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether session routes check who is asking: asked for, or the gateway is reachable from others."""
+        return self.auth or self.host not in ("127.0.0.1", "localhost", "::1")
+
+    @property
+    def signin_key(self) -> Path:
+        """The key that signs the portal's sign-in cookies (mode 0600)."""
+        return self.state_path / "signin.key"
 
     @property
     def callback_key(self) -> Path:

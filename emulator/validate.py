@@ -189,21 +189,22 @@ def _websocket_url(base: str, path: str) -> str:
     return base.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + path
 
 
-def _check_websocket(session: dict[str, Any], base_url: str) -> Finding | None:
+def _check_websocket(session: dict[str, Any], base_url: str, headers: dict[str, str]) -> Finding | None:
     session_id, kind = session["id"], session["type"]
     try:
         if kind == SessionType.NOTEBOOK:
             api = f"{base_url}/session/notebook/{session_id}/api"
-            headers = {"Authorization": f"token {session_id}"}
-            kernel = httpx.post(f"{api}/kernels", headers=headers, json={}, timeout=30).json()
+            # Jupyter's token rides in the query; the bearer token is the gateway's (it never reaches Jupyter).
+            kernel = httpx.post(f"{api}/kernels?token={session_id}", headers=headers, json={}, timeout=30).json()
             try:
                 path = f"/session/notebook/{session_id}/api/kernels/{kernel['id']}/channels?token={session_id}"
-                with ws_connect(_websocket_url(base_url, path), open_timeout=15):
+                with ws_connect(_websocket_url(base_url, path), open_timeout=15, additional_headers=headers):
                     pass
             finally:
-                httpx.delete(f"{api}/kernels/{kernel['id']}", headers=headers, timeout=30)
+                httpx.delete(f"{api}/kernels/{kernel['id']}?token={session_id}", headers=headers, timeout=30)
         elif kind == SessionType.DESKTOP:
-            with ws_connect(_websocket_url(base_url, f"/session/desktop/{session_id}/"), open_timeout=15) as ws:
+            url = _websocket_url(base_url, f"/session/desktop/{session_id}/")
+            with ws_connect(url, open_timeout=15, additional_headers=headers) as ws:
                 greeting = ws.recv(timeout=10)
                 if not (greeting.encode() if isinstance(greeting, str) else greeting).startswith(b"RFB"):
                     return Finding(
@@ -213,7 +214,8 @@ def _check_websocket(session: dict[str, Any], base_url: str) -> Finding | None:
                         "noVNC on 6901 must proxy the VNC server (websockify to :5901)",
                     )
         elif kind == SessionType.CARTA:
-            with ws_connect(_websocket_url(base_url, f"/session/carta/{session_id}/"), open_timeout=15):
+            url = _websocket_url(base_url, f"/session/carta/{session_id}/")
+            with ws_connect(url, open_timeout=15, additional_headers=headers):
                 pass
         else:
             return None
@@ -264,7 +266,7 @@ def smoke_run(
         session = client.session(session_id)
         url = session.get("connectURL", "")
         if ready and url not in ("", "not-applicable"):
-            answer = httpx.get(url, timeout=30, follow_redirects=True)
+            answer = httpx.get(url, timeout=30, follow_redirects=True, headers=client.auth_headers)
             findings.append(
                 Finding(
                     "connect URL",
@@ -275,7 +277,7 @@ def smoke_run(
                     else "answer the connect URL (relative URLs where the prefix is stripped)",
                 )
             )
-            websocket = _check_websocket(session, client.base_url)
+            websocket = _check_websocket(session, client.base_url, client.auth_headers)
             if websocket is not None:
                 findings.append(websocket)
         logs = client.logs(session_id)

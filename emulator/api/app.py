@@ -6,18 +6,20 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import psutil
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 
 from emulator import __version__, labels, naming
-from emulator.api import errors, skaha
+from emulator.api import access, errors, portal, skaha
 from emulator.api.limits import BodyLimit
 from emulator.api.openapi import describe
-from emulator.core.auth import Authenticator
+from emulator.core.auth import PROBE_HEADER, Authenticator
 from emulator.core.callback import CallbackTokens
 from emulator.core.housekeeping import GatewayTable, Housekeeper, run_forever
 from emulator.core.identity import UsersSource
@@ -26,6 +28,7 @@ from emulator.core.networks import UserNetworks
 from emulator.core.policy import resource_context
 from emulator.core.provision import install_session_files
 from emulator.core.sessions import SessionManager
+from emulator.core.signin import SignIns
 from emulator.core.store import Store
 from emulator.core.usage import USAGE_INTERVAL, UsageSampler
 from emulator.gateway.caddy import OWN_ANSWER, CaddyGateway
@@ -63,6 +66,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         store = Store(settings.state_db, uncounted_types=uncounted, batch_types=batch)
         runtime = DockerRuntime(helper_labels=labels.platform_labels(settings.instance, labels.ROLE_HELPER))
         callbacks = CallbackTokens(settings.callback_key)
+        auth = Authenticator(users, callbacks, SignIns(settings.signin_key), store)
         sampler = UsageSampler(store, runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id))
         networks = UserNetworks(runtime, settings)
         manager = SessionManager(
@@ -78,10 +82,12 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             capacity,
             gateway_url=gateway_url,
             answered_by_gateway=OWN_ANSWER,
+            probe_headers={PROBE_HEADER: auth.probe_secret},
             gpu_devices=devices,
         )
         await gateway.wait_ready()
-        table = GatewayTable(api_upstream, routes_for(profiles.values(), settings.prefix, settings.base_url))
+        routes = routes_for(profiles.values(), settings.prefix, settings.base_url)
+        table = GatewayTable(api_upstream, routes, auth=settings.auth_required)
         keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, networks)
         await keeper.reconcile()
         housekeeping = [
@@ -89,7 +95,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             asyncio.create_task(run_forever(sampler.refresh, USAGE_INTERVAL, "usage sampling")),
         ]
         app.state.manager = manager
-        app.state.auth = Authenticator(users, callbacks, store)
+        app.state.auth = auth
         log.info("skaha-emulator %s serving instance '%s' at %s", __version__, settings.instance, settings.base_url)
         try:
             yield
@@ -104,6 +110,9 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
     errors.install(app)
     app.add_middleware(BodyLimit)
     app.include_router(skaha.router)
+    app.include_router(access.router)
+    app.include_router(portal.router)
+    app.mount("/science-portal/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

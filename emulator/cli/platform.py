@@ -25,13 +25,19 @@ def _docker() -> DockerClient:
 @click.option("--host", default=None, help="Host address to publish the gateway on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Host port to publish the gateway on (default 8080).")
 @click.option(
+    "--auth",
+    is_flag=True,
+    default=None,
+    help="Session routes admit only signed-in users (always, when --host is not loopback).",
+)
+@click.option(
     "--build/--no-build",
     default=True,
     show_default=True,
     help="Build the service and gateway images when they are missing.",
 )
 @click.pass_obj
-def up(settings: Settings, host: str | None, port: int | None, build: bool) -> None:
+def up(settings: Settings, host: str | None, port: int | None, auth: bool | None, build: bool) -> None:
     """Start the platform (service + gateway); idempotent.
 
     \b
@@ -41,8 +47,9 @@ def up(settings: Settings, host: str | None, port: int | None, build: bool) -> N
     from emulator import images
     from emulator.platform import Platform
 
-    if host or port:
-        settings = settings.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
+    changes = {k: v for k, v in {"host": host, "port": port, "auth": auth}.items() if v}
+    if changes:
+        settings = settings.model_copy(update=changes)
     ensure_users_file(settings.users_file)
     client = _docker()
     wanted = ["gateway", "service"]
@@ -55,6 +62,9 @@ def up(settings: Settings, host: str | None, port: int | None, build: bool) -> N
     with console_err.status(f"starting instance '{settings.instance}'"):
         url = Platform(settings, client).up()
     console.print(f"skaha-emulator is up at [bold]{url}[/bold]")
+    console.print(f"  portal: {url}/science-portal/   (sign in: emulate users add NAME, or your token)")
+    if settings.auth_required:
+        console.print("  session routes: signed-in users only (owner, or a group of theirs)")
     console.print(f"  API:   {url}/skaha/v0/session   (Authorization: Bearer $(emulate token))")
     console.print("  next:  emulate launch notebook")
 

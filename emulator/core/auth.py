@@ -1,22 +1,61 @@
-"""Who is asking: a user's bearer token, or a desktop's callback token (skaha's
-DESKTOP_SESSION_APP_TOKEN, sent as `x-auth-token-skaha`) while its session lives."""
+"""Who is asking, and whether they may open a session's routes.
+
+A caller is known by a user's bearer token, by the portal's sign-in cookie, or (for the API only)
+by a desktop's callback token (skaha's DESKTOP_SESSION_APP_TOKEN, sent as `x-auth-token-skaha`)
+while its session lives. A session's routes open for its owner and for anyone sharing one of the
+owner's groups, as CANFAR shares session URLs.
+"""
 
 from __future__ import annotations
+
+import enum
+import hmac
+import secrets
 
 from emulator.core.callback import CallbackTokens
 from emulator.core.identity import UsersSource
 from emulator.core.models import User
+from emulator.core.signin import SignIns
 from emulator.core.store import Store
 
 
+class RouteAccess(enum.Enum):
+    ALLOWED = "allowed"
+    NO_SESSION = "no such session"
+    NOT_SIGNED_IN = "not signed in"
+    FORBIDDEN = "not the owner's, nor in a group of theirs"
+
+
+PROBE_HEADER = "X-Skaha-Emulator-Probe"
+
+
 class Authenticator:
-    def __init__(self, users: UsersSource, callbacks: CallbackTokens, store: Store) -> None:
+    def __init__(self, users: UsersSource, callbacks: CallbackTokens, signins: SignIns, store: Store) -> None:
         self._users = users
         self._callbacks = callbacks
+        self.signins = signins
         self._store = store
+        # The service's own readiness probes pass the gateway's check with this (it never leaves the service).
+        self.probe_secret = secrets.token_urlsafe(32)
+
+    def is_probe(self, header: str | None) -> bool:
+        return bool(header) and hmac.compare_digest(header or "", self.probe_secret)
 
     def bearer(self, token: str) -> User | None:
         return self._users.current().authenticate(token)
+
+    def cookie(self, value: str | None) -> User | None:
+        name = self.signins.user_of(value)
+        return self._users.current().get(name) if name else None
+
+    def sign_in(self, name: str, secret: str) -> User | None:
+        """A user by name and password, or by their API token given as the password."""
+        directory = self._users.current()
+        user = directory.sign_in(name, secret)
+        if user is None:
+            by_token = directory.authenticate(secret)
+            user = by_token if by_token is not None and by_token.name == name else None
+        return user
 
     def callback(self, token: str) -> User | None:
         """The owner of the live session the callback token was made for."""
@@ -25,3 +64,12 @@ class Authenticator:
         if session is None or not session.status.live:
             return None
         return self._users.current().get(session.user)
+
+    def route_access(self, requester: User | None, session_id: str) -> RouteAccess:
+        session = self._store.get(session_id)
+        owner = self._users.current().get(session.user) if session is not None else None
+        if session is None or session.parent_id is not None or owner is None:
+            return RouteAccess.NO_SESSION
+        if requester is None:
+            return RouteAccess.NOT_SIGNED_IN
+        return RouteAccess.ALLOWED if requester.may_open(owner) else RouteAccess.FORBIDDEN

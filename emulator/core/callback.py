@@ -12,7 +12,7 @@ from pathlib import Path
 KEY_BYTES = 32
 
 
-def _load_key(path: Path) -> bytes:
+def load_key(path: Path) -> bytes:
     """The service's key, made once (mode 0600); a short key (a crash mid-write) is replaced."""
     if not path.exists() or path.stat().st_size != KEY_BYTES:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,7 +26,7 @@ def _load_key(path: Path) -> bytes:
 
 class CallbackTokens:
     def __init__(self, key_path: Path) -> None:
-        self._key = _load_key(key_path)
+        self._key = load_key(key_path)
 
     def token(self, session_id: str) -> str:
         digest = hmac.new(self._key, session_id.encode(), hashlib.sha256).hexdigest()[:40]

@@ -40,6 +40,7 @@ class GatewayTable:
 
     api_upstream: str
     routes: list[TypeRoute]
+    auth: bool = False  # session routes ask the service who may open them
 
 
 class Housekeeper:
@@ -68,12 +69,12 @@ class Housekeeper:
         table = self._table
         if not force:
             try:
-                if await self._gateway.is_loaded(table.api_upstream, table.routes):
+                if await self._gateway.is_loaded(table.api_upstream, table.routes, table.auth):
                     return
             except EmulatorError:
                 return  # the gateway is down; try again on the next pass
             log.warning("the gateway is not running the emulator's routes; loading them")
-        await self._gateway.load(table.api_upstream, table.routes)
+        await self._gateway.load(table.api_upstream, table.routes, table.auth)
         await self._networks.rejoin()  # a new gateway container has joined no user network yet
 
     async def reconcile(self) -> list[str]:

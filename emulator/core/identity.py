@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator.core.models import Group, User
 from emulator.errors import ConfigError
+from emulator.passwords import verify_password
 from emulator.users import read_users_file
 
 log = logging.getLogger("emulator.identity")
@@ -24,12 +25,21 @@ class UserDirectory:
 
     users: tuple[User, ...]
     tokens: dict[str, str]  # user name -> token
+    password_hashes: dict[str, str] = field(default_factory=dict)  # user name -> scrypt hash
 
     def authenticate(self, token: str) -> User | None:
         for user in self.users:
             if hmac.compare_digest(self.tokens[user.name].encode(), token.encode()):
                 return user
         return None
+
+    def sign_in(self, name: str, password: str) -> User | None:
+        """The user whose name and password these are (a user without a password cannot sign in so)."""
+        user = self.get(name)
+        if user is None:
+            verify_password(None, password)  # as slow either way: no telling which names exist
+            return None
+        return user if verify_password(self.password_hashes.get(name), password) else None
 
     def get(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)
@@ -42,7 +52,8 @@ class UserDirectory:
 def load_directory(path: Path) -> UserDirectory:
     parsed = read_users_file(path)
     users = tuple(User(u.name, u.uid, u.gid, tuple(Group(g.name, g.gid) for g in u.groups)) for u in parsed.users)
-    return UserDirectory(users=users, tokens={u.name: u.token for u in parsed.users})
+    hashes = {u.name: u.password for u in parsed.users if u.password}
+    return UserDirectory(users=users, tokens={u.name: u.token for u in parsed.users}, password_hashes=hashes)
 
 
 class UsersSource:

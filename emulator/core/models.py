@@ -44,6 +44,15 @@ class User:
     def supplementary_gids(self) -> list[int]:
         return sorted({g.gid for g in self.groups})
 
+    @property
+    def shared_groups(self) -> set[str]:
+        """The groups the user shares with others (not their own, whose id is their gid)."""
+        return {g.name for g in self.groups if g.gid != self.gid}
+
+    def may_open(self, owner: User) -> bool:
+        """A session's URL opens for its owner and for anyone sharing one of the owner's groups."""
+        return self.name == owner.name or bool(self.shared_groups & owner.shared_groups)
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -104,6 +113,7 @@ class CatalogueEntry:
     id: str
     types: list[str]
     digest: str
+    description: str = ""  # the image's OCI description label
 
 
 @dataclass(frozen=True)

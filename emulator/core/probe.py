@@ -34,6 +34,7 @@ async def wait_until_ready(
     url: str,
     probe: Probe,
     answered_by_gateway: str,
+    headers: dict[str, str],
     interval: float,
     still_wanted: Callable[[], bool],
     on_slow: Callable[[], None],
@@ -48,7 +49,7 @@ async def wait_until_ready(
     loop = asyncio.get_running_loop()
     started = loop.time()
     warned = False
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=0.5)) as client:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0, connect=0.5), headers=headers) as client:
         while still_wanted():
             if await _answers(client, probe, url, answered_by_gateway):
                 return True

@@ -66,6 +66,22 @@ def install_session_files(settings: Settings, profiles: Iterable[Profile]) -> No
         install_folder(settings.profiles_dir / folder, settings.config_folder(folder), executable=False)
 
 
+def ensure_projects(arc: Path, user: User) -> None:
+    """/arc/projects/<group> for each group the user shares: setgid, writable by the group, closed to others."""
+    for group in user.groups:
+        if group.gid == user.gid:
+            continue  # the user's own group has no project
+        folder = arc / "projects" / group.name
+        if folder.exists():
+            continue
+        try:
+            folder.mkdir(parents=True)
+            shutil.chown(folder, group=group.gid)
+            folder.chmod(0o2770)
+        except OSError as exc:
+            raise EmulatorError(f"cannot create {folder} for group {group.name}: {exc}") from exc
+
+
 class IdentityFiles:
     """The image's /etc/passwd and /etc/group plus the user, as skaha's init containers write them.
 

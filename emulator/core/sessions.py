@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from emulator import labels, naming
@@ -39,7 +40,7 @@ from emulator.core.models import (
 )
 from emulator.core.networks import UserNetworks
 from emulator.core.probe import wait_until_ready
-from emulator.core.provision import IdentityFiles, ensure_home
+from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
 from emulator.errors import EmulatorError, EngineError, Forbidden, InvalidRequest, NotFound, Unavailable
@@ -91,11 +92,13 @@ class SessionManager:
         capacity: HostCapacity,
         gateway_url: str,
         answered_by_gateway: str,
+        probe_headers: dict[str, str],
         gpu_devices: list[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         """`gateway_url`: where the service reaches the gateway, which probes sessions' readiness for it
-        (answers it made itself carry the header `answered_by_gateway`)."""
+        (answers it made itself carry the header `answered_by_gateway`; probes send `probe_headers`, which
+        pass the gateway's check of who is asking)."""
         self._settings = settings
         self._store = store
         self._runtime = runtime
@@ -114,6 +117,7 @@ class SessionManager:
         self._networks = networks
         self._probe_base = gateway_url.rstrip("/")
         self._answered_by_gateway = answered_by_gateway
+        self._probe_headers = probe_headers
 
     # --- read-only facts ------------------------------------------------------------------
 
@@ -125,6 +129,18 @@ class SessionManager:
     @property
     def repositories(self) -> list[str]:
         return self._settings.repositories
+
+    @property
+    def max_sessions(self) -> int:
+        return self._settings.max_sessions
+
+    @property
+    def arc_root(self) -> Path:
+        return self._settings.arc_path
+
+    def home_of(self, user: User) -> Path:
+        """The user's home on the host (their /arc/home/<name>)."""
+        return self._settings.arc_path / "home" / user.name
 
     def now(self) -> datetime:
         return self._clock()
@@ -290,6 +306,7 @@ class SessionManager:
                 if user is None:
                     raise EmulatorError(f"user {session.user} is no longer in the users file")
                 ensure_home(self._settings.arc_path, user)
+                ensure_projects(self._settings.arc_path, user)
                 await self._identity.write(session, user)
                 display = self._store.get(session.parent_id) if session.parent_id else session
                 if profile.x11 is not None and display is not None:
@@ -331,6 +348,7 @@ class SessionManager:
             url=f"{self._probe_base}{path}",
             probe=profile.readiness,
             answered_by_gateway=self._answered_by_gateway,
+            headers=self._probe_headers,
             interval=self._settings.probe_interval,
             still_wanted=lambda: self._still_pending(session.id),
             on_slow=lambda: self.event(
@@ -455,7 +473,8 @@ class SessionManager:
             if types is None or not image.tags:
                 continue  # like Harbor: unlabelled artifacts are invisible
             if session_type is None or session_type in types:
-                entries.append(CatalogueEntry(id=image.tags[0], types=types, digest=image.digest))
+                description = image.labels.get(labels.IMAGE_DESCRIPTION, "")
+                entries.append(CatalogueEntry(image.tags[0], types, image.digest, description))
         return sorted(entries, key=lambda entry: entry.id)
 
     def stats(self) -> PlatformStats:

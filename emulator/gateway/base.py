@@ -37,10 +37,11 @@ class TypeRoute:
 
 
 class Gateway(Protocol):
-    async def load(self, api_upstream: str, routes: list[TypeRoute]) -> None:
-        """Replace the whole routing table: the API upstream plus these session-type routes."""
+    async def load(self, api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> None:
+        """Replace the whole routing table: the API upstream plus these session-type routes, each asking
+        the API upstream who may open it when `auth`."""
         ...
 
-    async def is_loaded(self, api_upstream: str, routes: list[TypeRoute]) -> bool:
+    async def is_loaded(self, api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> bool:
         """Whether the gateway runs exactly the table `load` would give it (False after a gateway restart)."""
         ...

@@ -61,7 +61,40 @@ def _proxy(dial: str, headers: dict[str, str] | None = None, idle: str = SESSION
     return handler
 
 
-def type_route(route: TypeRoute) -> dict[str, Any]:
+# The platform's own credentials (a bearer token, the portal's cookie) never reach a session: its
+# owner must not collect a visiting group member's. Jupyter's "token" scheme passes untouched.
+STRIP_PLATFORM_CREDENTIALS: dict[str, Any] = {
+    "handler": "headers",
+    "request": {
+        "replace": {
+            "Authorization": [{"search_regexp": "(?i)^bearer\\s.*$", "replace": ""}],
+            "Cookie": [{"search_regexp": "(^|;\\s*)skaha_emulator_session=[^;]*", "replace": ""}],
+        }
+    },
+}
+
+
+def forward_auth(auth_upstream: str) -> dict[str, Any]:
+    """Caddy's forward_auth (as `caddy adapt` writes it): ask the service whether this caller may open
+    this session; a 2xx lets the request on, any other answer goes back to the caller as it is."""
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": auth_upstream}],
+        "rewrite": {"method": "GET", "uri": "/auth/session"},
+        "headers": {
+            "request": {
+                "set": {
+                    "X-Forwarded-Method": ["{http.request.method}"],
+                    "X-Forwarded-Uri": ["{http.request.uri}"],
+                }
+            }
+        },
+        "handle_response": [{"match": {"status_code": [2]}, "routes": [{"handle": []}]}],
+        "transport": {"protocol": "http", "keep_alive": {"idle_timeout": API_IDLE_TIMEOUT}},
+    }
+
+
+def type_route(route: TypeRoute, auth_upstream: str | None = None) -> dict[str, Any]:
     name = re.sub(r"[^a-z0-9]", "", route.session_type)
     after = route.path_after.rstrip("/")
     head = f"^{re.escape(route.path_before)}({SESSION_ID_PATTERN}){re.escape(after)}"
@@ -87,10 +120,16 @@ def type_route(route: TypeRoute) -> dict[str, Any]:
     if route.strip_prefix:
         main.append({"handler": "rewrite", "strip_path_prefix": prefix})
     main.append(_proxy(f"{container}:{route.port}", route.request_headers))
+    session: dict[str, Any] = {"handler": "subroute", "routes": [slash, forward, {"handle": main}]}
+    checks: list[dict[str, Any]] = []
+    if auth_upstream is not None:  # who is asking, before anything reaches the session
+        checks.append({"handle": [forward_auth(auth_upstream)]})
+    checks.append({"handle": [STRIP_PLATFORM_CREDENTIALS, session]})
+    session = {"handler": "subroute", "routes": checks}
     return {
         "@id": f"type-{route.session_type}",
         "match": [{"path_regexp": {"name": name, "pattern": f"{head}(/.*)?$"}}],
-        "handle": [{"handler": "subroute", "routes": [slash, forward, {"handle": main}]}],
+        "handle": [session],
         "terminal": True,
     }
 
@@ -109,15 +148,26 @@ def _text(status: int | str, body: str) -> dict[str, Any]:
     }
 
 
-def full_config(api_upstream: str, routes: list[TypeRoute]) -> dict[str, Any]:
-    table = [type_route(r) for r in routes]
+def full_config(api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> dict[str, Any]:
+    """The whole configuration: session routes (checked with the service when `auth`), the API, the portal."""
+    table = [type_route(r, api_upstream if auth else None) for r in routes]
     table.append(
         {
             "@id": "skaha-api",
-            "match": [{"path": ["/skaha", "/skaha/*"]}],
+            "match": [{"path": ["/skaha", "/skaha/*", "/science-portal", "/science-portal/*"]}],
             "handle": [
                 {"handler": "request_body", "max_size": MAX_API_BODY_BYTES},
                 _proxy(api_upstream, idle=API_IDLE_TIMEOUT),
+            ],
+            "terminal": True,
+        }
+    )
+    table.append(
+        {
+            "@id": "front-door",
+            "match": [{"path": ["/"]}],
+            "handle": [
+                {"handler": "static_response", "status_code": 302, "headers": {"Location": ["/science-portal/"]}}
             ],
             "terminal": True,
         }
@@ -187,13 +237,13 @@ class CaddyGateway:
             await asyncio.sleep(0.05)
         raise Unavailable(f"the gateway's admin API was not ready within {timeout:.0f} s: {problem}")
 
-    async def load(self, api_upstream: str, routes: list[TypeRoute]) -> None:
+    async def load(self, api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> None:
         async with self._lock:
-            response = await self._request("POST", "/load", full_config(api_upstream, routes))
+            response = await self._request("POST", "/load", full_config(api_upstream, routes, auth))
             if response.status_code >= 400:
                 raise Unavailable(f"the gateway refused its configuration: {response.text.strip()}")
 
-    async def is_loaded(self, api_upstream: str, routes: list[TypeRoute]) -> bool:
+    async def is_loaded(self, api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> bool:
         response = await self._request("GET", f"/config/apps/http/servers/{SERVER}/routes")
-        expected = full_config(api_upstream, routes)["apps"]["http"]["servers"][SERVER]["routes"]
+        expected = full_config(api_upstream, routes, auth)["apps"]["http"]["servers"][SERVER]["routes"]
         return response.status_code == 200 and response.json() == expected

@@ -21,9 +21,11 @@ pytestmark = pytest.mark.slow
 IMAGE = "skaha-emulator/notebook:latest"
 
 
-# One gateway route per interactive session type (sorted), then the API and the catch-all.
+# One gateway route per interactive session type (sorted), then the API and portal, the front door
+# (/ to the portal) and the catch-all.
 ROUTES = [f"type-{t}" for t, p in sorted(load_profiles(REPO_ROOT / "profiles").items()) if p.interactive] + [
     "skaha-api",
+    "front-door",
     "not-found",
 ]
 

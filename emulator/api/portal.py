@@ -1,0 +1,260 @@
+"""The Science Portal: sign-in, the dashboard of one's sessions, the launch form, renew and delete.
+
+Server-rendered pages (Jinja2) with a little JavaScript that refreshes the session cards and the
+platform load while the page is open. It is a face like the API: every action is a manager verb.
+Form posts carry a token derived from the sign-in cookie (which is HttpOnly and SameSite=Lax).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from emulator.api import views
+from emulator.api.deps import Manager
+from emulator.api.storage import home_storage
+from emulator.core.auth import Authenticator
+from emulator.core.models import Session, Status, User
+from emulator.core.sessions import LaunchRequest, SessionManager
+from emulator.core.signin import COOKIE
+from emulator.errors import EmulatorError, NotAuthenticated
+from emulator.profiles import SessionType
+
+router = APIRouter(prefix="/science-portal", include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+# The types a person launches from the form (skaha's portal offers these five).
+FORM_TYPES = [
+    SessionType.NOTEBOOK,
+    SessionType.DESKTOP,
+    SessionType.CARTA,
+    SessionType.CONTRIBUTED,
+    SessionType.FIREFLY,
+]
+FIXED_CHOICE = {SessionType.NOTEBOOK, SessionType.CARTA, SessionType.CONTRIBUTED}
+WARN_BEFORE_EXPIRY_SECONDS = 6 * 3600
+_SAFE_NEXT = re.compile(r"^/(?!/)[^\s\\]*$")
+
+
+def _auth(request: Request) -> Authenticator:
+    return request.app.state.auth  # type: ignore[no-any-return]
+
+
+def signed_in(request: Request) -> User:
+    user = _auth(request).cookie(request.cookies.get(COOKIE))
+    if user is None:
+        raise NotAuthenticated("sign in")
+    return user
+
+
+Viewer = Annotated[User, Depends(signed_in)]
+
+
+def _check_form(request: Request, token: str | None) -> None:
+    if not _auth(request).signins.form_token_ok(request.cookies.get(COOKIE), token):
+        raise NotAuthenticated("the form expired; reload the page")
+
+
+def _ago(then: datetime, now: datetime) -> str:
+    seconds = int((then - now).total_seconds())
+    if seconds <= 0:
+        return "expired"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days} d {hours} h left" if days else f"{hours} h {rest // 60} min left"
+
+
+def _card(m: SessionManager, user: User, session: Session) -> dict[str, Any]:
+    usage = m.usage(session)
+    r = session.resources
+    events = m.events(user, session.id) if session.status in (Status.PENDING, Status.FAILED) else []
+    now = m.now()
+    return {
+        "id": session.id,
+        "name": session.name,
+        "type": session.type.value,
+        "status": session.status.value,
+        "image": session.image,
+        "started": views.iso(session.start_time).replace("T", " ").replace("Z", " UTC"),
+        "expires": views.iso(session.expiry_time).replace("T", " ").replace("Z", " UTC"),
+        "left": _ago(session.expiry_time, now),
+        "expiring": (session.expiry_time - now).total_seconds() < WARN_BEFORE_EXPIRY_SECONDS,
+        "ram": f"{views.number(r.ram_request_gb)} GB" + ("" if r.fixed else f" (up to {views.number(r.ram_limit_gb)})"),
+        "cores": views.number(r.cores_request) + ("" if r.fixed else f" (up to {views.number(r.cores_limit)})"),
+        "gpus": r.gpus,
+        "ram_used": f"{usage.memory_bytes / 1024**3:.2f} GB" if usage else "–",
+        "cores_used": f"{usage.cpu_cores:.2f}" if usage else "–",
+        "connect": m.connect_url(session) if session.status is Status.RUNNING else "",
+        "why": events[-1].message if events else "",
+    }
+
+
+def _cards(m: SessionManager, user: User) -> list[dict[str, Any]]:
+    shown = [s for s in m.sessions(user) if s.type in FORM_TYPES and s.status is not Status.SUCCEEDED]
+    return [_card(m, user, s) for s in shown]
+
+
+def _load(m: SessionManager) -> dict[str, Any]:
+    stats = m.stats()
+    cores, memory = stats.capacity.cores, stats.capacity.memory_gb
+    return {
+        "cores_free": max(0.0, cores - stats.requested_cores),
+        "cores": cores,
+        "ram_free": max(0.0, memory - stats.requested_ram_gb),
+        "ram": memory,
+        "instances": {"sessions": stats.interactive, "desktop-apps": stats.desktop_apps, "jobs": stats.headless},
+        "updated": views.iso(m.now()).replace("T", " ").replace("Z", " UTC"),
+    }
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str = "/science-portal/") -> Response:
+    return templates.TemplateResponse(request, "login.html", {"next": next, "error": ""})
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/science-portal/",
+) -> Response:
+    auth = _auth(request)
+    user = auth.sign_in(username.strip(), password) if username and password else None
+    if user is None:
+        context = {"next": next, "error": "Wrong user name or password.", "username": username}
+        return templates.TemplateResponse(request, "login.html", context, status_code=401)
+    target = next if _SAFE_NEXT.match(next) else "/science-portal/"  # never off this site
+    response = RedirectResponse(target, status_code=303)
+    secure = request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
+    response.set_cookie(
+        COOKIE,
+        auth.signins.issue(user.name),
+        max_age=auth.signins.lifetime,
+        httponly=True,
+        samesite="lax",
+        secure=secure,
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    _check_form(request, csrf)
+    response = RedirectResponse("/science-portal/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+async def dashboard(request: Request, m: Manager) -> Response:
+    user = _auth(request).cookie(request.cookies.get(COOKIE))
+    if user is None:
+        return RedirectResponse(f"/science-portal/login?next={quote('/science-portal/', safe='')}", status_code=303)
+    catalogue = [e for e in await m.catalogue(None) if any(t in FORM_TYPES for t in e.types)]
+    live = [s for s in m.sessions(user) if s.status.live and s.type in FORM_TYPES]
+    context = {
+        "user": user,
+        "csrf": _auth(request).signins.form_token(request.cookies.get(COOKIE, "")),
+        "cards": _cards(m, user),
+        "load": _load(m),
+        "storage": home_storage(m.home_of(user), m.arc_root),
+        "types": [t.value for t in FORM_TYPES],
+        "fixed_types": sorted(t.value for t in FIXED_CHOICE),
+        "images": [{"id": e.id, "types": e.types, "description": e.description} for e in catalogue],
+        "context": m.context,
+        "active": len(live),
+        "limit": m.max_sessions,
+    }
+    return templates.TemplateResponse(request, "dashboard.html", context)
+
+
+@router.get("/fragments/sessions", response_class=HTMLResponse)
+async def sessions_fragment(request: Request, user: Viewer, m: Manager) -> Response:
+    context = {"cards": _cards(m, user), "csrf": _auth(request).signins.form_token(request.cookies.get(COOKIE, ""))}
+    return templates.TemplateResponse(request, "_sessions.html", context)
+
+
+@router.get("/fragments/load", response_class=HTMLResponse)
+async def load_fragment(request: Request, user: Viewer, m: Manager) -> Response:
+    return templates.TemplateResponse(request, "_load.html", {"load": _load(m)})
+
+
+def _done(request: Request, message: str, status_code: int = 200) -> Response:
+    """Scripts get the message as text; a browser without scripts goes back to the dashboard."""
+    if request.headers.get("x-requested-with") == "portal":
+        return PlainTextResponse(message, status_code=status_code)
+    return RedirectResponse(f"/science-portal/?message={quote(message)}", status_code=303)
+
+
+@router.post("/launch")
+async def launch(
+    request: Request,
+    user: Viewer,
+    m: Manager,
+    csrf: Annotated[str, Form()] = "",
+    type: Annotated[str, Form()] = "",
+    image: Annotated[str, Form()] = "",
+    name: Annotated[str, Form()] = "",
+    resources: Annotated[str, Form()] = "flexible",
+    cores: Annotated[str, Form()] = "",
+    ram: Annotated[str, Form()] = "",
+    gpus: Annotated[str, Form()] = "",
+) -> Response:
+    _check_form(request, csrf)
+    fixed = resources == "fixed"
+    request_ = LaunchRequest(
+        name=name,
+        image=image,
+        type=type,
+        cores=cores if fixed else None,
+        ram=ram if fixed else None,
+        gpus=gpus if fixed and gpus not in ("", "0") else None,
+    )
+    try:
+        session_id = await m.launch(user, request_)
+    except EmulatorError as exc:
+        return _done(request, exc.message if exc.status_code < 500 else "the launch failed; see the service log", 400)
+    return _done(request, session_id)
+
+
+@router.post("/sessions/{session_id}/renew")
+async def renew(
+    request: Request, session_id: str, user: Viewer, m: Manager, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    _check_form(request, csrf)
+    try:
+        expiry = await m.renew(user, session_id, "renew")
+    except EmulatorError as exc:
+        return _done(request, exc.message, exc.status_code if exc.status_code < 500 else 400)
+    return _done(request, f"renewed: expires {views.iso(expiry).replace('T', ' ').replace('Z', ' UTC')}")
+
+
+@router.post("/sessions/{session_id}/delete")
+async def delete(
+    request: Request, session_id: str, user: Viewer, m: Manager, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    _check_form(request, csrf)
+    try:
+        await m.delete(user, session_id)
+    except EmulatorError as exc:
+        message = f"no session {session_id}" if exc.status_code == 404 else exc.message
+        return _done(request, message, exc.status_code if exc.status_code < 500 else 400)
+    return _done(request, f"deleted {session_id}")
+
+
+@router.get("/sessions/{session_id}/{view}")
+async def session_text(session_id: str, view: str, user: Viewer, m: Manager) -> Response:
+    if view == "events":
+        return PlainTextResponse(views.events_table(m.events(user, session_id)))
+    if view == "logs":
+        return PlainTextResponse(await m.logs(user, session_id))
+    return PlainTextResponse("no such view\n", status_code=404)

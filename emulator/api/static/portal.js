@@ -1,0 +1,100 @@
+// The dashboard's behaviour: refresh the cards while anything is changing, launch, renew and delete
+// without leaving the page, show events and logs, and report every failure in words.
+"use strict";
+const csrf = () => document.getElementById("sessions").dataset.csrf;
+const message = (text, isError) => {
+  const box = document.getElementById("message");
+  box.textContent = text;
+  box.classList.toggle("error", Boolean(isError));
+};
+
+async function post(url, fields) {
+  const body = new URLSearchParams({ csrf: csrf(), ...fields });
+  const response = await fetch(url, { method: "POST", body, headers: { "X-Requested-With": "portal" } });
+  if (response.status === 401) { location.href = "/science-portal/login"; }
+  return { ok: response.ok, text: (await response.text()).trim() };
+}
+
+async function refresh() {
+  const response = await fetch("/science-portal/fragments/sessions");
+  if (response.status === 401) { location.href = "/science-portal/login"; return; }
+  if (response.ok) { document.getElementById("sessions").innerHTML = await response.text(); }
+  const load = await fetch("/science-portal/fragments/load");
+  if (load.ok) { document.getElementById("load").innerHTML = await load.text(); }
+}
+
+// Poll every 3 s while a session is starting or ending, else every 30 s (for expiry and figures);
+// never while the page is hidden.
+function schedule() {
+  const busy = document.querySelector('.card[data-status="Pending"], .card[data-status="Terminating"]');
+  setTimeout(async () => { if (!document.hidden) { await refresh(); } schedule(); }, busy ? 3000 : 30000);
+}
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button");
+  if (!button) return;
+  if (button.hasAttribute("data-refresh")) { await refresh(); return; }
+  const card = button.closest(".card");
+  if (!card) return;
+  const id = card.dataset.id;
+  const name = card.querySelector("h3").textContent;
+  if (button.dataset.action === "delete") {
+    if (!confirm(`Delete session ${name} (${id})? Its container goes; /arc is kept.`)) return;
+    button.disabled = true;
+    const result = await post(`/science-portal/sessions/${id}/delete`, {});
+    message(result.ok ? `Deleted ${name}.` : `Delete failed: ${result.text}`, !result.ok);
+    await refresh();
+  } else if (button.dataset.action === "renew") {
+    const result = await post(`/science-portal/sessions/${id}/renew`, {});
+    message(result.ok ? `${name}: ${result.text}` : `Renew failed: ${result.text}`, !result.ok);
+    await refresh();
+  } else if (button.dataset.view) {
+    const response = await fetch(`/science-portal/sessions/${id}/${button.dataset.view}`);
+    const dialog = document.getElementById("text-view");
+    dialog.querySelector("h2").textContent = `${button.dataset.view} of ${name}`;
+    dialog.querySelector("pre").textContent = await response.text();
+    dialog.showModal();
+  }
+});
+
+// The launch form: images of the chosen type, Fixed only where the type offers it, skaha's name rule.
+const form = document.getElementById("launch");
+if (form) {
+  const type = form.elements.type, image = form.elements.image, name = form.elements.name;
+  const fixedTypes = document.getElementById("resources").dataset.fixedTypes.split(",");
+  const sync = () => {
+    let first = null;
+    for (const option of image.options) {
+      const fits = option.dataset.types.split(",").includes(type.value);
+      option.hidden = !fits; option.disabled = !fits;
+      if (fits && !first) first = option;
+    }
+    if (!image.selectedOptions[0] || image.selectedOptions[0].disabled) { image.value = first ? first.value : ""; }
+    document.getElementById("no-image").hidden = Boolean(first);
+    const count = document.querySelectorAll(`.card`).length;
+    if (/^[a-z]+[0-9]*$/.test(name.value)) { name.value = `${type.value}${count + 1}`; }
+    const fixedOk = fixedTypes.includes(type.value);
+    form.querySelector('input[value="fixed"]').disabled = !fixedOk;
+    if (!fixedOk) form.querySelector('input[value="flexible"]').checked = true;
+    document.getElementById("fixed").hidden = !form.querySelector('input[value="fixed"]').checked;
+  };
+  form.addEventListener("change", sync);
+  sync();
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const error = document.getElementById("launch-error");
+    error.hidden = true;
+    if (!/^[A-Za-z0-9-]+$/.test(name.value)) {
+      error.textContent = "name can only contain alpha-numeric chars and '-'"; error.hidden = false; name.focus(); return;
+    }
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true; button.textContent = "Launching…";
+    const fields = Object.fromEntries(new FormData(form));
+    const result = await post("/science-portal/launch", fields);
+    button.disabled = false; button.textContent = "Launch";
+    if (!result.ok) { error.textContent = result.text; error.hidden = false; return; }
+    message(`Launching ${name.value} (${result.text}); it shows Running when it answers.`);
+    await refresh();
+  });
+}
+schedule();
