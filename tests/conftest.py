@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import pytest
 
-from tests.instance import INSTANCE, LABEL, Instance, free_port, remove_instance
+from tests.instance import INSTANCE, Instance, free_port, remove_instance
 
 
 @pytest.fixture(scope="session")
@@ -27,14 +29,12 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Instance]:
-    remove_instance(docker_client)  # what a crashed earlier run left
-    root = tmp_path_factory.mktemp("platform")
+def _start(root: Path, instance: str, docker_client: docker.DockerClient, *up: str) -> Instance:
+    remove_instance(docker_client, instance)  # what a crashed earlier run left
     port = free_port()
     env = {
         **os.environ,
-        "EMULATE_INSTANCE": INSTANCE,
+        "EMULATE_INSTANCE": instance,
         "EMULATE_PORT": str(port),
         "EMULATE_STATE_DIR": str(root / "state"),
         "EMULATE_CONFIG_DIR": str(root / "config"),
@@ -44,16 +44,53 @@ def platform(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.Doc
     env.pop("EMULATE_URL", None)
     env.pop("EMULATE_TOKEN", None)
     first = Instance(url=f"http://127.0.0.1:{port}", token="", env=env, root=root, docker=docker_client)
-    first.emulate("up", "--no-build")
+    first.emulate("up", "--no-build", *up)
     token = first.emulate("token").stdout.strip()
-    platform = Instance(url=first.url, token=token, env=env, root=root, docker=docker_client)
+    return Instance(url=first.url, token=token, env=env, root=root, docker=docker_client)
+
+
+def _stop(instance: Instance, docker_client: docker.DockerClient) -> None:
+    instance.emulate("down", "--remove-sessions", check=False)
+    left = [c.name for c in docker_client.containers.list(all=True, filters={"label": instance.label})]
+    remove_instance(docker_client, instance.env["EMULATE_INSTANCE"])
+    assert left == [], f"`emulate down --remove-sessions` left containers behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Instance]:
+    platform = _start(tmp_path_factory.mktemp("platform"), INSTANCE, docker_client)
     try:
         yield platform
     finally:
-        platform.emulate("down", "--remove-sessions", check=False)
-        left = [c.name for c in docker_client.containers.list(all=True, filters={"label": LABEL})]
-        remove_instance(docker_client)
-    assert left == [], f"`emulate down --remove-sessions` left containers behind: {left}"
+        _stop(platform, docker_client)
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    password: str
+    token: str
+
+
+@pytest.fixture(scope="session")
+def secured(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Instance]:
+    """A second instance with sign-in on its session routes (`up --auth`)."""
+    instance = _start(tmp_path_factory.mktemp("secured"), f"{INSTANCE}-auth", docker_client, "--auth")
+    try:
+        yield instance
+    finally:
+        _stop(instance, docker_client)
+
+
+@pytest.fixture(scope="session")
+def people(secured: Instance) -> dict[str, Person]:
+    """alice and bob share the group astro; eve is in no group of theirs."""
+    found = {}
+    for name, groups in (("alice", ["--group", "astro"]), ("bob", ["--group", "astro"]), ("eve", [])):
+        printed = secured.emulate("users", "add", name, *groups).stdout
+        values = dict(line.split(": ", 1) for line in printed.splitlines() if ": " in line)
+        found[name] = Person(name, values["password"].strip(), values["token"].strip())
+    return found
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import httpx
 from emulator import labels
 
 INSTANCE = "pytest"
-LABEL = f"{labels.INSTANCE}={INSTANCE}"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
@@ -57,6 +56,10 @@ class Instance:
             timeout=30,
             limits=httpx.Limits(max_keepalive_connections=0),
         )
+
+    @property
+    def label(self) -> str:
+        return f"{labels.INSTANCE}={self.env['EMULATE_INSTANCE']}"
 
     @property
     def state_dir(self) -> Path:
@@ -116,10 +119,14 @@ class Instance:
     # --- what exists ----------------------------------------------------------------------
 
     def session_containers(self) -> list[Any]:
-        return self.docker.containers.list(all=True, filters={"label": [LABEL, f"{labels.ROLE}={labels.ROLE_SESSION}"]})
+        return self.docker.containers.list(
+            all=True, filters={"label": [self.label, f"{labels.ROLE}={labels.ROLE_SESSION}"]}
+        )
 
     def container(self, session_id: str) -> Any:
-        (found,) = self.docker.containers.list(all=True, filters={"label": [LABEL, f"{labels.ROW_ID}={session_id}"]})
+        (found,) = self.docker.containers.list(
+            all=True, filters={"label": [self.label, f"{labels.ROW_ID}={session_id}"]}
+        )
         return found
 
     def gateway_config(self) -> Any:
@@ -158,12 +165,13 @@ class Instance:
     def service_logs(self) -> str:
         """The service's log tail and the state of every container of the instance (for failure reports)."""
         lines = []
-        for c in self.docker.containers.list(all=True, filters={"label": LABEL}):
+        for c in self.docker.containers.list(all=True, filters={"label": self.label}):
             lines.append(f"{c.name}: {c.status} (exit {c.attrs['State'].get('ExitCode')}) {c.attrs['Config']['Cmd']}")
             if c.labels.get(labels.ROLE) != labels.ROLE_SERVICE:
                 lines.append("    " + c.logs(tail=5).decode(errors="replace").replace("\n", "\n    "))
         try:
-            lines.append(self.docker.containers.get("emulate-pytest-service").logs(tail=60).decode(errors="replace"))
+            service = f"emulate-{self.env['EMULATE_INSTANCE']}-service"
+            lines.append(self.docker.containers.get(service).logs(tail=60).decode(errors="replace"))
         except docker.errors.NotFound:
             lines.append("(no service container)")
         return "\n".join(lines)

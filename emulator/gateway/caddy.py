@@ -86,7 +86,9 @@ def forward_auth(auth_upstream: str) -> dict[str, Any]:
                 "set": {
                     "X-Forwarded-Method": ["{http.request.method}"],
                     "X-Forwarded-Uri": ["{http.request.uri}"],
-                }
+                },
+                # The question is plain HTTP even when the request is a WebSocket upgrade.
+                "delete": ["Connection", "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version"],
             }
         },
         "handle_response": [{"match": {"status_code": [2]}, "routes": [{"handle": []}]}],

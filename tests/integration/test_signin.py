@@ -1,0 +1,133 @@
+"""Sign-in and who may open what, on an instance started with `up --auth` (as any shared server is)."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import httpx
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from emulator.core.signin import COOKIE, SignIns
+from tests.conftest import Person
+from tests.instance import Instance
+
+pytestmark = pytest.mark.slow
+
+IMAGE = "skaha-emulator/notebook:latest"
+
+
+def _api(instance: Instance, person: Person) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{instance.url}/skaha/v0", headers={"Authorization": f"Bearer {person.token}"}, timeout=30
+    )
+
+
+def _signed_in(instance: Instance, person: Person, secret: str | None = None) -> httpx.Client:
+    browser = httpx.Client(base_url=instance.url, timeout=30)
+    answer = browser.post(
+        "/science-portal/login", data={"username": person.name, "password": secret or person.password, "next": "/x"}
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/x", answer.text
+    return browser
+
+
+@pytest.fixture(scope="module")
+def alices_notebook(secured: Instance, people: dict[str, Person]) -> str:
+    api = _api(secured, people["alice"])
+    session_id = api.post("/session", data={"name": "shared", "image": IMAGE, "type": "notebook"}).text.strip()
+    deadline = time.monotonic() + 120
+    while api.get(f"/session/{session_id}").json()["status"] != "Running":
+        assert time.monotonic() < deadline, secured.service_logs()
+        time.sleep(0.2)
+    return session_id
+
+
+def test_session_routes_open_for_the_owner_and_her_group_only(
+    secured: Instance, people: dict[str, Person], alices_notebook: str
+) -> None:
+    url = f"{secured.url}/session/notebook/{alices_notebook}/api/status?token={alices_notebook}"
+    for name, wanted in (("alice", 200), ("bob", 200), ("eve", 403)):
+        answer = httpx.get(url, headers={"Authorization": f"Bearer {people[name].token}"}, timeout=10)
+        assert answer.status_code == wanted, (name, answer.status_code, answer.text)
+    assert httpx.get(url, timeout=10).status_code == 401  # a script without credentials
+    browser = httpx.get(url, headers={"Accept": "text/html"}, timeout=10)  # a browser without a sign-in
+    assert browser.status_code == 302
+    assert browser.headers["location"] == f"/science-portal/login?next={quote(url.split(secured.url)[1], safe='')}"
+    # The portal's cookie opens it as the token does, for bob too; eve's cookie does not.
+    assert _signed_in(secured, people["bob"]).get(url).status_code == 200
+    assert _signed_in(secured, people["eve"]).get(url).status_code == 403
+
+
+def test_websockets_are_checked_too(secured: Instance, people: dict[str, Person], alices_notebook: str) -> None:
+    kernel = httpx.post(
+        f"{secured.url}/session/notebook/{alices_notebook}/api/kernels?token={alices_notebook}",
+        headers={"Authorization": f"Bearer {people['alice'].token}"},
+        json={},
+        timeout=30,
+    ).json()
+    path = f"/session/notebook/{alices_notebook}/api/kernels/{kernel['id']}/channels?token={alices_notebook}"
+    ws_url = f"ws://{secured.url.removeprefix('http://')}{path}"
+    with connect(ws_url, open_timeout=15, additional_headers={"Authorization": f"Bearer {people['bob'].token}"}):
+        pass  # bob shares alice's group
+    with pytest.raises(InvalidStatus) as refused:
+        connect(ws_url, open_timeout=15, additional_headers={"Authorization": f"Bearer {people['eve'].token}"})
+    assert refused.value.response.status_code == 403
+
+
+def test_the_platforms_credentials_never_reach_the_session(
+    secured: Instance, people: dict[str, Person], alices_notebook: str
+) -> None:
+    # Jupyter sees neither the bearer token (so it asks for its own token) nor the portal's cookie.
+    bare = f"{secured.url}/session/notebook/{alices_notebook}/api/kernels"
+    assert httpx.get(bare, headers={"Authorization": f"Bearer {people['alice'].token}"}).status_code == 403
+    seen = secured.container(alices_notebook).exec_run(["sh", "-c", "cat /proc/1/cmdline"]).output
+    assert people["alice"].token.encode() not in seen
+
+
+def test_through_the_api_nobody_sees_anothers_sessions(
+    secured: Instance, people: dict[str, Person], alices_notebook: str
+) -> None:
+    eve = _api(secured, people["eve"])
+    assert eve.get(f"/session/{alices_notebook}").status_code == 404
+    assert eve.post(f"/session/{alices_notebook}", data={"action": "renew"}).status_code == 400
+    assert eve.delete(f"/session/{alices_notebook}").status_code == 403
+    assert eve.post(f"/session/{alices_notebook}/app", data={"image": IMAGE}).status_code == 404
+    assert alices_notebook not in {s["id"] for s in eve.get("/session").json()}
+    assert _api(secured, people["bob"]).get(f"/session/{alices_notebook}").status_code == 404  # not via the API
+
+
+def test_sign_in_out_wrong_password_and_expired_cookie(secured: Instance, people: dict[str, Person]) -> None:
+    browser = httpx.Client(base_url=secured.url, timeout=30)
+    wrong = browser.post("/science-portal/login", data={"username": "alice", "password": "not-it"})
+    assert wrong.status_code == 401 and "Wrong user name or password." in wrong.text
+    assert browser.get("/").headers["location"] == "/science-portal/"
+    assert browser.get("/science-portal/").headers["location"].startswith("/science-portal/login")
+    signed = _signed_in(secured, people["alice"], people["alice"].token)  # the API token signs in too
+    cookie = signed.cookies[COOKIE]
+    page = signed.get("/science-portal/")
+    assert page.status_code == 200 and "Active sessions" in page.text and len(page.content) < 200_000
+    set_cookie = signed.post("/science-portal/login", data={"username": "alice", "password": people["alice"].password})
+    assert "HttpOnly" in set_cookie.headers["set-cookie"] and "SameSite=lax" in set_cookie.headers["set-cookie"]
+    # A form without the page's token is refused (another site cannot post as alice).
+    assert signed.post("/science-portal/launch", data={"type": "notebook"}).status_code == 401
+    csrf = SignIns(secured.state_dir / "signin.key").form_token(cookie)
+    out = signed.post("/science-portal/logout", data={"csrf": csrf})
+    assert out.status_code == 303 and COOKIE not in signed.cookies
+    # An expired cookie is no sign-in, and login never sends anyone off this site.
+    stale = SignIns(secured.state_dir / "signin.key").issue("alice", now=time.time() - 2 * 86400)
+    expired = httpx.get(f"{secured.url}/science-portal/", cookies={COOKIE: stale})
+    assert expired.headers["location"].startswith("/science-portal/login")
+    away = httpx.post(
+        f"{secured.url}/science-portal/login",
+        data={"username": "alice", "password": people["alice"].password, "next": "//evil.example/"},
+    )
+    assert away.headers["location"] == "/science-portal/"
+
+
+def test_group_projects_are_the_groups(secured: Instance, people: dict[str, Person], alices_notebook: str) -> None:
+    project = secured.arc_dir / "projects" / "astro"
+    assert project.is_dir() and project.stat().st_mode & 0o7777 == 0o2770
+    assert secured.exec(alices_notebook, "touch /arc/projects/astro/shared.txt && echo ok").strip() == "ok"
