@@ -1,10 +1,14 @@
-"""Browser-test reporting: what went wrong inside the page, attached to a failing test's report."""
+"""Browser fixtures (Debian's chromium through Playwright) and what went wrong inside a page, reported."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.browser.helpers import CHROMIUM, FLAGS
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -14,3 +18,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     page = getattr(item, "funcargs", {}).get("page")
     if report.failed and page is not None:
         report.sections.append(("browser problems", "\n".join(page.problems) or "(none seen)"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("these tests need Debian's chromium: apt-get install chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; what went wrong in it (console errors, failed or refused requests) is reported on failure."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text[:300]}") if m.type == "error" else None)
+    page.on("requestfailed", lambda r: problems.append(f"request failed ({r.failure}): {r.url}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    page.problems = problems  # type: ignore[attr-defined]
+    yield page
+    context.close()

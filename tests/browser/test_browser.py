@@ -6,73 +6,17 @@ Screenshots are kept in test-artifacts/ for a person to look at.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
-from tests.instance import ARTIFACTS, Instance
+from tests.browser.helpers import open_page, shot
+from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("these tests need Debian's chromium: apt-get install chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page; what went wrong in it (console errors, failed or refused requests) is reported on failure."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text[:300]}") if m.type == "error" else None)
-    page.on("requestfailed", lambda r: problems.append(f"request failed ({r.failure}): {r.url}"))
-    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
-    page.problems = problems  # type: ignore[attr-defined]
-    yield page
-    context.close()
-
-
-def _open(page: Page, url: str, ready: Callable[[], None], attempts: int = 3) -> None:
-    """Load `url` until `ready()` passes.
-
-    Chromium aborts requests in flight with ERR_NETWORK_CHANGED whenever a network interface comes or
-    goes on this host, and Docker adds one per container it starts. A page load that met such an
-    abort is loaded again; any other failure fails the test.
-    """
-    for attempt in range(attempts):
-        problems: list[str] = page.problems  # type: ignore[attr-defined]
-        problems.clear()
-        if attempt == 0:
-            page.goto(url)
-        else:
-            page.reload()
-        try:
-            ready()
-            return
-        except Exception:
-            if attempt == attempts - 1 or not any("ERR_NETWORK_CHANGED" in p for p in problems):
-                raise
-
-
-def _shot(page: Page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path))
-    return path
 
 
 def test_jupyterlab_runs_a_cell(fresh: Instance, page: Page) -> None:
@@ -97,7 +41,7 @@ def test_jupyterlab_runs_a_cell(fresh: Instance, page: Page) -> None:
     assert created.status_code in (200, 201), created.text
     try:
         # Type only once the kernel is idle: keystrokes sent while the notebook still loads are lost.
-        _open(
+        open_page(
             page,
             f"{base}/lab/tree/arc/home/{user}/browser.ipynb?token={session_id}",
             lambda: page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000),
@@ -113,7 +57,7 @@ def test_jupyterlab_runs_a_cell(fresh: Instance, page: Page) -> None:
         output.wait_for(timeout=60_000)
         assert output.inner_text().strip() == "2"
     finally:
-        _shot(page, "jupyterlab-cell")
+        shot(page, "jupyterlab-cell")
 
 
 def _tk_grey(path: Path) -> int:
@@ -130,16 +74,16 @@ def test_the_desktop_shows_in_novnc_and_then_shows_ds9(fresh: Instance, page: Pa
         page.wait_for_function("document.getElementById('status')?.textContent.startsWith('Connected')", timeout=20_000)
         time.sleep(1)  # the first full frame
 
-    _open(page, url, connected)
-    before = _tk_grey(_shot(page, "desktop-before-ds9"))
+    open_page(page, url, connected)
+    before = _tk_grey(shot(page, "desktop-before-ds9"))
     app_id = fresh.http.post(f"/session/{session_id}/app", data={"image": "skaha-emulator/ds9:latest"}).text.strip()
     deadline = time.monotonic() + 60
     while "SAOImage ds9" not in fresh.exec(session_id, "xwininfo -root -tree"):
         assert time.monotonic() < deadline, "DS9 never opened a window"
         time.sleep(0.3)
     time.sleep(1)  # let DS9 draw its window
-    _open(page, url, connected)  # a fresh view: the app's container start may have reset the page's connection
-    after = _tk_grey(_shot(page, "desktop-with-ds9"))
+    open_page(page, url, connected)  # a fresh view: the app's container start may have reset the page's connection
+    after = _tk_grey(shot(page, "desktop-with-ds9"))
     assert fresh.http.get(f"/session/{session_id}/app/{app_id}").json()["status"] == "Running"
     # DS9's window (about 750 x 780 pixels, mostly Tk grey) now covers part of the desktop.
     assert before < 5_000 and after > 60_000, (before, after)
@@ -149,10 +93,10 @@ def test_the_contributed_app_page_renders(fresh: Instance, page: Page) -> None:
     session_id = fresh.launch(name="marimo", type="contributed", image="skaha-emulator/marimo:latest")
     try:
         # marimo's home page lists "Create a new notebook" once its frontend has started and talked to its server.
-        _open(
+        open_page(
             page,
             fresh.session(session_id)["connectURL"],
             lambda: page.get_by_text("Create a new notebook").wait_for(timeout=30_000),
         )
     finally:
-        _shot(page, "contributed-marimo")
+        shot(page, "contributed-marimo")
