@@ -474,7 +474,8 @@ class SessionManager:
                 continue  # like Harbor: unlabelled artifacts are invisible
             if session_type is None or session_type in types:
                 description = image.labels.get(labels.IMAGE_DESCRIPTION, "")
-                entries.append(CatalogueEntry(image.tags[0], types, image.digest, description))
+                # Every name an image goes by is launchable (a CANFAR name given with `docker tag` too).
+                entries.extend(CatalogueEntry(tag, types, image.digest, description) for tag in image.tags)
         return sorted(entries, key=lambda entry: entry.id)
 
     def stats(self) -> PlatformStats:
