@@ -39,8 +39,9 @@ test: check images ## run the whole test suite (checks, then real Docker, Caddy,
 test-fast: venv ## only the tests that need no Docker
 	$(VENV)/bin/pytest tests/unit
 
-bench: images ## launch-to-ready benchmark: platform vs raw docker run
+bench: images ## benchmarks: launch-to-ready vs raw docker run; sign-in's costs at the gateway and portal
 	$(PY) benchmarks/launch.py
+	$(PY) benchmarks/portal.py
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis
