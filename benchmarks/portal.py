@@ -129,12 +129,9 @@ def main() -> None:
         open_rps = _throughput(url, headers)
         added = statistics.median(checked) - statistics.median(open_)
         print(f"gateway check of who is asking ({args.requests} sequential requests, JupyterLab /api)")
-        print(
-            f"  without: p50 {statistics.median(open_):6.2f} ms  p99 {_p(open_, 0.99):6.2f} ms  {open_rps:7.1f} req/s"
-        )
-        print(
-            f"  with:    p50 {statistics.median(checked):6.2f} ms  p99 {_p(checked, 0.99):6.2f} ms  {checked_rps:7.1f} req/s"
-        )
+        for label, values, rps in (("without", open_, open_rps), ("with", checked, checked_rps)):
+            p50, p99 = statistics.median(values), _p(values, 0.99)
+            print(f"  {label:8} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  {rps:7.1f} req/s")
         print(f"  added p50 {added:+.2f} ms (target <= 2), throughput {checked_rps / open_rps:.2f}x (target >= 0.6)")
 
         # 30 sessions of 10 users (alice has one already), then alice's dashboard.
