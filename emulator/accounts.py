@@ -13,6 +13,7 @@ import csv
 import fcntl
 import io
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from emulator.users import GroupEntry, UserEntry, UsersFile, ensure_users_file, 
 
 FIRST_UID = 20001
 FIRST_GROUP_GID = 30001
+GROUP_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,26 @@ def _editing(path: Path) -> Iterator[UsersFile]:
         with os.fdopen(fd, "w") as out:
             out.write("# skaha-emulator users (emulate users ...); keep this file private (0600).\n")
             yaml.safe_dump(document.model_dump(exclude_none=True), out, sort_keys=False)
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(draft, path)
 
 
 def _group(document: UsersFile, name: str) -> GroupEntry:
-    """The group of that name as the file already knows it, or a new one with the next free gid."""
+    """The shared group of that name as the file already knows it, or a new one with the next free gid.
+
+    Names follow the user-name rule (they name folders under /arc/projects), and never a user's own
+    group or a system group a user brought along (gid below 30001): sharing that would open sessions
+    to people nobody meant to share with."""
+    if not GROUP_NAME.fullmatch(name):
+        raise ConfigError(f"'{name}' is not a valid group name (a-z, 0-9, '_', '.', '-'; up to 32)")
+    if any(u.name == name for u in document.users):
+        raise ConfigError(f"'{name}' is a user's name; a shared group needs a name of its own")
     for user in document.users:
         for group in user.groups:
             if group.name == name:
+                if group.gid < FIRST_GROUP_GID:
+                    raise ConfigError(f"group '{name}' is a system group (gid {group.gid}); choose another name")
                 return group
     taken = {g.gid for u in document.users for g in u.groups} | {u.gid for u in document.users}
     gid = max([FIRST_GROUP_GID - 1, *(g for g in taken if g >= FIRST_GROUP_GID)]) + 1
@@ -68,6 +82,8 @@ def _group(document: UsersFile, name: str) -> GroupEntry:
 def _add(document: UsersFile, name: str, groups: list[str]) -> Credentials:
     if any(u.name == name for u in document.users):
         raise ConfigError(f"there is a user named {name} already")
+    if any(g.name == name and g.gid != u.gid for u in document.users for g in u.groups):
+        raise ConfigError(f"'{name}' is a shared group's name; a user needs a name of its own")
     if name in groups:
         raise ConfigError(f"{name} is the user's own group; name other groups")
     taken = {u.uid for u in document.users} | {u.gid for u in document.users}

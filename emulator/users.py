@@ -87,7 +87,10 @@ def ensure_users_file(path: Path) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     document = UsersFile(users=[_default_entry()]).model_dump()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # made meanwhile by another command
     with os.fdopen(fd, "w") as handle:
         handle.write("# skaha-emulator users: add entries for more users; keep this file private (0600).\n")
         yaml.safe_dump(document, handle, sort_keys=False)

@@ -13,14 +13,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
-from emulator.core.auth import PROBE_HEADER, Authenticator, RouteAccess
+from emulator.core.auth import Authenticator, RouteAccess
 from emulator.core.models import User
 from emulator.core.signin import COOKIE
-from emulator.gateway.base import SESSION_ID_PATTERN
+from emulator.gateway.base import PROBE_HEADER, SESSION_HEADER, SESSION_ID_PATTERN
 
 router = APIRouter()
 
-_SESSION_PATH = re.compile(rf"^/session/(?:[a-z]+/)+?({SESSION_ID_PATTERN})(?:/|$)")
+_SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 
 def requester(request: Request, auth: Authenticator) -> User | None:
@@ -34,13 +34,14 @@ def requester(request: Request, auth: Authenticator) -> User | None:
 @router.get("/auth/session", include_in_schema=False)
 async def session_route(request: Request) -> Response:
     auth: Authenticator = request.app.state.auth
-    if auth.is_probe(request.headers.get(PROBE_HEADER)):
-        return Response(status_code=204)
     uri = request.headers.get("x-forwarded-uri", "")
-    found = _SESSION_PATH.match(uri)
-    if found is None:
+    # The id the gateway routes to (captured from the cleaned path), never one read from the raw URI.
+    session_id = request.headers.get(SESSION_HEADER, "")
+    if not _SESSION_ID.fullmatch(session_id):
         return PlainTextResponse("not a session route\n", status_code=404)
-    verdict = auth.route_access(requester(request, auth), found.group(1))
+    if auth.is_probe(request.headers.get(PROBE_HEADER), session_id):
+        return Response(status_code=204)
+    verdict = auth.route_access(requester(request, auth), session_id)
     if verdict is RouteAccess.ALLOWED:
         return Response(status_code=204)
     if verdict is RouteAccess.NOT_SIGNED_IN:

@@ -82,7 +82,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             capacity,
             gateway_url=gateway_url,
             answered_by_gateway=OWN_ANSWER,
-            probe_headers={PROBE_HEADER: auth.probe_secret},
+            probe_headers=lambda session_id: {PROBE_HEADER: auth.probe_token(session_id)},
             gpu_devices=devices,
         )
         await gateway.wait_ready()

@@ -11,11 +11,12 @@ import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 from emulator.api import views
 from emulator.api.deps import Manager
@@ -55,6 +56,12 @@ def signed_in(request: Request) -> User:
 
 
 Viewer = Annotated[User, Depends(signed_in)]
+
+
+def _same_origin(request: Request) -> bool:
+    """A browser's form post carries Origin: it must be this site (no signing people in from elsewhere)."""
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def _check_form(request: Request, token: str | None) -> None:
@@ -127,7 +134,10 @@ async def login(
     next: Annotated[str, Form()] = "/science-portal/",
 ) -> Response:
     auth = _auth(request)
-    user = auth.sign_in(username.strip(), password) if username and password else None
+    if not _same_origin(request):
+        return PlainTextResponse("sign in from this site's own page\n", status_code=403)
+    # scrypt takes tens of milliseconds: off the event loop, so sign-ins never hold up other requests.
+    user = await run_in_threadpool(auth.sign_in, username.strip(), password) if username and password else None
     if user is None:
         context = {"next": next, "error": "Wrong user name or password.", "username": username}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
@@ -136,7 +146,7 @@ async def login(
     secure = request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
     response.set_cookie(
         COOKIE,
-        auth.signins.issue(user.name),
+        auth.signins.issue(user.name, auth.fingerprint(user.name)),
         max_age=auth.signins.lifetime,
         httponly=True,
         samesite="lax",
@@ -166,7 +176,7 @@ async def dashboard(request: Request, m: Manager) -> Response:
         "csrf": _auth(request).signins.form_token(request.cookies.get(COOKIE, "")),
         "cards": _cards(m, user),
         "load": _load(m),
-        "storage": home_storage(m.home_of(user), m.arc_root),
+        "storage": await run_in_threadpool(home_storage, m.home_of(user), m.arc_root),
         "types": [t.value for t in FORM_TYPES],
         "fixed_types": sorted(t.value for t in FIXED_CHOICE),
         "images": [{"id": e.id, "types": e.types, "description": e.description} for e in catalogue],

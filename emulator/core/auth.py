@@ -9,6 +9,7 @@ owner's groups, as CANFAR shares session URLs.
 from __future__ import annotations
 
 import enum
+import hashlib
 import hmac
 import secrets
 
@@ -17,6 +18,9 @@ from emulator.core.identity import UsersSource
 from emulator.core.models import User
 from emulator.core.signin import SignIns
 from emulator.core.store import Store
+from emulator.gateway.base import PROBE_HEADER
+
+__all__ = ["PROBE_HEADER", "Authenticator", "RouteAccess"]
 
 
 class RouteAccess(enum.Enum):
@@ -26,27 +30,35 @@ class RouteAccess(enum.Enum):
     FORBIDDEN = "not the owner's, nor in a group of theirs"
 
 
-PROBE_HEADER = "X-Skaha-Emulator-Probe"
-
-
 class Authenticator:
     def __init__(self, users: UsersSource, callbacks: CallbackTokens, signins: SignIns, store: Store) -> None:
         self._users = users
         self._callbacks = callbacks
         self.signins = signins
         self._store = store
-        # The service's own readiness probes pass the gateway's check with this (it never leaves the service).
-        self.probe_secret = secrets.token_urlsafe(32)
+        # The service's own readiness probes pass the gateway's check with a token per session, made
+        # from this secret; the gateway takes the header off before the request reaches the session.
+        self._probe_secret = secrets.token_bytes(32)
 
-    def is_probe(self, header: str | None) -> bool:
-        return bool(header) and hmac.compare_digest(header or "", self.probe_secret)
+    def probe_token(self, session_id: str) -> str:
+        return hmac.new(self._probe_secret, f"probe|{session_id}".encode(), hashlib.sha256).hexdigest()
+
+    def is_probe(self, header: str | None, session_id: str) -> bool:
+        return bool(header) and hmac.compare_digest((header or "").encode(), self.probe_token(session_id).encode())
 
     def bearer(self, token: str) -> User | None:
         return self._users.current().authenticate(token)
 
     def cookie(self, value: str | None) -> User | None:
+        """The user a genuine cookie names, while their password and token are still those it was made under."""
         name = self.signins.user_of(value)
-        return self._users.current().get(name) if name else None
+        user = self._users.current().get(name) if name else None
+        if user is None or not self.signins.fingerprint_ok(value, self._users.current().fingerprint(user.name)):
+            return None
+        return user
+
+    def fingerprint(self, name: str) -> str:
+        return self._users.current().fingerprint(name)
 
     def sign_in(self, name: str, secret: str) -> User | None:
         """A user by name and password, or by their API token given as the password."""

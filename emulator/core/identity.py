@@ -6,6 +6,7 @@ groups) and tokens are checked in constant time.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 from dataclasses import dataclass, field
@@ -13,10 +14,12 @@ from pathlib import Path
 
 from emulator.core.models import Group, User
 from emulator.errors import ConfigError
-from emulator.passwords import verify_password
+from emulator.passwords import hash_password, verify_password
 from emulator.users import read_users_file
 
 log = logging.getLogger("emulator.identity")
+
+DUMMY_HASH = hash_password("no such user")  # checked against when a name is unknown, for equal timing
 
 
 @dataclass(frozen=True)
@@ -28,18 +31,24 @@ class UserDirectory:
     password_hashes: dict[str, str] = field(default_factory=dict)  # user name -> scrypt hash
 
     def authenticate(self, token: str) -> User | None:
+        given = token.encode("utf-8", errors="replace")
         for user in self.users:
-            if hmac.compare_digest(self.tokens[user.name].encode(), token.encode()):
+            if hmac.compare_digest(self.tokens[user.name].encode(), given):
                 return user
         return None
 
     def sign_in(self, name: str, password: str) -> User | None:
-        """The user whose name and password these are (a user without a password cannot sign in so)."""
+        """The user whose name and password these are (a user without a password cannot sign in so).
+        As slow for a name that does not exist: the answer's time tells nothing."""
         user = self.get(name)
-        if user is None:
-            verify_password(None, password)  # as slow either way: no telling which names exist
-            return None
-        return user if verify_password(self.password_hashes.get(name), password) else None
+        stored = self.password_hashes.get(name) if user is not None else None
+        matched = verify_password(stored or DUMMY_HASH, password)
+        return user if user is not None and stored is not None and matched else None
+
+    def fingerprint(self, name: str) -> str:
+        """Changes whenever the user's password or token does: sign-ins made before then lapse."""
+        material = f"{name}|{self.password_hashes.get(name, '')}|{self.tokens.get(name, '')}"
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
 
     def get(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)

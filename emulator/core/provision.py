@@ -4,6 +4,7 @@ the passwd/group files that make the user's uid resolve to a name inside the ima
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -66,11 +67,14 @@ def install_session_files(settings: Settings, profiles: Iterable[Profile]) -> No
         install_folder(settings.profiles_dir / folder, settings.config_folder(folder), executable=False)
 
 
+PROJECT_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+
+
 def ensure_projects(arc: Path, user: User) -> None:
     """/arc/projects/<group> for each group the user shares: setgid, writable by the group, closed to others."""
     for group in user.groups:
-        if group.gid == user.gid:
-            continue  # the user's own group has no project
+        if group.gid == user.gid or not PROJECT_NAME.fullmatch(group.name):
+            continue  # the user's own group has no project; a name unfit for a folder gets none
         folder = arc / "projects" / group.name
         if folder.exists():
             continue

@@ -92,13 +92,13 @@ class SessionManager:
         capacity: HostCapacity,
         gateway_url: str,
         answered_by_gateway: str,
-        probe_headers: dict[str, str],
+        probe_headers: Callable[[str], dict[str, str]],
         gpu_devices: list[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         """`gateway_url`: where the service reaches the gateway, which probes sessions' readiness for it
-        (answers it made itself carry the header `answered_by_gateway`; probes send `probe_headers`, which
-        pass the gateway's check of who is asking)."""
+        (answers it made itself carry the header `answered_by_gateway`; a session's probes send
+        `probe_headers(session id)`, which pass the gateway's check of who is asking for that session only)."""
         self._settings = settings
         self._store = store
         self._runtime = runtime
@@ -348,7 +348,7 @@ class SessionManager:
             url=f"{self._probe_base}{path}",
             probe=profile.readiness,
             answered_by_gateway=self._answered_by_gateway,
-            headers=self._probe_headers,
+            headers=self._probe_headers(session.id),
             interval=self._settings.probe_interval,
             still_wanted=lambda: self._still_pending(session.id),
             on_slow=lambda: self.event(
@@ -467,7 +467,7 @@ class SessionManager:
 
     async def catalogue(self, session_type: str | None) -> list[CatalogueEntry]:
         """Local images labelled with session types (of one type, if given), by name."""
-        entries = []
+        entries: list[CatalogueEntry] = []
         for image in await self._runtime.images():
             types = labels.image_session_types(image.labels)
             if types is None or not image.tags:

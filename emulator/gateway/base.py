@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 SESSION_ID_PATTERN = "[a-z][a-z0-9]{7}"
+# Headers of the gateway's question to the service (forward_auth) about a session route:
+SESSION_HEADER = "X-Skaha-Emulator-Session"  # the session id the gateway itself routes to
+PROBE_HEADER = "X-Skaha-Emulator-Probe"  # the service's readiness probes (never passed on to a session)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from emulator.errors import Unavailable
-from emulator.gateway.base import SESSION_ID_PATTERN, TypeRoute
+from emulator.gateway.base import PROBE_HEADER, SESSION_HEADER, SESSION_ID_PATTERN, TypeRoute
 
 ADMIN_HOST = "gateway-admin"  # the only Host the admin API accepts (see images/gateway/bootstrap.json)
 ADMIN_SOCKET_FOLDER_IN_GATEWAY = "/run/caddy-admin"  # the host's Settings.gateway_dir, bind-mounted
@@ -66,17 +66,21 @@ def _proxy(dial: str, headers: dict[str, str] | None = None, idle: str = SESSION
 STRIP_PLATFORM_CREDENTIALS: dict[str, Any] = {
     "handler": "headers",
     "request": {
+        "delete": [PROBE_HEADER, SESSION_HEADER],
         "replace": {
             "Authorization": [{"search_regexp": "(?i)^bearer\\s.*$", "replace": ""}],
             "Cookie": [{"search_regexp": "(^|;\\s*)skaha_emulator_session=[^;]*", "replace": ""}],
-        }
+        },
     },
 }
 
 
-def forward_auth(auth_upstream: str) -> dict[str, Any]:
+def forward_auth(auth_upstream: str, session_id: str) -> dict[str, Any]:
     """Caddy's forward_auth (as `caddy adapt` writes it): ask the service whether this caller may open
-    this session; a 2xx lets the request on, any other answer goes back to the caller as it is."""
+    this session; a 2xx lets the request on, any other answer goes back to the caller as it is.
+
+    `session_id` is the placeholder of the id the route captured from the cleaned path: the session the
+    request will reach, whatever its raw path says (`/session/x/MINE/../THEIRS/` reaches THEIRS)."""
     return {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": auth_upstream}],
@@ -86,6 +90,7 @@ def forward_auth(auth_upstream: str) -> dict[str, Any]:
                 "set": {
                     "X-Forwarded-Method": ["{http.request.method}"],
                     "X-Forwarded-Uri": ["{http.request.uri}"],
+                    SESSION_HEADER: [session_id],
                 },
                 # The question is plain HTTP even when the request is a WebSocket upgrade.
                 "delete": ["Connection", "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version"],
@@ -125,7 +130,7 @@ def type_route(route: TypeRoute, auth_upstream: str | None = None) -> dict[str, 
     session: dict[str, Any] = {"handler": "subroute", "routes": [slash, forward, {"handle": main}]}
     checks: list[dict[str, Any]] = []
     if auth_upstream is not None:  # who is asking, before anything reaches the session
-        checks.append({"handle": [forward_auth(auth_upstream)]})
+        checks.append({"handle": [forward_auth(auth_upstream, session_id)]})
     checks.append({"handle": [STRIP_PLATFORM_CREDENTIALS, session]})
     session = {"handler": "subroute", "routes": checks}
     return {

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import http.client
 import time
-from urllib.parse import quote
+from pathlib import Path
+from urllib.parse import quote, urlparse
 
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from emulator.core.identity import load_directory
 from emulator.core.signin import COOKIE, SignIns
 from tests.conftest import Person
 from tests.instance import Instance
@@ -117,7 +120,8 @@ def test_sign_in_out_wrong_password_and_expired_cookie(secured: Instance, people
     out = signed.post("/science-portal/logout", data={"csrf": csrf})
     assert out.status_code == 303 and COOKIE not in signed.cookies
     # An expired cookie is no sign-in, and login never sends anyone off this site.
-    stale = SignIns(secured.state_dir / "signin.key").issue("alice", now=time.time() - 2 * 86400)
+    fingerprint = load_directory(Path(secured.env["EMULATE_CONFIG_DIR"]) / "users.yaml").fingerprint("alice")
+    stale = SignIns(secured.state_dir / "signin.key").issue("alice", fingerprint, now=time.time() - 2 * 86400)
     expired = httpx.get(f"{secured.url}/science-portal/", cookies={COOKIE: stale})
     assert expired.headers["location"].startswith("/science-portal/login")
     away = httpx.post(
@@ -131,3 +135,48 @@ def test_group_projects_are_the_groups(secured: Instance, people: dict[str, Pers
     project = secured.arc_dir / "projects" / "astro"
     assert project.is_dir() and project.stat().st_mode & 0o7777 == 0o2770
     assert secured.exec(alices_notebook, "touch /arc/projects/astro/shared.txt && echo ok").strip() == "ok"
+
+
+def test_the_check_asks_about_the_session_the_request_reaches(
+    secured: Instance, people: dict[str, Person], alices_notebook: str
+) -> None:
+    eve = _api(secured, people["eve"])
+    evesession = eve.post("/session", data={"name": "e", "image": IMAGE, "type": "notebook"}).text.strip()
+    try:
+        address = urlparse(secured.url)
+        for path in (
+            f"/session/notebook/{evesession}/../{alices_notebook}/api/status?token={alices_notebook}",
+            f"/session/notebook/{evesession}/%2e%2e/{alices_notebook}/api/status?token={alices_notebook}",
+        ):
+            connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+            connection.request("GET", path, headers={"Authorization": f"Bearer {people['eve'].token}"})
+            answer = connection.getresponse()
+            body = answer.read()
+            connection.close()
+            assert answer.status in (403, 404), (path, answer.status, body)  # never alice's Jupyter
+        forged = {"Authorization": f"Bearer {people['eve'].token}", "X-Skaha-Emulator-Probe": "x" * 64}
+        url = f"{secured.url}/session/notebook/{alices_notebook}/api/status?token={alices_notebook}"
+        assert httpx.get(url, headers=forged, timeout=10).status_code == 403
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+        odd_path = f"/session/notebook/{alices_notebook}/api/status"
+        connection.request("GET", odd_path, headers={"Cookie": f"{COOKIE}=alice|é|1|x", "Accept": "text/html"})
+        assert connection.getresponse().status == 302  # not a sign-in, and no 500
+        connection.close()
+    finally:
+        eve.delete(f"/session/{evesession}")
+
+
+def test_a_new_password_ends_old_sign_ins_and_login_stays_on_site(secured: Instance, people: dict[str, Person]) -> None:
+    carol = secured.emulate("users", "add", "carol").stdout
+    password = next(line.split(": ", 1)[1] for line in carol.splitlines() if line.startswith("password: "))
+    browser = _signed_in(secured, Person("carol", password.strip(), ""))
+    assert browser.get("/science-portal/").status_code == 200
+    secured.emulate("users", "passwd", "carol")
+    assert browser.get("/science-portal/").headers["location"].startswith("/science-portal/login")
+    elsewhere = httpx.post(
+        f"{secured.url}/science-portal/login",
+        data={"username": "alice", "password": people["alice"].password},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert elsewhere.status_code == 403
+    secured.emulate("users", "rm", "carol")
