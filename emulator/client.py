@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from emulator.discovery import recorded_url
+from emulator.discovery import recorded_url, tls_verify
 from emulator.errors import Forbidden, NotFound, Unavailable, error_for_status
 from emulator.settings import Settings
 from emulator.users import token_for
@@ -37,7 +37,8 @@ class EmulatorClient:
         token = os.environ.get("EMULATE_TOKEN") or token_for(settings.users_file, user)
         self.api = f"{self.base_url}/skaha/{api_version}"
         self.auth_headers = {"Authorization": f"Bearer {token}"}  # also opens the user's session routes
-        self._http = httpx.Client(headers=self.auth_headers, timeout=30)
+        self.verify = tls_verify(settings)
+        self._http = httpx.Client(headers=self.auth_headers, timeout=30, verify=self.verify)
 
     def _request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> httpx.Response:
         try:

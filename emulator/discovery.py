@@ -11,9 +11,21 @@ import json
 from emulator.settings import Settings
 
 
+def local_url(settings: Settings) -> str:
+    """Where this machine reaches the instance (a wildcard bind address is reached on loopback)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if settings.tls else 'http'}://{host}:{settings.port}"
+
+
+def tls_verify(settings: Settings) -> str | bool:
+    """What an HTTPS client of this instance trusts: its gateway's internal CA once there is one."""
+    return str(settings.tls_ca) if settings.tls and settings.tls_ca.exists() else True
+
+
 def record_url(settings: Settings) -> None:
     settings.instance_file.parent.mkdir(parents=True, exist_ok=True)
-    settings.instance_file.write_text(json.dumps({"url": settings.base_url}))
+    settings.instance_file.write_text(json.dumps({"url": local_url(settings)}))
 
 
 def recorded_url(settings: Settings) -> str | None:

@@ -21,9 +21,9 @@ import docker.errors
 import httpx
 
 from emulator import labels, naming
-from emulator.discovery import forget_url, record_url
+from emulator.discovery import forget_url, local_url, record_url, tls_verify
 from emulator.errors import EmulatorError, Unavailable
-from emulator.gateway.caddy import ADMIN_SOCKET_FOLDER_IN_GATEWAY, LISTEN_PORT
+from emulator.gateway.caddy import ADMIN_SOCKET_FOLDER_IN_GATEWAY, DATA_IN_GATEWAY, LISTEN_PORT
 from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
 from emulator.runtime.docker import docker_errors
 from emulator.settings import Settings
@@ -39,6 +39,7 @@ def docker_socket() -> str:
 
 def prepare_folders(settings: Settings) -> None:
     settings.gateway_dir.mkdir(parents=True, exist_ok=True)
+    settings.gateway_data.mkdir(parents=True, exist_ok=True)
     for sub in ("home", "projects"):
         path = settings.arc_path / sub
         path.mkdir(parents=True, exist_ok=True)
@@ -98,13 +99,17 @@ class Platform:
     def ensure_gateway(self) -> None:
         s = self.settings
         ports = {f"{LISTEN_PORT}/tcp": (s.host, s.port)}
-        mounts = [docker.types.Mount(ADMIN_SOCKET_FOLDER_IN_GATEWAY, str(s.gateway_dir), type="bind")]
+        mounts = [
+            docker.types.Mount(ADMIN_SOCKET_FOLDER_IN_GATEWAY, str(s.gateway_dir), type="bind"),
+            docker.types.Mount(DATA_IN_GATEWAY, str(s.gateway_data), type="bind"),
+        ]
         self._ensure(
             naming.gateway_container(self.prefix),
             GATEWAY_IMAGE,
-            json.dumps([s.host, s.port, str(s.state_path)]),
+            json.dumps([s.host, s.port, str(s.state_path), DATA_IN_GATEWAY]),
             ports=ports,
             mounts=mounts,
+            environment={"XDG_DATA_HOME": DATA_IN_GATEWAY},
             labels=labels.platform_labels(s.instance, labels.ROLE_GATEWAY),
         )
 
@@ -150,11 +155,11 @@ class Platform:
         return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
 
     def _wait_available(self, timeout: float) -> None:
-        url = f"{self.settings.base_url}/skaha/availability"
+        url = f"{local_url(self.settings)}/skaha/availability"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(url, timeout=2).status_code == 200:
+                if httpx.get(url, timeout=2, verify=tls_verify(self.settings)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

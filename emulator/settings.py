@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     auth: bool = Field(
         False, description="Session routes admit only signed-in users (always on when not bound to loopback)."
     )
+    tls: bool = Field(False, description="Serve HTTPS with Caddy's internal CA (trust the CA file `up` names).")
+    tls_names: list[str] = Field(
+        default_factory=list, description="Names and addresses the HTTPS certificate covers (default: found by `up`)."
+    )
     public_url: str | None = Field(None, description="Base URL in connect URLs (default http://<host>:<port>).")
     state_dir: Path | None = Field(None, description="SQLite state, per-session files, gateway socket.")
     config_dir: Path | None = Field(None, description="Folder holding users.yaml (tokens, uids, groups).")
@@ -101,7 +105,18 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        scheme = "https" if self.tls else "http"
+        return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def gateway_data(self) -> Path:
+        """Caddy's data folder (its internal CA and certificates), kept across gateway restarts."""
+        return self.state_path / "gateway-data"
+
+    @property
+    def tls_ca(self) -> Path:
+        """The root certificate of the gateway's internal CA, which clients trust for `--tls`."""
+        return self.gateway_data / "caddy" / "pki" / "authorities" / "local" / "root.crt"
 
     # --- the state folder's layout (one place; every module asks here) -------------------
 

@@ -87,7 +87,8 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         )
         await gateway.wait_ready()
         routes = routes_for(profiles.values(), settings.prefix, settings.base_url)
-        table = GatewayTable(api_upstream, routes, auth=settings.auth_required)
+        tls_names = settings.tls_names if settings.tls else None
+        table = GatewayTable(api_upstream, routes, auth=settings.auth_required, tls_names=tls_names)
         keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, networks)
         await keeper.reconcile()
         housekeeping = [

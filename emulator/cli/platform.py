@@ -31,13 +31,18 @@ def _docker() -> DockerClient:
     help="Session routes admit only signed-in users (always, when --host is not loopback).",
 )
 @click.option(
+    "--tls", is_flag=True, default=None, help="Serve HTTPS with Caddy's internal CA (says which CA to trust)."
+)
+@click.option(
     "--build/--no-build",
     default=True,
     show_default=True,
     help="Build the service and gateway images when they are missing.",
 )
 @click.pass_obj
-def up(settings: Settings, host: str | None, port: int | None, auth: bool | None, build: bool) -> None:
+def up(
+    settings: Settings, host: str | None, port: int | None, auth: bool | None, tls: bool | None, build: bool
+) -> None:
     """Start the platform (service + gateway); idempotent.
 
     \b
@@ -47,9 +52,11 @@ def up(settings: Settings, host: str | None, port: int | None, auth: bool | None
     from emulator import images
     from emulator.platform import Platform
 
-    changes = {k: v for k, v in {"host": host, "port": port, "auth": auth}.items() if v}
+    changes = {k: v for k, v in {"host": host, "port": port, "auth": auth, "tls": tls}.items() if v}
     if changes:
         settings = settings.model_copy(update=changes)
+    if settings.tls and not settings.tls_names:
+        settings = settings.model_copy(update={"tls_names": certificate_names(settings)})
     ensure_users_file(settings.users_file)
     client = _docker()
     wanted = ["gateway", "service"]
@@ -62,11 +69,31 @@ def up(settings: Settings, host: str | None, port: int | None, auth: bool | None
     with console_err.status(f"starting instance '{settings.instance}'"):
         url = Platform(settings, client).up()
     console.print(f"skaha-emulator is up at [bold]{url}[/bold]")
+    if settings.tls:
+        console.print(f"  HTTPS from the gateway's own CA: trust {settings.tls_ca}")
+        console.print(f"  (covers {', '.join(settings.tls_names)}; e.g. curl --cacert {settings.tls_ca} {url}/)")
     console.print(f"  portal: {url}/science-portal/   (sign in: emulate users add NAME, or your token)")
     if settings.auth_required:
         console.print("  session routes: signed-in users only (owner, or a group of theirs)")
     console.print(f"  API:   {url}/skaha/v0/session   (Authorization: Bearer $(emulate token))")
     console.print("  next:  emulate launch notebook")
+
+
+def certificate_names(settings: Settings) -> list[str]:
+    """The names and addresses people may reach this machine by, for the HTTPS certificate."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import psutil
+
+    names = ["localhost", "127.0.0.1", socket.gethostname()]
+    if settings.host not in ("0.0.0.0", "::", ""):
+        names.append(settings.host)
+    if settings.public_url:
+        names.append(urlsplit(settings.public_url).hostname or "")
+    for addresses in psutil.net_if_addrs().values():
+        names += [a.address for a in addresses if a.family == socket.AF_INET and not a.address.startswith("127.")]
+    return [name for name in dict.fromkeys(names) if name]
 
 
 @click.command()
@@ -127,7 +154,8 @@ def serve(settings: Settings, in_container: bool) -> None:
 
     from emulator import naming
     from emulator.api.app import create_app
-    from emulator.gateway.caddy import LISTEN_PORT
+    from emulator.discovery import local_url
+    from emulator.gateway.base import INTERNAL_PORT
     from emulator.platform import Platform
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -135,13 +163,12 @@ def serve(settings: Settings, in_container: bool) -> None:
     if in_container:
         bind = "0.0.0.0"
         upstream = f"{naming.service_container(settings.prefix)}:{settings.service_port}"
-        gateway = f"http://{naming.gateway_container(settings.prefix)}:{LISTEN_PORT}"
+        gateway = f"http://{naming.gateway_container(settings.prefix)}:{INTERNAL_PORT}"
     else:
         ensure_users_file(settings.users_file)
         bind = Platform(settings, _docker()).up_without_service()
         upstream = f"{bind}:{settings.service_port}"
-        host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-        gateway = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
+        gateway = local_url(settings)
         console_err.print(f"serving instance '{settings.instance}' at {settings.base_url} (Ctrl-C stops)")
     # Idle upstream connections must outlive the gateway's (API_IDLE_TIMEOUT, 60 s): see gateway/caddy.py.
     uvicorn.run(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from emulator import labels, naming
 from emulator.core.models import GIB, Session, User
 from emulator.core.policy import threads
+from emulator.gateway.base import INTERNAL_PORT
 from emulator.profiles import Profile, SessionType
 from emulator.runtime.base import ContainerSpec, Mount
 from emulator.settings import Settings
@@ -48,7 +49,7 @@ def template_values(
         "top_level": TOP_LEVEL,
         "projects": f"{TOP_LEVEL}/projects",
         "threads": str(threads(session.resources.cores_request)),
-        "api_host": f"{naming.gateway_container(settings.prefix)}:8080",
+        "api_host": f"{naming.gateway_container(settings.prefix)}:{INTERNAL_PORT}",
         "api_version": "v0",
         "base_url": settings.base_url,
         "ws_base_url": settings.base_url.replace("http", "ws", 1),

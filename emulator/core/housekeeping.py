@@ -41,6 +41,7 @@ class GatewayTable:
     api_upstream: str
     routes: list[TypeRoute]
     auth: bool = False  # session routes ask the service who may open them
+    tls_names: list[str] | None = None  # HTTPS on the published port, for these names
 
 
 class Housekeeper:
@@ -74,7 +75,7 @@ class Housekeeper:
             except EmulatorError:
                 return  # the gateway is down; try again on the next pass
             log.warning("the gateway is not running the emulator's routes; loading them")
-        await self._gateway.load(table.api_upstream, table.routes, table.auth)
+        await self._gateway.load(table.api_upstream, table.routes, table.auth, table.tls_names)
         await self._networks.rejoin()  # a new gateway container has joined no user network yet
 
     async def reconcile(self) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 SESSION_ID_PATTERN = "[a-z][a-z0-9]{7}"
+INTERNAL_PORT = 8081  # the gateway's plain-HTTP listener on the platform's and sessions' networks
 # Headers of the gateway's question to the service (forward_auth) about a session route:
 SESSION_HEADER = "X-Skaha-Emulator-Session"  # the session id the gateway itself routes to
 PROBE_HEADER = "X-Skaha-Emulator-Probe"  # the service's readiness probes (never passed on to a session)
@@ -40,9 +41,11 @@ class TypeRoute:
 
 
 class Gateway(Protocol):
-    async def load(self, api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> None:
+    async def load(
+        self, api_upstream: str, routes: list[TypeRoute], auth: bool = False, tls_names: list[str] | None = None
+    ) -> None:
         """Replace the whole routing table: the API upstream plus these session-type routes, each asking
-        the API upstream who may open it when `auth`."""
+        the API upstream who may open it when `auth`; HTTPS for `tls_names` when given."""
         ...
 
     async def is_loaded(self, api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> bool:

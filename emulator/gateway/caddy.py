@@ -17,13 +17,14 @@ from typing import Any
 import httpx
 
 from emulator.errors import Unavailable
-from emulator.gateway.base import PROBE_HEADER, SESSION_HEADER, SESSION_ID_PATTERN, TypeRoute
+from emulator.gateway.base import INTERNAL_PORT, PROBE_HEADER, SESSION_HEADER, SESSION_ID_PATTERN, TypeRoute
 
 ADMIN_HOST = "gateway-admin"  # the only Host the admin API accepts (see images/gateway/bootstrap.json)
 ADMIN_SOCKET_FOLDER_IN_GATEWAY = "/run/caddy-admin"  # the host's Settings.gateway_dir, bind-mounted
 ADMIN_SOCKET_IN_GATEWAY = f"{ADMIN_SOCKET_FOLDER_IN_GATEWAY}/admin.sock"
 SERVER = "gateway"
-LISTEN_PORT = 8080
+LISTEN_PORT = 8080  # published: HTTPS with `--tls`
+DATA_IN_GATEWAY = "/data"  # Caddy's data (its internal CA): the host's Settings.gateway_data, bind-mounted
 
 # Caddy must drop an idle upstream connection before the upstream does, or a request sent on a
 # connection the upstream is closing fails with a 502. The service (uvicorn) keeps idle connections
@@ -155,8 +156,12 @@ def _text(status: int | str, body: str) -> dict[str, Any]:
     }
 
 
-def full_config(api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> dict[str, Any]:
-    """The whole configuration: session routes (checked with the service when `auth`), the API, the portal."""
+def full_config(
+    api_upstream: str, routes: list[TypeRoute], auth: bool = False, tls_names: list[str] | None = None
+) -> dict[str, Any]:
+    """The whole configuration: session routes (checked with the service when `auth`), the API, the portal;
+    served on the published port (HTTPS from Caddy's internal CA for `tls_names`, when given) and on the
+    internal one."""
     table = [type_route(r, api_upstream if auth else None) for r in routes]
     table.append(
         {
@@ -196,22 +201,23 @@ def full_config(api_upstream: str, routes: list[TypeRoute], auth: bool = False) 
             ]
         },
     ]
-    return {
-        "admin": {"listen": f"unix/{ADMIN_SOCKET_IN_GATEWAY}", "origins": [ADMIN_HOST]},
-        "apps": {
-            "http": {
-                "servers": {
-                    SERVER: {
-                        "listen": [f":{LISTEN_PORT}"],
-                        "automatic_https": {"disable": True},
-                        "max_header_bytes": MAX_HEADER_BYTES,
-                        "routes": table,
-                        "errors": {"routes": errors},
-                    }
-                }
-            }
-        },
+    public: dict[str, Any] = {
+        "listen": [f":{LISTEN_PORT}"],
+        "automatic_https": {"disable": True},
+        "max_header_bytes": MAX_HEADER_BYTES,
+        "routes": table,
+        "errors": {"routes": errors},
     }
+    internal = {**public, "listen": [f":{INTERNAL_PORT}"]}
+    apps: dict[str, Any] = {"http": {"servers": {SERVER: public, "internal": internal}}}
+    if tls_names:
+        public["tls_connection_policies"] = [{}]
+        apps["tls"] = {
+            "automation": {"policies": [{"subjects": tls_names, "issuers": [{"module": "internal"}]}]},
+            "certificates": {"automate": tls_names},
+        }
+        apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
+    return {"admin": {"listen": f"unix/{ADMIN_SOCKET_IN_GATEWAY}", "origins": [ADMIN_HOST]}, "apps": apps}
 
 
 class CaddyGateway:
@@ -244,9 +250,11 @@ class CaddyGateway:
             await asyncio.sleep(0.05)
         raise Unavailable(f"the gateway's admin API was not ready within {timeout:.0f} s: {problem}")
 
-    async def load(self, api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> None:
+    async def load(
+        self, api_upstream: str, routes: list[TypeRoute], auth: bool = False, tls_names: list[str] | None = None
+    ) -> None:
         async with self._lock:
-            response = await self._request("POST", "/load", full_config(api_upstream, routes, auth))
+            response = await self._request("POST", "/load", full_config(api_upstream, routes, auth, tls_names))
             if response.status_code >= 400:
                 raise Unavailable(f"the gateway refused its configuration: {response.text.strip()}")
 

@@ -35,7 +35,7 @@ def test_notebook_container_contract(tmp_path: Path) -> None:
     assert list(env)[:6] == ["skaha_hostname", "skaha_username", "skaha_sessionid", "HOME", "PWD", "OMP_NUM_THREADS"]
     assert env["HOME"] == env["PWD"] == "/arc/home/alice"
     assert env["JUPYTER_TOKEN"] == "k3x9q2ab" and env["NB_UID"] == "1500" and env["MKL_NUM_THREADS"] == "2"
-    assert env["skaha_hostname"] == "emulate-t1-gateway:8080"
+    assert env["skaha_hostname"] == "emulate-t1-gateway:8081"  # the gateway's internal listener
     targets = {m.target: m for m in spec.mounts}
     assert targets["/arc"].source == str(tmp_path / "arc") and not targets["/arc"].read_only
     assert targets["/etc/passwd"].read_only and targets["/skaha-system"].read_only
