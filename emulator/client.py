@@ -37,7 +37,7 @@ class EmulatorClient:
         token = os.environ.get("EMULATE_TOKEN") or token_for(settings.users_file, user)
         self.api = f"{self.base_url}/skaha/{api_version}"
         self.auth_headers = {"Authorization": f"Bearer {token}"}  # also opens the user's session routes
-        self.verify = tls_verify(settings)
+        self.verify = tls_verify(settings, self.base_url)
         self._http = httpx.Client(headers=self.auth_headers, timeout=30, verify=self.verify)
 
     def _request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> httpx.Response:

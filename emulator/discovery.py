@@ -12,15 +12,19 @@ from emulator.settings import Settings
 
 
 def local_url(settings: Settings) -> str:
-    """Where this machine reaches the instance (a wildcard bind address is reached on loopback)."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    """Where this machine reaches the instance (a wildcard bind address is reached on loopback, by name
+    over HTTPS so the client names the certificate it wants)."""
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "localhost" if settings.tls else "127.0.0.1"
     host = f"[{host}]" if ":" in host else host
     return f"{'https' if settings.tls else 'http'}://{host}:{settings.port}"
 
 
-def tls_verify(settings: Settings) -> str | bool:
+def tls_verify(settings: Settings, url: str | None = None) -> str | bool:
     """What an HTTPS client of this instance trusts: its gateway's internal CA once there is one."""
-    return str(settings.tls_ca) if settings.tls and settings.tls_ca.exists() else True
+    https = (url or "").startswith("https://") or settings.tls
+    return str(settings.tls_ca) if https and settings.tls_ca.exists() else True
 
 
 def record_url(settings: Settings) -> None:

@@ -64,7 +64,8 @@ class Platform:
 
     def ensure_network(self) -> None:
         name = self.settings.network
-        if not self.client.networks.list(names=[name]):
+        # The engine's name filter matches parts of names ("emulate-x" finds "emulate-x-user-y"): compare whole names.
+        if not any(network.name == name for network in self.client.networks.list(names=[name])):
             self.client.networks.create(
                 name, driver="bridge", labels=labels.platform_labels(self.settings.instance, labels.ROLE_NETWORK)
             )

@@ -80,19 +80,25 @@ def up(
 
 
 def certificate_names(settings: Settings) -> list[str]:
-    """The names and addresses people may reach this machine by, for the HTTPS certificate."""
+    """The names and addresses people may reach this machine by, for the HTTPS certificate; the first
+    address is what a client that dials an address (and so names none) gets a certificate for."""
     import socket
     from urllib.parse import urlsplit
 
     import psutil
 
-    names = ["localhost", "127.0.0.1", socket.gethostname()]
     if settings.host not in ("0.0.0.0", "::", ""):
-        names.append(settings.host)
+        names = [settings.host, "localhost", "127.0.0.1"]  # bound to one address: that one first
+    else:
+        names = []
+        for interface, addresses in psutil.net_if_addrs().items():
+            if interface.startswith(("docker", "br-", "veth", "lo")):
+                continue  # the engine's own bridges and loopback: nobody in the room browses to those
+            names += [a.address for a in addresses if a.family == socket.AF_INET]
+        names += ["127.0.0.1", "localhost"]
+    names.append(socket.gethostname())
     if settings.public_url:
         names.append(urlsplit(settings.public_url).hostname or "")
-    for addresses in psutil.net_if_addrs().values():
-        names += [a.address for a in addresses if a.family == socket.AF_INET and not a.address.startswith("127.")]
     return [name for name in dict.fromkeys(names) if name]
 
 

@@ -211,7 +211,10 @@ def full_config(
     internal = {**public, "listen": [f":{INTERNAL_PORT}"]}
     apps: dict[str, Any] = {"http": {"servers": {SERVER: public, "internal": internal}}}
     if tls_names:
-        public["tls_connection_policies"] = [{}]
+        # A client that dials an address sends no server name; it gets the certificate of the first
+        # address named (the one people are meant to use).
+        addresses = [n for n in tls_names if n.replace(".", "").isdigit()]
+        public["tls_connection_policies"] = [{"default_sni": addresses[0] if addresses else "127.0.0.1"}]
         apps["tls"] = {
             "automation": {"policies": [{"subjects": tls_names, "issuers": [{"module": "internal"}]}]},
             "certificates": {"automate": tls_names},

@@ -55,8 +55,8 @@ def test_https_from_the_named_ca_and_a_session_through_it(tls_instance: dict) ->
     assert f"trust {ca}" in tls_instance["up"] and ca.exists()
     url = f"https://127.0.0.1:{tls_instance['port']}"
     assert httpx.get(f"{url}/skaha/availability", verify=str(ca), timeout=10).status_code == 200
-    with pytest.raises(httpx.HTTPError):
-        httpx.get(f"http://127.0.0.1:{tls_instance['port']}/skaha/availability", timeout=5)  # HTTPS only
+    plain = httpx.get(f"http://127.0.0.1:{tls_instance['port']}/skaha/availability", timeout=5)
+    assert plain.status_code == 400 and "HTTPS" in plain.text  # HTTPS only
     token = tls_instance["emulate"]("token").stdout.strip()
     api = httpx.Client(
         base_url=f"{url}/skaha/v0", headers={"Authorization": f"Bearer {token}"}, verify=str(ca), timeout=30
