@@ -29,7 +29,8 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
-def _start(root: Path, instance: str, docker_client: docker.DockerClient, *up: str) -> Instance:
+def start_instance(root: Path, instance: str, docker_client: docker.DockerClient, *up: str) -> Instance:
+    """An instance of the suite's own (`emulate up --no-build *up`) on a free port, with its own folders."""
     remove_instance(docker_client, instance)  # what a crashed earlier run left
     port = free_port()
     env = {
@@ -43,13 +44,16 @@ def _start(root: Path, instance: str, docker_client: docker.DockerClient, *up: s
     }
     env.pop("EMULATE_URL", None)
     env.pop("EMULATE_TOKEN", None)
-    first = Instance(url=f"http://127.0.0.1:{port}", token="", env=env, root=root, docker=docker_client)
+    scheme = "https" if "--tls" in up else "http"
+    first = Instance(url=f"{scheme}://127.0.0.1:{port}", token="", env=env, root=root, docker=docker_client)
     first.emulate("up", "--no-build", *up)
     token = first.emulate("token").stdout.strip()
-    return Instance(url=first.url, token=token, env=env, root=root, docker=docker_client)
+    ca = root / "state" / "gateway-data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+    verify = str(ca) if scheme == "https" else True
+    return Instance(url=first.url, token=token, env=env, root=root, docker=docker_client, verify=verify)
 
 
-def _stop(instance: Instance, docker_client: docker.DockerClient) -> None:
+def stop_instance(instance: Instance, docker_client: docker.DockerClient) -> None:
     instance.emulate("down", "--remove-sessions", check=False)
     left = [c.name for c in docker_client.containers.list(all=True, filters={"label": instance.label})]
     remove_instance(docker_client, instance.env["EMULATE_INSTANCE"])
@@ -58,11 +62,11 @@ def _stop(instance: Instance, docker_client: docker.DockerClient) -> None:
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Instance]:
-    platform = _start(tmp_path_factory.mktemp("platform"), INSTANCE, docker_client)
+    platform = start_instance(tmp_path_factory.mktemp("platform"), INSTANCE, docker_client)
     try:
         yield platform
     finally:
-        _stop(platform, docker_client)
+        stop_instance(platform, docker_client)
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,11 @@ class Person:
 @pytest.fixture(scope="session")
 def secured(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Instance]:
     """A second instance with sign-in on its session routes (`up --auth`)."""
-    instance = _start(tmp_path_factory.mktemp("secured"), f"{INSTANCE}-auth", docker_client, "--auth")
+    instance = start_instance(tmp_path_factory.mktemp("secured"), f"{INSTANCE}-auth", docker_client, "--auth")
     try:
         yield instance
     finally:
-        _stop(instance, docker_client)
+        stop_instance(instance, docker_client)
 
 
 @pytest.fixture(scope="session")

@@ -45,12 +45,14 @@ class Instance:
     env: dict[str, str]
     root: Path
     docker: docker.DockerClient
+    verify: str | bool = True  # an HTTPS instance's CA file
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
         # One connection per request, as curl makes: the gateway closes idle keep-alive
         # connections on every route change, which only clients that retry (browsers) absorb.
         self.http = httpx.Client(
+            verify=self.verify,
             base_url=f"{self.url}/skaha/v0",
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=30,

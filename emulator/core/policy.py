@@ -113,7 +113,8 @@ def validate_image(reference: str | None) -> str:
         try:
             Reference.parse_normalized_named(reference)
         except InvalidReference as exc:
-            problem = str(exc)
+            # In our own words (the library echoes the engine's "invalid reference format").
+            problem = str(exc).replace("invalid reference format", "it is not of that form")
     if problem is not None:
         raise InvalidRequest(
             f"session image '{shown(reference)}' is not a valid image reference "

@@ -168,8 +168,22 @@ def full_config(
             "@id": "skaha-api",
             "match": [{"path": ["/skaha", "/skaha/*", "/science-portal", "/science-portal/*"]}],
             "handle": [
-                {"handler": "request_body", "max_size": MAX_API_BODY_BYTES},
-                _proxy(api_upstream, idle=API_IDLE_TIMEOUT),
+                {
+                    "handler": "subroute",
+                    "routes": [
+                        {  # a declared body of a million bytes or more is refused before any of it is sent on
+                            "match": [{"header_regexp": {"Content-Length": {"pattern": "^[0-9]{7,}$"}}}],
+                            "handle": [_text(413, "skaha-emulator: request body too large\n")],
+                            "terminal": True,
+                        },
+                        {
+                            "handle": [
+                                {"handler": "request_body", "max_size": MAX_API_BODY_BYTES},
+                                _proxy(api_upstream, idle=API_IDLE_TIMEOUT),
+                            ]
+                        },
+                    ],
+                }
             ],
             "terminal": True,
         }
