@@ -25,7 +25,7 @@ from emulator.discovery import forget_url, local_url, record_url, tls_verify
 from emulator.errors import EmulatorError, Unavailable
 from emulator.gateway.caddy import ADMIN_SOCKET_FOLDER_IN_GATEWAY, DATA_IN_GATEWAY, LISTEN_PORT
 from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
-from emulator.runtime.docker import docker_errors
+from emulator.runtime.docker import docker_errors, has_network
 from emulator.settings import Settings
 
 
@@ -64,8 +64,7 @@ class Platform:
 
     def ensure_network(self) -> None:
         name = self.settings.network
-        # The engine's name filter matches parts of names ("emulate-x" finds "emulate-x-user-y"): compare whole names.
-        if not any(network.name == name for network in self.client.networks.list(names=[name])):
+        if not has_network(self.client, name):
             self.client.networks.create(
                 name, driver="bridge", labels=labels.platform_labels(self.settings.instance, labels.ROLE_NETWORK)
             )

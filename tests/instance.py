@@ -92,6 +92,10 @@ class Instance:
             self.wait_status(session_id, "Running")
         return session_id
 
+    def job(self, name: str = "job", **params: Any) -> str:
+        """Launch a headless job (cmd, args, env, ram… as skaha takes them) without waiting; its id."""
+        return self.launch(name, wait=False, type="headless", **params)
+
     def session(self, session_id: str) -> dict[str, Any]:
         response = self.http.get(f"/session/{session_id}")
         assert response.status_code == 200, response.text

@@ -26,6 +26,7 @@ from emulator.core.identity import UsersSource
 from emulator.core.models import GIB, HostCapacity
 from emulator.core.networks import UserNetworks
 from emulator.core.policy import resource_context
+from emulator.core.probe import GatewayProbes
 from emulator.core.provision import install_session_files
 from emulator.core.sessions import SessionManager
 from emulator.core.signin import SignIns
@@ -80,9 +81,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             networks,
             context,
             capacity,
-            gateway_url=gateway_url,
-            answered_by_gateway=OWN_ANSWER,
-            probe_headers=lambda session_id: {PROBE_HEADER: auth.probe_token(session_id)},
+            GatewayProbes(gateway_url, OWN_ANSWER, lambda session_id: {PROBE_HEADER: auth.probe_token(session_id)}),
             gpu_devices=devices,
         )
         await gateway.wait_ready()

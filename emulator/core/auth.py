@@ -52,8 +52,9 @@ class Authenticator:
     def cookie(self, value: str | None) -> User | None:
         """The user a genuine cookie names, while their password and token are still those it was made under."""
         name = self.signins.user_of(value)
-        user = self._users.current().get(name) if name else None
-        if user is None or not self.signins.fingerprint_ok(value, self._users.current().fingerprint(user.name)):
+        directory = self._users.current()
+        user = directory.get(name) if name else None
+        if user is None or not self.signins.fingerprint_ok(value, directory.fingerprint(user.name)):
             return None
         return user
 

@@ -9,10 +9,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
 from emulator.profiles import Probe
+
+
+@dataclass(frozen=True)
+class GatewayProbes:
+    """How the service asks the gateway whether a session answers.
+
+    `base_url`: where the service reaches the gateway; `answered_by_gateway`: the header the gateway puts
+    on answers it made itself; `headers_for(session id)`: what lets a probe of that session (and no
+    other) past the gateway's check of who is asking."""
+
+    base_url: str
+    answered_by_gateway: str
+    headers_for: Callable[[str], dict[str, str]]
 
 
 async def _answers(client: httpx.AsyncClient, probe: Probe, url: str, answered_by_gateway: str) -> bool:

@@ -39,7 +39,7 @@ from emulator.core.models import (
     User,
 )
 from emulator.core.networks import UserNetworks
-from emulator.core.probe import wait_until_ready
+from emulator.core.probe import GatewayProbes, wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
@@ -90,15 +90,10 @@ class SessionManager:
         networks: UserNetworks,
         context: dict[str, Any],
         capacity: HostCapacity,
-        gateway_url: str,
-        answered_by_gateway: str,
-        probe_headers: Callable[[str], dict[str, str]],
+        probes: GatewayProbes,
         gpu_devices: list[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        """`gateway_url`: where the service reaches the gateway, which probes sessions' readiness for it
-        (answers it made itself carry the header `answered_by_gateway`; a session's probes send
-        `probe_headers(session id)`, which pass the gateway's check of who is asking for that session only)."""
         self._settings = settings
         self._store = store
         self._runtime = runtime
@@ -115,9 +110,16 @@ class SessionManager:
         self._identity = IdentityFiles(runtime, settings)
         self._usage = usage
         self._networks = networks
-        self._probe_base = gateway_url.rstrip("/")
-        self._answered_by_gateway = answered_by_gateway
-        self._probe_headers = probe_headers
+        self._probes = probes
+        # What admission allows does not change while the service runs.
+        self._admission = Limits(
+            max_jobs=settings.max_jobs,
+            max_apps_per_desktop=settings.max_apps_per_desktop,
+            fixed_memory_gb=max(0.0, capacity.memory_gb - settings.host_headroom_gb),
+            fixed_cores=float(capacity.cores),
+            headroom_gb=settings.host_headroom_gb,
+            user_memory_gb=settings.max_user_memory_gb,
+        )
 
     # --- read-only facts ------------------------------------------------------------------
 
@@ -209,7 +211,7 @@ class SessionManager:
             args=request.args,
             gpu_devices=devices,
         )
-        while not self._store.admit(session, self._settings.max_sessions, self._limits()):
+        while not self._store.admit(session, self._settings.max_sessions, self._admission):
             session.id = naming.new_session_id()
         self.event(session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine")
         self.start(session.id)
@@ -238,7 +240,7 @@ class SessionManager:
             raise InvalidRequest(f"image/type mismatch: {image_ref}/{profile.type}")
         apps.check_image_name(image_ref)
         app = apps.new_app(profile, desktop, user, image_ref, resources, self._clock())
-        while not self._store.admit(app, self._settings.max_sessions, self._limits()):
+        while not self._store.admit(app, self._settings.max_sessions, self._admission):
             apps.redraw_id(app)
         desktop = self._store.get(desktop_id)
         if desktop is None or not desktop.status.live:  # deleted meanwhile
@@ -247,17 +249,6 @@ class SessionManager:
         self.event(app.id, "Scheduled", apps.scheduled_message(app))
         self.start(app.id)
         return app.app_id or ""
-
-    def _limits(self) -> Limits:
-        s, capacity = self._settings, self._capacity
-        return Limits(
-            max_jobs=s.max_jobs,
-            max_apps_per_desktop=s.max_apps_per_desktop,
-            fixed_memory_gb=max(0.0, capacity.memory_gb - s.host_headroom_gb),
-            fixed_cores=float(capacity.cores),
-            headroom_gb=s.host_headroom_gb,
-            user_memory_gb=s.max_user_memory_gb,
-        )
 
     async def _local_image(self, reference: str) -> ImageInfo:
         """The image a launch names; sessions run only from the local engine (never pulled on the way)."""
@@ -345,10 +336,10 @@ class SessionManager:
         else:
             path = profile.render(profile.readiness.path, values)
         ready = await wait_until_ready(
-            url=f"{self._probe_base}{path}",
+            url=f"{self._probes.base_url.rstrip('/')}{path}",
             probe=profile.readiness,
-            answered_by_gateway=self._answered_by_gateway,
-            headers=self._probe_headers(session.id),
+            answered_by_gateway=self._probes.answered_by_gateway,
+            headers=self._probes.headers_for(session.id),
             interval=self._settings.probe_interval,
             still_wanted=lambda: self._still_pending(session.id),
             on_slow=lambda: self.event(

@@ -66,7 +66,6 @@ class NetworkInfo:
     name: str
     labels: dict[str, str]
     subnets: list[str]
-    containers: list[str]  # names of the containers attached
 
 
 class Runtime(Protocol):

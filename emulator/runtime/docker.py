@@ -59,6 +59,12 @@ def docker_errors() -> Iterator[None]:
         raise Unavailable(f"cannot reach the Docker engine ({exc}); {NO_ENGINE_ADVICE}") from exc
 
 
+def has_network(client: docker.DockerClient, name: str) -> bool:
+    """Whether a network of exactly that name exists (the engine's name filter also matches parts of
+    names: "emulate-x" finds "emulate-x-user-y")."""
+    return any(network["Name"] == name for network in client.api.networks(names=[name]))
+
+
 def connect() -> docker.DockerClient:
     """A Docker client, or an Unavailable error that says how to get an engine."""
     with docker_errors():
@@ -337,19 +343,16 @@ class DockerRuntime:
 
     def _networks(self) -> list[NetworkInfo]:
         found = []
-        for entry in self._client.api.networks():
-            detail = self._client.api.inspect_network(entry["Id"])
-            subnets = [c["Subnet"] for c in ((detail.get("IPAM") or {}).get("Config") or []) if c.get("Subnet")]
-            attached = [c.get("Name", "") for c in (detail.get("Containers") or {}).values()]
-            found.append(NetworkInfo(detail["Name"], detail.get("Labels") or {}, subnets, attached))
+        for entry in self._client.api.networks():  # the listing has names, labels and subnets: no inspects
+            subnets = [c["Subnet"] for c in ((entry.get("IPAM") or {}).get("Config") or []) if c.get("Subnet")]
+            found.append(NetworkInfo(entry["Name"], entry.get("Labels") or {}, subnets))
         return found
 
     async def networks(self) -> list[NetworkInfo]:
         return await self._call(self._networks)
 
     def _create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
-        # The engine's name filter matches parts of names ("u-bob" finds "u-bobby"): compare whole names.
-        if any(network.name == name for network in self._client.networks.list(names=[name])):
+        if has_network(self._client, name):
             return
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
         try:

@@ -18,17 +18,7 @@ IMAGE = "skaha-emulator/notebook:latest"
 
 
 def test_a_session_the_oom_killer_ends_is_failed_with_that_reason_and_keeps_its_logs(fresh: Instance) -> None:
-    job = fresh.http.post(
-        "/session",
-        data={
-            "name": "greedy",
-            "image": IMAGE,
-            "type": "headless",
-            "ram": "1",
-            "cmd": "python3",
-            "args": "-c print('allocating',flush=True);x=b'x'*(3*1024**3)",
-        },
-    ).text.strip()
+    job = fresh.job("greedy", ram="1", cmd="python3", args="-c print('allocating',flush=True);x=b'x'*(3*1024**3)")
     fresh.wait_status(job, "Failed", timeout=60)
     events = fresh.http.get(f"/session/{job}", params={"view": "events"}).text
     assert "OOMKilled" in events and "1 GB memory limit" in events, events

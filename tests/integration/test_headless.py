@@ -12,14 +12,8 @@ pytestmark = pytest.mark.slow
 IMAGE = "skaha-emulator/notebook:latest"
 
 
-def _job(platform: Instance, **params: object) -> str:
-    response = platform.http.post("/session", data={"name": "job", "image": IMAGE, "type": "headless", **params})
-    assert response.status_code == 200, response.text
-    return response.text.strip()
-
-
 def test_a_job_runs_its_command_with_env_and_succeeds(fresh: Instance) -> None:
-    session_id = _job(fresh, cmd="/usr/bin/env", env=["GREETING=hello", "REPLICA_ID=1", "bad", "A=b=c"])
+    session_id = fresh.job(cmd="/usr/bin/env", env=["GREETING=hello", "REPLICA_ID=1", "bad", "A=b=c"])
     session = fresh.wait_status(session_id, "Succeeded", timeout=60)
     assert session["connectURL"] == "not-applicable" and session["type"] == "headless"
     env = fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text.splitlines()
@@ -32,13 +26,13 @@ def test_a_job_runs_its_command_with_env_and_succeeds(fresh: Instance) -> None:
 
 
 def test_args_are_split_on_single_spaces_as_skaha_does(fresh: Instance) -> None:
-    session_id = _job(fresh, cmd="/bin/echo", args="one two  three")
+    session_id = fresh.job(cmd="/bin/echo", args="one two  three")
     fresh.wait_status(session_id, "Succeeded", timeout=60)
     assert fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text == "one two  three\n"
 
 
 def test_a_failing_job_fails_and_is_never_restarted(fresh: Instance) -> None:
-    session_id = _job(fresh, cmd="/bin/false")
+    session_id = fresh.job(cmd="/bin/false")
     fresh.wait_status(session_id, "Failed", timeout=60)
     container = fresh.container(session_id)
     assert container.attrs["RestartCount"] == 0 and container.attrs["State"]["ExitCode"] == 1
@@ -48,7 +42,7 @@ def test_a_failing_job_fails_and_is_never_restarted(fresh: Instance) -> None:
 def test_jobs_do_not_count_towards_the_interactive_limit(fresh: Instance) -> None:
     for i in range(3):
         fresh.launch(name=f"nb{i}", wait=False)
-    session_id = _job(fresh, cmd="/bin/true")
+    session_id = fresh.job(cmd="/bin/true")
     fresh.wait_status(session_id, "Succeeded", timeout=60)
 
 

@@ -123,7 +123,7 @@ def test_sessions_of_different_users_share_no_network(fresh: Instance, mallory: 
     # mallory's notebook answers through the gateway, as alice's does
     assert httpx.get(f"{fresh.url}/session/notebook/{theirs}/api", timeout=10).status_code == 200
     mallory.delete(f"/session/{theirs}")
-    mallory.get("/session")  # their network stays theirs (a later launch pays nothing for it) ...
+    # Their network stays theirs (a later launch pays nothing for it), holding no session.
     network = fresh.docker.networks.get(f"emulate-{INSTANCE}-user-mallory")
     assert [c.name for c in network.containers] == [f"emulate-{INSTANCE}-gateway"]  # ... holding no session
 
@@ -137,9 +137,7 @@ def test_from_inside_every_session_type_nothing_else_is_reachable(
     service_address, _ = _address(service)
     desktop = fresh.launch(name="desk", type="desktop", image=DESKTOP)
     app_id = fresh.http.post(f"/session/{desktop}/app", data={"image": TERMINAL}).text.strip()
-    job = fresh.http.post(
-        "/session", data={"name": "job", "image": NOTEBOOK, "type": "headless", "cmd": "sleep", "args": "300"}
-    ).text.strip()
+    job = fresh.job(cmd="sleep", args="300")
     notebook = fresh.launch(name="nb")
     web = fresh.launch(name="web", type="contributed", image=contract_app)
     fresh.wait_status(job, "Running")
