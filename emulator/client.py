@@ -59,11 +59,13 @@ class EmulatorClient:
             raise error_for_status(response.status_code, response.text.strip() or response.reason_phrase)
         return response
 
-    def launch(self, **params: Any) -> str:
+    def launch(self, registry_auth: str | None = None, **params: Any) -> str:
+        """Launch; `registry_auth` is skaha's x-skaha-registry-auth header (base64 of user:secret)."""
         data: dict[str, Any] = {k: str(v) for k, v in params.items() if v is not None and k != "env"}
         if params.get("env"):
             data["env"] = list(params["env"])  # repeated env=... fields
-        return self._request("POST", "/session", data=data, idempotent=False).text.strip()
+        headers = {"x-skaha-registry-auth": registry_auth} if registry_auth else None
+        return self._request("POST", "/session", data=data, headers=headers, idempotent=False).text.strip()
 
     def sessions(self, **filters: str) -> list[dict[str, Any]]:
         return self._request("GET", "/session", params=filters).json()  # type: ignore[no-any-return]
@@ -73,6 +75,11 @@ class EmulatorClient:
 
     def logs(self, session_id: str) -> str:
         return self._request("GET", f"/session/{session_id}", params={"view": "logs"}).text
+
+    def pull_progress(self, session_id: str) -> dict[str, Any]:
+        """How far the image pull a Pending session waits for has come ({} when none runs)."""
+        found = self._request("GET", f"/session/{session_id}", params={"view": "pull"}).json()
+        return found if isinstance(found, dict) and "layers" in found else {}  # a real skaha has no view=pull
 
     def events(self, session_id: str) -> str:
         return self._request("GET", f"/session/{session_id}", params={"view": "events"}).text

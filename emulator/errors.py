@@ -6,6 +6,7 @@
     ├── Forbidden                 403: someone else's session
     ├── NotFound                  404: no such session
     ├── EngineError               500: the container engine refused (its words: for the log only)
+    ├── ImagePullError            an image could not be pulled (its reason goes into the session's events)
     ├── Unavailable               503: Docker or the gateway cannot be reached
     └── ConfigError               a profile, users file or setting is wrong (names file and field)
 
@@ -43,6 +44,10 @@ class NotFound(EmulatorError):
 
 
 class EngineError(EmulatorError):
+    status_code = 500
+
+
+class ImagePullError(EmulatorError):
     status_code = 500
 
 

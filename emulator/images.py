@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ BASE_IMAGE = "skaha-emulator/base:bookworm"
 SERVICE_IMAGE = "skaha-emulator/service:latest"
 GATEWAY_IMAGE = "skaha-emulator/gateway:latest"
 RECIPE_LABEL = "io.skaha-emulator.recipe"
+_OWN_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*skaha-emulator/([a-z0-9._-]+):", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,9 @@ def recipes(settings: Settings) -> dict[str, Recipe]:
         if (folder / "Dockerfile").exists() and folder.name not in found:
             marker = folder / "EXTERNAL"
             external = marker.read_text().strip() if marker.exists() else ""
-            needs = () if external else ("base",)
+            # What its FROM lines name of our own images (the base unless it says otherwise).
+            own = tuple(dict.fromkeys(_OWN_FROM.findall((folder / "Dockerfile").read_text())))
+            needs = () if external else own or ("base",)
             found[folder.name] = Recipe(
                 folder.name, f"skaha-emulator/{folder.name}:latest", folder, needs=needs, external=external
             )
@@ -70,7 +74,7 @@ def default_recipes(settings: Settings) -> list[str]:
     return [name for name, recipe in recipes(settings).items() if not recipe.external]
 
 
-def _context(recipe: Recipe, extra_ca: bytes) -> io.BytesIO:
+def build_context(recipe: Recipe, ca: bytes) -> io.BytesIO:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         if recipe.files:
@@ -84,20 +88,37 @@ def _context(recipe: Recipe, extra_ca: bytes) -> io.BytesIO:
             archive.add(recipe.context, arcname=".")
         if recipe.name == "base":
             info = tarfile.TarInfo("extra-ca.crt")
-            info.size = len(extra_ca)
-            archive.addfile(info, io.BytesIO(extra_ca))
+            info.size = len(ca)
+            archive.addfile(info, io.BytesIO(ca))
     buffer.seek(0)
     return buffer
 
 
-def _extra_ca(settings: Settings) -> bytes:
-    path = settings.extra_ca_bundle
-    if path is None:
+# Where the host's own tools are told to trust a TLS-inspecting proxy, in the order builds look.
+CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+def extra_ca_source(settings: Settings, environ: Mapping[str, str] = os.environ) -> tuple[str, Path] | None:
+    """The CA bundle builds trust and where it was named: EMULATE_EXTRA_CA_BUNDLE, else the first of
+    the host's PIP_CERT, REQUESTS_CA_BUNDLE and SSL_CERT_FILE that is set (so a machine already set up
+    for its proxy needs nothing more)."""
+    if settings.extra_ca_bundle is not None:
+        return "EMULATE_EXTRA_CA_BUNDLE", settings.extra_ca_bundle
+    for variable in CA_VARIABLES:
+        if environ.get(variable):
+            return variable, Path(environ[variable])
+    return None
+
+
+def extra_ca(settings: Settings, environ: Mapping[str, str] = os.environ) -> bytes:
+    source = extra_ca_source(settings, environ)
+    if source is None:
         return b""
+    variable, path = source
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"extra CA bundle {path} cannot be read: {exc}") from exc
+        raise ConfigError(f"the CA bundle {path} ({variable}) cannot be read: {exc}") from exc
 
 
 def ensure_debian_base(client: docker.DockerClient, say: Callable[[str], None]) -> None:
@@ -142,21 +163,27 @@ def _build(
     settings: Settings, names: Iterable[str], say: Callable[[str], None], client: docker.DockerClient
 ) -> list[str]:
     known = recipes(settings)
+    names = list(names)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConfigError(f"no image recipe named {', '.join(unknown)} (known: {', '.join(known)})")
     order: list[str] = []
+    wanted = set(names)
 
     def visit(name: str) -> None:
-        for need in known[name].needs:
-            if need not in order and not _present(client, known[need].tag):
+        # A need is built first when it is missing, or when it is itself being built (not after).
+        for need in (n for n in known[name].needs if n in known):  # a FROM of no recipe of ours: Docker says
+            if need not in order and (need in wanted or not _present(client, known[need].tag)):
                 visit(need)
         if name not in order:
             order.append(name)
 
     for name in names:
         visit(name)
-    ca = _extra_ca(settings)
+    ca = extra_ca(settings)
+    source = extra_ca_source(settings)
+    if source is not None and any(known[name].name == "base" for name in order):
+        say(f"trusting the CA bundle {source[1]} ({source[0]}) in image builds")
     built = []
     for name in order:
         recipe = known[name]
@@ -180,7 +207,7 @@ def _present(client: docker.DockerClient, tag: str) -> bool:
 
 def _build_one(client: docker.DockerClient, recipe: Recipe, ca: bytes, say: Callable[[str], None]) -> None:
     stream = client.api.build(
-        fileobj=_context(recipe, ca),
+        fileobj=build_context(recipe, ca),
         custom_context=True,
         tag=recipe.tag,
         rm=True,
@@ -204,3 +231,24 @@ def missing(settings: Settings, names: Iterable[str], client: docker.DockerClien
     known = recipes(settings)
     with docker_errors():
         return [n for n in names if not _present(client, known[n].tag)]
+
+
+def tag(source: str, target: str, client: docker.DockerClient | None = None) -> str:
+    """Give a local image another name (`docker tag`), such as the CANFAR name a handout uses; returns its id."""
+    from emulator.core.policy import validate_image  # the launch's own grammar check
+
+    try:
+        validate_image(target)
+    except EmulatorError as exc:
+        raise ConfigError(exc.message.replace("session image", "the new name")) from None
+    if "@" in target:
+        raise ConfigError(f"the new name '{target}' has a digest; a name given to an image has a tag at most")
+    with docker_errors():
+        client = client or connect()
+        try:
+            image = client.images.get(source)
+        except docker.errors.ImageNotFound:
+            raise ConfigError(f"no local image '{source}' (see `docker images` or `emulate images build`)") from None
+        repository, _, version = target.rpartition(":") if ":" in target.rsplit("/", 1)[-1] else (target, "", "")
+        image.tag(repository, version or "latest")
+        return str(image.id)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,7 +68,16 @@ class Settings(BaseSettings):
     user_subnet_prefix: int = Field(26, ge=16, le=29, description="Size of each user's subnet (/26: 62 addresses).")
     pids_limit: int = Field(4096, description="Maximum processes in one session container.")
     repositories: list[str] = Field(["images.canfar.net"], description="Registry hosts GET /repository lists.")
-    extra_ca_bundle: Path | None = Field(None, description="PEM bundle trusted by image builds (TLS proxies).")
+    extra_ca_bundle: Path | None = Field(
+        None,
+        description="PEM bundle trusted by image builds (TLS proxies); default: PIP_CERT, "
+        "REQUESTS_CA_BUNDLE or SSL_CERT_FILE, the first one set.",
+    )
+    image_pull: Literal["missing", "never"] = Field(
+        "missing",
+        description="Pull a launch's image when it is not local (`missing`, Kubernetes' IfNotPresent) or "
+        "refuse the launch (`never`: an offline machine).",
+    )
     service_port: int = Field(8000, description="Port the service listens on inside the platform network.")
     probe_interval: float = Field(0.05, description="Seconds between readiness probes of a starting session.")
     loop_interval: float = Field(1.0, description="Seconds between housekeeping passes (status, expiry).")

@@ -17,7 +17,8 @@ QUERY: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "type": {"type": "string", "enum": list(SESSION_TYPES)},
         "status": {"type": "string", "enum": STATUSES},
     },
-    ("/skaha/{version}/session/{session_id}", "get"): {"view": {"type": "string", "enum": ["logs", "events"]}},
+    # view=pull is the emulator's own: the progress of the image pull a Pending session waits for.
+    ("/skaha/{version}/session/{session_id}", "get"): {"view": {"type": "string", "enum": ["logs", "events", "pull"]}},
     ("/skaha/{version}/session/{session_id}/app", "get"): {"status": {"type": "string", "enum": STATUSES}},
     ("/skaha/{version}/image", "get"): {"type": {"type": "string", "enum": list(SESSION_TYPES)}},
 }
@@ -37,6 +38,12 @@ FORM: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("/skaha/{version}/session/{session_id}/app", "post"): {"image": _TEXT, "cores": _TEXT, "ram": _TEXT},
 }
 
+# skaha's header for private registries: base64 of `username:secret`, used for the launch's pull only.
+HEADER: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("/skaha/{version}/session", "post"): {"x-skaha-registry-auth": _TEXT},
+    ("/skaha/{version}/session/{session_id}/app", "post"): {"x-skaha-registry-auth": _TEXT},
+}
+
 
 def describe(document: dict[str, Any]) -> dict[str, Any]:
     """Add skaha's parameters, the versions and bearer authentication to FastAPI's document."""
@@ -49,6 +56,8 @@ def describe(document: dict[str, Any]) -> dict[str, Any]:
                     parameter["schema"] = {"type": "string", "enum": list(VERSIONS)}
             for name, schema in QUERY.get((path, method), {}).items():
                 parameters.append({"name": name, "in": "query", "required": False, "schema": schema})
+            for name, schema in HEADER.get((path, method), {}).items():
+                parameters.append({"name": name, "in": "header", "required": False, "schema": schema})
             form = FORM.get((path, method))
             if form:
                 body = {"type": "object", "properties": form}

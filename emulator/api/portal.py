@@ -100,7 +100,16 @@ def _card(m: SessionManager, user: User, session: Session) -> dict[str, Any]:
         "cores_used": f"{usage.cpu_cores:.2f}" if usage else "–",
         "connect": m.connect_url(session) if session.status is Status.RUNNING else "",
         "why": events[-1].message if events else "",
+        "pull": _pull_line(m.pull_progress(user, session.id)) if session.status is Status.PENDING else "",
     }
+
+
+def _pull_line(progress: dict[str, Any] | None) -> str:
+    if not progress:
+        return ""
+    layers, size = progress["layers"], progress["bytes"]
+    megabytes = f", {size['current'] / 1e6:.0f} of {size['total'] / 1e6:.0f} MB" if size["total"] else ""
+    return f"Pulling image: {layers['done']} of {layers['total']} layers{megabytes}"
 
 
 def _cards(m: SessionManager, user: User) -> list[dict[str, Any]]:

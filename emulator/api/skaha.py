@@ -48,9 +48,12 @@ async def list_sessions(version: Version, p: Query, user: CurrentUser, m: Manage
     return _documents(m, user, m.sessions(user, p.get("type"), p.get("status"), _word(version)), version)
 
 
+REGISTRY_AUTH = "x-skaha-registry-auth"
+
+
 @router.post("/session")
-async def launch(p: Query, user: CurrentUser, m: Manager) -> Response:
-    request = LaunchRequest(
+async def launch(http: Request, p: Query, user: CurrentUser, m: Manager) -> Response:
+    wanted = LaunchRequest(
         name=p.get("name"),
         image=p.get("image"),
         type=p.get("type"),
@@ -60,8 +63,9 @@ async def launch(p: Query, user: CurrentUser, m: Manager) -> Response:
         cmd=p.get("cmd"),
         args=p.get("args"),
         env=p.getlist("env"),
+        registry_auth=http.headers.get(REGISTRY_AUTH),
     )
-    return _text(f"{await m.launch(user, request)}\n")
+    return _text(f"{await m.launch(user, wanted)}\n")
 
 
 @router.delete("/session")
@@ -76,6 +80,8 @@ async def get_session(session_id: str, version: Version, p: Query, user: Current
         return _text(await m.logs(user, session_id))
     if view == "events":
         return _text(views.events_table(m.events(user, session_id)))
+    if view == "pull":
+        return _json(m.pull_progress(user, session_id) or {})
     session = m.get(user, session_id)
     return _json(views.session_json(session, user, m.connect_url(session), m.usage(session), version))
 
@@ -93,8 +99,9 @@ async def delete_session(session_id: str, user: CurrentUser, m: Manager) -> Resp
 
 
 @router.post("/session/{session_id}/app")
-async def attach_app(session_id: str, p: Query, user: CurrentUser, m: Manager) -> Response:
-    app_id = await m.attach_app(user, session_id, AppRequest(p.get("image"), p.get("cores"), p.get("ram")))
+async def attach_app(request: Request, session_id: str, p: Query, user: CurrentUser, m: Manager) -> Response:
+    wanted = AppRequest(p.get("image"), p.get("cores"), p.get("ram"), request.headers.get(REGISTRY_AUTH))
+    app_id = await m.attach_app(user, session_id, wanted)
     return _text(f"{app_id}\n")
 
 

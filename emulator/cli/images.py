@@ -37,11 +37,28 @@ def build(settings: Settings, names: tuple[str, ...]) -> None:
 
         def say(line: str) -> None:
             status.update(line)
-            if line.startswith("building") or "debootstrap" in line or "pulling" in line:
+            if line.startswith(("building", "trusting")) or "debootstrap" in line or "pulling" in line:
                 console_err.print(line)
 
         built = recipes.build(settings, wanted, say, client)
     console.print(f"built {', '.join(built)}")
+
+
+@images.command(name="tag")
+@click.argument("source", metavar="LOCAL")
+@click.argument("target", metavar="NAME")
+def tag_(source: str, target: str) -> None:
+    """Give a local image another name, such as a CANFAR one, so handouts' commands run unchanged.
+
+    \b
+    Example:
+      emulate images tag skaha-emulator/astro-notebook:latest images.canfar.net/skaha/astroml:latest
+      canfar launch notebook skaha/astroml:latest
+    """
+    from emulator import images as recipes
+
+    recipes.tag(source, target)
+    console.print(f"{target} now names {source}; launch it: emulate launch notebook --image {target}")
 
 
 @images.command(name="ls")

@@ -7,7 +7,11 @@ import webbrowser
 from typing import Any
 
 import click
+from rich.console import RenderableType
+from rich.filesize import decimal
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn
+from rich.text import Text
 
 from emulator.cli.output import console, console_err, json_option, print_json, table
 from emulator.client import EmulatorClient
@@ -29,12 +33,44 @@ def _default_image(settings: Settings, session_type: str) -> str:
     return profile.default_image
 
 
+class _PullBar(ProgressColumn):
+    """A bar only on the pull's line; the status line has just its spinner."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bar = BarColumn()
+
+    def render(self, task: Task) -> RenderableType:
+        return self._bar.render(task) if task.fields.get("pull") else Text("")
+
+
+def _pull_detail(pull: dict[str, Any]) -> str:
+    size, layers = pull["bytes"], pull["layers"]
+    moved = f"{decimal(size['current'])} of {decimal(size['total'])}, " if size["total"] else ""
+    return f"{moved}{layers['done']} of {layers['total']} layers"
+
+
 def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) -> dict[str, Any]:
+    """Poll until the session runs, showing the progress of any image pull it waits for."""
     deadline = time.monotonic() + timeout
-    with console_err.status(f"waiting for {session_id} to start") as spinner:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), _PullBar(), TextColumn("{task.fields[detail]}"))
+    with Progress(*columns, console=console_err, transient=True) as progress:
+        waiting = progress.add_task(f"waiting for {session_id} to start", total=None, detail="")
+        pulling = None
         while True:
             session = client.session(session_id)
-            spinner.update(f"{session_id}: {session['status']}")
+            progress.update(waiting, description=f"{session_id}: {session['status']}")
+            pull = client.pull_progress(session_id) if session["status"] == "Pending" else {}
+            if pull and pulling is None:
+                pulling = progress.add_task(f"pulling {pull['image']}", total=None, detail="", pull=True)
+            if pull and pulling is not None:
+                total = pull["bytes"]["total"] or None
+                progress.update(pulling, completed=pull["bytes"]["current"], total=total, detail=_pull_detail(pull))
+                deadline = time.monotonic() + timeout  # the wait for Running counts from the pull's end
+            elif pulling is not None:  # the pull is over (how it ended is in the session's events)
+                progress.console.print(f"pulled {progress.tasks[pulling].description.removeprefix('pulling ')}")
+                progress.remove_task(pulling)
+                pulling = None
             if session["status"] == "Running":
                 return session
             if session["status"] in ("Succeeded", "Completed") and session["type"] == SessionType.HEADLESS:
@@ -47,7 +83,7 @@ def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) ->
                     f"session {session_id} was not Running after {timeout:.0f} s; "
                     f"see `emulate events {session_id}` and `emulate logs {session_id}`"
                 )
-            time.sleep(0.1)
+            time.sleep(0.2)
 
 
 # A desktop-app is attached to a desktop through the API (POST /session/<desktop id>/app), not launched.
@@ -68,8 +104,13 @@ LAUNCHABLE = [t.value for t in SessionType if t is not SessionType.DESKTOP_APP]
     metavar="KEY=VALUE",
     help="Environment (repeatable); skaha applies it to headless sessions only.",
 )
+@click.option(
+    "--registry-auth",
+    is_flag=True,
+    help="Send the credentials `docker login` stored for the image's registry (a private image's pull).",
+)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the session is Running.")
-@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for Running.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for Running (after any image pull).")
 @click.argument("command", nargs=-1, metavar="[-- CMD ARGS...]")
 @click.pass_obj
 def launch(
@@ -81,6 +122,7 @@ def launch(
     ram: int | None,
     gpus: int | None,
     env: tuple[str, ...],
+    registry_auth: bool,
     wait: bool,
     timeout: float,
     command: tuple[str, ...],
@@ -91,6 +133,7 @@ def launch(
     Example:
       emulate launch notebook --cores 2 --ram 4
       emulate launch notebook --name analysis --image skaha-emulator/notebook:latest
+      emulate launch notebook --image registry.example.org/team/nb:1.0 --registry-auth
     """
     if env and session_type != SessionType.HEADLESS:
         console_err.print("note: --env is ignored for non-headless sessions, as on CANFAR")
@@ -107,7 +150,12 @@ def launch(
     if command:
         params["cmd"] = command[0]
         params["args"] = " ".join(command[1:]) or None
-    session_id = client.launch(**params)
+    header = None
+    if registry_auth:
+        from emulator.registry_login import registry_auth_header
+
+        header = registry_auth_header(str(params["image"]))
+    session_id = client.launch(registry_auth=header, **params)
     if not wait:
         click.echo(session_id)
         return

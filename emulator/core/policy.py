@@ -5,6 +5,8 @@ No I/O here, so every rule is unit-tested without Docker.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +17,7 @@ from docker_image.reference import InvalidReference, Reference
 from emulator.core.models import Resources
 from emulator.errors import InvalidRequest
 from emulator.profiles import FixedResources, SessionType
+from emulator.runtime.base import RegistryCredentials
 
 _NAME = re.compile(r"[A-Za-z0-9\-]+")  # used with fullmatch: "$" would let a trailing newline through
 _REFERENCE_CHARACTERS = re.compile(r"[a-zA-Z0-9._:/@\-\[\]]+")  # what the grammar can ever accept
@@ -121,6 +124,20 @@ def validate_image(reference: str | None) -> str:
             f"([registry[:port]/]name[:tag][@digest]): {problem}"
         )
     return reference
+
+
+def registry_credentials(header: str | None) -> RegistryCredentials | None:
+    """skaha's x-skaha-registry-auth header: base64 of `username:secret` (the secret may hold ':')."""
+    if header is None:
+        return None
+    try:
+        decoded = base64.b64decode(header.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    username, colon, secret = decoded.partition(":")
+    if not colon or not username or not secret:
+        raise InvalidRequest("Invalid input.  Must be in form of username:secret")
+    return RegistryCredentials(username, secret)
 
 
 def validate_type(session_type: str | None) -> SessionType:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,16 +42,31 @@ from emulator.core.models import (
 from emulator.core.networks import UserNetworks
 from emulator.core.probe import GatewayProbes, wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
+from emulator.core.pulls import ImagePulls
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
-from emulator.errors import EmulatorError, EngineError, Forbidden, InvalidRequest, NotFound, Unavailable
+from emulator.errors import (
+    EmulatorError,
+    EngineError,
+    Forbidden,
+    ImagePullError,
+    InvalidRequest,
+    NotFound,
+    Unavailable,
+)
 from emulator.profiles import Profile, SessionType
-from emulator.runtime.base import ImageInfo, Runtime, Usage
+from emulator.runtime.base import ImageInfo, RegistryCredentials, Runtime, Usage
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.sessions")
 
 ENGINE_FAILURE = "The container engine could not start the session; the emulator's log says why"
+# skaha's words when an image it does not hold is launched without credentials (v0 SessionAction).
+CREDENTIALS_NEEDED = (
+    "No authentication provided for unknown or private image.  "
+    "Use x-skaha-registry-auth request header with base64Encode(username:secret)."
+)
+MB = 1000 * 1000
 
 
 def utcnow() -> datetime:
@@ -68,6 +84,7 @@ class LaunchRequest:
     cmd: str | None = None
     args: str | None = None
     env: list[str] = field(default_factory=list)
+    registry_auth: str | None = None  # skaha's x-skaha-registry-auth header, for this launch's pull only
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,7 @@ class AppRequest:
     image: str | None
     cores: str | None = None
     ram: str | None = None
+    registry_auth: str | None = None
 
 
 class SessionManager:
@@ -111,6 +129,9 @@ class SessionManager:
         self._usage = usage
         self._networks = networks
         self._probes = probes
+        self._pulls = ImagePulls(runtime)
+        # Sessions whose bring-up pulls first, with the launch's credentials (in memory only, until the pull).
+        self._pull_requests: dict[str, RegistryCredentials | None] = {}
         # What admission allows does not change while the service runs.
         self._admission = Limits(
             max_jobs=settings.max_jobs,
@@ -173,15 +194,13 @@ class SessionManager:
         image_ref = policy.validate_image(request.image)
         name = policy.validate_name(request.name)
         session_type = policy.validate_type(request.type)
+        credentials = policy.registry_credentials(request.registry_auth)
         profile = self._profiles.get(session_type)
         if profile is not None and profile.attaches_to is not None:
             raise InvalidRequest(
                 f"a {session_type} is attached to a {profile.attaches_to}: POST /session/<{profile.attaches_to} id>/app"
             )
-        image = await self._local_image(image_ref)
-        declared = labels.image_session_types(image.labels)
-        if declared is not None and session_type not in declared:
-            raise InvalidRequest(f"image/type mismatch: {image_ref}/{session_type}")
+        must_pull = await self._check_image(image_ref, session_type, credentials)
         if profile is None:
             raise InvalidRequest(
                 f"session type '{session_type}' is not available in this emulator yet (no profiles/{session_type}.yaml)"
@@ -213,6 +232,8 @@ class SessionManager:
         )
         while not self._store.admit(session, self._settings.max_sessions, self._admission):
             session.id = naming.new_session_id()
+        if must_pull:
+            self._pull_requests[session.id] = credentials
         self.event(session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine")
         self.start(session.id)
         return session.id
@@ -224,10 +245,11 @@ class SessionManager:
         if desktop is None or desktop.user != user.name or desktop.type not in targets or not desktop.status.live:
             raise NotFound(f"session {desktop_id} not found")
         image_ref = policy.validate_image(request.image)
-        image = await self._local_image(image_ref)
+        credentials = policy.registry_credentials(request.registry_auth)
         profile = next((p for p in self._profiles.values() if p.attaches_to == desktop.type), None)
         if profile is None:
             raise InvalidRequest("desktop-app sessions are not available (no profiles/desktop-app.yaml)")
+        must_pull = await self._check_image(image_ref, profile.type, credentials)
         resources = policy.resolve_resources(
             policy.ResourceRequest(request.cores, request.ram),
             self._context,
@@ -235,9 +257,6 @@ class SessionManager:
             False,
             headless=False,
         )
-        declared = labels.image_session_types(image.labels)
-        if declared is not None and profile.type not in declared:
-            raise InvalidRequest(f"image/type mismatch: {image_ref}/{profile.type}")
         apps.check_image_name(image_ref)
         app = apps.new_app(profile, desktop, user, image_ref, resources, self._clock())
         while not self._store.admit(app, self._settings.max_sessions, self._admission):
@@ -246,19 +265,83 @@ class SessionManager:
         if desktop is None or not desktop.status.live:  # deleted meanwhile
             self._store.remove(app.id)
             raise NotFound(f"session {desktop_id} not found")
+        if must_pull:
+            self._pull_requests[app.id] = credentials
         self.event(app.id, "Scheduled", apps.scheduled_message(app))
         self.start(app.id)
         return app.app_id or ""
 
-    async def _local_image(self, reference: str) -> ImageInfo:
-        """The image a launch names; sessions run only from the local engine (never pulled on the way)."""
+    async def _check_image(self, reference: str, session_type: str, credentials: RegistryCredentials | None) -> bool:
+        """Check the image a launch names before admitting it; True when the bring-up must pull it first.
+
+        A local image is checked against the type now. One that arrived with somebody's registry
+        credentials is pulled again with the caller's (the registry decides; the layers are local,
+        so that is a manifest check): holding an image never lets a stranger past its registry.
+        """
         image = await self._runtime.image(reference)
-        if image is None:
+        if image is not None and not self._store.is_private(image.id):
+            _check_types(image, reference, session_type)
+            return False
+        if image is not None:
+            if credentials is None:
+                raise InvalidRequest(CREDENTIALS_NEEDED)
+            return True
+        if self._settings.image_pull == "never":
             raise InvalidRequest(
-                f"image '{reference}' is not in the local Docker engine; build it "
-                "(emulate images build) or pull it (docker pull) first"
+                f"image '{reference}' is not in the local Docker engine and this emulator does not pull "
+                "(EMULATE_IMAGE_PULL=never); build it (emulate images build), load a bundle "
+                "(emulate bundle load) or pull it (docker pull) first"
             )
-        return image
+        return True
+
+    async def _ensure_image(self, session: Session) -> bool:
+        """The session's image, pulled first when its launch asked (or it vanished since); False when
+        that failed, with the kubelet's events (Pulling, then Pulled or Failed and ErrImagePull)."""
+        asked = session.id in self._pull_requests
+        credentials = self._pull_requests.pop(session.id, None)
+        if not asked:
+            image = await self._runtime.image(session.image)
+            if image is not None and self._store.is_private(image.id):  # resumed after a restart: no credentials
+                await self._fail(
+                    session.id,
+                    "The registry credentials of this launch were lost when the emulator restarted; launch it again",
+                )
+                return False
+            if image is not None:
+                return True
+            if self._settings.image_pull == "never":
+                await self._fail(session.id, f"image '{session.image}' is no longer in the local Docker engine")
+                return False
+        self.event(session.id, "Pulling", f'Pulling image "{session.image}"')
+        started = time.monotonic()
+        try:
+            pulled = await self._pulls.pull(session.image, credentials)
+        except ImagePullError as exc:
+            if self._still_pending(session.id):
+                self.event(session.id, "Failed", f'Failed to pull image "{session.image}": {exc.message}', warning=True)
+                await self._fail(session.id, "Error: ErrImagePull")
+            return False
+        if credentials is not None:
+            self._store.mark_private(pulled.id, session.image)
+        if not self._still_pending(session.id):
+            return False  # deleted while it pulled
+        seconds = time.monotonic() - started
+        self.event(
+            session.id,
+            "Pulled",
+            f'Successfully pulled image "{session.image}" in {seconds:.1f}s, {pulled.size / MB:.0f} MB',
+        )
+        try:
+            _check_types(pulled, session.image, session.type)
+        except InvalidRequest as exc:
+            await self._fail(session.id, exc.message)
+            return False
+        return True
+
+    def pull_progress(self, user: User, session_id: str) -> dict[str, object] | None:
+        """How far the pull a Pending session waits for has come (an emulator extension: view=pull)."""
+        session = self.get(user, session_id)
+        return self._pulls.progress(session.image) if session.status is Status.PENDING else None
 
     # --- bring-up -------------------------------------------------------------------------
 
@@ -284,8 +367,12 @@ class SessionManager:
         return self._locks.setdefault(session_id, asyncio.Lock())
 
     async def _bring_up(self, session_id: str) -> None:
-        """Create and start the container, then probe readiness; any failure fails the session."""
+        """Pull the image if need be, create and start the container, then probe readiness; any failure
+        fails the session. The pull happens outside the session's lock, so a delete never waits for it."""
         try:
+            pending = self._store.get(session_id)
+            if pending is None or pending.status is not Status.PENDING or not await self._ensure_image(pending):
+                return
             async with self._lock(session_id):
                 session = self._store.get(session_id)
                 if session is None or session.status is not Status.PENDING:
@@ -535,3 +622,10 @@ class SessionManager:
             shutil.rmtree(self._settings.session_files(session.id), ignore_errors=True)
             self._store.remove(session.id)
         self._locks.pop(session.id, None)
+
+
+def _check_types(image: ImageInfo, reference: str, session_type: str) -> None:
+    """skaha's label check: an image that names its session types must name this one."""
+    declared = labels.image_session_types(image.labels)
+    if declared is not None and session_type not in declared:
+        raise InvalidRequest(f"image/type mismatch: {reference}/{session_type}")

@@ -18,7 +18,7 @@ from emulator.core.models import Event, Limits, Resources, Session, Status
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.profiles import SessionType
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -56,11 +56,16 @@ CREATE TABLE IF NOT EXISTS events (
     count INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS events_session ON events(session_id);
+CREATE TABLE IF NOT EXISTS private_images (
+    image_id TEXT PRIMARY KEY,
+    reference TEXT NOT NULL
+);
 """
 
 # Steps that bring a database of version N-1 to version N (a new database gets _SCHEMA directly).
 _MIGRATIONS: dict[int, str] = {
     2: "ALTER TABLE sessions ADD COLUMN parent_id TEXT; ALTER TABLE sessions ADD COLUMN app_id TEXT;",
+    3: "CREATE TABLE IF NOT EXISTS private_images (image_id TEXT PRIMARY KEY, reference TEXT NOT NULL);",
 }
 
 # Statuses that no longer count towards the interactive limit (skaha v0).
@@ -345,3 +350,15 @@ class Store:
             )
             for r in rows
         ]
+
+    # --- images pulled with credentials ---------------------------------------------------
+
+    def mark_private(self, image_id: str, reference: str) -> None:
+        """An image that arrived with someone's registry credentials: launching it asks for credentials again."""
+        self._db.execute(
+            "INSERT INTO private_images (image_id, reference) VALUES (?, ?) ON CONFLICT(image_id) DO NOTHING",
+            (image_id, reference),
+        )
+
+    def is_private(self, image_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM private_images WHERE image_id = ?", (image_id,)).fetchone() is not None

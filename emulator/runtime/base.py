@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -53,6 +54,28 @@ class ImageInfo:
     tags: list[str]
     labels: dict[str, str]
     digest: str  # repo digest when the image came from a registry, else its id
+    size: int = 0  # bytes, unpacked
+
+
+@dataclass(frozen=True)
+class RegistryCredentials:
+    """What skaha's x-skaha-registry-auth header carries; held in memory for one pull, never stored."""
+
+    username: str
+    secret: str
+
+    def __repr__(self) -> str:  # never in a log line or a traceback
+        return f"RegistryCredentials(username={self.username!r}, secret=<hidden>)"
+
+
+@dataclass(frozen=True)
+class PullUpdate:
+    """One line of an engine's pull progress: a layer's state and, while it moves, its bytes."""
+
+    layer: str
+    status: str  # the engine's words: Pulling fs layer, Waiting, Downloading, Extracting, Pull complete, ...
+    current: int = 0
+    total: int = 0
 
 
 @dataclass(frozen=True)
@@ -105,6 +128,18 @@ class Runtime(Protocol):
 
     async def images(self) -> list[ImageInfo]:
         """Every local image."""
+        ...
+
+    async def pull(
+        self,
+        reference: str,
+        credentials: RegistryCredentials | None,
+        on_update: Callable[[PullUpdate], None],
+    ) -> ImageInfo:
+        """Pull an image, reporting progress as it goes (`on_update` may be called from another thread).
+
+        Raises ImagePullError with a reason people can act on (unknown image, unreachable registry,
+        refused credentials, a connection that broke mid-pull)."""
         ...
 
     async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:

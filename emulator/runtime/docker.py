@@ -26,8 +26,16 @@ import requests
 from docker.types import DeviceRequest, IPAMConfig, IPAMPool
 from docker.types import Mount as DockerMount
 
-from emulator.errors import EngineError, InvalidRequest, Unavailable
-from emulator.runtime.base import ContainerSpec, ContainerState, ImageInfo, NetworkInfo, Usage
+from emulator.errors import EngineError, ImagePullError, InvalidRequest, Unavailable
+from emulator.runtime.base import (
+    ContainerSpec,
+    ContainerState,
+    ImageInfo,
+    NetworkInfo,
+    PullUpdate,
+    RegistryCredentials,
+    Usage,
+)
 
 T = TypeVar("T")
 _EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
@@ -148,7 +156,53 @@ def _image_info(image: Any) -> ImageInfo:
         tags=list(image.tags),
         labels=(attrs.get("Config") or {}).get("Labels") or {},
         digest=digests[0].split("@", 1)[1] if digests else image.id,
+        size=int(attrs.get("Size") or 0),
     )
+
+
+# How the engine words a failed pull, and what that means to the person who launched it (first match wins).
+_PULL_FAILURES: list[tuple[tuple[str, ...], str]] = [
+    (
+        ("no basic auth credentials", "authentication required", "unauthorized", "denied", "forbidden"),
+        "the registry refused access: it needs credentials (x-skaha-registry-auth, "
+        "`emulate launch --registry-auth`), or the ones given are wrong",
+    ),
+    (
+        ("manifest unknown", "not found", "name unknown", "repository does not exist"),
+        "the registry has no such image: check its name and tag",
+    ),
+    (
+        ("connection refused", "no such host", "dial tcp", "i/o timeout", "server misbehaving", "tls handshake"),
+        "the registry cannot be reached",
+    ),
+    (
+        ("unexpected eof", "connection reset", "broken pipe", "eof"),
+        "the connection to the registry broke during the pull",
+    ),
+]
+
+
+_CONNECTION_LOST = ("the registry cannot be reached", "the connection to the registry broke during the pull")
+
+
+def pull_failure(engine_words: str, layers_moved: bool = False) -> ImagePullError:
+    """A failed pull as skaha's users meet it in events: what went wrong, then the engine's own words."""
+    lowered = engine_words.lower()
+    reason = next(
+        (meaning for needles, meaning in _PULL_FAILURES if any(n in lowered for n in needles)),
+        "the engine could not pull it",
+    )
+    if layers_moved and reason in _CONNECTION_LOST:  # it answered, then went away (the engine retried meanwhile)
+        reason = "the registry stopped answering during the pull"
+    return ImagePullError(f"{reason} ({engine_words.strip()})")
+
+
+def _pull_update(chunk: dict[str, Any]) -> PullUpdate | None:
+    layer, status = chunk.get("id"), chunk.get("status") or ""
+    if not layer or status.startswith(("Pulling from", "Digest:", "Status:")):
+        return None
+    detail = chunk.get("progressDetail") or {}
+    return PullUpdate(layer, status, int(detail.get("current") or 0), int(detail.get("total") or 0))
 
 
 class DockerRuntime:
@@ -331,6 +385,35 @@ class DockerRuntime:
 
     async def images(self) -> list[ImageInfo]:
         return await self._call(lambda: [_image_info(i) for i in self._client.images.list()])
+
+    def _pull(
+        self, reference: str, credentials: RegistryCredentials | None, on_update: Callable[[PullUpdate], None]
+    ) -> ImageInfo:
+        auth = {"username": credentials.username, "password": credentials.secret} if credentials else None
+        moved = False
+        try:
+            # The SDK splits off the tag (or digest) itself and defaults to latest, as `docker pull` does.
+            stream = self._client.api.pull(reference, stream=True, decode=True, auth_config=auth)
+            for chunk in stream:
+                if "error" in chunk:
+                    raise pull_failure(str(chunk.get("error")), moved)
+                update = _pull_update(chunk)
+                if update is not None:
+                    moved = moved or update.status == "Downloading"
+                    on_update(update)
+        except docker.errors.APIError as exc:  # refused before the stream began (unknown image, no registry)
+            raise pull_failure(exc.explanation or str(exc), moved) from exc
+        except requests.exceptions.RequestException as exc:  # the engine's stream itself broke or stalled
+            raise pull_failure(str(exc), moved) from exc
+        image = self._image(reference)
+        if image is None:  # pulled by digest or removed at once: nothing to run
+            raise ImagePullError(f"the engine reported {reference} pulled, but it is not there")
+        return image
+
+    async def pull(
+        self, reference: str, credentials: RegistryCredentials | None, on_update: Callable[[PullUpdate], None]
+    ) -> ImageInfo:
+        return await self._call(self._pull, reference, credentials, on_update)
 
     def _read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
         with ImageFiles(self._client, image, self._helper_labels) as files:

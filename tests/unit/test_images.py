@@ -1,4 +1,10 @@
-from emulator.images import default_recipes, recipes
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from emulator.errors import ConfigError
+from emulator.images import build_context, default_recipes, extra_ca, extra_ca_source, recipes
 from emulator.settings import Settings
 
 
@@ -10,3 +16,32 @@ def test_recipes_that_need_other_registries_are_built_only_when_named() -> None:
     assert "carta" not in defaults and "firefly" not in defaults
     assert defaults[:3] == ["base", "gateway", "service"]  # the platform's own images first
     assert {"notebook", "desktop", "ds9", "terminal", "marimo"} <= set(defaults)
+
+
+def test_a_recipe_built_from_another_of_ours_is_built_after_it() -> None:
+    settings = Settings()
+    assert recipes(settings)["astro-notebook"].needs == ("notebook",)
+    assert recipes(settings)["notebook"].needs == ("base",)
+
+
+def test_builds_trust_the_ca_bundle_the_hosts_tools_already_use(tmp_path: Path) -> None:
+    bundle = tmp_path / "proxy-ca.pem"
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\nproxy\n-----END CERTIFICATE-----\n")
+    settings = Settings(extra_ca_bundle=None)
+    # Only SSL_CERT_FILE set: picked up, and baked into the base recipe's build context.
+    assert extra_ca_source(settings, {"SSL_CERT_FILE": str(bundle)}) == ("SSL_CERT_FILE", bundle)
+    ca = extra_ca(settings, {"SSL_CERT_FILE": str(bundle)})
+    with tarfile.open(fileobj=build_context(recipes(settings)["base"], ca)) as archive:
+        member = archive.extractfile("extra-ca.crt")
+        assert member is not None and member.read() == bundle.read_bytes()
+    # The order: the emulator's own override, then pip's, requests', OpenSSL's.
+    other = tmp_path / "other.pem"
+    environ = {"SSL_CERT_FILE": str(other), "REQUESTS_CA_BUNDLE": str(other), "PIP_CERT": str(bundle)}
+    assert extra_ca_source(settings, environ) == ("PIP_CERT", bundle)
+    assert extra_ca_source(Settings(extra_ca_bundle=other), environ) == ("EMULATE_EXTRA_CA_BUNDLE", other)
+    assert extra_ca_source(settings, {}) is None and extra_ca(settings, {}) == b""
+
+
+def test_a_ca_bundle_that_cannot_be_read_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot be read.*SSL_CERT_FILE|SSL_CERT_FILE.*cannot be read"):
+        extra_ca(Settings(extra_ca_bundle=None), {"SSL_CERT_FILE": str(tmp_path / "missing.pem")})

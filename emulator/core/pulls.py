@@ -1,0 +1,94 @@
+"""Images pulled on demand, as the kubelet pulls them: one pull per image and credentials, shared by
+every launch that waits for it, with its progress (layers and bytes) readable while it runs.
+
+Credentials live only in the pull's key and task, in memory, for as long as the pull runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from emulator.runtime.base import ImageInfo, PullUpdate, RegistryCredentials, Runtime
+
+_DONE = ("Pull complete", "Already exists")
+_HAVE_BYTES = ("Download complete", "Verifying Checksum", "Extracting", "Pull complete")
+
+
+@dataclass
+class _Layer:
+    status: str = ""
+    current: int = 0
+    total: int = 0
+
+
+@dataclass
+class PullProgress:
+    """How far one pull has come; updated from the engine's stream."""
+
+    image: str
+    started: float = field(default_factory=time.monotonic)
+    layers: dict[str, _Layer] = field(default_factory=dict)
+
+    def update(self, update: PullUpdate) -> None:
+        layer = self.layers.setdefault(update.layer, _Layer())
+        layer.status = update.status
+        if update.status == "Downloading" and update.total:
+            layer.current, layer.total = update.current, update.total
+        elif update.status in _HAVE_BYTES:
+            layer.current = layer.total  # its bytes are all here; Extracting counts a different size
+
+    def summary(self) -> dict[str, object]:
+        """Layers done of all, and bytes downloaded of those known so far (layers present already have none)."""
+        layers = self.layers.values()
+        return {
+            "image": self.image,
+            "layers": {"done": sum(1 for x in layers if x.status in _DONE), "total": len(self.layers)},
+            "bytes": {"current": sum(x.current for x in layers), "total": sum(x.total for x in layers)},
+            "seconds": round(time.monotonic() - self.started, 1),
+        }
+
+
+@dataclass
+class _Pull:
+    task: asyncio.Task[ImageInfo]
+    progress: PullProgress
+
+
+class ImagePulls:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._pulls: dict[tuple[str, RegistryCredentials | None], _Pull] = {}
+
+    async def pull(self, reference: str, credentials: RegistryCredentials | None) -> ImageInfo:
+        """The image, pulled now or by the pull of it already running with the same credentials.
+
+        The same image with other credentials is another pull: sharing would let one person's
+        secret serve another's launch."""
+        key = (reference, credentials)
+        pull = self._pulls.get(key)
+        if pull is None:
+            progress = PullProgress(reference)
+            loop = asyncio.get_running_loop()
+
+            def on_update(update: PullUpdate) -> None:  # called on the engine's worker thread
+                loop.call_soon_threadsafe(progress.update, update)
+
+            task = asyncio.create_task(self._runtime.pull(reference, credentials, on_update), name=f"pull {reference}")
+            pull = self._pulls[key] = _Pull(task, progress)
+            task.add_done_callback(lambda done: self._finished(key, done))
+        # Shielded: one waiting launch that is cancelled (its session deleted) never stops the others' pull.
+        return await asyncio.shield(pull.task)
+
+    def _finished(self, key: tuple[str, RegistryCredentials | None], task: asyncio.Task[ImageInfo]) -> None:
+        self._pulls.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # every waiter may have gone (their sessions deleted): the failure is theirs, not a log's
+
+    def progress(self, reference: str) -> dict[str, object] | None:
+        """The progress of a running pull of this image (any credentials), or None."""
+        for (image, _), pull in self._pulls.items():
+            if image == reference:
+                return pull.progress.summary()
+        return None
