@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EMULATE := $(VENV)/bin/emulate
 PYTHON ?= python3
+BUNDLE ?= $(EMULATE_BUNDLE)
+BUNDLE_WHEELS := $(VENV)/bundle-wheels
 
-.PHONY: help venv images up down check test test-fast bench clean
+.PHONY: help venv images offline up down check test test-fast bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -21,7 +23,20 @@ venv: $(VENV)/.installed ## create .venv and install the package with its test t
 images: venv ## build every image recipe (base made offline when no registry answers)
 	$(EMULATE) images build
 
-up: images ## set up everything and start the platform; prints the URL and how to get the token
+# With no network at all: the venv from the bundle's wheels (pip's no-index mode; the standard library
+# takes them out), then its images and profiles. An existing venv is kept.
+offline: ## set up from BUNDLE=FILE with no network: venv from its wheels, its images and profiles
+	@test -n "$(BUNDLE)" || { echo "make offline needs BUNDLE=FILE (made with: emulate bundle create FILE)"; exit 2; }
+	@if [ ! -x $(EMULATE) ]; then \
+	  $(PYTHON) -m emulator.bundle wheels "$(BUNDLE)" $(BUNDLE_WHEELS) && \
+	  $(PYTHON) -m venv $(VENV) && \
+	  $(VENV)/bin/pip install -q --no-index --find-links $(BUNDLE_WHEELS) --upgrade pip && \
+	  $(VENV)/bin/pip install -q --no-index --find-links $(BUNDLE_WHEELS) -e . && \
+	  rm -rf $(BUNDLE_WHEELS); \
+	fi
+	$(EMULATE) bundle load "$(BUNDLE)"
+
+up: $(if $(strip $(BUNDLE)),offline,images) ## set up everything and start the platform (BUNDLE=FILE: from a bundle, offline)
 	$(EMULATE) up
 
 down: venv ## stop the platform (sessions and /arc survive)

@@ -249,6 +249,14 @@ def tag(source: str, target: str, client: docker.DockerClient | None = None) -> 
             image = client.images.get(source)
         except docker.errors.ImageNotFound:
             raise ConfigError(f"no local image '{source}' (see `docker images` or `emulate images build`)") from None
-        repository, _, version = target.rpartition(":") if ":" in target.rsplit("/", 1)[-1] else (target, "", "")
-        image.tag(repository, version or "latest")
+        image.tag(*split_name(target))
         return str(image.id)
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """An image name as Docker's tag call takes it: repository and tag (latest when none is given;
+    the colon of a registry's port is not a tag's)."""
+    repository, colon, version = name.rpartition(":")
+    if not colon or "/" in version:
+        return name, "latest"
+    return repository, version

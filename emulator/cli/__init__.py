@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 
 from emulator import __version__
-from emulator.cli import images, platform, sessions, users, validate
+from emulator.cli import bundle, images, platform, sessions, users, validate
 from emulator.cli.output import console_err
 from emulator.errors import EmulatorError
 from emulator.settings import load_settings
@@ -37,7 +37,7 @@ def cli(ctx: click.Context, instance: str | None) -> None:
     ctx.obj = load_settings(instance=instance)
 
 
-for module in (platform, sessions, images, users, validate):
+for module in (platform, sessions, images, bundle, users, validate):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -1,0 +1,155 @@
+"""bundle create | load | ls: images, profiles and wheels carried to machines with no network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from emulator.cli.output import console, console_err, json_option, print_json, table
+from emulator.settings import Settings
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console_err,
+        transient=True,
+    )
+
+
+@click.group()
+def bundle() -> None:
+    """Carry images, profiles and the emulator's wheels to machines with no network."""
+
+
+@bundle.command()
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("names", nargs=-1, metavar="[IMAGE...]")
+@click.option("--type", "types", multiple=True, metavar="TYPE", help="Images of this session type's profile.")
+@click.option(
+    "--without-platform", is_flag=True, help="Leave out the service and gateway images (for machines that have them)."
+)
+@click.option(
+    "--without-wheels", is_flag=True, help="Leave out the wheels (then `make up BUNDLE=` cannot set up the venv)."
+)
+@click.pass_obj
+def create(
+    settings: Settings,
+    path: Path,
+    names: tuple[str, ...],
+    types: tuple[str, ...],
+    without_platform: bool,
+    without_wheels: bool,
+) -> None:
+    """Write one file holding images (docker save), the profiles, the wheels and a checksummed manifest.
+
+    With no IMAGE and no --type: every image the profiles name that is here. CANFAR names given
+    with `emulate images tag` are kept.
+
+    \b
+    Example:
+      emulate bundle create workshop.bundle
+      emulate bundle create notebooks.bundle --type notebook images.canfar.net/skaha/astroml:latest
+    """
+    from emulator.bundle import engine
+    from emulator.runtime.docker import connect
+
+    client = connect()
+    choice = engine.choose_images(settings, client, types, names, with_platform=not without_platform)
+    for name in choice.skipped:
+        console_err.print(f"not here, left out: {name}")
+    with _progress() as progress:
+        saving = progress.add_task("saving images", total=None)
+        writing = progress.add_task("writing the bundle", total=None, visible=False)
+
+        def say(line: str) -> None:
+            progress.console.print(line)
+            if line.startswith("writing"):
+                progress.update(saving, visible=False)
+                progress.update(writing, visible=True)
+
+        manifest = engine.create(
+            settings,
+            path,
+            choice,
+            with_wheels=not without_wheels,
+            say=say,
+            saving=lambda n: progress.advance(saving, n),
+            writing=lambda n: progress.advance(writing, n),
+            client=client,
+        )
+    size = path.stat().st_size
+    console.print(
+        f"wrote {path} ({size / 1e9:.2f} GB): {len(manifest.images)} images, profiles, {len(manifest.wheels)} wheels"
+    )
+    console.print(f"  load it where there is no network: emulate bundle load {path}   (or: make up BUNDLE={path})")
+
+
+@bundle.command()
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def load(settings: Settings, path: Path) -> None:
+    """Check every checksum, then load the images and install the profiles (twice changes nothing).
+
+    \b
+    Example:
+      emulate bundle load workshop.bundle
+    """
+    from emulator.bundle import engine
+
+    size = path.stat().st_size if path.exists() else None
+    with _progress() as progress:
+        checking = progress.add_task("checking checksums", total=size)
+        loading = progress.add_task("loading images", total=None, visible=False)
+
+        def loaded_bytes(count: int) -> None:
+            progress.update(checking, visible=False)
+            progress.update(loading, visible=True)
+            progress.advance(loading, count)
+
+        done = engine.load(settings, path, lambda n: progress.advance(checking, n), loaded_bytes)
+    if not done.changed:
+        console.print(f"{path}: everything in it is here already; nothing changed")
+        return
+    for name in done.images:
+        console.print(f"image    {name}")
+    for name in done.profiles_added:
+        console.print(f"profile  {name} (added)")
+    for name in done.profiles_replaced:
+        console.print(f"profile  {name} (replaced; the previous one is {name}{engine.BACKUP_SUFFIX})")
+
+
+@bundle.command(name="ls")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+def ls(path: Path, as_json: bool) -> None:
+    """Show what a bundle holds (its manifest; nothing is loaded)."""
+    from emulator.bundle.archive import read_manifest
+
+    manifest = read_manifest(path)
+    if as_json:
+        print_json(json.loads(manifest.to_json()))
+        return
+    console.print(f"{path}: made {manifest.created} by skaha-emulator {manifest.emulator_version}")
+    table(["IMAGE", "ID"], [[i["name"], i["id"].removeprefix("sha256:")[:12]] for i in manifest.images])
+    total = sum(p.size for p in manifest.parts.values())
+    console.print(f"profiles, {len(manifest.wheels)} wheels for {manifest.python}; {total / 1e9:.2f} GB in all")
+
+
+COMMANDS = [bundle]
