@@ -54,9 +54,10 @@ test: check images ## run the whole test suite (checks, then real Docker, Caddy,
 test-fast: venv ## only the tests that need no Docker
 	$(VENV)/bin/pytest tests/unit
 
-bench: images ## benchmarks: launch-to-ready vs raw docker run; sign-in's costs at the gateway and portal
+bench: images ## benchmarks: launch-to-ready vs raw docker run; sign-in's costs; pulls and bundles vs raw Docker
 	$(PY) benchmarks/launch.py
 	$(PY) benchmarks/portal.py
+	$(PY) benchmarks/images.py
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis

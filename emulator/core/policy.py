@@ -6,7 +6,6 @@ No I/O here, so every rule is unit-tested without Docker.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -132,7 +131,7 @@ def registry_credentials(header: str | None) -> RegistryCredentials | None:
         return None
     try:
         decoded = base64.b64decode(header.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 once decoded
         decoded = ""
     username, colon, secret = decoded.partition(":")
     if not colon or not username or not secret:
