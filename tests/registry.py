@@ -32,6 +32,7 @@ class Registry:
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         self.users = users or {}
+        root.mkdir(parents=True, exist_ok=True)
         self.log = root / "registry.log"
         config = root / "config.yml"
         auth = ""
