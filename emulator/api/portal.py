@@ -7,6 +7,7 @@ Form posts carry a token derived from the sign-in cookie (which is HttpOnly and 
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import datetime
 from pathlib import Path
@@ -227,16 +228,25 @@ async def launch(
     cores: Annotated[str, Form()] = "",
     ram: Annotated[str, Form()] = "",
     gpus: Annotated[str, Form()] = "",
+    custom_image: Annotated[str, Form()] = "",
+    registry_username: Annotated[str, Form()] = "",
+    registry_secret: Annotated[str, Form()] = "",
 ) -> Response:
     _check_form(request, csrf)
     fixed = resources == "fixed"
+    if bool(registry_username.strip()) != bool(registry_secret):
+        return _done(request, "give both the registry username and its secret, or neither", 400)
+    registry_auth = None
+    if registry_username.strip():  # skaha's header, as the portal's back end builds it
+        registry_auth = base64.b64encode(f"{registry_username.strip()}:{registry_secret}".encode()).decode()
     request_ = LaunchRequest(
         name=name,
-        image=image,
+        image=custom_image.strip() or image,
         type=type,
         cores=cores if fixed else None,
         ram=ram if fixed else None,
         gpus=gpus if fixed and gpus not in ("", "0") else None,
+        registry_auth=registry_auth,
     )
     try:
         session_id = await m.launch(user, request_)

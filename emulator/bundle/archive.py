@@ -13,12 +13,15 @@ Nothing is trusted before its checksum is: `verify` reads every member and compa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import platform
+import queue
 import sys
 import tarfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -203,35 +206,89 @@ def _check(
         raise damaged(path, f"{member.name} does not match its SHA-256")
 
 
-def verify(path: Path, progress: Progress = _ignore) -> Manifest:
-    """Read every member and compare it with the manifest's checksum; any difference is an error."""
-    manifest = read_manifest(path)
-    seen = set()
+def members(path: Path, manifest: Manifest) -> dict[str, tuple[int, int]]:
+    """Where each part's bytes lie (offset, size), read from the tar's headers alone; a member the
+    manifest does not list, or a part it lists that is not there, makes the bundle damaged."""
+    found: dict[str, tuple[int, int]] = {}
     with _open(path) as archive:
         for member in _Reader(path, archive).members():
             if member.name == MANIFEST:
                 continue
-            handle = archive.extractfile(member)
-            if handle is None:
-                raise damaged(path, f"{member.name} is not a file")
-            _check(path, manifest, member, handle, progress)
-            seen.add(member.name)
-    missing = sorted(set(manifest.parts) - seen)
+            if member.name not in manifest.parts or not member.isfile():
+                raise damaged(path, f"it holds {member.name!r}, which its manifest does not list")
+            found[member.name] = (member.offset_data, member.size)
+    missing = sorted(set(manifest.parts) - set(found))
     if missing:
         raise damaged(path, f"it ends before {', '.join(missing)}")
+    return found
+
+
+def checked_chunks(
+    path: Path, manifest: Manifest, name: str, where: tuple[int, int], progress: Progress = _ignore
+) -> Iterator[bytes]:
+    """A part's bytes, hashed as they are read. The last chunk is held back until the whole part has
+    matched its SHA-256, so whatever consumes the stream (Docker's load) never receives a complete
+    part that is wrong: a mismatch raises instead, and the consumer sees a stream that broke off.
+
+    Reading and hashing run on a thread of their own (hashlib releases the GIL), a few chunks ahead
+    of the consumer, so the checksum costs next to nothing beside the transfer."""
+    offset, size = where
+    expected = manifest.parts[name]
+    if size != expected.size:
+        raise damaged(path, f"{name} is {size} bytes, not the {expected.size} its manifest says")
+    ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def read() -> None:
+        digest, remaining = hashlib.sha256(), size
+        try:
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                while remaining and not stop.is_set():
+                    chunk = handle.read(min(CHUNK, remaining))
+                    if not chunk:
+                        raise damaged(path, f"{name} ends early")
+                    digest.update(chunk)
+                    remaining -= len(chunk)
+                    ahead.put(chunk)
+            if digest.hexdigest() != expected.sha256:
+                raise damaged(path, f"{name} does not match its SHA-256")
+            ahead.put(None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            ahead.put(exc)
+
+    reader = threading.Thread(target=read, name=f"check {name}", daemon=True)
+    reader.start()
+    held = b""
+    try:
+        while True:
+            item = ahead.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                break
+            progress(len(item))
+            if held:
+                yield held
+            held = item
+        if held:
+            yield held
+    finally:
+        stop.set()
+        while reader.is_alive():  # let a reader blocked on a full queue see the stop
+            with contextlib.suppress(queue.Empty):
+                ahead.get_nowait()
+            reader.join(0.01)
+
+
+def verify(path: Path, progress: Progress = _ignore, skip: tuple[str, ...] = ()) -> Manifest:
+    """Read every part (but those skipped) and compare it with the manifest's checksum."""
+    manifest = read_manifest(path)
+    for name, where in members(path, manifest).items():
+        if name not in skip:
+            for _ in checked_chunks(path, manifest, name, where, progress):
+                pass
     return manifest
-
-
-def open_part(path: Path, name: str) -> tuple[tarfile.TarFile, IO[bytes], int]:
-    """A member's content as a file (to stream into Docker), with its archive to close and its size."""
-    archive = _open(path)
-    for member in _Reader(path, archive).members():
-        if member.name == name:
-            handle = archive.extractfile(member)
-            if handle is not None:
-                return archive, handle, member.size
-    archive.close()
-    raise damaged(path, f"it has no {name}")
 
 
 def extract_wheels(path: Path, destination: Path) -> list[str]:

@@ -4,6 +4,7 @@ profiles folder, wheels through pip. Loading checks every checksum before anythi
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
@@ -26,9 +26,10 @@ from emulator.bundle.archive import (
     Manifest,
     Part,
     Progress,
+    checked_chunks,
     damaged,
     hash_file,
-    open_part,
+    members,
     python_tag,
     read_manifest,
     verify,
@@ -200,49 +201,35 @@ def load(
     loading: Progress,
     client: docker.DockerClient | None = None,
 ) -> Loaded:
-    """Check every checksum, then load the images and install the profiles; a second load of the same
-    bundle changes nothing. If Docker fails part-way, the names the load had set are taken back."""
-    manifest = verify(path, checking)
+    """Check every checksum, load the images, install the profiles; a second load of the same bundle
+    changes nothing.
+
+    The profiles and wheels are checked first. The images' part is checked as it streams into
+    Docker, which receives its last bytes only once the whole part has matched (Docker loads nothing
+    from a stream that breaks off), so no image is loaded from a bundle that is not intact. If Docker
+    fails part-way, the names the load had set are taken back."""
+    manifest = read_manifest(path)
+    where = members(path, manifest)
     with docker_errors():
         client = client or connect()
         before = {image["name"]: _image_id(client, image["name"]) for image in manifest.images}
         new = [image["name"] for image in manifest.images if before[image["name"]] != image["id"]]
+        verify(path, checking, skip=(IMAGES,) if new else ())
         loaded = Loaded(images=new)
         if new:
             try:
-                _load_images(client, path, loading)
+                chunks = checked_chunks(path, manifest, IMAGES, where[IMAGES], loading)
+                for line in client.api.load_image(chunks, quiet=True):
+                    if "error" in line:
+                        raise EmulatorError(f"Docker could not load the bundle's images: {line['error']}")
                 wrong = [i["name"] for i in manifest.images if _image_id(client, i["name"]) != i["id"]]
                 if wrong:
                     raise damaged(path, f"Docker loaded other images than its manifest names: {', '.join(wrong)}")
             except BaseException:
                 _take_back(client, before)
                 raise
-    _install_profiles(settings, path, loaded)
+    _install_profiles(settings, path, loaded, where[PROFILES])
     return loaded
-
-
-def _load_images(client: docker.DockerClient, path: Path, progress: Progress) -> None:
-    archive, handle, size = open_part(path, IMAGES)
-    with archive:
-        body = _Reading(handle, size, progress)
-        for line in client.api.load_image(body, quiet=True):
-            if "error" in line:
-                raise EmulatorError(f"Docker could not load the bundle's images: {line['error']}")
-
-
-class _Reading:
-    """The images' part streamed into Docker, with its length known (no chunked upload) and counted."""
-
-    def __init__(self, handle: Any, size: int, progress: Progress) -> None:
-        self._handle, self._size, self._progress = handle, size, progress
-
-    def __len__(self) -> int:
-        return self._size
-
-    def read(self, size: int = -1) -> bytes:
-        data: bytes = self._handle.read(size if size > 0 else 1 << 20)
-        self._progress(len(data))
-        return data
 
 
 def _take_back(client: docker.DockerClient, before: dict[str, str | None]) -> None:
@@ -258,13 +245,14 @@ def _take_back(client: docker.DockerClient, before: dict[str, str | None]) -> No
             pass  # best effort: the error that stopped the load is the one to report
 
 
-def _install_profiles(settings: Settings, path: Path, loaded: Loaded) -> None:
+def _install_profiles(settings: Settings, path: Path, loaded: Loaded, where: tuple[int, int]) -> None:
     """The bundle's profiles into the profiles folder: new files added, identical ones left, different
     ones replaced (the previous kept beside as NAME.before-bundle, which is never read as a profile)."""
     target = settings.profiles_dir
-    archive, handle, _ = open_part(path, PROFILES)
-    with archive, tempfile.TemporaryDirectory(prefix=".bundle-profiles-") as scratch:
-        with tarfile.open(fileobj=handle, mode="r:") as profiles:
+    offset, size = where
+    with path.open("rb") as handle, tempfile.TemporaryDirectory(prefix=".bundle-profiles-") as scratch:
+        handle.seek(offset)
+        with tarfile.open(fileobj=io.BytesIO(handle.read(size)), mode="r:") as profiles:
             profiles.extractall(scratch, filter="data")
         incoming = Path(scratch)
         load_profiles(incoming)  # a bundle's profiles that do not load are refused before any is installed

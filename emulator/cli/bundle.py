@@ -112,18 +112,17 @@ def load(settings: Settings, path: Path) -> None:
       emulate bundle load workshop.bundle
     """
     from emulator.bundle import engine
+    from emulator.bundle.archive import read_manifest
 
-    size = path.stat().st_size if path.exists() else None
+    total = sum(part.size for part in read_manifest(path).parts.values())
     with _progress() as progress:
-        checking = progress.add_task("checking checksums", total=size)
-        loading = progress.add_task("loading images", total=None, visible=False)
-
-        def loaded_bytes(count: int) -> None:
-            progress.update(checking, visible=False)
-            progress.update(loading, visible=True)
-            progress.advance(loading, count)
-
-        done = engine.load(settings, path, lambda n: progress.advance(checking, n), loaded_bytes)
+        task = progress.add_task("checking and loading", total=total)
+        done = engine.load(
+            settings,
+            path,
+            lambda n: progress.advance(task, n),
+            lambda n: progress.update(task, advance=n, description="loading images (checked as they stream)"),
+        )
     if not done.changed:
         console.print(f"{path}: everything in it is here already; nothing changed")
         return

@@ -7,6 +7,7 @@ Credentials live only in the pull's key and task, in memory, for as long as the 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -25,26 +26,30 @@ class _Layer:
 
 @dataclass
 class PullProgress:
-    """How far one pull has come; updated from the engine's stream."""
+    """How far one pull has come. Updated on the engine's worker thread as its stream arrives (under
+    a lock, so the event loop is not woken for each of its many lines) and read on the loop."""
 
     image: str
     started: float = field(default_factory=time.monotonic)
     layers: dict[str, _Layer] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def update(self, update: PullUpdate) -> None:
-        layer = self.layers.setdefault(update.layer, _Layer())
-        layer.status = update.status
-        if update.status == "Downloading" and update.total:
-            layer.current, layer.total = update.current, update.total
-        elif update.status in _HAVE_BYTES:
-            layer.current = layer.total  # its bytes are all here; Extracting counts a different size
+        with self._lock:
+            layer = self.layers.setdefault(update.layer, _Layer())
+            layer.status = update.status
+            if update.status == "Downloading" and update.total:
+                layer.current, layer.total = update.current, update.total
+            elif update.status in _HAVE_BYTES:
+                layer.current = layer.total  # its bytes are all here; Extracting counts a different size
 
     def summary(self) -> dict[str, object]:
         """Layers done of all, and bytes downloaded of those known so far (layers present already have none)."""
-        layers = self.layers.values()
+        with self._lock:
+            layers = [_Layer(x.status, x.current, x.total) for x in self.layers.values()]
         return {
             "image": self.image,
-            "layers": {"done": sum(1 for x in layers if x.status in _DONE), "total": len(self.layers)},
+            "layers": {"done": sum(1 for x in layers if x.status in _DONE), "total": len(layers)},
             "bytes": {"current": sum(x.current for x in layers), "total": sum(x.total for x in layers)},
             "seconds": round(time.monotonic() - self.started, 1),
         }
@@ -70,12 +75,8 @@ class ImagePulls:
         pull = self._pulls.get(key)
         if pull is None:
             progress = PullProgress(reference)
-            loop = asyncio.get_running_loop()
-
-            def on_update(update: PullUpdate) -> None:  # called on the engine's worker thread
-                loop.call_soon_threadsafe(progress.update, update)
-
-            task = asyncio.create_task(self._runtime.pull(reference, credentials, on_update), name=f"pull {reference}")
+            pulling = self._runtime.pull(reference, credentials, progress.update)
+            task = asyncio.create_task(pulling, name=f"pull {reference}")
             pull = self._pulls[key] = _Pull(task, progress)
             task.add_done_callback(lambda done: self._finished(key, done))
         # Shielded: one waiting launch that is cancelled (its session deleted) never stops the others' pull.

@@ -371,8 +371,15 @@ class SessionManager:
         fails the session. The pull happens outside the session's lock, so a delete never waits for it."""
         try:
             pending = self._store.get(session_id)
-            if pending is None or pending.status is not Status.PENDING or not await self._ensure_image(pending):
+            if pending is None or pending.status is not Status.PENDING:
                 return
+            # The user's home, projects and network are made while the image is pulled (all idempotent).
+            prepared = asyncio.create_task(self._prepare_user(pending.user))
+            try:
+                if not await self._ensure_image(pending):
+                    return
+            finally:
+                await prepared
             async with self._lock(session_id):
                 session = self._store.get(session_id)
                 if session is None or session.status is not Status.PENDING:
@@ -383,14 +390,11 @@ class SessionManager:
                 user = self._users.current().get(session.user)
                 if user is None:
                     raise EmulatorError(f"user {session.user} is no longer in the users file")
-                ensure_home(self._settings.arc_path, user)
-                ensure_projects(self._settings.arc_path, user)
                 await self._identity.write(session, user)
                 display = self._store.get(session.parent_id) if session.parent_id else session
                 if profile.x11 is not None and display is not None:
                     # The display's cookie, made at the desktop's start (or now, for a desktop from before cookies).
                     self._identity.write_x11_cookie(display)
-                await self._networks.ensure(user.name)
                 spec = build_spec(profile, session, user, self._settings, self._callbacks.token(session.id))
                 state = await self._runtime.run(spec)
                 self.event(session_id, "Started", f"Started container {spec.name}")
@@ -411,6 +415,15 @@ class SessionManager:
         except Exception:  # a failure we did not foresee: the session fails, loudly in the log
             log.exception("bring-up of %s failed", session_id)
             await self._fail(session_id, ENGINE_FAILURE)
+
+    async def _prepare_user(self, name: str) -> None:
+        """What every session of a user needs: their home, their projects and their network."""
+        user = self._users.current().get(name)
+        if user is None:
+            raise EmulatorError(f"user {name} is no longer in the users file")
+        ensure_home(self._settings.arc_path, user)
+        ensure_projects(self._settings.arc_path, user)
+        await self._networks.ensure(user.name)
 
     async def _probe(self, session: Session, profile: Profile, user: User) -> None:
         assert profile.readiness is not None and profile.path_prefix is not None

@@ -70,7 +70,9 @@ if (form) {
       if (fits && !first) first = option;
     }
     if (!image.selectedOptions[0] || image.selectedOptions[0].disabled) { image.value = first ? first.value : ""; }
-    document.getElementById("no-image").hidden = Boolean(first);
+    const custom = form.elements.custom_image.value.trim() !== "";
+    image.required = !custom; image.disabled = custom;
+    document.getElementById("no-image").hidden = Boolean(first) || custom;
     const count = document.querySelectorAll(`.card`).length;
     if (/^[a-z]+[0-9]*$/.test(name.value)) { name.value = `${type.value}${count + 1}`; }
     const fixedOk = fixedTypes.includes(type.value);
@@ -79,6 +81,7 @@ if (form) {
     document.getElementById("fixed").hidden = !form.querySelector('input[value="fixed"]').checked;
   };
   form.addEventListener("change", sync);
+  form.elements.custom_image.addEventListener("input", sync);
   sync();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
