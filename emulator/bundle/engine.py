@@ -43,7 +43,7 @@ from emulator.settings import REPO_ROOT, Settings
 
 PLATFORM_IMAGES = (SERVICE_IMAGE, GATEWAY_IMAGE)
 # What pip needs, beside the emulator's dependencies, to make its virtual environment with no index.
-INSTALL_TOOLS = ("pip", "setuptools>=68")
+INSTALL_TOOLS = ("pip", "setuptools>=77")
 BACKUP_SUFFIX = ".before-bundle"
 
 

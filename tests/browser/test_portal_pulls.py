@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 
@@ -19,9 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def slow_registry_image(
-    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
-) -> Iterator[str]:
+def slow_registry_image(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[str]:
     """A notebook-labelled image that is not here, behind a relay slow enough to watch its pull."""
     registry = Registry(tmp_path_factory.mktemp("portal-registry"))
     local = unique_image(docker_client, "portal-pull:local", 16 << 20, session_type="notebook")
@@ -34,10 +33,8 @@ def slow_registry_image(
     relay.cut()
     registry.stop()
     for gone in (through_relay, name):
-        try:
+        with contextlib.suppress(docker.errors.ImageNotFound):
             docker_client.images.remove(gone, force=True)
-        except docker.errors.ImageNotFound:
-            pass
 
 
 def test_an_image_named_under_advanced_is_pulled_with_its_progress_on_the_card(

@@ -14,6 +14,7 @@ from tests.instance import Instance
 pytestmark = pytest.mark.slow
 
 IMAGE = "skaha-emulator/notebook:latest"
+REGISTRY_AUTH = "x-skaha-registry-auth"  # a header, sent as such by the test
 
 
 def _nothing_new(platform: Instance, containers: int, gateway: object, rows: list[str]) -> None:
@@ -38,10 +39,9 @@ def _nothing_new(platform: Instance, containers: int, gateway: object, rows: lis
         ({"name": "x", "image": IMAGE, "type": "notebook", "ram": "3"}, 400, "Invalid value for 'ram': 3"),
         ({"name": "x", "type": "notebook"}, 400, "Missing parameter 'image'"),
         (
-            {"name": "x", "image": "images.canfar.net/skaha/nothing:here", "type": "notebook"},
+            {"name": "x", "image": IMAGE, "type": "notebook", REGISTRY_AUTH: "bm90LWEtcGFpcg=="},
             400,
-            "image 'images.canfar.net/skaha/nothing:here' is not in the local Docker engine; build it "
-            "(emulate images build) or pull it (docker pull) first",
+            "Invalid input.  Must be in form of username:secret",
         ),
         ({"name": "x", "image": IMAGE, "type": "desktop"}, 400, "image/type mismatch: " + IMAGE + "/desktop"),
     ],
@@ -50,7 +50,8 @@ def test_bad_launches_get_skahas_answer_and_leave_nothing(
     fresh: Instance, data: dict[str, str], code: int, message: str
 ) -> None:
     before = (len(fresh.session_containers()), fresh.gateway_config(), fresh.rows())
-    response = fresh.http.post("/session", data=data)
+    headers = {REGISTRY_AUTH: data.pop(REGISTRY_AUTH)} if REGISTRY_AUTH in data else {}
+    response = fresh.http.post("/session", data=data, headers=headers)
     assert response.status_code == code
     assert response.headers["content-type"].startswith("text/plain")
     assert response.text == message + "\n"

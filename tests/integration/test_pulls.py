@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -215,3 +218,48 @@ def test_a_registry_that_stops_mid_pull_fails_the_session_and_leaves_no_lock(
         relay.cut()
         _forget(docker_client, through_relay)
         _forget(docker_client, name)
+
+
+def test_emulate_launch_shows_the_pull_and_sends_dockers_stored_credentials(
+    fresh: Instance, docker_client: docker.DockerClient, private_registry: Registry, tmp_path: Path
+) -> None:
+    name = _pushed(docker_client, private_registry, "team/cli", user=OWNER)
+    logged_in, nobody = tmp_path / "logged-in", tmp_path / "nobody"
+    for folder in (logged_in, nobody):
+        folder.mkdir()
+    stored = base64.b64encode(f"{OWNER}:{OWNER_SECRET}".encode()).decode()  # what `docker login` writes
+    (logged_in / "config.json").write_text(json.dumps({"auths": {private_registry.host: {"auth": stored}}}))
+    try:
+        launch = ["launch", "headless", "--name", "cli-pull", "--image", name]
+        done = _emulate(fresh, logged_in, *launch, "--registry-auth", "--", "true")
+        assert done.returncode == 0, done.stderr
+        assert f"pulled {name}" in done.stderr and "is Succeeded" in done.stdout
+
+        refused = _emulate(fresh, nobody, *launch, "--registry-auth", "--", "true")
+        assert refused.returncode == 1
+        assert f"Docker has no credentials for {private_registry.host}" in refused.stderr
+        assert f"docker login {private_registry.host}" in refused.stderr
+    finally:
+        _forget(docker_client, name)
+
+
+def _emulate(instance: Instance, docker_config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**instance.env, "DOCKER_CONFIG": str(docker_config)}
+    return subprocess.run([sys.executable, "-m", "emulator", *args], env=env, capture_output=True, text=True)
+
+
+def test_an_offline_machine_can_refuse_to_pull(
+    tmp_path: Path, docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, open_registry: Registry
+) -> None:
+    from tests.conftest import start_instance, stop_instance
+
+    monkeypatch.setenv("EMULATE_IMAGE_PULL", "never")
+    instance = start_instance(tmp_path, "pytest-never", docker_client)
+    try:
+        image = f"{open_registry.host}/not/here:1.0"
+        refused = instance.http.post("/session", data={"name": "x", "image": image, "type": "headless"})
+        assert refused.status_code == 400
+        assert f"image '{image}' is not in the local Docker engine and this emulator does not pull" in refused.text
+        assert instance.rows() == []
+    finally:
+        stop_instance(instance, docker_client)
