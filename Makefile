@@ -39,7 +39,7 @@ offline: ## set up from BUNDLE=FILE with no network: venv from its wheels, its i
 up: $(if $(strip $(BUNDLE)),offline,images) ## set up everything and start the platform (BUNDLE=FILE: from a bundle, offline)
 	$(EMULATE) up
 
-down: venv ## stop the platform (sessions and /arc survive)
+down: $(if $(wildcard $(EMULATE)),,venv) ## stop the platform (sessions and /arc survive)
 	$(EMULATE) down
 
 check: venv ## lint, format check, strict typing and the import-layer contracts

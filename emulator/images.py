@@ -103,9 +103,10 @@ def extra_ca_source(settings: Settings, environ: Mapping[str, str] = os.environ)
     the host's PIP_CERT, REQUESTS_CA_BUNDLE and SSL_CERT_FILE that is set (so a machine already set up
     for its proxy needs nothing more)."""
     if settings.extra_ca_bundle is not None:
-        return "EMULATE_EXTRA_CA_BUNDLE", settings.extra_ca_bundle
+        return "EMULATE_EXTRA_CA_BUNDLE", settings.extra_ca_bundle  # named for us: a missing file is an error
     for variable in CA_VARIABLES:
-        if environ.get(variable):
+        # Named for other tools: one that points nowhere (a stale shell setting) is passed over.
+        if environ.get(variable) and Path(environ[variable]).is_file():
             return variable, Path(environ[variable])
     return None
 

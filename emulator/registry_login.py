@@ -48,8 +48,11 @@ def _from_helper(helper: str, registry: str) -> str | None:
         except subprocess.TimeoutExpired:
             raise ConfigError(f"Docker's credential helper {program} did not answer in 30 s") from None
         if done.returncode == 0:
-            found = json.loads(done.stdout)
-            return _header(found.get("Username", ""), found.get("Secret", ""))
+            try:
+                found = json.loads(done.stdout)
+                return _header(str(found.get("Username", "")), str(found.get("Secret", "")))
+            except (ValueError, AttributeError):
+                raise ConfigError(f"Docker's credential helper {program} answered something that is not JSON") from None
     return None
 
 

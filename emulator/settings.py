@@ -78,6 +78,9 @@ class Settings(BaseSettings):
         description="Pull a launch's image when it is not local (`missing`, Kubernetes' IfNotPresent) or "
         "refuse the launch (`never`: an offline machine).",
     )
+    pull_stall_seconds: float = Field(
+        300.0, gt=0, description="A pull that hears nothing from the engine for this long fails (a stalled registry)."
+    )
     service_port: int = Field(8000, description="Port the service listens on inside the platform network.")
     probe_interval: float = Field(0.05, description="Seconds between readiness probes of a starting session.")
     loop_interval: float = Field(1.0, description="Seconds between housekeeping passes (status, expiry).")

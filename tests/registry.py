@@ -108,8 +108,9 @@ def unique_image(
 
 
 class CuttableRelay:
-    """A TCP relay to the registry that sends its answers at `rate` bytes/s, and can be cut:
-    every connection closed and the port no longer answering (a registry gone mid-pull)."""
+    """A TCP relay to the registry that sends its answers at `rate` bytes/s, and can be cut (every
+    connection closed and the port no longer answering: a registry gone mid-pull) or frozen
+    (connections kept open with nothing sent: a registry gone silent)."""
 
     def __init__(self, upstream_port: int, rate: int) -> None:
         self.port = free_port()
@@ -119,6 +120,7 @@ class CuttableRelay:
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._sockets: list[socket.socket] = []
         self._cut = threading.Event()
+        self._frozen = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -138,6 +140,8 @@ class CuttableRelay:
                 data = source.recv(16384)
                 if not data:
                     break
+                while self._frozen.is_set() and not self._cut.is_set():
+                    time.sleep(0.05)  # holds the connection open and sends nothing: a registry gone silent
                 target.sendall(data)
                 if rate:
                     time.sleep(len(data) / rate)
@@ -147,6 +151,9 @@ class CuttableRelay:
             for end in (source, target):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+    def freeze(self) -> None:
+        self._frozen.set()
 
     def cut(self) -> None:
         self._cut.set()

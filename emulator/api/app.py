@@ -65,7 +65,10 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         uncounted = {p.type for p in profiles.values() if not p.counts_toward_limit}
         batch = {p.type for p in profiles.values() if p.batch}
         store = Store(settings.state_db, uncounted_types=uncounted, batch_types=batch)
-        runtime = DockerRuntime(helper_labels=labels.platform_labels(settings.instance, labels.ROLE_HELPER))
+        runtime = DockerRuntime(
+            helper_labels=labels.platform_labels(settings.instance, labels.ROLE_HELPER),
+            pull_stall=settings.pull_stall_seconds,
+        )
         callbacks = CallbackTokens(settings.callback_key)
         auth = Authenticator(users, callbacks, SignIns(settings.signin_key), store)
         sampler = UsageSampler(store, runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id))
@@ -103,6 +106,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             for task in housekeeping:
                 task.cancel()
             await asyncio.gather(*housekeeping, return_exceptions=True)
+            runtime.close()  # first: a pull's thread ends now, not when its registry next speaks
             await manager.stop()
             store.close()
 

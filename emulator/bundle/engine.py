@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -76,11 +78,17 @@ def choose_images(
         optional = [p.default_image for p in profiles.values()]
     if with_platform:
         wanted += PLATFORM_IMAGES
+    for name in wanted:
+        if "@" in name:
+            raise ConfigError(
+                f"'{name}' names an image by digest, which `docker load` does not keep: give it a tagged name "
+                "(emulate images tag) and bundle that"
+            )
     choice = Choice([])
-    for name in dict.fromkeys(wanted + optional):
+    for name in dict.fromkeys(_tagged(n) for n in wanted + optional if "@" not in n):
         if _image_id(client, name) is not None:
             choice.images.append(name)
-        elif name in wanted:
+        elif name in map(_tagged, wanted):
             raise ConfigError(
                 f"image '{name}' is not in the local Docker engine: build it (emulate images build), "
                 "pull it (docker pull), or leave it out"
@@ -90,6 +98,11 @@ def choose_images(
     if not choice.images:
         raise ConfigError("no images to put in the bundle: name some, or build them first (emulate images build)")
     return choice
+
+
+def _tagged(name: str) -> str:
+    """A name as `docker save` records it: with its tag (latest when none is given)."""
+    return ":".join(split_name(name))
 
 
 def _image_id(client: docker.DockerClient, name: str) -> str | None:
@@ -129,12 +142,27 @@ def _save(client: docker.DockerClient, names: list[str], target: Path, progress:
     return Part(digest.hexdigest(), size)
 
 
+def _check_saved(saved: Path, names: list[str]) -> None:
+    """The engine's archive, read to its end, names every chosen image (an engine that fails part-way
+    through a save ends the stream with an error, not with a complete archive)."""
+    try:
+        with tarfile.open(saved, "r:") as archive:
+            for _ in archive:
+                pass
+            found = saved_names(archive)
+    except (tarfile.TarError, EOFError) as exc:
+        raise EmulatorError(f"Docker's save of the images broke off ({exc}); nothing was written") from exc
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise EmulatorError(f"Docker's save of the images lacks {', '.join(missing)}; nothing was written")
+
+
 def _profiles_tar(settings: Settings, target: Path) -> None:
     with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as archive:
         archive.add(
             settings.profiles_dir,
             arcname=".",
-            filter=lambda info: None if info.name.endswith(BACKUP_SUFFIX) else _plain(info),
+            filter=lambda info: None if BACKUP_SUFFIX in info.name or ".bundle-new" in info.name else _plain(info),
         )
 
 
@@ -170,6 +198,7 @@ def create(
             say(f"saving {len(choice.images)} images")
             manifest.parts[IMAGES] = _save(client, choice.images, work / IMAGES, saving)
             parts[IMAGES] = work / IMAGES
+            _check_saved(work / IMAGES, choice.images)
             _profiles_tar(settings, work / PROFILES)
             manifest.parts[PROFILES], parts[PROFILES] = hash_file(work / PROFILES), work / PROFILES
             if with_wheels:
@@ -204,32 +233,101 @@ def load(
     """Check every checksum, load the images, install the profiles; a second load of the same bundle
     changes nothing.
 
-    The profiles and wheels are checked first. The images' part is checked as it streams into
-    Docker, which receives its last bytes only once the whole part has matched (Docker loads nothing
-    from a stream that breaks off), so no image is loaded from a bundle that is not intact. If Docker
-    fails part-way, the names the load had set are taken back."""
+    First the profiles and wheels are checked, and the profiles unpacked and read as profiles, aside.
+    The images' part is checked as it streams into Docker, which receives its last bytes only once the
+    whole part has matched (Docker loads nothing from a stream that breaks off), so no image is loaded
+    from a bundle that is not intact; its names must be the manifest's. Only then are the profiles
+    installed. If Docker fails part-way, the names the load had set are taken back."""
     manifest = read_manifest(path)
     where = members(path, manifest)
     with docker_errors():
         client = client or connect()
         before = {image["name"]: _image_id(client, image["name"]) for image in manifest.images}
         new = [image["name"] for image in manifest.images if before[image["name"]] != image["id"]]
-        verify(path, checking, skip=(IMAGES,) if new else ())
-        loaded = Loaded(images=new)
-        if new:
-            try:
-                chunks = checked_chunks(path, manifest, IMAGES, where[IMAGES], loading)
-                for line in client.api.load_image(chunks, quiet=True):
-                    if "error" in line:
-                        raise EmulatorError(f"Docker could not load the bundle's images: {line['error']}")
-                wrong = [i["name"] for i in manifest.images if _image_id(client, i["name"]) != i["id"]]
-                if wrong:
-                    raise damaged(path, f"Docker loaded other images than its manifest names: {', '.join(wrong)}")
-            except BaseException:
-                _take_back(client, before)
-                raise
-    _install_profiles(settings, path, loaded, where[PROFILES])
+        verify(path, checking, skip=(IMAGES, PROFILES) if new else (PROFILES,))
+        with tempfile.TemporaryDirectory(prefix=".bundle-profiles-") as scratch:
+            staged = _stage_profiles(path, manifest, where[PROFILES], Path(scratch), checking)
+            loaded = Loaded(images=new)
+            if new:
+                _check_names(path, manifest, where[IMAGES])
+                try:
+                    chunks = checked_chunks(path, manifest, IMAGES, where[IMAGES], loading)
+                    # Not quiet: the engine reports each layer as it registers it, so a long load never
+                    # looks like a silent engine to the client's read timeout.
+                    for line in client.api.load_image(chunks, quiet=False):
+                        if "error" in line:
+                            raise EmulatorError(f"Docker could not load the bundle's images: {line['error']}")
+                    wrong = [i["name"] for i in manifest.images if _image_id(client, i["name"]) != i["id"]]
+                    if wrong:
+                        raise damaged(path, f"Docker loaded other images than its manifest names: {', '.join(wrong)}")
+                except BaseException:
+                    _take_back(client, before)
+                    raise
+            _install_profiles(settings, staged, loaded)
     return loaded
+
+
+class _Slice(io.RawIOBase):
+    """A part of the bundle file as a file of its own (seekable), for reading a tar inside it."""
+
+    def __init__(self, handle: io.BufferedReader, offset: int, size: int) -> None:
+        self._handle, self._offset, self._size, self._position = handle, offset, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, position: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, min(self._size, base + position))
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self._size - self._position)
+        self._handle.seek(self._offset + self._position)
+        data = self._handle.read(count)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+def saved_names(tar: tarfile.TarFile) -> set[str]:
+    """The names a `docker save` archive gives its images (its manifest.json's RepoTags)."""
+    try:
+        member = tar.getmember("manifest.json")
+        handle = tar.extractfile(member)
+        entries = json.loads(handle.read()) if handle else []
+        return {str(tag) for entry in entries for tag in entry.get("RepoTags") or []}
+    except (KeyError, ValueError, AttributeError, TypeError, tarfile.TarError):
+        return set()
+
+
+def _check_names(path: Path, manifest: Manifest, where: tuple[int, int]) -> None:
+    """The images' part may name no image its manifest does not (a load would re-point that name here)."""
+    with path.open("rb") as handle, tarfile.open(fileobj=_Slice(handle, *where), mode="r:") as saved:
+        names = saved_names(saved)
+    listed = {image["name"] for image in manifest.images}
+    if not names or not names <= listed:
+        extra = ", ".join(sorted(names - listed)) or "none at all"
+        raise damaged(path, f"its images part names images its manifest does not list ({extra})")
+
+
+def _stage_profiles(path: Path, manifest: Manifest, where: tuple[int, int], scratch: Path, progress: Progress) -> Path:
+    """The profiles part, checked against its SHA-256, unpacked aside and read as profiles (a bundle
+    whose profiles do not load is refused before anything is installed)."""
+    data = b"".join(checked_chunks(path, manifest, PROFILES, where, progress))
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as profiles:
+        try:
+            profiles.extractall(scratch, filter="data")  # no path outside, no links out, no devices
+        except tarfile.FilterError as exc:
+            raise damaged(path, f"its profiles part holds {exc}") from exc
+    load_profiles(scratch)
+    return scratch
 
 
 def _take_back(client: docker.DockerClient, before: dict[str, str | None]) -> None:
@@ -245,29 +343,34 @@ def _take_back(client: docker.DockerClient, before: dict[str, str | None]) -> No
             pass  # best effort: the error that stopped the load is the one to report
 
 
-def _install_profiles(settings: Settings, path: Path, loaded: Loaded, where: tuple[int, int]) -> None:
-    """The bundle's profiles into the profiles folder: new files added, identical ones left, different
-    ones replaced (the previous kept beside as NAME.before-bundle, which is never read as a profile)."""
+def _backup(path: Path) -> Path:
+    """Where the profile being replaced is kept: NAME.before-bundle, or .before-bundle.2, ... (never over one)."""
+    candidate, number = path.with_name(path.name + BACKUP_SUFFIX), 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}{BACKUP_SUFFIX}.{number}")
+    return candidate
+
+
+def _install_profiles(settings: Settings, incoming: Path, loaded: Loaded) -> None:
+    """The staged profiles into the profiles folder: new files added, identical ones left, different
+    ones replaced (the previous kept beside as NAME.before-bundle, which is never read as a profile).
+    Each file is written aside and renamed over, so none is ever half-written."""
     target = settings.profiles_dir
-    offset, size = where
-    with path.open("rb") as handle, tempfile.TemporaryDirectory(prefix=".bundle-profiles-") as scratch:
-        handle.seek(offset)
-        with tarfile.open(fileobj=io.BytesIO(handle.read(size)), mode="r:") as profiles:
-            profiles.extractall(scratch, filter="data")
-        incoming = Path(scratch)
-        load_profiles(incoming)  # a bundle's profiles that do not load are refused before any is installed
-        for source in sorted(p for p in incoming.rglob("*") if p.is_file()):
-            relative = source.relative_to(incoming)
-            destination = target / relative
-            if destination.exists() and destination.read_bytes() == source.read_bytes():
-                continue
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            if destination.exists():
-                shutil.copy2(destination, destination.with_name(destination.name + BACKUP_SUFFIX))
-                loaded.profiles_replaced.append(str(relative))
-            else:
-                loaded.profiles_added.append(str(relative))
-            shutil.copy2(source, destination)
+    for source in sorted(p for p in incoming.rglob("*") if p.is_file()):
+        relative = source.relative_to(incoming)
+        destination = target / relative
+        if destination.exists() and destination.read_bytes() == source.read_bytes():
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if destination.exists():
+            shutil.copy2(destination, _backup(destination))
+            loaded.profiles_replaced.append(str(relative))
+        else:
+            loaded.profiles_added.append(str(relative))
+        draft = destination.with_name(f".{destination.name}.bundle-new")
+        shutil.copy2(source, draft)
+        draft.replace(destination)
 
 
 def describe(path: Path) -> Manifest:

@@ -67,8 +67,9 @@ def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) ->
                 total = pull["bytes"]["total"] or None
                 progress.update(pulling, completed=pull["bytes"]["current"], total=total, detail=_pull_detail(pull))
                 deadline = time.monotonic() + timeout  # the wait for Running counts from the pull's end
-            elif pulling is not None:  # the pull is over (how it ended is in the session's events)
-                progress.console.print(f"pulled {progress.tasks[pulling].description.removeprefix('pulling ')}")
+            elif pulling is not None:  # the pull is over; a failed one is told with the session's events
+                if session["status"] != "Failed":
+                    progress.console.print(f"pulled {progress.tasks[pulling].description.removeprefix('pulling ')}")
                 progress.remove_task(pulling)
                 pulling = None
             if session["status"] == "Running":

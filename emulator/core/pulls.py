@@ -61,10 +61,13 @@ class _Pull:
     progress: PullProgress
 
 
+PullKey = tuple[str, RegistryCredentials | None]  # one pull per image name and credentials
+
+
 class ImagePulls:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._pulls: dict[tuple[str, RegistryCredentials | None], _Pull] = {}
+        self._pulls: dict[PullKey, _Pull] = {}
 
     async def pull(self, reference: str, credentials: RegistryCredentials | None) -> ImageInfo:
         """The image, pulled now or by the pull of it already running with the same credentials.
@@ -82,14 +85,12 @@ class ImagePulls:
         # Shielded: one waiting launch that is cancelled (its session deleted) never stops the others' pull.
         return await asyncio.shield(pull.task)
 
-    def _finished(self, key: tuple[str, RegistryCredentials | None], task: asyncio.Task[ImageInfo]) -> None:
+    def _finished(self, key: PullKey, task: asyncio.Task[ImageInfo]) -> None:
         self._pulls.pop(key, None)
         if not task.cancelled():
             task.exception()  # every waiter may have gone (their sessions deleted): the failure is theirs, not a log's
 
-    def progress(self, reference: str) -> dict[str, object] | None:
-        """The progress of a running pull of this image (any credentials), or None."""
-        for (image, _), pull in self._pulls.items():
-            if image == reference:
-                return pull.progress.summary()
-        return None
+    def progress(self, key: PullKey) -> dict[str, object] | None:
+        """How far the pull of this image with these credentials has come, or None when none runs."""
+        pull = self._pulls.get(key)
+        return pull.progress.summary() if pull else None

@@ -42,7 +42,7 @@ from emulator.core.models import (
 from emulator.core.networks import UserNetworks
 from emulator.core.probe import GatewayProbes, wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
-from emulator.core.pulls import ImagePulls
+from emulator.core.pulls import ImagePulls, PullKey
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
 from emulator.errors import (
@@ -84,7 +84,8 @@ class LaunchRequest:
     cmd: str | None = None
     args: str | None = None
     env: list[str] = field(default_factory=list)
-    registry_auth: str | None = None  # skaha's x-skaha-registry-auth header, for this launch's pull only
+    # skaha's x-skaha-registry-auth header, for this launch's pull only (never in a repr, so never in a log)
+    registry_auth: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class AppRequest:
     image: str | None
     cores: str | None = None
     ram: str | None = None
-    registry_auth: str | None = None
+    registry_auth: str | None = field(default=None, repr=False)
 
 
 class SessionManager:
@@ -130,8 +131,10 @@ class SessionManager:
         self._networks = networks
         self._probes = probes
         self._pulls = ImagePulls(runtime)
-        # Sessions whose bring-up pulls first, with the launch's credentials (in memory only, until the pull).
+        # Sessions whose bring-up pulls first, with the launch's credentials (in memory only, until the pull),
+        # and the pull each session waits for now (its progress is that session's, no one else's).
         self._pull_requests: dict[str, RegistryCredentials | None] = {}
+        self._pulling: dict[str, PullKey] = {}
         # What admission allows does not change while the service runs.
         self._admission = Limits(
             max_jobs=settings.max_jobs,
@@ -279,12 +282,13 @@ class SessionManager:
         so that is a manifest check): holding an image never lets a stranger past its registry.
         """
         image = await self._runtime.image(reference)
-        if image is not None and not self._store.is_private(image.id):
+        private = self._store.is_private(reference, image.id if image else None)
+        if image is not None and not private:
             _check_types(image, reference, session_type)
             return False
+        if private and credentials is None:
+            raise InvalidRequest(CREDENTIALS_NEEDED)
         if image is not None:
-            if credentials is None:
-                raise InvalidRequest(CREDENTIALS_NEEDED)
             return True
         if self._settings.image_pull == "never":
             raise InvalidRequest(
@@ -299,9 +303,9 @@ class SessionManager:
         that failed, with the kubelet's events (Pulling, then Pulled or Failed and ErrImagePull)."""
         asked = session.id in self._pull_requests
         credentials = self._pull_requests.pop(session.id, None)
-        if not asked:
+        if not asked:  # resumed after a restart: the launch's credentials (if any) are gone
             image = await self._runtime.image(session.image)
-            if image is not None and self._store.is_private(image.id):  # resumed after a restart: no credentials
+            if self._store.is_private(session.image, image.id if image else None):
                 await self._fail(
                     session.id,
                     "The registry credentials of this launch were lost when the emulator restarted; launch it again",
@@ -312,8 +316,11 @@ class SessionManager:
             if self._settings.image_pull == "never":
                 await self._fail(session.id, f"image '{session.image}' is no longer in the local Docker engine")
                 return False
+        if credentials is not None:  # marked before the pull, so no launch without credentials slips in meanwhile
+            self._store.mark_private(session.image)
         self.event(session.id, "Pulling", f'Pulling image "{session.image}"')
         started = time.monotonic()
+        self._pulling[session.id] = (session.image, credentials)
         try:
             pulled = await self._pulls.pull(session.image, credentials)
         except ImagePullError as exc:
@@ -321,8 +328,10 @@ class SessionManager:
                 self.event(session.id, "Failed", f'Failed to pull image "{session.image}": {exc.message}', warning=True)
                 await self._fail(session.id, "Error: ErrImagePull")
             return False
+        finally:
+            self._pulling.pop(session.id, None)
         if credentials is not None:
-            self._store.mark_private(pulled.id, session.image)
+            self._store.mark_private(session.image, pulled.id)
         if not self._still_pending(session.id):
             return False  # deleted while it pulled
         seconds = time.monotonic() - started
@@ -340,8 +349,9 @@ class SessionManager:
 
     def pull_progress(self, user: User, session_id: str) -> dict[str, object] | None:
         """How far the pull a Pending session waits for has come (an emulator extension: view=pull)."""
-        session = self.get(user, session_id)
-        return self._pulls.progress(session.image) if session.status is Status.PENDING else None
+        self.get(user, session_id)  # the caller's own session, or 404
+        pulling = self._pulling.get(session_id)
+        return self._pulls.progress(pulling) if pulling else None
 
     # --- bring-up -------------------------------------------------------------------------
 
@@ -559,10 +569,11 @@ class SessionManager:
     async def catalogue(self, session_type: str | None) -> list[CatalogueEntry]:
         """Local images labelled with session types (of one type, if given), by name."""
         entries: list[CatalogueEntry] = []
+        private = self._store.private_image_ids()
         for image in await self._runtime.images():
             types = labels.image_session_types(image.labels)
-            if types is None or not image.tags:
-                continue  # like Harbor: unlabelled artifacts are invisible
+            if types is None or not image.tags or image.id in private:
+                continue  # like Harbor: unlabelled artifacts are invisible, and so are private ones
             if session_type is None or session_type in types:
                 description = image.labels.get(labels.IMAGE_DESCRIPTION, "")
                 # Every name an image goes by is launchable (a CANFAR name given with `docker tag` too).

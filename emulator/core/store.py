@@ -57,15 +57,14 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_session ON events(session_id);
 CREATE TABLE IF NOT EXISTS private_images (
-    image_id TEXT PRIMARY KEY,
-    reference TEXT NOT NULL
+    key TEXT PRIMARY KEY  -- an image id, or "ref:" and the name a launch pulled with credentials
 );
 """
 
 # Steps that bring a database of version N-1 to version N (a new database gets _SCHEMA directly).
 _MIGRATIONS: dict[int, str] = {
     2: "ALTER TABLE sessions ADD COLUMN parent_id TEXT; ALTER TABLE sessions ADD COLUMN app_id TEXT;",
-    3: "CREATE TABLE IF NOT EXISTS private_images (image_id TEXT PRIMARY KEY, reference TEXT NOT NULL);",
+    3: "CREATE TABLE IF NOT EXISTS private_images (key TEXT PRIMARY KEY);",
 }
 
 # Statuses that no longer count towards the interactive limit (skaha v0).
@@ -89,9 +88,6 @@ class Store:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        # WAL with NORMAL: a commit is not flushed to disk on its own (the next checkpoint flushes it).
-        # Still never corrupt; a power cut may forget the newest events, and the containers die with it.
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
@@ -356,12 +352,20 @@ class Store:
 
     # --- images pulled with credentials ---------------------------------------------------
 
-    def mark_private(self, image_id: str, reference: str) -> None:
-        """An image that arrived with someone's registry credentials: launching it asks for credentials again."""
-        self._db.execute(
-            "INSERT INTO private_images (image_id, reference) VALUES (?, ?) ON CONFLICT(image_id) DO NOTHING",
-            (image_id, reference),
+    def mark_private(self, reference: str, image_id: str | None = None) -> None:
+        """An image that comes with someone's registry credentials: launching it asks for credentials
+        again. The name is marked before its pull starts (so no launch slips in between), the id after."""
+        keys = [f"ref:{reference}", *([image_id] if image_id else [])]
+        self._db.executemany(
+            "INSERT INTO private_images (key) VALUES (?) ON CONFLICT(key) DO NOTHING", [(k,) for k in keys]
         )
 
-    def is_private(self, image_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM private_images WHERE image_id = ?", (image_id,)).fetchone() is not None
+    def is_private(self, reference: str, image_id: str | None = None) -> bool:
+        keys = [f"ref:{reference}", *([image_id] if image_id else [])]
+        found = self._db.execute(
+            f"SELECT 1 FROM private_images WHERE key IN ({','.join('?' * len(keys))})", keys
+        ).fetchone()
+        return found is not None
+
+    def private_image_ids(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT key FROM private_images WHERE key NOT LIKE 'ref:%'")}

@@ -138,8 +138,13 @@ class Runtime(Protocol):
     ) -> ImageInfo:
         """Pull an image, reporting progress as it goes (`on_update` may be called from another thread).
 
-        Raises ImagePullError with a reason people can act on (unknown image, unreachable registry,
-        refused credentials, a connection that broke mid-pull)."""
+        No credentials: an anonymous pull (never a login the runtime itself may have). Raises
+        ImagePullError with a reason people can act on (unknown image, unreachable registry, refused
+        credentials, a registry that stopped answering or went silent mid-pull)."""
+        ...
+
+    def close(self) -> None:
+        """Break off what is in flight (pulls) so the service can stop at once."""
         ...
 
     async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:

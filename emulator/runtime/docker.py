@@ -12,7 +12,9 @@ import base64
 import io
 import json
 import re
+import socket
 import tarfile
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +25,11 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 import requests
+import urllib3
+from docker.auth import encode_header
 from docker.types import DeviceRequest, IPAMConfig, IPAMPool
 from docker.types import Mount as DockerMount
+from docker.utils import parse_repository_tag
 
 from emulator.errors import EngineError, ImagePullError, InvalidRequest, Unavailable
 from emulator.runtime.base import (
@@ -168,6 +173,10 @@ _PULL_FAILURES: list[tuple[tuple[str, ...], str]] = [
         "`emulate launch --registry-auth`), or the ones given are wrong",
     ),
     (
+        ("http response to https client",),
+        "the registry answers plain HTTP: list it in Docker's insecure-registries (/etc/docker/daemon.json)",
+    ),
+    (
         ("manifest unknown", "not found", "name unknown", "repository does not exist"),
         "the registry has no such image: check its name and tag",
     ),
@@ -206,13 +215,19 @@ def _pull_update(chunk: dict[str, Any]) -> PullUpdate | None:
 
 
 class DockerRuntime:
-    def __init__(self, helper_labels: dict[str, str], client: docker.DockerClient | None = None) -> None:
+    def __init__(
+        self, helper_labels: dict[str, str], client: docker.DockerClient | None = None, pull_stall: float = 300.0
+    ) -> None:
         """`helper_labels` mark the short-lived containers that read image files, so a crash never strands one."""
         self._client = client or connect()
         self._helper_labels = helper_labels
+        self._pull_stall = pull_stall  # seconds a pull may go without a word from the engine
         self._cpu_samples: dict[str, tuple[int, int]] = {}
         # Logs are read on threads of their own (each read bounded), so they never hold up launches.
         self._log_readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="logs")
+        self._pullers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pulls")
+        self._pulls_running: set[Any] = set()
+        self._closing = threading.Event()
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with docker_errors():
@@ -389,12 +404,26 @@ class DockerRuntime:
     def _pull(
         self, reference: str, credentials: RegistryCredentials | None, on_update: Callable[[PullUpdate], None]
     ) -> ImageInfo:
-        auth = {"username": credentials.username, "password": credentials.secret} if credentials else None
+        # As the SDK's own pull (tag or digest split off, latest by default), with two differences: no
+        # credentials means an anonymous pull (the SDK would send whatever login the service's user has),
+        # and a read timeout, so a registry that stops sending fails the pull instead of hanging it.
+        repository, tag = parse_repository_tag(reference)
+        params = {"fromImage": repository, "tag": tag or "latest"}
+        headers = {}
+        if credentials is not None:
+            headers["X-Registry-Auth"] = encode_header(
+                {"username": credentials.username, "password": credentials.secret}
+            )
+        api = self._client.api
         moved = False
+        response = None
         try:
-            # The SDK splits off the tag (or digest) itself and defaults to latest, as `docker pull` does.
-            stream = self._client.api.pull(reference, stream=True, decode=True, auth_config=auth)
-            for chunk in stream:
+            response = api._post(
+                api._url("/images/create"), params=params, headers=headers, stream=True, timeout=self._pull_stall
+            )
+            api._raise_for_status(response)
+            self._pulls_running.add(response)
+            for chunk in api._stream_helper(response, decode=True):
                 if "error" in chunk:
                     raise pull_failure(str(chunk.get("error")), moved)
                 update = _pull_update(chunk)
@@ -403,17 +432,42 @@ class DockerRuntime:
                     on_update(update)
         except docker.errors.APIError as exc:  # refused before the stream began (unknown image, no registry)
             raise pull_failure(exc.explanation or str(exc), moved) from exc
-        except requests.exceptions.RequestException as exc:  # the engine's stream itself broke or stalled
+        except (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout) as exc:
+            raise ImagePullError(
+                f"the registry stopped sending: nothing came for {self._pull_stall:g} s (EMULATE_PULL_STALL_SECONDS)"
+            ) from exc
+        except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException) as exc:  # the stream broke
+            if self._closing.is_set():
+                raise ImagePullError("the emulator stopped during the pull") from exc
             raise pull_failure(str(exc), moved) from exc
+        finally:
+            if response is not None:
+                self._pulls_running.discard(response)
+                response.close()
+        if self._closing.is_set():  # broken off by close(): the stream just ended
+            raise ImagePullError("the emulator stopped during the pull")
         image = self._image(reference)
-        if image is None:  # pulled by digest or removed at once: nothing to run
+        if image is None:  # removed again at once: nothing to run
             raise ImagePullError(f"the engine reported {reference} pulled, but it is not there")
         return image
 
     async def pull(
         self, reference: str, credentials: RegistryCredentials | None, on_update: Callable[[PullUpdate], None]
     ) -> ImageInfo:
-        return await self._call(self._pull, reference, credentials, on_update)
+        # Their own threads: long pulls never hold up the other engine calls (or each other's queue).
+        loop = asyncio.get_running_loop()
+        with docker_errors():
+            return await loop.run_in_executor(self._pullers, self._pull, reference, credentials, on_update)
+
+    def close(self) -> None:
+        """Break off the pulls in flight (service shutdown), so their threads end now."""
+        self._closing.set()
+        for response in list(self._pulls_running):
+            with suppress(OSError, AttributeError):
+                raw = self._client.api._get_raw_response_socket(response)
+                getattr(raw, "_sock", raw).shutdown(socket.SHUT_RDWR)
+        self._pullers.shutdown(wait=False, cancel_futures=True)
+        self._log_readers.shutdown(wait=False, cancel_futures=True)
 
     def _read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
         with ImageFiles(self._client, image, self._helper_labels) as files:

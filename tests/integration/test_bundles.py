@@ -15,6 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from emulator.bundle.archive import IMAGES, PROFILES, members, read_manifest
 from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
 from emulator.settings import REPO_ROOT
 from tests.instance import free_port, remove_instance
@@ -76,20 +77,70 @@ def test_a_bundle_carries_its_images_and_profiles_and_loading_twice_changes_noth
     assert _snapshot(profiles) == before
 
 
+def test_a_replaced_profile_is_kept_beside_and_a_backup_is_never_overwritten(
+    workshop: tuple[dict[str, str], Path, str],
+) -> None:
+    env, bundle, _ = workshop
+    profiles = Path(env["EMULATE_PROFILES_DIR"])
+    notebook = profiles / "notebook.yaml"
+    original = notebook.read_bytes()
+    for edit in (b"# a local edit\n", b"# another local edit\n"):
+        notebook.write_bytes(edit + original)
+        out = _emulate(env, "bundle", "load", str(bundle)).stdout
+        assert "notebook.yaml (replaced" in out
+        assert notebook.read_bytes() == original
+    assert (profiles / "notebook.yaml.before-bundle").read_bytes() == b"# a local edit\n" + original
+    assert (profiles / "notebook.yaml.before-bundle.2").read_bytes() == b"# another local edit\n" + original
+
+
+def test_a_bundle_whose_profiles_do_not_load_installs_nothing(
+    tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    broken = tmp_path / "broken-profiles"
+    shutil.copytree(REPO_ROOT / "profiles", broken)
+    (broken / "notebook.yaml").write_text("type: notebook\nport: [not, a, port]\n")
+    image = unique_image(docker_client, "bundle-test/broken:1.0", payload_bytes=4096)
+    bundle = tmp_path / "broken.bundle"
+    maker = {**os.environ, "EMULATE_PROFILES_DIR": str(broken)}
+    try:
+        _emulate(maker, "bundle", "create", str(bundle), image, "--without-platform", "--without-wheels")
+        _forget(docker_client, image)
+        mine = tmp_path / "profiles"
+        shutil.copytree(REPO_ROOT / "profiles", mine)
+        before = _snapshot(mine)
+        result = _emulate({**os.environ, "EMULATE_PROFILES_DIR": str(mine)}, "bundle", "load", str(bundle), check=False)
+        assert result.returncode == 1 and "notebook.yaml" in result.stderr, result.stderr
+        with pytest.raises(docker.errors.ImageNotFound):
+            docker_client.images.get(image)
+        assert _snapshot(mine) == before
+    finally:
+        _forget(docker_client, image)
+
+
 def _damaged_copies(bundle: Path, folder: Path) -> dict[str, Path]:
     data = bundle.read_bytes()
     truncated = folder / "truncated.bundle"
     truncated.write_bytes(data[: len(data) // 2])
-    corrupted = folder / "corrupted.bundle"
-    flipped = bytearray(data)
-    flipped[len(data) // 3] ^= 0xFF  # inside the images' part
-    corrupted.write_bytes(bytes(flipped))
+    where = members(bundle, read_manifest(bundle))
+    copies = {}
+    for part in (IMAGES, PROFILES):  # one byte flipped in the middle of each part
+        offset, size = where[part]
+        flipped = bytearray(data)
+        flipped[offset + size // 2] ^= 0xFF
+        copies[part] = folder / f"corrupted-{part}.bundle"
+        copies[part].write_bytes(bytes(flipped))
     foreign = folder / "foreign.tar"
     with tarfile.open(foreign, "w") as archive:
         archive.add(REPO_ROOT / "README.md", arcname="README.md")
     noise = folder / "noise.bundle"
     noise.write_bytes(os.urandom(4096))
-    return {"truncated": truncated, "corrupted": corrupted, "foreign": foreign, "noise": noise}
+    return {
+        "truncated": truncated,
+        "corrupted images": copies[IMAGES],
+        "corrupted profiles": copies[PROFILES],
+        "foreign": foreign,
+        "noise": noise,
+    }
 
 
 def test_damaged_or_foreign_files_are_refused_and_nothing_is_installed(
@@ -102,7 +153,8 @@ def test_damaged_or_foreign_files_are_refused_and_nothing_is_installed(
     before = _snapshot(profiles)
     expected = {
         "truncated": "is damaged or incomplete",
-        "corrupted": "does not match its SHA-256",
+        "corrupted images": f"{IMAGES} does not match its SHA-256",
+        "corrupted profiles": f"{PROFILES} does not match its SHA-256",
         "foreign": "is not a skaha-emulator bundle",
         "noise": "is not a skaha-emulator bundle",
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -107,19 +108,25 @@ def test_a_missing_image_is_pulled_with_the_kubelets_events(
     assert "Pulling" not in _events(fresh, again)
 
 
-def test_two_launches_of_one_missing_image_share_one_pull(
+def test_launches_of_one_missing_image_share_one_pull_and_a_delete_leaves_the_others_theirs(
     fresh: Instance, docker_client: docker.DockerClient, open_registry: Registry
 ) -> None:
     name = _pushed(docker_client, open_registry, "test/shared", payload=8 << 20)
+    relay = CuttableRelay(open_registry.port, rate=4 << 20)  # about 2 s: every launch comes while it runs
+    through_relay = name.replace(open_registry.host, relay.host)
     try:
         before = open_registry.tag_lookups("test/shared", "1.0")
-        first, second = _launch(fresh, name), _launch(fresh, name)
+        first, second, dropped = (_launch(fresh, through_relay) for _ in range(3))
+        assert fresh.http.delete(f"/session/{dropped}").status_code == 200  # while the shared pull runs
+        fresh.wait_gone(dropped)
         for session_id in (first, second):
             fresh.wait_status(session_id, "Succeeded")
             assert "Pulled" in _events(fresh, session_id)
-        both = open_registry.tag_lookups("test/shared", "1.0") - before
-        assert both == _single_pull_lookups(docker_client, open_registry, name)  # as one pull makes
+        all_three = open_registry.tag_lookups("test/shared", "1.0") - before
+        assert all_three == _single_pull_lookups(docker_client, open_registry, name)  # as one pull makes
     finally:
+        relay.cut()
+        _forget(docker_client, through_relay)
         _forget(docker_client, name)
 
 
@@ -169,6 +176,9 @@ def test_a_private_registry_needs_the_right_credentials_and_they_are_never_kept(
         assert found == [], found
         assert OWNER_SECRET not in fresh.service_logs()
 
+        # Nobody else sees it in the catalogue.
+        listed = [entry["id"] for entry in fresh.http.get("/image").json()]
+        assert name not in listed and "skaha-emulator/notebook:latest" in listed
         # Local now, but it came with credentials: a launch without them is refused as skaha refuses it,
         # and one with wrong ones is refused by the registry.
         refused = fresh.http.post("/session", data={"name": "x", "image": name, "type": "headless"})
@@ -233,7 +243,7 @@ def test_emulate_launch_shows_the_pull_and_sends_dockers_stored_credentials(
         launch = ["launch", "headless", "--name", "cli-pull", "--image", name]
         done = _emulate(fresh, logged_in, *launch, "--registry-auth", "--", "true")
         assert done.returncode == 0, done.stderr
-        assert f"pulled {name}" in done.stderr and "is Succeeded" in done.stdout
+        assert f"pulled {name}" in done.stderr and re.search(r"is (Running|Succeeded)", done.stdout)
 
         refused = _emulate(fresh, nobody, *launch, "--registry-auth", "--", "true")
         assert refused.returncode == 1
@@ -263,3 +273,38 @@ def test_an_offline_machine_can_refuse_to_pull(
         assert instance.rows() == []
     finally:
         stop_instance(instance, docker_client)
+
+
+def test_a_registry_gone_silent_fails_the_pull_after_the_stall_limit_and_progress_is_the_owners_alone(
+    tmp_path: Path, docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, open_registry: Registry
+) -> None:
+    from tests.conftest import start_instance, stop_instance
+
+    name = _pushed(docker_client, open_registry, "test/silent", payload=16 << 20)
+    relay = CuttableRelay(open_registry.port, rate=1 << 20)
+    through_relay = name.replace(open_registry.host, relay.host)
+    monkeypatch.setenv("EMULATE_PULL_STALL_SECONDS", "3")
+    instance = start_instance(tmp_path, "pytest-stall", docker_client)
+    try:
+        stranger = instance.emulate("users", "add", "stranger").stdout
+        token = dict(line.split(": ", 1) for line in stranger.splitlines() if ": " in line)["token"].strip()
+        session_id = _launch(instance, through_relay)
+        deadline = time.monotonic() + 60
+        while not (progress := instance.http.get(f"/session/{session_id}", params={"view": "pull"}).json()):
+            assert time.monotonic() < deadline, "the pull never showed"
+            time.sleep(0.1)
+        assert progress["image"] == through_relay
+        # Another user asking for that session's pull gets what skaha answers for a session not theirs.
+        theirs = instance.http.get(
+            f"/session/{session_id}", params={"view": "pull"}, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert theirs.status_code == 404
+        relay.freeze()
+        started = time.monotonic()
+        _failed_to_pull(instance, session_id, "the registry stopped sending: nothing came for 3 s")
+        assert time.monotonic() - started < 60
+    finally:
+        relay.cut()
+        stop_instance(instance, docker_client)
+        _forget(docker_client, through_relay)
+        _forget(docker_client, name)

@@ -42,6 +42,12 @@ def test_builds_trust_the_ca_bundle_the_hosts_tools_already_use(tmp_path: Path) 
     assert extra_ca_source(settings, {}) is None and extra_ca(settings, {}) == b""
 
 
-def test_a_ca_bundle_that_cannot_be_read_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"cannot be read.*SSL_CERT_FILE|SSL_CERT_FILE.*cannot be read"):
-        extra_ca(Settings(extra_ca_bundle=None), {"SSL_CERT_FILE": str(tmp_path / "missing.pem")})
+def test_a_missing_bundle_named_for_us_is_an_error_and_one_named_for_other_tools_is_passed_over(
+    tmp_path: Path,
+) -> None:
+    missing, present = tmp_path / "missing.pem", tmp_path / "present.pem"
+    present.write_text("pem")
+    with pytest.raises(ConfigError, match=r"\(EMULATE_EXTRA_CA_BUNDLE\) cannot be read"):
+        extra_ca(Settings(extra_ca_bundle=missing), {})
+    environ = {"PIP_CERT": str(missing), "SSL_CERT_FILE": str(present)}
+    assert extra_ca_source(Settings(extra_ca_bundle=None), environ) == ("SSL_CERT_FILE", present)
