@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from emulator.bundle.archive import IMAGES, PROFILES, members, read_manifest
+from emulator.bundle.archive import IMAGES, PROFILES, hash_file, members, read_manifest, write
 from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
 from emulator.settings import REPO_ROOT
 from tests.instance import free_port, remove_instance
@@ -94,27 +95,41 @@ def test_a_replaced_profile_is_kept_beside_and_a_backup_is_never_overwritten(
 
 
 def test_a_bundle_whose_profiles_do_not_load_installs_nothing(
-    tmp_path: Path, docker_client: docker.DockerClient
+    workshop: tuple[dict[str, str], Path, str], docker_client: docker.DockerClient, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "broken-profiles"
-    shutil.copytree(REPO_ROOT / "profiles", broken)
-    (broken / "notebook.yaml").write_text("type: notebook\nport: [not, a, port]\n")
-    image = unique_image(docker_client, "bundle-test/broken:1.0", payload_bytes=4096)
-    bundle = tmp_path / "broken.bundle"
-    maker = {**os.environ, "EMULATE_PROFILES_DIR": str(broken)}
-    try:
-        _emulate(maker, "bundle", "create", str(bundle), image, "--without-platform", "--without-wheels")
-        _forget(docker_client, image)
-        mine = tmp_path / "profiles"
-        shutil.copytree(REPO_ROOT / "profiles", mine)
-        before = _snapshot(mine)
-        result = _emulate({**os.environ, "EMULATE_PROFILES_DIR": str(mine)}, "bundle", "load", str(bundle), check=False)
-        assert result.returncode == 1 and "notebook.yaml" in result.stderr, result.stderr
-        with pytest.raises(docker.errors.ImageNotFound):
-            docker_client.images.get(image)
-        assert _snapshot(mine) == before
-    finally:
-        _forget(docker_client, image)
+    """As a bundle from a newer emulator, whose profiles this one cannot read: intact, but refused whole."""
+    env, bundle, image = workshop
+    manifest = read_manifest(bundle)
+    parts = {}
+    with bundle.open("rb") as handle:
+        for name, (offset, size) in members(bundle, manifest).items():
+            handle.seek(offset)
+            parts[name] = tmp_path / name.replace("/", "_")
+            parts[name].write_bytes(handle.read(size))
+    newer = tmp_path / "newer-profiles.tar"
+    with tarfile.open(parts[PROFILES]) as old, tarfile.open(newer, "w") as new:
+        for member in old.getmembers():
+            data = old.extractfile(member) if member.isfile() else None
+            if member.name.endswith("notebook.yaml"):
+                text = b"type: notebook\nport: [a, port, this, emulator, cannot, read]\n"
+                member.size = len(text)
+                new.addfile(member, io.BytesIO(text))
+            else:
+                new.addfile(member, data)
+    parts[PROFILES] = newer
+    manifest.parts[PROFILES] = hash_file(newer)
+    refused = tmp_path / "newer.bundle"
+    write(refused, manifest, parts)
+
+    _forget(docker_client, image)
+    profiles = Path(env["EMULATE_PROFILES_DIR"])
+    (profiles / "notebook.yaml").unlink()
+    before = _snapshot(profiles)
+    result = _emulate(env, "bundle", "load", str(refused), check=False)
+    assert result.returncode == 1 and "notebook.yaml" in result.stderr, result.stderr
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(image)
+    assert _snapshot(profiles) == before
 
 
 def _damaged_copies(bundle: Path, folder: Path) -> dict[str, Path]:

@@ -176,7 +176,7 @@ def test_a_private_registry_needs_the_right_credentials_and_they_are_never_kept(
         assert found == [], found
         assert OWNER_SECRET not in fresh.service_logs()
 
-        # Nobody else sees it in the catalogue.
+        # The catalogue (GET /image, the portal's list) does not offer a private image to anyone.
         listed = [entry["id"] for entry in fresh.http.get("/image").json()]
         assert name not in listed and "skaha-emulator/notebook:latest" in listed
         # Local now, but it came with credentials: a launch without them is refused as skaha refuses it,
