@@ -129,7 +129,11 @@ class CuttableRelay:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self._upstream))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self._upstream))
+            except OSError:  # the registry behind is gone (stopped by its test): this connection is refused
+                client.close()
+                continue
             self._sockets += [client, upstream]
             threading.Thread(target=self._pipe, args=(client, upstream, 0), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, self._rate), daemon=True).start()
