@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
-from rich.markup import escape
 
 from emulator import __version__
-from emulator.cli import bundle, images, platform, sessions, users, validate
 from emulator.cli.output import console_err
 from emulator.errors import EmulatorError
 from emulator.settings import load_settings
@@ -16,7 +15,33 @@ from emulator.settings import load_settings
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+# The module of each command: a command line imports only the one it names, so `emulate ps` never
+# loads the bundle, image or validation code (tests/unit/test_cli.py keeps this table complete).
+COMMAND_MODULES = {
+    **dict.fromkeys(("up", "down", "status", "token", "serve"), "platform"),
+    **dict.fromkeys(("launch", "ps", "info", "logs", "events", "renew", "delete", "open", "context"), "sessions"),
+    "images": "images",
+    "bundle": "bundle",
+    "users": "users",
+    "validate": "validate",
+}
+
+
+class LazyGroup(click.Group):
+    """click's documented lazy-loading group: subcommands are imported when they are asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMAND_MODULES})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMAND_MODULES:
+            return super().get_command(ctx, name)
+        module = importlib.import_module(f"emulator.cli.{COMMAND_MODULES[name]}")
+        found: click.Command = next(command for command in module.COMMANDS if command.name == name)
+        return found
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--instance",
     envvar="EMULATE_INSTANCE",
@@ -37,11 +62,6 @@ def cli(ctx: click.Context, instance: str | None) -> None:
     ctx.obj = load_settings(instance=instance)
 
 
-for module in (platform, sessions, images, bundle, users, validate):
-    for command in module.COMMANDS:
-        cli.add_command(command)
-
-
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
@@ -52,11 +72,15 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except EmulatorError as exc:
+        from rich.markup import escape
+
         console_err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:  # a bug of ours: still one line, no traceback (engine errors are EmulatorErrors)
+        from rich.markup import escape
+
         console_err.print(
             f"[red]error:[/red] {escape(f'{exc.__class__.__name__}: {exc}')}", highlight=False, soft_wrap=True
         )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 import webbrowser
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import RenderableType
-from rich.filesize import decimal
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.progress import Progress
 
 from emulator.cli.output import console, console_err, json_option, print_json, table
 from emulator.client import EmulatorClient
@@ -33,28 +33,35 @@ def _default_image(settings: Settings, session_type: str) -> str:
     return profile.default_image
 
 
-class _PullBar(ProgressColumn):
-    """A bar only on the pull's line; the status line has just its spinner."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._bar = BarColumn()
-
-    def render(self, task: Task) -> RenderableType:
-        return self._bar.render(task) if task.fields.get("pull") else Text("")
-
-
 def _pull_detail(pull: dict[str, Any]) -> str:
+    from rich.filesize import decimal
+
     size, layers = pull["bytes"], pull["layers"]
     moved = f"{decimal(size['current'])} of {decimal(size['total'])}, " if size["total"] else ""
     return f"{moved}{layers['done']} of {layers['total']} layers"
 
 
+def _progress() -> Progress:
+    """A spinner line for the session's status and, while its image is pulled, a bar for the pull."""
+    from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TextColumn
+    from rich.text import Text
+
+    class PullBar(ProgressColumn):
+        def __init__(self) -> None:
+            super().__init__()
+            self._bar = BarColumn()
+
+        def render(self, task: Task) -> RenderableType:
+            return self._bar.render(task) if task.fields.get("pull") else Text("")
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), PullBar(), TextColumn("{task.fields[detail]}"))
+    return Progress(*columns, console=console_err, transient=True)
+
+
 def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) -> dict[str, Any]:
     """Poll until the session runs, showing the progress of any image pull it waits for."""
     deadline = time.monotonic() + timeout
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), _PullBar(), TextColumn("{task.fields[detail]}"))
-    with Progress(*columns, console=console_err, transient=True) as progress:
+    with _progress() as progress:
         waiting = progress.add_task(f"waiting for {session_id} to start", total=None, detail="")
         pulling = None
         while True:

@@ -17,3 +17,19 @@ def test_the_cli_and_its_session_commands_load_neither_docker_nor_the_brain() ->
     assert "docker" not in loaded
     assert not {m for m in loaded if m.startswith(("emulator.core", "emulator.runtime", "emulator.api"))}
     assert "emulator.platform" not in loaded and "fastapi" not in loaded
+
+
+def test_the_lazy_command_table_names_every_command_in_its_module() -> None:
+    import importlib
+
+    from emulator.cli import COMMAND_MODULES
+
+    for module in set(COMMAND_MODULES.values()):
+        names = {command.name for command in importlib.import_module(f"emulator.cli.{module}").COMMANDS}
+        assert names == {name for name, where in COMMAND_MODULES.items() if where == module}, module
+
+
+def test_emulate_ps_loads_only_what_it_needs() -> None:
+    loaded = _modules_after("from emulator.cli import cli; import click; cli.get_command(click.Context(cli), 'ps')")
+    assert not {m for m in loaded if m.startswith(("emulator.bundle", "emulator.cli.bundle", "emulator.cli.images"))}
+    assert "pydantic_settings" not in loaded
