@@ -15,30 +15,32 @@ import httpx
 
 from emulator.discovery import recorded_url, tls_verify
 from emulator.errors import Forbidden, NotFound, Unavailable, error_for_status
-from emulator.settings import Settings
-from emulator.users import token_for
+from emulator.layout import Layout
+from emulator.tokens import token_for
 
 
-def instance_url(settings: Settings) -> str:
+def instance_url(layout: Layout) -> str:
     """Where the instance answers: EMULATE_URL, else what `up` (or `serve`) recorded."""
-    url = os.environ.get("EMULATE_URL") or recorded_url(settings)
+    url = os.environ.get("EMULATE_URL") or recorded_url(layout)
     if url is None:
-        flag = "" if settings.instance == "default" else f" --instance {settings.instance}"
+        flag = "" if layout.instance == "default" else f" --instance {layout.instance}"
         raise Unavailable(
-            f"instance '{settings.instance}' is not up; start it with `emulate{flag} up` "
+            f"instance '{layout.instance}' is not up; start it with `emulate{flag} up` "
             "(or set EMULATE_URL to reach an emulator elsewhere)"
         )
     return url.rstrip("/")
 
 
 class EmulatorClient:
-    def __init__(self, settings: Settings, user: str | None = None, api_version: str = "v0") -> None:
-        self.base_url = instance_url(settings)
-        token = os.environ.get("EMULATE_TOKEN") or token_for(settings.users_file, user)
+    def __init__(self, layout: Layout, user: str | None = None, api_version: str = "v0") -> None:
+        self.base_url = instance_url(layout)
+        token = os.environ.get("EMULATE_TOKEN") or token_for(layout.users_file, user)
         self.api = f"{self.base_url}/skaha/{api_version}"
         self.auth_headers = {"Authorization": f"Bearer {token}"}  # also opens the user's session routes
-        self.verify = tls_verify(settings, self.base_url)
-        self._http = httpx.Client(headers=self.auth_headers, timeout=30, verify=self.verify)
+        https = self.base_url.startswith("https:")
+        self.verify = tls_verify(layout, https)
+        # Plain HTTP needs no CA bundle, whose loading would cost more than the request itself.
+        self._http = httpx.Client(headers=self.auth_headers, timeout=30, verify=self.verify if https else False)
 
     def _request(self, method: str, path: str, *, idempotent: bool = True, **kwargs: Any) -> httpx.Response:
         try:

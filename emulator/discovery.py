@@ -7,8 +7,12 @@ instance that was never started can say so instead of reaching some other instan
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from emulator.settings import Settings
+from emulator.layout import Layout
+
+if TYPE_CHECKING:  # the CLI's light commands import this module without the settings model
+    from emulator.settings import Settings
 
 
 def local_url(settings: Settings) -> str:
@@ -21,10 +25,9 @@ def local_url(settings: Settings) -> str:
     return f"{'https' if settings.tls else 'http'}://{host}:{settings.port}"
 
 
-def tls_verify(settings: Settings, url: str | None = None) -> str | bool:
+def tls_verify(layout: Layout, https: bool) -> str | bool:
     """What an HTTPS client of this instance trusts: its gateway's internal CA once there is one."""
-    https = (url or "").startswith("https://") or settings.tls
-    return str(settings.tls_ca) if https and settings.tls_ca.exists() else True
+    return str(layout.tls_ca) if https and layout.tls_ca.exists() else True
 
 
 def record_url(settings: Settings) -> None:
@@ -32,10 +35,10 @@ def record_url(settings: Settings) -> None:
     settings.instance_file.write_text(json.dumps({"url": local_url(settings)}))
 
 
-def recorded_url(settings: Settings) -> str | None:
+def recorded_url(layout: Layout) -> str | None:
     """The URL recorded for this instance, or None when it is not up."""
     try:
-        return str(json.loads(settings.instance_file.read_text())["url"])
+        return str(json.loads(layout.instance_file.read_text())["url"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

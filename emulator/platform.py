@@ -159,7 +159,10 @@ class Platform:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(url, timeout=2, verify=tls_verify(self.settings)).status_code == 200:
+                if (
+                    httpx.get(url, timeout=2, verify=tls_verify(self.settings.layout, self.settings.tls)).status_code
+                    == 200
+                ):
                     return
             except httpx.HTTPError:
                 pass

@@ -9,7 +9,6 @@ placeholders are reported at load time with the file and field that hold them.
 
 from __future__ import annotations
 
-import enum
 import string
 from pathlib import Path
 from typing import Any, Literal
@@ -17,22 +16,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emulator.errors import ConfigError
+
+# Re-exported: profiles speak of session types, and most modules name them through this one.
+from emulator.session_types import SESSION_TYPES as SESSION_TYPES
+from emulator.session_types import SessionType as SessionType
 from emulator.yamlfile import read_model
-
-
-class SessionType(enum.StrEnum):
-    """skaha's session types (SessionType.java); what each one does is its profile's data."""
-
-    NOTEBOOK = "notebook"
-    DESKTOP = "desktop"
-    CARTA = "carta"
-    CONTRIBUTED = "contributed"
-    FIREFLY = "firefly"
-    HEADLESS = "headless"
-    DESKTOP_APP = "desktop-app"
-
-
-SESSION_TYPES = tuple(t.value for t in SessionType)
 
 TEMPLATE_FIELDS = {
     "session_id": "the 8-character session id",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -17,15 +16,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from emulator.errors import ConfigError
+from emulator.layout import INSTANCE_PATTERN, INSTANCE_RULE, Layout
 
 # Settings only image builds on the host use; the service never sees them.
 _BUILD_ONLY = {"images_dir", "extra_ca_bundle"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_INSTANCE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
-
-
-def _xdg(var: str, fallback: str) -> Path:
-    return Path(os.environ.get(var) or Path.home() / fallback)
 
 
 class Settings(BaseModel):
@@ -85,15 +80,20 @@ class Settings(BaseModel):
     )
     service_port: int = Field(8000, description="Port the service listens on inside the platform network.")
     probe_interval: float = Field(0.05, description="Seconds between readiness probes of a starting session.")
-    loop_interval: float = Field(1.0, description="Seconds between housekeeping passes (status, expiry).")
+    loop_interval: float = Field(
+        10.0,
+        gt=0,
+        description="Longest time between housekeeping passes (expiry, retention); a container that "
+        "starts or ends is seen at once, through the engine's events.",
+    )
     finished_retention_seconds: int = Field(86400, description="How long ended interactive sessions stay listed.")
     headless_retention_seconds: int = Field(3600, description="How long ended headless sessions stay listed.")
 
     @field_validator("instance")
     @classmethod
     def _valid_instance(cls, value: str) -> str:
-        if not _INSTANCE_PATTERN.match(value):
-            raise ValueError("instance names are 1-31 characters of a-z, 0-9 and '-', starting with a letter or digit")
+        if not INSTANCE_PATTERN.match(value):
+            raise ValueError(INSTANCE_RULE)
         return value
 
     @property
@@ -107,16 +107,21 @@ class Settings(BaseModel):
         return self.prefix
 
     @property
+    def layout(self) -> Layout:
+        """Where this instance keeps its files (the rules the CLI's light commands share)."""
+        return Layout(self.instance, self.state_dir, self.config_dir, self.arc_dir)
+
+    @property
     def state_path(self) -> Path:
-        return self.state_dir or _xdg("XDG_STATE_HOME", ".local/state") / "skaha-emulator" / self.instance
+        return self.layout.state_path
 
     @property
     def config_path(self) -> Path:
-        return self.config_dir or _xdg("XDG_CONFIG_HOME", ".config") / "skaha-emulator"
+        return self.layout.config_path
 
     @property
     def arc_path(self) -> Path:
-        return self.arc_dir or _xdg("XDG_DATA_HOME", ".local/share") / "skaha-emulator" / self.instance / "arc"
+        return self.layout.arc_path
 
     @property
     def base_url(self) -> str:
@@ -125,19 +130,17 @@ class Settings(BaseModel):
 
     @property
     def gateway_data(self) -> Path:
-        """Caddy's data folder (its internal CA and certificates), kept across gateway restarts."""
-        return self.state_path / "gateway-data"
+        return self.layout.gateway_data
 
     @property
     def tls_ca(self) -> Path:
-        """The root certificate of the gateway's internal CA, which clients trust for `--tls`."""
-        return self.gateway_data / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+        return self.layout.tls_ca
 
     # --- the state folder's layout (one place; every module asks here) -------------------
 
     @property
     def users_file(self) -> Path:
-        return self.config_path / "users.yaml"
+        return self.layout.users_file
 
     @property
     def state_db(self) -> Path:
@@ -187,8 +190,7 @@ class Settings(BaseModel):
 
     @property
     def instance_file(self) -> Path:
-        """Where a running instance records its URL for the CLI (absent while it is down)."""
-        return self.state_path / "instance.json"
+        return self.layout.instance_file
 
     def lifetime_seconds(self, batch: bool) -> int:
         """How long a session lives (and what renew gives it): skaha's Job deadline, longer for batch jobs."""

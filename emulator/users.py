@@ -104,7 +104,3 @@ def read_users_file(path: Path) -> UsersFile:
         if len(set(values)) != len(values):
             raise ConfigError(f"users file {path} is invalid: every user needs a {field} of its own")
     return parsed
-
-
-def token_for(path: Path, name: str | None = None) -> str:
-    return read_users_file(path).token_for(name, path)

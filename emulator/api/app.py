@@ -31,7 +31,7 @@ from emulator.core.provision import install_session_files
 from emulator.core.sessions import SessionManager
 from emulator.core.signin import SignIns
 from emulator.core.store import Store
-from emulator.core.usage import USAGE_INTERVAL, UsageSampler
+from emulator.core.usage import UsageSampler
 from emulator.gateway.caddy import OWN_ANSWER, CaddyGateway
 from emulator.gateway.routes import routes_for
 from emulator.profiles import load_profiles
@@ -71,7 +71,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         )
         callbacks = CallbackTokens(settings.callback_key)
         auth = Authenticator(users, callbacks, SignIns(settings.signin_key), store)
-        sampler = UsageSampler(store, runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id))
+        sampler = UsageSampler(runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id))
         networks = UserNetworks(runtime, settings)
         manager = SessionManager(
             settings,
@@ -93,9 +93,18 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         table = GatewayTable(api_upstream, routes, auth=settings.auth_required, tls_names=tls_names)
         keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, networks)
         await keeper.reconcile()
+        # Housekeeping runs when the engine reports a container of this instance changing (an exit is
+        # seen at once) and otherwise every loop_interval seconds (expiry, retention): idle, it costs
+        # next to nothing.
+        changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_change() -> None:  # on the engine watch's thread
+            loop.call_soon_threadsafe(changed.set)
+
+        runtime.watch(labels.selector(settings.instance), on_change)
         housekeeping = [
-            asyncio.create_task(run_forever(keeper.run_once, settings.loop_interval, "housekeeping")),
-            asyncio.create_task(run_forever(sampler.refresh, USAGE_INTERVAL, "usage sampling")),
+            asyncio.create_task(run_forever(keeper.run_once, settings.loop_interval, "housekeeping", changed)),
         ]
         app.state.manager = manager
         app.state.auth = auth
@@ -107,6 +116,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
                 task.cancel()
             await asyncio.gather(*housekeeping, return_exceptions=True)
             runtime.close()  # first: a pull's thread ends now, not when its registry next speaks
+            await sampler.stop()
             await manager.stop()
             store.close()
 

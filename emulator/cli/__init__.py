@@ -8,9 +8,9 @@ import sys
 import click
 
 from emulator import __version__
+from emulator.cli.context import CliContext
 from emulator.cli.output import console_err
 from emulator.errors import EmulatorError
-from emulator.settings import load_settings
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -59,7 +59,7 @@ def cli(ctx: click.Context, instance: str | None) -> None:
       emulate launch notebook    # a JupyterLab, as CANFAR launches it
       emulate ps                 # your sessions
     """
-    ctx.obj = load_settings(instance=instance)
+    ctx.obj = CliContext(instance)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from emulator.cli.context import pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json, table
 from emulator.settings import Settings
 
@@ -48,7 +49,7 @@ def bundle() -> None:
 @click.option(
     "--without-wheels", is_flag=True, help="Leave out the wheels (then `make up BUNDLE=` cannot set up the venv)."
 )
-@click.pass_obj
+@pass_settings
 def create(
     settings: Settings,
     path: Path,
@@ -103,7 +104,7 @@ def create(
 
 @bundle.command()
 @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
-@click.pass_obj
+@pass_settings
 def load(settings: Settings, path: Path) -> None:
     """Check every checksum, then load the images and install the profiles (twice changes nothing).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from emulator.cli.context import pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json, table
 from emulator.client import EmulatorClient
 from emulator.settings import Settings
@@ -16,7 +17,7 @@ def images() -> None:
 
 @images.command()
 @click.argument("names", nargs=-1, metavar="[NAME...]")
-@click.pass_obj
+@pass_settings
 def build(settings: Settings, names: tuple[str, ...]) -> None:
     """Build image recipes (default: all that need no registry beyond Debian's and PyPI).
 
@@ -64,10 +65,10 @@ def tag_(source: str, target: str) -> None:
 @images.command(name="ls")
 @click.option("--type", "session_type", default=None, help="Only images for this session type.")
 @json_option
-@click.pass_obj
+@pass_settings
 def ls(settings: Settings, session_type: str | None, as_json: bool) -> None:
     """List the images the platform offers (GET /image)."""
-    listing = EmulatorClient(settings).images(session_type)
+    listing = EmulatorClient(settings.layout).images(session_type)
     if as_json:
         print_json(listing)
         return

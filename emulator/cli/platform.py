@@ -6,10 +6,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from emulator.cli.context import pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json
 from emulator.errors import ConfigError
 from emulator.settings import Settings
-from emulator.users import ensure_users_file, token_for
+from emulator.tokens import token_for
+from emulator.users import ensure_users_file
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -39,7 +41,7 @@ def _docker() -> DockerClient:
     show_default=True,
     help="Build the service and gateway images when they are missing.",
 )
-@click.pass_obj
+@pass_settings
 def up(
     settings: Settings, host: str | None, port: int | None, auth: bool | None, tls: bool | None, build: bool
 ) -> None:
@@ -108,7 +110,7 @@ def certificate_names(settings: Settings) -> list[str]:
     is_flag=True,
     help="Also delete every session container and the session records (/arc is kept).",
 )
-@click.pass_obj
+@pass_settings
 def down(settings: Settings, remove_sessions: bool) -> None:
     """Stop the platform. Sessions keep running unless --remove-sessions; /arc is never touched."""
     from emulator.platform import Platform
@@ -119,7 +121,7 @@ def down(settings: Settings, remove_sessions: bool) -> None:
 
 @click.command()
 @json_option
-@click.pass_obj
+@pass_settings
 def status(settings: Settings, as_json: bool) -> None:
     """Show whether the platform is up, where, and how many session containers exist."""
     from emulator.platform import Platform
@@ -137,7 +139,7 @@ def status(settings: Settings, as_json: bool) -> None:
 
 @click.command()
 @click.option("--user", default=None, help="Whose token (default: the first user in users.yaml).")
-@click.pass_obj
+@pass_settings
 def token(settings: Settings, user: str | None) -> None:
     """Print an API token (creating users.yaml with you as its user on first use).
 
@@ -151,7 +153,7 @@ def token(settings: Settings, user: str | None) -> None:
 
 @click.command()
 @click.option("--in-container", is_flag=True, hidden=True, help="Run as the platform's service container.")
-@click.pass_obj
+@pass_settings
 def serve(settings: Settings, in_container: bool) -> None:
     """Run the service in the foreground (development); starts the gateway if needed."""
     import logging

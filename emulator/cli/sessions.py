@@ -13,20 +13,25 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.progress import Progress
 
+    from emulator.settings import Settings
+
+from emulator.cli.context import pass_layout, pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json, table
 from emulator.client import EmulatorClient
 from emulator.errors import ConfigError, EmulatorError, Forbidden, NotFound
-from emulator.profiles import SessionType, load_profiles
-from emulator.settings import Settings
+from emulator.layout import Layout
+from emulator.session_types import SessionType
 
 FINAL = ("Succeeded", "Completed", "Failed")
 
 
-def _client(settings: Settings) -> EmulatorClient:
-    return EmulatorClient(settings)
+def _client(layout: Layout) -> EmulatorClient:
+    return EmulatorClient(layout)
 
 
 def _default_image(settings: Settings, session_type: str) -> str:
+    from emulator.profiles import load_profiles  # the profile models: only a launch needs them
+
     profile = load_profiles(settings.profiles_dir).get(session_type)
     if profile is None:
         raise ConfigError(f"no profile for session type '{session_type}'; give --image")
@@ -120,7 +125,7 @@ LAUNCHABLE = [t.value for t in SessionType if t is not SessionType.DESKTOP_APP]
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the session is Running.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for Running (after any image pull).")
 @click.argument("command", nargs=-1, metavar="[-- CMD ARGS...]")
-@click.pass_obj
+@pass_settings
 def launch(
     settings: Settings,
     session_type: str,
@@ -145,7 +150,7 @@ def launch(
     """
     if env and session_type != SessionType.HEADLESS:
         console_err.print("note: --env is ignored for non-headless sessions, as on CANFAR")
-    client = _client(settings)
+    client = _client(settings.layout)
     params = dict(
         name=name or session_type,
         image=image or _default_image(settings, session_type),
@@ -176,10 +181,10 @@ def launch(
 @click.command()
 @click.option("-a", "--all", "show_all", is_flag=True, help="Include ended sessions.")
 @json_option
-@click.pass_obj
-def ps(settings: Settings, show_all: bool, as_json: bool) -> None:
+@pass_layout
+def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
     """List your sessions."""
-    sessions = _client(settings).sessions()
+    sessions = _client(layout).sessions()
     hidden = 0
     if not show_all:
         shown = [s for s in sessions if s["status"] not in FINAL]
@@ -212,19 +217,19 @@ def ps(settings: Settings, show_all: bool, as_json: bool) -> None:
 
 @click.command()
 @click.argument("session_id")
-@click.pass_obj
-def info(settings: Settings, session_id: str) -> None:
+@pass_layout
+def info(layout: Layout, session_id: str) -> None:
     """Show one session as skaha's JSON."""
-    print_json(_client(settings).session(session_id))
+    print_json(_client(layout).session(session_id))
 
 
 @click.command()
 @click.argument("session_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output until the session ends.")
-@click.pass_obj
-def logs(settings: Settings, session_id: str, follow: bool) -> None:
+@pass_layout
+def logs(layout: Layout, session_id: str, follow: bool) -> None:
     """Print a session's output (stdout and stderr)."""
-    client = _client(settings)
+    client = _client(layout)
     shown = client.logs(session_id)
     click.echo(shown, nl=False)
     while follow:
@@ -244,28 +249,28 @@ def logs(settings: Settings, session_id: str, follow: bool) -> None:
 
 @click.command()
 @click.argument("session_id")
-@click.pass_obj
-def events(settings: Settings, session_id: str) -> None:
+@pass_layout
+def events(layout: Layout, session_id: str) -> None:
     """Print a session's events (scheduling, start, readiness, failures)."""
-    click.echo(_client(settings).events(session_id), nl=False)
+    click.echo(_client(layout).events(session_id), nl=False)
 
 
 @click.command()
 @click.argument("session_id")
-@click.pass_obj
-def renew(settings: Settings, session_id: str) -> None:
+@pass_layout
+def renew(layout: Layout, session_id: str) -> None:
     """Reset a session's expiry to now + 4 days."""
-    client = _client(settings)
+    client = _client(layout)
     client.renew(session_id)
     console.print(f"{session_id} now expires at {client.session(session_id)['expiryTime']}")
 
 
 @click.command()
 @click.argument("session_ids", nargs=-1, required=True, metavar="ID...")
-@click.pass_obj
-def delete(settings: Settings, session_ids: tuple[str, ...]) -> None:
+@pass_layout
+def delete(layout: Layout, session_ids: tuple[str, ...]) -> None:
     """Delete sessions (container and record; /arc is kept)."""
-    client = _client(settings)
+    client = _client(layout)
     failed = 0
     for session_id in session_ids:
         try:
@@ -283,10 +288,10 @@ def delete(settings: Settings, session_ids: tuple[str, ...]) -> None:
 
 @click.command(name="open")
 @click.argument("session_id")
-@click.pass_obj
-def open_(settings: Settings, session_id: str) -> None:
+@pass_layout
+def open_(layout: Layout, session_id: str) -> None:
     """Open a session's connect URL in your browser (and print it)."""
-    url = _client(settings).session(session_id).get("connectURL", "not-applicable")
+    url = _client(layout).session(session_id).get("connectURL", "not-applicable")
     if url in ("", "not-applicable"):
         raise EmulatorError(f"session {session_id} has no web interface")
     click.echo(url)
@@ -295,10 +300,10 @@ def open_(settings: Settings, session_id: str) -> None:
 
 @click.command()
 @json_option
-@click.pass_obj
-def context(settings: Settings, as_json: bool) -> None:
+@pass_layout
+def context(layout: Layout, as_json: bool) -> None:
     """Show the cores, RAM and GPU options a launch may ask for."""
-    document = _client(settings).context()
+    document = _client(layout).context()
     if as_json:
         print_json(document)
         return

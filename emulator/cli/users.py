@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from emulator.cli.context import pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json, table
 from emulator.settings import Settings
 
@@ -20,7 +21,7 @@ def users() -> None:
 @users.command()
 @click.argument("name")
 @click.option("--group", "groups", multiple=True, metavar="GROUP", help="A group to join (repeatable).")
-@click.pass_obj
+@pass_settings
 def add(settings: Settings, name: str, groups: tuple[str, ...]) -> None:
     """Add a user; prints a one-time password and an API token (shown only now).
 
@@ -38,7 +39,7 @@ def add(settings: Settings, name: str, groups: tuple[str, ...]) -> None:
 
 @users.command(name="ls")
 @json_option
-@click.pass_obj
+@pass_settings
 def ls(settings: Settings, as_json: bool) -> None:
     """List the users, their uids and groups (never their passwords or tokens)."""
     from emulator.users import ensure_users_file, read_users_file
@@ -75,7 +76,7 @@ def ls(settings: Settings, as_json: bool) -> None:
 
 @users.command(name="rm")
 @click.argument("name")
-@click.pass_obj
+@pass_settings
 def rm(settings: Settings, name: str) -> None:
     """Remove a user (their /arc/home is kept; their sessions run until deleted or expired)."""
     from emulator.accounts import remove_user
@@ -87,7 +88,7 @@ def rm(settings: Settings, name: str) -> None:
 @users.command()
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
-@click.pass_obj
+@pass_settings
 def passwd(settings: Settings, name: str, password_stdin: bool) -> None:
     """Give a user a new password (a generated one, printed, unless --password-stdin)."""
     from emulator.accounts import set_password
@@ -105,7 +106,7 @@ def passwd(settings: Settings, name: str, password_stdin: bool) -> None:
 @users.command(name="import")
 @click.argument("csv_file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), help="Write the credentials sheet here.")
-@click.pass_obj
+@pass_settings
 def import_(settings: Settings, csv_file: Path, sheet: Path | None) -> None:
     """Add a room of users from a CSV file (rows: name,group;group), all or none; prints their credentials.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from emulator.cli.context import pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json
 from emulator.profiles import SESSION_TYPES, load_profiles
 from emulator.settings import Settings
@@ -15,7 +16,7 @@ from emulator.settings import Settings
 @click.option("--static-only", is_flag=True, help="Only inspect the image; do not launch it.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds the smoke run waits for readiness.")
 @json_option
-@click.pass_obj
+@pass_settings
 def validate(
     settings: Settings, image: str, session_type: str, static_only: bool, timeout: float, as_json: bool
 ) -> None:
@@ -49,7 +50,7 @@ def validate(
     findings = checks.static_checks(connect(), image, profile, helper)
     if not static_only:
         with console_err.status(f"smoke run of {image} as {session_type}") as status:
-            findings += checks.smoke_run(EmulatorClient(settings), image, profile, timeout, status.update)
+            findings += checks.smoke_run(EmulatorClient(settings.layout), image, profile, timeout, status.update)
     failed = checks.failures(findings)
     if as_json:
         print_json({"image": image, "type": session_type, "ok": not failed, "findings": checks.report(findings)})

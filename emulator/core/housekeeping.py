@@ -15,6 +15,7 @@ resumed by the first pass (bring-up is idempotent).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -150,13 +151,22 @@ class Housekeeper:
             await manager.fail_vanished(session)
 
 
-async def run_forever(work: Callable[[], Awaitable[None]], interval: float, what: str) -> None:
-    """Run `work` every `interval` seconds until cancelled; a failed round is logged and the next one runs."""
+async def run_forever(
+    work: Callable[[], Awaitable[None]], interval: float, what: str, wake: asyncio.Event | None = None
+) -> None:
+    """Run `work` whenever `wake` is set, and at least every `interval` seconds, until cancelled; a
+    failed round is logged and the next one runs."""
     while True:
+        if wake is not None:
+            wake.clear()  # before the work: a change that comes during it brings another round
         try:
             await work()
         except asyncio.CancelledError:
             raise
         except Exception:  # e.g. Docker unreachable for a moment: try again on the next round
             log.exception("%s failed", what)
-        await asyncio.sleep(interval)
+        if wake is None:
+            await asyncio.sleep(interval)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), interval)

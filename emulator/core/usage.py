@@ -1,36 +1,58 @@
-"""Memory and CPU in use by each running session, sampled in the background.
+"""Memory and CPU in use by each running session, sampled only while someone asks.
 
-As metrics-server feeds `kubectl top`: asking the engine on every API call would cost about a
-second a session, so listings read the last sample instead.
+As metrics-server feeds `kubectl top`, listings read the last sample rather than asking the engine
+on every call; unlike it, nothing is sampled while nobody looks (an idle platform costs nothing). A
+sample older than FRESH seconds is renewed in the background when it is asked for, so the figures a
+page or `emulate ps` shows are at most a few seconds old. CPU is the mean over the time between two
+samples; a session not looked at for a while is sampled twice, a second apart, for a current figure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from emulator.core.models import Session, Status
-from emulator.core.store import Store
 from emulator.runtime.base import Runtime, Usage
 
-USAGE_INTERVAL = 5.0  # seconds between samples
+FRESH = 5.0  # seconds a sample is shown before the next ask renews it
+WINDOW = 15.0  # a previous sample older than this gives no current CPU figure: take two
+FORGET = 3600.0  # samples of containers nobody asked about for this long are dropped
 
 
 class UsageSampler:
-    def __init__(self, store: Store, runtime: Runtime, container_of: Callable[[Session], str]) -> None:
-        self._store = store
+    def __init__(self, runtime: Runtime, container_of: Callable[[Session], str]) -> None:
         self._runtime = runtime
         self._container_of = container_of
-        self._samples: dict[str, Usage] = {}
-
-    async def refresh(self) -> None:
-        """Sample every Running session (concurrently); forget the rest."""
-        names = [self._container_of(s) for s in self._store.sessions() if s.status is Status.RUNNING]
-        samples = await asyncio.gather(*(self._runtime.usage(name) for name in names))
-        self._samples = {name: sample for name, sample in zip(names, samples, strict=True) if sample is not None}
+        self._samples: dict[str, tuple[float, Usage]] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
 
     def of(self, session: Session) -> Usage | None:
-        """The last sample of a Running session, else None."""
+        """The last sample of a Running session (None until there is one); a stale one is renewed."""
         if session.status is not Status.RUNNING:
             return None
-        return self._samples.get(self._container_of(session))
+        name = self._container_of(session)
+        taken, usage = self._samples.get(name, (float("-inf"), None))
+        if time.monotonic() - taken > FRESH and name not in self._refreshing:
+            task = asyncio.get_running_loop().create_task(self._refresh(name, taken), name=f"usage {name}")
+            self._refreshing[name] = task
+            task.add_done_callback(lambda _: self._refreshing.pop(name, None))
+        return usage
+
+    async def _refresh(self, name: str, taken: float) -> None:
+        if time.monotonic() - taken > WINDOW:
+            await self._runtime.usage(name)  # the start of a fresh CPU window
+            await asyncio.sleep(1.0)
+        sample = await self._runtime.usage(name)
+        now = time.monotonic()
+        if sample is not None:
+            self._samples[name] = (now, sample)
+        for old in [n for n, (when, _) in self._samples.items() if now - when > FORGET]:
+            del self._samples[old]
+
+    async def stop(self) -> None:
+        tasks = list(self._refreshing.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

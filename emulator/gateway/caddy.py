@@ -244,7 +244,8 @@ class CaddyGateway:
 
     async def _request(self, method: str, path: str, json: Any = None) -> httpx.Response:
         # A new connection per call: Caddy restarts its admin endpoint on every config load.
-        transport = httpx.AsyncHTTPTransport(uds=str(self._socket))
+        # A unix socket: no TLS, so no CA bundle to load (which would cost more than the request).
+        transport = httpx.AsyncHTTPTransport(uds=str(self._socket), verify=False)
         try:
             async with httpx.AsyncClient(transport=transport, base_url=f"http://{ADMIN_HOST}", timeout=10) as client:
                 return await client.request(method, path, json=json)

@@ -144,7 +144,12 @@ class Runtime(Protocol):
         ...
 
     def close(self) -> None:
-        """Break off what is in flight (pulls) so the service can stop at once."""
+        """Break off what is in flight (pulls, the change watch) so the service can stop at once."""
+        ...
+
+    def watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
+        """Call `on_change` (from another thread) whenever a container carrying every `key=value` label
+        starts, stops, dies or goes away, and once each time the watch (re)connects to the engine."""
         ...
 
     async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:

@@ -214,6 +214,10 @@ def _pull_update(chunk: dict[str, Any]) -> PullUpdate | None:
     return PullUpdate(layer, status, int(detail.get("current") or 0), int(detail.get("total") or 0))
 
 
+# What a session's container can do that housekeeping must see at once (its other events are its own).
+WATCHED_EVENTS = ("start", "die", "destroy", "oom", "kill", "stop", "pause", "unpause")
+
+
 class DockerRuntime:
     def __init__(
         self, helper_labels: dict[str, str], client: docker.DockerClient | None = None, pull_stall: float = 300.0
@@ -228,6 +232,7 @@ class DockerRuntime:
         self._pullers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pulls")
         self._pulls_running: set[Any] = set()
         self._closing = threading.Event()
+        self._events: Any = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with docker_errors():
@@ -459,9 +464,28 @@ class DockerRuntime:
         with docker_errors():
             return await loop.run_in_executor(self._pullers, self._pull, reference, credentials, on_update)
 
+    def watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
+        threading.Thread(target=self._watch, args=(label_filters, on_change), name="engine events", daemon=True).start()
+
+    def _watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
+        """The engine's event stream, kept open (reconnected after an engine restart, every 2 s)."""
+        filters = {"type": "container", "label": label_filters, "event": list(WATCHED_EVENTS)}
+        while not self._closing.is_set():
+            try:
+                self._events = self._client.events(decode=True, filters=filters)
+                on_change()  # (re)connected: whatever happened meanwhile is looked at once
+                for _ in self._events:
+                    on_change()
+            except Exception:  # the engine went away (or we are closing): try again shortly
+                pass
+            self._closing.wait(2.0)
+
     def close(self) -> None:
-        """Break off the pulls in flight (service shutdown), so their threads end now."""
+        """Break off the pulls in flight and the event watch (service shutdown), so their threads end now."""
         self._closing.set()
+        if self._events is not None:
+            with suppress(Exception):
+                self._events.close()
         for response in list(self._pulls_running):
             with suppress(OSError, AttributeError):
                 raw = self._client.api._get_raw_response_socket(response)

@@ -6,7 +6,8 @@ import yaml
 
 from emulator.core.identity import UsersSource, load_directory
 from emulator.errors import ConfigError
-from emulator.users import ensure_users_file, token_for
+from emulator.tokens import token_for
+from emulator.users import ensure_users_file
 
 
 def test_the_users_file_is_made_once_private_and_never_for_root(tmp_path: Path) -> None:

@@ -1,0 +1,73 @@
+"""Where an instance keeps its files, from its name and the EMULATE_*_DIR variables alone.
+
+Standard library only: the CLI's session commands find their instance, its URL and its users file
+without loading the settings model (pydantic), which would cost them more than their request.
+`Settings` answers the same questions through this class, so the rules live in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from emulator.errors import ConfigError
+
+INSTANCE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+INSTANCE_RULE = "instance names are 1-31 characters of a-z, 0-9 and '-', starting with a letter or digit"
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback)
+
+
+@dataclass(frozen=True)
+class Layout:
+    instance: str = "default"
+    state_dir: Path | None = None
+    config_dir: Path | None = None
+    arc_dir: Path | None = None
+
+    @classmethod
+    def from_environment(cls, instance: str | None = None, environ: Mapping[str, str] = os.environ) -> Layout:
+        def folder(variable: str) -> Path | None:
+            value = environ.get(variable)
+            return Path(value) if value else None
+
+        name = instance or environ.get("EMULATE_INSTANCE") or "default"
+        if not INSTANCE_PATTERN.match(name):
+            raise ConfigError(f"invalid setting: {INSTANCE_RULE} (got {name!r})")
+        return cls(name, folder("EMULATE_STATE_DIR"), folder("EMULATE_CONFIG_DIR"), folder("EMULATE_ARC_DIR"))
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir or _xdg("XDG_STATE_HOME", ".local/state") / "skaha-emulator" / self.instance
+
+    @property
+    def config_path(self) -> Path:
+        return self.config_dir or _xdg("XDG_CONFIG_HOME", ".config") / "skaha-emulator"
+
+    @property
+    def arc_path(self) -> Path:
+        return self.arc_dir or _xdg("XDG_DATA_HOME", ".local/share") / "skaha-emulator" / self.instance / "arc"
+
+    @property
+    def users_file(self) -> Path:
+        return self.config_path / "users.yaml"
+
+    @property
+    def instance_file(self) -> Path:
+        """Where a running instance records its URL for the CLI (absent while it is down)."""
+        return self.state_path / "instance.json"
+
+    @property
+    def gateway_data(self) -> Path:
+        """Caddy's data folder (its internal CA and certificates), kept across gateway restarts."""
+        return self.state_path / "gateway-data"
+
+    @property
+    def tls_ca(self) -> Path:
+        """The root certificate of the gateway's internal CA, which clients trust for `--tls`."""
+        return self.gateway_data / "caddy" / "pki" / "authorities" / "local" / "root.crt"
