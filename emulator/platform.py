@@ -122,6 +122,12 @@ class Platform:
         socket = docker_socket()
         mounts.append(docker.types.Mount("/var/run/docker.sock", socket, type="bind"))
         environment = s.as_environment()
+        extra: dict[str, Any] = {}
+        if "nvidia" in (self.client.info().get("Runtimes") or {}):
+            # The service sees every GPU, to count them and read their figures through NVML (the
+            # driver's utility library only: it runs nothing on them); sessions get theirs by uuid.
+            environment["NVIDIA_DRIVER_CAPABILITIES"] = "utility"
+            extra["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
         self._ensure(
             naming.service_container(self.prefix),
             SERVICE_IMAGE,
@@ -129,6 +135,7 @@ class Platform:
             environment=environment,
             mounts=mounts,
             labels=labels.platform_labels(s.instance, labels.ROLE_SERVICE),
+            **extra,
         )
 
     # --- verbs --------------------------------------------------------------------------

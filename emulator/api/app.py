@@ -59,19 +59,29 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         users.current()  # a broken users file stops the service here, with its reason
         install_session_files(settings, profiles.values())
         gateway = CaddyGateway(settings.admin_socket)
-        devices = gpus.discover()
+        runtime = DockerRuntime(
+            helper_labels=labels.platform_labels(settings.instance, labels.ROLE_HELPER),
+            pull_stall=settings.pull_stall_seconds,
+        )
+        nvml = gpus.Nvml()
+        devices = [gpu.uuid for gpu in nvml.open()]
+        gpu_note = nvml.absent_because
+        if devices and not runtime.gpu_runtime():
+            gpu_note = (
+                f"{len(devices)} GPU(s) here, but Docker has no NVIDIA container runtime (nvidia-ctk runtime configure)"
+            )
+            log.warning("GPU requests are refused: %s", gpu_note)
+            devices = []
         capacity = HostCapacity(cores=psutil.cpu_count() or 1, memory_gb=psutil.virtual_memory().total / GIB)
         context = resource_context(capacity.cores, capacity.memory_gb, len(devices))
         uncounted = {p.type for p in profiles.values() if not p.counts_toward_limit}
         batch = {p.type for p in profiles.values() if p.batch}
         store = Store(settings.state_db, uncounted_types=uncounted, batch_types=batch)
-        runtime = DockerRuntime(
-            helper_labels=labels.platform_labels(settings.instance, labels.ROLE_HELPER),
-            pull_stall=settings.pull_stall_seconds,
-        )
         callbacks = CallbackTokens(settings.callback_key)
         auth = Authenticator(users, callbacks, SignIns(settings.signin_key), store)
-        sampler = UsageSampler(runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id))
+        sampler = UsageSampler(
+            runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id), gpu_meter=nvml.usage
+        )
         networks = UserNetworks(runtime, settings)
         manager = SessionManager(
             settings,
@@ -86,6 +96,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             capacity,
             GatewayProbes(gateway_url, OWN_ANSWER, lambda session_id: {PROBE_HEADER: auth.probe_token(session_id)}),
             gpu_devices=devices,
+            gpu_note=gpu_note,
         )
         await gateway.wait_ready()
         routes = routes_for(profiles.values(), settings.prefix, settings.base_url)
@@ -116,6 +127,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
                 task.cancel()
             await asyncio.gather(*housekeeping, return_exceptions=True)
             runtime.close()  # first: a pull's thread ends now, not when its registry next speaks
+            nvml.close()
             await sampler.stop()
             await manager.stop()
             store.close()

@@ -30,6 +30,7 @@ def status_word(status: Status, version: str) -> str:
 
 def session_json(session: Session, user: User, connect_url: str, usage: Usage | None, version: str) -> dict[str, Any]:
     r = session.resources
+    gpu_memory = usage.gpu_memory_bytes if usage else None
     document: dict[str, Any] = {
         "id": session.parent_id or session.id,
         "userid": session.user,
@@ -49,9 +50,9 @@ def session_json(session: Session, user: User, connect_url: str, usage: Usage | 
         "requestedCPUCores": number(r.cores_request),
         "requestedGPUCores": str(r.gpus) if r.gpus else (NONE if version == "v0" else "0"),
         "ramInUse": f"{round(usage.memory_bytes / 1024**2)}M" if usage else NONE,
-        "gpuRAMInUse": NONE,
+        "gpuRAMInUse": f"{round(gpu_memory / 1024**2)}M" if gpu_memory is not None else NONE,
         "cpuCoresInUse": f"{usage.cpu_cores:.3f}" if usage else NONE,
-        "gpuUtilization": NONE,
+        "gpuUtilization": f"{usage.gpu_utilization:.0f}%" if usage and usage.gpu_utilization is not None else NONE,
     }
     if version == "v1":
         document["isFixedResources"] = r.fixed

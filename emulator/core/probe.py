@@ -53,8 +53,10 @@ async def wait_until_ready(
     still_wanted: Callable[[], bool],
     on_slow: Callable[[], None],
     slow_after: float,
+    give_up_after: float,
 ) -> bool:
-    """Probe `url` until the app answers (True) or the session is no longer wanted (False).
+    """Probe `url` until the app answers (True), the session is no longer wanted or `give_up_after`
+    seconds have passed (False).
 
     Probes every `interval` seconds (a fixed short interval, not exponential backoff:
     the session is usable as soon as it answers); after `slow_after` seconds `on_slow`
@@ -70,6 +72,8 @@ async def wait_until_ready(
             if await _answers(client, probe, url, answered_by_gateway):
                 return True
             elapsed = loop.time() - started
+            if elapsed > give_up_after:
+                return False
             if elapsed > slow_after and not warned:
                 on_slow()
                 warned = True

@@ -67,6 +67,7 @@ CREDENTIALS_NEEDED = (
     "Use x-skaha-registry-auth request header with base64Encode(username:secret)."
 )
 MB = 1000 * 1000
+GIVE_UP_FACTOR = 2  # a session not ready after this many times its profile's startup_timeout_seconds fails
 
 
 def utcnow() -> datetime:
@@ -112,6 +113,7 @@ class SessionManager:
         probes: GatewayProbes,
         gpu_devices: list[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        gpu_note: str = "no NVIDIA GPU on this machine",
     ) -> None:
         self._settings = settings
         self._store = store
@@ -122,6 +124,7 @@ class SessionManager:
         self._context = context
         self._capacity = capacity
         self._gpu_devices = gpu_devices or []
+        self._gpu_note = gpu_note  # why there are none, when there are none
         self._clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._terminations: dict[str, asyncio.Task[None]] = {}
@@ -208,6 +211,9 @@ class SessionManager:
             raise InvalidRequest(
                 f"session type '{session_type}' is not available in this emulator yet (no profiles/{session_type}.yaml)"
             )
+        if not self._gpu_devices and request.gpus not in (None, "", "0"):
+            # skaha's words, and why: a laptop without a GPU, or an engine that cannot hand one over.
+            raise InvalidRequest(f"Invalid value for 'gpus': {request.gpus} ({self._gpu_note})")
         resources = policy.resolve_resources(
             policy.ResourceRequest(request.cores, request.ram, request.gpus),
             self._context,
@@ -459,9 +465,26 @@ class SessionManager:
                 warning=True,
             ),
             slow_after=profile.startup_timeout_seconds,
+            give_up_after=GIVE_UP_FACTOR * profile.startup_timeout_seconds,
         )
         if ready and self._store.mark_running(session.id):
             self.event(session.id, "Ready", f"{session.type} answers on port {profile.port}")
+        elif not ready and self._still_pending(session.id):  # never an endless Pending
+            waited = GIVE_UP_FACTOR * profile.startup_timeout_seconds
+            output = await self._last_output(session)
+            await self._fail(
+                session.id,
+                f"Never ready: nothing answered on port {profile.port} in {waited} s "
+                f"(startup_timeout_seconds x {GIVE_UP_FACTOR}).{output}",
+            )
+
+    async def _last_output(self, session: Session, lines: int = 10) -> str:
+        """The container's last lines of output, for a reason that ends a start (empty when none)."""
+        try:
+            text = await self._runtime.logs(self.container_name(session), lines, 4096)
+        except EmulatorError:
+            return ""
+        return f" Its last output:\n{text.rstrip()}" if text.strip() else " It wrote no output."
 
     def _still_pending(self, session_id: str) -> bool:
         session = self._store.get(session_id)
@@ -485,6 +508,8 @@ class SessionManager:
         code = state.exit_code if state is not None and state.exit_code is not None else exit_code
         code = code if code is not None else -1
         status = Status.SUCCEEDED if code == 0 else Status.FAILED
+        profile = self._profiles.get(session.type)
+        starting = session.status is Status.PENDING and profile is not None and not profile.batch
         if not self._store.finish(session.id, status, self._clock(), code):
             return  # deleted (Terminating) meanwhile: the delete stands
         if state is not None and state.oom_killed and code != 0:
@@ -495,6 +520,12 @@ class SessionManager:
                 f"The kernel's OOM killer ended the container: it used its whole {limit} memory limit "
                 f"(exit code {code}); ask for more RAM",
                 warning=True,
+            )
+            return
+        if starting and code != 0:  # an interactive session that ended before it was ever ready
+            output = await self._last_output(session)
+            self.event(
+                session.id, "Failed", f"Container exited with code {code} during start-up.{output}", warning=True
             )
             return
         self.event(

@@ -10,6 +10,7 @@ samples; a session not looked at for a while is sampled twice, a second apart, f
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -21,10 +22,16 @@ WINDOW = 15.0  # a previous sample older than this gives no current CPU figure: 
 FORGET = 3600.0  # samples of containers nobody asked about for this long are dropped
 
 
+GpuMeter = Callable[[list[str]], tuple[int, float] | None]  # GPU uuids -> (memory used, utilization %)
+
+
 class UsageSampler:
-    def __init__(self, runtime: Runtime, container_of: Callable[[Session], str]) -> None:
+    def __init__(
+        self, runtime: Runtime, container_of: Callable[[Session], str], gpu_meter: GpuMeter | None = None
+    ) -> None:
         self._runtime = runtime
         self._container_of = container_of
+        self._gpu_meter = gpu_meter
         self._samples: dict[str, tuple[float, Usage]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
 
@@ -35,16 +42,20 @@ class UsageSampler:
         name = self._container_of(session)
         taken, usage = self._samples.get(name, (float("-inf"), None))
         if time.monotonic() - taken > FRESH and name not in self._refreshing:
-            task = asyncio.get_running_loop().create_task(self._refresh(name, taken), name=f"usage {name}")
+            refresh = self._refresh(name, taken, session.gpu_devices)
+            task = asyncio.get_running_loop().create_task(refresh, name=f"usage {name}")
             self._refreshing[name] = task
             task.add_done_callback(lambda _: self._refreshing.pop(name, None))
         return usage
 
-    async def _refresh(self, name: str, taken: float) -> None:
+    async def _refresh(self, name: str, taken: float, gpus: list[str]) -> None:
         if time.monotonic() - taken > WINDOW:
             await self._runtime.usage(name)  # the start of a fresh CPU window
             await asyncio.sleep(1.0)
         sample = await self._runtime.usage(name)
+        figures = self._gpu_meter(gpus) if gpus and self._gpu_meter else None
+        if sample is not None and figures is not None:
+            sample = dataclasses.replace(sample, gpu_memory_bytes=figures[0], gpu_utilization=figures[1])
         now = time.monotonic()
         if sample is not None:
             self._samples[name] = (now, sample)

@@ -82,6 +82,8 @@ class PullUpdate:
 class Usage:
     memory_bytes: int
     cpu_cores: float
+    gpu_memory_bytes: int | None = None  # of the session's own GPUs (NVML), when it has any
+    gpu_utilization: float | None = None  # percent, averaged over them
 
 
 @dataclass(frozen=True)

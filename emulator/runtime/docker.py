@@ -464,6 +464,13 @@ class DockerRuntime:
         with docker_errors():
             return await loop.run_in_executor(self._pullers, self._pull, reference, credentials, on_update)
 
+    def gpu_runtime(self) -> bool:
+        """Whether the engine can hand GPUs to containers: the NVIDIA container runtime is registered
+        (`nvidia-ctk runtime configure`), which Docker's device requests then go through."""
+        with docker_errors():
+            runtimes = self._client.info().get("Runtimes") or {}
+        return "nvidia" in runtimes
+
     def watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
         threading.Thread(target=self._watch, args=(label_filters, on_change), name="engine events", daemon=True).start()
 

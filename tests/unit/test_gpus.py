@@ -1,33 +1,100 @@
-"""GPU discovery against a fake NVML (this machine has no GPU; a lent GPU machine checks the real one)."""
+"""GPUs through a test double of the `pynvml` module (this machine has no GPU; a lent GPU machine runs
+benchmarks/gpu_check.py against the real one)."""
+
+from __future__ import annotations
 
 from types import SimpleNamespace
 
-from emulator.runtime import gpus
+from emulator.api import views
+from emulator.core.models import Status
+from emulator.runtime.base import Usage
+from emulator.runtime.gpus import Gpu, Nvml
+from tests.factories import make_session
+
+GIB = 1 << 30
 
 
-def _fake_nvml(count: int, fail_init: bool = False) -> SimpleNamespace:
-    calls: list[str] = []
+class FakeNvml:
+    """pynvml's calls the emulator makes, over a table of GPUs (names, memory, figures)."""
 
-    def init() -> None:
-        calls.append("init")
-        if fail_init:
+    def __init__(self, gpus: list[dict[str, object]], fail_init: bool = False) -> None:
+        self.gpus = gpus
+        self.fail_init = fail_init
+        self.calls: list[str] = []
+
+    def nvmlInit(self) -> None:
+        self.calls.append("init")
+        if self.fail_init:
             raise RuntimeError("NVML Shared Library Not Found")
 
-    return SimpleNamespace(
-        calls=calls,
-        nvmlInit=init,
-        nvmlShutdown=lambda: calls.append("shutdown"),
-        nvmlDeviceGetCount=lambda: count,
-        nvmlDeviceGetHandleByIndex=lambda i: i,
-        nvmlDeviceGetUUID=lambda handle: f"GPU-{handle:04d}".encode(),
-    )
+    def nvmlShutdown(self) -> None:
+        self.calls.append("shutdown")
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: bytes) -> int:
+        assert isinstance(uuid, bytes), "pynvml's c_char_p wants bytes"
+        return next(i for i, g in enumerate(self.gpus) if g["uuid"] == uuid.decode())
+
+    def nvmlDeviceGetUUID(self, handle: int) -> bytes:
+        return str(self.gpus[handle]["uuid"]).encode()
+
+    def nvmlDeviceGetName(self, handle: int) -> bytes:
+        return str(self.gpus[handle]["name"]).encode()
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> SimpleNamespace:
+        return SimpleNamespace(total=self.gpus[handle]["total"], used=self.gpus[handle]["used"])
+
+    def nvmlDeviceGetUtilizationRates(self, handle: int) -> SimpleNamespace:
+        return SimpleNamespace(gpu=self.gpus[handle]["utilization"], memory=0)
 
 
-def test_discovers_every_gpu_by_uuid_and_shuts_nvml_down() -> None:
-    fake = _fake_nvml(2)
-    assert gpus.discover(fake) == ["GPU-0000", "GPU-0001"]  # type: ignore[arg-type]
+TWO = [
+    {"uuid": "GPU-aaaa", "name": "NVIDIA H100 80GB HBM3", "total": 80 * GIB, "used": 2 * GIB, "utilization": 30},
+    {"uuid": "GPU-bbbb", "name": "NVIDIA H100 80GB HBM3", "total": 80 * GIB, "used": 6 * GIB, "utilization": 90},
+]
+
+
+def test_discovers_every_gpu_in_index_order_with_its_name_and_memory() -> None:
+    fake = FakeNvml(TWO)
+    nvml = Nvml(fake)
+    assert nvml.open() == [
+        Gpu(0, "GPU-aaaa", "NVIDIA H100 80GB HBM3", 80 * GIB),
+        Gpu(1, "GPU-bbbb", "NVIDIA H100 80GB HBM3", 80 * GIB),
+    ]
+    nvml.close()
     assert fake.calls == ["init", "shutdown"]
 
 
-def test_no_driver_means_no_gpus() -> None:
-    assert gpus.discover(_fake_nvml(2, fail_init=True)) == []  # type: ignore[arg-type]
+def test_no_driver_means_no_gpus_and_says_why() -> None:
+    nvml = Nvml(FakeNvml(TWO, fail_init=True))
+    assert nvml.open() == []
+    assert "NVML Shared Library Not Found" in nvml.absent_because
+    assert nvml.usage(["GPU-aaaa"]) is None
+    nvml.close()  # nothing was opened: nothing to shut down
+
+
+def test_a_sessions_gpu_figures_are_its_own_gpus() -> None:
+    nvml = Nvml(FakeNvml(TWO))
+    nvml.open()
+    assert nvml.usage(["GPU-bbbb"]) == (6 * GIB, 90.0)
+    assert nvml.usage(["GPU-aaaa", "GPU-bbbb"]) == (8 * GIB, 60.0)
+    assert nvml.usage([]) is None
+
+
+def test_session_json_carries_the_gpu_figures_of_a_session_with_gpus() -> None:
+    nvml = Nvml(FakeNvml(TWO))
+    nvml.open()
+    figures = nvml.usage(["GPU-bbbb"])
+    assert figures is not None
+    usage = Usage(512 * 1024**2, 0.25, gpu_memory_bytes=figures[0], gpu_utilization=figures[1])
+    session = make_session(gpu_devices=["GPU-bbbb"], status=Status.RUNNING)
+    user = SimpleNamespace(uid=20001, gid=20001, supplementary_gids=[])
+    document = views.session_json(session, user, "url", usage, "v0")  # type: ignore[arg-type]
+    assert (document["gpuRAMInUse"], document["gpuUtilization"]) == ("6144M", "90%")
+    plain = views.session_json(make_session(), user, "url", Usage(1, 0.1), "v0")  # type: ignore[arg-type]
+    assert (plain["gpuRAMInUse"], plain["gpuUtilization"]) == ("<none>", "<none>")

@@ -1,0 +1,82 @@
+"""A session that cannot start says why, and never stays Pending: an app that never answers, a
+container that exits during start-up, GPUs this machine cannot give (CANFAR's "session won't start")."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import docker
+import pytest
+import yaml
+
+from emulator.settings import REPO_ROOT
+from tests.conftest import start_instance, stop_instance
+from tests.instance import Instance
+
+pytestmark = pytest.mark.slow
+
+TEST_IMAGES = REPO_ROOT / "tests" / "images"
+STARTUP_TIMEOUT = 2  # seconds, in this instance's profiles: it gives up after twice that
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Instance]:
+    """An instance whose notebook and contributed profiles wait only a moment for their app."""
+    root = tmp_path_factory.mktemp("impatient")
+    profiles = root / "profiles"
+    shutil.copytree(REPO_ROOT / "profiles", profiles)
+    for name in ("notebook", "contributed"):
+        path = profiles / f"{name}.yaml"
+        document = yaml.safe_load(path.read_text())
+        document["startup_timeout_seconds"] = STARTUP_TIMEOUT
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EMULATE_PROFILES_DIR", str(profiles))
+        instance = start_instance(root, "pytest-impatient", docker_client)
+    try:
+        yield instance
+    finally:
+        stop_instance(instance, docker_client)
+
+
+def _image(client: docker.DockerClient, folder: str) -> str:
+    tag = f"skaha-emulator-test/{folder}:latest"
+    client.images.build(path=str(TEST_IMAGES / folder), tag=tag, rm=True)
+    return tag
+
+
+def _events(instance: Instance, session_id: str) -> str:
+    return instance.http.get(f"/session/{session_id}", params={"view": "events"}).text
+
+
+def test_an_app_that_never_answers_fails_with_its_last_output(
+    impatient: Instance, docker_client: docker.DockerClient
+) -> None:
+    image = _image(docker_client, "wrong-port")  # serves on 8000, not the contract's 5000
+    session_id = impatient.launch("deaf", wait=False, image=image, type="contributed")
+    impatient.wait_status(session_id, "Failed", timeout=60)
+    events = _events(impatient, session_id)
+    assert "Unhealthy" in events
+    assert f"Never ready: nothing answered on port 5000 in {2 * STARTUP_TIMEOUT} s" in events
+    assert "Its last output:" in events
+    assert impatient.session_containers() == []  # no container is left running for nothing
+
+
+def test_a_container_that_exits_during_start_up_says_so_with_its_output(
+    impatient: Instance, docker_client: docker.DockerClient
+) -> None:
+    image = _image(docker_client, "no-jupyter")  # labelled notebook, but there is no JupyterLab to start
+    session_id = impatient.launch("broken", wait=False, image=image, type="notebook")
+    impatient.wait_status(session_id, "Failed", timeout=90)
+    events = _events(impatient, session_id)
+    assert "during start-up. Its last output:" in events, events
+    assert "jupyter" in events.lower()
+
+
+def test_gpus_this_machine_cannot_give_are_refused_with_the_reason(impatient: Instance) -> None:
+    data = {"name": "gpu", "image": "skaha-emulator/notebook:latest", "type": "notebook", "gpus": "1"}
+    refused = impatient.http.post("/session", data=data)
+    assert refused.status_code == 400
+    assert refused.text.startswith("Invalid value for 'gpus': 1 (no NVIDIA GPU on this machine")
+    assert impatient.rows() == []
