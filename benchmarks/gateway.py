@@ -1,0 +1,379 @@
+"""What the gateway costs a request: the same session container through Caddy and directly, in the same run.
+
+    python benchmarks/gateway.py [--requests 2000] [--seconds 5] [--clients 16] [--ws-connections 8]
+
+Two backends, each reached directly (the container's address on its user's network, from the host) and
+through the gateway (`/session/<type>/<id>/...` on the instance's port):
+1. a plain backend: a `contributed` session of an image built here from `skaha-emulator/base:bookworm`
+   (standard library only): an asyncio HTTP/1.1 keep-alive responder that answers "ok" to every request
+   and echoes WebSocket messages (RFC 6455), so what is measured is the path, not the app;
+2. JupyterLab: a notebook session's `/session/notebook/<id>/api` (it answers without a token).
+
+For each: p50/p99 of `--requests` sequential keep-alive requests (httpx), and requests/s with `--clients`
+keep-alive connections for `--seconds` (a thread and an httpx.Client each). Besides the published port
+(what people use: 127.0.0.1 goes through the engine's userland docker-proxy), the gateway is also measured
+at its own container address, and its own 404 (no upstream), to tell the hops apart. Targets (plain
+backend, published port): <= 0.3 ms added at p50, >= 0.9x requests/s; JupyterLab reported. Then WebSocket
+ping-pong of 16-byte messages over one connection and over `--ws-connections`, messages/s (target >= 0.8x).
+
+Runs in its own instance (`bench-gw`, on a free port), removed afterwards with the image it built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
+
+import docker
+import httpx
+from websockets.sync.client import connect as ws_connect
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.instance import free_port  # noqa: E402
+
+EMULATE = [sys.executable, "-m", "emulator"]
+INSTANCE = "bench-gw"
+NOTEBOOK = "skaha-emulator/notebook:latest"
+ECHO_IMAGE = "bench-gw-echo:latest"
+WS_MESSAGE = "x" * 16
+DIRECT = "direct"
+GATEWAY = "gateway (published port)"
+GATEWAY_INSIDE = "gateway (its own address)"  # no docker-proxy: the engine's userland proxy for 127.0.0.1
+
+# The plain backend: one asyncio Protocol per connection, no framework. HTTP/1.1 keep-alive (request
+# bodies with Content-Length are read and dropped); a request with "Upgrade: websocket" gets the RFC 6455
+# handshake, after which every text or binary frame comes back unmasked, pings are answered and a close
+# is returned.
+ECHO_SERVER = r"""
+import asyncio, base64, hashlib
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+
+
+def header(head, name):
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+def frame(opcode_byte, payload):
+    n = len(payload)
+    if n < 126:
+        return bytes((opcode_byte, n)) + payload
+    if n < 65536:
+        return bytes((opcode_byte, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((opcode_byte, 127)) + n.to_bytes(8, "big") + payload
+
+
+class Connection(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer, self.websocket = transport, b"", False
+
+    def data_received(self, data):
+        self.buffer += data
+        if self.websocket:
+            return self.frames()
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end]
+            length = int(header(head, b"content-length") or 0)
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length:]
+            key = header(head, b"sec-websocket-key")
+            if key is not None and (header(head, b"upgrade") or b"").lower() == b"websocket":
+                accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+                self.transport.write(
+                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                )
+                self.websocket = True
+                return self.frames()
+            self.transport.write(OK)
+            if (header(head, b"connection") or b"").lower() == b"close":
+                self.transport.close()
+                return
+
+    def frames(self):
+        buffer = self.buffer
+        while len(buffer) >= 2:
+            first, second = buffer[0], buffer[1]
+            n, at = second & 0x7F, 2
+            if n == 126:
+                if len(buffer) < 4:
+                    break
+                n, at = int.from_bytes(buffer[2:4], "big"), 4
+            elif n == 127:
+                if len(buffer) < 10:
+                    break
+                n, at = int.from_bytes(buffer[2:10], "big"), 10
+            masked = second & 0x80
+            if len(buffer) < at + (4 if masked else 0) + n:
+                break
+            payload = buffer[at + (4 if masked else 0):at + (4 if masked else 0) + n]
+            if masked and n:
+                mask = (buffer[at:at + 4] * (n // 4 + 1))[:n]
+                payload = (int.from_bytes(payload, "big") ^ int.from_bytes(mask, "big")).to_bytes(n, "big")
+            buffer = buffer[at + (4 if masked else 0) + n:]
+            opcode = first & 0x0F
+            if opcode == 8:
+                self.transport.write(frame(0x88, payload[:2]))
+                self.transport.close()
+                break
+            if opcode == 9:
+                self.transport.write(frame(0x8A, payload))
+            elif opcode != 10:
+                self.transport.write(frame(first, payload))
+        self.buffer = buffer
+
+
+async def main():
+    server = await asyncio.get_running_loop().create_server(Connection, "0.0.0.0", 5000, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
+asyncio.run(main())
+"""
+
+DOCKERFILE = """FROM skaha-emulator/base:bookworm
+LABEL io.canfar.skaha.session.type=contributed
+COPY echo.py /opt/echo.py
+EXPOSE 5000
+CMD ["python3", "-u", "/opt/echo.py"]
+"""
+
+
+def _env(root: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "EMULATE_INSTANCE": INSTANCE,
+        "EMULATE_PORT": str(port),
+        "EMULATE_STATE_DIR": str(root / "state"),
+        "EMULATE_CONFIG_DIR": str(root / "config"),
+        "EMULATE_ARC_DIR": str(root / "arc"),
+    }
+
+
+def _build_echo(client: docker.DockerClient, root: Path) -> None:
+    context = root / "echo-image"
+    context.mkdir()
+    (context / "echo.py").write_text(ECHO_SERVER)
+    (context / "Dockerfile").write_text(DOCKERFILE)
+    os.chmod(context / "echo.py", 0o644)  # the session runs as the user's uid
+    client.images.build(path=str(context), tag=ECHO_IMAGE, rm=True, pull=False)
+
+
+def _launch(api: httpx.Client, session_type: str, image: str) -> str:
+    data = {"name": f"gw{session_type[:4]}", "image": image, "type": session_type}
+    response = api.post("/session", data=data)
+    response.raise_for_status()
+    session_id = response.text.strip()
+    deadline = time.monotonic() + 300
+    while (status := api.get(f"/session/{session_id}").json()["status"]) != "Running":
+        if status == "Failed" or time.monotonic() > deadline:
+            raise RuntimeError(api.get(f"/session/{session_id}", params={"view": "events"}).text)
+        time.sleep(0.1)
+    return session_id
+
+
+def _address(client: docker.DockerClient, session_id: str) -> str:
+    """The session container's address on its user's network (the host reaches bridge addresses)."""
+    found = client.containers.list(
+        filters={"label": [f"io.skaha-emulator.instance={INSTANCE}", f"canfar.net/id={session_id}"]}
+    )
+    assert len(found) == 1, f"session {session_id}: {len(found)} containers"
+    networks = found[0].attrs["NetworkSettings"]["Networks"]
+    return str(next(n["IPAddress"] for n in networks.values() if n.get("IPAddress")))
+
+
+def _wait(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(url)
+        time.sleep(0.1)
+
+
+def _latencies(url: str, count: int, expect: int = 200) -> list[float]:
+    found = []
+    with httpx.Client(timeout=10) as client:
+        for _ in range(50):
+            client.get(url)  # warm the connection (and the gateway's to the upstream)
+        for _ in range(count):
+            started = time.perf_counter()
+            response = client.get(url)
+            found.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == expect, (url, response.status_code)
+    return found
+
+
+def _throughput(url: str, seconds: float, clients: int, expect: int = 200) -> float:
+    barrier = threading.Barrier(clients)
+
+    def work() -> int:
+        done = 0
+        with httpx.Client(timeout=10) as client:
+            client.get(url)  # open the connection before the clock starts
+            barrier.wait()
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                if client.get(url).status_code == expect:
+                    done += 1
+        return done
+
+    with ThreadPoolExecutor(clients) as pool:
+        return sum(pool.map(lambda _: work(), range(clients))) / seconds
+
+
+def _ws_rate(url: str, seconds: float, connections: int) -> float:
+    barrier = threading.Barrier(connections)
+
+    def work() -> int:
+        done = 0
+        with ws_connect(url, compression=None, open_timeout=10) as ws:
+            ws.send(WS_MESSAGE)
+            ws.recv()
+            barrier.wait()
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                ws.send(WS_MESSAGE)
+                assert ws.recv() == WS_MESSAGE
+                done += 1
+        return done
+
+    with ThreadPoolExecutor(connections) as pool:
+        return sum(pool.map(lambda _: work(), range(connections))) / seconds
+
+
+def _p(values: list[float], q: float) -> float:
+    return sorted(values)[int(q * (len(values) - 1))]
+
+
+def _http_sides(label: str, sides: dict[str, tuple[str, int]], args: argparse.Namespace) -> dict[str, object]:
+    """Each side's latencies, then its throughput, one side after the other; the first is the baseline."""
+    found: dict[str, dict[str, float]] = {}
+    for side, (url, expect) in sides.items():
+        times = _latencies(url, args.requests, expect)
+        found[side] = {
+            "p50_ms": statistics.median(times),
+            "p99_ms": _p(times, 0.99),
+            "rps": _throughput(url, args.seconds, args.clients, expect),
+        }
+    base = found[DIRECT]
+    print(f"{label} ({args.requests} sequential requests; {args.clients} connections for {args.seconds:g} s)")
+    for side, values in found.items():
+        print(
+            f"  {side:28} p50 {values['p50_ms']:6.3f} ms ({values['p50_ms'] - base['p50_ms']:+6.3f})"
+            f"  p99 {values['p99_ms']:6.3f} ms  {values['rps']:8.1f} req/s ({values['rps'] / base['rps']:4.2f}x)"
+        )
+    gateway = found[GATEWAY]
+    return {**found, "added_p50_ms": gateway["p50_ms"] - base["p50_ms"], "rps_ratio": gateway["rps"] / base["rps"]}
+
+
+def _ws_sides(sides: dict[str, str], args: argparse.Namespace) -> dict[str, object]:
+    found: dict[str, object] = {}
+    print(f"WebSocket ping-pong of {len(WS_MESSAGE)}-byte text messages for {args.seconds:g} s, messages/s")
+    for connections in sorted({1, args.ws_connections}):
+        rates = {side: _ws_rate(url, args.seconds, connections) for side, url in sides.items()}
+        shown = "  ".join(f"{side} {rate:8.1f} ({rate / rates[DIRECT]:4.2f}x)" for side, rate in rates.items())
+        print(f"  {connections:2d} connection(s): {shown}")
+        found[str(connections)] = {**rates, "ratio": rates[GATEWAY] / rates[DIRECT]}
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--ws-connections", type=int, default=8)
+    args = parser.parse_args()
+    client = docker.from_env()
+    root = Path(tempfile.mkdtemp(prefix="emulate-bench-gw-"))
+    port = free_port()
+    env = _env(root, port)
+    url = f"http://127.0.0.1:{port}"
+    results: dict[str, object] = {"args": vars(args)}
+    try:
+        _build_echo(client, root)
+        subprocess.run([*EMULATE, "up", "--no-build"], env=env, check=True, capture_output=True)
+        printed = subprocess.run(
+            [*EMULATE, "users", "add", "gwbench"], env=env, check=True, capture_output=True, text=True
+        )
+        token = dict(line.split(":", 1) for line in printed.stdout.splitlines() if ":" in line)["token"].strip()
+        api = httpx.Client(base_url=f"{url}/skaha/v0", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        echo = _launch(api, "contributed", ECHO_IMAGE)
+        notebook = _launch(api, "notebook", NOTEBOOK)
+        echo_ip, notebook_ip = _address(client, echo), _address(client, notebook)
+        gateway = client.containers.get(f"emulate-{INSTANCE}-gateway")
+        inside = f"http://{gateway.attrs['NetworkSettings']['Networks'][f'emulate-{INSTANCE}']['IPAddress']}:8080"
+        plain = {
+            DIRECT: (f"http://{echo_ip}:5000/", 200),
+            GATEWAY: (f"{url}/session/contrib/{echo}/", 200),
+            GATEWAY_INSIDE: (f"{inside}/session/contrib/{echo}/", 200),
+            "gateway's own 404 (no proxy)": (f"{url}/nothing-here", 404),
+        }
+        path = f"/session/notebook/{notebook}/api"
+        jupyter = {
+            DIRECT: (f"http://{notebook_ip}:8888{path}", 200),
+            GATEWAY: (f"{url}{path}", 200),
+            GATEWAY_INSIDE: (f"{inside}{path}", 200),
+        }
+        for address, expect in (*plain.values(), *jupyter.values()):
+            if expect == 200:
+                _wait(address)  # Running says the port is open; the app answers HTTP
+        results["plain"] = _http_sides("plain backend (asyncio, 'ok')", plain, args)
+        results["jupyterlab"] = _http_sides("JupyterLab /api", jupyter, args)
+        websocket = {
+            DIRECT: f"ws://{echo_ip}:5000/ws",
+            GATEWAY: f"ws://127.0.0.1:{port}/session/contrib/{echo}/ws",
+            GATEWAY_INSIDE: f"ws://{inside.removeprefix('http://')}/session/contrib/{echo}/ws",
+        }
+        results["websocket"] = _ws_sides(websocket, args)
+
+        print("gateway against direct")
+        for name, key, note in (
+            ("plain backend", "plain", "(targets <= 0.3 ms, >= 0.9x)"),
+            ("JupyterLab", "jupyterlab", "(reported)"),
+        ):
+            found = results[key]
+            assert isinstance(found, dict)
+            print(f"  {name:14} added p50 {found['added_p50_ms']:+6.3f} ms   req/s {found['rps_ratio']:.2f}x   {note}")
+        ws = results["websocket"]
+        assert isinstance(ws, dict)
+        for connections, rates in ws.items():
+            print(f"  WebSocket, {connections} connection(s): messages/s {rates['ratio']:.2f}x   (target >= 0.8)")
+    finally:
+        subprocess.run([*EMULATE, "down", "--remove-sessions"], env=env, capture_output=True)
+        with suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+            client.images.remove(ECHO_IMAGE, force=True)
+        shutil.rmtree(root, ignore_errors=True)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "gateway.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
