@@ -72,6 +72,9 @@ class EmulatorClient:
     def sessions(self, **filters: str) -> list[dict[str, Any]]:
         return self._request("GET", "/session", params=filters).json()  # type: ignore[no-any-return]
 
+    def stats(self) -> dict[str, Any]:
+        return self._request("GET", "/session", params={"view": "stats"}).json()  # type: ignore[no-any-return]
+
     def session(self, session_id: str) -> dict[str, Any]:
         return self._request("GET", f"/session/{session_id}").json()  # type: ignore[no-any-return]
 

@@ -19,7 +19,9 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 # loads the bundle, image or validation code (tests/unit/test_cli.py keeps this table complete).
 COMMAND_MODULES = {
     **dict.fromkeys(("up", "down", "status", "token", "serve"), "platform"),
-    **dict.fromkeys(("launch", "ps", "info", "logs", "events", "renew", "delete", "open", "context"), "sessions"),
+    **dict.fromkeys(
+        ("launch", "ps", "stats", "info", "logs", "events", "renew", "delete", "open", "context"), "sessions"
+    ),
     "images": "images",
     "bundle": "bundle",
     "users": "users",

@@ -192,8 +192,11 @@ def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
     if as_json:
         print_json(sessions)
         return
+    gpus = any(s.get("requestedGPUCores", "<none>") not in ("<none>", "0") for s in sessions)
     table(
-        ["ID", "APP", "NAME", "TYPE", "STATUS", "IMAGE", "CORES", "RAM", "STARTED", "EXPIRES"],
+        ["ID", "APP", "NAME", "TYPE", "STATUS", "IMAGE", "CORES used/req", "RAM used/req"]
+        + (["GPUS mem, util"] if gpus else [])
+        + ["STARTED", "EXPIRES"],
         [
             [
                 s["id"],
@@ -202,8 +205,9 @@ def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
                 s["type"],
                 s["status"],
                 s["image"],
-                s.get("requestedCPUCores", "-"),
-                s.get("requestedRAM", "-"),
+                _used_of(s.get("cpuCoresInUse"), s.get("requestedCPUCores")),
+                _used_of(s.get("ramInUse"), s.get("requestedRAM")),
+                *([_gpus(s)] if gpus else []),
                 s["startTime"],
                 s["expiryTime"],
             ]
@@ -213,6 +217,38 @@ def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
     if hidden:
         # Failed sessions still count towards the session limit (as in skaha) until deleted.
         console_err.print(f"{hidden} ended session(s) not shown; `emulate ps -a` lists them")
+
+
+def _used_of(used: str | None, requested: str | None) -> str:
+    """'0.52 / 2' (skaha's own figures; '-' for what is not known, e.g. before the first sample)."""
+    shown = "-" if used in (None, "<none>") else used
+    return f"{shown} / {requested or '-'}"
+
+
+def _gpus(session: dict[str, Any]) -> str:
+    count = session.get("requestedGPUCores", "<none>")
+    if count in ("<none>", "0"):
+        return ""
+    memory, utilization = session.get("gpuRAMInUse", "<none>"), session.get("gpuUtilization", "<none>")
+    return f"{count}: {memory}, {utilization}".replace("<none>", "-")
+
+
+@click.command()
+@json_option
+@pass_layout
+def stats(layout: Layout, as_json: bool) -> None:
+    """Show what runs on the platform and what it asked for, against this machine (view=stats)."""
+    document = _client(layout).stats()
+    if as_json:
+        print_json(document)
+        return
+    counts, cores, ram = document["instances"], document["cores"], document["ram"]
+    console.print(
+        f"sessions {counts['session']}, desktop-apps {counts['desktopApp']}, jobs {counts['headless']} "
+        f"(everyone's, {counts['total']} in all)"
+    )
+    console.print(f"cores    {cores['requestedCPUCores']:g} requested of {cores['cpuCoresAvailable']:g}")
+    console.print(f"RAM      {ram['requestedRAM']} requested of {ram['ramAvailable']}")
 
 
 @click.command()
@@ -318,4 +354,4 @@ def context(layout: Layout, as_json: bool) -> None:
     console.print(f"gpus   {document['gpus']['options'] or 'none on this machine'}")
 
 
-COMMANDS = [launch, ps, info, logs, events, renew, delete, open_, context]
+COMMANDS = [launch, ps, stats, info, logs, events, renew, delete, open_, context]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -103,6 +104,17 @@ def test_cli_launch_ps_info_events_renew_logs_delete(fresh: Instance) -> None:
     listing = json.loads(fresh.emulate("ps", "--json").stdout)
     assert [s["id"] for s in listing] == [session_id]
     assert session_id in fresh.emulate("ps").stdout
+    # Used against requested: the first listing asks for a sample, a later one shows it.
+    deadline = time.monotonic() + 20
+    while re.search(r"\d+M / 2G", listed := fresh.emulate("ps").stdout) is None:
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.5)
+    assert re.search(r"\d\.\d+ / 1", listed), listed
+    overview = fresh.emulate("stats").stdout
+    assert (
+        "sessions 1," in overview and "cores    1 requested of" in overview and "RAM      2G requested of" in overview
+    )
+    assert json.loads(fresh.emulate("stats", "--json").stdout)["instances"]["session"] == 1
     assert json.loads(fresh.emulate("info", session_id).stdout)["name"] == "from-cli"
     assert "Ready" in fresh.emulate("events", session_id).stdout
     assert "now expires at" in fresh.emulate("renew", session_id).stdout
