@@ -22,29 +22,20 @@ Runs in its own instance (`bench-gw`, on a free port), removed afterwards with t
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import docker
 import httpx
+from common import bench_instance, command_line, save_results
 from websockets.sync.client import connect as ws_connect
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.instance import free_port  # noqa: E402
-
-EMULATE = [sys.executable, "-m", "emulator"]
 INSTANCE = "bench-gw"
 NOTEBOOK = "skaha-emulator/notebook:latest"
 ECHO_IMAGE = "bench-gw-echo:latest"
@@ -162,17 +153,6 @@ CMD ["python3", "-u", "/opt/echo.py"]
 """
 
 
-def _env(root: Path, port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "EMULATE_INSTANCE": INSTANCE,
-        "EMULATE_PORT": str(port),
-        "EMULATE_STATE_DIR": str(root / "state"),
-        "EMULATE_CONFIG_DIR": str(root / "config"),
-        "EMULATE_ARC_DIR": str(root / "arc"),
-    }
-
-
 def _build_echo(client: docker.DockerClient, root: Path) -> None:
     context = root / "echo-image"
     context.mkdir()
@@ -180,6 +160,16 @@ def _build_echo(client: docker.DockerClient, root: Path) -> None:
     (context / "Dockerfile").write_text(DOCKERFILE)
     os.chmod(context / "echo.py", 0o644)  # the session runs as the user's uid
     client.images.build(path=str(context), tag=ECHO_IMAGE, rm=True, pull=False)
+
+
+@contextmanager
+def _echo_removed_after(client: docker.DockerClient) -> Iterator[None]:
+    """The plain backend's image is removed after the block (enter it before the instance: it goes down first)."""
+    try:
+        yield
+    finally:
+        with suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+            client.images.remove(ECHO_IMAGE, force=True)
 
 
 def _launch(api: httpx.Client, session_type: str, image: str) -> str:
@@ -304,26 +294,13 @@ def _ws_sides(sides: dict[str, str], args: argparse.Namespace) -> dict[str, obje
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--ws-connections", type=int, default=8)
-    args = parser.parse_args()
+    args = command_line(__doc__, requests=2000, seconds=5.0, clients=16, ws_connections=8).parse_args()
     client = docker.from_env()
-    root = Path(tempfile.mkdtemp(prefix="emulate-bench-gw-"))
-    port = free_port()
-    env = _env(root, port)
-    url = f"http://127.0.0.1:{port}"
     results: dict[str, object] = {"args": vars(args)}
-    try:
-        _build_echo(client, root)
-        subprocess.run([*EMULATE, "up", "--no-build"], env=env, check=True, capture_output=True)
-        printed = subprocess.run(
-            [*EMULATE, "users", "add", "gwbench"], env=env, check=True, capture_output=True, text=True
-        )
-        token = dict(line.split(":", 1) for line in printed.stdout.splitlines() if ":" in line)["token"].strip()
-        api = httpx.Client(base_url=f"{url}/skaha/v0", headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    with _echo_removed_after(client), bench_instance(INSTANCE) as instance:
+        _build_echo(client, instance.root)
+        url, port = instance.url, instance.port
+        api = instance.api(instance.add_user("gwbench"), timeout=60)
         echo = _launch(api, "contributed", ECHO_IMAGE)
         notebook = _launch(api, "notebook", NOTEBOOK)
         echo_ip, notebook_ip = _address(client, echo), _address(client, notebook)
@@ -365,14 +342,7 @@ def main() -> None:
         assert isinstance(ws, dict)
         for connections, rates in ws.items():
             print(f"  WebSocket, {connections} connection(s): messages/s {rates['ratio']:.2f}x   (target >= 0.8)")
-    finally:
-        subprocess.run([*EMULATE, "down", "--remove-sessions"], env=env, capture_output=True)
-        with suppress(docker.errors.ImageNotFound, docker.errors.APIError):
-            client.images.remove(ECHO_IMAGE, force=True)
-        shutil.rmtree(root, ignore_errors=True)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "gateway.json").write_text(json.dumps(results, indent=2))
+    save_results("gateway", results)
 
 
 if __name__ == "__main__":

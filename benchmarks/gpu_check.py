@@ -16,24 +16,16 @@ Prints PASS or FAIL per check and exits 0 only when every check passed. Record t
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import docker
-import httpx
+from common import bench_instance
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from emulator.runtime.gpus import Nvml
 
-from emulator.runtime.gpus import Nvml  # noqa: E402
-from tests.instance import free_port  # noqa: E402
-
-EMULATE = [sys.executable, "-m", "emulator"]
 IMAGE = "skaha-emulator/notebook:latest"
 failures: list[str] = []
 
@@ -75,20 +67,8 @@ def in_sessions(uuids: list[str]) -> None:
     if "nvidia" not in (client.info().get("Runtimes") or {}):
         print("SKIP  sessions: this engine has no NVIDIA container runtime (nvidia-ctk runtime configure)")
         return
-    root = Path(tempfile.mkdtemp(prefix="emulate-gpu-check-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "EMULATE_INSTANCE": "bench-gpu",
-        "EMULATE_PORT": str(port),
-        "EMULATE_STATE_DIR": str(root / "state"),
-        "EMULATE_CONFIG_DIR": str(root / "config"),
-        "EMULATE_ARC_DIR": str(root / "arc"),
-    }
-    try:
-        subprocess.run([*EMULATE, "up", "--no-build"], env=env, check=True, capture_output=True)
-        token = subprocess.run([*EMULATE, "token"], env=env, check=True, capture_output=True, text=True).stdout.strip()
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}/skaha/v0", headers={"Authorization": f"Bearer {token}"})
+    with bench_instance("bench-gpu") as instance:
+        api = instance.api()
         options = api.get("/context").json()["gpus"]["options"]
         check("/context offers every GPU", options == list(range(1, len(uuids) + 1)), str(options))
         jobs = []
@@ -112,9 +92,6 @@ def in_sessions(uuids: list[str]) -> None:
             "/session", data={"name": "many", "image": IMAGE, "type": "headless", "gpus": str(len(uuids) + 1)}
         )
         check("asking for more GPUs than there are is a 400", too_many.status_code == 400, too_many.text.strip())
-    finally:
-        subprocess.run([*EMULATE, "down", "--remove-sessions"], env=env, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:

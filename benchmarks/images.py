@@ -13,13 +13,10 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,26 +25,12 @@ from pathlib import Path
 
 import docker
 import httpx
+from common import EMULATE, ROOT, bench_instance, command_line, instance_env, save_results
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.registry import Registry, unique_image  # noqa: E402 (a real registry, as the tests use)
+from tests.registry import Registry, unique_image  # a real registry, as the tests use
 
 POLL = 0.01
-EMULATE = [sys.executable, "-m", "emulator"]
 PLATFORM_IMAGES = ("skaha-emulator/service:latest", "skaha-emulator/gateway:latest", "skaha-emulator/notebook:latest")
-
-
-def _env(root: Path, instance: str, port: int) -> dict[str, str]:
-    return {
-        **os.environ,
-        "EMULATE_INSTANCE": instance,
-        "EMULATE_PORT": str(port),
-        "EMULATE_STATE_DIR": str(root / "state"),
-        "EMULATE_CONFIG_DIR": str(root / "config"),
-        "EMULATE_ARC_DIR": str(root / "arc"),
-    }
 
 
 def _forget(client: docker.DockerClient, name: str) -> None:
@@ -62,16 +45,9 @@ def _median(label: str, values: list[float], baseline: float) -> dict[str, float
 
 
 def bench_pull(client: docker.DockerClient, root: Path, runs: int, payload_mb: int) -> dict[str, object]:
-    from tests.instance import free_port
-
     registry = Registry(root / "registry")
-    port = free_port()
-    env = _env(root / "platform", "bench-images", port)
     name = registry.push(client, unique_image(client, "bench-pull:local", payload_mb << 20), "bench/pull", "1.0")
     _forget(client, "bench-pull:local")
-    subprocess.run([*EMULATE, "up", "--no-build"], env=env, check=True, capture_output=True)
-    token = subprocess.run([*EMULATE, "token"], env=env, check=True, capture_output=True, text=True).stdout.strip()
-    api = httpx.Client(base_url=f"http://127.0.0.1:{port}/skaha/v0", headers={"Authorization": f"Bearer {token}"})
 
     def raw() -> float:
         _forget(client, name)
@@ -82,7 +58,7 @@ def bench_pull(client: docker.DockerClient, root: Path, runs: int, payload_mb: i
         container.remove(force=True)
         return elapsed
 
-    def platform() -> float:
+    def platform(api: httpx.Client) -> float:
         _forget(client, name)
         started = time.perf_counter()
         data = {"name": "pull", "image": name, "type": "headless", "cmd": "sleep", "args": "60"}
@@ -98,13 +74,14 @@ def bench_pull(client: docker.DockerClient, root: Path, runs: int, payload_mb: i
         return elapsed
 
     try:
-        platform()  # warm-up: the user's network, the image's /etc/passwd
-        raws, platforms = [], []
-        for _ in range(runs):
-            raws.append(raw())
-            platforms.append(platform())
+        with bench_instance("bench-images") as instance:
+            api = instance.api()
+            platform(api)  # warm-up: the user's network, the image's /etc/passwd
+            raws, platforms = [], []
+            for _ in range(runs):
+                raws.append(raw())
+                platforms.append(platform(api))
     finally:
-        subprocess.run([*EMULATE, "down", "--remove-sessions"], env=env, capture_output=True)
         _forget(client, name)
         registry.stop()
     print(f"launch of a {payload_mb} MB image not yet here, to Running (median of {runs})")
@@ -167,7 +144,8 @@ def bench_offline(client: docker.DockerClient, root: Path) -> dict[str, object]:
     clone = root / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
     kept = {image: client.images.get(image).id for image in PLATFORM_IMAGES}
-    env = {k: v for k, v in _env(root / "offline", "bench-offline", free_port()).items() if not k.startswith("VIRTUAL")}
+    env = instance_env(root / "offline", "bench-offline", free_port())
+    env = {k: v for k, v in env.items() if not k.startswith("VIRTUAL")}
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if ".venv" not in p)
     emulate = str(clone / ".venv" / "bin" / "emulate")
     try:
@@ -194,9 +172,7 @@ def bench_offline(client: docker.DockerClient, root: Path) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--payload-mb", type=int, default=512)
+    parser = command_line(__doc__, runs=5, payload_mb=512)
     parser.add_argument("--skip-offline", action="store_true", help="skip the clean-clone set-up (needs root)")
     args = parser.parse_args()
     client = docker.from_env()
@@ -209,9 +185,7 @@ def main() -> None:
             results["offline"] = bench_offline(client, root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "images.json").write_text(json.dumps(results, indent=2))
+    save_results("images", results)
 
 
 if __name__ == "__main__":

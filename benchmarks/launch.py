@@ -11,30 +11,17 @@ afterwards. Prints medians and their ratio (target: <= 1.15).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import docker
 import httpx
+from common import ROOT, bench_instance, command_line, save_results
 
-ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "skaha-emulator/notebook:latest"
 POLL = 0.01
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_http(url: str, started: float, timeout: float = 120) -> float:
@@ -86,29 +73,14 @@ def platform_run(url: str, token: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+    args = command_line(__doc__, runs=5).parse_args()
 
     client = docker.from_env()
-    root = Path(tempfile.mkdtemp(prefix="emulate-bench-"))
-    port = _free_port()
-    env = {
-        **os.environ,
-        "EMULATE_INSTANCE": "bench",
-        "EMULATE_PORT": str(port),
-        "EMULATE_STATE_DIR": str(root / "state"),
-        "EMULATE_CONFIG_DIR": str(root / "config"),
-        "EMULATE_ARC_DIR": str(root / "arc"),
-    }
-    emulate = [sys.executable, "-m", "emulator"]
-    subprocess.run([*emulate, "up", "--no-build"], env=env, check=True, capture_output=True)
-    token = subprocess.run([*emulate, "token"], env=env, check=True, capture_output=True, text=True).stdout.strip()
-    url = f"http://127.0.0.1:{port}"
-    home = root / "raw-home"
-    home.mkdir()
-    os.chown(home, 20001, 20001)
-    try:
+    with bench_instance("bench") as instance:
+        url, token = instance.url, instance.token
+        home = instance.root / "raw-home"
+        home.mkdir()
+        os.chown(home, 20001, 20001)
         platform_run(url, token)  # warm-up: the first launch of an image reads its /etc/passwd once
         raw, through, running = [], [], []
         for _ in range(args.runs):
@@ -116,9 +88,6 @@ def main() -> None:
             answered, ready = platform_run(url, token)
             through.append(answered)
             running.append(ready)
-    finally:
-        subprocess.run([*emulate, "down", "--remove-sessions"], env=env, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
     medians = {
         "raw docker run": statistics.median(raw),
@@ -129,19 +98,9 @@ def main() -> None:
     print(f"notebook launch-to-ready, median of {args.runs} (poll {POLL * 1000:.0f} ms)")
     for name, value in medians.items():
         print(f"  {name:30s} {value:6.3f} s   ratio {value / baseline:5.2f}")
-    results = ROOT / "benchmarks" / "results"
-    results.mkdir(exist_ok=True)
-    (results / "launch.json").write_text(
-        json.dumps(
-            {
-                "runs": args.runs,
-                "raw": raw,
-                "platform_answers": through,
-                "platform_running": running,
-                "medians": medians,
-            },
-            indent=2,
-        )
+    save_results(
+        "launch",
+        {"runs": args.runs, "raw": raw, "platform_answers": through, "platform_running": running, "medians": medians},
     )
 
 

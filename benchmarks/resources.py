@@ -12,39 +12,20 @@ Starts its own instance (`bench-resources`), launches N notebooks and waits unti
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import docker
-import httpx
+from common import EMULATE, bench_instance, command_line, memory_mb, save_results
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.instance import free_port  # noqa: E402
-
-EMULATE = [sys.executable, "-m", "emulator"]
 IMAGE = "skaha-emulator/notebook:latest"
 
 
 def _cpu_seconds(client: docker.DockerClient, name: str) -> float:
     stats = client.api.stats(name, stream=False, one_shot=True)
     return int(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
-
-
-def _memory_mb(client: docker.DockerClient, name: str) -> float:
-    memory = client.api.stats(name, stream=False)["memory_stats"]
-    details = memory.get("stats") or {}
-    cache = details.get("total_inactive_file", details.get("inactive_file", 0))
-    return (int(memory.get("usage", 0)) - int(cache)) / 1e6
 
 
 def _wall(command: list[str], env: dict[str, str], runs: int) -> float:
@@ -57,27 +38,12 @@ def _wall(command: list[str], env: dict[str, str], runs: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=3)
-    parser.add_argument("--idle", type=float, default=30.0)
-    args = parser.parse_args()
+    args = command_line(__doc__, sessions=3, idle=30.0).parse_args()
     client = docker.from_env()
-    root = Path(tempfile.mkdtemp(prefix="emulate-bench-resources-"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "EMULATE_INSTANCE": "bench-resources",
-        "EMULATE_PORT": str(port),
-        "EMULATE_STATE_DIR": str(root / "state"),
-        "EMULATE_CONFIG_DIR": str(root / "config"),
-        "EMULATE_ARC_DIR": str(root / "arc"),
-    }
     service, gateway = "emulate-bench-resources-service", "emulate-bench-resources-gateway"
     results: dict[str, object] = {}
-    try:
-        subprocess.run([*EMULATE, "up", "--no-build"], env=env, check=True, capture_output=True)
-        token = subprocess.run([*EMULATE, "token"], env=env, check=True, capture_output=True, text=True).stdout.strip()
-        api = httpx.Client(base_url=f"http://127.0.0.1:{port}/skaha/v0", headers={"Authorization": f"Bearer {token}"})
+    with bench_instance("bench-resources") as instance:
+        api = instance.api()
         ids = [
             api.post("/session", data={"name": f"nb{i}", "image": IMAGE, "type": "notebook"}).text.strip()
             for i in range(args.sessions)
@@ -90,9 +56,9 @@ def main() -> None:
         before = {name: _cpu_seconds(client, name) for name in (service, gateway)}
         time.sleep(args.idle)
         idle = {name: (_cpu_seconds(client, name) - before[name]) / args.idle for name in before}
-        memory = {name: _memory_mb(client, name) for name in (service, gateway)}
-        ps = _wall([*EMULATE, "ps"], env, 15)
-        python = _wall([sys.executable, "-c", "pass"], env, 15)
+        memory = {name: memory_mb(client, name) for name in (service, gateway)}
+        ps = _wall([*EMULATE, "ps"], instance.env, 15)
+        python = _wall([sys.executable, "-c", "pass"], instance.env, 15)
         started = time.perf_counter()
         for _ in range(15):
             api.get("/session").raise_for_status()
@@ -107,12 +73,7 @@ def main() -> None:
             f" the GET alone {http:.3f} s)"
         )
         results = {"sessions": args.sessions, "idle_cpu": idle, "memory_mb": memory, "ps_s": ps, "python_s": python}
-    finally:
-        subprocess.run([*EMULATE, "down", "--remove-sessions"], env=env, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "resources.json").write_text(json.dumps(results, indent=2))
+    save_results("resources", results)
 
 
 if __name__ == "__main__":

@@ -24,30 +24,19 @@ Removes its instance, its raw containers (`bench-scale-raw-*`) and its files aft
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
 import docker
 import httpx
+from common import ROOT, BenchInstance, bench_instance, command_line, memory_mb, save_results
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.instance import free_port  # noqa: E402
-
-EMULATE = [sys.executable, "-m", "emulator"]
 INSTANCE = "bench-scale"
 IMAGE = "skaha-emulator/notebook:latest"
 PER_USER = 3  # skaha's limit of concurrent interactive sessions
@@ -58,43 +47,33 @@ RAW_UID = 20001
 
 
 class Bench:
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="emulate-bench-scale-"))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "EMULATE_INSTANCE": INSTANCE,
-            "EMULATE_PORT": str(self.port),
-            "EMULATE_STATE_DIR": str(self.root / "state"),
-            "EMULATE_CONFIG_DIR": str(self.root / "config"),
-            "EMULATE_ARC_DIR": str(self.root / "arc"),
-        }
+    """The benchmark's instance with its users (by name) and the engine, for the raw side."""
+
+    def __init__(self, instance: BenchInstance) -> None:
+        self.instance = instance
+        self.root = instance.root
+        self.env = instance.env
         self.docker = docker.from_env()
         self.tokens: dict[str, str] = {}
 
     def emulate(self, *args: str, env: dict[str, str] | None = None) -> str:
-        result = subprocess.run([*EMULATE, *args], env=env or self.env, capture_output=True, text=True, check=True)
-        return result.stdout
+        return self.instance.emulate(*args, env=env)
 
     def add_user(self, name: str) -> None:
-        printed = self.emulate("users", "add", name)
-        values = dict(line.split(":", 1) for line in printed.splitlines() if ":" in line)
-        self.tokens[name] = values["token"].strip()
+        self.tokens[name] = self.instance.add_user(name)
 
     def api(self, user: str) -> httpx.Client:
-        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
-        return httpx.Client(base_url=f"{self.url}/skaha/v0", headers=headers, timeout=60)
+        return self.instance.api(self.tokens[user], timeout=60)
 
-    def close(self) -> None:
-        try:
-            for container in self.docker.containers.list(all=True, filters={"name": RAW_PREFIX}):
-                if container.name.startswith(RAW_PREFIX):
-                    with suppress(docker.errors.NotFound):
-                        container.remove(force=True)
-        finally:
-            subprocess.run([*EMULATE, "down", "--remove-sessions"], env=self.env, capture_output=True)
-            shutil.rmtree(self.root, ignore_errors=True)
+    def __enter__(self) -> Bench:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Removes the raw containers (the instance itself goes down when its own block ends)."""
+        for container in self.docker.containers.list(all=True, filters={"name": RAW_PREFIX}):
+            if container.name.startswith(RAW_PREFIX):
+                with suppress(docker.errors.NotFound):
+                    container.remove(force=True)
 
 
 def _post(api: httpx.Client, name: str) -> str:
@@ -119,13 +98,6 @@ def _delete(api: httpx.Client, session_id: str) -> None:
         time.sleep(POLL)
 
 
-def _memory_mb(client: docker.DockerClient, name: str) -> float:
-    memory = client.api.stats(name, stream=False)["memory_stats"]
-    details = memory.get("stats") or {}
-    cache = details.get("total_inactive_file", details.get("inactive_file", 0))
-    return (int(memory.get("usage", 0)) - int(cache)) / 1e6
-
-
 def measure(bench: Bench, holder: str, runs: int) -> dict[str, Any]:
     """`emulate ps` as a holder; a launch to Running and a delete until gone by the probe user; memory."""
     env = {**bench.env, "EMULATE_TOKEN": bench.tokens[holder]}
@@ -143,7 +115,7 @@ def measure(bench: Bench, holder: str, runs: int) -> dict[str, Any]:
         started = time.perf_counter()
         _delete(api, session_id)
         deletes.append(time.perf_counter() - started)
-    memory = {role: _memory_mb(bench.docker, f"emulate-{INSTANCE}-{role}") for role in ("service", "gateway")}
+    memory = {role: memory_mb(bench.docker, f"emulate-{INSTANCE}-{role}") for role in ("service", "gateway")}
     return {"ps_s": ps, "launch_s": launches, "delete_s": deletes, "memory_mb": memory}
 
 
@@ -221,16 +193,9 @@ def _ratio_line(label: str, one: float, many: float, unit: str, target: str) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sessions", type=int, default=30)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--burst", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    bench = Bench()
+    args = command_line(__doc__, sessions=30, runs=5, burst=10, rounds=3).parse_args()
     results: dict[str, object] = {"args": vars(args)}
-    try:
-        bench.emulate("up", "--no-build")
+    with bench_instance(INSTANCE) as instance, Bench(instance) as bench:
         holders = [f"user{i}" for i in range(-(-args.sessions // PER_USER))]
         bursters = [f"burst{i}" for i in range(args.burst)]
         for user in [*holders, "probe", *bursters]:
@@ -260,8 +225,6 @@ def main() -> None:
         for _ in range(args.rounds):
             raws.append(raw_burst(bench, args.burst))
             platforms.append(platform_burst(bench, bursters))
-    finally:
-        bench.close()
 
     medians = {
         phase: {key: statistics.median(found[key]) for key in ("ps_s", "launch_s", "delete_s")}
@@ -295,9 +258,7 @@ def main() -> None:
             "burst_ratio": platform / raw,
         }
     )
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(results, indent=2))
+    save_results("scale", results)
 
 
 if __name__ == "__main__":
