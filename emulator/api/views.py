@@ -94,7 +94,7 @@ def catalogue_json(entry: CatalogueEntry) -> dict[str, Any]:
 def stats_json(stats: PlatformStats) -> dict[str, Any]:
     cores = float(stats.capacity.cores)
     memory = f"{int(stats.capacity.memory_gb)}G"
-    return {
+    document: dict[str, Any] = {
         "instances": {
             "session": stats.interactive,
             "desktopApp": stats.desktop_apps,
@@ -112,3 +112,12 @@ def stats_json(stats: PlatformStats) -> dict[str, Any]:
             "maxRAM": {"ram": memory, "withCPUCores": cores},
         },
     }
+    if stats.gpus:  # the canfar client shows these when they are there
+        document["gpu"] = {"requestedGPU": stats.requested_gpus, "gpuAvailable": stats.gpus}
+    if stats.host_cores_in_use is not None and stats.host_ram_in_use_gb is not None:
+        # The emulator's own: what the whole machine uses now (skaha has no such figure).
+        document["host"] = {
+            "cpuCoresInUse": round(stats.host_cores_in_use, 2),
+            "ramInUse": f"{stats.host_ram_in_use_gb:.1f}G",
+        }
+    return document

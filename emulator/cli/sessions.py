@@ -249,6 +249,11 @@ def stats(layout: Layout, as_json: bool) -> None:
     )
     console.print(f"cores    {cores['requestedCPUCores']:g} requested of {cores['cpuCoresAvailable']:g}")
     console.print(f"RAM      {ram['requestedRAM']} requested of {ram['ramAvailable']}")
+    if "gpu" in document:
+        console.print(f"GPUs     {document['gpu']['requestedGPU']} requested of {document['gpu']['gpuAvailable']}")
+    if "host" in document:
+        host = document["host"]
+        console.print(f"machine  {host['cpuCoresInUse']:g} cores and {host['ramInUse']} of memory in use now")
 
 
 @click.command()

@@ -126,6 +126,10 @@ class PlatformStats:
     requested_cores: float
     requested_ram_gb: float
     capacity: HostCapacity
+    requested_gpus: int = 0
+    gpus: int = 0  # this machine's GPUs that sessions can be given
+    host_cores_in_use: float | None = None  # the whole machine's, now (not only the sessions')
+    host_ram_in_use_gb: float | None = None
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,7 @@ class SessionManager:
         gpu_devices: list[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
         gpu_note: str = "no NVIDIA GPU on this machine",
+        host_usage: Callable[[], tuple[float, float]] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -125,6 +126,7 @@ class SessionManager:
         self._capacity = capacity
         self._gpu_devices = gpu_devices or []
         self._gpu_note = gpu_note  # why there are none, when there are none
+        self._host_usage = host_usage  # the machine's cores and GB in use now, read when view=stats asks
         self._clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._terminations: dict[str, asyncio.Task[None]] = {}
@@ -613,6 +615,7 @@ class SessionManager:
 
     def stats(self) -> PlatformStats:
         running = [s for s in self._store.sessions() if s.status is Status.RUNNING]
+        host = self._host_usage() if self._host_usage else None
         by_kind = {"interactive": 0, "apps": 0, "batch": 0}
         for session in running:
             profile = self._profiles.get(session.type)
@@ -625,6 +628,10 @@ class SessionManager:
             requested_cores=sum(s.resources.cores_request for s in running),
             requested_ram_gb=sum(s.resources.ram_request_gb for s in running),
             capacity=self._capacity,
+            requested_gpus=sum(s.resources.gpus for s in running),
+            gpus=len(self._gpu_devices),
+            host_cores_in_use=host[0] if host else None,
+            host_ram_in_use_gb=host[1] if host else None,
         )
 
     # --- changes --------------------------------------------------------------------------

@@ -114,6 +114,7 @@ def test_cli_launch_ps_info_events_renew_logs_delete(fresh: Instance) -> None:
     assert (
         "sessions 1," in overview and "cores    1 requested of" in overview and "RAM      2G requested of" in overview
     )
+    assert "machine  " in overview and "of memory in use now" in overview
     assert json.loads(fresh.emulate("stats", "--json").stdout)["instances"]["session"] == 1
     assert json.loads(fresh.emulate("info", session_id).stdout)["name"] == "from-cli"
     assert "Ready" in fresh.emulate("events", session_id).stdout

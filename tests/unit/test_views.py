@@ -1,7 +1,7 @@
 from datetime import UTC, datetime
 
 from emulator.api import views
-from emulator.core.models import Event, Group, Resources, Session, Status, User
+from emulator.core.models import Event, Group, HostCapacity, PlatformStats, Resources, Session, Status, User
 from emulator.runtime.base import Usage
 from tests.factories import make_session
 
@@ -72,3 +72,17 @@ def test_events_table() -> None:
     lines = views.events_table([event]).splitlines()
     assert lines[0].split() == ["TYPE", "REASON", "MESSAGE", "FIRST-TIME", "LAST-TIME"]
     assert lines[1].split() == ["Normal", "Scheduled", "Assigned", "2025-07-20T17:03:11Z", "2025-07-20T17:03:11Z"]
+
+
+def test_stats_carry_gpus_as_the_canfar_client_reads_them_and_the_machines_own_figures() -> None:
+    capacity = HostCapacity(cores=16, memory_gb=125.7)
+    plain = views.stats_json(PlatformStats(1, 0, 0, 2.0, 8.0, capacity))
+    assert "gpu" not in plain and "host" not in plain  # nothing to say: skaha's document alone
+    assert plain["cores"]["requestedCPUCores"] == 2.0 and plain["ram"]["requestedRAM"] == "8G"
+    full = views.stats_json(
+        PlatformStats(
+            1, 0, 0, 2.0, 8.0, capacity, requested_gpus=1, gpus=2, host_cores_in_use=3.456, host_ram_in_use_gb=9.96
+        )
+    )
+    assert full["gpu"] == {"requestedGPU": 1, "gpuAvailable": 2}
+    assert full["host"] == {"cpuCoresInUse": 3.46, "ramInUse": "10.0G"}
