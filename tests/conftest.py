@@ -110,6 +110,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report = outcome.get_result()
     args = getattr(item, "funcargs", {})
-    found = args.get("platform") or args.get("fresh")
+    found = next((value for value in args.values() if isinstance(value, Instance)), None)
     if report.failed and call.when == "call" and found is not None:
         report.sections.append(("service log (tail)", found.service_logs()))

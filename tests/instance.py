@@ -180,4 +180,10 @@ class Instance:
             lines.append(self.docker.containers.get(service).logs(tail=60).decode(errors="replace"))
         except docker.errors.NotFound:
             lines.append("(no service container)")
+        try:  # every user's newest events (the API shows only the caller's)
+            with sqlite3.connect(self.state_dir / "state.db") as db:
+                rows = db.execute("SELECT session_id, reason, message FROM events ORDER BY id DESC LIMIT 20").fetchall()
+            lines += ["newest events:", *(f"    {s} {r}: {m}" for s, r, m in reversed(rows))]
+        except sqlite3.Error as exc:
+            lines.append(f"(no events: {exc})")
         return "\n".join(lines)

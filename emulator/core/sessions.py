@@ -502,6 +502,7 @@ class SessionManager:
             log.exception("could not remove the container of failed session %s", session_id)
         self._store.set_status(session_id, Status.FAILED, ended_at=self._clock())
         self.event(session_id, "Failed", reason, warning=True)
+        log.warning("session %s of %s failed to start: %s", session_id, session.user, reason.splitlines()[0])
 
     async def ended(self, session: Session, exit_code: int | None) -> None:
         """The container exited: Succeeded on 0, else Failed, OOMKilled when the kernel ended it for
