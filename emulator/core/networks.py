@@ -21,7 +21,7 @@ from collections.abc import Callable
 from functools import partial
 
 from emulator import labels, naming
-from emulator.errors import EmulatorError
+from emulator.errors import EmulatorError, EngineError
 from emulator.runtime.base import NetworkInfo, Runtime
 from emulator.settings import Settings
 
@@ -39,6 +39,9 @@ def free_subnet(pool: str, prefix_length: int, taken: list[str]) -> str | None:
         if not any(candidate.overlaps(other) for other in used):
             return str(candidate)
     return None
+
+
+OVERLAP_RETRIES = 3
 
 
 class UserNetworks:
@@ -77,19 +80,28 @@ class UserNetworks:
         self._ready.add(network)
 
     async def _create(self, network: str, user: str, existing: list[NetworkInfo]) -> None:
-        taken = [subnet for info in existing for subnet in info.subnets]
-        subnet = free_subnet(self._settings.user_subnets, self._settings.user_subnet_prefix, taken)
-        if subnet is None:
-            raise EmulatorError(
-                f"no free subnet left in {self._settings.user_subnets} for user {user}'s network; "
-                "set EMULATE_USER_SUBNETS to a larger private range"
-            )
         wanted = {
             **labels.platform_labels(self._settings.instance, labels.ROLE_USER_NETWORK),
             labels.NETWORK_USER: user,
         }
-        await self._runtime.create_network(network, wanted, subnet)
-        log.info("made network %s (%s) for user %s", network, subnet, user)
+        for attempt in range(OVERLAP_RETRIES):
+            taken = [subnet for info in existing for subnet in info.subnets]
+            subnet = free_subnet(self._settings.user_subnets, self._settings.user_subnet_prefix, taken)
+            if subnet is None:
+                raise EmulatorError(
+                    f"no free subnet left in {self._settings.user_subnets} for user {user}'s network; "
+                    "set EMULATE_USER_SUBNETS to a larger private range"
+                )
+            try:
+                await self._runtime.create_network(network, wanted, subnet)
+            except EngineError as exc:
+                # Another instance on this engine took that subnet meanwhile: look again and take another.
+                if "overlap" not in exc.message.lower() or attempt == OVERLAP_RETRIES - 1:
+                    raise
+                existing = await self._runtime.networks()
+                continue
+            log.info("made network %s (%s) for user %s", network, subnet, user)
+            return
 
     async def rejoin(self) -> None:
         """Attach the gateway to every user network again (it was recreated, or the engine restarted)."""
