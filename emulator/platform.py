@@ -9,6 +9,7 @@ by `down`, so sessions and data survive a down/up.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -27,6 +28,8 @@ from emulator.gateway.caddy import ADMIN_SOCKET_FOLDER_IN_GATEWAY, DATA_IN_GATEW
 from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
 from emulator.runtime.docker import docker_errors, has_network
 from emulator.settings import Settings
+
+log = logging.getLogger("emulator.platform")
 
 
 def docker_socket() -> str:
@@ -122,21 +125,29 @@ class Platform:
         socket = docker_socket()
         mounts.append(docker.types.Mount("/var/run/docker.sock", socket, type="bind"))
         environment = s.as_environment()
-        extra: dict[str, Any] = {}
-        if "nvidia" in (self.client.info().get("Runtimes") or {}):
-            # The service sees every GPU, to count them and read their figures through NVML (the
-            # driver's utility library only: it runs nothing on them); sessions get theirs by uuid.
-            environment["NVIDIA_DRIVER_CAPABILITIES"] = "utility"
-            extra["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
-        self._ensure(
-            naming.service_container(self.prefix),
-            SERVICE_IMAGE,
-            json.dumps(environment, sort_keys=True),
-            environment=environment,
-            mounts=mounts,
-            labels=labels.platform_labels(s.instance, labels.ROLE_SERVICE),
-            **extra,
-        )
+
+        def start(environment: dict[str, str], **extra: Any) -> None:
+            self._ensure(
+                naming.service_container(self.prefix),
+                SERVICE_IMAGE,
+                json.dumps(environment, sort_keys=True),
+                environment=environment,
+                mounts=mounts,
+                labels=labels.platform_labels(s.instance, labels.ROLE_SERVICE),
+                **extra,
+            )
+
+        if "nvidia" not in (self.client.info().get("Runtimes") or {}):
+            start(environment)
+            return
+        # The service sees every GPU, to count them and read their figures through NVML (the driver's
+        # utility library only: it runs nothing on them); sessions get theirs by uuid.
+        every_gpu = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        try:
+            start({**environment, "NVIDIA_DRIVER_CAPABILITIES": "utility"}, device_requests=every_gpu)
+        except docker.errors.APIError as exc:  # the runtime is there, but no driver or GPU answers it
+            log.warning("the service starts without GPUs: the NVIDIA runtime refused them (%s)", exc.explanation)
+            start(environment)
 
     # --- verbs --------------------------------------------------------------------------
 

@@ -220,7 +220,7 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> dict[str, objec
     found: dict[str, object] = {}
     for name, field in Settings.model_fields.items():
         raw = environ.get(f"EMULATE_{name.upper()}")
-        if raw is None:
+        if not raw:  # unset, or set to nothing: the default (as the CLI's Layout reads them too)
             continue
         if "list" in str(field.annotation):
             try:

@@ -29,8 +29,11 @@ def docker_client() -> docker.DockerClient:
     return client
 
 
-def start_instance(root: Path, instance: str, docker_client: docker.DockerClient, *up: str) -> Instance:
-    """An instance of the suite's own (`emulate up --no-build *up`) on a free port, with its own folders."""
+def start_instance(
+    root: Path, instance: str, docker_client: docker.DockerClient, *up: str, settings: dict[str, str] | None = None
+) -> Instance:
+    """An instance of the suite's own (`emulate up --no-build *up`) on a free port, with its own folders
+    (and any EMULATE_* `settings` of its own)."""
     remove_instance(docker_client, instance)  # what a crashed earlier run left
     port = free_port()
     env = {
@@ -41,6 +44,7 @@ def start_instance(root: Path, instance: str, docker_client: docker.DockerClient
         "EMULATE_CONFIG_DIR": str(root / "config"),
         "EMULATE_ARC_DIR": str(root / "arc"),
         "EMULATE_LOOP_INTERVAL": "0.5",
+        **(settings or {}),
     }
     env.pop("EMULATE_URL", None)
     env.pop("EMULATE_TOKEN", None)

@@ -49,13 +49,6 @@ AVAILABILITY = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def _host_usage() -> tuple[float, float]:
-    """The machine's cores in use (since the last ask: psutil's own interval) and GB of memory in use."""
-    busy = psutil.cpu_percent(interval=None) / 100 * (psutil.cpu_count() or 1)
-    memory = psutil.virtual_memory()
-    return busy, (memory.total - memory.available) / GIB
-
-
 def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastAPI:
     """`api_upstream`: where the gateway reaches this service; `gateway_url`: where it reaches the gateway."""
 
@@ -104,7 +97,6 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             GatewayProbes(gateway_url, OWN_ANSWER, lambda session_id: {PROBE_HEADER: auth.probe_token(session_id)}),
             gpu_devices=devices,
             gpu_note=gpu_note,
-            host_usage=_host_usage,
         )
         await gateway.wait_ready()
         routes = routes_for(profiles.values(), settings.prefix, settings.base_url)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import partial
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from emulator.api import views
+from emulator.api import host, views
 from emulator.api.deps import CurrentUser, Manager, Query, Version, api_version, caller
 from emulator.core.models import Session, Status, User
 from emulator.core.sessions import AppRequest, LaunchRequest, SessionManager
@@ -41,7 +42,7 @@ def _word(version: str) -> Callable[[Status], str]:
 async def list_sessions(version: Version, p: Query, user: CurrentUser, m: Manager) -> Response:
     view = p.get("view")
     if view == "stats":
-        return _json(views.stats_json(m.stats()))
+        return _json(views.stats_json(m.stats(), await asyncio.to_thread(host.usage_now)))
     if view == "all":
         everyone = m.sessions(None, p.get("type"), p.get("status"), _word(version))
         return _json([views.public_json(s, version) for s in everyone])

@@ -91,7 +91,8 @@ def catalogue_json(entry: CatalogueEntry) -> dict[str, Any]:
     return {"id": entry.id, "types": entry.types, "digest": entry.digest}
 
 
-def stats_json(stats: PlatformStats) -> dict[str, Any]:
+def stats_json(stats: PlatformStats, host: tuple[float, float] | None = None) -> dict[str, Any]:
+    """skaha's view=stats; `host`: the machine's cores and GB in use now (our own addition)."""
     cores = float(stats.capacity.cores)
     memory = f"{int(stats.capacity.memory_gb)}G"
     document: dict[str, Any] = {
@@ -114,10 +115,6 @@ def stats_json(stats: PlatformStats) -> dict[str, Any]:
     }
     if stats.gpus:  # the canfar client shows these when they are there
         document["gpu"] = {"requestedGPU": stats.requested_gpus, "gpuAvailable": stats.gpus}
-    if stats.host_cores_in_use is not None and stats.host_ram_in_use_gb is not None:
-        # The emulator's own: what the whole machine uses now (skaha has no such figure).
-        document["host"] = {
-            "cpuCoresInUse": round(stats.host_cores_in_use, 2),
-            "ramInUse": f"{stats.host_ram_in_use_gb:.1f}G",
-        }
+    if host is not None:  # the emulator's own: what the whole machine uses now (skaha has no such figure)
+        document["host"] = {"cpuCoresInUse": round(host[0], 2), "ramInUse": f"{host[1]:.1f}G"}
     return document

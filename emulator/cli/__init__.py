@@ -16,7 +16,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 # The module of each command: a command line imports only the one it names, so `emulate ps` never
-# loads the bundle, image or validation code (tests/unit/test_cli.py keeps this table complete).
+# loads the bundle, image or validation code (tests/unit/test_layers.py keeps this table complete).
 COMMAND_MODULES = {
     **dict.fromkeys(("up", "down", "status", "token", "serve"), "platform"),
     **dict.fromkeys(

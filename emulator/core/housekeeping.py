@@ -151,6 +151,9 @@ class Housekeeper:
             await manager.fail_vanished(session)
 
 
+MIN_GAP = 0.2  # seconds between two passes woken by events
+
+
 async def run_forever(
     work: Callable[[], Awaitable[None]], interval: float, what: str, wake: asyncio.Event | None = None
 ) -> None:
@@ -170,3 +173,4 @@ async def run_forever(
         else:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), interval)
+            await asyncio.sleep(MIN_GAP)  # a burst of events (a launch's helper containers) makes one pass

@@ -128,8 +128,6 @@ class PlatformStats:
     capacity: HostCapacity
     requested_gpus: int = 0
     gpus: int = 0  # this machine's GPUs that sessions can be given
-    host_cores_in_use: float | None = None  # the whole machine's, now (not only the sessions')
-    host_ram_in_use_gb: float | None = None
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,9 @@ class UserNetworks:
             **labels.platform_labels(self._settings.instance, labels.ROLE_USER_NETWORK),
             labels.NETWORK_USER: user,
         }
+        refused: list[str] = []
         for attempt in range(OVERLAP_RETRIES):
-            taken = [subnet for info in existing for subnet in info.subnets]
+            taken = [subnet for info in existing for subnet in info.subnets] + refused
             subnet = free_subnet(self._settings.user_subnets, self._settings.user_subnet_prefix, taken)
             if subnet is None:
                 raise EmulatorError(
@@ -99,6 +100,7 @@ class UserNetworks:
                 if "overlap" not in exc.message.lower() or attempt == OVERLAP_RETRIES - 1:
                     raise
                 existing = await self._runtime.networks()
+                refused.append(subnet)
                 continue
             log.info("made network %s (%s) for user %s", network, subnet, user)
             return

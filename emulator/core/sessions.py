@@ -114,7 +114,6 @@ class SessionManager:
         gpu_devices: list[str] | None = None,
         clock: Callable[[], datetime] = utcnow,
         gpu_note: str = "no NVIDIA GPU on this machine",
-        host_usage: Callable[[], tuple[float, float]] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -126,7 +125,6 @@ class SessionManager:
         self._capacity = capacity
         self._gpu_devices = gpu_devices or []
         self._gpu_note = gpu_note  # why there are none, when there are none
-        self._host_usage = host_usage  # the machine's cores and GB in use now, read when view=stats asks
         self._clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._terminations: dict[str, asyncio.Task[None]] = {}
@@ -500,7 +498,8 @@ class SessionManager:
             await self._runtime.remove(self.container_name(session))
         except Exception:  # the row still says Failed; housekeeping removes the container with it later
             log.exception("could not remove the container of failed session %s", session_id)
-        self._store.set_status(session_id, Status.FAILED, ended_at=self._clock())
+        if not self._store.fail_pending(session_id, self._clock()):
+            return  # it ended (or a delete began) while its container was removed: that end stands
         self.event(session_id, "Failed", reason, warning=True)
         log.warning("session %s of %s failed to start: %s", session_id, session.user, reason.splitlines()[0])
 
@@ -616,7 +615,6 @@ class SessionManager:
 
     def stats(self) -> PlatformStats:
         running = [s for s in self._store.sessions() if s.status is Status.RUNNING]
-        host = self._host_usage() if self._host_usage else None
         by_kind = {"interactive": 0, "apps": 0, "batch": 0}
         for session in running:
             profile = self._profiles.get(session.type)
@@ -631,8 +629,6 @@ class SessionManager:
             capacity=self._capacity,
             requested_gpus=sum(s.resources.gpus for s in running),
             gpus=len(self._gpu_devices),
-            host_cores_in_use=host[0] if host else None,
-            host_ram_in_use_gb=host[1] if host else None,
         )
 
     # --- changes --------------------------------------------------------------------------

@@ -296,6 +296,14 @@ class Store:
         )
         return cursor.rowcount == 1
 
+    def fail_pending(self, session_id: str, ended_at: datetime) -> bool:
+        """Pending -> Failed, only if still Pending (it ended, or a delete began, meanwhile)."""
+        cursor = self._db.execute(
+            "UPDATE sessions SET status = ?, ended_at = ? WHERE id = ? AND status = ?",
+            (Status.FAILED.value, _ts(ended_at), session_id, Status.PENDING.value),
+        )
+        return cursor.rowcount == 1
+
     def mark_running(self, session_id: str) -> bool:
         """Pending -> Running, only if the session is still Pending (a delete may have begun)."""
         cursor = self._db.execute(

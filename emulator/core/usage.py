@@ -2,20 +2,24 @@
 
 As metrics-server feeds `kubectl top`, listings read the last sample rather than asking the engine
 on every call; unlike it, nothing is sampled while nobody looks (an idle platform costs nothing). A
-sample older than FRESH seconds is renewed in the background when it is asked for, so the figures a
-page or `emulate ps` shows are at most a few seconds old. CPU is the mean over the time between two
-samples; a session not looked at for a while is sampled twice, a second apart, for a current figure.
+sample older than FRESH seconds is renewed in the background when it is asked for, and one older than
+WINDOW seconds is not shown at all, so the figures a page or `emulate ps` shows are at most 15 s old.
+CPU is the mean over the time between two samples; a session not looked at for a while is sampled
+twice, a second apart, for a current figure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 
 from emulator.core.models import Session, Status
 from emulator.runtime.base import Runtime, Usage
+
+log = logging.getLogger("emulator.usage")
 
 FRESH = 5.0  # seconds a sample is shown before the next ask renews it
 WINDOW = 15.0  # a previous sample older than this gives no current CPU figure: take two
@@ -41,19 +45,25 @@ class UsageSampler:
             return None
         name = self._container_of(session)
         taken, usage = self._samples.get(name, (float("-inf"), None))
-        if time.monotonic() - taken > FRESH and name not in self._refreshing:
+        age = time.monotonic() - taken
+        if age > FRESH and name not in self._refreshing:
             refresh = self._refresh(name, taken, session.gpu_devices)
             task = asyncio.get_running_loop().create_task(refresh, name=f"usage {name}")
             self._refreshing[name] = task
-            task.add_done_callback(lambda _: self._refreshing.pop(name, None))
-        return usage
+            task.add_done_callback(lambda done: self._finished(name, done))
+        return usage if age <= WINDOW else None  # an old figure is no figure: it is being renewed
+
+    def _finished(self, name: str, task: asyncio.Task[None]) -> None:
+        self._refreshing.pop(name, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("usage of %s could not be read: %s", name, task.exception())
 
     async def _refresh(self, name: str, taken: float, gpus: list[str]) -> None:
         if time.monotonic() - taken > WINDOW:
             await self._runtime.usage(name)  # the start of a fresh CPU window
             await asyncio.sleep(1.0)
         sample = await self._runtime.usage(name)
-        figures = self._gpu_meter(gpus) if gpus and self._gpu_meter else None
+        figures = await asyncio.to_thread(self._gpu_meter, gpus) if gpus and self._gpu_meter else None
         if sample is not None and figures is not None:
             sample = dataclasses.replace(sample, gpu_memory_bytes=figures[0], gpu_utilization=figures[1])
         now = time.monotonic()

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import io
 import json
+import logging
 import re
 import socket
 import tarfile
@@ -43,6 +44,7 @@ from emulator.runtime.base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("emulator.runtime")
 _EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
 
 
@@ -477,14 +479,23 @@ class DockerRuntime:
     def _watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
         """The engine's event stream, kept open (reconnected after an engine restart, every 2 s)."""
         filters = {"type": "container", "label": label_filters, "event": list(WATCHED_EVENTS)}
+        broken = False
         while not self._closing.is_set():
             try:
                 self._events = self._client.events(decode=True, filters=filters)
+                if self._closing.is_set():  # close() came while this stream was being opened
+                    self._events.close()
+                    return
+                if broken:
+                    log.warning("watching the engine's events again")
+                broken = False
                 on_change()  # (re)connected: whatever happened meanwhile is looked at once
                 for _ in self._events:
                     on_change()
-            except Exception:  # the engine went away (or we are closing): try again shortly
-                pass
+            except Exception as exc:  # the engine went away (or we are closing): try again shortly
+                if not broken and not self._closing.is_set():
+                    log.warning("lost the engine's events (%s); housekeeping runs on its timer meanwhile", exc)
+                broken = True
             self._closing.wait(2.0)
 
     def close(self) -> None:

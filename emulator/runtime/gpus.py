@@ -55,16 +55,24 @@ class Nvml:
             return []
         self._open = True
         found = []
-        for index in range(self._nvml.nvmlDeviceGetCount()):
-            handle = self._nvml.nvmlDeviceGetHandleByIndex(index)
-            found.append(
-                Gpu(
+        try:
+            count = self._nvml.nvmlDeviceGetCount()
+        except Exception as exc:
+            self.absent_because = f"no NVIDIA GPU on this machine (NVML: {exc})"
+            return []
+        for index in range(count):
+            try:
+                handle = self._nvml.nvmlDeviceGetHandleByIndex(index)
+                gpu = Gpu(
                     index=index,
                     uuid=_text(self._nvml.nvmlDeviceGetUUID(handle)),
                     name=_text(self._nvml.nvmlDeviceGetName(handle)),
                     memory_bytes=int(self._nvml.nvmlDeviceGetMemoryInfo(handle).total),
                 )
-            )
+            except Exception as exc:  # a GPU NVML cannot read (fallen off the bus, a MIG slice): not offered
+                log.warning("GPU %d left out: %s", index, exc)
+                continue
+            found.append(gpu)
         self.gpus = found
         for gpu in found:
             log.info("GPU %d: %s (%s, %.0f GiB)", gpu.index, gpu.uuid, gpu.name, gpu.memory_bytes / 2**30)
@@ -88,4 +96,7 @@ class Nvml:
     def close(self) -> None:
         if self._open:
             self._open = False
-            self._nvml.nvmlShutdown()
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception as exc:  # shutting down anyway
+                log.warning("NVML shutdown: %s", exc)

@@ -79,10 +79,6 @@ def test_stats_carry_gpus_as_the_canfar_client_reads_them_and_the_machines_own_f
     plain = views.stats_json(PlatformStats(1, 0, 0, 2.0, 8.0, capacity))
     assert "gpu" not in plain and "host" not in plain  # nothing to say: skaha's document alone
     assert plain["cores"]["requestedCPUCores"] == 2.0 and plain["ram"]["requestedRAM"] == "8G"
-    full = views.stats_json(
-        PlatformStats(
-            1, 0, 0, 2.0, 8.0, capacity, requested_gpus=1, gpus=2, host_cores_in_use=3.456, host_ram_in_use_gb=9.96
-        )
-    )
+    full = views.stats_json(PlatformStats(1, 0, 0, 2.0, 8.0, capacity, requested_gpus=1, gpus=2), (3.456, 9.96))
     assert full["gpu"] == {"requestedGPU": 1, "gpuAvailable": 2}
     assert full["host"] == {"cpuCoresInUse": 3.46, "ramInUse": "10.0G"}
