@@ -80,4 +80,5 @@ def test_gpus_this_machine_cannot_give_are_refused_with_the_reason(impatient: In
     refused = impatient.http.post("/session", data=data)
     assert refused.status_code == 400
     assert refused.text.startswith("Invalid value for 'gpus': 1 (no NVIDIA GPU on this machine")
+    assert "(NVML: " in refused.text  # the service carries NVML, which found no driver here
     assert impatient.rows() == before
