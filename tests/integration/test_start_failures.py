@@ -40,20 +40,25 @@ def impatient(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.Do
         stop_instance(instance, docker_client)
 
 
-def _image(client: docker.DockerClient, folder: str) -> str:
-    tag = f"skaha-emulator-test/{folder}:latest"
-    client.images.build(path=str(TEST_IMAGES / folder), tag=tag, rm=True)
-    return tag
+@pytest.fixture(scope="module")
+def broken(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
+    """The test images that cannot start, under names of this module's own, removed afterwards (a
+    labelled image left behind would be offered by the catalogue and the portal to later tests)."""
+    tags = {}
+    for folder in ("wrong-port", "no-jupyter"):
+        tags[folder] = f"skaha-emulator-test/start-failure-{folder}:latest"
+        docker_client.images.build(path=str(TEST_IMAGES / folder), tag=tags[folder], rm=True)
+    yield tags
+    for tag in tags.values():
+        docker_client.images.remove(tag, force=True)
 
 
 def _events(instance: Instance, session_id: str) -> str:
     return instance.http.get(f"/session/{session_id}", params={"view": "events"}).text
 
 
-def test_an_app_that_never_answers_fails_with_its_last_output(
-    impatient: Instance, docker_client: docker.DockerClient
-) -> None:
-    image = _image(docker_client, "wrong-port")  # serves on 8000, not the contract's 5000
+def test_an_app_that_never_answers_fails_with_its_last_output(impatient: Instance, broken: dict[str, str]) -> None:
+    image = broken["wrong-port"]  # serves on 8000, not the contract's 5000
     session_id = impatient.launch("deaf", wait=False, image=image, type="contributed")
     impatient.wait_status(session_id, "Failed", timeout=60)
     events = _events(impatient, session_id)
@@ -64,9 +69,9 @@ def test_an_app_that_never_answers_fails_with_its_last_output(
 
 
 def test_a_container_that_exits_during_start_up_says_so_with_its_output(
-    impatient: Instance, docker_client: docker.DockerClient
+    impatient: Instance, broken: dict[str, str]
 ) -> None:
-    image = _image(docker_client, "no-jupyter")  # labelled notebook, but there is no JupyterLab to start
+    image = broken["no-jupyter"]  # labelled notebook, but there is no JupyterLab to start
     session_id = impatient.launch("broken", wait=False, image=image, type="notebook")
     impatient.wait_status(session_id, "Failed", timeout=90)
     events = _events(impatient, session_id)
