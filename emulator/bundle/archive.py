@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from emulator.errors import ConfigError
 
@@ -181,31 +181,6 @@ def read_manifest(path: Path) -> Manifest:
         return Manifest.from_json(handle.read(), path)
 
 
-def _check(
-    path: Path,
-    manifest: Manifest,
-    member: tarfile.TarInfo,
-    handle: IO[bytes],
-    progress: Progress,
-    sink: Callable[[bytes], Any] | None = None,
-) -> None:
-    expected = manifest.parts.get(member.name)
-    if expected is None or not member.isfile():
-        raise damaged(path, f"it holds {member.name!r}, which its manifest does not list")
-    digest, size = hashlib.sha256(), 0
-    try:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-            progress(len(chunk))
-            if sink is not None:
-                sink(chunk)
-    except (tarfile.TarError, EOFError) as exc:
-        raise damaged(path, f"{member.name} ends early: {exc}") from exc
-    if size != expected.size or digest.hexdigest() != expected.sha256:
-        raise damaged(path, f"{member.name} does not match its SHA-256")
-
-
 def members(path: Path, manifest: Manifest) -> dict[str, tuple[int, int]]:
     """Where each part's bytes lie (offset, size), read from the tar's headers alone; a member the
     manifest does not list, or a part it lists that is not there, makes the bundle damaged."""
@@ -292,23 +267,18 @@ def verify(path: Path, progress: Progress = _ignore, skip: tuple[str, ...] = ())
 
 
 def extract_wheels(path: Path, destination: Path) -> list[str]:
-    """Take the wheels out (each checked against its SHA-256 as it is written); their file names."""
+    """Take the wheels out, each checked against its SHA-256 as it is written; their file names."""
     manifest = read_manifest(path)
     destination.mkdir(parents=True, exist_ok=True)
     written = []
-    with _open(path) as archive:
-        for member in _Reader(path, archive).members():
-            if not member.name.startswith(WHEELS):
-                continue
-            name = Path(member.name).name
-            if not name.endswith(".whl") or "/" in member.name[len(WHEELS) :]:
-                raise damaged(path, f"{member.name!r} is not a wheel")
-            handle = archive.extractfile(member)
-            assert handle is not None
-            target = destination / name
-            with target.open("wb") as out:
-                _check(path, manifest, member, handle, _ignore, out.write)
-            written.append(name)
-    if sorted(f"{WHEELS}{n}" for n in written) != manifest.wheels:
-        raise damaged(path, "some of its wheels are missing")
+    for name, where in members(path, manifest).items():  # every listed part is there, or it says so
+        if not name.startswith(WHEELS):
+            continue
+        wheel = name[len(WHEELS) :]
+        if "/" in wheel or not wheel.endswith(".whl"):
+            raise damaged(path, f"{name!r} is not a wheel")
+        with (destination / wheel).open("wb") as out:
+            for chunk in checked_chunks(path, manifest, name, where):
+                out.write(chunk)
+        written.append(wheel)
     return written

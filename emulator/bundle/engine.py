@@ -371,7 +371,3 @@ def _install_profiles(settings: Settings, incoming: Path, loaded: Loaded) -> Non
         draft = destination.with_name(f".{destination.name}.bundle-new")
         shutil.copy2(source, draft)
         draft.replace(destination)
-
-
-def describe(path: Path) -> Manifest:
-    return read_manifest(path)
