@@ -32,9 +32,18 @@ def instance_url(layout: Layout) -> str:
 
 
 class EmulatorClient:
-    def __init__(self, layout: Layout, user: str | None = None, api_version: str = "v0") -> None:
-        self.base_url = instance_url(layout)
-        token = os.environ.get("EMULATE_TOKEN") or token_for(layout.users_file, user)
+    def __init__(
+        self,
+        layout: Layout,
+        user: str | None = None,
+        api_version: str = "v0",
+        *,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> None:
+        """`url` and `token` name an emulator explicitly (the test kit's attached mode); else they are found."""
+        self.base_url = url.rstrip("/") if url else instance_url(layout)
+        token = token or os.environ.get("EMULATE_TOKEN") or token_for(layout.users_file, user)
         self.api = f"{self.base_url}/skaha/{api_version}"
         self.auth_headers = {"Authorization": f"Bearer {token}"}  # also opens the user's session routes
         https = self.base_url.startswith("https:")
@@ -68,6 +77,10 @@ class EmulatorClient:
             data["env"] = list(params["env"])  # repeated env=... fields
         headers = {"x-skaha-registry-auth": registry_auth} if registry_auth else None
         return self._request("POST", "/session", data=data, headers=headers, idempotent=False).text.strip()
+
+    def attach_app(self, desktop_id: str, image: str) -> str:
+        """Attach a desktop-app to a desktop (skaha's POST /session/<id>/app); answers the app's id."""
+        return self._request("POST", f"/session/{desktop_id}/app", data={"image": image}, idempotent=False).text.strip()
 
     def sessions(self, **filters: str) -> list[dict[str, Any]]:
         return self._request("GET", "/session", params=filters).json()  # type: ignore[no-any-return]

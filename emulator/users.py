@@ -58,7 +58,8 @@ class UsersFile(BaseModel):
         return entry.token
 
 
-def _default_entry() -> UserEntry:
+def default_user_entry() -> UserEntry:
+    """Who sessions run as by default: you; as root, $SUDO_USER, else the `canfar` user (uid 20001)."""
     uid = os.getuid()
     if uid == 0:
         sudo_user = os.environ.get("SUDO_USER")
@@ -86,7 +87,7 @@ def ensure_users_file(path: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = UsersFile(users=[_default_entry()]).model_dump()
+    document = UsersFile(users=[default_user_entry()]).model_dump()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -13,6 +13,7 @@ from typing import Any
 
 from docker_image.reference import InvalidReference, Reference
 
+from emulator import labels
 from emulator.core.models import Resources
 from emulator.errors import InvalidRequest
 from emulator.profiles import FixedResources, SessionType
@@ -219,3 +220,10 @@ def expiry(start: datetime, seconds: int) -> datetime:
 
 def threads(cores: float) -> int:
     return max(1, int(cores))
+
+
+def check_image_types(image_labels: dict[str, str], reference: str, session_type: str) -> None:
+    """skaha's label check: an image that names its session types must name this one."""
+    declared = labels.image_session_types(image_labels)
+    if declared is not None and session_type not in declared:
+        raise InvalidRequest(f"image/type mismatch: {reference}/{session_type}")

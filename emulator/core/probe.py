@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from emulator.profiles import Probe
+from emulator.profiles import Probe, Profile
 
 
 @dataclass(frozen=True)
@@ -29,18 +29,37 @@ class GatewayProbes:
     headers_for: Callable[[str], dict[str, str]]
 
 
-async def _answers(client: httpx.AsyncClient, probe: Probe, url: str, answered_by_gateway: str) -> bool:
-    try:
-        response = await client.get(url)
-    except httpx.ReadTimeout:
-        # The gateway reached the app and waits on it: listening (tcp), not yet answering (http).
+def probe_path(profile: Profile, values: dict[str, str]) -> str:
+    """The path, on the gateway, that a readiness probe of this session asks (`values`: the session's
+    template values)."""
+    assert profile.readiness is not None and profile.path_prefix is not None
+    prefix = profile.render(profile.path_prefix, values)
+    if profile.readiness.kind == "tcp":
+        return prefix  # any answer from the app under its route means it is listening
+    if profile.strip_prefix:  # the probe's path is the app's; the gateway is asked under the prefix
+        return prefix.rstrip("/") + profile.render(profile.readiness.path, values)
+    return profile.render(profile.readiness.path, values)
+
+
+def counts_as_ready(probe: Probe, response: httpx.Response | None, answered_by_gateway: str) -> bool:
+    """Whether an answer through the gateway means the app is ready. None: the gateway reached the app
+    and waits on it (a read timeout): listening (tcp), not yet answering (http)."""
+    if response is None:
         return probe.kind == "tcp"
-    except (TimeoutError, OSError, httpx.HTTPError):
-        return False
     if response.headers.get(answered_by_gateway):
         return False
     # tcp: the app accepted the connection and answered at all; http: below 500 counts.
     return probe.kind == "tcp" or response.status_code < 500
+
+
+async def _answers(client: httpx.AsyncClient, probe: Probe, url: str, answered_by_gateway: str) -> bool:
+    try:
+        response = await client.get(url)
+    except httpx.ReadTimeout:
+        return counts_as_ready(probe, None, answered_by_gateway)
+    except (TimeoutError, OSError, httpx.HTTPError):
+        return False
+    return counts_as_ready(probe, response, answered_by_gateway)
 
 
 async def wait_until_ready(

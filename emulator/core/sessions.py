@@ -40,7 +40,7 @@ from emulator.core.models import (
     User,
 )
 from emulator.core.networks import UserNetworks
-from emulator.core.probe import GatewayProbes, wait_until_ready
+from emulator.core.probe import GatewayProbes, probe_path, wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
 from emulator.core.pulls import ImagePulls, PullKey
 from emulator.core.store import Store
@@ -55,7 +55,7 @@ from emulator.errors import (
     Unavailable,
 )
 from emulator.profiles import Profile, SessionType
-from emulator.runtime.base import ImageInfo, RegistryCredentials, Runtime, Usage
+from emulator.runtime.base import RegistryCredentials, Runtime, Usage
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.sessions")
@@ -290,7 +290,7 @@ class SessionManager:
         image = await self._runtime.image(reference)
         private = self._store.is_private(reference, image.id if image else None)
         if image is not None and not private:
-            _check_types(image, reference, session_type)
+            policy.check_image_types(image.labels, reference, session_type)
             return False
         if private and credentials is None:
             raise InvalidRequest(CREDENTIALS_NEEDED)
@@ -347,7 +347,7 @@ class SessionManager:
             f'Successfully pulled image "{session.image}" in {seconds:.1f}s, {pulled.size / MB:.0f} MB',
         )
         try:
-            _check_types(pulled, session.image, session.type)
+            policy.check_image_types(pulled.labels, session.image, session.type)
         except InvalidRequest as exc:
             await self._fail(session.id, exc.message)
             return False
@@ -443,14 +443,7 @@ class SessionManager:
 
     async def _probe(self, session: Session, profile: Profile, user: User) -> None:
         assert profile.readiness is not None and profile.path_prefix is not None
-        values = template_values(profile, session, user, self._settings)
-        prefix = profile.render(profile.path_prefix, values)
-        if profile.readiness.kind == "tcp":
-            path = prefix  # any answer from the app under its route means it is listening
-        elif profile.strip_prefix:  # the probe's path is the app's; the gateway is asked under the prefix
-            path = prefix.rstrip("/") + profile.render(profile.readiness.path, values)
-        else:
-            path = profile.render(profile.readiness.path, values)
+        path = probe_path(profile, template_values(profile, session, user, self._settings))
         ready = await wait_until_ready(
             url=f"{self._probes.base_url.rstrip('/')}{path}",
             probe=profile.readiness,
@@ -681,10 +674,3 @@ class SessionManager:
             shutil.rmtree(self._settings.session_files(session.id), ignore_errors=True)
             self._store.remove(session.id)
         self._locks.pop(session.id, None)
-
-
-def _check_types(image: ImageInfo, reference: str, session_type: str) -> None:
-    """skaha's label check: an image that names its session types must name this one."""
-    declared = labels.image_session_types(image.labels)
-    if declared is not None and session_type not in declared:
-        raise InvalidRequest(f"image/type mismatch: {reference}/{session_type}")

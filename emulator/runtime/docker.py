@@ -220,6 +220,38 @@ def _pull_update(chunk: dict[str, Any]) -> PullUpdate | None:
 WATCHED_EVENTS = ("start", "die", "destroy", "oom", "kill", "stop", "pause", "unpause")
 
 
+def create_kwargs(spec: ContainerSpec) -> dict[str, Any]:
+    """The Docker SDK's `containers.create` arguments for a session container: the one translation of the
+    contract into Docker's terms (the platform and the test kit both start containers from it)."""
+    kwargs: dict[str, Any] = dict(
+        image=spec.image,
+        entrypoint=spec.entrypoint,
+        command=spec.command,
+        name=spec.name,
+        environment=spec.environment,
+        labels=spec.labels,
+        hostname=spec.hostname,
+        user=spec.user,
+        group_add=[str(g) for g in spec.group_add],
+        mem_limit=spec.memory_bytes,
+        memswap_limit=spec.memory_bytes,  # equal to the memory limit: no swap
+        nano_cpus=spec.nano_cpus,
+        pids_limit=spec.pids_limit,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges:true"],
+        network=spec.network,
+        mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
+        tmpfs=spec.tmpfs,
+        working_dir=spec.working_dir,
+        detach=True,
+    )
+    if spec.restart_on_failure:
+        kwargs["restart_policy"] = {"Name": "on-failure", "MaximumRetryCount": 5}
+    if spec.gpu_devices:
+        kwargs["device_requests"] = [DeviceRequest(device_ids=spec.gpu_devices, capabilities=[["gpu"]])]
+    return kwargs
+
+
 class DockerRuntime:
     def __init__(
         self, helper_labels: dict[str, str], client: docker.DockerClient | None = None, pull_stall: float = 300.0
@@ -242,41 +274,12 @@ class DockerRuntime:
 
     # --- containers ---------------------------------------------------------------------
 
-    def _create_kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
-        kwargs: dict[str, Any] = dict(
-            image=spec.image,
-            entrypoint=spec.entrypoint,
-            command=spec.command,
-            name=spec.name,
-            environment=spec.environment,
-            labels=spec.labels,
-            hostname=spec.hostname,
-            user=spec.user,
-            group_add=[str(g) for g in spec.group_add],
-            mem_limit=spec.memory_bytes,
-            memswap_limit=spec.memory_bytes,  # equal to the memory limit: no swap
-            nano_cpus=spec.nano_cpus,
-            pids_limit=spec.pids_limit,
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges:true"],
-            network=spec.network,
-            mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
-            tmpfs=spec.tmpfs,
-            working_dir=spec.working_dir,
-            detach=True,
-        )
-        if spec.restart_on_failure:
-            kwargs["restart_policy"] = {"Name": "on-failure", "MaximumRetryCount": 5}
-        if spec.gpu_devices:
-            kwargs["device_requests"] = [DeviceRequest(device_ids=spec.gpu_devices, capabilities=[["gpu"]])]
-        return kwargs
-
     def _run(self, spec: ContainerSpec) -> ContainerState:
         try:
             container = self._client.containers.get(spec.name)
         except docker.errors.NotFound:
             try:
-                container = self._client.containers.create(**self._create_kwargs(spec))
+                container = self._client.containers.create(**create_kwargs(spec))
             except docker.errors.ImageNotFound as exc:
                 raise InvalidRequest(f"image '{spec.image}' is not in the local Docker engine") from exc
             except docker.errors.APIError as exc:

@@ -1,0 +1,145 @@
+"""Attached mode: sessions launched through a running platform's API (`--skaha-url`), as `canfar` or the
+portal would launch them; the platform applies the contract. Commands, logs and /arc are read from the
+session's container, so the platform must run on this machine's Docker engine."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import docker
+
+from emulator import labels
+from emulator.client import EmulatorClient
+from emulator.errors import EmulatorError
+from emulator.layout import Layout
+from emulator.profiles import Profile, load_profiles
+from emulator.settings import load_settings
+from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession
+
+POLL = 0.1
+
+
+class AttachedKit:
+    def __init__(self, url: str, token: str | None, client: docker.DockerClient | None = None) -> None:
+        self._api = EmulatorClient(Layout.from_environment(), url=url, token=token)
+        self._docker = client or docker.from_env()
+        self.base_url = self._api.base_url
+        self.profiles: dict[str, Profile] = load_profiles(load_settings().profiles_dir)
+        self.sessions: dict[str, SkahaSession] = {}
+
+    def start(self) -> AttachedKit:
+        try:
+            self._api.context()  # it answers, and takes the token
+        except EmulatorError as exc:
+            raise SkahaError(f"the platform at {self.base_url} cannot be used: {exc.message}") from None
+        return self
+
+    def close(self, keep: bool = False) -> None:
+        if not keep:
+            for session in list(self.sessions.values()):
+                session.close()
+
+    def launch(
+        self,
+        image: str,
+        session_type: str,
+        *,
+        cores: int | None = None,
+        ram: int | None = None,
+        env: dict[str, str] | None = None,
+        cmd: str | None = None,
+        args: Sequence[str] | None = None,
+        name: str = "test",
+        timeout: float | None = None,
+    ) -> SkahaSession:
+        try:
+            session_id = self._api.launch(
+                name=name,
+                image=image,
+                type=session_type,
+                cores=cores,
+                ram=ram,
+                env=[f"{k}={v}" for k, v in (env or {}).items()],
+                cmd=cmd,
+                args=" ".join(args) if args else None,
+            )
+        except EmulatorError as exc:
+            raise SkahaError(f"the platform refused the launch: {exc.message}") from None
+        profile = self.profiles.get(session_type)
+        limit = timeout if timeout is not None else float(profile.startup_timeout_seconds if profile else 300) * 2
+        return self._wait(session_id, session_type, image, limit)
+
+    def _wait(self, session_id: str, session_type: str, image: str, limit: float) -> SkahaSession:
+        deadline = time.monotonic() + limit
+        found: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            found = self._api.session(session_id)
+            if found["status"] != "Pending":
+                break
+            time.sleep(POLL)
+        if found.get("status") not in ("Running", "Succeeded"):
+            events = self._api.events(session_id)
+            self._delete(session_id)
+            raise ContractBroken(
+                f"{image} did not start as a {session_type} session on {self.base_url} "
+                f"(status {found.get('status', 'unknown')}). Its events:\n{events.rstrip()}"
+            )
+        return self._handle(session_id, session_type, image, found)
+
+    def _handle(self, session_id: str, session_type: str, image: str, found: dict[str, Any]) -> SkahaSession:
+        container = self._container(labels.ROW_ID, session_id)
+        profile = self.profiles.get(session_type)
+        prefix = profile.path_prefix.replace("{session_id}", session_id) if profile and profile.path_prefix else None
+        connect = found.get("connectURL")
+        handle = SkahaSession(
+            session_id=session_id,
+            session_type=session_type,
+            image=image,
+            container=container,
+            url=f"{self.base_url}{prefix}" if prefix else None,
+            connect_url=connect if connect and connect != "not-applicable" else None,
+            http_params={"token": session_id} if session_type == "notebook" else None,
+            on_close=lambda closed: self._delete(session_id),
+            on_desktop_app=self._attach if profile is not None and profile.x11 == "server" else None,
+        )
+        self.sessions[session_id] = handle
+        return handle
+
+    def _container(self, key: str, value: str) -> Any:
+        found = self._docker.containers.list(all=True, filters={"label": f"{key}={value}"})
+        if not found:
+            raise SkahaError(
+                f"session {value} runs on another Docker engine than this one: attached mode needs the "
+                "platform on this machine"
+            )
+        return found[0]
+
+    def _attach(self, desktop: SkahaSession, image: str) -> SkahaSession:
+        try:
+            app_id = self._api.attach_app(desktop.id, image)
+        except EmulatorError as exc:
+            raise SkahaError(f"the platform refused the desktop-app: {exc.message}") from None
+        row = f"{desktop.id}-{app_id}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            found = self._docker.containers.list(filters={"label": f"{labels.ROW_ID}={row}"})
+            if found:
+                app = SkahaSession(
+                    session_id=app_id,
+                    session_type="desktop-app",
+                    image=image,
+                    container=found[0],
+                    url=None,
+                    connect_url=None,
+                )
+                return app
+            time.sleep(POLL)
+        raise ContractBroken(f"the desktop-app {image} did not start on desktop {desktop.id} within 120 s")
+
+    def _delete(self, session_id: str) -> None:
+        with contextlib.suppress(EmulatorError):  # gone already
+            self._api.delete(session_id)
+        self.sessions.pop(session_id, None)

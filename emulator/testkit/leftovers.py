@@ -1,0 +1,78 @@
+"""What the kit leaves in Docker is labelled with the run that made it, so it can be found and removed
+without testcontainers' reaper (a container image an offline machine does not have): at the end of the
+run, and, for a run that crashed, at the start of the next one."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import docker
+import docker.errors
+import psutil
+
+OWNER = "io.skaha-emulator.testkit.owner"  # "<host>:<pid>:<the process's start time>"
+STATE = "io.skaha-emulator.testkit.state"  # the run's state folder, which holds KEPT when it kept a session
+KEPT = "kept"
+STATE_PREFIX = "skaha-testkit-"
+
+
+def owner() -> str:
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{int(me.create_time())}"
+
+
+def _alive(owner_label: str) -> bool:
+    """Whether the run that made something still runs. Another machine's (a shared engine) counts as alive:
+    it is not ours to judge."""
+    host, _, rest = owner_label.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or not started.isdigit():
+        return True
+    try:
+        return int(psutil.Process(int(pid)).create_time()) == int(started)
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _kept(state: str) -> bool:
+    return bool(state) and (Path(state) / KEPT).exists()
+
+
+def remove_state(state: str) -> None:
+    """A run's state folder, only where the kit makes them (a label is never trusted with another path)."""
+    path = Path(state)
+    if path.parent == Path(tempfile.gettempdir()) and path.name.startswith(STATE_PREFIX):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep(client: docker.DockerClient, *, include_kept: bool = False, only_owner: str | None = None) -> list[str]:
+    """Remove the containers and networks of runs that have ended (or, with `only_owner`, of that run);
+    kept sessions stay unless `include_kept`. Returns the names removed."""
+    removed: list[str] = []
+    states: set[str] = set()
+
+    def wanted(labels: dict[str, str]) -> bool:
+        mark = labels.get(OWNER, "")
+        if only_owner is not None:
+            return mark == only_owner
+        return not _alive(mark) and (include_kept or not _kept(labels.get(STATE, "")))
+
+    for container in client.containers.list(all=True, filters={"label": OWNER}):
+        if wanted(container.labels):
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
+            removed.append(container.name)
+            states.add(container.labels.get(STATE, ""))
+    for network in client.networks.list(filters={"label": OWNER}):
+        if wanted(network.attrs.get("Labels") or {}):
+            with contextlib.suppress(docker.errors.NotFound):
+                network.remove()
+            removed.append(network.name)
+            states.add((network.attrs.get("Labels") or {}).get(STATE, ""))
+    for state in states - {""}:
+        remove_state(state)
+    return removed

@@ -1,0 +1,207 @@
+"""The pytest plugin (entry point `pytest11: skaha`): CANFAR sessions of your image in your own tests.
+
+    def test_imports(skaha_session):
+        session = skaha_session("myorg/astro:dev", type="notebook", cores=2, ram=4)
+        assert session.exec("python -c 'import astropy'").ok
+        assert session.http.get("api").status_code == 200
+
+Standalone by default (no platform: a gateway of the run's own); `--skaha-url` launches through a running
+platform instead. Loaded in every pytest run where skaha-emulator is installed, so this module imports
+only pytest: the kit itself is imported when a test first asks for a session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pytest
+
+if TYPE_CHECKING:
+    from emulator.testkit.session import SkahaSession
+
+MARKER = "skaha"
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+_KEPT = pytest.StashKey[list[dict[str, Any]]]()
+
+
+class Kit(Protocol):
+    profiles: dict[str, Any]
+
+    @property
+    def base_url(self) -> str: ...
+
+    def launch(
+        self,
+        image: str,
+        session_type: str,
+        *,
+        cores: int | None = None,
+        ram: int | None = None,
+        env: dict[str, str] | None = None,
+        cmd: str | None = None,
+        args: Sequence[str] | None = None,
+        name: str = "test",
+        timeout: float | None = None,
+    ) -> SkahaSession: ...
+
+    def close(self, keep: bool = False) -> None: ...
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("skaha", "CANFAR session images (skaha-emulator's skaha_session fixture)")
+    group.addoption(
+        "--skaha-image",
+        default=os.environ.get("SKAHA_IMAGE"),
+        help="Image skaha_session launches when a test "
+        "names none (default: $SKAHA_IMAGE, else the type's default image).",
+    )
+    group.addoption(
+        "--skaha-url",
+        default=os.environ.get("SKAHA_URL"),
+        help="Launch through the skaha-emulator platform at this URL (attached mode; default: $SKAHA_URL). "
+        "Without it, each run starts its own sessions and gateway (standalone mode).",
+    )
+    group.addoption(
+        "--skaha-token",
+        default=os.environ.get("SKAHA_TOKEN"),
+        help="API token for --skaha-url (default: $SKAHA_TOKEN, else your own from the emulator's users file).",
+    )
+    group.addoption(
+        "--skaha-keep",
+        action="store_true",
+        help="Leave a failed test's sessions running for a look (their URLs are printed at the end); "
+        "`emulate testkit clean` removes them.",
+    )
+    group.addoption("--skaha-arc", default=None, help="Host folder mounted as /arc (default: a temporary one).")
+    group.addoption("--skaha-profiles", default=None, help="Folder of session profiles (default: the emulator's).")
+    group.addoption("--skaha-gateway-image", default=None, help="The gateway's image (default: the emulator's).")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(image=None, type=None, **launch): what skaha_session() launches when called without them "
+        "(launch options such as cores, ram, timeout too).",
+    )
+    config.stash[_KEPT] = []
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+def _failed(node: pytest.Item) -> bool:
+    return any(report.failed for report in node.stash.get(_REPORTS, {}).values())
+
+
+@pytest.fixture(scope="session")
+def skaha_kit(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kit]:
+    """The run's sessions and gateway (standalone) or its link to a platform (attached); made on first use."""
+    options = request.config.option
+    kit: Kit
+    if options.skaha_url:
+        from emulator.testkit.attached import AttachedKit
+
+        kit = AttachedKit(options.skaha_url, options.skaha_token).start()
+    else:
+        from emulator.testkit.standalone import StandaloneKit
+
+        arc = Path(options.skaha_arc) if options.skaha_arc else tmp_path_factory.mktemp("arc")
+        extra: dict[str, Any] = {}
+        if options.skaha_profiles:
+            extra["profiles_dir"] = Path(options.skaha_profiles)
+        elif os.environ.get("EMULATE_PROFILES_DIR"):
+            extra["profiles_dir"] = Path(os.environ["EMULATE_PROFILES_DIR"])
+        if options.skaha_gateway_image:
+            extra["gateway_image"] = options.skaha_gateway_image
+        kit = StandaloneKit(arc, **extra).start()
+    yield kit
+    kit.close(keep=bool(request.config.stash[_KEPT]))
+
+
+class SessionFactory(Protocol):
+    def __call__(
+        self,
+        image: str | None = None,
+        type: str | None = None,
+        *,
+        cores: int | None = None,
+        ram: int | None = None,
+        env: dict[str, str] | None = None,
+        cmd: str | None = None,
+        args: Sequence[str] | None = None,
+        name: str = "test",
+        timeout: float | None = None,
+    ) -> SkahaSession: ...
+
+
+def _session_type(kit: Kit, image: str | None, given: str | None) -> str:
+    if given:
+        return given
+    if image:
+        import docker
+
+        from emulator.labels import image_session_types
+
+        try:
+            declared = image_session_types(docker.from_env().images.get(image).labels or {})
+        except Exception:  # not here yet (it will be pulled): the test must say the type
+            declared = None
+        if declared and len(declared) == 1:
+            return declared[0]
+    raise pytest.UsageError(
+        "skaha_session: say which session type to launch: skaha_session(image, type='notebook'), or "
+        f"@pytest.mark.{MARKER}(type=...) (an image whose io.canfar.skaha.session.type label names one type "
+        "needs neither)"
+    )
+
+
+@pytest.fixture
+def skaha_session(request: pytest.FixtureRequest, skaha_kit: Kit) -> Iterator[SessionFactory]:
+    """Launch sessions under the CANFAR contract: `skaha_session(image, type=..., cores=, ram=, env=)`.
+
+    Every session is deleted after the test (kept with `--skaha-keep` when the test failed)."""
+    marker = request.node.get_closest_marker(MARKER)
+    defaults: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    launched: list[SkahaSession] = []
+
+    def launch(image: str | None = None, type: str | None = None, **options: Any) -> SkahaSession:
+        chosen_image = image or defaults.get("image") or request.config.option.skaha_image
+        session_type = _session_type(skaha_kit, chosen_image, type or defaults.get("type"))
+        if not chosen_image:
+            profile = skaha_kit.profiles.get(session_type)
+            chosen_image = profile.default_image if profile else None
+        if not chosen_image:
+            raise pytest.UsageError(f"skaha_session: no image to launch as {session_type}")
+        merged = {k: v for k, v in defaults.items() if k not in ("image", "type")} | options
+        session = skaha_kit.launch(chosen_image, session_type, **merged)
+        launched.append(session)
+        return session
+
+    factory: Callable[..., SkahaSession] = launch
+    yield factory
+    keep = request.config.option.skaha_keep and _failed(request.node)
+    for session in reversed(launched):
+        if keep and not session.closed:
+            request.config.stash[_KEPT].append({"test": request.node.nodeid, **session.describe()})
+        else:
+            session.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    kept = config.stash.get(_KEPT, [])
+    if not kept:
+        return
+    terminalreporter.section("skaha sessions kept for a look")
+    for entry in kept:
+        where = entry["connect"] or entry["url"] or "(no URL)"
+        terminalreporter.line(f"{entry['test']}: {entry['type']} {entry['id']} ({entry['image']}) at {where}")
+    terminalreporter.line("remove them with: emulate testkit clean")

@@ -1,0 +1,438 @@
+"""Standalone mode: sessions on this machine's Docker engine with no platform running.
+
+One kit per test run: a network (the user's network, as the platform names it) and a small gateway of
+its own (the platform's gateway image, loaded with the platform's routing table for these profiles), so
+prefixes, stripped paths and WebSockets are as on CANFAR. Each session is a testcontainers container
+made from the platform's own spec (core.contract.build_spec, runtime.docker.create_kwargs), after the
+platform's own preparation (the user's home and projects on /arc, passwd and group files, the desktop's
+X cookie, the launch scripts), and is ready when the platform would call it ready (core.probe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Coroutine, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import psutil
+from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+from testcontainers.core.wait_strategies import HttpWaitStrategy
+
+from emulator import labels, naming, validate
+from emulator.core import apps, policy
+from emulator.core.contract import build_spec, template_values
+from emulator.core.models import GIB, Group, Resources, Session, Status, User
+from emulator.core.probe import probe_path
+from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects, install_session_files
+from emulator.errors import EmulatorError
+from emulator.gateway.caddy import LISTEN_PORT, OWN_ANSWER, full_config
+from emulator.gateway.routes import routes_for
+from emulator.images import GATEWAY_IMAGE
+from emulator.profiles import Profile, SessionType, load_profiles
+from emulator.runtime.docker import DockerRuntime, create_kwargs
+from emulator.settings import Settings
+from emulator.testkit import leftovers
+from emulator.testkit.ready import AnswersThroughGateway, ExitedAtStart, NeverReady
+from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession
+from emulator.users import default_user_entry
+
+T = TypeVar("T")
+# No service runs beside a standalone kit: what a session asks of the API (the desktop's menu) fails at
+# once (nothing listens on the discard port), and the session comes up regardless, as on CANFAR.
+API_NOWHERE = "127.0.0.1:9"
+GATEWAY_CONFIG_IN_GATEWAY = "/etc/caddy/testkit.json"
+LAST_LINES = 20
+
+
+@contextmanager
+def _no_reaper() -> Iterator[None]:
+    """testcontainers would pull its reaper image (ryuk) for our containers; the kit cleans up by its own
+    labels instead, offline. Only our containers' starts skip it; the setting is put back after."""
+    before = testcontainers_config._ryuk_disabled
+    testcontainers_config.ryuk_disabled = True
+    try:
+        yield
+    finally:
+        testcontainers_config._ryuk_disabled = before
+
+
+def _engine_is_local() -> bool:
+    """Whether the engine runs beside these tests (its published loopback ports are ours to reach): its
+    socket is a local one and its daemon is a process we can see."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return False
+    return any(p.info["name"] == "dockerd" for p in psutil.process_iter(["name"]))
+
+
+class _Fixed:
+    """A wait strategy's target at a known address (the gateway, reached where the kit reaches it)."""
+
+    def __init__(self, host: str, port: int, container: DockerContainer) -> None:
+        self._host, self._port, self._container = host, port, container
+
+    def get_container_host_ip(self) -> str:
+        return self._host
+
+    def get_exposed_port(self, port: int) -> int:
+        return self._port
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._container, name)
+
+
+def _user() -> User:
+    entry = default_user_entry()
+    return User(entry.name, entry.uid, entry.gid, tuple(Group(g.name, g.gid) for g in entry.groups))
+
+
+class StandaloneKit:
+    """A test run's sessions, network and gateway. `start` before `launch`; `close` removes everything it
+    made (but /arc), or, with `keep`, leaves it for a look (`emulate testkit clean` removes it later)."""
+
+    def __init__(
+        self,
+        arc: Path,
+        profiles_dir: Path | None = None,
+        gateway_image: str = GATEWAY_IMAGE,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        self._client = client or docker.from_env()
+        self._gateway_image = gateway_image
+        self.instance = f"testkit-{secrets.token_hex(4)}"
+        self.state = Path(tempfile.mkdtemp(prefix=leftovers.STATE_PREFIX))
+        self.state.chmod(0o755)  # the session's uid reads its mounted files (passwd, scripts) through it
+        self.owner = leftovers.owner()
+        self._labels = {leftovers.OWNER: self.owner, leftovers.STATE: str(self.state)}
+        defaults = Settings.model_validate({})
+        self.settings = Settings.model_validate(
+            {
+                "instance": self.instance,
+                "state_dir": self.state,
+                "config_dir": self.state / "config",
+                "arc_dir": arc,
+                "profiles_dir": profiles_dir or defaults.profiles_dir,
+                "host": "127.0.0.1",
+                "port": 0,
+            }
+        )
+        self.profiles = load_profiles(self.settings.profiles_dir)
+        self.user = _user()
+        self._context = policy.resource_context(
+            psutil.cpu_count() or 1, psutil.virtual_memory().total / GIB, gpu_count=0
+        )
+        self._threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="testkit")
+        self._runtime = DockerRuntime(
+            {**labels.platform_labels(self.instance, labels.ROLE_HELPER), **self._labels}, client=self._client
+        )
+        self._identity = IdentityFiles(self._runtime, self.settings)
+        self._network: Network | None = None
+        self._gateway: DockerContainer | None = None
+        self.sessions: dict[str, SkahaSession] = {}
+        self._images_checked: set[str] = set()
+
+    # --- the run ------------------------------------------------------------------------------
+
+    def start(self) -> StandaloneKit:
+        """Clear what crashed runs left, then make this run's network and gateway."""
+        leftovers.sweep(self._client)
+        try:
+            arc = self.settings.arc_path
+            arc.mkdir(parents=True, exist_ok=True)
+            arc.chmod(0o755)  # sessions run as the user's uid: /arc itself must let them in
+            install_session_files(self.settings, self.profiles.values())
+            self._network = Network(
+                docker_network_kw={
+                    "driver": "bridge",
+                    "labels": {**labels.platform_labels(self.instance, labels.ROLE_USER_NETWORK), **self._labels},
+                }
+            )
+            self._network.name = naming.user_network(self.settings.prefix, self.user.name)
+            self._network.create()
+            self._start_gateway()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start_gateway(self) -> None:
+        self._ensure_gateway_image()
+        routes = routes_for(self.profiles.values(), self.settings.prefix, "http://localhost")
+        config = full_config(API_NOWHERE, routes)
+        config["admin"] = {"disabled": True}  # its table never changes during a run
+        config_file = self.state / "gateway.json"
+        config_file.write_text(json.dumps(config))
+        config_file.chmod(0o644)
+        assert self._network is not None
+        gateway = (
+            DockerContainer(self._gateway_image)
+            .with_name(naming.gateway_container(self.settings.prefix))
+            .with_network(self._network)
+            .with_command(["caddy", "run", "--config", GATEWAY_CONFIG_IN_GATEWAY])
+            .with_volume_mapping(str(config_file), GATEWAY_CONFIG_IN_GATEWAY, "ro")
+            .with_kwargs(labels={**labels.platform_labels(self.instance, labels.ROLE_GATEWAY), **self._labels})
+            # Anything under no route gets the gateway's own 404: it is up and routing.
+        )
+        local = _engine_is_local()
+        if local:
+            # Published on loopback only: a session's URL is for this machine's tests, never its network.
+            gateway.ports[f"{LISTEN_PORT}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
+        else:  # the tests run elsewhere than the engine (a CI job in a container): where testcontainers says
+            gateway.with_exposed_ports(LISTEN_PORT)
+        self._gateway = gateway
+        with _no_reaper():
+            gateway.start()
+        host = "127.0.0.1" if local else gateway.get_container_host_ip()
+        port = int(gateway.get_docker_client().port(gateway.get_container_id(), LISTEN_PORT))
+        self.settings = self.settings.model_copy(update={"host": host, "port": port})
+        # Anything under no route gets the gateway's own 404: it is up and routing.
+        ready = HttpWaitStrategy.from_url(f"{self.base_url}/testkit-ready").for_status_code(404)
+        ready.with_startup_timeout(30).with_poll_interval(0.05).wait_until_ready(_Fixed(host, port, gateway))
+
+    def _ensure_gateway_image(self) -> None:
+        try:
+            self._client.images.get(self._gateway_image)
+        except docker.errors.ImageNotFound:
+            if self._gateway_image != GATEWAY_IMAGE:
+                raise SkahaError(f"the gateway image {self._gateway_image} is not in the local Docker engine") from None
+            from emulator import images  # built once per machine, from the platform's own recipe
+
+            images.build(self.settings, ["gateway"], say=lambda line: None, client=self._client)
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    def close(self, keep: bool = False) -> None:
+        """Remove every session, the gateway and the network (never /arc); with `keep`, leave them all."""
+        if keep:
+            (self.state / leftovers.KEPT).write_text("kept by --skaha-keep\n")
+        else:
+            for session in list(self.sessions.values()):
+                session.close()
+            leftovers.sweep(self._client, only_owner=self.owner)
+            leftovers.remove_state(str(self.state))
+        self._runtime.close()
+        self._threads.shutdown(wait=False)
+
+    # --- sessions ------------------------------------------------------------------------------
+
+    def _sync(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run one of the platform's coroutines from a test (which may itself run inside an event loop)."""
+        return self._threads.submit(asyncio.run, coroutine).result()
+
+    def _check_image(self, image: str, session_type: str) -> None:
+        try:
+            found = self._client.images.get(image)
+        except docker.errors.ImageNotFound:
+            try:
+                found = self._client.images.pull(image)
+            except docker.errors.APIError as exc:
+                raise SkahaError(f"image {image} is not here and could not be pulled: {exc.explanation}") from None
+        try:
+            policy.check_image_types(found.labels or {}, image, session_type)
+        except EmulatorError as exc:
+            declared = labels.image_session_types(found.labels or {})
+            raise ContractBroken(
+                f"{exc.message}: {image} says it is for {', '.join(declared or [])} "
+                f"(its {labels.IMAGE_SESSION_TYPES} label); CANFAR refuses to launch it as a {session_type}"
+            ) from None
+
+    def _profile(self, session_type: str) -> Profile:
+        profile = self.profiles.get(session_type)
+        if profile is None:
+            known = ", ".join(sorted(self.profiles))
+            raise SkahaError(f"no session type {session_type!r} (known: {known})")
+        return profile
+
+    def launch(
+        self,
+        image: str,
+        session_type: str,
+        *,
+        cores: int | None = None,
+        ram: int | None = None,
+        env: dict[str, str] | None = None,
+        cmd: str | None = None,
+        args: Sequence[str] | None = None,
+        name: str = "test",
+        timeout: float | None = None,
+    ) -> SkahaSession:
+        profile = self._profile(session_type)
+        if profile.attaches_to is not None:
+            raise SkahaError(f"a {session_type} attaches to a {profile.attaches_to}: use desktop.desktop_app(image)")
+        if env and not profile.batch:
+            raise SkahaError(
+                f"CANFAR applies env only to headless jobs; a {session_type} session ignores it "
+                "(set defaults in the image instead)"
+            )
+        if (cmd or args) and not profile.batch:
+            raise SkahaError(f"cmd and args are for headless jobs; a {session_type} session runs its type's launch")
+        try:
+            policy.validate_name(name)
+            resources = policy.resolve_resources(
+                policy.ResourceRequest(
+                    str(cores) if cores is not None else None, str(ram) if ram is not None else None
+                ),
+                self._context,
+                profile.fixed_resources,
+                profile.gpus_allowed,
+                headless=profile.batch,
+            )
+        except EmulatorError as exc:
+            raise SkahaError(exc.message) from None
+        self._check_image(image, session_type)
+        now = datetime.now(UTC)
+        session = Session(
+            id=naming.new_session_id(),
+            user=self.user.name,
+            type=SessionType(session_type),
+            name=name,
+            image=image,
+            status=Status.PENDING,
+            resources=resources,
+            start_time=now,
+            expiry_time=policy.expiry(now, self.settings.lifetime_seconds(profile.batch)),
+            env=[f"{key}={value}" for key, value in (env or {}).items()],
+            cmd=cmd,
+            args=" ".join(args) if args else None,
+        )
+        return self._start(profile, session, timeout)
+
+    def attach_app(self, desktop: SkahaSession, image: str) -> SkahaSession:
+        profile = next((p for p in self.profiles.values() if p.attaches_to == desktop.type), None)
+        if profile is None:
+            raise SkahaError(f"no desktop-app profile attaches to a {desktop.type}")
+        apps.check_image_name(image)
+        self._check_image(image, profile.type)
+        parent = Session(
+            id=desktop.id,
+            user=self.user.name,
+            type=SessionType(desktop.type),
+            name="desktop",
+            image=desktop.image,
+            status=Status.RUNNING,
+            resources=Resources(0, 0, 0, 0),
+            start_time=datetime.now(UTC),
+            expiry_time=datetime.now(UTC),
+        )
+        resources = policy.resolve_resources(
+            policy.ResourceRequest(), self._context, profile.fixed_resources, False, headless=False
+        )
+        app = apps.new_app(profile, parent, self.user, image, resources, datetime.now(UTC))
+        return self._start(profile, app, None)
+
+    def _start(self, profile: Profile, session: Session, timeout: float | None) -> SkahaSession:
+        """The platform's bring-up, step for step, with testcontainers doing the run and the wait."""
+        ensure_home(self.settings.arc_path, self.user)
+        ensure_projects(self.settings.arc_path, self.user)
+        self._sync(self._identity.write(session, self.user))
+        if profile.x11 is not None:
+            display = session if session.parent_id is None else self._display_of(session)
+            self._identity.write_x11_cookie(display)
+        spec = build_spec(profile, session, self.user, self.settings)
+        kwargs = create_kwargs(spec)
+        for handled in ("image", "name", "environment", "command", "network", "tmpfs", "detach"):
+            kwargs.pop(handled)
+        kwargs["labels"] = {**kwargs["labels"], **self._labels}
+        assert self._network is not None
+        container = DockerContainer(
+            spec.image, env=spec.environment, name=spec.name, network=self._network
+        ).with_kwargs(**kwargs)
+        container.tmpfs.update(spec.tmpfs)
+        if spec.command is not None:
+            container.with_command(spec.command)
+        values = template_values(profile, session, self.user, self.settings)
+        waits = profile.interactive and profile.readiness is not None
+        limit = timeout if timeout is not None else float(profile.startup_timeout_seconds)
+        if waits:
+            url = f"{self.base_url}{probe_path(profile, values)}"
+            assert profile.readiness is not None
+            container.waiting_for(AnswersThroughGateway(url, profile.readiness, OWN_ANSWER, limit))
+        try:
+            with _no_reaper():
+                container.start()
+        except (ExitedAtStart, NeverReady) as exc:
+            explanation = self._explain(profile, session, container, exc, limit)
+            self._remove(spec.name, session)
+            raise ContractBroken(explanation) from None
+        except BaseException:
+            self._remove(spec.name, session)
+            raise
+        wrapped = container.get_wrapped_container()
+        wrapped.reload()
+        prefix = profile.render(profile.path_prefix, values) if profile.path_prefix else None
+        connect = profile.render(profile.connect_url, values) if profile.connect_url != "not-applicable" else None
+        handle = SkahaSession(
+            session_id=session.app_id or session.id,
+            session_type=session.type,
+            image=session.image,
+            container=wrapped,
+            url=f"{self.base_url}{prefix}" if prefix else None,
+            connect_url=connect,
+            http_params={"token": session.id} if session.type == SessionType.NOTEBOOK else None,
+            on_close=lambda closed: self._remove(spec.name, session),
+            on_desktop_app=self.attach_app if profile.x11 == "server" else None,
+        )
+        self.sessions[session.id] = handle
+        return handle
+
+    def _display_of(self, app: Session) -> Session:
+        assert app.parent_id is not None
+        return Session(
+            id=app.parent_id,
+            user=app.user,
+            type=SessionType.DESKTOP,
+            name="desktop",
+            image="",
+            status=Status.RUNNING,
+            resources=app.resources,
+            start_time=app.start_time,
+            expiry_time=app.expiry_time,
+        )
+
+    def _remove(self, container_name: str, session: Session) -> None:
+        with suppress(docker.errors.NotFound):
+            self._client.api.remove_container(container_name, force=True, v=True)
+        self.sessions.pop(session.id, None)
+
+    def _explain(
+        self, profile: Profile, session: Session, container: DockerContainer, failure: Exception, limit: float
+    ) -> str:
+        """Which part of the contract the image broke, and what to change: the failure, the static checks
+        `emulate validate` makes that fail, and the app's last output."""
+        values = template_values(profile, session, self.user, self.settings)
+        lines = [f"{session.image} did not start as a CANFAR {session.type} session ({profile.description}):"]
+        if isinstance(failure, ExitedAtStart):
+            lines.append(f"  - {failure}: the {session.type} launch must keep running")
+        else:
+            where = profile.render(profile.path_prefix or "/", values)
+            lines.append(
+                f"  - nothing answered on port {profile.port} under {where} within {limit:.0f} s: "
+                f"serve the {session.type} contract there"
+            )
+        helper = {**labels.platform_labels(self.instance, labels.ROLE_HELPER), **self._labels}
+        try:
+            findings = validate.static_checks(self._client, session.image, profile, helper)
+        except EmulatorError:
+            findings = []
+        for finding in validate.failures(findings):
+            lines.append(f"  - {finding.check}: {finding.detail}" + (f" -> {finding.fix}" if finding.fix else ""))
+        try:
+            output = container.get_wrapped_container().logs(tail=LAST_LINES).decode(errors="replace").rstrip()
+        except docker.errors.APIError:
+            output = ""
+        lines.append(f"Its last output:\n{output}" if output else "It wrote no output.")
+        return "\n".join(lines)
