@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "bundle": "bundle",
     "users": "users",
     "validate": "validate",
+    "testkit": "testkit",
 }
 
 

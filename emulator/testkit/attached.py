@@ -17,7 +17,7 @@ from emulator.errors import EmulatorError
 from emulator.layout import Layout
 from emulator.profiles import Profile, load_profiles
 from emulator.settings import load_settings
-from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession
+from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
 
 POLL = 0.1
 
@@ -55,6 +55,7 @@ class AttachedKit:
         name: str = "test",
         timeout: float | None = None,
     ) -> SkahaSession:
+        check_args(args)
         try:
             session_id = self._api.launch(
                 name=name,

@@ -27,6 +27,17 @@ class ContractBroken(SkahaError):
     contract it broke and what to change."""
 
 
+def check_args(args: Sequence[str] | None) -> None:
+    """skaha joins nothing: it splits the args string on single spaces, so an argument holding a space
+    would reach the job as several (a script in the image, or ${IFS}, says it whole)."""
+    for arg in args or []:
+        if " " in arg:
+            raise SkahaError(
+                f"skaha splits args on single spaces, so {arg!r} would reach the job as several arguments: "
+                "put the command in a script in the image, or write ${IFS} for the spaces"
+            )
+
+
 @dataclass(frozen=True)
 class ExecResult:
     exit_code: int

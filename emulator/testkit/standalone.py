@@ -45,7 +45,7 @@ from emulator.runtime.docker import DockerRuntime, create_kwargs
 from emulator.settings import Settings
 from emulator.testkit import leftovers
 from emulator.testkit.ready import AnswersThroughGateway, ExitedAtStart, NeverReady
-from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession
+from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
 from emulator.users import default_user_entry
 
 T = TypeVar("T")
@@ -280,6 +280,7 @@ class StandaloneKit:
             )
         if (cmd or args) and not profile.batch:
             raise SkahaError(f"cmd and args are for headless jobs; a {session_type} session runs its type's launch")
+        check_args(args)
         try:
             policy.validate_name(name)
             resources = policy.resolve_resources(
@@ -428,8 +429,9 @@ class StandaloneKit:
             findings = validate.static_checks(self._client, session.image, profile, helper)
         except EmulatorError:
             findings = []
-        for finding in validate.failures(findings):
-            lines.append(f"  - {finding.check}: {finding.detail}" + (f" -> {finding.fix}" if finding.fix else ""))
+        for finding in (f for f in findings if not f.ok):  # advice too: an EXPOSEd wrong port is the clue
+            fix = f" -> {finding.fix}" if finding.fix else ""
+            lines.append(f"  - {finding.check}{' (advice)' if finding.warning else ''}: {finding.detail}{fix}")
         try:
             output = container.get_wrapped_container().logs(tail=LAST_LINES).decode(errors="replace").rstrip()
         except docker.errors.APIError:
