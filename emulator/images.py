@@ -122,7 +122,7 @@ def extra_ca(settings: Settings, environ: Mapping[str, str] = os.environ) -> byt
         raise ConfigError(f"the CA bundle {path} ({variable}) cannot be read: {exc}") from exc
 
 
-def ensure_debian_base(client: docker.DockerClient, say: Callable[[str], None]) -> None:
+def ensure_debian_base(client: docker.DockerClient, say: Callable[[str], None], script: Path) -> None:
     """debian:bookworm-slim from a registry, or made offline with debootstrap."""
     try:
         client.images.get(DEBIAN_BASE)
@@ -142,7 +142,6 @@ def ensure_debian_base(client: docker.DockerClient, say: Callable[[str], None]) 
         )
     if os.geteuid() != 0:
         raise Unavailable("making the base image offline needs root (debootstrap); run this build with sudo")
-    script = REPO_ROOT / "images" / "base" / "bootstrap.sh"
     result = subprocess.run(["sh", str(script)], capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
@@ -189,7 +188,7 @@ def _build(
     for name in order:
         recipe = known[name]
         if name == "base":
-            ensure_debian_base(client, say)
+            ensure_debian_base(client, say, recipe.context / "bootstrap.sh")
         say(f"building {recipe.tag}")
         _build_one(client, recipe, ca, say)
         built.append(recipe.tag)

@@ -23,6 +23,14 @@ _BUILD_ONLY = {"images_dir", "extra_ca_bundle"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _shipped(folder: str) -> Path:
+    """The profiles or image recipes: the checkout's folder, or, installed from a wheel, the package's copy."""
+    checkout = REPO_ROOT / folder
+    if (REPO_ROOT / "pyproject.toml").is_file() and checkout.is_dir():
+        return checkout
+    return Path(__file__).resolve().parent / "shipped" / folder
+
+
 class Settings(BaseModel):
     """Defaults here; `load_settings` reads the EMULATE_* variables (one per field) on top."""
 
@@ -42,8 +50,8 @@ class Settings(BaseModel):
     state_dir: Path | None = Field(None, description="SQLite state, per-session files, gateway socket.")
     config_dir: Path | None = Field(None, description="Folder holding users.yaml (tokens, uids, groups).")
     arc_dir: Path | None = Field(None, description="Host folder mounted as /arc in every session.")
-    profiles_dir: Path = Field(REPO_ROOT / "profiles", description="Folder of session profiles (*.yaml).")
-    images_dir: Path = Field(REPO_ROOT / "images", description="Folder of image recipes.")
+    profiles_dir: Path = Field(_shipped("profiles"), description="Folder of session profiles (*.yaml).")
+    images_dir: Path = Field(_shipped("images"), description="Folder of image recipes.")
     max_sessions: int = Field(3, description="Concurrent interactive sessions per user (skaha.maxusersessions).")
     max_jobs: int = Field(10, ge=1, description="Concurrent headless jobs per user (skaha has no limit).")
     max_apps_per_desktop: int = Field(8, ge=1, description="Desktop-apps running on one desktop at once.")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
+from xml.etree import ElementTree
 
 import docker
 import docker.errors
@@ -303,3 +304,34 @@ def report(findings: list[Finding]) -> list[dict[str, Any]]:
 
 def failures(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if not f.ok and not f.warning]
+
+
+def junit_xml(image: str, session_type: str, findings: list[Finding], seconds: float, error: str = "") -> bytes:
+    """The findings as a JUnit XML report (what CI systems show as test results): one test case per check;
+    a failed check is a failure (its detail, then what to change), advice passes with its text in
+    system-out; `error`: the validation could not run at all."""
+    suite = ElementTree.Element(
+        "testsuite",
+        name=f"emulate validate {image} --type {session_type}",
+        tests=str(len(findings) or 1),
+        failures=str(len(failures(findings))),
+        errors="1" if error else "0",
+        skipped="0",
+        time=f"{seconds:.3f}",
+    )
+    classname = f"canfar.{session_type}"
+    if error:
+        case = ElementTree.SubElement(suite, "testcase", classname=classname, name="validate", time="0")
+        ElementTree.SubElement(case, "error", message=error).text = error
+    for finding in findings:
+        case = ElementTree.SubElement(suite, "testcase", classname=classname, name=finding.check, time="0")
+        if not finding.ok and not finding.warning:
+            failure = ElementTree.SubElement(case, "failure", message=finding.detail)
+            failure.text = f"{finding.detail}\nfix: {finding.fix}" if finding.fix else finding.detail
+        elif not finding.ok:
+            advice = f"advice: {finding.detail}" + (f"\nfix: {finding.fix}" if finding.fix else "")
+            ElementTree.SubElement(case, "system-out").text = advice
+    root = ElementTree.Element("testsuites")
+    root.append(suite)
+    ElementTree.indent(root)
+    return bytes(ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)) + b"\n"

@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     "users": "users",
     "validate": "validate",
     "testkit": "testkit",
+    "init-image": "scaffold",
 }
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
 from emulator.cli.context import pass_settings
@@ -9,16 +13,31 @@ from emulator.cli.output import console, console_err, json_option, print_json
 from emulator.profiles import SESSION_TYPES, load_profiles
 from emulator.settings import Settings
 
+if TYPE_CHECKING:
+    from emulator.validate import Finding
+
 
 @click.command()
 @click.argument("image")
 @click.option("--type", "session_type", required=True, type=click.Choice(SESSION_TYPES), help="Session type.")
 @click.option("--static-only", is_flag=True, help="Only inspect the image; do not launch it.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds the smoke run waits for readiness.")
+@click.option(
+    "--junit-xml",
+    "junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the checks as a JUnit XML report (for CI), whatever the outcome.",
+)
 @json_option
 @pass_settings
 def validate(
-    settings: Settings, image: str, session_type: str, static_only: bool, timeout: float, as_json: bool
+    settings: Settings,
+    image: str,
+    session_type: str,
+    static_only: bool,
+    timeout: float,
+    junit: Path | None,
+    as_json: bool,
 ) -> None:
     """Check an image against a session type's contract; exit 0 only when every check passes.
 
@@ -30,27 +49,22 @@ def validate(
     \b
     Example:
       emulate validate myorg/mynotebook:dev --type notebook
+      emulate validate myorg/mynotebook:dev --type notebook --static-only --junit-xml validate.xml
     """
     from emulator import validate as checks
-    from emulator.client import EmulatorClient
-    from emulator.errors import ConfigError
-    from emulator.runtime.docker import connect
+    from emulator.errors import EmulatorError
 
-    profile = load_profiles(settings.profiles_dir).get(session_type)
-    if profile is None:
-        raise ConfigError(f"no profile for session type '{session_type}'")
-    if profile.attaches_to is not None and not static_only:
-        raise ConfigError(
-            f"a {session_type} needs a {profile.attaches_to} to draw on: use --static-only, "
-            f"or attach it to a {profile.attaches_to}"
-        )
-    from emulator import labels
+    started = time.monotonic()
+    findings: list[checks.Finding] = []
+    try:
+        findings = _run_checks(settings, image, session_type, static_only, timeout)
+    except EmulatorError as exc:
+        if junit is not None:
+            junit.write_bytes(checks.junit_xml(image, session_type, [], time.monotonic() - started, exc.message))
+        raise
+    if junit is not None:
+        junit.write_bytes(checks.junit_xml(image, session_type, findings, time.monotonic() - started))
 
-    helper = labels.platform_labels(settings.instance, labels.ROLE_HELPER)
-    findings = checks.static_checks(connect(), image, profile, helper)
-    if not static_only:
-        with console_err.status(f"smoke run of {image} as {session_type}") as status:
-            findings += checks.smoke_run(EmulatorClient(settings.layout), image, profile, timeout, status.update)
     failed = checks.failures(findings)
     if as_json:
         print_json({"image": image, "type": session_type, "ok": not failed, "findings": checks.report(findings)})
@@ -64,6 +78,29 @@ def validate(
         console.print(f"{image} {verdict} as a {session_type} session")
     if failed:
         raise SystemExit(1)
+
+
+def _run_checks(settings: Settings, image: str, session_type: str, static_only: bool, timeout: float) -> list[Finding]:
+    from emulator import labels
+    from emulator import validate as checks
+    from emulator.client import EmulatorClient
+    from emulator.errors import ConfigError
+    from emulator.runtime.docker import connect
+
+    profile = load_profiles(settings.profiles_dir).get(session_type)
+    if profile is None:
+        raise ConfigError(f"no profile for session type '{session_type}'")
+    if profile.attaches_to is not None and not static_only:
+        raise ConfigError(
+            f"a {session_type} needs a {profile.attaches_to} to draw on: use --static-only, "
+            f"or attach it to a {profile.attaches_to}"
+        )
+    helper = labels.platform_labels(settings.instance, labels.ROLE_HELPER)
+    findings = checks.static_checks(connect(), image, profile, helper)
+    if not static_only:
+        with console_err.status(f"smoke run of {image} as {session_type}") as status:
+            findings += checks.smoke_run(EmulatorClient(settings.layout), image, profile, timeout, status.update)
+    return findings
 
 
 COMMANDS = [validate]
