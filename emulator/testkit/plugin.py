@@ -116,10 +116,8 @@ def skaha_kit(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
         arc = Path(options.skaha_arc) if options.skaha_arc else tmp_path_factory.mktemp("arc")
         extra: dict[str, Any] = {}
-        if options.skaha_profiles:
+        if options.skaha_profiles:  # else EMULATE_PROFILES_DIR, else the emulator's own
             extra["profiles_dir"] = Path(options.skaha_profiles)
-        elif os.environ.get("EMULATE_PROFILES_DIR"):
-            extra["profiles_dir"] = Path(os.environ["EMULATE_PROFILES_DIR"])
         if options.skaha_gateway_image:
             extra["gateway_image"] = options.skaha_gateway_image
         kit = StandaloneKit(arc, **extra).start()

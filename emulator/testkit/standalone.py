@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import secrets
+import sys
 import tempfile
 from collections.abc import Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,7 @@ from emulator.gateway.routes import routes_for
 from emulator.images import GATEWAY_IMAGE
 from emulator.profiles import Profile, SessionType, load_profiles
 from emulator.runtime.docker import DockerRuntime, create_kwargs
-from emulator.settings import Settings
+from emulator.settings import load_settings
 from emulator.testkit import leftovers
 from emulator.testkit.ready import AnswersThroughGateway, ExitedAtStart, NeverReady
 from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
@@ -116,17 +117,16 @@ class StandaloneKit:
         self.state.chmod(0o755)  # the session's uid reads its mounted files (passwd, scripts) through it
         self.owner = leftovers.owner()
         self._labels = {leftovers.OWNER: self.owner, leftovers.STATE: str(self.state)}
-        defaults = Settings.model_validate({})
-        self.settings = Settings.model_validate(
-            {
-                "instance": self.instance,
-                "state_dir": self.state,
-                "config_dir": self.state / "config",
-                "arc_dir": arc,
-                "profiles_dir": profiles_dir or defaults.profiles_dir,
-                "host": "127.0.0.1",
-                "port": 0,
-            }
+        # This machine's EMULATE_* settings (the CA bundle builds trust, the pids limit...), with the run's own
+        # name, folders and address on top.
+        self.settings = load_settings(
+            instance=self.instance,
+            state_dir=self.state,
+            config_dir=self.state / "config",
+            arc_dir=arc,
+            profiles_dir=profiles_dir,
+            host="127.0.0.1",
+            port=0,
         )
         self.profiles = load_profiles(self.settings.profiles_dir)
         self.user = _user()
@@ -168,7 +168,7 @@ class StandaloneKit:
         return self
 
     def _start_gateway(self) -> None:
-        self._ensure_gateway_image()
+        self._ensure_image(self._gateway_image)
         routes = routes_for(self.profiles.values(), self.settings.prefix, "http://localhost")
         config = full_config(API_NOWHERE, routes)
         config["admin"] = {"disabled": True}  # its table never changes during a run
@@ -201,15 +201,24 @@ class StandaloneKit:
         ready = HttpWaitStrategy.from_url(f"{self.base_url}/testkit-ready").for_status_code(404)
         ready.with_startup_timeout(30).with_poll_interval(0.05).wait_until_ready(_Fixed(host, port, gateway))
 
-    def _ensure_gateway_image(self) -> None:
+    def _ensure_image(self, image: str) -> Any:
+        """The local image; one of the emulator's own (the gateway, the desktop) is built from its recipe the
+        first time, any other pulled."""
         try:
-            self._client.images.get(self._gateway_image)
+            return self._client.images.get(image)
         except docker.errors.ImageNotFound:
-            if self._gateway_image != GATEWAY_IMAGE:
-                raise SkahaError(f"the gateway image {self._gateway_image} is not in the local Docker engine") from None
-            from emulator import images  # built once per machine, from the platform's own recipe
+            pass
+        from emulator import images
 
-            images.build(self.settings, ["gateway"], say=lambda line: None, client=self._client)
+        own = {recipe.tag: name for name, recipe in images.recipes(self.settings).items() if name != "service"}
+        if image in own:
+            print(f"skaha-emulator: building {image} (its first use on this machine)", file=sys.stderr)
+            images.build(self.settings, [own[image]], say=lambda line: None, client=self._client)
+            return self._client.images.get(image)
+        try:
+            return self._client.images.pull(image)
+        except docker.errors.APIError as exc:
+            raise SkahaError(f"image {image} is not here and could not be pulled: {exc.explanation}") from None
 
     @property
     def base_url(self) -> str:
@@ -234,13 +243,7 @@ class StandaloneKit:
         return self._threads.submit(asyncio.run, coroutine).result()
 
     def _check_image(self, image: str, session_type: str) -> None:
-        try:
-            found = self._client.images.get(image)
-        except docker.errors.ImageNotFound:
-            try:
-                found = self._client.images.pull(image)
-            except docker.errors.APIError as exc:
-                raise SkahaError(f"image {image} is not here and could not be pulled: {exc.explanation}") from None
+        found = self._ensure_image(image)
         try:
             policy.check_image_types(found.labels or {}, image, session_type)
         except EmulatorError as exc:
