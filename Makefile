@@ -54,13 +54,14 @@ test: check images ## run the whole test suite (checks, then real Docker, Caddy,
 test-fast: venv ## only the tests that need no Docker
 	$(VENV)/bin/pytest tests/unit
 
-bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gateway and scale, each against raw Docker
+bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gateway, scale and the test kit, each against raw Docker
 	$(PY) benchmarks/launch.py
 	$(PY) benchmarks/portal.py
 	$(PY) benchmarks/images.py
 	$(PY) benchmarks/resources.py
 	$(PY) benchmarks/gateway.py
 	$(PY) benchmarks/scale.py
+	$(PY) benchmarks/testkit.py
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis
