@@ -11,6 +11,7 @@ RUN python3 -m venv /opt/emulator \
 COPY README.md /app/README.md
 COPY emulator /app/emulator
 COPY profiles /app/profiles
+COPY images /app/images
 RUN /opt/emulator/bin/pip install --no-cache-dir --no-deps /app
 
 ENV PATH=/opt/emulator/bin:$PATH \

@@ -53,7 +53,7 @@ def recipes(settings: Settings) -> dict[str, Recipe]:
             "service",
             SERVICE_IMAGE,
             REPO_ROOT,
-            files=("Dockerfile", "pyproject.toml", "README.md", "emulator", "profiles"),
+            files=("Dockerfile", "pyproject.toml", "README.md", "emulator", "profiles", "images"),
         ),
     }
     for folder in sorted(images.iterdir()):
