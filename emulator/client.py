@@ -82,6 +82,12 @@ class EmulatorClient:
         """Attach a desktop-app to a desktop (skaha's POST /session/<id>/app); answers the app's id."""
         return self._request("POST", f"/session/{desktop_id}/app", data={"image": image}, idempotent=False).text.strip()
 
+    def app(self, desktop_id: str, app_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/session/{desktop_id}/app/{app_id}").json()  # type: ignore[no-any-return]
+
+    def delete_app(self, desktop_id: str, app_id: str) -> None:
+        self._request("DELETE", f"/session/{desktop_id}/app/{app_id}")
+
     def sessions(self, **filters: str) -> list[dict[str, Any]]:
         return self._request("GET", "/session", params=filters).json()  # type: ignore[no-any-return]
 

@@ -306,6 +306,14 @@ def failures(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if not f.ok and not f.warning]
 
 
+_NOT_IN_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _xml_text(text: str) -> str:
+    """XML 1.0 has no place for most control characters (an app's log lines carry colour escapes)."""
+    return _NOT_IN_XML.sub("", text)
+
+
 def junit_xml(image: str, session_type: str, findings: list[Finding], seconds: float, error: str = "") -> bytes:
     """The findings as a JUnit XML report (what CI systems show as test results): one test case per check;
     a failed check is a failure (its detail, then what to change), advice passes with its text in
@@ -313,7 +321,7 @@ def junit_xml(image: str, session_type: str, findings: list[Finding], seconds: f
     suite = ElementTree.Element(
         "testsuite",
         name=f"emulate validate {image} --type {session_type}",
-        tests=str(len(findings) or 1),
+        tests=str(len(findings) + (1 if error else 0)),
         failures=str(len(failures(findings))),
         errors="1" if error else "0",
         skipped="0",
@@ -322,15 +330,15 @@ def junit_xml(image: str, session_type: str, findings: list[Finding], seconds: f
     classname = f"canfar.{session_type}"
     if error:
         case = ElementTree.SubElement(suite, "testcase", classname=classname, name="validate", time="0")
-        ElementTree.SubElement(case, "error", message=error).text = error
+        ElementTree.SubElement(case, "error", message=_xml_text(error)).text = _xml_text(error)
     for finding in findings:
         case = ElementTree.SubElement(suite, "testcase", classname=classname, name=finding.check, time="0")
         if not finding.ok and not finding.warning:
-            failure = ElementTree.SubElement(case, "failure", message=finding.detail)
-            failure.text = f"{finding.detail}\nfix: {finding.fix}" if finding.fix else finding.detail
+            failure = ElementTree.SubElement(case, "failure", message=_xml_text(finding.detail))
+            failure.text = _xml_text(f"{finding.detail}\nfix: {finding.fix}" if finding.fix else finding.detail)
         elif not finding.ok:
             advice = f"advice: {finding.detail}" + (f"\nfix: {finding.fix}" if finding.fix else "")
-            ElementTree.SubElement(case, "system-out").text = advice
+            ElementTree.SubElement(case, "system-out").text = _xml_text(advice)
     root = ElementTree.Element("testsuites")
     root.append(suite)
     ElementTree.indent(root)

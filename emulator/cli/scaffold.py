@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from emulator.cli.output import console
-from emulator.scaffold import EMULATOR_REQUIREMENT, TYPES, init_image
+from emulator.cli.output import console, console_err
+from emulator.scaffold import EMULATOR_REQUIREMENT, TYPES, init_image, installed_from
 
 
 @click.command("init-image")
@@ -16,11 +16,10 @@ from emulator.scaffold import EMULATOR_REQUIREMENT, TYPES, init_image
 @click.option("--image", help="The image's name and tag (default: DIR's name, tag dev).")
 @click.option(
     "--emulator",
-    default=EMULATOR_REQUIREMENT,
-    show_default=True,
-    help="What the CI jobs pip-install for skaha-emulator (a requirement, a git URL, a wheel).",
+    help="What the CI jobs pip-install for skaha-emulator: a requirement such as 'skaha-emulator @ "
+    "git+https://...' (default: the git repository this one came from, else 'skaha-emulator').",
 )
-def init_image_command(session_type: str, directory: Path, image: str | None, emulator: str) -> None:
+def init_image_command(session_type: str, directory: Path, image: str | None, emulator: str | None) -> None:
     """Write a new image project for a session type: Dockerfile, README, tests and CI jobs.
 
     \b
@@ -28,8 +27,15 @@ def init_image_command(session_type: str, directory: Path, image: str | None, em
       emulate init-image notebook my-notebook && cd my-notebook
       docker build -t my-notebook:dev . && pytest
     """
-    written = init_image(session_type, directory, image, emulator)
+    source = emulator or installed_from()
+    written = init_image(session_type, directory, image, source or EMULATOR_REQUIREMENT)
     console.print(f"wrote {directory}/: " + ", ".join(str(p) for p in written), highlight=False)
+    if source is None:
+        console_err.print(
+            f"note: its CI jobs install {EMULATOR_REQUIREMENT!r} from the package index; where your CI should "
+            "take it from a repository instead, edit them or use --emulator 'skaha-emulator @ git+URL'",
+            highlight=False,
+        )
 
 
 COMMANDS = [init_image_command]

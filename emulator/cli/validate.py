@@ -58,9 +58,10 @@ def validate(
     findings: list[checks.Finding] = []
     try:
         findings = _run_checks(settings, image, session_type, static_only, timeout)
-    except EmulatorError as exc:
+    except Exception as exc:  # the report says why there are no findings, then the error is raised as ever
         if junit is not None:
-            junit.write_bytes(checks.junit_xml(image, session_type, [], time.monotonic() - started, exc.message))
+            why = exc.message if isinstance(exc, EmulatorError) else f"{type(exc).__name__}: {exc}"
+            junit.write_bytes(checks.junit_xml(image, session_type, [], time.monotonic() - started, why))
         raise
     if junit is not None:
         junit.write_bytes(checks.junit_xml(image, session_type, findings, time.monotonic() - started))

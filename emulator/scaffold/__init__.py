@@ -8,9 +8,11 @@ so a failure leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 from emulator.errors import ConfigError
@@ -34,6 +36,22 @@ def _place(relative: Path) -> Path:
     parts = [("." + p[len("dot-") :]) if p.startswith("dot-") else p for p in relative.parts]
     placed = Path(*parts)
     return Path(PLACES.get(str(placed), str(placed)))
+
+
+def installed_from() -> str | None:
+    """Where pip took this skaha-emulator from, when CI can take it from there too (a git repository:
+    PEP 610's direct_url.json); None for a local folder or file, which a CI machine does not have."""
+    try:
+        recorded = metadata.distribution("skaha-emulator").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    if not recorded:
+        return None
+    origin = json.loads(recorded)
+    vcs = origin.get("vcs_info")
+    if not vcs or vcs.get("vcs") != "git":
+        return None
+    return f"skaha-emulator @ git+{origin['url']}@{vcs['commit_id']}"
 
 
 def render(text: str, values: dict[str, str]) -> str:

@@ -20,6 +20,7 @@ from emulator.settings import load_settings
 from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
 
 POLL = 0.1
+APP_START_SECONDS = 120
 
 
 class AttachedKit:
@@ -40,7 +41,8 @@ class AttachedKit:
     def close(self, keep: bool = False) -> None:
         if not keep:
             for session in list(self.sessions.values()):
-                session.close()
+                with contextlib.suppress(Exception):  # one that fails must not keep the others
+                    session.close()
 
     def launch(
         self,
@@ -71,9 +73,13 @@ class AttachedKit:
             raise SkahaError(f"the platform refused the launch: {exc.message}") from None
         profile = self.profiles.get(session_type)
         limit = timeout if timeout is not None else float(profile.startup_timeout_seconds if profile else 300) * 2
-        return self._wait(session_id, session_type, image, limit)
+        try:
+            return self._wait(session_id, session_type, image, limit, batch=bool(profile and profile.batch))
+        except BaseException:
+            self._delete(session_id)
+            raise
 
-    def _wait(self, session_id: str, session_type: str, image: str, limit: float) -> SkahaSession:
+    def _wait(self, session_id: str, session_type: str, image: str, limit: float, batch: bool) -> SkahaSession:
         deadline = time.monotonic() + limit
         found: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -81,9 +87,10 @@ class AttachedKit:
             if found["status"] != "Pending":
                 break
             time.sleep(POLL)
-        if found.get("status") not in ("Running", "Succeeded"):
+        # An interactive session must be Running; a job may have run to its end already, either way.
+        wanted = ("Running", "Succeeded", "Failed", "Completed") if batch else ("Running",)
+        if found.get("status") not in wanted:
             events = self._api.events(session_id)
-            self._delete(session_id)
             raise ContractBroken(
                 f"{image} did not start as a {session_type} session on {self.base_url} "
                 f"(status {found.get('status', 'unknown')}). Its events:\n{events.rstrip()}"
@@ -103,6 +110,8 @@ class AttachedKit:
             url=f"{self.base_url}{prefix}" if prefix else None,
             connect_url=connect if connect and connect != "not-applicable" else None,
             http_params={"token": session_id} if session_type == "notebook" else None,
+            http_headers=self._api.auth_headers,  # a platform with sign-in checks every session request
+            verify=self._api.verify,
             on_close=lambda closed: self._delete(session_id),
             on_desktop_app=self._attach if profile is not None and profile.x11 == "server" else None,
         )
@@ -123,22 +132,36 @@ class AttachedKit:
             app_id = self._api.attach_app(desktop.id, image)
         except EmulatorError as exc:
             raise SkahaError(f"the platform refused the desktop-app: {exc.message}") from None
-        row = f"{desktop.id}-{app_id}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            found = self._docker.containers.list(filters={"label": f"{labels.ROW_ID}={row}"})
-            if found:
-                app = SkahaSession(
-                    session_id=app_id,
-                    session_type="desktop-app",
-                    image=image,
-                    container=found[0],
-                    url=None,
-                    connect_url=None,
+        try:
+            deadline = time.monotonic() + APP_START_SECONDS
+            status = "Pending"
+            while time.monotonic() < deadline:
+                status = self._api.app(desktop.id, app_id)["status"]
+                if status != "Pending":
+                    break
+                time.sleep(POLL)
+            if status != "Running":
+                raise ContractBroken(
+                    f"the desktop-app {image} did not start on desktop {desktop.id} (status {status}); "
+                    f"see `emulate logs {desktop.id}` (a desktop's logs include its apps')"
                 )
-                return app
-            time.sleep(POLL)
-        raise ContractBroken(f"the desktop-app {image} did not start on desktop {desktop.id} within 120 s")
+            container = self._container(labels.ROW_ID, f"{desktop.id}-{app_id}")
+        except BaseException:
+            self._delete_app(desktop.id, app_id)
+            raise
+        return SkahaSession(
+            session_id=app_id,
+            session_type="desktop-app",
+            image=image,
+            container=container,
+            url=None,
+            connect_url=None,
+            on_close=lambda closed: self._delete_app(desktop.id, app_id),
+        )
+
+    def _delete_app(self, desktop_id: str, app_id: str) -> None:
+        with contextlib.suppress(EmulatorError):  # gone already, or with its desktop
+            self._api.delete_app(desktop_id, app_id)
 
     def _delete(self, session_id: str) -> None:
         with contextlib.suppress(EmulatorError):  # gone already

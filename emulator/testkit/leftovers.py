@@ -5,6 +5,7 @@ run, and, for a run that crashed, at the start of the next one."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import tempfile
@@ -14,7 +15,7 @@ import docker
 import docker.errors
 import psutil
 
-OWNER = "io.skaha-emulator.testkit.owner"  # "<host>:<pid>:<the process's start time>"
+OWNER = "io.skaha-emulator.testkit.owner"  # "<host>:<uid>:<pid>:<the process's start time>"
 STATE = "io.skaha-emulator.testkit.state"  # the run's state folder, which holds KEPT when it kept a session
 KEPT = "kept"
 STATE_PREFIX = "skaha-testkit-"
@@ -22,15 +23,21 @@ STATE_PREFIX = "skaha-testkit-"
 
 def owner() -> str:
     me = psutil.Process()
-    return f"{socket.gethostname()}:{me.pid}:{int(me.create_time())}"
+    return f"{socket.gethostname()}:{os.getuid()}:{me.pid}:{int(me.create_time())}"
+
+
+def _mine(owner_label: str) -> bool:
+    """Made by a run of this user on this machine (root may clean up after anyone here)."""
+    parts = owner_label.split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname():
+        return False
+    return os.getuid() == 0 or parts[1] == str(os.getuid())
 
 
 def _alive(owner_label: str) -> bool:
-    """Whether the run that made something still runs. Another machine's (a shared engine) counts as alive:
-    it is not ours to judge."""
-    host, _, rest = owner_label.partition(":")
-    pid, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit() or not started.isdigit():
+    """Whether the run that made something still runs."""
+    _, _, pid, started = owner_label.split(":")
+    if not pid.isdigit() or not started.isdigit():
         return True
     try:
         return int(psutil.Process(int(pid)).create_time()) == int(started)
@@ -50,8 +57,8 @@ def remove_state(state: str) -> None:
 
 
 def sweep(client: docker.DockerClient, *, include_kept: bool = False, only_owner: str | None = None) -> list[str]:
-    """Remove the containers and networks of runs that have ended (or, with `only_owner`, of that run);
-    kept sessions stay unless `include_kept`. Returns the names removed."""
+    """Remove the containers and networks of this user's runs that have ended (or, with `only_owner`, of that
+    run); kept sessions stay unless `include_kept`. Returns the names removed."""
     removed: list[str] = []
     states: set[str] = set()
 
@@ -59,7 +66,8 @@ def sweep(client: docker.DockerClient, *, include_kept: bool = False, only_owner
         mark = labels.get(OWNER, "")
         if only_owner is not None:
             return mark == only_owner
-        return not _alive(mark) and (include_kept or not _kept(labels.get(STATE, "")))
+        # Another user's runs, or another machine's on a shared engine, are not ours to judge.
+        return _mine(mark) and not _alive(mark) and (include_kept or not _kept(labels.get(STATE, "")))
 
     for container in client.containers.list(all=True, filters={"label": OWNER}):
         if wanted(container.labels):

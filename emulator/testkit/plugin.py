@@ -120,7 +120,7 @@ def skaha_kit(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             extra["profiles_dir"] = Path(options.skaha_profiles)
         if options.skaha_gateway_image:
             extra["gateway_image"] = options.skaha_gateway_image
-        kit = StandaloneKit(arc, **extra).start()
+        kit = StandaloneKit(arc, open_arc=not options.skaha_arc, **extra).start()
     yield kit
     kit.close(keep=bool(request.config.stash[_KEPT]))
 
@@ -141,18 +141,31 @@ class SessionFactory(Protocol):
     ) -> SkahaSession: ...
 
 
+def _declared_types(image: str) -> list[str] | None:
+    import docker
+
+    from emulator.labels import image_session_types
+
+    try:
+        return image_session_types(docker.from_env().images.get(image).labels or {})
+    except Exception:  # not here yet (it will be pulled): nothing declared that we can see
+        return None
+
+
+def _option_image(image: str | None, session_type: str | None) -> str | None:
+    """--skaha-image (SKAHA_IMAGE) stands in for an image a test does not name, unless its label says it
+    is for other types (a desktop-app image's tests launch the platform's desktop with no image named)."""
+    if not image or session_type is None:
+        return image
+    declared = _declared_types(image)
+    return image if declared is None or session_type in declared else None
+
+
 def _session_type(kit: Kit, image: str | None, given: str | None) -> str:
     if given:
         return given
     if image:
-        import docker
-
-        from emulator.labels import image_session_types
-
-        try:
-            declared = image_session_types(docker.from_env().images.get(image).labels or {})
-        except Exception:  # not here yet (it will be pulled): the test must say the type
-            declared = None
+        declared = _declared_types(image)
         if declared and len(declared) == 1:
             return declared[0]
     raise pytest.UsageError(
@@ -172,8 +185,9 @@ def skaha_session(request: pytest.FixtureRequest, skaha_kit: Kit) -> Iterator[Se
     launched: list[SkahaSession] = []
 
     def launch(image: str | None = None, type: str | None = None, **options: Any) -> SkahaSession:
-        chosen_image = image or defaults.get("image") or request.config.option.skaha_image
-        session_type = _session_type(skaha_kit, chosen_image, type or defaults.get("type"))
+        given_type = type or defaults.get("type")
+        chosen_image = image or defaults.get("image") or _option_image(request.config.option.skaha_image, given_type)
+        session_type = _session_type(skaha_kit, chosen_image, given_type)
         if not chosen_image:
             profile = skaha_kit.profiles.get(session_type)
             chosen_image = profile.default_image if profile else None
@@ -189,7 +203,8 @@ def skaha_session(request: pytest.FixtureRequest, skaha_kit: Kit) -> Iterator[Se
     keep = request.config.option.skaha_keep and _failed(request.node)
     for session in reversed(launched):
         if keep and not session.closed:
-            request.config.stash[_KEPT].append({"test": request.node.nodeid, **session.describe()})
+            clean = "emulate testkit clean" if not request.config.option.skaha_url else f"emulate delete {session.id}"
+            request.config.stash[_KEPT].append({"test": request.node.nodeid, "clean": clean, **session.describe()})
         else:
             session.close()
 
@@ -202,4 +217,5 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for entry in kept:
         where = entry["connect"] or entry["url"] or "(no URL)"
         terminalreporter.line(f"{entry['test']}: {entry['type']} {entry['id']} ({entry['image']}) at {where}")
-    terminalreporter.line("remove them with: emulate testkit clean")
+    for clean in dict.fromkeys(entry["clean"] for entry in kept):
+        terminalreporter.line(f"remove with: {clean}")

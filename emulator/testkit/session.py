@@ -50,8 +50,8 @@ class ExecResult:
 
 class SkahaSession:
     """One session. `url` is its root through the gateway (`/session/<type>/<id>/`); `http` an httpx client
-    bound to it (for a notebook it carries Jupyter's token); `exec` runs a command as the session user,
-    in its home, with its environment, as a terminal in the session would."""
+    bound to it (for a notebook it carries Jupyter's token, attached to a platform its sign-in); `exec` runs
+    a command as the session user, in its home, with its environment, as a terminal in the session would."""
 
     def __init__(
         self,
@@ -63,6 +63,8 @@ class SkahaSession:
         url: str | None,
         connect_url: str | None,
         http_params: dict[str, str] | None = None,
+        http_headers: dict[str, str] | None = None,
+        verify: str | bool = True,
         on_close: Callable[[SkahaSession], None] | None = None,
         on_desktop_app: Callable[[SkahaSession, str], SkahaSession] | None = None,
     ) -> None:
@@ -73,6 +75,8 @@ class SkahaSession:
         self.connect_url = connect_url  # what CANFAR's portal would open (with the app's token)
         self._url = url
         self._http_params = http_params or {}
+        self._http_headers = http_headers or {}
+        self._verify = verify
         self._http: httpx.Client | None = None
         self._on_close = on_close
         self._on_desktop_app = on_desktop_app
@@ -92,7 +96,13 @@ class SkahaSession:
     def http(self) -> httpx.Client:
         """An httpx client whose relative URLs are under the session's root (`session.http.get("api")`)."""
         if self._http is None:
-            self._http = httpx.Client(base_url=self.url, params=self._http_params, timeout=30)
+            self._http = httpx.Client(
+                base_url=self.url,
+                params=self._http_params,
+                headers=self._http_headers,
+                verify=self._verify,
+                timeout=30,
+            )
         return self._http
 
     @property

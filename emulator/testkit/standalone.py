@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
+import shutil
 import sys
 import tempfile
 from collections.abc import Coroutine, Iterator, Sequence
@@ -37,6 +37,7 @@ from emulator.core.contract import build_spec, template_values
 from emulator.core.models import GIB, Group, Resources, Session, Status, User
 from emulator.core.probe import probe_path
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects, install_session_files
+from emulator.core.sessions import GIVE_UP_FACTOR
 from emulator.errors import EmulatorError
 from emulator.gateway.caddy import LISTEN_PORT, OWN_ANSWER, full_config
 from emulator.gateway.routes import routes_for
@@ -69,23 +70,14 @@ def _no_reaper() -> Iterator[None]:
         testcontainers_config._ryuk_disabled = before
 
 
-def _engine_is_local() -> bool:
-    """Whether the engine runs beside these tests (its published loopback ports are ours to reach): its
-    socket is a local one and its daemon is a process we can see."""
-    host = os.environ.get("DOCKER_HOST", "")
-    if host and not host.startswith("unix://"):
-        return False
-    return any(p.info["name"] == "dockerd" for p in psutil.process_iter(["name"]))
-
-
 class _Fixed:
     """A wait strategy's target at a known address (the gateway, reached where the kit reaches it)."""
 
-    def __init__(self, host: str, port: int, container: DockerContainer) -> None:
-        self._host, self._port, self._container = host, port, container
+    def __init__(self, port: int, container: DockerContainer) -> None:
+        self._port, self._container = port, container
 
     def get_container_host_ip(self) -> str:
-        return self._host
+        return "127.0.0.1"
 
     def get_exposed_port(self, port: int) -> int:
         return self._port
@@ -109,26 +101,34 @@ class StandaloneKit:
         profiles_dir: Path | None = None,
         gateway_image: str = GATEWAY_IMAGE,
         client: docker.DockerClient | None = None,
+        open_arc: bool = False,
     ) -> None:
+        """`open_arc`: `arc` is the kit's own new folder, to be opened to the session user (as root, sessions
+        run as another uid); a folder of yours is used as it is."""
         self._client = client or docker.from_env()
         self._gateway_image = gateway_image
         self.instance = f"testkit-{secrets.token_hex(4)}"
+        self._open_arc = open_arc
+        # Private to you: the session folders are named by session id, which is also a notebook's token.
         self.state = Path(tempfile.mkdtemp(prefix=leftovers.STATE_PREFIX))
-        self.state.chmod(0o755)  # the session's uid reads its mounted files (passwd, scripts) through it
         self.owner = leftovers.owner()
         self._labels = {leftovers.OWNER: self.owner, leftovers.STATE: str(self.state)}
-        # This machine's EMULATE_* settings (the CA bundle builds trust, the pids limit...), with the run's own
-        # name, folders and address on top.
-        self.settings = load_settings(
-            instance=self.instance,
-            state_dir=self.state,
-            config_dir=self.state / "config",
-            arc_dir=arc,
-            profiles_dir=profiles_dir,
-            host="127.0.0.1",
-            port=0,
-        )
-        self.profiles = load_profiles(self.settings.profiles_dir)
+        try:
+            # This machine's EMULATE_* settings (the CA bundle builds trust, the pids limit...), with the run's
+            # own name, folders and address on top.
+            self.settings = load_settings(
+                instance=self.instance,
+                state_dir=self.state,
+                config_dir=self.state / "config",
+                arc_dir=arc,
+                profiles_dir=profiles_dir,
+                host="127.0.0.1",
+                port=0,
+            )
+            self.profiles = load_profiles(self.settings.profiles_dir)
+        except BaseException:
+            leftovers.remove_state(str(self.state))
+            raise
         self.user = _user()
         self._context = policy.resource_context(
             psutil.cpu_count() or 1, psutil.virtual_memory().total / GIB, gpu_count=0
@@ -141,7 +141,7 @@ class StandaloneKit:
         self._network: Network | None = None
         self._gateway: DockerContainer | None = None
         self.sessions: dict[str, SkahaSession] = {}
-        self._images_checked: set[str] = set()
+        self._profiles_of: dict[str, Profile] = {}
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -151,7 +151,8 @@ class StandaloneKit:
         try:
             arc = self.settings.arc_path
             arc.mkdir(parents=True, exist_ok=True)
-            arc.chmod(0o755)  # sessions run as the user's uid: /arc itself must let them in
+            if self._open_arc:  # sessions run as the user's uid: /arc itself must let them in (and list it)
+                arc.chmod(0o755)
             install_session_files(self.settings, self.profiles.values())
             self._network = Network(
                 docker_network_kw={
@@ -185,21 +186,23 @@ class StandaloneKit:
             .with_kwargs(labels={**labels.platform_labels(self.instance, labels.ROLE_GATEWAY), **self._labels})
             # Anything under no route gets the gateway's own 404: it is up and routing.
         )
-        local = _engine_is_local()
-        if local:
-            # Published on loopback only: a session's URL is for this machine's tests, never its network.
-            gateway.ports[f"{LISTEN_PORT}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
-        else:  # the tests run elsewhere than the engine (a CI job in a container): where testcontainers says
-            gateway.with_exposed_ports(LISTEN_PORT)
+        # Published on loopback only: its routes ask for no sign-in, so they are for this machine's tests alone.
+        gateway.ports[f"{LISTEN_PORT}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
         self._gateway = gateway
         with _no_reaper():
             gateway.start()
-        host = "127.0.0.1" if local else gateway.get_container_host_ip()
         port = int(gateway.get_docker_client().port(gateway.get_container_id(), LISTEN_PORT))
-        self.settings = self.settings.model_copy(update={"host": host, "port": port})
+        self.settings = self.settings.model_copy(update={"port": port})
         # Anything under no route gets the gateway's own 404: it is up and routing.
         ready = HttpWaitStrategy.from_url(f"{self.base_url}/testkit-ready").for_status_code(404)
-        ready.with_startup_timeout(30).with_poll_interval(0.05).wait_until_ready(_Fixed(host, port, gateway))
+        try:
+            ready.with_startup_timeout(30).with_poll_interval(0.05).wait_until_ready(_Fixed(port, gateway))
+        except TimeoutError:
+            raise SkahaError(
+                f"the test run's gateway did not answer at {self.base_url}: standalone sessions need the Docker "
+                "engine on this machine (their ports are published on its loopback and /arc is a folder of "
+                "this machine); run the tests beside the engine, or attach to a platform with --skaha-url"
+            ) from None
 
     def _ensure_image(self, image: str) -> Any:
         """The local image; one of the emulator's own (the gateway, the desktop) is built from its recipe the
@@ -226,15 +229,18 @@ class StandaloneKit:
 
     def close(self, keep: bool = False) -> None:
         """Remove every session, the gateway and the network (never /arc); with `keep`, leave them all."""
-        if keep:
-            (self.state / leftovers.KEPT).write_text("kept by --skaha-keep\n")
-        else:
+        try:
+            if keep:
+                (self.state / leftovers.KEPT).write_text("kept by --skaha-keep\n")
+                return
             for session in list(self.sessions.values()):
-                session.close()
+                with suppress(Exception):  # whatever one does, the sweep below removes it
+                    session.close()
             leftovers.sweep(self._client, only_owner=self.owner)
             leftovers.remove_state(str(self.state))
-        self._runtime.close()
-        self._threads.shutdown(wait=False)
+        finally:
+            self._runtime.close()
+            self._threads.shutdown(wait=False)
 
     # --- sessions ------------------------------------------------------------------------------
 
@@ -285,6 +291,7 @@ class StandaloneKit:
             raise SkahaError(f"cmd and args are for headless jobs; a {session_type} session runs its type's launch")
         check_args(args)
         try:
+            image = policy.validate_image(image)
             policy.validate_name(name)
             resources = policy.resolve_resources(
                 policy.ResourceRequest(
@@ -297,6 +304,7 @@ class StandaloneKit:
             )
         except EmulatorError as exc:
             raise SkahaError(exc.message) from None
+        self._check_limit(profile)
         self._check_image(image, session_type)
         now = datetime.now(UTC)
         session = Session(
@@ -319,7 +327,11 @@ class StandaloneKit:
         profile = next((p for p in self.profiles.values() if p.attaches_to == desktop.type), None)
         if profile is None:
             raise SkahaError(f"no desktop-app profile attaches to a {desktop.type}")
-        apps.check_image_name(image)
+        try:
+            image = policy.validate_image(image)
+            apps.check_image_name(image)
+        except EmulatorError as exc:
+            raise SkahaError(exc.message) from None
         self._check_image(image, profile.type)
         parent = Session(
             id=desktop.id,
@@ -338,47 +350,58 @@ class StandaloneKit:
         app = apps.new_app(profile, parent, self.user, image, resources, datetime.now(UTC))
         return self._start(profile, app, None)
 
+    def _check_limit(self, profile: Profile) -> None:
+        """skaha's limit of interactive sessions per user (EMULATE_MAX_SESSIONS here, 3 by default)."""
+        if not profile.counts_toward_limit:
+            return
+        active = sum(1 for p in self._profiles_of.values() if p.counts_toward_limit)
+        if active >= self.settings.max_sessions:
+            raise SkahaError(
+                f"User {self.user.name} has reached the maximum of {self.settings.max_sessions} active sessions."
+            )
+
     def _start(self, profile: Profile, session: Session, timeout: float | None) -> SkahaSession:
         """The platform's bring-up, step for step, with testcontainers doing the run and the wait."""
-        ensure_home(self.settings.arc_path, self.user)
-        ensure_projects(self.settings.arc_path, self.user)
-        self._sync(self._identity.write(session, self.user))
-        if profile.x11 is not None:
-            display = session if session.parent_id is None else self._display_of(session)
-            self._identity.write_x11_cookie(display)
-        spec = build_spec(profile, session, self.user, self.settings)
-        kwargs = create_kwargs(spec)
-        for handled in ("image", "name", "environment", "command", "network", "tmpfs", "detach"):
-            kwargs.pop(handled)
-        kwargs["labels"] = {**kwargs["labels"], **self._labels}
-        assert self._network is not None
-        container = DockerContainer(
-            spec.image, env=spec.environment, name=spec.name, network=self._network
-        ).with_kwargs(**kwargs)
-        container.tmpfs.update(spec.tmpfs)
-        if spec.command is not None:
-            container.with_command(spec.command)
-        values = template_values(profile, session, self.user, self.settings)
-        waits = profile.interactive and profile.readiness is not None
-        limit = timeout if timeout is not None else float(profile.startup_timeout_seconds)
-        if waits:
-            url = f"{self.base_url}{probe_path(profile, values)}"
-            assert profile.readiness is not None
-            container.waiting_for(AnswersThroughGateway(url, profile.readiness, OWN_ANSWER, limit))
+        name = naming.session_container(self.settings.prefix, session.type, session.id)
+        container: DockerContainer | None = None
+        # As the platform: a session not ready after this many times its startup timeout fails.
+        limit = timeout if timeout is not None else float(GIVE_UP_FACTOR * profile.startup_timeout_seconds)
         try:
-            with _no_reaper():
-                container.start()
-        except (ExitedAtStart, NeverReady) as exc:
-            explanation = self._explain(profile, session, container, exc, limit)
-            self._remove(spec.name, session)
-            raise ContractBroken(explanation) from None
+            ensure_home(self.settings.arc_path, self.user)
+            ensure_projects(self.settings.arc_path, self.user)
+            self._sync(self._identity.write(session, self.user))
+            if profile.x11 is not None:
+                display = session if session.parent_id is None else self._display_of(session)
+                self._identity.write_x11_cookie(display)
+            spec = build_spec(profile, session, self.user, self.settings)
+            kwargs = create_kwargs(spec)
+            for handled in ("image", "name", "environment", "command", "network", "tmpfs", "detach"):
+                kwargs.pop(handled)
+            kwargs["labels"] = {**kwargs["labels"], **self._labels}
+            assert self._network is not None
+            container = DockerContainer(
+                spec.image, env=spec.environment, name=spec.name, network=self._network
+            ).with_kwargs(**kwargs)
+            container.tmpfs.update(spec.tmpfs)
+            if spec.command is not None:
+                container.with_command(spec.command)
+            values = template_values(profile, session, self.user, self.settings)
+            if profile.interactive and profile.readiness is not None:
+                url = f"{self.base_url}{probe_path(profile, values)}"
+                container.waiting_for(AnswersThroughGateway(url, profile.readiness, OWN_ANSWER, limit))
+            try:
+                with _no_reaper():
+                    container.start()
+            except (ExitedAtStart, NeverReady) as exc:
+                raise ContractBroken(self._explain(profile, session, container, exc, limit)) from None
+            wrapped = container.get_wrapped_container()
+            wrapped.reload()
         except BaseException:
-            self._remove(spec.name, session)
+            self._discard(name, session, container)
             raise
-        wrapped = container.get_wrapped_container()
-        wrapped.reload()
         prefix = profile.render(profile.path_prefix, values) if profile.path_prefix else None
         connect = profile.render(profile.connect_url, values) if profile.connect_url != "not-applicable" else None
+        started = container
         handle = SkahaSession(
             session_id=session.app_id or session.id,
             session_type=session.type,
@@ -387,10 +410,11 @@ class StandaloneKit:
             url=f"{self.base_url}{prefix}" if prefix else None,
             connect_url=connect,
             http_params={"token": session.id} if session.type == SessionType.NOTEBOOK else None,
-            on_close=lambda closed: self._remove(spec.name, session),
+            on_close=lambda closed: self._discard(name, session, started),
             on_desktop_app=self.attach_app if profile.x11 == "server" else None,
         )
         self.sessions[session.id] = handle
+        self._profiles_of[session.id] = profile
         return handle
 
     def _display_of(self, app: Session) -> Session:
@@ -407,10 +431,15 @@ class StandaloneKit:
             expiry_time=app.expiry_time,
         )
 
-    def _remove(self, container_name: str, session: Session) -> None:
+    def _discard(self, container_name: str, session: Session, container: DockerContainer | None) -> None:
+        """A session's container and files go, as the platform removes them when a session ends."""
         with suppress(docker.errors.NotFound):
             self._client.api.remove_container(container_name, force=True, v=True)
+        shutil.rmtree(self.settings.session_files(session.id), ignore_errors=True)
+        if container is not None:  # testcontainers gives each container a client of its own
+            container.get_docker_client().client.close()
         self.sessions.pop(session.id, None)
+        self._profiles_of.pop(session.id, None)
 
     def _explain(
         self, profile: Profile, session: Session, container: DockerContainer, failure: Exception, limit: float

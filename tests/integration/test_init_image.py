@@ -63,7 +63,7 @@ def test_a_new_project_builds_and_passes_its_own_tests(
     project = _new_project(tmp_path, session_type, image)
     docker_client.images.build(path=str(project), tag=image, rm=True, forcerm=True)
     images.append(image)
-    result = _pytest(project)
+    result = _pytest(project, {**os.environ, "SKAHA_IMAGE": image})  # as its CI jobs run it
     assert result.returncode == 0, result.stdout + result.stderr
     validated = subprocess.run(
         [sys.executable, "-m", "emulator", "validate", image, "--type", session_type, "--static-only"],

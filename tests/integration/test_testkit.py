@@ -247,9 +247,12 @@ def test_a_crashed_run_is_cleaned_up_by_the_next(
     assert _ours(docker_client) == []
 
 
+@pytest.mark.parametrize("which", ["platform", "secured"])
 def test_attached_mode_launches_through_a_running_platform(
-    pytester: pytest.Pytester, platform: Instance, clean: None
+    pytester: pytest.Pytester, request: pytest.FixtureRequest, which: str, clean: None
 ) -> None:
+    """Through the API of a platform, with and without sign-in on its session routes (`up --auth`)."""
+    platform: Instance = request.getfixturevalue(which)
     pytester.makepyfile(
         f"""
         def test_through_the_api(skaha_session):
@@ -266,3 +269,24 @@ def test_attached_mode_launches_through_a_running_platform(
     while platform.http.get(f"/session/{launched}").status_code != 404:
         assert time.monotonic() < deadline, "the attached run did not delete its session"
         time.sleep(0.2)
+
+
+def test_the_runs_own_folder_is_private_and_goes_with_the_run(
+    pytester: pytest.Pytester, clean: None, tmp_path: Path
+) -> None:
+    """Its session folders are named by session id (a notebook's token): nobody else may list them."""
+    pytester.makepyfile(
+        f"""
+        import os, stat
+
+        def test_private(skaha_session, skaha_kit):
+            skaha_session("{NOTEBOOK}", type="notebook")
+            mode = stat.S_IMODE(os.stat(skaha_kit.state).st_mode)
+            assert mode == 0o700, oct(mode)
+            print("STATE", skaha_kit.state)
+        """
+    )
+    result = _run(pytester)
+    result.assert_outcomes(passed=1)
+    state = next(line.split("STATE ")[1].split()[0] for line in result.outlines if "STATE " in line)
+    assert not Path(state).exists()
