@@ -262,7 +262,7 @@ def test_attached_mode_launches_through_a_running_platform(
             print("ATTACHED", session.id)
         """
     )
-    result = _run(pytester, "--skaha-url", platform.url, "--skaha-token", platform.token)
+    result = _run(pytester, f"--skaha-url={platform.url}", f"--skaha-token={platform.token}")
     result.assert_outcomes(passed=1)
     launched = next(line.split("ATTACHED ")[1].split()[0] for line in result.outlines if "ATTACHED " in line)
     deadline = time.monotonic() + 30
