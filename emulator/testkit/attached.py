@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import docker
@@ -17,6 +16,7 @@ from emulator.errors import EmulatorError
 from emulator.layout import Layout
 from emulator.profiles import Profile, load_profiles
 from emulator.settings import load_settings
+from emulator.testkit.options import Launch
 from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
 
 POLL = 0.1
@@ -44,35 +44,24 @@ class AttachedKit:
                 with contextlib.suppress(Exception):  # one that fails must not keep the others
                     session.close()
 
-    def launch(
-        self,
-        image: str,
-        session_type: str,
-        *,
-        cores: int | None = None,
-        ram: int | None = None,
-        env: dict[str, str] | None = None,
-        cmd: str | None = None,
-        args: Sequence[str] | None = None,
-        name: str = "test",
-        timeout: float | None = None,
-    ) -> SkahaSession:
-        check_args(args)
+    def launch(self, image: str, session_type: str, options: Launch = Launch()) -> SkahaSession:
+        check_args(options.args)
         try:
             session_id = self._api.launch(
-                name=name,
+                name=options.name,
                 image=image,
                 type=session_type,
-                cores=cores,
-                ram=ram,
-                env=[f"{k}={v}" for k, v in (env or {}).items()],
-                cmd=cmd,
-                args=" ".join(args) if args else None,
+                cores=options.cores,
+                ram=options.ram,
+                env=[f"{k}={v}" for k, v in (options.env or {}).items()],
+                cmd=options.cmd,
+                args=" ".join(options.args) if options.args else None,
             )
         except EmulatorError as exc:
             raise SkahaError(f"the platform refused the launch: {exc.message}") from None
         profile = self.profiles.get(session_type)
-        limit = timeout if timeout is not None else float(profile.startup_timeout_seconds if profile else 300) * 2
+        default = float(profile.startup_timeout_seconds if profile else 300) * 2
+        limit = options.timeout if options.timeout is not None else default
         try:
             return self._wait(session_id, session_type, image, limit, batch=bool(profile and profile.batch))
         except BaseException:

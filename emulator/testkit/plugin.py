@@ -13,11 +13,14 @@ only pytest: the kit itself is imported when a test first asks for a session.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
+
+from emulator.testkit.options import Launch
 
 if TYPE_CHECKING:
     from emulator.testkit.session import SkahaSession
@@ -33,19 +36,7 @@ class Kit(Protocol):
     @property
     def base_url(self) -> str: ...
 
-    def launch(
-        self,
-        image: str,
-        session_type: str,
-        *,
-        cores: int | None = None,
-        ram: int | None = None,
-        env: dict[str, str] | None = None,
-        cmd: str | None = None,
-        args: Sequence[str] | None = None,
-        name: str = "test",
-        timeout: float | None = None,
-    ) -> SkahaSession: ...
+    def launch(self, image: str, session_type: str, options: Launch = Launch()) -> SkahaSession: ...
 
     def close(self, keep: bool = False) -> None: ...
 
@@ -125,22 +116,6 @@ def skaha_kit(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     kit.close(keep=bool(request.config.stash[_KEPT]))
 
 
-class SessionFactory(Protocol):
-    def __call__(
-        self,
-        image: str | None = None,
-        type: str | None = None,
-        *,
-        cores: int | None = None,
-        ram: int | None = None,
-        env: dict[str, str] | None = None,
-        cmd: str | None = None,
-        args: Sequence[str] | None = None,
-        name: str = "test",
-        timeout: float | None = None,
-    ) -> SkahaSession: ...
-
-
 def _declared_types(image: str) -> list[str] | None:
     import docker
 
@@ -176,7 +151,7 @@ def _session_type(kit: Kit, image: str | None, given: str | None) -> str:
 
 
 @pytest.fixture
-def skaha_session(request: pytest.FixtureRequest, skaha_kit: Kit) -> Iterator[SessionFactory]:
+def skaha_session(request: pytest.FixtureRequest, skaha_kit: Kit) -> Iterator[Callable[..., SkahaSession]]:
     """Launch sessions under the CANFAR contract: `skaha_session(image, type=..., cores=, ram=, env=)`.
 
     Every session is deleted after the test (kept with `--skaha-keep` when the test failed)."""
@@ -194,12 +169,16 @@ def skaha_session(request: pytest.FixtureRequest, skaha_kit: Kit) -> Iterator[Se
         if not chosen_image:
             raise pytest.UsageError(f"skaha_session: no image to launch as {session_type}")
         merged = {k: v for k, v in defaults.items() if k not in ("image", "type")} | options
-        session = skaha_kit.launch(chosen_image, session_type, **merged)
+        try:
+            wanted = Launch(**merged)
+        except TypeError:
+            known = ", ".join(f.name for f in fields(Launch))
+            raise pytest.UsageError(f"skaha_session takes image, type, {known} (got {', '.join(merged)})") from None
+        session = skaha_kit.launch(chosen_image, session_type, wanted)
         launched.append(session)
         return session
 
-    factory: Callable[..., SkahaSession] = launch
-    yield factory
+    yield launch
     keep = request.config.option.skaha_keep and _failed(request.node)
     for session in reversed(launched):
         if keep and not session.closed:

@@ -16,7 +16,7 @@ import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -46,6 +46,7 @@ from emulator.profiles import Profile, SessionType, load_profiles
 from emulator.runtime.docker import DockerRuntime, create_kwargs
 from emulator.settings import load_settings
 from emulator.testkit import leftovers
+from emulator.testkit.options import Launch
 from emulator.testkit.ready import AnswersThroughGateway, ExitedAtStart, NeverReady
 from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
 from emulator.users import default_user_entry
@@ -266,36 +267,25 @@ class StandaloneKit:
             raise SkahaError(f"no session type {session_type!r} (known: {known})")
         return profile
 
-    def launch(
-        self,
-        image: str,
-        session_type: str,
-        *,
-        cores: int | None = None,
-        ram: int | None = None,
-        env: dict[str, str] | None = None,
-        cmd: str | None = None,
-        args: Sequence[str] | None = None,
-        name: str = "test",
-        timeout: float | None = None,
-    ) -> SkahaSession:
+    def launch(self, image: str, session_type: str, options: Launch = Launch()) -> SkahaSession:
         profile = self._profile(session_type)
         if profile.attaches_to is not None:
             raise SkahaError(f"a {session_type} attaches to a {profile.attaches_to}: use desktop.desktop_app(image)")
-        if env and not profile.batch:
+        if options.env and not profile.batch:
             raise SkahaError(
                 f"CANFAR applies env only to headless jobs; a {session_type} session ignores it "
                 "(set defaults in the image instead)"
             )
-        if (cmd or args) and not profile.batch:
+        if (options.cmd or options.args) and not profile.batch:
             raise SkahaError(f"cmd and args are for headless jobs; a {session_type} session runs its type's launch")
-        check_args(args)
+        check_args(options.args)
         try:
             image = policy.validate_image(image)
-            policy.validate_name(name)
+            policy.validate_name(options.name)
             resources = policy.resolve_resources(
                 policy.ResourceRequest(
-                    str(cores) if cores is not None else None, str(ram) if ram is not None else None
+                    str(options.cores) if options.cores is not None else None,
+                    str(options.ram) if options.ram is not None else None,
                 ),
                 self._context,
                 profile.fixed_resources,
@@ -311,17 +301,17 @@ class StandaloneKit:
             id=naming.new_session_id(),
             user=self.user.name,
             type=SessionType(session_type),
-            name=name,
+            name=options.name,
             image=image,
             status=Status.PENDING,
             resources=resources,
             start_time=now,
             expiry_time=policy.expiry(now, self.settings.lifetime_seconds(profile.batch)),
-            env=[f"{key}={value}" for key, value in (env or {}).items()],
-            cmd=cmd,
-            args=" ".join(args) if args else None,
+            env=[f"{key}={value}" for key, value in (options.env or {}).items()],
+            cmd=options.cmd,
+            args=" ".join(options.args) if options.args else None,
         )
-        return self._start(profile, session, timeout)
+        return self._start(profile, session, options.timeout)
 
     def attach_app(self, desktop: SkahaSession, image: str) -> SkahaSession:
         profile = next((p for p in self.profiles.values() if p.attaches_to == desktop.type), None)

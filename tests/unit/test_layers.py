@@ -33,3 +33,10 @@ def test_emulate_ps_loads_only_what_it_needs() -> None:
     loaded = _modules_after("from emulator.cli import cli; import click; cli.get_command(click.Context(cli), 'ps')")
     assert not {m for m in loaded if m.startswith(("emulator.bundle", "emulator.cli.bundle", "emulator.cli.images"))}
     assert "pydantic" not in loaded  # neither the settings nor the user model: only the layout and a token
+
+
+def test_the_pytest_plugin_loads_only_pytest() -> None:
+    """pytest imports it in every run of every project where skaha-emulator is installed."""
+    loaded = _modules_after("import emulator.testkit.plugin")
+    heavy = {"docker", "httpx", "pydantic", "testcontainers", "emulator.core", "emulator.testkit.session"}
+    assert not {m for m in loaded if m.split(".")[0] in heavy or m in heavy}
