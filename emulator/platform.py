@@ -23,7 +23,7 @@ import httpx
 
 from emulator import labels, naming
 from emulator.discovery import forget_url, local_url, record_url, tls_verify
-from emulator.errors import EmulatorError, Unavailable
+from emulator.errors import ConfigError, EmulatorError, Unavailable
 from emulator.gateway.caddy import ADMIN_SOCKET_FOLDER_IN_GATEWAY, DATA_IN_GATEWAY, LISTEN_PORT
 from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
 from emulator.runtime.docker import docker_errors, has_network
@@ -154,6 +154,13 @@ class Platform:
     def up(self, timeout: float = 90) -> str:
         prepare_folders(self.settings)
         with docker_errors():
+            if self.settings.orchestrator == "swarm" and not (self.client.info().get("Swarm") or {}).get(
+                "ControlAvailable"
+            ):
+                raise ConfigError(
+                    "`up --swarm` runs on a swarm manager: this engine is none (run `docker swarm init` here, "
+                    "then `docker swarm join` on the other machines)"
+                )
             self.ensure_network()
             self.ensure_gateway()
             self.ensure_service()
@@ -202,6 +209,12 @@ class Platform:
         roles = [labels.ROLE_SERVICE, labels.ROLE_GATEWAY, labels.ROLE_HELPER]
         if remove_sessions:
             roles.append(labels.ROLE_SESSION)
+        if remove_sessions and self._swarm():  # sessions across a swarm: its services (their tasks go with them)
+            for service in self.client.services.list(
+                filters={"label": labels.selector(self.settings.instance, labels.ROLE_SESSION)}
+            ):
+                service.remove()
+                removed.append(service.name)
         for role in roles:
             for container in self.client.containers.list(
                 all=True, filters={"label": labels.selector(self.settings.instance, role)}
@@ -221,6 +234,10 @@ class Platform:
                     raise EmulatorError(f"network {network.name} was kept: {exc.explanation or exc}") from exc
         return removed
 
+    def _swarm(self) -> bool:
+        """This engine manages a swarm (where sessions may be services, whatever the settings say now)."""
+        return bool((self.client.info().get("Swarm") or {}).get("ControlAvailable"))
+
     def status(self) -> PlatformStatus:
         with docker_errors():
             return self._status()
@@ -230,9 +247,11 @@ class Platform:
             container = self._container(name)
             return "missing" if container is None else container.status
 
-        sessions = self.client.containers.list(
-            all=True, filters={"label": labels.selector(self.settings.instance, labels.ROLE_SESSION)}
-        )
+        selector = {"label": labels.selector(self.settings.instance, labels.ROLE_SESSION)}
+        if self._swarm():
+            sessions: list[Any] = self.client.services.list(filters=selector)
+        else:
+            sessions = self.client.containers.list(all=True, filters=selector)
         return PlatformStatus(
             url=self.settings.base_url,
             service=state(naming.service_container(self.prefix)),

@@ -83,6 +83,10 @@ class Settings(BaseModel):
         description="Pull a launch's image when it is not local (`missing`, Kubernetes' IfNotPresent) or "
         "refuse the launch (`never`: an offline machine).",
     )
+    orchestrator: Literal["engine", "swarm"] = Field(
+        "engine",
+        description="Where sessions run: this Docker engine, or across a Docker Swarm (`up --swarm`, on a manager).",
+    )
     pull_stall_seconds: float = Field(
         300.0, gt=0, description="A pull that hears nothing from the engine for this long fails (a stalled registry)."
     )

@@ -37,6 +37,7 @@ from emulator.gateway.routes import routes_for
 from emulator.profiles import load_profiles
 from emulator.runtime import gpus
 from emulator.runtime.docker import DockerRuntime
+from emulator.runtime.swarm import SwarmRuntime
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.service")
@@ -59,21 +60,31 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         users.current()  # a broken users file stops the service here, with its reason
         install_session_files(settings, profiles.values())
         gateway = CaddyGateway(settings.admin_socket)
-        runtime = DockerRuntime(
-            helper_labels=labels.platform_labels(settings.instance, labels.ROLE_HELPER),
-            pull_stall=settings.pull_stall_seconds,
-        )
+        helper_labels = labels.platform_labels(settings.instance, labels.ROLE_HELPER)
+        swarm = settings.orchestrator == "swarm"
+        runtime = (SwarmRuntime if swarm else DockerRuntime)(helper_labels, pull_stall=settings.pull_stall_seconds)
         nvml = gpus.Nvml()
         devices = [gpu.uuid for gpu in nvml.open()]
         gpu_note = nvml.absent_because
-        if devices and not runtime.gpu_runtime():
+        if swarm:
+            gpu_note = "GPUs are not handed out across a swarm yet"
+            devices = []
+        elif devices and not runtime.gpu_runtime():
             gpu_note = (
                 f"{len(devices)} GPU(s) here, but Docker has no NVIDIA container runtime (nvidia-ctk runtime configure)"
             )
             log.warning("GPU requests are refused: %s", gpu_note)
             devices = []
-        capacity = HostCapacity(cores=psutil.cpu_count() or 1, memory_gb=psutil.virtual_memory().total / GIB)
-        context = resource_context(capacity.cores, capacity.memory_gb, len(devices))
+        if swarm:  # what a session may ask for: what the largest machine has; what there is: all of them
+            nodes = await runtime.nodes()
+            largest = max(nodes, key=lambda n: (n.memory_bytes, n.cores))
+            context = resource_context(int(largest.cores), largest.memory_bytes / GIB, 0)
+            capacity = HostCapacity(
+                cores=int(sum(n.cores for n in nodes)), memory_gb=sum(n.memory_bytes for n in nodes) / GIB
+            )
+        else:
+            capacity = HostCapacity(cores=psutil.cpu_count() or 1, memory_gb=psutil.virtual_memory().total / GIB)
+            context = resource_context(capacity.cores, capacity.memory_gb, len(devices))
         uncounted = {p.type for p in profiles.values() if not p.counts_toward_limit}
         batch = {p.type for p in profiles.values() if p.batch}
         store = Store(settings.state_db, uncounted_types=uncounted, batch_types=batch)

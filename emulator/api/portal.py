@@ -118,7 +118,7 @@ def _cards(m: SessionManager, user: User) -> list[dict[str, Any]]:
     return [_card(m, user, s) for s in shown]
 
 
-def _load(m: SessionManager) -> dict[str, Any]:
+async def _load(m: SessionManager) -> dict[str, Any]:
     stats = m.stats()
     cores, memory = stats.capacity.cores, stats.capacity.memory_gb
     return {
@@ -128,6 +128,8 @@ def _load(m: SessionManager) -> dict[str, Any]:
         "ram": memory,
         "instances": {"sessions": stats.interactive, "desktop-apps": stats.desktop_apps, "jobs": stats.headless},
         "updated": views.iso(m.now()).replace("T", " ").replace("Z", " UTC"),
+        # Across a swarm, each machine's share (one machine's figures are those above).
+        "nodes": [views.node_json(n) for n in await m.nodes()] if m.distributed else [],
     }
 
 
@@ -185,7 +187,7 @@ async def dashboard(request: Request, m: Manager) -> Response:
         "user": user,
         "csrf": _auth(request).signins.form_token(request.cookies.get(COOKIE, "")),
         "cards": _cards(m, user),
-        "load": _load(m),
+        "load": await _load(m),
         "storage": await run_in_threadpool(home_storage, m.home_of(user), m.arc_root),
         "types": [t.value for t in FORM_TYPES],
         "fixed_types": sorted(t.value for t in FIXED_CHOICE),
@@ -205,7 +207,7 @@ async def sessions_fragment(request: Request, user: Viewer, m: Manager) -> Respo
 
 @router.get("/fragments/load", response_class=HTMLResponse)
 async def load_fragment(request: Request, user: Viewer, m: Manager) -> Response:
-    return templates.TemplateResponse(request, "_load.html", {"load": _load(m)})
+    return templates.TemplateResponse(request, "_load.html", {"load": await _load(m)})
 
 
 def _done(request: Request, message: str, status_code: int = 200) -> Response:

@@ -42,7 +42,9 @@ def _word(version: str) -> Callable[[Status], str]:
 async def list_sessions(version: Version, p: Query, user: CurrentUser, m: Manager) -> Response:
     view = p.get("view")
     if view == "stats":
-        return _json(views.stats_json(m.stats(), await asyncio.to_thread(host.usage_now)))
+        # The machine's own figures mean something where sessions run on it, not across a swarm.
+        now = None if m.distributed else await asyncio.to_thread(host.usage_now)
+        return _json(views.stats_json(m.stats(), now, await m.nodes()))
     if view == "all":
         everyone = m.sessions(None, p.get("type"), p.get("status"), _word(version))
         return _json([views.public_json(s, version) for s in everyone])

@@ -6,9 +6,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from emulator.core.models import CatalogueEntry, Event, PlatformStats, Session, Status, User
+from emulator.core.models import GIB, CatalogueEntry, Event, PlatformStats, Session, Status, User
 from emulator.profiles import SessionType
-from emulator.runtime.base import Usage
+from emulator.runtime.base import NodeInfo, Usage
 
 NONE = "<none>"
 
@@ -91,8 +91,26 @@ def catalogue_json(entry: CatalogueEntry) -> dict[str, Any]:
     return {"id": entry.id, "types": entry.types, "digest": entry.digest}
 
 
-def stats_json(stats: PlatformStats, host: tuple[float, float] | None = None) -> dict[str, Any]:
-    """skaha's view=stats; `host`: the machine's cores and GB in use now (our own addition)."""
+def node_json(node: NodeInfo) -> dict[str, Any]:
+    """A machine sessions run on (our own addition to view=stats)."""
+    return {
+        "name": node.name,
+        "state": node.state,
+        "available": node.available,
+        "manager": node.manager,
+        "cores": node.cores,
+        "coresReserved": round(node.reserved_cores, 3),
+        "ramGB": round(node.memory_bytes / GIB, 1),
+        "ramReservedGB": round(node.reserved_memory_bytes / GIB, 1),
+        "sessions": node.sessions,
+    }
+
+
+def stats_json(
+    stats: PlatformStats, host: tuple[float, float] | None = None, nodes: list[NodeInfo] | None = None
+) -> dict[str, Any]:
+    """skaha's view=stats; `host`: the machine's cores and GB in use now, `nodes`: the machines sessions run
+    on (our own additions)."""
     cores = float(stats.capacity.cores)
     memory = f"{int(stats.capacity.memory_gb)}G"
     document: dict[str, Any] = {
@@ -117,4 +135,6 @@ def stats_json(stats: PlatformStats, host: tuple[float, float] | None = None) ->
         document["gpu"] = {"requestedGPU": stats.requested_gpus, "gpuAvailable": stats.gpus}
     if host is not None:  # the emulator's own: what the whole machine uses now (skaha has no such figure)
         document["host"] = {"cpuCoresInUse": round(host[0], 2), "ramInUse": f"{host[1]:.1f}G"}
+    if nodes is not None:
+        document["nodes"] = [node_json(node) for node in nodes]
     return document

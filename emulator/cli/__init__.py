@@ -20,7 +20,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 COMMAND_MODULES = {
     **dict.fromkeys(("up", "down", "status", "token", "serve"), "platform"),
     **dict.fromkeys(
-        ("launch", "ps", "stats", "info", "logs", "events", "renew", "delete", "open", "context"), "sessions"
+        ("launch", "ps", "stats", "nodes", "info", "logs", "events", "renew", "delete", "open", "context"),
+        "sessions",
     ),
     "images": "images",
     "bundle": "bundle",

@@ -36,6 +36,12 @@ def _docker() -> DockerClient:
     "--tls", is_flag=True, default=None, help="Serve HTTPS with Caddy's internal CA (says which CA to trust)."
 )
 @click.option(
+    "--swarm",
+    is_flag=True,
+    default=None,
+    help="Place sessions across the Docker Swarm this engine manages (EMULATE_ORCHESTRATOR=swarm).",
+)
+@click.option(
     "--build/--no-build",
     default=True,
     show_default=True,
@@ -43,7 +49,13 @@ def _docker() -> DockerClient:
 )
 @pass_settings
 def up(
-    settings: Settings, host: str | None, port: int | None, auth: bool | None, tls: bool | None, build: bool
+    settings: Settings,
+    host: str | None,
+    port: int | None,
+    auth: bool | None,
+    tls: bool | None,
+    swarm: bool | None,
+    build: bool,
 ) -> None:
     """Start the platform (service + gateway); idempotent.
 
@@ -55,6 +67,8 @@ def up(
     from emulator.platform import Platform
 
     changes = {k: v for k, v in {"host": host, "port": port, "auth": auth, "tls": tls}.items() if v}
+    if swarm:
+        changes["orchestrator"] = "swarm"
     if changes:
         settings = settings.model_copy(update=changes)
     if settings.tls and not settings.tls_names:

@@ -257,6 +257,28 @@ def stats(layout: Layout, as_json: bool) -> None:
 
 
 @click.command()
+@json_option
+@pass_layout
+def nodes(layout: Layout, as_json: bool) -> None:
+    """List the machines sessions run on, with their free cores and memory (several across a swarm)."""
+    found = _client(layout).stats().get("nodes", [])
+    if as_json:
+        print_json(found)
+        return
+    rows = [
+        [
+            node["name"] + (" (manager)" if node["manager"] else ""),
+            node["state"] + ("" if node["available"] else ", drained"),
+            f"{node['cores'] - node['coresReserved']:g} / {node['cores']:g}",
+            f"{node['ramGB'] - node['ramReservedGB']:.1f} / {node['ramGB']:.1f}G",
+            str(node["sessions"]),
+        ]
+        for node in found
+    ]
+    table(["NODE", "STATE", "CORES free/all", "RAM free/all", "SESSIONS"], rows)
+
+
+@click.command()
 @click.argument("session_id")
 @pass_layout
 def info(layout: Layout, session_id: str) -> None:
@@ -359,4 +381,4 @@ def context(layout: Layout, as_json: bool) -> None:
     console.print(f"gpus   {document['gpus']['options'] or 'none on this machine'}")
 
 
-COMMANDS = [launch, ps, stats, info, logs, events, renew, delete, open_, context]
+COMMANDS = [launch, ps, stats, nodes, info, logs, events, renew, delete, open_, context]

@@ -140,3 +140,4 @@ class Limits:
     fixed_cores: float
     headroom_gb: float
     user_memory_gb: float | None = None  # what one user's fixed sessions may hold in all (None: no cap)
+    host_checked: bool = True  # False: an orchestrator places sessions on its machines (Swarm), and waits

@@ -19,7 +19,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from emulator.core.callback import CallbackTokens
 from emulator.core.contract import build_spec, template_values
 from emulator.core.identity import UsersSource
 from emulator.core.models import (
+    GIB,
     CatalogueEntry,
     Event,
     HostCapacity,
@@ -55,7 +56,7 @@ from emulator.errors import (
     Unavailable,
 )
 from emulator.profiles import Profile, SessionType
-from emulator.runtime.base import RegistryCredentials, Runtime, Usage
+from emulator.runtime.base import ContainerState, NodeInfo, RegistryCredentials, Runtime, Usage
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.sessions")
@@ -67,6 +68,7 @@ CREDENTIALS_NEEDED = (
     "Use x-skaha-registry-auth request header with base64Encode(username:secret)."
 )
 MB = 1000 * 1000
+PLACEMENT_POLL = 0.25  # seconds between looks at a session an orchestrator has not placed yet
 GIVE_UP_FACTOR = 2  # a session not ready after this many times its profile's startup_timeout_seconds fails
 
 
@@ -146,6 +148,7 @@ class SessionManager:
             fixed_cores=float(capacity.cores),
             headroom_gb=settings.host_headroom_gb,
             user_memory_gb=settings.max_user_memory_gb,
+            host_checked=settings.orchestrator == "engine",
         )
 
     # --- read-only facts ------------------------------------------------------------------
@@ -413,7 +416,13 @@ class SessionManager:
                     self._identity.write_x11_cookie(display)
                 spec = build_spec(profile, session, user, self._settings, self._callbacks.token(session.id))
                 state = await self._runtime.run(spec)
-                self.event(session_id, "Started", f"Started container {spec.name}")
+            # Outside the lock: a delete never waits for an orchestrator to find the session a machine.
+            placed = await self._placed(session_id, spec.name, state)
+            if placed is None:
+                return
+            state = placed
+            where = f" on {state.node}" if state.node else ""
+            self.event(session_id, "Started", f"Started container {spec.name}{where}")
             if profile.readiness is None or not profile.interactive:
                 if self._store.mark_running(session_id):
                     self.event(session_id, "Running", "Container is running")
@@ -431,6 +440,23 @@ class SessionManager:
         except Exception:  # a failure we did not foresee: the session fails, loudly in the log
             log.exception("bring-up of %s failed", session_id)
             await self._fail(session_id, ENGINE_FAILURE)
+
+    async def _placed(self, session_id: str, name: str, state: ContainerState) -> ContainerState | None:
+        """Wait while an orchestrator has not placed the session (a single engine never makes it wait), telling
+        the session's events why it waits, as Kubernetes' FailedScheduling does; None: no longer wanted."""
+        told = None
+        while state.state == "pending":
+            if state.reason and state.reason != told:
+                self.event(session_id, "FailedScheduling", state.reason, warning=True)
+                told = state.reason
+            await asyncio.sleep(PLACEMENT_POLL)
+            if not self._still_pending(session_id):
+                return None
+            found = await self._runtime.state(name)
+            if found is None:
+                return None
+            state = found
+        return state
 
     async def _prepare_user(self, name: str) -> None:
         """What every session of a user needs: their home, their projects and their network."""
@@ -507,6 +533,9 @@ class SessionManager:
         starting = session.status is Status.PENDING and profile is not None and not profile.batch
         if not self._store.finish(session.id, status, self._clock(), code):
             return  # deleted (Terminating) meanwhile: the delete stands
+        if state is not None and state.reason and code != 0:  # e.g. the machine it ran on was lost
+            self.event(session.id, "Failed", f"The session ended: {state.reason}", warning=True)
+            return
         if state is not None and state.oom_killed and code != 0:
             limit = f"{session.resources.ram_limit_gb:g} GB"
             self.event(
@@ -623,6 +652,27 @@ class SessionManager:
             requested_gpus=sum(s.resources.gpus for s in running),
             gpus=len(self._gpu_devices),
         )
+
+    @property
+    def distributed(self) -> bool:
+        """Sessions are placed across several machines (a swarm), not run on this one."""
+        return self._settings.orchestrator != "engine"
+
+    async def nodes(self) -> list[NodeInfo]:
+        """The machines sessions run on, with what each holds: a swarm's nodes as Swarm reserves them, or this
+        one machine with what its running sessions asked for."""
+        found = await self._runtime.nodes()
+        if self.distributed or len(found) != 1:
+            return found
+        stats = self.stats()
+        return [
+            replace(
+                found[0],
+                reserved_cores=stats.requested_cores,
+                reserved_memory_bytes=int(stats.requested_ram_gb * GIB),
+                sessions=stats.interactive + stats.desktop_apps + stats.headless,
+            )
+        ]
 
     # --- changes --------------------------------------------------------------------------
 

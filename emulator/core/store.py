@@ -182,6 +182,8 @@ class Store:
                     f"User {session.user} may hold at most {limits.user_memory_gb:g} GB in fixed sessions "
                     f"on this machine ({mine:g} GB held; {r.ram_request_gb:g} GB asked)"
                 )
+        if not limits.host_checked:
+            return  # Swarm's placement decides, by reservations; a session no machine can take waits, Pending
         free_ram = max(0.0, limits.fixed_memory_gb - held_ram)
         if r.ram_request_gb > free_ram + 1e-9:
             raise InvalidRequest(

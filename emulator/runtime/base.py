@@ -36,16 +36,21 @@ class ContainerSpec:
     working_dir: str | None = None
     restart_on_failure: bool = False
     gpu_devices: list[str] = field(default_factory=list)
+    # What the session asked for (Kubernetes' requests): an orchestrator places it where these are free.
+    memory_reservation_bytes: int = 0
+    nano_cpus_reservation: int = 0
 
 
 @dataclass(frozen=True)
 class ContainerState:
     name: str
     labels: dict[str, str]
-    state: str  # created | running | restarting | exited | dead | paused | removing
+    state: str  # pending (not placed yet) | created | running | restarting | exited | dead | paused | removing
     exit_code: int | None
     address: str | None  # the container's IP on its network
     oom_killed: bool = False  # the kernel's OOM killer ended it (known from `state`, not from listings)
+    reason: str | None = None  # why it waits (pending) or why it ended (e.g. its machine was lost)
+    node: str | None = None  # the machine it runs on, where there are several
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,21 @@ class Usage:
     cpu_cores: float
     gpu_memory_bytes: int | None = None  # of the session's own GPUs (NVML), when it has any
     gpu_utilization: float | None = None  # percent, averaged over them
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A machine sessions run on: what it has, and what the sessions placed on it reserve."""
+
+    name: str
+    state: str  # ready | down | unknown
+    available: bool  # takes new sessions (Swarm's availability: active)
+    cores: float
+    memory_bytes: int
+    reserved_cores: float = 0.0
+    reserved_memory_bytes: int = 0
+    sessions: int = 0
+    manager: bool = False
 
 
 @dataclass(frozen=True)
@@ -156,6 +176,10 @@ class Runtime(Protocol):
 
     async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
         """The text of files inside an image, by path (empty when absent), without running the image."""
+        ...
+
+    async def nodes(self) -> list[NodeInfo]:
+        """The machines sessions may run on (one for a single engine) and what is reserved on each."""
         ...
 
     async def networks(self) -> list[NetworkInfo]:

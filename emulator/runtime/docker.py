@@ -38,6 +38,7 @@ from emulator.runtime.base import (
     ContainerState,
     ImageInfo,
     NetworkInfo,
+    NodeInfo,
     PullUpdate,
     RegistryCredentials,
     Usage,
@@ -253,6 +254,8 @@ def create_kwargs(spec: ContainerSpec) -> dict[str, Any]:
 
 
 class DockerRuntime:
+    NETWORK: dict[str, Any] = {"driver": "bridge"}  # what a user's network is on this engine
+
     def __init__(
         self, helper_labels: dict[str, str], client: docker.DockerClient | None = None, pull_stall: float = 300.0
     ) -> None:
@@ -523,6 +526,14 @@ class DockerRuntime:
 
     # --- networks -----------------------------------------------------------------------
 
+    def _nodes(self) -> list[NodeInfo]:
+        info = self._client.info()
+        return [NodeInfo(info.get("Name", "localhost"), "ready", True, float(info["NCPU"]), int(info["MemTotal"]))]
+
+    async def nodes(self) -> list[NodeInfo]:
+        """This engine's machine: one node (what the sessions hold of it is the store's to say)."""
+        return await self._call(self._nodes)
+
     def _networks(self) -> list[NetworkInfo]:
         found = []
         for entry in self._client.api.networks():  # the listing has names, labels and subnets: no inspects
@@ -538,7 +549,7 @@ class DockerRuntime:
             return
         ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
         try:
-            self._client.networks.create(name, driver="bridge", labels=labels, ipam=ipam, check_duplicate=True)
+            self._client.networks.create(name, labels=labels, ipam=ipam, check_duplicate=True, **self.NETWORK)
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # made meanwhile
                 raise

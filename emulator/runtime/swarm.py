@@ -1,0 +1,255 @@
+"""The Docker Swarm adapter: each session is a Swarm service with one task, placed by Swarm on one of the
+swarm's machines; the platform (service and gateway) runs on a manager and talks to its engine.
+
+The contract is the single engine's (runtime.docker.create_kwargs), expressed in Swarm's terms, with what
+Engine API 1.41 cannot say left to the nodes' engines or given up (README, "More than one machine"):
+- limits as today, and the session's requests as reservations, which Swarm places by;
+- uid:gid, groups, all capabilities dropped; no-new-privileges is each node engine's `--no-new-privileges`;
+- /scratch is a tmpfs of the same size, but Swarm mounts it `noexec` and root's (mode 1777, not 0700);
+- no restarts (restart condition none): a session's end is its end, as a job's;
+- endpoint mode dnsrr: the service's name resolves to its task's address on the user's overlay network,
+  so the gateway routes by name exactly as on one engine (and no IPVS is needed).
+
+A task's state becomes a ContainerState: new to starting is `pending` (with Swarm's reason, such as "no
+suitable node (insufficient resources on 3 nodes)"), then running, then exited with its code; a task on a
+node that went down is `dead` because its machine was lost.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import suppress
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import ContainerSpec as SwarmContainerSpec
+from docker.types import (
+    EndpointSpec,
+    NetworkAttachmentConfig,
+    Resources,
+    RestartPolicy,
+    ServiceMode,
+    TaskTemplate,
+)
+from docker.types import Mount as SwarmMount
+
+from emulator.errors import Unavailable
+from emulator.runtime.base import ContainerSpec, ContainerState, NodeInfo, Usage
+from emulator.runtime.docker import DockerRuntime, docker_errors
+
+NODE_LOST = "its machine was lost: node {node} stopped answering the swarm's manager"
+PENDING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
+ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+WATCH_SECONDS = 1.0  # how often the task states are compared (Swarm has no event for a task's change)
+LOG_SECONDS = 10.0  # a service's logs from a lost node never come: stop waiting for them
+
+
+def _tmpfs(options: str) -> tuple[int, int]:
+    """Size and mode from a `size=N,exec,mode=0700,uid=U,gid=G` tmpfs option string: Swarm takes only these
+    two, and the session's uid must still write there, so the mode is the sticky world-writable /tmp's."""
+    size = next((int(o.split("=", 1)[1]) for o in options.split(",") if o.startswith("size=")), 0)
+    return size, 0o1777
+
+
+def service_spec(spec: ContainerSpec) -> dict[str, Any]:
+    """`APIClient.create_service`'s arguments for a session: the one translation of the contract into Swarm."""
+    mounts = [SwarmMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]
+    for target, options in spec.tmpfs.items():
+        size, mode = _tmpfs(options)
+        mounts.append(SwarmMount(target, None, type="tmpfs", tmpfs_size=size, tmpfs_mode=mode))
+    container = SwarmContainerSpec(
+        image=spec.image,
+        command=spec.entrypoint,  # Swarm's command replaces the ENTRYPOINT, its args the CMD (as Kubernetes)
+        args=spec.command,
+        hostname=spec.hostname,
+        env=spec.environment,
+        workdir=spec.working_dir,
+        user=spec.user,
+        labels=spec.labels,
+        mounts=mounts,
+        groups=[str(g) for g in spec.group_add],
+        cap_drop=["ALL"],
+    )
+    resources = Resources(
+        cpu_limit=spec.nano_cpus,
+        mem_limit=spec.memory_bytes,
+        cpu_reservation=spec.nano_cpus_reservation or None,
+        mem_reservation=spec.memory_reservation_bytes or None,
+    )
+    resources["Limits"]["Pids"] = spec.pids_limit  # in API 1.41, not yet in the SDK's arguments
+    task = TaskTemplate(
+        container,
+        resources=resources,
+        restart_policy=RestartPolicy(condition="none"),
+        networks=[NetworkAttachmentConfig(spec.network)],
+    )
+    return {
+        "task_template": task,
+        "name": spec.name,
+        "labels": spec.labels,
+        "mode": ServiceMode("replicated", replicas=1),
+        "endpoint_spec": EndpointSpec(mode="dnsrr"),
+    }
+
+
+def _address(task: dict[str, Any]) -> str | None:
+    for attachment in task.get("NetworksAttachments") or []:
+        addresses = attachment.get("Addresses") or []
+        if addresses:
+            return str(addresses[0]).split("/", 1)[0]
+    return None
+
+
+def task_state(
+    name: str, labels: dict[str, str], task: dict[str, Any] | None, nodes: dict[str, dict[str, Any]]
+) -> ContainerState:
+    """A service's newest task as a ContainerState (no task yet: pending)."""
+    if task is None:
+        return ContainerState(name, labels, "pending", None, None)
+    status = task.get("Status") or {}
+    state = status.get("State", "new")
+    node_id = task.get("NodeID") or ""
+    node = nodes.get(node_id)
+    node_name = (node or {}).get("Description", {}).get("Hostname") if node else None
+    exit_code = (status.get("ContainerStatus") or {}).get("ExitCode")
+    if node is not None and node.get("Status", {}).get("State") == "down" and state not in ("complete", "failed"):
+        return ContainerState(name, labels, "dead", None, None, reason=NODE_LOST.format(node=node_name), node=node_name)
+    if state in PENDING:
+        reason = status.get("Err") or None
+        return ContainerState(name, labels, "pending", None, None, reason=reason, node=node_name)
+    if state == "running":  # a session's task is on one network, the user's (dnsrr: no ingress)
+        return ContainerState(name, labels, "running", None, _address(task), node=node_name)
+    reason = status.get("Err") or None
+    ended = "exited" if state in ("complete", "failed") else "dead"
+    return ContainerState(name, labels, ended, exit_code, None, reason=reason, node=node_name)
+
+
+def _newest(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return max(tasks, key=lambda t: t.get("Version", {}).get("Index", 0), default=None)
+
+
+class SwarmRuntime(DockerRuntime):
+    """Sessions as Swarm services. Images, files in images, pulls and networks are the manager engine's (its
+    user networks are attachable overlays, which the gateway joins as on one engine)."""
+
+    NETWORK = {"driver": "overlay", "attachable": True, "scope": "swarm"}
+
+    def __init__(self, helper_labels: dict[str, str], client: docker.DockerClient | None = None, **kwargs: Any):
+        super().__init__(helper_labels, client, **kwargs)
+        with docker_errors():
+            swarm = self._client.info().get("Swarm") or {}
+        if not swarm.get("ControlAvailable"):
+            raise Unavailable(
+                "this Docker engine is not a swarm manager: run `docker swarm init` here (or join it to a swarm as "
+                "a manager) before `emulate up --swarm`"
+            )
+
+    # --- sessions -----------------------------------------------------------------------------
+
+    def _nodes_by_id(self) -> dict[str, dict[str, Any]]:
+        return {node["ID"]: node for node in self._client.api.nodes()}
+
+    def _state_of(self, service: dict[str, Any], tasks: list[dict[str, Any]], nodes: dict[str, Any]) -> ContainerState:
+        spec = service.get("Spec") or {}
+        mine = [t for t in tasks if t.get("ServiceID") == service["ID"]]
+        return task_state(spec.get("Name", ""), spec.get("Labels") or {}, _newest(mine), nodes)
+
+    def _run(self, spec: ContainerSpec) -> ContainerState:
+        try:
+            self._client.api.create_service(**service_spec(spec))
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: made meanwhile by a resumed launch
+                raise
+        state = self._get_state(spec.name)
+        return state if state is not None else ContainerState(spec.name, spec.labels, "pending", None, None)
+
+    def _remove(self, name: str) -> None:
+        # Swarm removes the task's container on whichever node it ran.
+        with suppress(docker.errors.NotFound):
+            self._client.api.remove_service(name)
+
+    def _get_state(self, name: str) -> ContainerState | None:
+        try:
+            service = self._client.api.inspect_service(name)
+        except docker.errors.NotFound:
+            return None
+        tasks = self._client.api.tasks(filters={"service": service["ID"]})
+        return self._state_of(service, tasks, self._nodes_by_id())
+
+    def _list(self, label_filters: list[str]) -> list[ContainerState]:
+        services = self._client.api.services(filters={"label": label_filters})
+        if not services:
+            return []
+        tasks = self._client.api.tasks()  # one call for all: filtered here by service
+        nodes = self._nodes_by_id()
+        return [self._state_of(service, tasks, nodes) for service in services]
+
+    def _logs(self, name: str, tail_lines: int, max_bytes: int) -> str:
+        try:
+            chunks = self._client.api.service_logs(
+                name, stdout=True, stderr=True, follow=False, tail=tail_lines, timestamps=False
+            )
+        except docker.errors.NotFound:
+            return ""
+        data = b"".join(chunks)
+        return data[-max_bytes:].decode("utf-8", errors="replace")
+
+    async def logs(self, name: str, tail_lines: int, max_bytes: int) -> str:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._log_readers, self._logs, name, tail_lines, max_bytes)
+        try:
+            with docker_errors():
+                return await asyncio.wait_for(future, LOG_SECONDS)
+        except (TimeoutError, FutureTimeout):
+            return f"(no output: the node running {name} did not send its logs within {LOG_SECONDS:.0f} s)\n"
+
+    def _usage(self, name: str) -> Usage | None:
+        return None  # the task's cgroup is on its node, out of this engine's reach
+
+    # --- the swarm ------------------------------------------------------------------------------
+
+    def _nodes(self) -> list[NodeInfo]:
+        nodes = self._client.api.nodes()
+        live = [t for t in self._client.api.tasks() if (t.get("Status") or {}).get("State") not in ENDED]
+        found = []
+        for node in nodes:
+            resources = node.get("Description", {}).get("Resources") or {}
+            held = [t for t in live if t.get("NodeID") == node["ID"]]
+            reserved = [(t.get("Spec", {}).get("Resources") or {}).get("Reservations") or {} for t in held]
+            found.append(
+                NodeInfo(
+                    name=node.get("Description", {}).get("Hostname", node["ID"][:12]),
+                    state=node.get("Status", {}).get("State", "unknown"),
+                    available=node.get("Spec", {}).get("Availability") == "active",
+                    cores=resources.get("NanoCPUs", 0) / 1e9,
+                    memory_bytes=int(resources.get("MemoryBytes", 0)),
+                    reserved_cores=sum(r.get("NanoCPUs", 0) for r in reserved) / 1e9,
+                    reserved_memory_bytes=sum(int(r.get("MemoryBytes", 0)) for r in reserved),
+                    sessions=len(held),
+                    manager=node.get("Spec", {}).get("Role") == "manager",
+                )
+            )
+        return sorted(found, key=lambda n: n.name)
+
+    def gpu_runtime(self) -> bool:
+        return False  # GPUs in a swarm are not handed out yet (README, "More than one machine")
+
+    def watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
+        threading.Thread(target=self._watch, args=(label_filters, on_change), name="swarm tasks", daemon=True).start()
+
+    def _watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
+        """Swarm reports no event when a task changes state, so the states are compared every WATCH_SECONDS."""
+        last: object = None
+        while not self._closing.wait(WATCH_SECONDS if last is not None else 0):
+            try:
+                seen = sorted((s.name, s.state, s.reason or "") for s in self._list(label_filters))
+            except Exception:
+                continue  # the manager is busy or restarting: compare again next time
+            if seen != last:
+                last = seen
+                on_change()
