@@ -30,10 +30,15 @@ def docker_client() -> docker.DockerClient:
 
 
 def start_instance(
-    root: Path, instance: str, docker_client: docker.DockerClient, *up: str, settings: dict[str, str] | None = None
+    root: Path,
+    instance: str,
+    docker_client: docker.DockerClient,
+    *up: str,
+    settings: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
 ) -> Instance:
     """An instance of the suite's own (`emulate up --no-build *up`) on a free port, with its own folders
-    (and any EMULATE_* `settings` of its own)."""
+    (and any EMULATE_* `settings` of its own, DOCKER_HOST among them), reached at `host`."""
     remove_instance(docker_client, instance)  # what a crashed earlier run left
     port = free_port()
     env = {
@@ -49,8 +54,8 @@ def start_instance(
     env.pop("EMULATE_URL", None)
     env.pop("EMULATE_TOKEN", None)
     scheme = "https" if "--tls" in up else "http"
-    first = Instance(url=f"{scheme}://127.0.0.1:{port}", token="", env=env, root=root, docker=docker_client)
-    first.emulate("up", "--no-build", *up)
+    first = Instance(url=f"{scheme}://{host}:{port}", token="", env=env, root=root, docker=docker_client)
+    first.emulate("up", "--no-build", *(("--host", host) if host != "127.0.0.1" else ()), *up)
     token = first.emulate("token").stdout.strip()
     ca = root / "state" / "gateway-data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
     verify = str(ca) if scheme == "https" else True

@@ -1,0 +1,140 @@
+"""Sessions across a Docker Swarm of three engines on this machine (tests/swarm.py): placed by their
+reservations, reached through the gateway on every node (WebSockets too), Pending with Swarm's reason when
+no machine can take them, failed when their machine is lost while the others carry on; and nothing of
+them left on any engine afterwards."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+from tests.conftest import start_instance, stop_instance
+from tests.instance import Instance
+from tests.swarm import SwarmCluster
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = "skaha-emulator/notebook:latest"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[SwarmCluster]:
+    if os.geteuid() != 0:
+        pytest.skip("the swarm of engines needs root (network namespaces, dockerd)")
+    swarm = SwarmCluster().start()
+    try:
+        swarm.load(["skaha-emulator/service:latest", "skaha-emulator/gateway:latest"], [swarm.manager])
+        swarm.load([NOTEBOOK])
+        yield swarm
+    finally:
+        swarm.close()
+
+
+@pytest.fixture(scope="module")
+def swarm_platform(cluster: SwarmCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
+    manager = cluster.manager.client()
+    settings = {"DOCKER_HOST": cluster.manager.docker_host, "EMULATE_MAX_SESSIONS": "10"}
+    root = tmp_path_factory.mktemp("swarm")
+    platform = start_instance(root, "pytest-swarm", manager, "--swarm", settings=settings, host=cluster.manager.address)
+    try:
+        yield platform
+    finally:
+        stop_instance(platform, manager)
+        live = [node for node in cluster.nodes if node.process is not None and node.process.poll() is None]
+        deadline = time.monotonic() + 30
+        while True:  # Swarm removes the tasks' containers on their nodes a moment after their services
+            left = {node.name: [c.name for c in node.client().containers.list(all=True)] for node in live}
+            left[cluster.manager.name] = [n for n in left[cluster.manager.name] if not n.startswith("emulate-")]
+            if not any(left.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert not any(left.values()), f"sessions' containers left on the nodes: {left}"
+        networks = [n.name for n in manager.networks.list() if n.name.startswith("emulate-pytest-swarm")]
+        assert networks == [], networks
+
+
+def _launch(platform: Instance, name: str, **params: Any) -> str:
+    response = platform.http.post("/session", data={"name": name, "image": NOTEBOOK, "type": "notebook", **params})
+    assert response.status_code == 200, response.text
+    return response.text.strip()
+
+
+def _node_of(platform: Instance, session_id: str) -> str:
+    events = platform.http.get(f"/session/{session_id}", params={"view": "events"}).text
+    started = [line for line in events.splitlines() if "Started container" in line]
+    assert started, events
+    return started[0].split(" on ", 1)[1].split()[0]
+
+
+def _stats(platform: Instance) -> dict[str, Any]:
+    return platform.http.get("/session", params={"view": "stats"}).json()
+
+
+def test_sessions_spread_by_reservation_and_answer_on_every_node(swarm_platform: Instance) -> None:
+    ids = [_launch(swarm_platform, f"spread{i}", cores="2", ram="4") for i in range(3)]
+    for session_id in ids:
+        swarm_platform.wait_status(session_id, "Running", timeout=180)
+    nodes = {_node_of(swarm_platform, session_id) for session_id in ids}
+    assert len(nodes) == 3, f"two cores each on three two-core machines: one per machine, not {nodes}"
+    headers = {"Authorization": f"Bearer {swarm_platform.token}"}
+    for session_id in ids:  # the gateway, on the manager, reaches each through the user's overlay network
+        api = f"{swarm_platform.url}/session/notebook/{session_id}/api"
+        assert httpx.get(api, headers=headers, timeout=30).status_code == 200
+    session_id = ids[-1]
+    base = f"{swarm_platform.url}/session/notebook/{session_id}/api"
+    kernel = httpx.post(f"{base}/kernels?token={session_id}", headers=headers, json={}, timeout=30).json()
+    ws_url = base.replace("http", "ws", 1) + f"/kernels/{kernel['id']}/channels?token={session_id}"
+    with ws_connect(ws_url, additional_headers=headers, open_timeout=15):
+        pass
+    stats = _stats(swarm_platform)
+    assert stats["cores"]["cpuCoresAvailable"] == sum(n["cores"] for n in stats["nodes"]) == 6
+    assert [n["coresReserved"] for n in stats["nodes"]] == [2, 2, 2]
+    assert all(n["sessions"] == 1 and n["state"] == "ready" for n in stats["nodes"])
+    printed = swarm_platform.emulate("nodes").stdout
+    assert printed.count("emuswarm-node") == 3 and "(manager)" in printed
+
+
+def test_a_launch_no_machine_can_take_waits_with_the_reason(swarm_platform: Instance) -> None:
+    waiting = _launch(swarm_platform, "toolarge", cores="2", ram="4")
+    deadline = time.monotonic() + 30
+    events = ""
+    while "insufficient resources" not in events:
+        assert time.monotonic() < deadline, f"no reason given for waiting: {events}"
+        time.sleep(0.5)
+        events = swarm_platform.http.get(f"/session/{waiting}", params={"view": "events"}).text
+    assert "FailedScheduling" in events and "no suitable node" in events
+    assert swarm_platform.session(waiting)["status"] == "Pending"
+    # A machine frees up: the waiting session is placed there.
+    running = [s for s in swarm_platform.http.get("/session").json() if s["status"] == "Running"]
+    freed = _node_of(swarm_platform, running[0]["id"])
+    assert swarm_platform.http.delete(f"/session/{running[0]['id']}").status_code == 200
+    swarm_platform.wait_status(waiting, "Running", timeout=180)
+    assert _node_of(swarm_platform, waiting) == freed
+
+
+def test_a_lost_machine_fails_its_sessions_and_the_others_carry_on(
+    swarm_platform: Instance, cluster: SwarmCluster
+) -> None:
+    running = [s["id"] for s in swarm_platform.http.get("/session").json() if s["status"] == "Running"]
+    where = {session_id: _node_of(swarm_platform, session_id) for session_id in running}
+    lost = next(node for node in cluster.nodes[1:] if node.name in where.values())
+    cluster.stop_node(lost)
+    victims = [s for s, node in where.items() if node == lost.name]
+    for session_id in victims:
+        failed = swarm_platform.wait_status(session_id, "Failed", timeout=90)
+        assert failed["status"] == "Failed"
+        events = swarm_platform.http.get(f"/session/{session_id}", params={"view": "events"}).text
+        assert f"its machine was lost: node {lost.name}" in events
+    headers = {"Authorization": f"Bearer {swarm_platform.token}"}
+    for session_id in (s for s in running if s not in victims):
+        assert swarm_platform.session(session_id)["status"] == "Running"
+        api = f"{swarm_platform.url}/session/notebook/{session_id}/api"
+        assert httpx.get(api, headers=headers, timeout=30).status_code == 200
+    states = {n["name"]: n["state"] for n in _stats(swarm_platform)["nodes"]}
+    assert states[lost.name] == "down"
