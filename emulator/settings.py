@@ -83,6 +83,11 @@ class Settings(BaseModel):
         description="Pull a launch's image when it is not local (`missing`, Kubernetes' IfNotPresent) or "
         "refuse the launch (`never`: an offline machine).",
     )
+    arc_nfs: str | None = Field(
+        None,
+        description="An NFS export (server:/path) sessions mount as /arc through Docker's local volume driver, on "
+        "whichever machine they run; the same export must be mounted at the arc folder where the service runs.",
+    )
     orchestrator: Literal["engine", "swarm"] = Field(
         "engine",
         description="Where sessions run: this Docker engine, or across a Docker Swarm (`up --swarm`, on a manager).",
@@ -100,6 +105,13 @@ class Settings(BaseModel):
     )
     finished_retention_seconds: int = Field(86400, description="How long ended interactive sessions stay listed.")
     headless_retention_seconds: int = Field(3600, description="How long ended headless sessions stay listed.")
+
+    @field_validator("arc_nfs")
+    @classmethod
+    def _nfs_export(cls, value: str | None) -> str | None:
+        if value is not None and (":/" not in value or value.startswith(":")):
+            raise ValueError(f"EMULATE_ARC_NFS must be an NFS export, server:/path (got {value!r})")
+        return value
 
     @field_validator("instance")
     @classmethod

@@ -97,7 +97,11 @@ def _command(profile: Profile, session: Session, values: dict[str, str]) -> tupl
 def _mounts(profile: Profile, session: Session, settings: Settings) -> list[Mount]:
     files = settings.session_files(session.id)
     mounts = [
-        Mount(str(settings.arc_path), TOP_LEVEL),
+        # /arc: the host's folder, or, across machines, the NFS export every machine mounts (the service
+        # makes homes in the same export, mounted at arc_path on its own machine).
+        Mount(f"{settings.prefix}-arc", TOP_LEVEL, nfs=settings.arc_nfs)
+        if settings.arc_nfs
+        else Mount(str(settings.arc_path), TOP_LEVEL),
         Mount(str(settings.skaha_system_dir), "/skaha-system", read_only=True),
         Mount(str(files / "passwd"), "/etc/passwd", read_only=True),
         Mount(str(files / "group"), "/etc/group", read_only=True),

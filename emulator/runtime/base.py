@@ -9,9 +9,10 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class Mount:
-    source: str  # a host path
+    source: str  # a host path; with `nfs`, the name of the volume that mounts the export
     target: str
     read_only: bool = False
+    nfs: str | None = None  # "server:/export": a volume of Docker's local driver, made on each machine that uses it
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import docker.errors
 import requests
 import urllib3
 from docker.auth import encode_header
-from docker.types import DeviceRequest, IPAMConfig, IPAMPool
+from docker.types import DeviceRequest, DriverConfig, IPAMConfig, IPAMPool
 from docker.types import Mount as DockerMount
 from docker.utils import parse_repository_tag
 
@@ -37,6 +37,7 @@ from emulator.runtime.base import (
     ContainerSpec,
     ContainerState,
     ImageInfo,
+    Mount,
     NetworkInfo,
     NodeInfo,
     PullUpdate,
@@ -221,6 +222,19 @@ def _pull_update(chunk: dict[str, Any]) -> PullUpdate | None:
 WATCHED_EVENTS = ("start", "die", "destroy", "oom", "kill", "stop", "pause", "unpause")
 
 
+def nfs_volume(export: str) -> DriverConfig:
+    """Docker's local volume driver mounting an NFS export (`server:/path`), as `docker volume create
+    --driver local --opt type=nfs` does: made on each machine when a session there first mounts it."""
+    server, path = export.split(":", 1)
+    return DriverConfig("local", {"type": "nfs", "o": f"addr={server},rw,nfsvers=4", "device": f":{path}"})
+
+
+def docker_mount(mount: Mount) -> DockerMount:
+    if mount.nfs:
+        return DockerMount(mount.target, mount.source, type="volume", driver_config=nfs_volume(mount.nfs))
+    return DockerMount(mount.target, mount.source, type="bind", read_only=mount.read_only)
+
+
 def create_kwargs(spec: ContainerSpec) -> dict[str, Any]:
     """The Docker SDK's `containers.create` arguments for a session container: the one translation of the
     contract into Docker's terms (the platform and the test kit both start containers from it)."""
@@ -241,7 +255,7 @@ def create_kwargs(spec: ContainerSpec) -> dict[str, Any]:
         cap_drop=["ALL"],
         security_opt=["no-new-privileges:true"],
         network=spec.network,
-        mounts=[DockerMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
+        mounts=[docker_mount(m) for m in spec.mounts],
         tmpfs=spec.tmpfs,
         working_dir=spec.working_dir,
         detach=True,

@@ -38,7 +38,7 @@ from docker.types import Mount as SwarmMount
 
 from emulator.errors import Unavailable
 from emulator.runtime.base import ContainerSpec, ContainerState, NodeInfo, Usage
-from emulator.runtime.docker import DockerRuntime, docker_errors
+from emulator.runtime.docker import DockerRuntime, docker_errors, docker_mount
 
 NODE_LOST = "its machine was lost: node {node} stopped answering the swarm's manager"
 PENDING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
@@ -56,7 +56,7 @@ def _tmpfs(options: str) -> tuple[int, int]:
 
 def service_spec(spec: ContainerSpec) -> dict[str, Any]:
     """`APIClient.create_service`'s arguments for a session: the one translation of the contract into Swarm."""
-    mounts = [SwarmMount(m.target, m.source, type="bind", read_only=m.read_only) for m in spec.mounts]
+    mounts = [docker_mount(m) for m in spec.mounts]  # Swarm's mounts are the engine's
     for target, options in spec.tmpfs.items():
         size, mode = _tmpfs(options)
         mounts.append(SwarmMount(target, None, type="tmpfs", tmpfs_size=size, tmpfs_mode=mode))
