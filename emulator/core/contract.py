@@ -160,8 +160,9 @@ def build_spec(
         group_add=[gid for gid in user.supplementary_gids if gid != user.gid],
         memory_bytes=int(resources.ram_limit_gb * GIB),
         nano_cpus=int(resources.cores_limit * 1e9),
-        memory_reservation_bytes=int(resources.ram_request_gb * GIB),
-        nano_cpus_reservation=int(resources.cores_request * 1e9),
+        # Fixed sessions hold what they asked for; flexible ones share what is free (as admission counts them).
+        memory_reservation_bytes=int(resources.ram_request_gb * GIB) if resources.fixed else 0,
+        nano_cpus_reservation=int(resources.cores_request * 1e9) if resources.fixed else 0,
         pids_limit=settings.pids_limit,
         network=naming.user_network(settings.prefix, user.name),  # shared with the gateway, no other user
         mounts=_mounts(profile, session, settings),

@@ -37,7 +37,8 @@ class ContainerSpec:
     working_dir: str | None = None
     restart_on_failure: bool = False
     gpu_devices: list[str] = field(default_factory=list)
-    # What the session asked for (Kubernetes' requests): an orchestrator places it where these are free.
+    # What a fixed session holds (its requests; a flexible one holds nothing): an orchestrator places it where
+    # these are free.
     memory_reservation_bytes: int = 0
     nano_cpus_reservation: int = 0
 

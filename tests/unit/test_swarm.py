@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from emulator.core.contract import build_spec
+from emulator.core.models import Resources
 from emulator.profiles import load_profiles
 from emulator.runtime.docker import create_kwargs
 from emulator.runtime.swarm import service_spec, task_state
@@ -92,3 +93,13 @@ def test_task_states_read_as_the_platform_reads_a_container() -> None:
     assert (failed.state, failed.exit_code) == ("exited", 3)
     lost = task_state("s", {}, _task("running", "n2"), NODES)
     assert lost.state == "dead" and lost.reason is not None and "machine was lost: node beta" in lost.reason
+
+
+def test_a_flexible_session_reserves_nothing(tmp_path: Path) -> None:
+    config = Settings(instance="t1", state_dir=tmp_path / "s", arc_dir=tmp_path / "arc")
+    profile = load_profiles(REPO_ROOT / "profiles")["notebook"]
+    flexible = make_session()
+    flexible.resources = Resources(1, 2, 4, 8, fixed=False)
+    task = service_spec(build_spec(profile, flexible, USER, config))["task_template"]
+    assert not task["Resources"].get("Reservations")
+    assert task["Resources"]["Limits"]["NanoCPUs"] == 2_000_000_000
