@@ -62,6 +62,7 @@ bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gate
 	$(PY) benchmarks/gateway.py
 	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/testkit.py
+	$(PY) benchmarks/swarm.py
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis

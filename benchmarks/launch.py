@@ -24,8 +24,8 @@ IMAGE = "skaha-emulator/notebook:latest"
 POLL = 0.01
 
 
-def _wait_http(url: str, started: float, timeout: float = 120) -> float:
-    with httpx.Client(timeout=2) as client:
+def _wait_http(url: str, started: float, timeout: float = 120, headers: dict[str, str] | None = None) -> float:
+    with httpx.Client(timeout=2, headers=headers) as client:
         while time.perf_counter() - started < timeout:
             try:
                 if client.get(url).status_code == 200:  # Jupyter's /api; the gateway says 404 or 502 before
@@ -63,7 +63,9 @@ def platform_run(url: str, token: str) -> tuple[float, float]:
     started = time.perf_counter()
     session_id = api.post("/session", data={"name": "bench", "image": IMAGE, "type": "notebook"}).text.strip()
     try:
-        answered = _wait_http(f"{url}/session/notebook/{session_id}/api", started)
+        # The token also opens session routes where the gateway asks who is asking (off loopback).
+        signed = {"Authorization": api.headers["Authorization"]}
+        answered = _wait_http(f"{url}/session/notebook/{session_id}/api", started, headers=signed)
         while api.get(f"/session/{session_id}").json()["status"] != "Running":
             time.sleep(POLL)
         running = time.perf_counter() - started

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -70,6 +71,7 @@ class Node:
 @dataclass
 class SwarmCluster:
     size: int = 3
+    extra: dict[int, list[str]] = field(default_factory=dict)  # more dockerd options, by node index
     nodes: list[Node] = field(default_factory=list)
 
     @property
@@ -120,7 +122,8 @@ class SwarmCluster:
         execroot.mkdir(parents=True, exist_ok=True)
         dockerd = (
             f"hostname {node.name} && exec dockerd --data-root {data} --exec-root {execroot} "
-            f"--pidfile {RUN / node.name}.pid -H {node.docker_host} --no-new-privileges"
+            f"--pidfile {RUN / node.name}.pid -H {node.docker_host} --no-new-privileges "
+            + " ".join(shlex.quote(arg) for arg in self.extra.get(node.index, []))
         )
         log = open(RUN / f"{node.name}.log", "wb")  # noqa: SIM115 (the engine's log, as long as it runs)
         node.process = subprocess.Popen(

@@ -66,8 +66,8 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         nvml = gpus.Nvml()
         devices = [gpu.uuid for gpu in nvml.open()]
         gpu_note = nvml.absent_because
-        if swarm:
-            gpu_note = "GPUs are not handed out across a swarm yet"
+        if swarm:  # Swarm hands out the GPUs its machines advertise
+            gpu_note = "no machine of the swarm advertises an NVIDIA GPU (dockerd --node-generic-resource)"
             devices = []
         elif devices and not runtime.gpu_runtime():
             gpu_note = (
@@ -78,9 +78,11 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         if swarm:  # what a session may ask for: what the largest machine has; what there is: all of them
             nodes = await runtime.nodes()
             largest = max(nodes, key=lambda n: (n.memory_bytes, n.cores))
-            context = resource_context(int(largest.cores), largest.memory_bytes / GIB, 0)
+            context = resource_context(int(largest.cores), largest.memory_bytes / GIB, max(n.gpus for n in nodes))
             capacity = HostCapacity(
-                cores=int(sum(n.cores for n in nodes)), memory_gb=sum(n.memory_bytes for n in nodes) / GIB
+                cores=int(sum(n.cores for n in nodes)),
+                memory_gb=sum(n.memory_bytes for n in nodes) / GIB,
+                gpus=sum(n.gpus for n in nodes),
             )
         else:
             capacity = HostCapacity(cores=psutil.cpu_count() or 1, memory_gb=psutil.virtual_memory().total / GIB)

@@ -103,6 +103,8 @@ def node_json(node: NodeInfo) -> dict[str, Any]:
         "ramGB": round(node.memory_bytes / GIB, 1),
         "ramReservedGB": round(node.reserved_memory_bytes / GIB, 1),
         "sessions": node.sessions,
+        "gpus": node.gpus,
+        "gpusReserved": node.reserved_gpus,
     }
 
 

@@ -275,7 +275,12 @@ def nodes(layout: Layout, as_json: bool) -> None:
         ]
         for node in found
     ]
-    table(["NODE", "STATE", "CORES free/all", "RAM free/all", "SESSIONS"], rows)
+    columns = ["NODE", "STATE", "CORES free/all", "RAM free/all", "SESSIONS"]
+    if any(node.get("gpus") for node in found):
+        columns.append("GPUS free/all")
+        for row, node in zip(rows, found, strict=True):
+            row.append(f"{node['gpus'] - node['gpusReserved']} / {node['gpus']}")
+    table(columns, rows)
 
 
 @click.command()

@@ -170,6 +170,7 @@ def build_spec(
         working_dir=profile.render(profile.working_dir, values) if profile.working_dir else None,
         restart_on_failure=profile.interactive,
         gpu_devices=session.gpu_devices,
+        gpus=resources.gpus,
     )
 
 

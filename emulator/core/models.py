@@ -100,10 +100,11 @@ class Event:
 
 @dataclass(frozen=True)
 class HostCapacity:
-    """What this machine has to give sessions (measured once, at service start)."""
+    """What this machine (or a swarm's machines, together) has to give sessions (measured at service start)."""
 
     cores: int
     memory_gb: float
+    gpus: int = 0  # a swarm's GPUs, which Swarm hands out (one machine's are the manager's to pick)
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,8 @@ class SessionManager:
             raise InvalidRequest(
                 f"session type '{session_type}' is not available in this emulator yet (no profiles/{session_type}.yaml)"
             )
-        if not self._gpu_devices and request.gpus not in (None, "", "0"):
+        placed_by_swarm = self.distributed and self._capacity.gpus > 0
+        if not self._gpu_devices and not placed_by_swarm and request.gpus not in (None, "", "0"):
             # skaha's words, and why: a laptop without a GPU, or an engine that cannot hand one over.
             raise InvalidRequest(f"Invalid value for 'gpus': {request.gpus} ({self._gpu_note})")
         resources = policy.resolve_resources(
@@ -225,7 +226,9 @@ class SessionManager:
             headless=profile.batch,
         )
         # No await from here to admit(): GPU choice and admission happen in one step of the loop.
-        devices = policy.pick_gpus(self._gpu_devices, self._store.gpu_devices_in_use(), resources.gpus)
+        # Across a swarm, Swarm gives the session GPUs of the machine it places it on (generic resources).
+        in_use = self._store.gpu_devices_in_use()
+        devices = [] if placed_by_swarm else policy.pick_gpus(self._gpu_devices, in_use, resources.gpus)
         now = self._clock()
         session = Session(
             id=naming.new_session_id(),
@@ -650,7 +653,7 @@ class SessionManager:
             requested_ram_gb=sum(s.resources.ram_request_gb for s in running),
             capacity=self._capacity,
             requested_gpus=sum(s.resources.gpus for s in running),
-            gpus=len(self._gpu_devices),
+            gpus=len(self._gpu_devices) or self._capacity.gpus,
         )
 
     @property
@@ -671,6 +674,8 @@ class SessionManager:
                 reserved_cores=stats.requested_cores,
                 reserved_memory_bytes=int(stats.requested_ram_gb * GIB),
                 sessions=stats.interactive + stats.desktop_apps + stats.headless,
+                gpus=stats.gpus,
+                reserved_gpus=stats.requested_gpus,
             )
         ]
 

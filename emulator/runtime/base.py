@@ -41,6 +41,7 @@ class ContainerSpec:
     # these are free.
     memory_reservation_bytes: int = 0
     nano_cpus_reservation: int = 0
+    gpus: int = 0  # how many: one engine hands over `gpu_devices`; a swarm places by this count
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class NodeInfo:
     reserved_memory_bytes: int = 0
     sessions: int = 0
     manager: bool = False
+    gpus: int = 0
+    reserved_gpus: int = 0
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from emulator.runtime.docker import DockerRuntime, docker_errors, docker_mount
 NODE_LOST = "its machine was lost: node {node} stopped answering the swarm's manager"
 PENDING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+GPU_KIND = "NVIDIA-GPU"
 WATCH_SECONDS = 1.0  # how often the task states are compared (Swarm has no event for a task's change)
 LOG_SECONDS = 10.0  # a service's logs from a lost node never come: stop waiting for them
 
@@ -78,6 +79,9 @@ def service_spec(spec: ContainerSpec) -> dict[str, Any]:
         mem_limit=spec.memory_bytes,
         cpu_reservation=spec.nano_cpus_reservation or None,
         mem_reservation=spec.memory_reservation_bytes or None,
+        # GPUs the machines advertise (dockerd --node-generic-resource NVIDIA-GPU=<uuid>): Swarm picks them
+        # and names them to the NVIDIA runtime in DOCKER_RESOURCE_NVIDIA-GPU (its swarm-resource setting).
+        generic_resources={GPU_KIND: spec.gpus} if spec.gpus else None,
     )
     resources["Limits"]["Pids"] = spec.pids_limit  # in API 1.41, not yet in the SDK's arguments
     task = TaskTemplate(
@@ -125,6 +129,18 @@ def task_state(
     reason = status.get("Err") or None
     ended = "exited" if state in ("complete", "failed") else "dead"
     return ContainerState(name, labels, ended, exit_code, None, reason=reason, node=node_name)
+
+
+def gpu_count(generic: list[dict[str, Any]] | None) -> int:
+    """How many GPUs a list of Swarm generic resources names (one per named resource, or a discrete count)."""
+    count = 0
+    for resource in generic or []:
+        named, discrete = resource.get("NamedResourceSpec"), resource.get("DiscreteResourceSpec")
+        if named and named.get("Kind") == GPU_KIND:
+            count += 1
+        elif discrete and discrete.get("Kind") == GPU_KIND:
+            count += int(discrete.get("Value", 0))
+    return count
 
 
 def _newest(tasks: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -232,12 +248,11 @@ class SwarmRuntime(DockerRuntime):
                     reserved_memory_bytes=sum(int(r.get("MemoryBytes", 0)) for r in reserved),
                     sessions=len(held),
                     manager=node.get("Spec", {}).get("Role") == "manager",
+                    gpus=gpu_count(resources.get("GenericResources")),
+                    reserved_gpus=sum(gpu_count(r.get("GenericResources")) for r in reserved),
                 )
             )
         return sorted(found, key=lambda n: n.name)
-
-    def gpu_runtime(self) -> bool:
-        return False  # GPUs in a swarm are not handed out yet (README, "More than one machine")
 
     def watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
         threading.Thread(target=self._watch, args=(label_filters, on_change), name="swarm tasks", daemon=True).start()

@@ -21,13 +21,15 @@ from tests.swarm import SwarmCluster
 pytestmark = pytest.mark.slow
 
 NOTEBOOK = "skaha-emulator/notebook:latest"
+FAKE_GPU = "GPU-00000000-fake-0000-0000-000000000000"
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[SwarmCluster]:
     if os.geteuid() != 0:
         pytest.skip("the swarm of engines needs root (network namespaces, dockerd)")
-    swarm = SwarmCluster().start()
+    # The second machine advertises a GPU as Swarm's generic resource (no GPU here: Swarm only counts it).
+    swarm = SwarmCluster(extra={2: ["--node-generic-resource", f"NVIDIA-GPU={FAKE_GPU}"]}).start()
     try:
         swarm.load(["skaha-emulator/service:latest", "skaha-emulator/gateway:latest"], [swarm.manager])
         swarm.load([NOTEBOOK])
@@ -116,6 +118,27 @@ def test_a_launch_no_machine_can_take_waits_with_the_reason(swarm_platform: Inst
     assert swarm_platform.http.delete(f"/session/{running[0]['id']}").status_code == 200
     swarm_platform.wait_status(waiting, "Running", timeout=180)
     assert _node_of(swarm_platform, waiting) == freed
+
+
+def test_gpus_are_placed_by_swarm_on_the_machine_that_has_them(swarm_platform: Instance, cluster: SwarmCluster) -> None:
+    context = swarm_platform.http.get("/context").json()
+    assert context["gpus"]["options"] == [1]
+    with_gpu = _launch(swarm_platform, "gpu", gpus="1")
+    swarm_platform.wait_status(with_gpu, "Running", timeout=180)
+    assert _node_of(swarm_platform, with_gpu) == cluster.nodes[1].name
+    container = cluster.nodes[1].client().containers.list(filters={"label": f"canfar.net/id={with_gpu}"})[0]
+    environment = container.attrs["Config"]["Env"]
+    assert f"DOCKER_RESOURCE_NVIDIA-GPU={FAKE_GPU}" in environment, environment  # what the NVIDIA runtime reads
+    second = _launch(swarm_platform, "gpu2", gpus="1")
+    deadline = time.monotonic() + 30
+    while "insufficient resources" not in swarm_platform.http.get(f"/session/{second}", params={"view": "events"}).text:
+        assert time.monotonic() < deadline, "a second GPU session did not wait for the only GPU"
+        time.sleep(0.5)
+    stats = _stats(swarm_platform)
+    assert stats["gpu"] == {"requestedGPU": 1, "gpuAvailable": 1}
+    assert [n["gpus"] for n in stats["nodes"]] == [0, 1, 0]
+    for session_id in (second, with_gpu):
+        assert swarm_platform.http.delete(f"/session/{session_id}").status_code == 200
 
 
 def test_a_lost_machine_fails_its_sessions_and_the_others_carry_on(

@@ -11,7 +11,7 @@ from emulator.core.contract import build_spec
 from emulator.core.models import Resources
 from emulator.profiles import load_profiles
 from emulator.runtime.docker import create_kwargs
-from emulator.runtime.swarm import service_spec, task_state
+from emulator.runtime.swarm import gpu_count, service_spec, task_state
 from emulator.settings import REPO_ROOT, Settings
 from tests.factories import make_session
 from tests.unit.test_contract import USER
@@ -103,3 +103,20 @@ def test_a_flexible_session_reserves_nothing(tmp_path: Path) -> None:
     task = service_spec(build_spec(profile, flexible, USER, config))["task_template"]
     assert not task["Resources"].get("Reservations")
     assert task["Resources"]["Limits"]["NanoCPUs"] == 2_000_000_000
+
+
+def test_gpus_are_swarm_generic_resources(tmp_path: Path) -> None:
+    config = Settings(instance="t1", state_dir=tmp_path / "s", arc_dir=tmp_path / "arc")
+    profile = load_profiles(REPO_ROOT / "profiles")["notebook"]
+    session = make_session()
+    session.resources = Resources(2, 2, 8, 8, gpus=2, fixed=True)
+    reservations = service_spec(build_spec(profile, session, USER, config))["task_template"]["Resources"]
+    assert reservations["Reservations"]["GenericResources"] == [
+        {"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 2}}
+    ]
+    advertised = [
+        {"NamedResourceSpec": {"Kind": "NVIDIA-GPU", "Value": "GPU-a"}},
+        {"NamedResourceSpec": {"Kind": "NVIDIA-GPU", "Value": "GPU-b"}},
+        {"DiscreteResourceSpec": {"Kind": "SSD", "Value": 1}},
+    ]
+    assert gpu_count(advertised) == 2 and gpu_count(None) == 0
