@@ -18,8 +18,11 @@ import os
 import shlex
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +40,40 @@ RULE = ["DOCKER-USER", "-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"]
 
 def _run(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, check=check)
+
+
+class NoSuchName:
+    """The machines' name server, on the bridge: it knows no name (NXDOMAIN at once), as a real one answers
+    for the names it lacks. Without one, a container's lookup of a session not yet announced to its
+    machine's DNS is forwarded outside, where nothing answers, and waits out its timeouts."""
+
+    def __init__(self, address: str) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.bind((address, 53))
+        threading.Thread(target=self._serve, name="no-such-name", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                query, client = self._socket.recvfrom(512)
+            except OSError:
+                return  # closed
+            if len(query) < 12:
+                continue
+            # The query's id and question, flags QR RD RA with rcode 3 (NXDOMAIN), no answers.
+            answer = query[:2] + struct.pack(">HHHHH", 0x8183, 1, 0, 0, 0) + _question(query)
+            with contextlib.suppress(OSError):
+                self._socket.sendto(answer, client)
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def _question(query: bytes) -> bytes:
+    end = 12
+    while end < len(query) and query[end] != 0:
+        end += query[end] + 1
+    return query[12 : end + 5]  # the name, its terminating zero, type and class
 
 
 @dataclass
@@ -73,6 +110,7 @@ class SwarmCluster:
     size: int = 3
     extra: dict[int, list[str]] = field(default_factory=dict)  # more dockerd options, by node index
     nodes: list[Node] = field(default_factory=list)
+    dns: NoSuchName | None = None
 
     @property
     def manager(self) -> Node:
@@ -85,6 +123,7 @@ class SwarmCluster:
             _run("ip", "addr", "add", f"{NETWORK}.1/24", "dev", BRIDGE)
             _run("ip", "link", "set", BRIDGE, "up")
             _run("iptables", "-I", *RULE)
+            self.dns = NoSuchName(f"{NETWORK}.1")
             RUN.mkdir(parents=True, exist_ok=True)
             self.nodes = [Node(i) for i in range(1, self.size + 1)]
             for node in self.nodes:
@@ -122,7 +161,7 @@ class SwarmCluster:
         execroot.mkdir(parents=True, exist_ok=True)
         dockerd = (
             f"hostname {node.name} && exec dockerd --data-root {data} --exec-root {execroot} "
-            f"--pidfile {RUN / node.name}.pid -H {node.docker_host} --no-new-privileges "
+            f"--pidfile {RUN / node.name}.pid -H {node.docker_host} --no-new-privileges --dns {NETWORK}.1 "
             + " ".join(shlex.quote(arg) for arg in self.extra.get(node.index, []))
         )
         log = open(RUN / f"{node.name}.log", "wb")  # noqa: SIM115 (the engine's log, as long as it runs)
@@ -162,6 +201,9 @@ class SwarmCluster:
                 with contextlib.suppress(Exception):
                     _reset(node)
         self.nodes = []
+        if self.dns is not None:
+            self.dns.close()
+            self.dns = None
         clear()
 
 
