@@ -100,6 +100,14 @@ def test_sessions_spread_by_reservation_and_answer_on_every_node(swarm_platform:
     assert all(n["sessions"] == 1 and n["state"] == "ready" for n in stats["nodes"])
     printed = swarm_platform.emulate("nodes").stdout
     assert printed.count("emuswarm-node") == 3 and "(manager)" in printed
+    # The portal's platform-load panel, signed in: each machine's share.
+    added = swarm_platform.emulate("users", "add", "watcher").stdout
+    password = dict(line.split(":", 1) for line in added.splitlines() if ":" in line)["password"].strip()
+    with httpx.Client(base_url=swarm_platform.url, timeout=30) as browser:
+        signed = browser.post("/science-portal/login", data={"username": "watcher", "password": password})
+        assert signed.status_code in (200, 303), signed.text
+        panel = browser.get("/science-portal/fragments/load").text
+    assert all(f"emuswarm-node{i}" in panel for i in (1, 2, 3)) and "0.0 / 2.0" in panel, panel
 
 
 def test_a_launch_no_machine_can_take_waits_with_the_reason(swarm_platform: Instance) -> None:
