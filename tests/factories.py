@@ -1,9 +1,15 @@
-"""One way for tests to make domain objects: a session record with sensible defaults."""
+"""One way for tests to make what they need: a session record with sensible defaults, and the test images."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import docker
+import docker.errors
 
 from emulator.core.models import Resources, Session, Status
 from emulator.profiles import SessionType
@@ -28,3 +34,20 @@ def make_session(**overrides: Any) -> Session:
     if isinstance(values["type"], str):
         values["type"] = SessionType(values["type"])
     return Session(**values)
+
+
+TEST_IMAGES = Path(__file__).resolve().parent / "images"
+
+
+@contextmanager
+def built_test_images(client: docker.DockerClient, names: Iterable[str], prefix: str = "") -> Iterator[dict[str, str]]:
+    """tests/images/<name> built as skaha-emulator-test/<prefix><name>:latest for the block, then removed."""
+    tags = {name: f"skaha-emulator-test/{prefix}{name}:latest" for name in names}
+    try:
+        for name, tag in tags.items():
+            client.images.build(path=str(TEST_IMAGES / name), tag=tag, rm=True)
+        yield tags
+    finally:
+        for tag in tags.values():
+            with suppress(docker.errors.ImageNotFound):
+                client.images.remove(tag, force=True)

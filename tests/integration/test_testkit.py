@@ -16,24 +16,19 @@ import docker
 import pytest
 
 from emulator.testkit import leftovers
+from tests.factories import built_test_images
 from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
 pytest_plugins = ["pytester"]
 
-TEST_IMAGES = Path(__file__).resolve().parent.parent / "images"
 NOTEBOOK = "skaha-emulator/notebook:latest"
 
 
 @pytest.fixture(scope="module")
-def test_images(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
-    tags = {}
-    for name in ("contract-app", "wrong-port", "no-jupyter", "headless-job"):
-        tags[name] = f"skaha-emulator-test/kit-{name}:latest"
-        docker_client.images.build(path=str(TEST_IMAGES / name), tag=tags[name], rm=True)
-    yield tags
-    for tag in tags.values():
-        docker_client.images.remove(tag, force=True)
+def kit_images(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
+    with built_test_images(docker_client, ("contract-app", "wrong-port", "no-jupyter", "headless-job"), "kit-") as tags:
+        yield tags
 
 
 def _ours(client: docker.DockerClient) -> list[str]:
@@ -109,14 +104,14 @@ def test_a_desktop_app_draws_its_window_on_the_desktop(pytester: pytest.Pytester
 
 
 def test_a_contributed_app_answers_under_its_stripped_prefix(
-    pytester: pytest.Pytester, clean: None, test_images: dict[str, str]
+    pytester: pytest.Pytester, clean: None, kit_images: dict[str, str]
 ) -> None:
     pytester.makepyfile(
         f"""
         import pytest
         from websockets.sync.client import connect
 
-        @pytest.mark.skaha(image="{test_images["contract-app"]}", type="contributed")
+        @pytest.mark.skaha(image="{kit_images["contract-app"]}", type="contributed")
         def test_contributed(skaha_session):
             app = skaha_session()
             answer = app.http.get("some/page").json()
@@ -131,14 +126,14 @@ def test_a_contributed_app_answers_under_its_stripped_prefix(
     result.assert_outcomes(passed=1)
 
 
-def test_a_headless_job_runs_to_its_end(pytester: pytest.Pytester, clean: None, test_images: dict[str, str]) -> None:
+def test_a_headless_job_runs_to_its_end(pytester: pytest.Pytester, clean: None, kit_images: dict[str, str]) -> None:
     pytester.makepyfile(
         f"""
         import pytest
         from emulator.testkit import SkahaError
 
         def test_job(skaha_session):
-            job = skaha_session("{test_images["headless-job"]}")  # its label names one type: headless
+            job = skaha_session("{kit_images["headless-job"]}")  # its label names one type: headless
             assert job.type == "headless" and job.wait(timeout=60) == 0
             assert "job done" in job.logs()
             # skaha splits args on single spaces: its own words, with env applied (headless only).
@@ -154,7 +149,7 @@ def test_a_headless_job_runs_to_its_end(pytester: pytest.Pytester, clean: None, 
 
 
 def test_a_broken_image_is_told_which_part_of_the_contract_it_broke(
-    pytester: pytest.Pytester, clean: None, test_images: dict[str, str]
+    pytester: pytest.Pytester, clean: None, kit_images: dict[str, str]
 ) -> None:
     pytester.makepyfile(
         f"""
@@ -163,17 +158,17 @@ def test_a_broken_image_is_told_which_part_of_the_contract_it_broke(
 
         def test_wrong_port(skaha_session):
             with pytest.raises(ContractBroken) as broken:
-                skaha_session("{test_images["wrong-port"]}", type="contributed", timeout=8)
+                skaha_session("{kit_images["wrong-port"]}", type="contributed", timeout=8)
             print("WRONG-PORT", broken.value)
 
         def test_no_jupyter(skaha_session):
             with pytest.raises(ContractBroken) as broken:
-                skaha_session("{test_images["no-jupyter"]}", type="notebook", timeout=60)
+                skaha_session("{kit_images["no-jupyter"]}", type="notebook", timeout=60)
             print("NO-JUPYTER", broken.value)
 
         def test_type_label(skaha_session):
             with pytest.raises(ContractBroken) as broken:
-                skaha_session("{test_images["contract-app"]}", type="notebook")
+                skaha_session("{kit_images["contract-app"]}", type="notebook")
             print("LABEL", broken.value)
 
         def test_env_on_a_notebook(skaha_session):

@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest
 
+from tests.factories import built_test_images
 from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
 
-BROKEN = Path(__file__).resolve().parent.parent / "images"
-
 
 @pytest.fixture(scope="module")
 def broken(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
-    tags = {}
-    for name in ("wrong-port", "no-jupyter", "root-only", "headless-job"):
-        tags[name] = f"skaha-emulator-test/{name}:latest"
-        docker_client.images.build(path=str(BROKEN / name), tag=tags[name], rm=True)
-    yield tags
-    for tag in tags.values():
-        docker_client.images.remove(tag, force=True)
+    with built_test_images(docker_client, ("wrong-port", "no-jupyter", "root-only", "headless-job")) as tags:
+        yield tags
 
 
 def _validate(platform: Instance, image: str, kind: str, *extra: str) -> tuple[int, dict]:
