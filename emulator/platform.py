@@ -215,6 +215,8 @@ class Platform:
             ):
                 service.remove()
                 removed.append(service.name)
+            for config in self.client.configs.list(filters={"label": labels.selector(self.settings.instance)}):
+                config.remove()  # the sessions' read-only files, which travelled as Swarm configs
         for role in roles:
             for container in self.client.containers.list(
                 all=True, filters={"label": labels.selector(self.settings.instance, role)}

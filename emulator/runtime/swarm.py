@@ -8,7 +8,10 @@ Engine API 1.41 cannot say left to the nodes' engines or given up (README, "More
 - /scratch is a tmpfs of the same size, but Swarm mounts it `noexec` and root's (mode 1777, not 0700);
 - no restarts (restart condition none): a session's end is its end, as a job's;
 - endpoint mode dnsrr: the service's name resolves to its task's address on the user's overlay network,
-  so the gateway routes by name exactly as on one engine (and no IPVS is needed).
+  so the gateway routes by name exactly as on one engine (and no IPVS is needed);
+- what one engine bind-mounts read-only from the service's state folder (skaha's ConfigMaps: the launch
+  scripts, the desktop's templates, the session's passwd and group, the X cookie) travels as Swarm
+  configs, which every machine gets from the manager; only /arc is a folder (or volume) of the machines.
 
 A task's state becomes a ContainerState: new to starting is `pending` (with Swarm's reason, such as "no
 suitable node (insufficient resources on 3 nodes)"), then running, then exited with its code; a task on a
@@ -17,16 +20,18 @@ node that went down is `dead` because its machine was lost.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import docker
 import docker.errors
-from docker.types import ContainerSpec as SwarmContainerSpec
 from docker.types import (
+    ConfigReference,
     EndpointSpec,
     NetworkAttachmentConfig,
     Resources,
@@ -34,16 +39,19 @@ from docker.types import (
     ServiceMode,
     TaskTemplate,
 )
+from docker.types import ContainerSpec as SwarmContainerSpec
 from docker.types import Mount as SwarmMount
 
+from emulator import labels
 from emulator.errors import Unavailable
-from emulator.runtime.base import ContainerSpec, ContainerState, NodeInfo, Usage
+from emulator.runtime.base import ContainerSpec, ContainerState, Mount, NodeInfo, Usage
 from emulator.runtime.docker import DockerRuntime, docker_errors, docker_mount
 
 NODE_LOST = "its machine was lost: node {node} stopped answering the swarm's manager"
 PENDING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 GPU_KIND = "NVIDIA-GPU"
+ROLE_CONFIG = "config"  # a Swarm config carrying a session's read-only file
 WATCH_SECONDS = 1.0  # how often the task states are compared (Swarm has no event for a task's change)
 LOG_SECONDS = 10.0  # a service's logs from a lost node never come: stop waiting for them
 
@@ -55,9 +63,24 @@ def _tmpfs(options: str) -> tuple[int, int]:
     return size, 0o1777
 
 
-def service_spec(spec: ContainerSpec) -> dict[str, Any]:
-    """`APIClient.create_service`'s arguments for a session: the one translation of the contract into Swarm."""
-    mounts = [docker_mount(m) for m in spec.mounts]  # Swarm's mounts are the engine's
+def travels_as_config(mount: Mount) -> bool:
+    """A read-only file or folder of the service's (a ConfigMap of skaha's): the machine running the session
+    does not have it, so it goes there as Swarm configs. /arc (read-write, shared, or NFS) stays a mount."""
+    return mount.read_only and not mount.nfs
+
+
+def config_files(mount: Mount) -> list[tuple[Path, str]]:
+    """(host file, path in the container) of each file a config-borne mount carries: a file, or a folder's files."""
+    source = Path(mount.source)
+    if source.is_dir():
+        return [(f, f"{mount.target}/{f.name}") for f in sorted(source.iterdir()) if f.is_file()]
+    return [(source, mount.target)]
+
+
+def service_spec(spec: ContainerSpec, configs: list[ConfigReference] | None = None) -> dict[str, Any]:
+    """`APIClient.create_service`'s arguments for a session: the one translation of the contract into Swarm
+    (`configs`: what its read-only mounts became)."""
+    mounts = [docker_mount(m) for m in spec.mounts if not travels_as_config(m)]  # Swarm's mounts are the engine's
     for target, options in spec.tmpfs.items():
         size, mode = _tmpfs(options)
         mounts.append(SwarmMount(target, None, type="tmpfs", tmpfs_size=size, tmpfs_mode=mode))
@@ -73,6 +96,7 @@ def service_spec(spec: ContainerSpec) -> dict[str, Any]:
         mounts=mounts,
         groups=[str(g) for g in spec.group_add],
         cap_drop=["ALL"],
+        configs=configs or None,
     )
     resources = Resources(
         cpu_limit=spec.nano_cpus,
@@ -155,6 +179,9 @@ class SwarmRuntime(DockerRuntime):
 
     def __init__(self, helper_labels: dict[str, str], client: docker.DockerClient | None = None, **kwargs: Any):
         super().__init__(helper_labels, client, **kwargs)
+        # Configs carry the instance's labels (helpers' with the role changed) and a name of the instance's.
+        self._config_labels = {**helper_labels, labels.ROLE: ROLE_CONFIG}
+        self._config_prefix = f"{helper_labels.get(labels.INSTANCE, 'emulate')}-config-"
         with docker_errors():
             swarm = self._client.info().get("Swarm") or {}
         if not swarm.get("ControlAvailable"):
@@ -173,19 +200,54 @@ class SwarmRuntime(DockerRuntime):
         mine = [t for t in tasks if t.get("ServiceID") == service["ID"]]
         return task_state(spec.get("Name", ""), spec.get("Labels") or {}, _newest(mine), nodes)
 
-    def _run(self, spec: ContainerSpec) -> ContainerState:
+    def _config(self, path: Path, target: str) -> ConfigReference:
+        """The file as a Swarm config, named by its content (the same script is one config for every session)."""
+        data = path.read_bytes()
+        name = f"{self._config_prefix}{hashlib.sha256(data).hexdigest()[:24]}"
         try:
-            self._client.api.create_service(**service_spec(spec))
+            found = self._client.api.create_config(name, data, labels=self._config_labels)
+            config_id = found["ID"]
         except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: made meanwhile by a resumed launch
+            if exc.status_code != 409:  # 409: made by another session already
                 raise
+            config_id = self._client.api.inspect_config(name)["ID"]
+        return ConfigReference(config_id, name, filename=target, uid="0", gid="0", mode=path.stat().st_mode & 0o777)
+
+    def _run(self, spec: ContainerSpec) -> ContainerState:
+        for attempt in (1, 2):  # a shared config another session's removal took away meanwhile is made again
+            configs = [
+                self._config(path, target)
+                for mount in spec.mounts
+                if travels_as_config(mount)
+                for path, target in config_files(mount)
+            ]
+            try:
+                self._client.api.create_service(**service_spec(spec, configs))
+                break
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # made meanwhile by a resumed launch
+                    break
+                if attempt == 2 or exc.status_code != 404:
+                    raise
         state = self._get_state(spec.name)
         return state if state is not None else ContainerState(spec.name, spec.labels, "pending", None, None)
 
     def _remove(self, name: str) -> None:
         # Swarm removes the task's container on whichever node it ran.
+        try:
+            service = self._client.api.inspect_service(name)
+        except docker.errors.NotFound:
+            return
+        used = (service.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {}).get("Configs")) or []
         with suppress(docker.errors.NotFound):
             self._client.api.remove_service(name)
+        for config in used:
+            self._drop_config(config["ConfigID"])
+
+    def _drop_config(self, config_id: str) -> None:
+        """A config no service uses any more goes; one another session's service still uses stays (Swarm says 400)."""
+        with suppress(docker.errors.NotFound, docker.errors.APIError):
+            self._client.api.remove_config(config_id)
 
     def _get_state(self, name: str) -> ContainerState | None:
         try:

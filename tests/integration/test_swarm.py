@@ -59,6 +59,8 @@ def swarm_platform(cluster: SwarmCluster, tmp_path_factory: pytest.TempPathFacto
         assert not any(left.values()), f"sessions' containers left on the nodes: {left}"
         networks = [n.name for n in manager.networks.list() if n.name.startswith("emulate-pytest-swarm")]
         assert networks == [], networks
+        configs = [c.name for c in manager.configs.list() if c.name.startswith("pytest-swarm-config-")]
+        assert configs == [], configs
 
 
 def _launch(platform: Instance, name: str, **params: Any) -> str:
@@ -78,12 +80,24 @@ def _stats(platform: Instance) -> dict[str, Any]:
     return platform.http.get("/session", params={"view": "stats"}).json()
 
 
-def test_sessions_spread_by_reservation_and_answer_on_every_node(swarm_platform: Instance) -> None:
+def test_sessions_spread_by_reservation_and_answer_on_every_node(
+    swarm_platform: Instance, cluster: SwarmCluster
+) -> None:
     ids = [_launch(swarm_platform, f"spread{i}", cores="2", ram="4") for i in range(3)]
     for session_id in ids:
         swarm_platform.wait_status(session_id, "Running", timeout=180)
     nodes = {_node_of(swarm_platform, session_id) for session_id in ids}
     assert len(nodes) == 3, f"two cores each on three two-core machines: one per machine, not {nodes}"
+    # The service's own files reach the other machines as Swarm configs; only /arc is one of their folders.
+    manager = cluster.manager.client()
+    service = manager.services.list(filters={"label": f"canfar.net/id={ids[0]}"})[0]
+    container_spec = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert {m["Target"] for m in container_spec["Mounts"]} == {"/arc", "/scratch"}
+    carried = {c["File"]["Name"] for c in container_spec["Configs"]}
+    assert {"/etc/passwd", "/etc/group", "/skaha-system/start-jupyterlab.sh"} <= carried
+    for node in cluster.nodes:  # and the user's name resolves, on every machine, from the carried passwd
+        for container in node.client().containers.list(filters={"label": "canfar.net/kind=notebook"}):
+            assert container.exec_run("id -un", user=container.attrs["Config"]["User"]).output.strip() == b"canfar"
     headers = {"Authorization": f"Bearer {swarm_platform.token}"}
     for session_id in ids:  # the gateway, on the manager, reaches each through the user's overlay network
         api = f"{swarm_platform.url}/session/notebook/{session_id}/api"

@@ -10,8 +10,9 @@ import pytest
 from emulator.core.contract import build_spec
 from emulator.core.models import Resources
 from emulator.profiles import load_profiles
+from emulator.runtime.base import Mount
 from emulator.runtime.docker import create_kwargs
-from emulator.runtime.swarm import gpu_count, service_spec, task_state
+from emulator.runtime.swarm import config_files, gpu_count, service_spec, task_state, travels_as_config
 from emulator.settings import REPO_ROOT, Settings
 from tests.factories import make_session
 from tests.unit.test_contract import USER
@@ -45,7 +46,8 @@ def test_a_session_is_a_one_task_service_under_the_same_contract(tmp_path: Path)
     assert reservations == {"NanoCPUs": spec.nano_cpus_reservation, "MemoryBytes": spec.memory_reservation_bytes}
     mounts = {m["Target"]: m for m in container["Mounts"]}
     assert mounts["/arc"]["Type"] == "bind" and mounts["/arc"]["Source"] == str(tmp_path / "arc")
-    assert mounts["/etc/passwd"]["ReadOnly"] is True
+    # The service's own files (passwd, group, the launch scripts) are not on the other machines: configs.
+    assert set(mounts) == {"/arc", "/scratch"}
     scratch = mounts["/scratch"]
     assert scratch["Type"] == "tmpfs" and scratch["TmpfsOptions"] == {"SizeBytes": 4 * GIB, "Mode": 0o1777}
     assert [n["Target"] for n in task["Networks"]] == [spec.network]
@@ -120,3 +122,21 @@ def test_gpus_are_swarm_generic_resources(tmp_path: Path) -> None:
         {"DiscreteResourceSpec": {"Kind": "SSD", "Value": 1}},
     ]
     assert gpu_count(advertised) == 2 and gpu_count(None) == 0
+
+
+def test_read_only_files_travel_as_configs(tmp_path: Path) -> None:
+    scripts = tmp_path / "skaha-system"
+    scripts.mkdir()
+    (scripts / "start.sh").write_text("#!/bin/sh\n")
+    (scripts / "menu.py").write_text("print()\n")
+    passwd = tmp_path / "passwd"
+    passwd.write_text("alice:x:1500:1500::/arc/home/alice:/sbin/nologin\n")
+    folder, file, arc = Mount(str(scripts), "/skaha-system", True), Mount(str(passwd), "/etc/passwd", True), None
+    assert config_files(folder) == [
+        (scripts / "menu.py", "/skaha-system/menu.py"),
+        (scripts / "start.sh", "/skaha-system/start.sh"),
+    ]
+    assert config_files(file) == [(passwd, "/etc/passwd")]
+    arc = Mount(str(tmp_path), "/arc")
+    assert travels_as_config(folder) and travels_as_config(file) and not travels_as_config(arc)
+    assert not travels_as_config(Mount("emulate-arc", "/arc", read_only=True, nfs="nfs:/arc"))
