@@ -237,7 +237,8 @@ class Platform:
         return removed
 
     def _swarm(self) -> bool:
-        """This engine manages a swarm (where sessions may be services, whatever the settings say now)."""
+        """This engine manages a swarm (where an instance's sessions may be services, whatever its settings say
+        now: `down --remove-sessions` removes those too)."""
         return bool((self.client.info().get("Swarm") or {}).get("ControlAvailable"))
 
     def status(self) -> PlatformStatus:
@@ -250,7 +251,7 @@ class Platform:
             return "missing" if container is None else container.status
 
         selector = {"label": labels.selector(self.settings.instance, labels.ROLE_SESSION)}
-        if self._swarm():
+        if self.settings.orchestrator == "swarm":
             sessions: list[Any] = self.client.services.list(filters=selector)
         else:
             sessions = self.client.containers.list(all=True, filters=selector)

@@ -76,7 +76,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             log.warning("GPU requests are refused: %s", gpu_note)
             devices = []
         if swarm:  # what a session may ask for: what the largest machine has; what there is: all of them
-            nodes = await runtime.nodes()
+            nodes = [n for n in await runtime.nodes() if n.state == "ready" and n.available] or await runtime.nodes()
             largest = max(nodes, key=lambda n: (n.memory_bytes, n.cores))
             context = resource_context(int(largest.cores), largest.memory_bytes / GIB, max(n.gpus for n in nodes))
             capacity = HostCapacity(

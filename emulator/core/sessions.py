@@ -424,8 +424,11 @@ class SessionManager:
             if placed is None:
                 return
             state = placed
-            where = f" on {state.node}" if state.node else ""
-            self.event(session_id, "Started", f"Started container {spec.name}{where}")
+            if state.state not in ("exited", "dead"):  # one that ended at once: housekeeping says how
+                where = f" on {state.node}" if state.node else ""
+                self.event(session_id, "Started", f"Started container {spec.name}{where}")
+            if state.state == "dead":
+                return  # the machine could not start it at all: housekeeping fails it with the reason
             if profile.readiness is None or not profile.interactive:
                 if self._store.mark_running(session_id):
                     self.event(session_id, "Running", "Container is running")
@@ -445,17 +448,37 @@ class SessionManager:
             await self._fail(session_id, ENGINE_FAILURE)
 
     async def _placed(self, session_id: str, name: str, state: ContainerState) -> ContainerState | None:
-        """Wait while an orchestrator has not placed the session (a single engine never makes it wait), telling
-        the session's events why it waits, as Kubernetes' FailedScheduling does; None: no longer wanted."""
-        told = None
+        """Wait while an orchestrator has not started the session (a single engine never makes it wait), telling
+        its events why, as Kubernetes does (FailedScheduling; then the machine it was given). A session no
+        machine can take waits until one can; one a machine does not start within EMULATE_PULL_STALL_SECONDS
+        (an image it cannot pull) fails. None: no longer wanted."""
+        told: tuple[str | None, str | None] = (None, None)
+        loop = asyncio.get_running_loop()
+        given_at = None
         while state.state == "pending":
-            if state.reason and state.reason != told:
-                self.event(session_id, "FailedScheduling", state.reason, warning=True)
-                told = state.reason
+            if (state.reason, state.node) != told:
+                if state.reason:
+                    self.event(session_id, "FailedScheduling", state.reason, warning=True)
+                elif state.node:
+                    self.event(session_id, "Assigned", f"Assigned to {state.node}; starting it there")
+                told = (state.reason, state.node)
+            if state.node and given_at is None:
+                given_at = loop.time()
+            if given_at is not None and loop.time() - given_at > self._settings.pull_stall_seconds:
+                await self._fail(
+                    session_id,
+                    f"{state.node} did not start it within {self._settings.pull_stall_seconds:g} s "
+                    "(can that machine pull the image?)",
+                )
+                return None
             await asyncio.sleep(PLACEMENT_POLL)
             if not self._still_pending(session_id):
                 return None
-            found = await self._runtime.state(name)
+            try:
+                found = await self._runtime.state(name)
+            except EmulatorError as exc:  # a passing engine error must not end a session that waited for hours
+                log.warning("could not read the state of %s: %s", name, exc.message)
+                continue
             if found is None:
                 return None
             state = found

@@ -284,6 +284,7 @@ class DockerRuntime:
         self._pulls_running: set[Any] = set()
         self._closing = threading.Event()
         self._events: Any = None
+        self._machine: NodeInfo | None = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with docker_errors():
@@ -541,8 +542,10 @@ class DockerRuntime:
     # --- networks -----------------------------------------------------------------------
 
     def _nodes(self) -> list[NodeInfo]:
-        info = self._client.info()
-        return [NodeInfo(info.get("Name", "localhost"), "ready", True, float(info["NCPU"]), int(info["MemTotal"]))]
+        if self._machine is None:  # its cores and memory do not change while the service runs: asked once
+            info = self._client.info()
+            self._machine = NodeInfo(info.get("Name", "localhost"), "ready", True, info["NCPU"], info["MemTotal"])
+        return [self._machine]
 
     async def nodes(self) -> list[NodeInfo]:
         """This engine's machine: one node (what the sessions hold of it is the store's to say)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ NODE_LOST = "its machine was lost: node {node} stopped answering the swarm's man
 PENDING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
 ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 GPU_KIND = "NVIDIA-GPU"
+SWARM_TASK_LABEL = "com.docker.swarm.service.id"  # on every container Swarm runs for a service
 ROLE_CONFIG = "config"  # a Swarm config carrying a session's read-only file
 WATCH_SECONDS = 1.0  # how often the task states are compared (Swarm has no event for a task's change)
 LOG_SECONDS = 10.0  # a service's logs from a lost node never come: stop waiting for them
@@ -150,9 +150,11 @@ def task_state(
         return ContainerState(name, labels, "pending", None, None, reason=reason, node=node_name)
     if state == "running":  # a session's task is on one network, the user's (dnsrr: no ingress)
         return ContainerState(name, labels, "running", None, _address(task), node=node_name)
-    reason = status.get("Err") or None
-    ended = "exited" if state in ("complete", "failed") else "dead"
-    return ContainerState(name, labels, ended, exit_code, None, reason=reason, node=node_name)
+    if state in ("complete", "failed"):  # its own end: the exit code says it (Swarm's "non-zero exit" adds nothing)
+        return ContainerState(name, labels, "exited", exit_code, None, node=node_name)
+    # Rejected (the machine could not start it: a missing image, a bad mount), shut down or orphaned.
+    reason = status.get("Err") or f"Swarm says the task is {state}"
+    return ContainerState(name, labels, "dead", exit_code, None, reason=reason, node=node_name)
 
 
 def gpu_count(generic: list[dict[str, Any]] | None) -> int:
@@ -182,6 +184,8 @@ class SwarmRuntime(DockerRuntime):
         # Configs carry the instance's labels (helpers' with the role changed) and a name of the instance's.
         self._config_labels = {**helper_labels, labels.ROLE: ROLE_CONFIG}
         self._config_prefix = f"{helper_labels.get(labels.INSTANCE, 'emulate')}-config-"
+        # Logs of a task on a lost machine never come: a client whose reads give up frees its thread.
+        self._log_client = docker.APIClient(base_url=self._client.api.base_url, timeout=LOG_SECONDS)
         with docker_errors():
             swarm = self._client.info().get("Swarm") or {}
         if not swarm.get("ControlAvailable"):
@@ -227,8 +231,12 @@ class SwarmRuntime(DockerRuntime):
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:  # made meanwhile by a resumed launch
                     break
-                if attempt == 2 or exc.status_code != 404:
-                    raise
+                gone = exc.status_code in (400, 404) and "not found" in str(exc.explanation or exc).lower()
+                if attempt == 1 and gone:
+                    continue
+                for config in configs:  # no service uses them: they go (shared ones in use stay)
+                    self._drop_config(config["ConfigID"])
+                raise
         state = self._get_state(spec.name)
         return state if state is not None else ContainerState(spec.name, spec.labels, "pending", None, None)
 
@@ -237,6 +245,7 @@ class SwarmRuntime(DockerRuntime):
         try:
             service = self._client.api.inspect_service(name)
         except docker.errors.NotFound:
+            super()._remove(name)  # not a session: a plain container of the manager's (an image-reading helper)
             return
         used = (service.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {}).get("Configs")) or []
         with suppress(docker.errors.NotFound):
@@ -258,16 +267,19 @@ class SwarmRuntime(DockerRuntime):
         return self._state_of(service, tasks, self._nodes_by_id())
 
     def _list(self, label_filters: list[str]) -> list[ContainerState]:
+        """Sessions (services) and the manager's own containers (image-reading helpers) with these labels; a
+        session's task container, which carries its labels too, is its service's, not listed twice."""
+        plain = [c for c in super()._list(label_filters) if SWARM_TASK_LABEL not in c.labels]
         services = self._client.api.services(filters={"label": label_filters})
         if not services:
-            return []
+            return plain
         tasks = self._client.api.tasks()  # one call for all: filtered here by service
         nodes = self._nodes_by_id()
-        return [self._state_of(service, tasks, nodes) for service in services]
+        return plain + [self._state_of(service, tasks, nodes) for service in services]
 
     def _logs(self, name: str, tail_lines: int, max_bytes: int) -> str:
         try:
-            chunks = self._client.api.service_logs(
+            chunks = self._log_client.service_logs(
                 name, stdout=True, stderr=True, follow=False, tail=tail_lines, timestamps=False
             )
         except docker.errors.NotFound:
@@ -276,15 +288,12 @@ class SwarmRuntime(DockerRuntime):
         return data[-max_bytes:].decode("utf-8", errors="replace")
 
     async def logs(self, name: str, tail_lines: int, max_bytes: int) -> str:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._log_readers, self._logs, name, tail_lines, max_bytes)
         try:
-            with docker_errors():
-                return await asyncio.wait_for(future, LOG_SECONDS)
-        except (TimeoutError, FutureTimeout):
-            return f"(no output: the node running {name} did not send its logs within {LOG_SECONDS:.0f} s)\n"
+            return await super().logs(name, tail_lines, max_bytes)
+        except Unavailable as exc:
+            if "did not answer in time" not in exc.message:
+                raise
+            return f"(no output: the machine running {name} did not send its logs within {LOG_SECONDS:.0f} s)\n"
 
     def _usage(self, name: str) -> Usage | None:
         return None  # the task's cgroup is on its node, out of this engine's reach

@@ -16,7 +16,7 @@ from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import start_instance, stop_instance
 from tests.instance import Instance
-from tests.swarm import SwarmCluster
+from tests.swarm import Node, SwarmCluster
 
 pytestmark = pytest.mark.slow
 
@@ -47,20 +47,23 @@ def swarm_platform(cluster: SwarmCluster, tmp_path_factory: pytest.TempPathFacto
     try:
         yield platform
     finally:
-        stop_instance(platform, manager)
+        down = platform.emulate("down", "--remove-sessions", check=False)
         live = [node for node in cluster.nodes if node.process is not None and node.process.poll() is None]
+        left = _leftovers(live)
         deadline = time.monotonic() + 30
-        while True:  # Swarm removes the tasks' containers on their nodes a moment after their services
-            left = {node.name: [c.name for c in node.client().containers.list(all=True)] for node in live}
-            left[cluster.manager.name] = [n for n in left[cluster.manager.name] if not n.startswith("emulate-")]
-            if not any(left.values()) or time.monotonic() > deadline:
-                break
+        while any(left.values()) and time.monotonic() < deadline:  # Swarm removes tasks' containers a moment later
             time.sleep(0.5)
-        assert not any(left.values()), f"sessions' containers left on the nodes: {left}"
+            left = _leftovers(live)
         networks = [n.name for n in manager.networks.list() if n.name.startswith("emulate-pytest-swarm")]
-        assert networks == [], networks
         configs = [c.name for c in manager.configs.list() if c.name.startswith("pytest-swarm-config-")]
-        assert configs == [], configs
+        stop_instance(platform, manager)
+        assert down.returncode == 0, down.stderr
+        assert not any(left.values()), f"`down --remove-sessions` left containers on the machines: {left}"
+        assert networks == [] and configs == [], (networks, configs)
+
+
+def _leftovers(nodes: list[Node]) -> dict[str, list[str]]:
+    return {node.name: [c.name for c in node.client().containers.list(all=True)] for node in nodes}
 
 
 def _launch(platform: Instance, name: str, **params: Any) -> str:
@@ -122,6 +125,28 @@ def test_sessions_spread_by_reservation_and_answer_on_every_node(
         assert signed.status_code in (200, 303), signed.text
         panel = browser.get("/science-portal/fragments/load").text
     assert all(f"emuswarm-node{i}" in panel for i in (1, 2, 3)) and "0.0 / 2.0" in panel, panel
+
+
+def test_a_deleted_session_leaves_nothing_on_its_machine(swarm_platform: Instance, cluster: SwarmCluster) -> None:
+    session_id = _launch(swarm_platform, "brief")
+    swarm_platform.wait_status(session_id, "Running", timeout=180)
+    node = next(n for n in cluster.nodes if n.name == _node_of(swarm_platform, session_id))
+    manager = cluster.manager.client()
+    service = manager.services.list(filters={"label": f"canfar.net/id={session_id}"})[0]
+    used = {c["ConfigID"] for c in service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]}
+    assert swarm_platform.http.delete(f"/session/{session_id}").status_code == 200
+    deadline = time.monotonic() + 30
+    while node.client().containers.list(all=True, filters={"label": f"canfar.net/id={session_id}"}):
+        assert time.monotonic() < deadline, f"its container stayed on {node.name}"
+        time.sleep(0.3)
+    assert not manager.services.list(filters={"label": f"canfar.net/id={session_id}"})
+    still_used = {
+        c["ConfigID"]
+        for s in manager.services.list()
+        for c in s.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Configs") or []
+    }
+    remaining = {c.id for c in manager.configs.list()}
+    assert not (used - still_used) & remaining, "configs no session uses any more stayed"
 
 
 def test_a_launch_no_machine_can_take_waits_with_the_reason(swarm_platform: Instance) -> None:

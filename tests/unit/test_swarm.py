@@ -95,6 +95,17 @@ def test_task_states_read_as_the_platform_reads_a_container() -> None:
     assert (failed.state, failed.exit_code) == ("exited", 3)
     lost = task_state("s", {}, _task("running", "n2"), NODES)
     assert lost.state == "dead" and lost.reason is not None and "machine was lost: node beta" in lost.reason
+    # Its own end is told by its exit code alone (the start-up failure and OOM messages stay the platform's).
+    ended = task_state("s", {}, _task("failed", Err="task: non-zero exit (1)", ContainerStatus={"ExitCode": 1}), NODES)
+    assert (ended.state, ended.exit_code, ended.reason) == ("exited", 1, None)
+    done = task_state("s", {}, _task("complete", ContainerStatus={"ExitCode": 0}), NODES)
+    assert (done.state, done.exit_code, done.reason) == ("exited", 0, None)
+    rejected = task_state("s", {}, _task("rejected", Err="No such image: nope:1"), NODES)
+    assert (rejected.state, rejected.reason) == ("dead", "No such image: nope:1")
+    shut = task_state("s", {}, _task("shutdown"), NODES)
+    assert shut.state == "dead" and shut.reason == "Swarm says the task is shutdown"
+    assigned = task_state("s", {}, _task("preparing"), NODES)
+    assert (assigned.state, assigned.node, assigned.reason) == ("pending", "alpha", None)
 
 
 def test_a_flexible_session_reserves_nothing(tmp_path: Path) -> None:
