@@ -185,7 +185,7 @@ class SwarmRuntime(DockerRuntime):
         self._config_labels = {**helper_labels, labels.ROLE: ROLE_CONFIG}
         self._config_prefix = f"{helper_labels.get(labels.INSTANCE, 'emulate')}-config-"
         # Logs of a task on a lost machine never come: a client whose reads give up frees its thread.
-        self._log_client = docker.APIClient(base_url=self._client.api.base_url, timeout=LOG_SECONDS)
+        self._log_client = docker.from_env(timeout=LOG_SECONDS).api
         with docker_errors():
             swarm = self._client.info().get("Swarm") or {}
         if not swarm.get("ControlAvailable"):
