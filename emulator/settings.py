@@ -88,6 +88,11 @@ class Settings(BaseModel):
         description="An NFS export (server:/path) sessions mount as /arc through Docker's local volume driver, on "
         "whichever machine they run; the same export must be mounted at the arc folder where the service runs.",
     )
+    overlay_encrypted: bool = Field(
+        False,
+        description="Across a swarm, encrypt the users' overlay networks between machines (IPsec; the kernels "
+        "must have it).",
+    )
     orchestrator: Literal["engine", "swarm"] = Field(
         "engine",
         description="Where sessions run: this Docker engine, or across a Docker Swarm (`up --swarm`, on a manager).",

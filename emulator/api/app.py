@@ -62,7 +62,11 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         gateway = CaddyGateway(settings.admin_socket)
         helper_labels = labels.platform_labels(settings.instance, labels.ROLE_HELPER)
         swarm = settings.orchestrator == "swarm"
-        runtime = (SwarmRuntime if swarm else DockerRuntime)(helper_labels, pull_stall=settings.pull_stall_seconds)
+        runtime = (
+            SwarmRuntime(helper_labels, encrypted=settings.overlay_encrypted, pull_stall=settings.pull_stall_seconds)
+            if swarm
+            else DockerRuntime(helper_labels, pull_stall=settings.pull_stall_seconds)
+        )
         nvml = gpus.Nvml()
         devices = [gpu.uuid for gpu in nvml.open()]
         gpu_note = nvml.absent_because

@@ -179,8 +179,16 @@ class SwarmRuntime(DockerRuntime):
 
     NETWORK = {"driver": "overlay", "attachable": True, "scope": "swarm"}
 
-    def __init__(self, helper_labels: dict[str, str], client: docker.DockerClient | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        helper_labels: dict[str, str],
+        client: docker.DockerClient | None = None,
+        encrypted: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(helper_labels, client, **kwargs)
+        if encrypted:  # IPsec between machines, where their kernels have it
+            self.NETWORK = {**self.NETWORK, "options": {"encrypted": ""}}
         # Configs carry the instance's labels (helpers' with the role changed) and a name of the instance's.
         self._config_labels = {**helper_labels, labels.ROLE: ROLE_CONFIG}
         self._config_prefix = f"{helper_labels.get(labels.INSTANCE, 'emulate')}-config-"
