@@ -191,7 +191,10 @@ class SwarmRuntime(DockerRuntime):
             self.NETWORK = {**self.NETWORK, "options": {"encrypted": ""}}
         # Configs carry the instance's labels (helpers' with the role changed) and a name of the instance's.
         self._config_labels = {**helper_labels, labels.ROLE: ROLE_CONFIG}
-        self._config_prefix = f"{helper_labels.get(labels.INSTANCE, 'emulate')}-config-"
+        self._instance = helper_labels.get(labels.INSTANCE, "")
+        self._config_prefix = f"{self._instance or 'emulate'}-config-"
+        self._config_ids: dict[str, str] = {}  # the configs this service made or found, by name
+        self._config_lock = threading.Lock()  # launches and deletes run on several threads
         # Logs of a task on a lost machine never come: a client whose reads give up frees its thread.
         self._log_client = docker.from_env(timeout=LOG_SECONDS).api
         with docker_errors():
@@ -216,13 +219,17 @@ class SwarmRuntime(DockerRuntime):
         """The file as a Swarm config, named by its content (the same script is one config for every session)."""
         data = path.read_bytes()
         name = f"{self._config_prefix}{hashlib.sha256(data).hexdigest()[:24]}"
-        try:
-            found = self._client.api.create_config(name, data, labels=self._config_labels)
-            config_id = found["ID"]
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: made by another session already
-                raise
-            config_id = self._client.api.inspect_config(name)["ID"]
+        with self._config_lock:
+            config_id = self._config_ids.get(name)  # made for an earlier session: no call at all
+        if config_id is None:
+            try:
+                config_id = self._client.api.create_config(name, data, labels=self._config_labels)["ID"]
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: made by another session already
+                    raise
+                config_id = self._client.api.inspect_config(name)["ID"]
+            with self._config_lock:
+                self._config_ids[name] = config_id
         return ConfigReference(config_id, name, filename=target, uid="0", gid="0", mode=path.stat().st_mode & 0o777)
 
     def _run(self, spec: ContainerSpec) -> ContainerState:
@@ -241,6 +248,8 @@ class SwarmRuntime(DockerRuntime):
                     break
                 gone = exc.status_code in (400, 404) and "not found" in str(exc.explanation or exc).lower()
                 if attempt == 1 and gone:
+                    with self._config_lock:  # one of them was removed meanwhile: look them all up again
+                        self._config_ids.clear()
                     continue
                 for config in configs:  # no service uses them: they go (shared ones in use stay)
                     self._drop_config(config["ConfigID"])
@@ -258,13 +267,21 @@ class SwarmRuntime(DockerRuntime):
         used = (service.get("Spec", {}).get("TaskTemplate", {}).get("ContainerSpec", {}).get("Configs")) or []
         with suppress(docker.errors.NotFound):
             self._client.api.remove_service(name)
-        for config in used:
-            self._drop_config(config["ConfigID"])
+        if used:
+            services = self._client.api.services(filters={"label": f"{labels.INSTANCE}={self._instance}"})
+            still = {
+                c["ConfigID"] for s in services for c in s["Spec"]["TaskTemplate"]["ContainerSpec"].get("Configs") or []
+            }
+            for config in used:
+                if config["ConfigID"] not in still:
+                    self._drop_config(config["ConfigID"])
 
     def _drop_config(self, config_id: str) -> None:
-        """A config no service uses any more goes; one another session's service still uses stays (Swarm says 400)."""
+        """A config no service uses any more goes (one a launch took up meanwhile stays: Swarm refuses, 400)."""
         with suppress(docker.errors.NotFound, docker.errors.APIError):
             self._client.api.remove_config(config_id)
+        with self._config_lock:
+            self._config_ids = {name: known for name, known in self._config_ids.items() if known != config_id}
 
     def _get_state(self, name: str) -> ContainerState | None:
         try:
