@@ -424,11 +424,12 @@ class SessionManager:
             if placed is None:
                 return
             state = placed
-            if state.state not in ("exited", "dead"):  # one that ended at once: housekeeping says how
+            never_ran = state.state == "dead" and state.reason is not None  # a machine could not start it
+            if not never_ran:  # (one that ran and ended at once, a quick job, did start)
                 where = f" on {state.node}" if state.node else ""
                 self.event(session_id, "Started", f"Started container {spec.name}{where}")
-            if state.state == "dead":
-                return  # the machine could not start it at all: housekeeping fails it with the reason
+            if never_ran:
+                return  # housekeeping fails it with the reason
             if profile.readiness is None or not profile.interactive:
                 if self._store.mark_running(session_id):
                     self.event(session_id, "Running", "Container is running")
