@@ -140,7 +140,6 @@ class StandaloneKit:
         )
         self._identity = IdentityFiles(self._runtime, self.settings)
         self._network: Network | None = None
-        self._gateway: DockerContainer | None = None
         self.sessions: dict[str, SkahaSession] = {}
         self._profiles_of: dict[str, Profile] = {}
 
@@ -189,7 +188,6 @@ class StandaloneKit:
         )
         # Published on loopback only: its routes ask for no sign-in, so they are for this machine's tests alone.
         gateway.ports[f"{LISTEN_PORT}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
-        self._gateway = gateway
         with _no_reaper():
             gateway.start()
         port = int(gateway.get_docker_client().port(gateway.get_container_id(), LISTEN_PORT))
