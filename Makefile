@@ -55,6 +55,7 @@ test-fast: venv ## only the tests that need no Docker
 	$(VENV)/bin/pytest tests/unit
 
 bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gateway, scale and the test kit, each against raw Docker
+	@command -v wrk >/dev/null || { echo 'make bench drives HTTP with wrk: install it first (apt-get install wrk)'; exit 1; }
 	$(PY) benchmarks/launch.py
 	$(PY) benchmarks/portal.py
 	$(PY) benchmarks/images.py

@@ -109,10 +109,10 @@ class Platform:
         self._ensure(
             naming.gateway_container(self.prefix),
             GATEWAY_IMAGE,
-            json.dumps([s.host, s.port, str(s.state_path), DATA_IN_GATEWAY]),
+            json.dumps([s.host, s.port, str(s.state_path), DATA_IN_GATEWAY, s.gateway_cpus]),
             ports=ports,
             mounts=mounts,
-            environment={"XDG_DATA_HOME": DATA_IN_GATEWAY},
+            environment={"XDG_DATA_HOME": DATA_IN_GATEWAY, "GOMAXPROCS": str(s.gateway_cpus)},
             labels=labels.platform_labels(s.instance, labels.ROLE_GATEWAY),
         )
 

@@ -11,15 +11,16 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from emulator.errors import ConfigError
 from emulator.layout import INSTANCE_PATTERN, INSTANCE_RULE, Layout
 
-# Settings only image builds on the host use; the service never sees them.
-_BUILD_ONLY = {"images_dir", "extra_ca_bundle"}
+# Settings only the host side uses (image builds, the gateway's start); the service never sees them, so
+# changing one does not restart it.
+_HOST_ONLY = {"images_dir", "extra_ca_bundle", "gateway_cpus"}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -99,6 +100,13 @@ class Settings(BaseModel):
     )
     pull_stall_seconds: float = Field(
         300.0, gt=0, description="A pull that hears nothing from the engine for this long fails (a stalled registry)."
+    )
+    gateway_cpus: int = Field(
+        1,
+        ge=1,
+        description="Cores the gateway's Go runtime runs on at once (its GOMAXPROCS): on one, a proxied request "
+        "never waits for another thread to wake (the least added latency); raise it where the gateway carries "
+        "more than one core's worth of traffic.",
     )
     service_port: int = Field(8000, description="Port the service listens on inside the platform network.")
     probe_interval: float = Field(0.05, description="Seconds between readiness probes of a starting session.")
@@ -233,7 +241,7 @@ class Settings(BaseModel):
         """These settings as EMULATE_* variables, with every path made explicit (unset optionals left out)."""
         explicit = {"state_dir": self.state_path, "config_dir": self.config_path, "arc_dir": self.arc_path}
         env = {}
-        for name in type(self).model_fields.keys() - _BUILD_ONLY:
+        for name in type(self).model_fields.keys() - _HOST_ONLY:
             value = explicit.get(name, getattr(self, name))
             if value is None:
                 continue
@@ -268,5 +276,16 @@ def load_settings(**overrides: object) -> Settings:
     values = {**from_environment(), **{k: v for k, v in overrides.items() if v is not None}}
     try:
         return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError("invalid setting: " + "; ".join(_problem(e, values) for e in exc.errors())) from None
     except ValueError as exc:
         raise ConfigError(f"invalid setting: {exc}") from exc
+
+
+def _problem(error: Any, values: Mapping[str, object]) -> str:
+    """One of pydantic's errors as a sentence naming the variable people set: 'EMULATE_X=0: Input should ...'."""
+    field = str(error["loc"][0]) if error.get("loc") else ""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if field not in Settings.model_fields:
+        return message
+    return f"EMULATE_{field.upper()}={values.get(field)!r}: {message}"

@@ -60,11 +60,13 @@ def _keep_alive(idle_timeout: str) -> dict[str, object]:
     return {"idle_timeout": idle_timeout, "max_idle_conns_per_host": IDLE_CONNECTIONS_PER_UPSTREAM}
 
 
+# No flush_interval: Caddy passes a response on write by write by itself when it has no Content-Length
+# (a stream, chunked) or is text/event-stream, and WebSockets are tunnelled. Flushing every write of every
+# response as well cost a tenth of the gateway's requests/s, measured.
 def _proxy(dial: str, headers: dict[str, str] | None = None, idle: str = SESSION_IDLE_TIMEOUT) -> dict[str, Any]:
     handler: dict[str, Any] = {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": dial}],
-        "flush_interval": -1,
         "transport": {"protocol": "http", "keep_alive": _keep_alive(idle)},
     }
     if headers:

@@ -182,6 +182,7 @@ class StandaloneKit:
             .with_name(naming.gateway_container(self.settings.prefix))
             .with_network(self._network)
             .with_command(["caddy", "run", "--config", GATEWAY_CONFIG_IN_GATEWAY])
+            .with_env("GOMAXPROCS", str(self.settings.gateway_cpus))
             .with_volume_mapping(str(config_file), GATEWAY_CONFIG_IN_GATEWAY, "ro")
             .with_kwargs(labels={**labels.platform_labels(self.instance, labels.ROLE_GATEWAY), **self._labels})
             # Anything under no route gets the gateway's own 404: it is up and routing.

@@ -97,6 +97,36 @@ def test_up_is_idempotent(platform: Instance) -> None:
     assert platform.docker.containers.get(f"emulate-{INSTANCE}-service").id == service.id
 
 
+def _gateway_threads(platform: Instance) -> str:
+    environment = platform.docker.containers.get(f"emulate-{INSTANCE}-gateway").attrs["Config"]["Env"]
+    return next(e.split("=", 1)[1] for e in environment if e.startswith("GOMAXPROCS="))
+
+
+def test_the_gateways_cores_change_with_up_and_its_routes_stay(fresh: Instance) -> None:
+    session_id = fresh.launch()
+    service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service").id
+    assert _gateway_threads(fresh) == "1"
+    before = fresh.env.copy()
+    fresh.env["EMULATE_GATEWAY_CPUS"] = "2"
+    try:
+        fresh.emulate("up", "--no-build")
+        assert _gateway_threads(fresh) == "2"
+        assert fresh.docker.containers.get(f"emulate-{INSTANCE}-service").id == service  # not the service's
+        deadline = time.monotonic() + 30
+        while fresh.answers(session_id) != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert fresh.answers(session_id) == 200
+        fresh.env["EMULATE_GATEWAY_CPUS"] = "0"
+        refused = fresh.emulate("up", "--no-build", check=False)
+        assert refused.returncode != 0 and "EMULATE_GATEWAY_CPUS" in refused.stderr + refused.stdout
+        assert _gateway_threads(fresh) == "2"
+    finally:
+        fresh.env.clear()
+        fresh.env.update(before)
+        fresh.emulate("up", "--no-build")
+    assert _gateway_threads(fresh) == "1"
+
+
 def test_cli_launch_ps_info_events_renew_logs_delete(fresh: Instance) -> None:
     launched = fresh.emulate("launch", "notebook", "--name", "from-cli", "--cores", "1", "--ram", "2")
     session_id, url = launched.stdout.split()[0], launched.stdout.strip().splitlines()[-1]

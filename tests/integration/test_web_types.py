@@ -91,3 +91,12 @@ def test_contributed_websocket_passes_with_the_prefix_stripped(fresh: Instance, 
     assert report["path"] == "/deep/path"  # the app sees "/" paths: the prefix was stripped
     ws = f"ws://{fresh.url.removeprefix('http://')}/session/contrib/{session['id']}/ws"
     assert _ws_echo(ws) == "echo: ping"
+
+
+def test_a_streamed_response_reaches_the_client_as_it_is_written(fresh: Instance, contract_app: str) -> None:
+    """A response without a Content-Length (a log tail, a progress stream, server-sent events) is passed on
+    write by write, not held until it ends: the app sends one line and then nothing for a minute."""
+    session = _launch(fresh, "contributed", contract_app)
+    with httpx.stream("GET", f"{session['connectURL']}stream", timeout=10) as response:
+        assert response.status_code == 200 and "content-length" not in response.headers
+        assert next(response.iter_lines()) == "first line"

@@ -2,9 +2,12 @@
 
 CARTA's launch gives SKAHA_SESSION_URL_PATH and CARTA_PORT; Firefly's gives baseURL (port 8080);
 a contributed app serves "/" on 5000. GET <prefix>/... answers a JSON report; <prefix>/ws echoes
-WebSocket messages; anything outside the prefix is a 404 (so tests see whether a prefix was kept).
+WebSocket messages; <prefix>/stream sends one line at once and then holds the response open (no
+Content-Length) until the client goes, so a gateway that buffered it would deliver nothing; anything outside
+the prefix is a 404 (so tests see whether a prefix was kept).
 """
 
+import asyncio
 import json
 import os
 import sys
@@ -29,6 +32,13 @@ async def report(request: web.Request) -> web.StreamResponse:
             if message.type == WSMsgType.TEXT:
                 await ws.send_str(f"echo: {message.data}")
         return ws
+    if request.path.rstrip("/") == PREFIX + "/stream":
+        stream = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await stream.prepare(request)
+        await stream.write(b"first line\n")
+        await asyncio.sleep(60)  # the rest never comes in time: only an unbuffered first line reaches the client
+        await stream.write(b"last line\n")
+        return stream
     body = {
         "app": "skaha-emulator contract-test app (not CARTA, not Firefly)",
         "kind": KIND,
