@@ -225,7 +225,11 @@ def _wrk(url: str, seconds: float, connections: int, expect: int) -> str:
     """wrk's report of `connections` keep-alive connections on one thread for `seconds`, with its latency
     distribution; every answer must be `expect` (wrk counts the others)."""
     command = ["wrk", "--latency", "-t1", f"-c{connections}", f"-d{seconds:g}s", url]
-    report = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    run = subprocess.run(command, capture_output=True, text=True)
+    report = run.stdout
+    assert run.returncode == 0, f"{' '.join(command)} failed ({run.returncode}):\n{report}\n{run.stderr}"
+    errors = re.search(r"Socket errors: (.*)", report)  # connections refused, reset or timed out
+    assert errors is None, f"{url}: wrk's socket errors ({errors.group(1)})\n{report}"
     requests = int(_found(r"(\d+) requests in", report)[0])
     others = re.search(r"Non-2xx or 3xx responses: (\d+)", report)
     unexpected = int(others.group(1)) if others else 0
@@ -280,9 +284,9 @@ def _ws_rate(url: str, seconds: float, connections: int) -> float:
 
     async def measure() -> float:
         where = httpx.URL(url)
-        start, counts = asyncio.Event(), []
+        start, connected = asyncio.Event(), [0]
 
-        async def one() -> None:
+        async def one() -> int:
             reader, writer = await asyncio.open_connection(where.host, where.port)
             key = base64.b64encode(os.urandom(16)).decode()
             writer.write(
@@ -290,23 +294,24 @@ def _ws_rate(url: str, seconds: float, connections: int) -> float:
                 f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                 "Sec-WebSocket-Version: 13\r\n\r\n".encode()
             )
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            head = await reader.readuntil(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 101"), (url, head)
             writer.write(WS_FRAME)
             assert await reader.readexactly(len(WS_ECHO)) == WS_ECHO
-            counts.append(0)
-            if len(counts) == connections:
+            connected[0] += 1
+            if connected[0] == connections:
                 start.set()
             await start.wait()
-            mine, done, end = len(counts) - 1, 0, time.perf_counter() + seconds
+            done, end = 0, time.perf_counter() + seconds
             while time.perf_counter() < end:
                 writer.write(WS_FRAME)
                 assert await reader.readexactly(len(WS_ECHO)) == WS_ECHO
                 done += 1
-            counts[mine] = done
             writer.close()
+            return done
 
-        await asyncio.gather(*(one() for _ in range(connections)))
+        # A lost echo would wait forever: the whole measurement has a deadline.
+        counts = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(connections))), seconds + 30)
         return sum(counts) / seconds
 
     return asyncio.run(measure())
