@@ -123,7 +123,7 @@ class Settings(BaseModel):
     @classmethod
     def _nfs_export(cls, value: str | None) -> str | None:
         if value is not None and (":/" not in value or value.startswith(":")):
-            raise ValueError(f"EMULATE_ARC_NFS must be an NFS export, server:/path (got {value!r})")
+            raise ValueError("an NFS export is server:/path")
         return value
 
     @field_validator("instance")
@@ -284,8 +284,10 @@ def load_settings(**overrides: object) -> Settings:
 
 def _problem(error: Any, values: Mapping[str, object]) -> str:
     """One of pydantic's errors as a sentence naming the variable people set: 'EMULATE_X=0: Input should ...'."""
-    field = str(error["loc"][0]) if error.get("loc") else ""
-    message = str(error["msg"]).removeprefix("Value error, ")
+    where = error.get("loc") or ("",)
+    field, message = str(where[0]), str(error["msg"]).removeprefix("Value error, ")
     if field not in Settings.model_fields:
         return message
-    return f"EMULATE_{field.upper()}={values.get(field)!r}: {message}"
+    item = "".join(f"[{i}]" for i in where[1:])  # a list's item: EMULATE_TLS_NAMES[1]
+    shown = error["input"] if item else values.get(field)
+    return f"EMULATE_{field.upper()}{item}={shown!r}: {message}"

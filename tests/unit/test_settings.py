@@ -24,7 +24,14 @@ def test_every_bad_value_is_named_in_one_line(monkeypatch: pytest.MonkeyPatch) -
         load_settings()
     message = refused.value.message
     assert "\n" not in message and "EMULATE_GATEWAY_CPUS='two'" in message
-    assert "EMULATE_ARC_NFS='nfs-without-a-path': EMULATE_ARC_NFS must be an NFS export" in message
+    assert "EMULATE_ARC_NFS='nfs-without-a-path': an NFS export is server:/path" in message
+
+
+def test_a_bad_item_of_a_list_is_named_by_its_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMULATE_TLS_NAMES", '["localhost", 7]')
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert refused.value.message == "invalid setting: EMULATE_TLS_NAMES[1]=7: Input should be a valid string"
 
 
 def test_the_gateway_runs_on_one_core_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
