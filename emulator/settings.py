@@ -11,9 +11,10 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from emulator.errors import ConfigError
 from emulator.layout import INSTANCE_PATTERN, INSTANCE_RULE, Layout
@@ -278,11 +279,9 @@ def load_settings(**overrides: object) -> Settings:
         return Settings.model_validate(values)
     except ValidationError as exc:
         raise ConfigError("invalid setting: " + "; ".join(_problem(e, values) for e in exc.errors())) from None
-    except ValueError as exc:
-        raise ConfigError(f"invalid setting: {exc}") from exc
 
 
-def _problem(error: Any, values: Mapping[str, object]) -> str:
+def _problem(error: ErrorDetails, values: Mapping[str, object]) -> str:
     """One of pydantic's errors as a sentence naming the variable people set: 'EMULATE_X=0: Input should ...'."""
     where = error.get("loc") or ("",)
     field, message = str(where[0]), str(error["msg"]).removeprefix("Value error, ")

@@ -69,14 +69,19 @@ def test_a_service_restart_removes_orphan_containers(fresh: Instance) -> None:
     assert fresh.session(session_id)["status"] == "Running"
 
 
+def _routes_come_back(platform: Instance, session_id: str) -> None:
+    """A gateway that started with its bootstrap config gets the whole table from the service within 30 s."""
+    deadline = time.monotonic() + 30
+    while platform.route_ids() != ROUTES:
+        assert time.monotonic() < deadline, platform.route_ids()
+        time.sleep(0.2)
+    assert platform.answers(session_id) == 200
+
+
 def test_a_restarted_gateway_gets_its_routes_back(fresh: Instance) -> None:
     session_id = fresh.launch()
     fresh.docker.containers.get(f"emulate-{INSTANCE}-gateway").restart()  # back with its bootstrap config
-    deadline = time.monotonic() + 30
-    while fresh.route_ids() != ROUTES:
-        assert time.monotonic() < deadline, fresh.route_ids()
-        time.sleep(0.2)
-    assert fresh.answers(session_id) == 200
+    _routes_come_back(fresh, session_id)
     _consistent(fresh)
 
 
@@ -112,10 +117,7 @@ def test_the_gateways_cores_change_with_up_and_its_routes_stay(fresh: Instance) 
         fresh.emulate("up", "--no-build")
         assert _gateway_threads(fresh) == "2"
         assert fresh.docker.containers.get(f"emulate-{INSTANCE}-service").id == service  # not the service's
-        deadline = time.monotonic() + 30
-        while fresh.answers(session_id) != 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert fresh.answers(session_id) == 200
+        _routes_come_back(fresh, session_id)
         fresh.env["EMULATE_GATEWAY_CPUS"] = "0"
         refused = fresh.emulate("up", "--no-build", check=False)
         assert refused.returncode != 0 and "EMULATE_GATEWAY_CPUS" in refused.stderr + refused.stdout
