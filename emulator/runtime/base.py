@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from emulator.runtime.engine import EngineFacts
+
 
 @dataclass(frozen=True)
 class Mount:
@@ -201,4 +203,8 @@ class Runtime(Protocol):
 
     async def remove_network(self, name: str, detach: list[str]) -> None:
         """Detach those containers and remove the network; missing is fine."""
+        ...
+
+    def facts(self) -> EngineFacts:
+        """What kind of engine this is (asked once, then kept): which limits it holds, rootless or not."""
         ...

@@ -44,6 +44,7 @@ from emulator.runtime.base import (
     RegistryCredentials,
     Usage,
 )
+from emulator.runtime.engine import EngineFacts, engine_facts
 
 T = TypeVar("T")
 log = logging.getLogger("emulator.runtime")
@@ -285,6 +286,7 @@ class DockerRuntime:
         self._closing = threading.Event()
         self._events: Any = None
         self._machine: NodeInfo | None = None
+        self._facts: EngineFacts | None = None
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with docker_errors():
@@ -486,6 +488,12 @@ class DockerRuntime:
         loop = asyncio.get_running_loop()
         with docker_errors():
             return await loop.run_in_executor(self._pullers, self._pull, reference, credentials, on_update)
+
+    def facts(self) -> EngineFacts:
+        if self._facts is None:  # the engine does not change kind while the service runs: asked once
+            with docker_errors():
+                self._facts = engine_facts(self._client)
+        return self._facts
 
     def gpu_runtime(self) -> bool:
         """Whether the engine can hand GPUs to containers: the NVIDIA container runtime is registered
