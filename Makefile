@@ -7,7 +7,7 @@ PYTHON ?= python3
 BUNDLE ?= $(EMULATE_BUNDLE)
 BUNDLE_WHEELS := $(VENV)/bundle-wheels
 
-.PHONY: help venv images offline up down check test test-fast bench clean
+.PHONY: help venv images offline up down check test test-fast test-engines bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -48,8 +48,18 @@ check: venv ## lint, format check, strict typing and the import-layer contracts
 	$(VENV)/bin/mypy emulator
 	$(VENV)/bin/lint-imports
 
-test: check images ## run the whole test suite (checks, then real Docker, Caddy, JupyterLab)
+# EMULATE_TEST_ENGINE=podman (or podman-rootless, docker-rootless, docker): the core path on that engine
+# instead of the whole suite, which runs on rootful Docker.
+test: check images ## run the whole test suite (checks, then real Docker, Caddy, JupyterLab); EMULATE_TEST_ENGINE=E: the core path on engine E
+ifdef EMULATE_TEST_ENGINE
+	tests/engines/all.sh $(EMULATE_TEST_ENGINE)
+else
 	$(VENV)/bin/pytest
+endif
+
+ENGINES ?= podman podman-rootless docker-rootless
+test-engines: venv ## as root: the core path on each engine here (starts it, loads images, tests/engines, stops it)
+	tests/engines/all.sh $(ENGINES)
 
 test-fast: venv ## only the tests that need no Docker
 	$(VENV)/bin/pytest tests/unit

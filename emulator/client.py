@@ -18,6 +18,8 @@ from emulator.errors import Forbidden, NotFound, Unavailable, error_for_status
 from emulator.layout import Layout
 from emulator.tokens import token_for
 
+UNENFORCED_LIMITS = "x-emulator-limits-not-enforced"  # the service's header (emulator/api/skaha.py)
+
 
 def instance_url(layout: Layout) -> str:
     """Where the instance answers: EMULATE_URL, else what `up` (or `serve`) recorded."""
@@ -89,7 +91,14 @@ class EmulatorClient:
         self._request("DELETE", f"/session/{desktop_id}/app/{app_id}")
 
     def sessions(self, **filters: str) -> list[dict[str, Any]]:
-        return self._request("GET", "/session", params=filters).json()  # type: ignore[no-any-return]
+        return self.sessions_and_limits(**filters)[0]
+
+    def sessions_and_limits(self, **filters: str) -> tuple[list[dict[str, Any]], list[str]]:
+        """The sessions, and the limits the engine does not enforce on them (the emulator's own header; a real
+        skaha sends none)."""
+        response = self._request("GET", "/session", params=filters)
+        unenforced = response.headers.get(UNENFORCED_LIMITS, "")
+        return response.json(), [name.strip() for name in unenforced.split(",") if name.strip()]
 
     def stats(self) -> dict[str, Any]:
         return self._request("GET", "/session", params={"view": "stats"}).json()  # type: ignore[no-any-return]

@@ -31,16 +31,28 @@ def tls_verify(layout: Layout, https: bool) -> str | bool:
 
 
 def record_url(settings: Settings) -> None:
+    """Where `up` (or `serve`) put the instance: the URL this machine's clients use, and the one people are
+    told (the public URL, or host:port), for commands that run later with other settings (`status`)."""
     settings.instance_file.parent.mkdir(parents=True, exist_ok=True)
-    settings.instance_file.write_text(json.dumps({"url": local_url(settings)}))
+    settings.instance_file.write_text(json.dumps({"url": local_url(settings), "base_url": settings.base_url}))
+
+
+def _recorded(layout: Layout, key: str) -> str | None:
+    try:
+        return str(json.loads(layout.instance_file.read_text())[key])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def recorded_url(layout: Layout) -> str | None:
     """The URL recorded for this instance, or None when it is not up."""
-    try:
-        return str(json.loads(layout.instance_file.read_text())["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return _recorded(layout, "url")
+
+
+def recorded_base_url(layout: Layout) -> str | None:
+    """The URL `up` announced for this instance (None when it is not up; its local URL for a file an
+    older `up` wrote)."""
+    return _recorded(layout, "base_url") or recorded_url(layout)
 
 
 def forget_url(settings: Settings) -> None:

@@ -6,6 +6,8 @@
     ├── Forbidden                 403: someone else's session
     ├── NotFound                  404: no such session
     ├── EngineError               500: the container engine refused (its words: for the log only)
+    │   └── SubnetTaken           the engine refused a network's subnet as used (by its networks or the host's)
+    ├── EngineRefused             the engine refused a session's container: its words, said to the user
     ├── ImagePullError            an image could not be pulled (its reason goes into the session's events)
     ├── Unavailable               503: Docker or the gateway cannot be reached
     └── ConfigError               a profile, users file or setting is wrong (names file and field)
@@ -44,6 +46,17 @@ class NotFound(EmulatorError):
 
 
 class EngineError(EmulatorError):
+    status_code = 500
+
+
+class SubnetTaken(EngineError):
+    """A network's subnet is in use: Docker says it overlaps, Podman that it is already used on the host."""
+
+
+class EngineRefused(EmulatorError):
+    """The engine would not create or start a session's container (an option it does not take, a runtime
+    failure): the launch fails with the engine's own words, since they say what to change."""
+
     status_code = 500
 
 

@@ -1,20 +1,24 @@
 """Build the emulator's images from images/ (and the service's from the top-level Dockerfile).
 
-When no registry can be reached, debian:bookworm-slim is made locally with
-debootstrap (images/base/bootstrap.sh) and every recipe builds from it unchanged.
-An optional extra CA bundle (EMULATE_EXTRA_CA_BUNDLE) is baked into the base so
-apt, pip and curl trust a corporate TLS proxy during builds and in sessions.
+When no registry can be reached, debian:bookworm-slim is made locally (mmdebstrap as any user, or
+debootstrap as root: images/base/bootstrap.sh) and imported through the engine's API; every recipe builds
+from it unchanged. The CAs the host trusts (ours, the host's tools', the system store, pip's) are baked
+into the base so apt, pip and curl trust a corporate TLS proxy during builds and in sessions.
 """
 
 from __future__ import annotations
 
+import configparser
+import hashlib
 import io
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import tarfile
-from collections.abc import Callable, Iterable, Mapping
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,9 @@ BASE_IMAGE = "skaha-emulator/base:bookworm"
 SERVICE_IMAGE = "skaha-emulator/service:latest"
 GATEWAY_IMAGE = "skaha-emulator/gateway:latest"
 RECIPE_LABEL = "io.skaha-emulator.recipe"
+CA_LABEL = "io.skaha-emulator.ca"  # on the base: a digest of the CAs baked in (a change rebuilds it)
+# Build progress lines: Docker's legacy builder says "Step 1/3 : ...", Podman's buildah "STEP 1/3: ...".
+_STEP = re.compile(r"^(Step|STEP) \d+/\d+ ?:")
 _OWN_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*skaha-emulator/([a-z0-9._-]+):", re.IGNORECASE | re.MULTILINE)
 
 
@@ -96,34 +103,144 @@ def build_context(recipe: Recipe, ca: bytes) -> io.BytesIO:
 
 # Where the host's own tools are told to trust a TLS-inspecting proxy, in the order builds look.
 CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
+# The system store where OpenSSL's own file is missing: Debian/Ubuntu/Alpine, Fedora/RHEL, RHEL's
+# extracted bundle, openSUSE, macOS and the BSDs.
+SYSTEM_BUNDLES = (
+    Path("/etc/ssl/certs/ca-certificates.crt"),
+    Path("/etc/pki/tls/certs/ca-bundle.crt"),
+    Path("/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"),
+    Path("/etc/ssl/ca-bundle.pem"),
+    Path("/etc/ssl/cert.pem"),
+)
 
 
-def extra_ca_source(settings: Settings, environ: Mapping[str, str] = os.environ) -> tuple[str, Path] | None:
-    """The CA bundle builds trust and where it was named: EMULATE_EXTRA_CA_BUNDLE, else the first of
-    the host's PIP_CERT, REQUESTS_CA_BUNDLE and SSL_CERT_FILE that is set (so a machine already set up
-    for its proxy needs nothing more)."""
-    if settings.extra_ca_bundle is not None:
-        return "EMULATE_EXTRA_CA_BUNDLE", settings.extra_ca_bundle  # named for us: a missing file is an error
+@dataclass(frozen=True)
+class CaSource:
+    path: Path
+    origin: str  # what named it: a variable, "the system store", "cert in FILE"
+
+
+def named_ca(settings: Settings, environ: Mapping[str, str] = os.environ) -> CaSource | None:
+    """A bundle named outright: EMULATE_EXTRA_CA_BUNDLE, else the first of the host's PIP_CERT,
+    REQUESTS_CA_BUNDLE and SSL_CERT_FILE that is set (so a machine already set up for its proxy needs
+    nothing more)."""
+    if settings.extra_ca_bundle is not None:  # named for us: a missing file is an error
+        return CaSource(settings.extra_ca_bundle, "EMULATE_EXTRA_CA_BUNDLE")
     for variable in CA_VARIABLES:
         # Named for other tools: one that points nowhere (a stale shell setting) is passed over.
         if environ.get(variable) and Path(environ[variable]).is_file():
-            return variable, Path(environ[variable])
+            return CaSource(Path(environ[variable]), variable)
     return None
 
 
-def extra_ca(settings: Settings, environ: Mapping[str, str] = os.environ) -> bytes:
-    source = extra_ca_source(settings, environ)
-    if source is None:
-        return b""
-    variable, path = source
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"the CA bundle {path} ({variable}) cannot be read: {exc}") from exc
+def system_store(candidates: Sequence[Path] | None = None) -> CaSource | None:
+    """The bundle the host's OpenSSL (and so curl, apt's https, Python) trusts: OpenSSL's own file when it
+    has one, else the first of the distributions' usual paths."""
+    if candidates is None:
+        cafile = ssl.get_default_verify_paths().cafile
+        candidates = ((Path(cafile),) if cafile else ()) + SYSTEM_BUNDLES
+    found = next((path for path in candidates if path.is_file()), None)
+    return None if found is None else CaSource(found.resolve(), "the system store")
+
+
+def pip_config_files(environ: Mapping[str, str] = os.environ, etc: Path = Path("/etc")) -> list[Path]:
+    """pip's configuration files on Linux and macOS, the one that wins first (as pip loads them: PIP_CONFIG_FILE,
+    which when present hides the user's files, then the user's, the new over the legacy, then the machine's)."""
+    home = Path(environ.get("HOME") or Path.home())
+    named = environ.get("PIP_CONFIG_FILE")
+    if named == os.devnull:
+        return []  # pip's way of reading no configuration at all
+    files = [Path(named)] if named else []
+    if not (named and Path(named).exists()):
+        config_home = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+        files += [config_home / "pip" / "pip.conf", home / "Library/Application Support/pip/pip.conf"]
+        files.append(home / ".pip" / "pip.conf")
+    xdg_dirs = [Path(d) for d in (environ.get("XDG_CONFIG_DIRS") or str(etc / "xdg")).split(os.pathsep) if d]
+    files.append(etc / "pip.conf")
+    files += [folder / "pip" / "pip.conf" for folder in reversed(xdg_dirs)]  # pip: the first listed loads last
+    return files
+
+
+def pip_cert(environ: Mapping[str, str] = os.environ, etc: Path = Path("/etc")) -> CaSource | None:
+    """The `cert` pip's configuration gives `pip install`: pip merges its files, then an [install] value
+    anywhere beats a [global] one."""
+    parsers = []
+    for config_file in pip_config_files(environ, etc):
+        parser = configparser.RawConfigParser()  # as pip reads them: no interpolation
+        try:
+            parser.read(config_file, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue  # pip itself would stop at a broken file; the build then just trusts less
+        parsers.append((config_file, parser))
+    for section in ("install", "global"):
+        for config_file, parser in parsers:
+            value = parser.get(section, "cert", fallback="").strip()
+            if value:  # the one pip uses: when it names no file, pip.conf gives nothing to trust
+                path = Path(os.path.expandvars(os.path.expanduser(value)))
+                return CaSource(path, f"cert in {config_file}") if path.is_file() else None
+    return None
+
+
+def ca_sources(
+    settings: Settings,
+    environ: Mapping[str, str] = os.environ,
+    system: Sequence[Path] | None = None,
+    etc: Path = Path("/etc"),
+) -> list[CaSource]:
+    """The bundles image builds trust, in order.
+
+    A bundle named outright (ours, or a variable the host's tools read) is what those tools trust, alone: pip
+    with PIP_CERT set ignores pip.conf. Otherwise the host's tools trust two stores at once: curl, apt and
+    Python the system store, pip (which never reads the system store) its pip.conf `cert`. Either may be the
+    only one holding a proxy's CA (a user who set pip up, an admin who set the machine up), so the build
+    trusts both, concatenated; they are extra to the image's own Debian store, so more is never less.
+    """
+    named = named_ca(settings, environ)
+    if named is not None:
+        return [named]
+    found = [source for source in (system_store(system), pip_cert(environ, etc)) if source is not None]
+    unique: dict[Path, CaSource] = {}
+    for source in found:  # pip.conf naming the system store: read once, both said
+        same = unique.get(source.path.resolve())
+        unique[source.path.resolve()] = (
+            source if same is None else CaSource(same.path, f"{same.origin}, {source.origin}")
+        )
+    return list(unique.values())
+
+
+def extra_ca(
+    settings: Settings,
+    environ: Mapping[str, str] = os.environ,
+    system: Sequence[Path] | None = None,
+    etc: Path = Path("/etc"),
+) -> bytes:
+    """The CA bundle baked into the base: every source's certificates, one after the other."""
+    parts = []
+    for source in ca_sources(settings, environ, system, etc):
+        try:
+            data = source.path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"the CA bundle {source.path} ({source.origin}) cannot be read: {exc}") from exc
+        parts.append(data if data.endswith(b"\n") or not data else data + b"\n")
+    return b"".join(parts)
+
+
+def extra_ca_source(settings: Settings, environ: Mapping[str, str] = os.environ) -> tuple[str, Path] | None:
+    """The first bundle builds trust and what named it (callers that want one file: `extra_ca` has them all)."""
+    sources = ca_sources(settings, environ)
+    return (sources[0].origin, sources[0].path) if sources else None
+
+
+def describe_ca(sources: Sequence[CaSource]) -> str:
+    """One line for the build's output: which CAs it trusts and why."""
+    if not sources:
+        return "trusting Debian's own CAs only in image builds (no CA bundle set, no system store, no pip cert)"
+    named = " + ".join(f"{source.path} ({source.origin})" for source in sources)
+    return f"trusting the CA bundle {named} in image builds"
 
 
 def ensure_debian_base(client: docker.DockerClient, say: Callable[[str], None], script: Path) -> None:
-    """debian:bookworm-slim from a registry, or made offline with debootstrap."""
+    """debian:bookworm-slim from a registry, or made offline (`make_debian_base`)."""
     try:
         client.images.get(DEBIAN_BASE)
         return
@@ -134,18 +251,43 @@ def ensure_debian_base(client: docker.DockerClient, say: Callable[[str], None], 
         client.images.pull(DEBIAN_BASE)
         return
     except docker.errors.APIError:
-        say("no registry reachable; making the base offline with debootstrap (about 30 s)")
-    if shutil.which("debootstrap") is None:
+        pass
+    make_debian_base(client, say, script)
+
+
+def bootstrap_tool(which: Callable[[str], str | None] = shutil.which, euid: int | None = None) -> str:
+    """What makes the root filesystem offline: mmdebstrap as anyone (in a user namespace), debootstrap as root."""
+    if which("mmdebstrap"):
+        return "mmdebstrap"
+    if which("debootstrap") is None:
         raise Unavailable(
-            "no registry is reachable and debootstrap is not installed: "
-            "install it (apt-get install debootstrap) or load debian:bookworm-slim with docker load"
+            "no registry is reachable and neither mmdebstrap nor debootstrap is installed: install mmdebstrap "
+            "(apt-get install mmdebstrap), or load debian:bookworm-slim from a bundle (`emulate bundle load`)"
         )
-    if os.geteuid() != 0:
-        raise Unavailable("making the base image offline needs root (debootstrap); run this build with sudo")
-    result = subprocess.run(["sh", str(script)], capture_output=True, text=True)
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
-        raise EmulatorError(f"debootstrap of the base image failed:\n{tail}")
+    if (os.geteuid() if euid is None else euid) != 0:
+        raise Unavailable(
+            "no registry is reachable and debootstrap needs root: install mmdebstrap (apt-get install mmdebstrap), "
+            "which makes the base as you"
+        )
+    return "debootstrap"
+
+
+def make_debian_base(
+    client: docker.DockerClient, say: Callable[[str], None], script: Path, reference: str = DEBIAN_BASE
+) -> None:
+    """A minimal bookworm from a Debian mirror (DEBIAN_MIRROR), imported through the engine's API as `reference`:
+    no docker CLI, and no root with mmdebstrap (so a rootless engine, which `sudo` would not reach, gets it)."""
+    tool = bootstrap_tool()
+    say(f"no registry reachable; making {reference} offline with {tool} (about a minute)")
+    with tempfile.TemporaryDirectory(prefix="skaha-emulator-rootfs-") as folder:
+        tarball = Path(folder) / "rootfs.tar"
+        result = subprocess.run(["sh", str(script), str(tarball)], capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.strip().splitlines()[-5:])
+            raise EmulatorError(f"{tool} of the base image failed:\n{tail}")
+        repository, version = split_name(reference)
+        # As the registry's image starts: bash when run with no command.
+        client.api.import_image(src=str(tarball), repository=repository, tag=version, changes=['CMD ["bash"]'])
 
 
 def build(
@@ -169,28 +311,34 @@ def _build(
         raise ConfigError(f"no image recipe named {', '.join(unknown)} (known: {', '.join(known)})")
     order: list[str] = []
     wanted = set(names)
+    ca = extra_ca(settings)
+    ca_digest = hashlib.sha256(ca).hexdigest()[:16]
+
+    def current(need: str) -> bool:
+        # The base is out of date when it trusts other CAs than the host now does: what is built on it (the
+        # service's pip install, say) would fail behind the proxy.
+        labels = _labels(client, known[need].tag)
+        return labels is not None and (need != "base" or labels.get(CA_LABEL) == ca_digest)
 
     def visit(name: str) -> None:
         # A need is built first when it is missing, or when it is itself being built (not after).
         for need in (n for n in known[name].needs if n in known):  # a FROM of no recipe of ours: Docker says
-            if need not in order and (need in wanted or not _present(client, known[need].tag)):
+            if need not in order and (need in wanted or not current(need)):
                 visit(need)
         if name not in order:
             order.append(name)
 
     for name in names:
         visit(name)
-    ca = extra_ca(settings)
-    source = extra_ca_source(settings)
-    if source is not None and any(known[name].name == "base" for name in order):
-        say(f"trusting the CA bundle {source[1]} ({source[0]}) in image builds")
+    if "base" in order:
+        say(describe_ca(ca_sources(settings)))
     built = []
     for name in order:
         recipe = known[name]
         if name == "base":
             ensure_debian_base(client, say, recipe.context / "bootstrap.sh")
         say(f"building {recipe.tag}")
-        _build_one(client, recipe, ca, say)
+        _build_one(client, recipe, ca, say, {CA_LABEL: ca_digest} if name == "base" else {})
         built.append(recipe.tag)
     # Rebuilt recipes leave their previous images untagged; drop those nothing uses any more.
     client.images.prune(filters={"dangling": True, "label": RECIPE_LABEL})
@@ -198,14 +346,20 @@ def _build(
 
 
 def _present(client: docker.DockerClient, tag: str) -> bool:
+    return _labels(client, tag) is not None
+
+
+def _labels(client: docker.DockerClient, tag: str) -> dict[str, str] | None:
+    """The image's labels, or None when there is no such image."""
     try:
-        client.images.get(tag)
-        return True
+        return dict(client.images.get(tag).labels or {})
     except docker.errors.ImageNotFound:
-        return False
+        return None
 
 
-def _build_one(client: docker.DockerClient, recipe: Recipe, ca: bytes, say: Callable[[str], None]) -> None:
+def _build_one(
+    client: docker.DockerClient, recipe: Recipe, ca: bytes, say: Callable[[str], None], extra: dict[str, str]
+) -> None:
     stream = client.api.build(
         fileobj=build_context(recipe, ca),
         custom_context=True,
@@ -213,7 +367,7 @@ def _build_one(client: docker.DockerClient, recipe: Recipe, ca: bytes, say: Call
         rm=True,
         forcerm=True,
         decode=True,
-        labels={RECIPE_LABEL: recipe.name, "io.skaha-emulator.version": __version__},
+        labels={RECIPE_LABEL: recipe.name, "io.skaha-emulator.version": __version__, **extra},
     )
     tail: list[str] = []
     for chunk in stream:
@@ -223,7 +377,7 @@ def _build_one(client: docker.DockerClient, recipe: Recipe, ca: bytes, say: Call
         line = (chunk.get("stream") or "").rstrip()
         if line:
             tail.append(line)
-            if line.startswith("Step "):
+            if _STEP.match(line):
                 say(f"{recipe.name}: {line}")
 
 

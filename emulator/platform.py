@@ -8,36 +8,75 @@ by `down`, so sessions and data survive a down/up.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import docker
 import docker.errors
 import httpx
 
 from emulator import labels, naming
-from emulator.discovery import forget_url, local_url, record_url, tls_verify
+from emulator.discovery import forget_url, local_url, record_url, recorded_base_url, tls_verify
 from emulator.errors import ConfigError, EmulatorError, Unavailable
 from emulator.gateway.caddy import ADMIN_SOCKET_FOLDER_IN_GATEWAY, DATA_IN_GATEWAY, LISTEN_PORT
 from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
-from emulator.runtime.docker import docker_errors, has_network
+from emulator.runtime.docker import docker_errors, has_network, service_gpus
+from emulator.runtime.endpoint import service_socket
+from emulator.runtime.engine import EngineFacts, engine_facts
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.platform")
 
 
-def docker_socket() -> str:
-    """The host path of the Docker socket the service container gets."""
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        raise EmulatorError(f"`emulate up` needs a local Docker socket; DOCKER_HOST is {host}")
-    return urlparse(host).path
+# Podman has no daemon to honour `unless-stopped` after a reboot: its podman-restart.service starts the
+# containers whose policy is `always` (and only those), so on Podman the platform's containers get that one.
+PODMAN_RESTART_ADVICE = (
+    "Podman restarts nothing by itself after a reboot: to bring this platform back, enable its socket and "
+    "podman-restart.service once: `systemctl --user enable podman.socket podman-restart.service` and "
+    "`loginctl enable-linger $USER` (rootless), or `systemctl enable podman.socket podman-restart.service` (root)"
+)
+
+
+def restart_policy(facts: EngineFacts) -> str:
+    return "always" if facts.podman else "unless-stopped"
+
+
+def security_options(facts: EngineFacts, selinux: str = "auto") -> list[str]:
+    """The platform's own containers bind-mount host folders and, for the service, the engine's socket:
+    under SELinux no label lets a container use those, so their labelling is turned off (as the engines'
+    own docs advise for a container that drives the engine; relabelling the socket or the user's folders
+    with `:z` would change them for the host). EMULATE_SELINUX=off leaves it to the engine."""
+    return ["label=disable"] if facts.selinux and selinux != "off" else []
+
+
+def serve_refusal(facts: EngineFacts) -> str | None:
+    """Why `emulate serve` cannot run its service on this host, or None when it can."""
+    if facts.rootless or facts.desktop:
+        where = "in a VM (Docker Desktop)" if facts.desktop else "in a network namespace of a rootless engine"
+        return (
+            f"`emulate serve` runs the service on the host, where the gateway cannot reach it: the platform's "
+            f"network lives {where}; run `emulate up` instead (the service in a container)"
+        )
+    return None
+
+
+def _check_bindable(address: str) -> None:
+    """Refuse, before anything starts, an address of the platform network this host cannot listen on
+    (an engine whose networks are not the host's own, which the engine's facts did not reveal)."""
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError as exc:
+            raise ConfigError(
+                f"`emulate serve` cannot listen on {address}, the platform network's address ({exc.strerror}): "
+                "this engine's networks are not this host's; run `emulate up` instead (the service in a container)"
+            ) from None
 
 
 def prepare_folders(settings: Settings) -> None:
@@ -55,6 +94,8 @@ class PlatformStatus:
     service: str  # running | exited | missing ...
     gateway: str
     sessions: int
+    engine: str  # EngineFacts.description, e.g. "rootless Podman 4.3.1 (cgroup v1)"
+    facts: dict[str, Any]  # every engine fact, for `status --json`
 
 
 class Platform:
@@ -62,6 +103,14 @@ class Platform:
         self.settings = settings
         self.client = client
         self.prefix = settings.prefix
+        self._facts: EngineFacts | None = None
+
+    @property
+    def facts(self) -> EngineFacts:
+        if self._facts is None:  # asked once per command
+            with docker_errors():
+                self._facts = engine_facts(self.client)
+        return self._facts
 
     # --- pieces -------------------------------------------------------------------------
 
@@ -79,25 +128,39 @@ class Platform:
             return None
 
     def _ensure(self, name: str, image: str, fingerprint: str, **kwargs: Any) -> None:
-        """Start the container, recreating it when its image or configuration changed."""
+        """Start the container, recreating it when its image or configuration changed, or when it would not
+        start (a container created with settings the engine then refused would be refused forever)."""
         current = self._container(name)
         image_id = self.client.images.get(image).id
+        security = security_options(self.facts, self.settings.selinux)
+        if security:  # part of what the container is: a change of it recreates the container
+            fingerprint = f"{fingerprint} {security}"
         if current is not None:
             same = current.image.id == image_id and current.labels.get(labels.CONFIG_HASH) == fingerprint
-            if same:
-                if current.status != "running":
-                    current.start()
+            if same and current.status == "running":
                 return
+            if same:
+                try:
+                    current.start()
+                    return
+                except docker.errors.APIError as exc:
+                    log.warning("recreating %s, which would not start: %s", name, exc.explanation or exc)
             current.remove(force=True)
         kwargs["labels"] = {**kwargs.get("labels", {}), labels.CONFIG_HASH: fingerprint}
-        self.client.containers.run(
+        if security:
+            kwargs["security_opt"] = security
+        container = self.client.containers.create(
             image,
             name=name,
-            detach=True,
-            restart_policy={"Name": "unless-stopped"},
+            restart_policy={"Name": restart_policy(self.facts)},
             network=self.settings.network,
             **kwargs,
         )
+        try:
+            container.start()
+        except docker.errors.APIError:
+            container.remove(force=True)  # nothing left behind that the next `up` would trip over
+            raise
 
     def ensure_gateway(self) -> None:
         s = self.settings
@@ -122,8 +185,8 @@ class Platform:
         mounts = [docker.types.Mount(p, p, type="bind") for p in same_path]
         for folder in (s.config_path, s.profiles_dir):
             mounts.append(docker.types.Mount(str(folder), str(folder), type="bind", read_only=True))
-        socket = docker_socket()
-        mounts.append(docker.types.Mount("/var/run/docker.sock", socket, type="bind"))
+        engine_socket = service_socket(self.client, self.facts)  # the engine this client reached, contexts too
+        mounts.append(docker.types.Mount("/var/run/docker.sock", engine_socket, type="bind"))
         environment = s.as_environment()
 
         def start(environment: dict[str, str], **extra: Any) -> None:
@@ -137,16 +200,19 @@ class Platform:
                 **extra,
             )
 
-        if "nvidia" not in (self.client.info().get("Runtimes") or {}):
+        # The service sees every GPU, through the NVIDIA runtime or CDI, to count them and read their figures
+        # through NVML (the driver's utility library only: it runs nothing on them); sessions get theirs by uuid.
+        every_gpu, cdi_folders = service_gpus(self.facts)
+        if every_gpu is None:
             start(environment)
             return
-        # The service sees every GPU, to count them and read their figures through NVML (the driver's
-        # utility library only: it runs nothing on them); sessions get theirs by uuid.
-        every_gpu = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        without_gpus = list(mounts)
+        mounts.extend(docker.types.Mount(f, f, type="bind", read_only=True) for f in cdi_folders)
         try:
-            start({**environment, "NVIDIA_DRIVER_CAPABILITIES": "utility"}, device_requests=every_gpu)
-        except docker.errors.APIError as exc:  # the runtime is there, but no driver or GPU answers it
-            log.warning("the service starts without GPUs: the NVIDIA runtime refused them (%s)", exc.explanation)
+            start({**environment, "NVIDIA_DRIVER_CAPABILITIES": "utility"}, device_requests=[every_gpu])
+        except docker.errors.APIError as exc:  # the runtime or CDI is there, but no driver or GPU answers it
+            log.warning("the service starts without GPUs: the engine refused them (%s)", exc.explanation)
+            mounts[:] = without_gpus
             start(environment)
 
     # --- verbs --------------------------------------------------------------------------
@@ -171,13 +237,22 @@ class Platform:
     def up_without_service(self) -> str:
         """Network and gateway for a service run on the host (`emulate serve`); returns the host's
         address on the platform network, where that service must listen for the gateway to reach it."""
+        refusal = serve_refusal(self.facts)
+        if refusal is not None:
+            raise ConfigError(refusal)
         prepare_folders(self.settings)
         with docker_errors():
             self.ensure_network()
-            self.ensure_gateway()
             network = self.client.networks.get(self.settings.network)
+            address = str(network.attrs["IPAM"]["Config"][0]["Gateway"])
+            _check_bindable(address)
+            self.ensure_gateway()
         record_url(self.settings)
-        return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
+        return address
+
+    def restart_advice(self) -> str | None:
+        """What to do so the platform comes back after a reboot, where the engine alone will not do it."""
+        return PODMAN_RESTART_ADVICE if self.facts.podman else None
 
     def _wait_available(self, timeout: float) -> None:
         url = f"{local_url(self.settings)}/skaha/availability"
@@ -256,8 +331,10 @@ class Platform:
         else:
             sessions = self.client.containers.list(all=True, filters=selector)
         return PlatformStatus(
-            url=self.settings.base_url,
+            url=recorded_base_url(self.settings.layout) or self.settings.base_url,  # where `up` put it, if up
             service=state(naming.service_container(self.prefix)),
             gateway=state(naming.gateway_container(self.prefix)),
             sessions=len(sessions),
+            engine=self.facts.description,
+            facts=dataclasses.asdict(self.facts),
         )

@@ -74,6 +74,16 @@ class Settings(BaseModel):
     )
     user_subnet_prefix: int = Field(26, ge=16, le=29, description="Size of each user's subnet (/26: 62 addresses).")
     pids_limit: int = Field(4096, description="Maximum processes in one session container.")
+    selinux: Literal["auto", "relabel", "disable", "off"] = Field(
+        "auto",
+        description="Sessions' bind mounts where SELinux labels containers: relabel (:z), disable (label=disable), "
+        "off; auto relabels where the engine reports SELinux.",
+    )
+    require_limits: bool = Field(
+        False,
+        description="Refuse to start (`emulate up`, the service) where the engine cannot enforce the sessions' "
+        "memory, CPU and pids limits (rootless on cgroup v1, no cgroup driver, controllers not delegated).",
+    )
     repositories: list[str] = Field(["images.canfar.net"], description="Registry hosts GET /repository lists.")
     extra_ca_bundle: Path | None = Field(
         None,

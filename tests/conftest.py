@@ -16,13 +16,14 @@ from pathlib import Path
 import docker
 import pytest
 
+from emulator.runtime.endpoint import client_from_environment
 from tests.instance import INSTANCE, Instance, free_port, remove_instance
 
 
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
     try:
-        client = docker.from_env()
+        client = client_from_environment()
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.fail(f"these tests need a Docker engine: {exc}")

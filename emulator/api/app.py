@@ -32,6 +32,7 @@ from emulator.core.sessions import SessionManager
 from emulator.core.signin import SignIns
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
+from emulator.errors import ConfigError
 from emulator.gateway.caddy import OWN_ANSWER, CaddyGateway
 from emulator.gateway.routes import routes_for
 from emulator.profiles import load_profiles
@@ -50,6 +51,20 @@ AVAILABILITY = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+def _check_limits(settings: Settings, runtime: DockerRuntime) -> None:
+    """Refuse to serve (EMULATE_REQUIRE_LIMITS) or say so, where the engine cannot hold the sessions' limits."""
+    facts = runtime.facts()
+    if facts.limits.all:
+        return
+    missing = ", ".join(facts.limits.missing)
+    if settings.require_limits:
+        raise ConfigError(
+            f"EMULATE_REQUIRE_LIMITS=true, but this engine ({facts.description}) cannot enforce the sessions' "
+            f"{missing} limits: {facts.limits.why_not}"
+        )
+    log.warning("the sessions' %s limits are not enforced by this engine: %s", missing, facts.limits.why_not)
+
+
 def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastAPI:
     """`api_upstream`: where the gateway reaches this service; `gateway_url`: where it reaches the gateway."""
 
@@ -65,18 +80,18 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         runtime = (
             SwarmRuntime(helper_labels, encrypted=settings.overlay_encrypted, pull_stall=settings.pull_stall_seconds)
             if swarm
-            else DockerRuntime(helper_labels, pull_stall=settings.pull_stall_seconds)
+            else DockerRuntime(helper_labels, pull_stall=settings.pull_stall_seconds, selinux=settings.selinux)
         )
+        _check_limits(settings, runtime)
         nvml = gpus.Nvml()
-        devices = [gpu.uuid for gpu in nvml.open()]
+        found = nvml.open()
+        devices = [gpu.uuid for gpu in found]
         gpu_note = nvml.absent_because
         if swarm:  # Swarm hands out the GPUs its machines advertise
             gpu_note = "no machine of the swarm advertises an NVIDIA GPU (dockerd --node-generic-resource)"
             devices = []
-        elif devices and not runtime.gpu_runtime():
-            gpu_note = (
-                f"{len(devices)} GPU(s) here, but Docker has no NVIDIA container runtime (nvidia-ctk runtime configure)"
-            )
+        elif devices and (refused := runtime.gpu_access(found)):  # neither the NVIDIA runtime nor CDI takes them
+            gpu_note = refused
             log.warning("GPU requests are refused: %s", gpu_note)
             devices = []
         if swarm:  # what a session may ask for: what the largest machine has; what there is: all of them

@@ -84,6 +84,7 @@ def _card(m: SessionManager, user: User, session: Session) -> dict[str, Any]:
     r = session.resources
     events = m.events(user, session.id) if session.status in (Status.PENDING, Status.FAILED) else []
     now = m.now()
+    limits = m.limits  # a figure the engine does not hold is marked, never promised
     return {
         "id": session.id,
         "name": session.name,
@@ -94,8 +95,12 @@ def _card(m: SessionManager, user: User, session: Session) -> dict[str, Any]:
         "expires": views.iso(session.expiry_time).replace("T", " ").replace("Z", " UTC"),
         "left": _ago(session.expiry_time, now),
         "expiring": (session.expiry_time - now).total_seconds() < WARN_BEFORE_EXPIRY_SECONDS,
-        "ram": f"{views.number(r.ram_request_gb)} GB" + ("" if r.fixed else f" (up to {views.number(r.ram_limit_gb)})"),
-        "cores": views.number(r.cores_request) + ("" if r.fixed else f" (up to {views.number(r.cores_limit)})"),
+        "ram": f"{views.number(r.ram_request_gb)} GB"
+        + ("" if r.fixed else f" (up to {views.number(r.ram_limit_gb)})")
+        + ("" if limits.memory else " (not enforced)"),
+        "cores": views.number(r.cores_request)
+        + ("" if r.fixed else f" (up to {views.number(r.cores_limit)})")
+        + ("" if limits.cpu else " (not enforced)"),
         "gpus": r.gpus,
         "ram_used": f"{usage.memory_bytes / 1024**3:.2f} GB" if usage else "–",
         "cores_used": f"{usage.cpu_cores:.2f}" if usage else "–",
@@ -130,6 +135,9 @@ async def _load(m: SessionManager) -> dict[str, Any]:
         "updated": views.iso(m.now()).replace("T", " ").replace("Z", " UTC"),
         # Across a swarm, each machine's share (one machine's figures are those above).
         "nodes": [views.node_json(n) for n in await m.nodes()] if m.distributed else [],
+        # Said where the figures are: a session's limits that this engine does not hold, and why.
+        "unenforced": ", ".join(m.limits.missing),
+        "why_not": m.limits.why_not,
     }
 
 

@@ -29,8 +29,20 @@ def _text(body: str) -> PlainTextResponse:
     return PlainTextResponse(body)
 
 
+# Our own header on session answers (skaha's JSON stays skaha's): the limits this engine does not enforce,
+# so `emulate ps` can mark the requested figures instead of promising them.
+UNENFORCED_LIMITS = "x-emulator-limits-not-enforced"
+
+
+def _marked(response: Response, m: SessionManager) -> Response:
+    missing = m.limits.missing
+    if missing:
+        response.headers[UNENFORCED_LIMITS] = ", ".join(missing)
+    return response
+
+
 def _documents(m: SessionManager, user: User, sessions: list[Session], version: str) -> Response:
-    return _json([views.session_json(s, user, m.connect_url(s), m.usage(s), version) for s in sessions])
+    return _marked(_json([views.session_json(s, user, m.connect_url(s), m.usage(s), version) for s in sessions]), m)
 
 
 def _word(version: str) -> Callable[[Status], str]:
@@ -44,7 +56,7 @@ async def list_sessions(version: Version, p: Query, user: CurrentUser, m: Manage
     if view == "stats":
         # The machine's own figures mean something where sessions run on it, not across a swarm.
         now = None if m.distributed else await asyncio.to_thread(host.usage_now)
-        return _json(views.stats_json(m.stats(), now, await m.nodes()))
+        return _json(views.stats_json(m.stats(), now, await m.nodes(), m.limits))
     if view == "all":
         everyone = m.sessions(None, p.get("type"), p.get("status"), _word(version))
         return _json([views.public_json(s, version) for s in everyone])
@@ -86,7 +98,7 @@ async def get_session(session_id: str, version: Version, p: Query, user: Current
     if view == "pull":
         return _json(m.pull_progress(user, session_id) or {})
     session = m.get(user, session_id)
-    return _json(views.session_json(session, user, m.connect_url(session), m.usage(session), version))
+    return _marked(_json(views.session_json(session, user, m.connect_url(session), m.usage(session), version)), m)
 
 
 @router.post("/session/{session_id}")

@@ -9,6 +9,7 @@ from typing import Any
 from emulator.core.models import GIB, CatalogueEntry, Event, PlatformStats, Session, Status, User
 from emulator.profiles import SessionType
 from emulator.runtime.base import NodeInfo, Usage
+from emulator.runtime.engine import LimitSupport
 
 NONE = "<none>"
 
@@ -108,11 +109,19 @@ def node_json(node: NodeInfo) -> dict[str, Any]:
     }
 
 
+def limits_json(limits: LimitSupport) -> dict[str, Any]:
+    """Which of the sessions' limits the engine enforces (our own addition to view=stats)."""
+    return {"memory": limits.memory, "cpu": limits.cpu, "pids": limits.pids, "whyNot": limits.why_not}
+
+
 def stats_json(
-    stats: PlatformStats, host: tuple[float, float] | None = None, nodes: list[NodeInfo] | None = None
+    stats: PlatformStats,
+    host: tuple[float, float] | None = None,
+    nodes: list[NodeInfo] | None = None,
+    limits: LimitSupport | None = None,
 ) -> dict[str, Any]:
     """skaha's view=stats; `host`: the machine's cores and GB in use now, `nodes`: the machines sessions run
-    on (our own additions)."""
+    on, `limits`: which limits the engine enforces (our own additions)."""
     cores = float(stats.capacity.cores)
     memory = f"{int(stats.capacity.memory_gb)}G"
     document: dict[str, Any] = {
@@ -139,4 +148,6 @@ def stats_json(
         document["host"] = {"cpuCoresInUse": round(host[0], 2), "ramInUse": f"{host[1]:.1f}G"}
     if nodes is not None:
         document["nodes"] = [node_json(node) for node in nodes]
+    if limits is not None:
+        document["limits"] = limits_json(limits)
     return document

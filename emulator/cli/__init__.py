@@ -29,6 +29,7 @@ COMMAND_MODULES = {
     "validate": "validate",
     "testkit": "testkit",
     "init-image": "scaffold",
+    "doctor": "doctor",
 }
 
 

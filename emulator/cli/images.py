@@ -21,7 +21,7 @@ def images() -> None:
 def build(settings: Settings, names: tuple[str, ...]) -> None:
     """Build image recipes (default: all that need no registry beyond Debian's and PyPI).
 
-    The base is made offline (debootstrap) when no registry answers; carta and firefly need
+    The base is made offline (mmdebstrap, or debootstrap as root) when no registry answers; carta and firefly need
     Docker Hub and are built only when named.
 
     \b
@@ -38,7 +38,7 @@ def build(settings: Settings, names: tuple[str, ...]) -> None:
 
         def say(line: str) -> None:
             status.update(line)
-            if line.startswith(("building", "trusting")) or "debootstrap" in line or "pulling" in line:
+            if line.startswith(("building", "trusting", "pulling")) or "offline" in line:
                 console_err.print(line)
 
         built = recipes.build(settings, wanted, say, client)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
+from rich.markup import escape
 
 from emulator.cli.context import pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json
@@ -75,6 +76,7 @@ def up(
         settings = settings.model_copy(update={"tls_names": certificate_names(settings)})
     ensure_users_file(settings.users_file)
     client = _docker()
+    unenforced = limits_warning(settings, client)  # before anything starts: EMULATE_REQUIRE_LIMITS refuses here
     wanted = ["gateway", "service"]
     absent = images.missing(settings, wanted, client)
     if absent:
@@ -82,9 +84,11 @@ def up(
             raise ConfigError(f"images missing: {', '.join(absent)}; run `emulate images build`")
         with console_err.status("building images") as status:
             images.build(settings, absent, lambda line: status.update(line), client)
+    platform = Platform(settings, client)
     with console_err.status(f"starting instance '{settings.instance}'"):
-        url = Platform(settings, client).up()
+        url = platform.up()
     console.print(f"skaha-emulator is up at [bold]{url}[/bold]")
+    advise_once(settings, platform.restart_advice())
     if settings.tls:
         console.print(f"  HTTPS from the gateway's own CA: trust {settings.tls_ca}")
         console.print(f"  (covers {', '.join(settings.tls_names)}; e.g. curl --cacert {settings.tls_ca} {url}/)")
@@ -93,6 +97,37 @@ def up(
         console.print("  session routes: signed-in users only (owner, or a group of theirs)")
     console.print(f"  API:   {url}/skaha/v0/session   (Authorization: Bearer $(emulate token))")
     console.print("  next:  emulate launch notebook")
+    if unenforced:
+        console_err.print(f"[yellow]warning:[/yellow] {escape(unenforced)}")
+
+
+def limits_warning(settings: Settings, client: DockerClient) -> str | None:
+    """Never a promise the machine does not keep: where the engine cannot hold the sessions' limits, the
+    paragraph that says so (or, with EMULATE_REQUIRE_LIMITS, a refusal with the reason); None where they hold."""
+    from emulator.doctor import limits_warning as paragraph
+    from emulator.doctor import listed
+    from emulator.runtime.docker import docker_errors
+    from emulator.runtime.engine import engine_facts
+
+    with docker_errors():
+        facts = engine_facts(client)
+    if facts.limits.all:
+        return None
+    if settings.require_limits:
+        raise ConfigError(
+            f"EMULATE_REQUIRE_LIMITS=true, but this engine ({facts.description}) cannot enforce the sessions' "
+            f"{listed(facts.limits.missing)} limits: {facts.limits.why_not}"
+        )
+    return paragraph(facts)
+
+
+def advise_once(settings: Settings, advice: str | None) -> None:
+    """Say a piece of set-up advice on this instance's first `up` only (a marker file remembers it)."""
+    marker = settings.state_path / "restart-advice-given"
+    if advice is None or marker.exists():
+        return
+    console_err.print(f"note: {advice}")
+    marker.write_text(advice + "\n")
 
 
 def certificate_names(settings: Settings) -> list[str]:
@@ -146,6 +181,7 @@ def status(settings: Settings, as_json: bool) -> None:
         return
     console.print(f"instance  {settings.instance}")
     console.print(f"url       {state.url}")
+    console.print(f"engine    {state.engine}")
     console.print(f"service   {state.service}")
     console.print(f"gateway   {state.gateway}")
     console.print(f"sessions  {state.sessions}")

@@ -184,7 +184,7 @@ def launch(
 @pass_layout
 def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
     """List your sessions."""
-    sessions = _client(layout).sessions()
+    sessions, unenforced = _client(layout).sessions_and_limits()
     hidden = 0
     if not show_all:
         shown = [s for s in sessions if s["status"] not in FINAL]
@@ -205,8 +205,8 @@ def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
                 s["type"],
                 s["status"],
                 s["image"],
-                _used_of(s.get("cpuCoresInUse"), s.get("requestedCPUCores")),
-                _used_of(s.get("ramInUse"), s.get("requestedRAM")),
+                _used_of(s.get("cpuCoresInUse"), s.get("requestedCPUCores")) + _not_held("CPU", unenforced),
+                _used_of(s.get("ramInUse"), s.get("requestedRAM")) + _not_held("memory", unenforced),
                 *([_gpus(s)] if gpus else []),
                 s["startTime"],
                 s["expiryTime"],
@@ -217,6 +217,20 @@ def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
     if hidden:
         # Failed sessions still count towards the session limit (as in skaha) until deleted.
         console_err.print(f"{hidden} ended session(s) not shown; `emulate ps -a` lists them")
+    if unenforced and sessions:
+        console_err.print(
+            f"this engine does not enforce the sessions' {_listed(unenforced)} limits: a session may use more "
+            "than it asked for (`emulate doctor` says why and what to do)"
+        )
+
+
+def _not_held(limit: str, unenforced: list[str]) -> str:
+    return " (not enforced)" if limit in unenforced else ""
+
+
+def _listed(names: list[str]) -> str:
+    """["memory", "CPU", "pids"] -> "memory, CPU and pids"."""
+    return f"{', '.join(names[:-1])} and {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 def _used_of(used: str | None, requested: str | None) -> str:
@@ -254,6 +268,12 @@ def stats(layout: Layout, as_json: bool) -> None:
     if "host" in document:
         host = document["host"]
         console.print(f"machine  {host['cpuCoresInUse']:g} cores and {host['ramInUse']} of memory in use now")
+    limits = document.get("limits") or {}
+    unenforced = [
+        name for name, key in (("memory", "memory"), ("CPU", "cpu"), ("pids", "pids")) if limits.get(key) is False
+    ]
+    if unenforced:
+        console.print(f"limits   {', '.join(unenforced)} not enforced by this engine: {limits.get('whyNot', '')}")
 
 
 @click.command()

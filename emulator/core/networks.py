@@ -21,7 +21,7 @@ from collections.abc import Callable
 from functools import partial
 
 from emulator import labels, naming
-from emulator.errors import EmulatorError, EngineError
+from emulator.errors import EmulatorError, SubnetTaken
 from emulator.runtime.base import NetworkInfo, Runtime
 from emulator.settings import Settings
 
@@ -41,7 +41,8 @@ def free_subnet(pool: str, prefix_length: int, taken: list[str]) -> str | None:
     return None
 
 
-OVERLAP_RETRIES = 3
+# Podman also refuses subnets the host routes (another engine's bridges, say): a few more tries than one race needs.
+OVERLAP_RETRIES = 8
 
 
 class UserNetworks:
@@ -95,9 +96,10 @@ class UserNetworks:
                 )
             try:
                 await self._runtime.create_network(network, wanted, subnet)
-            except EngineError as exc:
-                # Another instance on this engine took that subnet meanwhile: look again and take another.
-                if "overlap" not in exc.message.lower() or attempt == OVERLAP_RETRIES - 1:
+            except SubnetTaken:
+                # Taken meanwhile by another instance on this engine, or (Podman) used by the host's routes: look
+                # again and take another.
+                if attempt == OVERLAP_RETRIES - 1:
                     raise
                 existing = await self._runtime.networks()
                 refused.append(subnet)

@@ -19,8 +19,9 @@ from emulator.runtime.base import Runtime
 from emulator.settings import Settings
 
 
-def ensure_home(arc: Path, user: User) -> None:
-    """/arc/home/<user>, mode 0700 and owned by the user, made on first launch only (never touched again)."""
+def ensure_home(arc: Path, user: User, owner: tuple[int, int] | None = None) -> None:
+    """/arc/home/<user>, mode 0700 and owned by the user, made on first launch only (never touched again).
+    `owner`: the ids that are the user's as sessions see them, where the engine maps ids (rootless keep-id)."""
     homes = arc / "home"
     homes.mkdir(parents=True, exist_ok=True)
     (arc / "projects").mkdir(parents=True, exist_ok=True)
@@ -32,7 +33,7 @@ def ensure_home(arc: Path, user: User) -> None:
     try:
         (draft / ".ssl").mkdir(mode=0o700)
         for path in (draft, draft / ".ssl"):
-            shutil.chown(path, user.uid, user.gid)
+            shutil.chown(path, *(owner or (user.uid, user.gid)))
         draft.chmod(0o700)
         draft.rename(home)
     except OSError as exc:

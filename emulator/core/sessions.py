@@ -57,6 +57,7 @@ from emulator.errors import (
 )
 from emulator.profiles import Profile, SessionType
 from emulator.runtime.base import ContainerState, NodeInfo, RegistryCredentials, Runtime, Usage
+from emulator.runtime.engine import LimitSupport
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.sessions")
@@ -196,6 +197,12 @@ class SessionManager:
 
     def usage(self, session: Session) -> Usage | None:
         return self._usage.of(session)
+
+    @property
+    def limits(self) -> LimitSupport:
+        """Which of the contract's limits the engine enforces on sessions (the runtime asked it once), so the
+        figures shown beside them never promise what the machine does not keep."""
+        return self._runtime.facts().limits
 
     # --- launch ---------------------------------------------------------------------------
 
@@ -490,7 +497,7 @@ class SessionManager:
         user = self._users.current().get(name)
         if user is None:
             raise EmulatorError(f"user {name} is no longer in the users file")
-        ensure_home(self._settings.arc_path, user)
+        ensure_home(self._settings.arc_path, user, self._runtime.facts().arc_owner(user.uid, user.gid))
         ensure_projects(self._settings.arc_path, user)
         await self._networks.ensure(user.name)
 
@@ -573,6 +580,14 @@ class SessionManager:
                 warning=True,
             )
             return
+        if code == 137 and self._oom_unreported():  # SIGKILL under a limit, on an engine that never says OOM
+            self.event(
+                session.id,
+                "Failed",
+                "Container exited with code 137 under a memory limit: probably out of memory; this engine does not say",
+                warning=True,
+            )
+            return
         if starting and code != 0:  # an interactive session that ended before it was ever ready
             output = await self._last_output(session)
             self.event(
@@ -585,6 +600,11 @@ class SessionManager:
             f"Container exited with code {code}",
             warning=code != 0,
         )
+
+    def _oom_unreported(self) -> bool:
+        """The engine enforces memory limits but does not report OOM kills (Podman 4.3: no `OOMKilled`)."""
+        facts = self._runtime.facts()
+        return facts.limits.memory and not facts.reports_oom
 
     async def fail_vanished(self, session: Session) -> None:
         """A Running session whose container is gone (checked once more, by name) fails."""

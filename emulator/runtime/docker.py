@@ -28,11 +28,12 @@ import docker.errors
 import requests
 import urllib3
 from docker.auth import encode_header
+from docker.models.containers import _create_container_args
 from docker.types import DeviceRequest, DriverConfig, IPAMConfig, IPAMPool
 from docker.types import Mount as DockerMount
 from docker.utils import parse_repository_tag
 
-from emulator.errors import EngineError, ImagePullError, InvalidRequest, Unavailable
+from emulator.errors import EngineError, EngineRefused, ImagePullError, InvalidRequest, SubnetTaken, Unavailable
 from emulator.runtime.base import (
     ContainerSpec,
     ContainerState,
@@ -44,7 +45,9 @@ from emulator.runtime.base import (
     RegistryCredentials,
     Usage,
 )
+from emulator.runtime.endpoint import client_from_environment
 from emulator.runtime.engine import EngineFacts, engine_facts
+from emulator.runtime.gpus import CDI_GPU_KIND, DEFAULT_CDI_DIRS, Gpu, cdi_device_names, cdi_names
 
 T = TypeVar("T")
 log = logging.getLogger("emulator.runtime")
@@ -86,7 +89,7 @@ def has_network(client: docker.DockerClient, name: str) -> bool:
 def connect() -> docker.DockerClient:
     """A Docker client, or an Unavailable error that says how to get an engine."""
     with docker_errors():
-        client = docker.from_env(timeout=120)
+        client = client_from_environment(timeout=120)  # DOCKER_HOST, the context, or a rootless socket
         client.ping()
     return client
 
@@ -158,12 +161,19 @@ def _state(container: Any, network: str | None = None) -> ContainerState:
     )
 
 
-def _image_info(image: Any) -> ImageInfo:
+def short_names(tags: list[str]) -> list[str]:
+    """Podman files a local image without a registry under `localhost/` (`localhost/skaha-emulator/notebook`);
+    the name it was built or tagged as is the one people know, and Podman resolves it back at launch. (On
+    Docker `localhost/` names a registry: kept.)"""
+    return [tag.removeprefix("localhost/") for tag in tags]
+
+
+def _image_info(image: Any, podman: bool = False) -> ImageInfo:
     attrs = image.attrs
     digests = attrs.get("RepoDigests") or []
     return ImageInfo(
         id=image.id,
-        tags=list(image.tags),
+        tags=short_names(image.tags) if podman else list(image.tags),
         labels=(attrs.get("Config") or {}).get("Labels") or {},
         digest=digests[0].split("@", 1)[1] if digests else image.id,
         size=int(attrs.get("Size") or 0),
@@ -219,6 +229,10 @@ def _pull_update(chunk: dict[str, Any]) -> PullUpdate | None:
     return PullUpdate(layer, status, int(detail.get("current") or 0), int(detail.get("total") or 0))
 
 
+# How engines refuse a network whose subnet is used: Docker "Pool overlaps with other one on this address space",
+# Podman (which also checks the host's routes) "subnet 198.18.0.0/26 is already used on the host or by another config".
+_SUBNET_TAKEN = ("overlap", "already used")
+
 # What a session's container can do that housekeeping must see at once (its other events are its own).
 WATCHED_EVENTS = ("start", "die", "destroy", "oom", "kill", "stop", "pause", "unpause")
 
@@ -236,9 +250,71 @@ def docker_mount(mount: Mount) -> DockerMount:
     return DockerMount(mount.target, mount.source, type="bind", read_only=mount.read_only)
 
 
-def create_kwargs(spec: ContainerSpec) -> dict[str, Any]:
+SELINUX_MODES = ("auto", "relabel", "disable", "off")
+
+
+def engine_tmpfs(tmpfs: dict[str, str], facts: EngineFacts | None) -> dict[str, str]:
+    """The contract's tmpfs options in the engine's terms: Podman has no `uid=`/`gid=` (it refuses the
+    container: `unknown mount option "uid=20001"`) but `U`, which makes the tmpfs the container user's."""
+    if facts is None or not facts.tmpfs_owner_by_user:
+        return dict(tmpfs)
+    translated = {}
+    for target, options in tmpfs.items():
+        kept = [o for o in options.split(",") if o and not o.startswith(("uid=", "gid="))]
+        if len(kept) < len([o for o in options.split(",") if o]):
+            kept.append("U")
+        translated[target] = ",".join(kept)
+    return translated
+
+
+def selinux_action(mode: str, facts: EngineFacts | None) -> str:
+    """What a session's bind mounts need on this engine: "relabel" (`:z`, shared by every session), "disable"
+    (`label=disable`: the container runs unconfined by SELinux) or "" (nothing: no SELinux, or `off`)."""
+    if mode not in SELINUX_MODES:
+        raise InvalidRequest(f"EMULATE_SELINUX is {mode!r}: one of {', '.join(SELINUX_MODES)}")
+    if mode == "auto":
+        return "relabel" if facts is not None and facts.selinux else ""
+    return "" if mode == "off" else mode
+
+
+def _binds(mounts: list[Mount], action: str) -> tuple[list[DockerMount], list[str]]:
+    """Bind mounts as `Mounts`, or, to relabel them, as `Binds` (the Mounts API has no SELinux option)."""
+    if action != "relabel":
+        return [docker_mount(m) for m in mounts], []
+    binds = [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'},z" for m in mounts if not m.nfs]
+    return [docker_mount(m) for m in mounts if m.nfs], binds
+
+
+def gpu_requests(devices: list[str], cdi: dict[str, str] | None) -> list[DeviceRequest]:
+    """The session's GPUs (NVML uuids): by CDI name where the engine takes GPUs through CDI, else through
+    the NVIDIA runtime by uuid."""
+    if not devices:
+        return []
+    if cdi is not None:
+        return [DeviceRequest(driver="cdi", device_ids=[cdi[uuid] for uuid in devices])]
+    return [DeviceRequest(device_ids=devices, capabilities=[["gpu"]])]
+
+
+def service_gpus(facts: EngineFacts) -> tuple[DeviceRequest | None, list[str]]:
+    """How the service container sees every GPU (to count them and read their figures through NVML): the
+    NVIDIA runtime's device request, or CDI's `nvidia.com/gpu=all`, with the CDI spec folders (to mount
+    read-only, so the service reads the names the engine does); (None, []) when the engine offers neither."""
+    if "nvidia" in facts.runtimes:
+        return DeviceRequest(count=-1, capabilities=[["gpu"]]), []
+    folders = [f for f in (facts.cdi_spec_dirs or DEFAULT_CDI_DIRS) if cdi_device_names([f])]
+    if not folders or not facts.cdi_requests or "all" not in cdi_device_names(folders):
+        return None, []
+    return DeviceRequest(driver="cdi", device_ids=[f"{CDI_GPU_KIND}=all"]), folders
+
+
+def create_kwargs(
+    spec: ContainerSpec, facts: EngineFacts | None = None, *, selinux: str = "auto", cdi: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The Docker SDK's `containers.create` arguments for a session container: the one translation of the
-    contract into Docker's terms (the platform and the test kit both start containers from it)."""
+    contract into this engine's terms (the platform and the test kit both start containers from it).
+    No facts: rootful Docker's terms. `host_config_extras` holds what the SDK will not pass."""
+    action = selinux_action(selinux, facts)
+    mounts, binds = _binds(spec.mounts, action)
     kwargs: dict[str, Any] = dict(
         image=spec.image,
         entrypoint=spec.entrypoint,
@@ -254,29 +330,70 @@ def create_kwargs(spec: ContainerSpec) -> dict[str, Any]:
         nano_cpus=spec.nano_cpus,
         pids_limit=spec.pids_limit,
         cap_drop=["ALL"],
-        security_opt=["no-new-privileges:true"],
+        security_opt=["no-new-privileges:true"] + (["label=disable"] if action == "disable" else []),
         network=spec.network,
-        mounts=[docker_mount(m) for m in spec.mounts],
-        tmpfs=spec.tmpfs,
+        mounts=mounts,
+        tmpfs=engine_tmpfs(spec.tmpfs, facts),
         working_dir=spec.working_dir,
         detach=True,
     )
+    if binds:
+        kwargs["volumes"] = binds
     if spec.restart_on_failure:
         kwargs["restart_policy"] = {"Name": "on-failure", "MaximumRetryCount": 5}
     if spec.gpu_devices:
-        kwargs["device_requests"] = [DeviceRequest(device_ids=spec.gpu_devices, capabilities=[["gpu"]])]
+        kwargs["device_requests"] = gpu_requests(spec.gpu_devices, cdi)
     return kwargs
+
+
+def host_config_extras(spec: ContainerSpec, facts: EngineFacts | None) -> dict[str, Any]:
+    """HostConfig fields the SDK refuses to pass (it allows only "host" as a user namespace mode): rootless
+    Podman's keep-id, with the contract's uid:gid as the engine user's face inside (Podman 4.3+)."""
+    if facts is None or not facts.keep_id:
+        return {}
+    if not facts.keep_id_as:
+        return {"UsernsMode": "keep-id"}
+    uid, _, gid = spec.user.partition(":")
+    return {"UsernsMode": f"keep-id:uid={uid},gid={gid or uid}"}
+
+
+def create_container(client: docker.DockerClient, kwargs: dict[str, Any], extras: dict[str, Any]) -> Any:
+    """`containers.create`, with the HostConfig fields the SDK would refuse set on the raw host config."""
+    if not extras:
+        return client.containers.create(**kwargs)
+    # The SDK's own translation of the high-level arguments (the one `containers.create` runs), then the extras.
+    args = _create_container_args({**kwargs, "version": client.api._version})
+    args["host_config"].update(extras)
+    created = client.api.create_container(**args)
+    return client.containers.get(created["Id"])
+
+
+def _refused(step: str, exc: docker.errors.APIError) -> EngineRefused:
+    """The engine's refusal of a session's container in words the launch's events can carry (Podman's
+    `container create: unknown mount option ...`, a runtime's `error setting rlimit ...`)."""
+    words = (exc.explanation or str(exc)).strip()
+    if isinstance(words, bytes):
+        words = words.decode(errors="replace")
+    return EngineRefused(f"The container engine would not {step} the session's container: {words}")
 
 
 class DockerRuntime:
     NETWORK: dict[str, Any] = {"driver": "bridge"}  # what a user's network is on this engine
 
     def __init__(
-        self, helper_labels: dict[str, str], client: docker.DockerClient | None = None, pull_stall: float = 300.0
+        self,
+        helper_labels: dict[str, str],
+        client: docker.DockerClient | None = None,
+        pull_stall: float = 300.0,
+        selinux: str = "auto",
     ) -> None:
-        """`helper_labels` mark the short-lived containers that read image files, so a crash never strands one."""
+        """`helper_labels` mark the short-lived containers that read image files, so a crash never strands one.
+        `selinux`: what sessions' bind mounts get where SELinux labels containers (EMULATE_SELINUX)."""
         self._client = client or connect()
         self._helper_labels = helper_labels
+        selinux_action(selinux, None)  # a wrong mode stops the service at its start, not at a launch
+        self._selinux = selinux
+        self._cdi: dict[str, str] | None = None  # GPU uuid -> CDI name, where GPUs go through CDI
         self._pull_stall = pull_stall  # seconds a pull may go without a word from the engine
         self._cpu_samples: dict[str, tuple[int, int]] = {}
         # Logs are read on threads of their own (each read bounded), so they never hold up launches.
@@ -294,20 +411,28 @@ class DockerRuntime:
 
     # --- containers ---------------------------------------------------------------------
 
+    def _create(self, spec: ContainerSpec) -> Any:
+        facts = self.facts()
+        kwargs = create_kwargs(spec, facts, selinux=self._selinux, cdi=self._cdi)
+        try:
+            return create_container(self._client, kwargs, host_config_extras(spec, facts))
+        except docker.errors.ImageNotFound as exc:
+            raise InvalidRequest(f"image '{spec.image}' is not in the local Docker engine") from exc
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # created meanwhile by a resumed launch
+                return self._client.containers.get(spec.name)
+            raise _refused("create", exc) from exc
+
     def _run(self, spec: ContainerSpec) -> ContainerState:
         try:
             container = self._client.containers.get(spec.name)
         except docker.errors.NotFound:
-            try:
-                container = self._client.containers.create(**create_kwargs(spec))
-            except docker.errors.ImageNotFound as exc:
-                raise InvalidRequest(f"image '{spec.image}' is not in the local Docker engine") from exc
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # 409: created meanwhile by a resumed launch
-                    raise
-                container = self._client.containers.get(spec.name)
+            container = self._create(spec)
         if container.status == "created":  # never restart one that ran and exited: its end is the session's
-            container.start()
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                raise _refused("start", exc) from exc
         container.reload()
         return _state(container, spec.network)
 
@@ -393,7 +518,8 @@ class DockerRuntime:
             return None
         memory = stats.get("memory_stats") or {}
         details = memory.get("stats") or {}
-        # What kubectl top reports: usage without the reclaimable file cache.
+        # What kubectl top reports: usage without the reclaimable file cache. Podman gives no breakdown, here or
+        # in libpod's own stats (EngineFacts.memory_counts_cache): its figure keeps the cache.
         cache = details.get("total_inactive_file", details.get("inactive_file", 0))
         used = max(0, int(memory.get("usage", 0)) - int(cache))
         cpu = stats.get("cpu_stats") or {}
@@ -429,7 +555,7 @@ class DockerRuntime:
         return await self._call(self._image, reference)
 
     async def images(self) -> list[ImageInfo]:
-        return await self._call(lambda: [_image_info(i) for i in self._client.images.list()])
+        return await self._call(lambda: [_image_info(i, self.facts().podman) for i in self._client.images.list()])
 
     def _pull(
         self, reference: str, credentials: RegistryCredentials | None, on_update: Callable[[PullUpdate], None]
@@ -496,11 +622,32 @@ class DockerRuntime:
         return self._facts
 
     def gpu_runtime(self) -> bool:
-        """Whether the engine can hand GPUs to containers: the NVIDIA container runtime is registered
-        (`nvidia-ctk runtime configure`), which Docker's device requests then go through."""
-        with docker_errors():
-            runtimes = self._client.info().get("Runtimes") or {}
-        return "nvidia" in runtimes
+        """Whether the NVIDIA container runtime is registered (`nvidia-ctk runtime configure`), which Docker's
+        device requests then go through."""
+        return "nvidia" in self.facts().runtimes
+
+    def gpu_access(self, gpus: list[Gpu], cdi_folders: tuple[str, ...] = ()) -> str:
+        """How sessions will get these GPUs: "" when the engine can hand them over (its NVIDIA runtime, or CDI
+        specs naming them on an engine that takes CDI devices), else why not and what to do."""
+        if not gpus or self.gpu_runtime():
+            return ""
+        facts = self.facts()
+        names = cdi_device_names(cdi_folders or facts.cdi_spec_dirs or DEFAULT_CDI_DIRS)
+        found = cdi_names(gpus, names)
+        here = f"{len(gpus)} GPU(s) here, but {facts.description}"
+        if not found:
+            return (
+                f"{here} has no NVIDIA container runtime (nvidia-ctk runtime configure) and no CDI spec names them "
+                "(nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml)"
+            )
+        if not facts.cdi_requests:
+            wanted = "Podman 5.4 or later" if facts.podman else "Docker 25 or later with CDI enabled"
+            return f"{here} cannot take CDI devices through its Docker API ({wanted}), and has no NVIDIA runtime"
+        missing = [gpu.uuid for gpu in gpus if gpu.uuid not in found]
+        if missing:
+            return f"the CDI spec does not name GPU(s) {', '.join(missing)}: regenerate it (nvidia-ctk cdi generate)"
+        self._cdi = found
+        return ""
 
     def watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
         threading.Thread(target=self._watch, args=(label_filters, on_change), name="engine events", daemon=True).start()
@@ -576,8 +723,12 @@ class DockerRuntime:
         try:
             self._client.networks.create(name, labels=labels, ipam=ipam, check_duplicate=True, **self.NETWORK)
         except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # made meanwhile
-                raise
+            if exc.status_code == 409:  # made meanwhile
+                return
+            words = exc.explanation or str(exc)
+            if any(taken in words.lower() for taken in _SUBNET_TAKEN):
+                raise SubnetTaken(f"subnet {subnet} is in use: {words}") from exc
+            raise
 
     async def create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
         await self._call(self._create_network, name, labels, subnet)
@@ -586,7 +737,8 @@ class DockerRuntime:
         try:
             self._client.api.connect_container_to_network(container, network)
         except docker.errors.APIError as exc:
-            if not (exc.status_code == 403 and "already exists" in str(exc)):  # attached already is fine
+            # Attached already is fine: Docker says 403 "... already exists", Podman 500 "network is already connected".
+            if not any(done in str(exc) for done in ("already exists", "already connected")):
                 raise
 
     async def connect(self, network: str, container: str) -> None:

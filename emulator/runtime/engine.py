@@ -56,12 +56,95 @@ class EngineFacts:
         return self.operating_system.strip().lower().startswith("docker desktop")
 
     @property
+    def release(self) -> tuple[int, ...]:
+        """The engine's version as numbers ("4.3.1" -> (4, 3, 1); "20.10.24+dfsg1" -> (20, 10, 24))."""
+        return version_numbers(self.version)
+
+    @property
+    def reports_oom(self) -> bool:
+        """Whether `State.OOMKilled` is set when the kernel's OOM killer ends a container. Podman 4.3 never sets
+        it (an OOM kill is only exit code 137); later Podman may, but a 137 under a limit stays "probably"."""
+        return not self.podman
+
+    @property
+    def memory_counts_cache(self) -> bool:
+        """Podman's stats (its Docker API and libpod's own `/libpod/containers/stats`, checked on 4.3) give only
+        the cgroup's usage, page cache included, and no breakdown to subtract it with: RAM in use reads high."""
+        return self.podman
+
+    @property
+    def tmpfs_owner_by_user(self) -> bool:
+        """Podman has no tmpfs `uid=`/`gid=` options: its `U` makes the tmpfs the container user's (Docker
+        refuses `U`)."""
+        return self.podman
+
+    @property
+    def keep_id(self) -> bool:
+        """Rootless Podman: a session's uid maps to the user who runs the engine (`--userns=keep-id`), so the
+        files it writes under /arc are theirs on the host (not a subordinate uid's)."""
+        return self.podman and self.rootless
+
+    @property
+    def keep_id_as(self) -> bool:
+        """`keep-id:uid=U,gid=G` (Podman 4.3+): the engine's user appears in the container as U:G, the
+        contract's uid, instead of as its own uid."""
+        return self.keep_id and self.release >= (4, 3)
+
+    def arc_owner(self, uid: int, gid: int) -> tuple[int, int]:
+        """The ids the service (root in its own container) gives a session user's folders so that sessions see
+        them as uid:gid: under keep-id:uid=…, the session's uid is the engine's user, which is the service's root."""
+        return (0, 0) if self.keep_id_as else (uid, gid)
+
+    @property
+    def cdi_requests(self) -> bool:
+        """The Docker API takes CDI devices (`DeviceRequest` driver "cdi"): Docker 25+ with CDI enabled (it then
+        reports its CDISpecDirs), Podman 5.4+. Podman before 5.4 ignores them, and its `HostConfig.Devices`
+        fails on a CDI name (`stat nvidia.com/gpu=0: no such file`): checked on 4.3."""
+        if self.podman:
+            return self.release >= (5, 4)
+        return bool(self.cdi_spec_dirs) and self.release >= (25,)
+
+    @property
+    def arc_owner_advice(self) -> str:
+        """Where files sessions write under /arc do not belong to the engine's user on the host: what to do."""
+        if self.rootless and not self.podman:
+            return (
+                "rootless Docker maps a session's uid to a subordinate uid of yours, so files under /arc belong to "
+                "that uid on the host: read them through a session or `docker run -v <arc>:/arc`, or enter the "
+                "engine's namespace (`nsenter -U --preserve-credentials -t $(cat $XDG_RUNTIME_DIR/docker.pid)`); "
+                "rootless Podman (keep-id) or rootful Docker keeps them yours"
+            )
+        if self.keep_id and not self.keep_id_as:
+            return (
+                f"Podman {self.version} has keep-id but not keep-id:uid=…: files sessions write under /arc belong "
+                "to a subordinate uid on the host unless a user's uid in users.yaml is your own; Podman 4.3+ fixes it"
+            )
+        return ""
+
+    @property
     def description(self) -> str:
         """One line for `emulate status` and `doctor`, e.g. "rootless Podman 4.3.1 (cgroup v1)"."""
         name = "Podman" if self.podman else ("Docker Desktop" if self.desktop else "Docker")
         mode = "rootless " if self.rootless else ""
         cgroup = f" (cgroup v{self.cgroup_version})" if self.cgroup_version else ""
         return f"{mode}{name} {self.version}{cgroup}"
+
+
+def version_numbers(text: str) -> tuple[int, ...]:
+    """The leading numbers of a version ("5.4.0-rc1" -> (5, 4, 0)); () when it has none."""
+    numbers = []
+    for part in text.strip().lstrip("v").split("."):
+        digits = ""
+        for char in part:
+            if not char.isdigit():
+                break
+            digits += char
+        if not digits:
+            break
+        numbers.append(int(digits))
+        if len(digits) < len(part):  # "24+dfsg1", "0-rc1": the rest is no version number
+            break
+    return tuple(numbers)
 
 
 def _security_names(info: dict[str, Any]) -> set[str]:
@@ -113,7 +196,7 @@ def engine_facts_from(version: dict[str, Any], info: dict[str, Any]) -> EngineFa
     """The facts from the two answers (pure: unit tests feed it recorded answers of each engine)."""
     kind, engine_version = _kind_and_version(version)
     names = _security_names(info)
-    rootless = "rootless" in names
+    rootless = "rootless" in names or bool(info.get("Rootless"))  # Podman 4.3 says it only in its own `Rootless`
     cgroup_version = str(info.get("CgroupVersion") or "")
     cgroup_driver = str(info.get("CgroupDriver") or "")
     return EngineFacts(

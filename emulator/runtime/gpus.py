@@ -3,16 +3,30 @@
 No NVML library, no driver, or no GPU: no GPUs (and the reason is kept, for the error a GPU request
 gets). The figures of a GPU (memory used, utilization) are read when asked for; a session's GPUs
 are its own, so a GPU's figures are that session's.
+
+Engines hand GPUs over through the NVIDIA container runtime or through CDI (the Container Device
+Interface: `nvidia-ctk cdi generate` writes a spec naming each GPU `nvidia.com/gpu=<index>`, `=<uuid>`
+and `=all`, which Podman and Docker 25+ read). `cdi_device_names` reads those specs as the engine does.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import yaml
+
 log = logging.getLogger("emulator.gpus")
+
+CDI_GPU_KIND = "nvidia.com/gpu"
+# Where engines look for CDI specs when they do not say (the CDI library's defaults; Docker lists its own).
+DEFAULT_CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
+_SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @dataclass(frozen=True)
@@ -100,3 +114,41 @@ class Nvml:
                 self._nvml.nvmlShutdown()
             except Exception as exc:  # shutting down anyway
                 log.warning("NVML shutdown: %s", exc)
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+        spec = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # the engine skips a broken spec too
+        log.warning("CDI spec %s left out: %s", path, exc)
+        return {}
+    return spec if isinstance(spec, dict) else {}
+
+
+def cdi_device_names(folders: Iterable[str], kind: str = CDI_GPU_KIND) -> set[str]:
+    """The device names the CDI specs in these folders give `kind` (e.g. "0", "GPU-<uuid>", "all")."""
+    names: set[str] = set()
+    for folder in folders:
+        path = Path(folder)
+        if not path.is_dir():
+            continue
+        for spec_file in sorted(p for p in path.iterdir() if p.suffix in _SPEC_SUFFIXES):
+            spec = _read_spec(spec_file)
+            if spec.get("kind") != kind:
+                continue
+            for device in spec.get("devices") or []:
+                if isinstance(device, dict) and device.get("name"):
+                    names.add(str(device["name"]))
+    return names
+
+
+def cdi_names(gpus: Iterable[Gpu], names: set[str], kind: str = CDI_GPU_KIND) -> dict[str, str]:
+    """Each GPU's fully qualified CDI name by its uuid: by uuid where the spec names it so (it stays right when
+    GPUs are renumbered), else by index. A GPU the specs do not name is left out."""
+    found = {}
+    for gpu in gpus:
+        name = gpu.uuid if gpu.uuid in names else str(gpu.index) if str(gpu.index) in names else None
+        if name is not None:
+            found[gpu.uuid] = f"{kind}={name}"
+    return found

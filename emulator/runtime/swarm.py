@@ -45,6 +45,7 @@ from emulator import labels
 from emulator.errors import Unavailable
 from emulator.runtime.base import ContainerSpec, ContainerState, Mount, NodeInfo, Usage
 from emulator.runtime.docker import DockerRuntime, docker_errors, docker_mount
+from emulator.runtime.endpoint import client_from_environment
 
 NODE_LOST = "its machine was lost: node {node} stopped answering the swarm's manager"
 PENDING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting"}
@@ -196,7 +197,7 @@ class SwarmRuntime(DockerRuntime):
         self._config_ids: dict[str, str] = {}  # the configs this service made or found, by name
         self._config_lock = threading.Lock()  # launches and deletes run on several threads
         # Logs of a task on a lost machine never come: a client whose reads give up frees its thread.
-        self._log_client = docker.from_env(timeout=LOG_SECONDS).api
+        self._log_client = client_from_environment(timeout=LOG_SECONDS).api
         with docker_errors():
             swarm = self._client.info().get("Swarm") or {}
         if not swarm.get("ControlAvailable"):

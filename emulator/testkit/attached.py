@@ -15,6 +15,7 @@ from emulator.client import EmulatorClient
 from emulator.errors import EmulatorError
 from emulator.layout import Layout
 from emulator.profiles import Profile, load_profiles
+from emulator.runtime.endpoint import client_from_environment
 from emulator.settings import load_settings
 from emulator.testkit.options import Launch
 from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
@@ -26,7 +27,7 @@ APP_START_SECONDS = 120
 class AttachedKit:
     def __init__(self, url: str, token: str | None, client: docker.DockerClient | None = None) -> None:
         self._api = EmulatorClient(Layout.from_environment(), url=url, token=token)
-        self._docker = client or docker.from_env()
+        self._docker = client or client_from_environment()
         self.base_url = self._api.base_url
         self.profiles: dict[str, Profile] = load_profiles(load_settings().profiles_dir)
         self.sessions: dict[str, SkahaSession] = {}

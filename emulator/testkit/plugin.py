@@ -117,12 +117,11 @@ def skaha_kit(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
 
 def _declared_types(image: str) -> list[str] | None:
-    import docker
-
     from emulator.labels import image_session_types
+    from emulator.runtime.endpoint import client_from_environment
 
     try:
-        return image_session_types(docker.from_env().images.get(image).labels or {})
+        return image_session_types(client_from_environment().images.get(image).labels or {})
     except Exception:  # not here yet (it will be pulled): nothing declared that we can see
         return None
 

@@ -44,6 +44,7 @@ from emulator.gateway.routes import routes_for
 from emulator.images import GATEWAY_IMAGE
 from emulator.profiles import Profile, SessionType, load_profiles
 from emulator.runtime.docker import DockerRuntime, create_kwargs
+from emulator.runtime.endpoint import client_from_environment
 from emulator.settings import load_settings
 from emulator.testkit import leftovers
 from emulator.testkit.options import Launch
@@ -106,7 +107,7 @@ class StandaloneKit:
     ) -> None:
         """`open_arc`: `arc` is the kit's own new folder, to be opened to the session user (as root, sessions
         run as another uid); a folder of yours is used as it is."""
-        self._client = client or docker.from_env()
+        self._client = client or client_from_environment()
         self._gateway_image = gateway_image
         self.instance = f"testkit-{secrets.token_hex(4)}"
         self._open_arc = open_arc
@@ -363,15 +364,22 @@ class StandaloneKit:
                 display = session if session.parent_id is None else self._display_of(session)
                 self._identity.write_x11_cookie(display)
             spec = build_spec(profile, session, self.user, self.settings)
-            kwargs = create_kwargs(spec)
-            for handled in ("image", "name", "environment", "command", "network", "tmpfs", "detach"):
+            # The engine's terms (Podman's tmpfs `U`, SELinux labels), as the platform's; rootless Podman's keep-id
+            # (a raw HostConfig field) cannot pass through testcontainers.
+            kwargs = create_kwargs(spec, self._runtime.facts(), selinux=self.settings.selinux)
+            tmpfs = kwargs.pop("tmpfs")
+            binds = kwargs.pop("volumes", [])
+            for handled in ("image", "name", "environment", "command", "network", "detach"):
                 kwargs.pop(handled)
             kwargs["labels"] = {**kwargs["labels"], **self._labels}
             assert self._network is not None
             container = DockerContainer(
                 spec.image, env=spec.environment, name=spec.name, network=self._network
             ).with_kwargs(**kwargs)
-            container.tmpfs.update(spec.tmpfs)
+            container.tmpfs.update(tmpfs)
+            for bind in binds:  # "source:target:mode" (relabelled for SELinux)
+                source, target, mode = bind.split(":")
+                container.with_volume_mapping(source, target, mode)
             if spec.command is not None:
                 container.with_command(spec.command)
             values = template_values(profile, session, self.user, self.settings)

@@ -4,7 +4,6 @@ built and tested as its README says (`docker build`, then `pytest`), and the kit
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,7 +13,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from emulator.images import extra_ca_source
+from emulator.images import extra_ca
 from emulator.scaffold import TYPES
 from emulator.settings import REPO_ROOT, load_settings
 from emulator.testkit import leftovers
@@ -40,9 +39,9 @@ def _pytest(project: Path, env: dict[str, str] | None = None) -> subprocess.Comp
 def _new_project(root: Path, session_type: str, image: str) -> Path:
     _emulate("init-image", session_type, session_type, "--image", image, cwd=root)
     project = root / session_type
-    source = extra_ca_source(load_settings())
-    if source is not None:  # this machine reaches PyPI through a TLS proxy: the README's way in
-        shutil.copyfile(source[1], project / "ca-certificates" / "proxy.crt")
+    ca = extra_ca(load_settings())
+    if ca:  # what this machine trusts (a TLS proxy's CA among it, here): the README's way in
+        (project / "ca-certificates" / "proxy.crt").write_bytes(ca)
     return project
 
 

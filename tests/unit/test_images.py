@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from emulator.errors import ConfigError
-from emulator.images import build_context, default_recipes, extra_ca, extra_ca_source, recipes
+from emulator.images import build_context, ca_sources, default_recipes, extra_ca, extra_ca_source, recipes
 from emulator.settings import Settings
 
 
@@ -28,9 +28,10 @@ def test_builds_trust_the_ca_bundle_the_hosts_tools_already_use(tmp_path: Path) 
     bundle = tmp_path / "proxy-ca.pem"
     bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\nproxy\n-----END CERTIFICATE-----\n")
     settings = Settings(extra_ca_bundle=None)
+    no_host = {"system": [], "etc": tmp_path / "no-etc"}  # this machine's own stores out of the way
     # Only SSL_CERT_FILE set: picked up, and baked into the base recipe's build context.
     assert extra_ca_source(settings, {"SSL_CERT_FILE": str(bundle)}) == ("SSL_CERT_FILE", bundle)
-    ca = extra_ca(settings, {"SSL_CERT_FILE": str(bundle)})
+    ca = extra_ca(settings, {"SSL_CERT_FILE": str(bundle)}, **no_host)
     with tarfile.open(fileobj=build_context(recipes(settings)["base"], ca)) as archive:
         member = archive.extractfile("extra-ca.crt")
         assert member is not None and member.read() == bundle.read_bytes()
@@ -39,7 +40,8 @@ def test_builds_trust_the_ca_bundle_the_hosts_tools_already_use(tmp_path: Path) 
     environ = {"SSL_CERT_FILE": str(other), "REQUESTS_CA_BUNDLE": str(other), "PIP_CERT": str(bundle)}
     assert extra_ca_source(settings, environ) == ("PIP_CERT", bundle)
     assert extra_ca_source(Settings(extra_ca_bundle=other), environ) == ("EMULATE_EXTRA_CA_BUNDLE", other)
-    assert extra_ca_source(settings, {}) is None and extra_ca(settings, {}) == b""
+    home = {"HOME": str(tmp_path / "home")}
+    assert ca_sources(settings, home, **no_host) == [] and extra_ca(settings, home, **no_host) == b""
 
 
 def test_a_missing_bundle_named_for_us_is_an_error_and_one_named_for_other_tools_is_passed_over(

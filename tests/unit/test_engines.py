@@ -1,0 +1,323 @@
+"""The contract in each engine's terms, from the engines' own recorded answers (no engine needed).
+
+`engine_answers/*.json` are the `/version` and `/info` answers of the engines on the project's test machine
+(Debian 12, cgroup v1), recorded as they answered: Docker 20.10 rootful, Docker 20.10 rootless (cgroup driver
+none), Podman 4.3 rootful and rootless. What this machine lacks (SELinux, CDI-capable engines, a GPU) is one of
+those answers with the one field such a machine changes, said at each use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+import requests
+
+from emulator.core.contract import build_spec
+from emulator.core.networks import UserNetworks
+from emulator.errors import EngineRefused, InvalidRequest, SubnetTaken
+from emulator.profiles import load_profiles
+from emulator.runtime.base import ContainerSpec
+from emulator.runtime.docker import (
+    DockerRuntime,
+    create_container,
+    create_kwargs,
+    engine_tmpfs,
+    host_config_extras,
+)
+from emulator.runtime.engine import EngineFacts, engine_facts_from, version_numbers
+from emulator.settings import REPO_ROOT, Settings
+from tests.factories import make_session
+from tests.unit.test_contract import USER
+
+ANSWERS = Path(__file__).parent / "engine_answers"
+DOCKER, DOCKER_ROOTLESS = "docker-20.10-rootful", "docker-20.10-rootless"
+PODMAN, PODMAN_ROOTLESS = "podman-4.3-rootful", "podman-4.3-rootless"
+
+
+def answers(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    recorded = json.loads((ANSWERS / f"{name}.json").read_text())
+    return recorded["version"], recorded["info"]
+
+
+def facts(name: str, **info_changes: Any) -> EngineFacts:
+    version, info = answers(name)
+    return engine_facts_from(version, {**info, **info_changes})
+
+
+def spec(tmp_path: Path) -> ContainerSpec:
+    config = Settings(instance="t1", state_dir=tmp_path / "s", arc_dir=tmp_path / "arc")
+    profile = load_profiles(REPO_ROOT / "profiles")["notebook"]
+    return build_spec(profile, make_session(), USER, config)
+
+
+class StubClient:
+    """A docker SDK client's `version`/`info` (recorded answers) and the calls a test wants to see."""
+
+    def __init__(self, name: str, version_changes: dict[str, Any] | None = None, **info_changes: Any) -> None:
+        self._version, self._info = answers(name)
+        self._version = {**self._version, **(version_changes or {})}
+        self._info = {**self._info, **info_changes}
+
+    def version(self) -> dict[str, Any]:
+        return self._version
+
+    def info(self) -> dict[str, Any]:
+        return self._info
+
+
+def api_error(status: int, explanation: str) -> docker.errors.APIError:
+    response = requests.Response()
+    response.status_code = status
+    return docker.errors.APIError(f"{status} Server Error", response=response, explanation=explanation)
+
+
+# --- what each engine is ------------------------------------------------------------------------------
+
+
+def test_each_recorded_engine_is_told_apart() -> None:
+    rootful, rootless = facts(DOCKER), facts(DOCKER_ROOTLESS)
+    assert (rootful.kind, rootful.release[:2], rootful.rootless) == ("docker", (20, 10), False)
+    assert (rootless.kind, rootless.rootless, rootless.cgroup_driver) == ("docker", True, "none")
+    podman, podman_rootless = facts(PODMAN), facts(PODMAN_ROOTLESS)
+    assert (podman.kind, podman.version, podman.rootless) == ("podman", "4.3.1", False)
+    # Podman 4.3 says rootless only in its own top-level `Rootless`, not in SecurityOptions as Docker does.
+    assert "name=rootless" not in answers(PODMAN_ROOTLESS)[1]["SecurityOptions"]
+    assert podman_rootless.rootless
+    # Rootless on cgroup v1: neither engine holds the limits (Podman drops them, Docker records them only).
+    assert not rootless.limits.all and not podman_rootless.limits.all
+    assert rootful.limits.all and podman.limits.all
+
+
+def test_only_docker_reports_oom_kills() -> None:
+    assert facts(DOCKER).reports_oom and facts(DOCKER_ROOTLESS).reports_oom
+    assert not facts(PODMAN).reports_oom and not facts(PODMAN_ROOTLESS).reports_oom
+    assert facts(PODMAN).memory_counts_cache and not facts(DOCKER).memory_counts_cache
+
+
+@pytest.mark.parametrize(
+    ("text", "numbers"), [("20.10.24+dfsg1", (20, 10, 24)), ("4.3.1", (4, 3, 1)), ("5.4.0-rc1", (5, 4, 0)), ("", ())]
+)
+def test_versions_compare_as_numbers(text: str, numbers: tuple[int, ...]) -> None:
+    assert version_numbers(text) == numbers
+
+
+# --- A: /scratch's owner ------------------------------------------------------------------------------
+
+
+def test_scratch_is_the_users_in_each_engines_own_terms(tmp_path: Path) -> None:
+    session = spec(tmp_path)
+    contract = session.tmpfs["/scratch"]
+    assert contract.endswith(",exec,mode=0700,uid=1500,gid=1500")
+    for name in (DOCKER, DOCKER_ROOTLESS):  # Docker takes uid=/gid= (and refuses `U`)
+        assert create_kwargs(session, facts(name))["tmpfs"] == {"/scratch": contract}
+    size = contract.split(",")[0]
+    for name in (PODMAN, PODMAN_ROOTLESS):  # Podman refuses uid=/gid=; `U` is the container user's
+        assert create_kwargs(session, facts(name))["tmpfs"] == {"/scratch": f"{size},exec,mode=0700,U"}
+    assert create_kwargs(session)["tmpfs"] == {"/scratch": contract}  # no facts: rootful Docker's terms
+
+
+def test_a_tmpfs_without_an_owner_gets_no_U() -> None:
+    assert engine_tmpfs({"/tmp": "size=1024,mode=1777"}, facts(PODMAN)) == {"/tmp": "size=1024,mode=1777"}
+
+
+# --- G: rootless Podman's keep-id --------------------------------------------------------------------
+
+
+def test_rootless_podman_maps_the_session_user_to_the_engines_user(tmp_path: Path) -> None:
+    session = spec(tmp_path)
+    assert host_config_extras(session, facts(PODMAN_ROOTLESS)) == {"UsernsMode": "keep-id:uid=1500,gid=1500"}
+    for name in (DOCKER, DOCKER_ROOTLESS, PODMAN):
+        assert host_config_extras(session, facts(name)) == {}
+    # Before Podman 4.3 keep-id took no uid: the engine's user keeps its own uid inside.
+    older = facts(PODMAN_ROOTLESS)
+    older = EngineFacts(**{**older.__dict__, "version": "4.2.0"})
+    assert host_config_extras(session, older) == {"UsernsMode": "keep-id"}
+    assert "4.3" in older.arc_owner_advice
+
+
+def test_rootless_docker_says_what_to_do_about_arc() -> None:
+    advice = facts(DOCKER_ROOTLESS).arc_owner_advice
+    assert "subordinate uid" in advice and "nsenter" in advice
+    assert facts(DOCKER).arc_owner_advice == facts(PODMAN_ROOTLESS).arc_owner_advice == ""
+
+
+def test_keep_id_goes_on_the_raw_host_config(tmp_path: Path) -> None:
+    """The SDK refuses userns_mode="keep-id": the SDK's own translation, then the field set on HostConfig."""
+    session = spec(tmp_path)
+    api = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")  # never connects here
+    sent: dict[str, Any] = {}
+    api.create_container = lambda **args: sent.update(args) or {"Id": "abc"}  # type: ignore[method-assign]
+    client = SimpleNamespace(api=api, containers=SimpleNamespace(get=lambda container_id: container_id))
+    podman = facts(PODMAN_ROOTLESS)
+    assert create_container(client, create_kwargs(session, podman), host_config_extras(session, podman)) == "abc"
+    host_config = sent["host_config"]
+    assert host_config["UsernsMode"] == "keep-id:uid=1500,gid=1500"
+    assert sent["user"] == "1500:1500" and host_config["Tmpfs"]["/scratch"].endswith(",U")
+    assert host_config["CapDrop"] == ["ALL"] and host_config["Memory"] == session.memory_bytes
+    with pytest.raises(ValueError, match="userns_mode"):  # why: the SDK's own check
+        api.create_host_config(userns_mode="keep-id")
+
+
+# --- SELinux --------------------------------------------------------------------------------------------
+
+
+def test_selinux_relabels_bind_mounts_by_default_where_the_engine_labels(tmp_path: Path) -> None:
+    session = spec(tmp_path)
+    labelled = facts(PODMAN, SecurityOptions=["name=seccomp,profile=default", "name=selinux"])  # a Fedora host
+    assert labelled.selinux
+    kwargs = create_kwargs(session, labelled)
+    binds = {b.split(":")[1]: b for b in kwargs["volumes"]}
+    assert binds["/arc"] == f"{tmp_path / 'arc'}:/arc:rw,z"
+    assert set(binds) == {m.target for m in session.mounts} and kwargs["mounts"] == []
+    read_only = [m for m in session.mounts if m.read_only]
+    assert read_only and all(binds[m.target].endswith(":ro,z") for m in read_only)
+    assert "label=disable" not in kwargs["security_opt"]
+    # No SELinux: bind mounts as before.
+    plain = create_kwargs(session, facts(PODMAN))
+    assert "volumes" not in plain and len(plain["mounts"]) == len(session.mounts)
+
+
+def test_selinux_modes(tmp_path: Path) -> None:
+    session = spec(tmp_path)
+    labelled = facts(DOCKER, SecurityOptions=["name=seccomp,profile=default", "name=selinux"])
+    disabled = create_kwargs(session, labelled, selinux="disable")
+    assert disabled["security_opt"] == ["no-new-privileges:true", "label=disable"] and "volumes" not in disabled
+    off = create_kwargs(session, labelled, selinux="off")
+    assert off["security_opt"] == ["no-new-privileges:true"] and "volumes" not in off
+    forced = create_kwargs(session, facts(DOCKER), selinux="relabel")  # asked for, SELinux or not
+    assert all(b.endswith(",z") for b in forced["volumes"])
+    with pytest.raises(InvalidRequest, match="EMULATE_SELINUX"):
+        create_kwargs(session, labelled, selinux="permissive")
+
+
+# --- B, C: networks ---------------------------------------------------------------------------------------
+
+
+class StubApi:
+    def __init__(self, error: docker.errors.APIError) -> None:
+        self.error = error
+
+    def connect_container_to_network(self, container: str, network: str) -> None:
+        raise self.error
+
+    def networks(self, names: list[str]) -> list[dict[str, Any]]:
+        return []
+
+
+class StubNetworks:
+    def __init__(self, error: docker.errors.APIError) -> None:
+        self.error = error
+
+    def create(self, *args: Any, **kwargs: Any) -> None:
+        raise self.error
+
+
+def runtime_raising(error: docker.errors.APIError, name: str = PODMAN) -> DockerRuntime:
+    client = StubClient(name)
+    client.api = StubApi(error)  # type: ignore[attr-defined]
+    client.networks = StubNetworks(error)  # type: ignore[attr-defined]
+    return DockerRuntime({}, client=client)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        api_error(403, "endpoint with name emulate-gateway already exists in network emulate-u"),  # Docker
+        api_error(500, "network is already connected"),  # Podman
+    ],
+)
+def test_already_connected_is_done(error: docker.errors.APIError) -> None:
+    runtime_raising(error)._connect("emulate-u", "emulate-gateway")
+
+
+def test_another_connect_failure_is_not() -> None:
+    with pytest.raises(docker.errors.APIError):
+        runtime_raising(api_error(404, "no such container"))._connect("emulate-u", "emulate-gateway")
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        "Pool overlaps with other one on this address space",  # Docker
+        "subnet 198.18.0.0/26 is already used on the host or by another config",  # Podman
+    ],
+)
+def test_a_taken_subnet_is_a_typed_error(words: str) -> None:
+    with pytest.raises(SubnetTaken, match="198.18.0.0/26"):
+        runtime_raising(api_error(500, words))._create_network("emulate-u", {}, "198.18.0.0/26")
+
+
+def test_other_network_refusals_stay_the_engines() -> None:
+    with pytest.raises(docker.errors.APIError):
+        runtime_raising(api_error(500, "plugin not found"))._create_network("emulate-u", {}, "198.18.0.0/26")
+
+
+# --- the engine's refusal, in words -----------------------------------------------------------------------
+
+
+class RefusingContainers:
+    def __init__(self, error: docker.errors.APIError) -> None:
+        self.error = error
+
+    def get(self, name: str) -> Any:
+        raise docker.errors.NotFound("no such container")
+
+    def create(self, **kwargs: Any) -> Any:
+        raise self.error
+
+
+def test_a_refused_container_fails_the_launch_with_the_engines_words(tmp_path: Path) -> None:
+    client = StubClient(PODMAN)
+    words = 'container create: unknown mount option "uid=20001": invalid mount option'
+    client.containers = RefusingContainers(api_error(500, words))  # type: ignore[attr-defined]
+    runtime = DockerRuntime({}, client=client)  # type: ignore[arg-type]
+    with pytest.raises(EngineRefused) as refused:
+        runtime._run(spec(tmp_path))
+    assert refused.value.message == f"The container engine would not create the session's container: {words}"
+
+
+def test_the_service_refuses_an_unknown_selinux_mode() -> None:
+    with pytest.raises(InvalidRequest, match="EMULATE_SELINUX"):
+        DockerRuntime({}, client=StubClient(DOCKER), selinux="on")  # type: ignore[arg-type]
+
+
+def test_selinux_setting_is_checked_when_read() -> None:
+    with pytest.raises(ValueError):
+        Settings(selinux="on")  # type: ignore[arg-type]
+    assert Settings().selinux == "auto"
+
+
+class SubnetsTakenOnTheHost:
+    """A runtime whose engine refuses the first subnets as used on the host (Podman), as a typed error."""
+
+    def __init__(self, taken: int) -> None:
+        self.taken = taken
+        self.tried: list[str] = []
+        self.made: list[str] = []
+
+    async def networks(self) -> list[Any]:
+        return []
+
+    async def create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
+        self.tried.append(subnet)
+        if len(self.tried) <= self.taken:
+            raise SubnetTaken(f"subnet {subnet} is in use: subnet {subnet} is already used on the host")
+        self.made.append(subnet)
+
+    async def connect(self, network: str, container: str) -> None:
+        pass
+
+
+def test_a_subnet_the_host_uses_is_passed_over() -> None:
+    runtime = SubnetsTakenOnTheHost(taken=2)
+    networks = UserNetworks(runtime, Settings(instance="t1"))  # type: ignore[arg-type]
+    asyncio.run(networks.ensure("alice"))
+    assert runtime.tried == ["198.18.0.0/26", "198.18.0.64/26", "198.18.0.128/26"]
+    assert runtime.made == ["198.18.0.128/26"]
