@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emulator.errors import EmulatorError
-from emulator.runtime.engine import EngineFacts, engine_facts
+from emulator.runtime.engine import EngineFacts, engine_facts, version_numbers
 from emulator.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,18 +65,11 @@ def engine_check(facts: EngineFacts | None, where: str, error: str) -> Finding:
         return Finding("engine", FAIL, f"no container engine answers at {where}: {error}", fix)
     mode = "" if facts.rootless else ", rootful"  # a rootless engine's description says so already
     detail = f"{facts.description}{mode}, API {facts.api_version}, at {where}"
-    if _version_tuple(facts.api_version) < (1, 41):
+    if version_numbers(facts.api_version) < (1, 41):
         return Finding(
             "engine", WARN, f"{detail}: older than API 1.41, so session figures stay unknown", "use Docker 20.10+"
         )
     return Finding("engine", OK, detail)
-
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split("."))
-    except ValueError:
-        return (0,)
 
 
 def socket_check(facts: EngineFacts | None, socket_path: str | None, error: str) -> Finding:
@@ -104,26 +97,20 @@ def limits_check(facts: EngineFacts | None) -> Finding:
     limits = facts.limits
     if limits.all:
         return Finding("limits", OK, f"{cgroups}: memory, CPU and pids limits hold")
-    missing = listed(limits.missing)
     return Finding(
         "limits",
         FAIL,
-        f"{cgroups}, {'rootless' if facts.rootless else 'rootful'}: {missing} limits will NOT be enforced "
+        f"{cgroups}, {'rootless' if facts.rootless else 'rootful'}: {limits.named} limits will NOT be enforced "
         "(sessions launch, but one told 4G may use the whole machine)",
         limits.why_not,
     )
-
-
-def listed(names: list[str]) -> str:
-    """["memory", "CPU", "pids"] -> "memory, CPU and pids"."""
-    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1] if names else ""]))
 
 
 def limits_warning(facts: EngineFacts) -> str:
     """The paragraph `emulate up` prints where the engine cannot hold the sessions' limits."""
     return (
         f"Limits not enforced: this engine ({facts.description}) cannot enforce the sessions' "
-        f"{listed(facts.limits.missing)} limits. Sessions launch and show what "
+        f"{facts.limits.named} limits. Sessions launch and show what "
         "they asked for, but each may use the whole machine. Why, and what to do: "
         f"{facts.limits.why_not}. Set EMULATE_REQUIRE_LIMITS=true to refuse to start without them."
     )
@@ -242,20 +229,21 @@ def selinux_check(enforce: str | None, engine_labels: bool, mode: str) -> Findin
     )
 
 
-def gpu_check(gpus: list[str], absent_because: str, runtimes: Iterable[str], cdi: bool) -> Finding:
-    """`gpus`: the GPUs NVML names; `runtimes`: the engine's; `cdi`: a CDI spec offers nvidia.com/gpu."""
+def gpu_check(gpus: list[str], absent_because: str, refusal: str, runtimes: Iterable[str]) -> Finding:
+    """`gpus`: the GPUs NVML names; `refusal`: why the engine cannot hand them to sessions, as the service
+    decides it ("": it can); `runtimes`: the engine's."""
     if not gpus:
         return Finding("GPU", OK, f"{absent_because}: GPU sessions are not offered")
-    ways = [way for way, held in (("the nvidia runtime", "nvidia" in runtimes), ("CDI", cdi)) if held]
     found = f"{len(gpus)} GPU(s): {', '.join(sorted(set(gpus)))}"
-    if ways:
-        return Finding("GPU", OK, f"{found}, handed to sessions through {' and '.join(ways)}")
+    if not refusal:
+        way = "the nvidia runtime" if "nvidia" in runtimes else "CDI"
+        return Finding("GPU", OK, f"{found}, handed to sessions through {way}")
     return Finding(
         "GPU",
         WARN,
-        f"{found}, but the engine cannot hand them to containers (no nvidia runtime, no CDI spec)",
+        f"{found}, but sessions cannot have them: {refusal}",
         "install the NVIDIA Container Toolkit, then `sudo nvidia-ctk runtime configure` and restart the engine "
-        "(Podman: `sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`)",
+        "(Podman 5.4+, Docker 25+ with CDI: `sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`)",
     )
 
 
@@ -268,13 +256,13 @@ def images_check(wanted: Mapping[str, str], present: set[str] | None, bundle: Pa
     source = f"the bundle {bundle}" if bundle else "the profiles and the platform"
     if not missing:
         return Finding("images", OK, f"all {len(wanted)} images {source} names are here")
-    listed = ", ".join(f"{name} ({wanted[name]})" for name in missing)
+    absent = ", ".join(f"{name} ({wanted[name]})" for name in missing)
     if bundle is not None:
-        return Finding("images", FAIL, f"not here: {listed}", f"emulate bundle load {bundle}")
+        return Finding("images", FAIL, f"not here: {absent}", f"emulate bundle load {bundle}")
     return Finding(
         "images",
         WARN,
-        f"not here: {listed}",
+        f"not here: {absent}",
         "`emulate up` builds the platform's; a launch pulls a session's image where its registry answers "
         "(or build it: emulate images build NAME)",
     )
@@ -326,14 +314,14 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def service_socket(client: DockerClient | None, facts: EngineFacts | None) -> tuple[str | None, str]:
+def read_service_socket(client: DockerClient | None, facts: EngineFacts | None) -> tuple[str | None, str]:
     """The socket path the service container will mount, as `emulate up` derives it, or why none."""
     if client is None or facts is None:
         return None, ""
-    from emulator.runtime.endpoint import service_socket as derive
+    from emulator.runtime.endpoint import service_socket
 
     try:
-        return derive(client, facts), ""
+        return service_socket(client, facts), ""
     except EmulatorError as exc:
         return None, exc.message
 
@@ -406,14 +394,15 @@ def build_ca(settings: Settings) -> tuple[str, bytes | None]:
 
 
 def tls_context(certificates: bytes | None) -> ssl.SSLContext:
-    """Trust exactly what builds add (a proxy's CA would be among them), else the public roots."""
-    if certificates is None:
-        import certifi
+    """Trust what builds trust: the image's own public roots (certifi's list stands for Debian's) and what
+    builds add to them (a proxy's CA would be among it)."""
+    import certifi
 
-        return ssl.create_default_context(cafile=certifi.where())
-    if b"-----BEGIN CERTIFICATE-----" not in certificates:  # ssl would fall back to the defaults on nothing
+    context = ssl.create_default_context(cafile=certifi.where())  # verifies the chain and the host name
+    if certificates is None:
+        return context
+    if b"-----BEGIN CERTIFICATE-----" not in certificates:  # a named bundle that holds nothing: said, not ignored
         raise ValueError("no PEM certificate in it")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
     context.load_verify_locations(cadata=certificates.decode("ascii", errors="replace"))
     return context
 
@@ -437,21 +426,21 @@ def probe_index(url: str, certificates: bytes | None, timeout: float = NETWORK_T
     return None
 
 
-def read_gpus() -> tuple[list[str], str]:
-    from emulator.runtime.gpus import Nvml
+def read_gpus(facts: EngineFacts | None) -> tuple[list[str], str, str]:
+    """The GPUs NVML names, why there are none, and why sessions cannot have them ("": they can), decided as
+    the service decides it (the engine's NVIDIA runtime, or CDI specs read as the engine reads them)."""
+    from emulator.runtime.docker import gpu_refusal
+    from emulator.runtime.gpus import DEFAULT_CDI_DIRS, Nvml, cdi_device_names, cdi_names
 
     nvml = Nvml()
     try:
-        return [gpu.name for gpu in nvml.open()], nvml.absent_because
+        gpus = nvml.open()
     finally:
         nvml.close()
-
-
-def cdi_offers_gpus(facts: EngineFacts | None) -> bool:
-    """A CDI spec (the NVIDIA toolkit's `nvidia-ctk cdi generate`) names GPUs, read as the engine reads it."""
-    from emulator.runtime.gpus import DEFAULT_CDI_DIRS, cdi_device_names
-
-    return bool(cdi_device_names((facts.cdi_spec_dirs if facts else ()) or DEFAULT_CDI_DIRS))
+    if not gpus or facts is None:
+        return [gpu.name for gpu in gpus], nvml.absent_because, "" if not gpus else "no engine answers"
+    names = cdi_device_names(facts.cdi_spec_dirs or DEFAULT_CDI_DIRS)
+    return [gpu.name for gpu in gpus], nvml.absent_because, gpu_refusal(gpus, facts, cdi_names(gpus, names))
 
 
 def wanted_images(settings: Settings, bundle: Path | None) -> dict[str, str]:
@@ -498,7 +487,7 @@ def run_checks(settings: Settings, bundle: Path | None = None) -> list[Finding]:
     with ThreadPoolExecutor(max_workers=len(PACKAGE_INDEXES)) as pool:
         asked = {url: pool.submit(probe_index, url, certificates) for url in PACKAGE_INDEXES}
         client, facts, error = read_engine()
-        path, error_of_socket = service_socket(client, facts)
+        path, error_of_socket = read_service_socket(client, facts)
         local = _local_findings(settings, client, facts)
         images = images_check(wanted, present_images(client, wanted), bundle)
         answers = {url: future.result() for url, future in asked.items()}
@@ -514,7 +503,7 @@ def run_checks(settings: Settings, bundle: Path | None = None) -> list[Finding]:
 
 
 def _local_findings(settings: Settings, client: DockerClient | None, facts: EngineFacts | None) -> list[Finding]:
-    gpus, absent_because = read_gpus()
+    gpus, absent_because, refusal = read_gpus(facts)
     readers: list[Callable[[], Finding]] = [
         lambda: userns_check(read_sysctls(), facts.rootless if facts else None),
         lambda: port_check(
@@ -525,7 +514,7 @@ def _local_findings(settings: Settings, client: DockerClient | None, facts: Engi
         ),
         lambda: disk_check(*free_bytes_under(settings.arc_path)),
         lambda: selinux_check(_read(Path("/sys/fs/selinux/enforce")), bool(facts and facts.selinux), settings.selinux),
-        lambda: gpu_check(gpus, absent_because, facts.runtimes if facts else (), cdi_offers_gpus(facts)),
+        lambda: gpu_check(gpus, absent_because, refusal, facts.runtimes if facts else ()),
     ]
     return [read() for read in readers]
 

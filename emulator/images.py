@@ -225,12 +225,6 @@ def extra_ca(
     return b"".join(parts)
 
 
-def extra_ca_source(settings: Settings, environ: Mapping[str, str] = os.environ) -> tuple[str, Path] | None:
-    """The first bundle builds trust and what named it (callers that want one file: `extra_ca` has them all)."""
-    sources = ca_sources(settings, environ)
-    return (sources[0].origin, sources[0].path) if sources else None
-
-
 def describe_ca(sources: Sequence[CaSource]) -> str:
     """One line for the build's output: which CAs it trusts and why."""
     if not sources:

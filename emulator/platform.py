@@ -34,19 +34,6 @@ from emulator.settings import Settings
 log = logging.getLogger("emulator.platform")
 
 
-# Podman has no daemon to honour `unless-stopped` after a reboot: its podman-restart.service starts the
-# containers whose policy is `always` (and only those), so on Podman the platform's containers get that one.
-PODMAN_RESTART_ADVICE = (
-    "Podman restarts nothing by itself after a reboot: to bring this platform back, enable its socket and "
-    "podman-restart.service once: `systemctl --user enable podman.socket podman-restart.service` and "
-    "`loginctl enable-linger $USER` (rootless), or `systemctl enable podman.socket podman-restart.service` (root)"
-)
-
-
-def restart_policy(facts: EngineFacts) -> str:
-    return "always" if facts.podman else "unless-stopped"
-
-
 def security_options(facts: EngineFacts, selinux: str = "auto") -> list[str]:
     """The platform's own containers bind-mount host folders and, for the service, the engine's socket:
     under SELinux no label lets a container use those, so their labelling is turned off (as the engines'
@@ -152,7 +139,7 @@ class Platform:
         container = self.client.containers.create(
             image,
             name=name,
-            restart_policy={"Name": restart_policy(self.facts)},
+            restart_policy={"Name": self.facts.restart_policy},
             network=self.settings.network,
             **kwargs,
         )
@@ -252,7 +239,7 @@ class Platform:
 
     def restart_advice(self) -> str | None:
         """What to do so the platform comes back after a reboot, where the engine alone will not do it."""
-        return PODMAN_RESTART_ADVICE if self.facts.podman else None
+        return self.facts.restart_advice or None
 
     def _wait_available(self, timeout: float) -> None:
         url = f"{local_url(self.settings)}/skaha/availability"

@@ -56,13 +56,9 @@ def _check_limits(settings: Settings, runtime: DockerRuntime) -> None:
     facts = runtime.facts()
     if facts.limits.all:
         return
-    missing = ", ".join(facts.limits.missing)
     if settings.require_limits:
-        raise ConfigError(
-            f"EMULATE_REQUIRE_LIMITS=true, but this engine ({facts.description}) cannot enforce the sessions' "
-            f"{missing} limits: {facts.limits.why_not}"
-        )
-    log.warning("the sessions' %s limits are not enforced by this engine: %s", missing, facts.limits.why_not)
+        raise ConfigError(facts.limits_refusal)
+    log.warning("the sessions' %s limits are not enforced by this engine: %s", facts.limits.named, facts.limits.why_not)
 
 
 def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastAPI:

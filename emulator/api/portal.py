@@ -136,7 +136,7 @@ async def _load(m: SessionManager) -> dict[str, Any]:
         # Across a swarm, each machine's share (one machine's figures are those above).
         "nodes": [views.node_json(n) for n in await m.nodes()] if m.distributed else [],
         # Said where the figures are: a session's limits that this engine does not hold, and why.
-        "unenforced": ", ".join(m.limits.missing),
+        "unenforced": m.limits.named,
         "why_not": m.limits.why_not,
     }
 

@@ -17,6 +17,8 @@ from emulator.users import ensure_users_file
 if TYPE_CHECKING:
     from docker import DockerClient
 
+    from emulator.runtime.engine import EngineFacts
+
 
 def _docker() -> DockerClient:
     from emulator.runtime.docker import connect
@@ -76,7 +78,8 @@ def up(
         settings = settings.model_copy(update={"tls_names": certificate_names(settings)})
     ensure_users_file(settings.users_file)
     client = _docker()
-    unenforced = limits_warning(settings, client)  # before anything starts: EMULATE_REQUIRE_LIMITS refuses here
+    platform = Platform(settings, client)
+    unenforced = limits_warning(settings, platform.facts)  # before anything starts: EMULATE_REQUIRE_LIMITS refuses
     wanted = ["gateway", "service"]
     absent = images.missing(settings, wanted, client)
     if absent:
@@ -84,7 +87,6 @@ def up(
             raise ConfigError(f"images missing: {', '.join(absent)}; run `emulate images build`")
         with console_err.status("building images") as status:
             images.build(settings, absent, lambda line: status.update(line), client)
-    platform = Platform(settings, client)
     with console_err.status(f"starting instance '{settings.instance}'"):
         url = platform.up()
     console.print(f"skaha-emulator is up at [bold]{url}[/bold]")
@@ -101,23 +103,15 @@ def up(
         console_err.print(f"[yellow]warning:[/yellow] {escape(unenforced)}")
 
 
-def limits_warning(settings: Settings, client: DockerClient) -> str | None:
+def limits_warning(settings: Settings, facts: EngineFacts) -> str | None:
     """Never a promise the machine does not keep: where the engine cannot hold the sessions' limits, the
     paragraph that says so (or, with EMULATE_REQUIRE_LIMITS, a refusal with the reason); None where they hold."""
     from emulator.doctor import limits_warning as paragraph
-    from emulator.doctor import listed
-    from emulator.runtime.docker import docker_errors
-    from emulator.runtime.engine import engine_facts
 
-    with docker_errors():
-        facts = engine_facts(client)
     if facts.limits.all:
         return None
     if settings.require_limits:
-        raise ConfigError(
-            f"EMULATE_REQUIRE_LIMITS=true, but this engine ({facts.description}) cannot enforce the sessions' "
-            f"{listed(facts.limits.missing)} limits: {facts.limits.why_not}"
-        )
+        raise ConfigError(facts.limits_refusal)
     return paragraph(facts)
 
 

@@ -41,7 +41,7 @@ def free_subnet(pool: str, prefix_length: int, taken: list[str]) -> str | None:
     return None
 
 
-# Podman also refuses subnets the host routes (another engine's bridges, say): a few more tries than one race needs.
+# Some engines also refuse subnets the host routes (another engine's bridges, say): more tries than one race needs.
 OVERLAP_RETRIES = 8
 
 
@@ -97,8 +97,8 @@ class UserNetworks:
             try:
                 await self._runtime.create_network(network, wanted, subnet)
             except SubnetTaken:
-                # Taken meanwhile by another instance on this engine, or (Podman) used by the host's routes: look
-                # again and take another.
+                # Taken meanwhile by another instance on this engine, or used by the host's routes: look again and
+                # take another.
                 if attempt == OVERLAP_RETRIES - 1:
                     raise
                 existing = await self._runtime.networks()

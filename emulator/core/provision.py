@@ -21,7 +21,7 @@ from emulator.settings import Settings
 
 def ensure_home(arc: Path, user: User, owner: tuple[int, int] | None = None) -> None:
     """/arc/home/<user>, mode 0700 and owned by the user, made on first launch only (never touched again).
-    `owner`: the ids that are the user's as sessions see them, where the engine maps ids (rootless keep-id)."""
+    `owner`: the ids that are the user's as sessions see them, where the engine maps ids (EngineFacts.arc_owner)."""
     homes = arc / "home"
     homes.mkdir(parents=True, exist_ok=True)
     (arc / "projects").mkdir(parents=True, exist_ok=True)

@@ -602,7 +602,7 @@ class SessionManager:
         )
 
     def _oom_unreported(self) -> bool:
-        """The engine enforces memory limits but does not report OOM kills (Podman 4.3: no `OOMKilled`)."""
+        """The engine enforces memory limits but never reports an OOM kill (EngineFacts.reports_oom)."""
         facts = self._runtime.facts()
         return facts.limits.memory and not facts.reports_oom
 

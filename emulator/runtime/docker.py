@@ -54,7 +54,9 @@ log = logging.getLogger("emulator.runtime")
 _EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
 
 
-NO_ENGINE_ADVICE = "is dockerd running? (see README: 'Getting a Docker engine'; DOCKER_HOST selects another engine)"
+NO_ENGINE_ADVICE = (
+    "is the engine running? (`emulate doctor` checks; README: 'Your machine'; DOCKER_HOST selects another engine)"
+)
 
 
 @contextmanager
@@ -305,6 +307,26 @@ def service_gpus(facts: EngineFacts) -> tuple[DeviceRequest | None, list[str]]:
     if not folders or not facts.cdi_requests or "all" not in cdi_device_names(folders):
         return None, []
     return DeviceRequest(driver="cdi", device_ids=[f"{CDI_GPU_KIND}=all"]), folders
+
+
+def gpu_refusal(gpus: list[Gpu], facts: EngineFacts, cdi: dict[str, str]) -> str:
+    """Why this engine cannot hand these GPUs to sessions, with what to do ("" when it can): through its NVIDIA
+    runtime, or through CDI where the engine takes CDI devices and `cdi` (the specs' names by uuid) names each."""
+    if not gpus or "nvidia" in facts.runtimes:
+        return ""
+    here = f"{len(gpus)} GPU(s) here, but {facts.description}"
+    if not cdi:
+        return (
+            f"{here} has no NVIDIA container runtime (nvidia-ctk runtime configure) and no CDI spec names them "
+            "(nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml)"
+        )
+    if not facts.cdi_requests:
+        wanted = "Podman 5.4 or later" if facts.podman else "Docker 25 or later with CDI enabled"
+        return f"{here} cannot take CDI devices through its Docker API ({wanted}), and has no NVIDIA runtime"
+    missing = [gpu.uuid for gpu in gpus if gpu.uuid not in cdi]
+    if missing:
+        return f"the CDI spec does not name GPU(s) {', '.join(missing)}: regenerate it (nvidia-ctk cdi generate)"
+    return ""
 
 
 def create_kwargs(
@@ -621,33 +643,15 @@ class DockerRuntime:
                 self._facts = engine_facts(self._client)
         return self._facts
 
-    def gpu_runtime(self) -> bool:
-        """Whether the NVIDIA container runtime is registered (`nvidia-ctk runtime configure`), which Docker's
-        device requests then go through."""
-        return "nvidia" in self.facts().runtimes
-
     def gpu_access(self, gpus: list[Gpu], cdi_folders: tuple[str, ...] = ()) -> str:
         """How sessions will get these GPUs: "" when the engine can hand them over (its NVIDIA runtime, or CDI
         specs naming them on an engine that takes CDI devices), else why not and what to do."""
-        if not gpus or self.gpu_runtime():
-            return ""
         facts = self.facts()
-        names = cdi_device_names(cdi_folders or facts.cdi_spec_dirs or DEFAULT_CDI_DIRS)
-        found = cdi_names(gpus, names)
-        here = f"{len(gpus)} GPU(s) here, but {facts.description}"
-        if not found:
-            return (
-                f"{here} has no NVIDIA container runtime (nvidia-ctk runtime configure) and no CDI spec names them "
-                "(nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml)"
-            )
-        if not facts.cdi_requests:
-            wanted = "Podman 5.4 or later" if facts.podman else "Docker 25 or later with CDI enabled"
-            return f"{here} cannot take CDI devices through its Docker API ({wanted}), and has no NVIDIA runtime"
-        missing = [gpu.uuid for gpu in gpus if gpu.uuid not in found]
-        if missing:
-            return f"the CDI spec does not name GPU(s) {', '.join(missing)}: regenerate it (nvidia-ctk cdi generate)"
-        self._cdi = found
-        return ""
+        found = cdi_names(gpus, cdi_device_names(cdi_folders or facts.cdi_spec_dirs or DEFAULT_CDI_DIRS))
+        refusal = gpu_refusal(gpus, facts, found)
+        if not refusal and "nvidia" not in facts.runtimes:
+            self._cdi = found  # sessions' GPUs go by these names
+        return refusal
 
     def watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
         threading.Thread(target=self._watch, args=(label_filters, on_change), name="engine events", daemon=True).start()

@@ -31,6 +31,16 @@ class LimitSupport:
     def missing(self) -> list[str]:
         return [name for name, held in (("memory", self.memory), ("CPU", self.cpu), ("pids", self.pids)) if not held]
 
+    @property
+    def named(self) -> str:
+        """The missing limits as a sentence says them: "memory, CPU and pids"."""
+        return listed(self.missing)
+
+
+def listed(names: list[str]) -> str:
+    """["memory", "CPU", "pids"] -> "memory, CPU and pids"."""
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1] if names else ""]))
+
 
 @dataclass(frozen=True)
 class EngineFacts:
@@ -120,6 +130,32 @@ class EngineFacts:
                 "to a subordinate uid on the host unless a user's uid in users.yaml is your own; Podman 4.3+ fixes it"
             )
         return ""
+
+    @property
+    def limits_refusal(self) -> str:
+        """Why `up` and the service refuse to start under EMULATE_REQUIRE_LIMITS (the limits do not all hold)."""
+        return (
+            f"EMULATE_REQUIRE_LIMITS=true, but this engine ({self.description}) cannot enforce the sessions' "
+            f"{self.limits.named} limits: {self.limits.why_not}"
+        )
+
+    @property
+    def restart_policy(self) -> str:
+        """The platform's own containers' policy: Podman has no daemon to honour `unless-stopped` after a reboot;
+        its podman-restart.service starts the containers whose policy is `always`, and only those."""
+        return "always" if self.podman else "unless-stopped"
+
+    @property
+    def restart_advice(self) -> str:
+        """What to do once so the platform comes back after a reboot, where the engine alone will not ("": nothing)."""
+        if not self.podman:
+            return ""
+        return (
+            "Podman restarts nothing by itself after a reboot: to bring this platform back, enable its socket and "
+            "podman-restart.service once: `systemctl --user enable podman.socket podman-restart.service` and "
+            "`loginctl enable-linger $USER` (rootless), or `systemctl enable podman.socket podman-restart.service` "
+            "(root)"
+        )
 
     @property
     def description(self) -> str:

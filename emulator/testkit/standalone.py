@@ -43,6 +43,7 @@ from emulator.gateway.caddy import LISTEN_PORT, OWN_ANSWER, full_config
 from emulator.gateway.routes import routes_for
 from emulator.images import GATEWAY_IMAGE
 from emulator.profiles import Profile, SessionType, load_profiles
+from emulator.runtime.base import ContainerSpec
 from emulator.runtime.docker import DockerRuntime, create_kwargs
 from emulator.runtime.endpoint import client_from_environment
 from emulator.settings import load_settings
@@ -350,6 +351,26 @@ class StandaloneKit:
                 f"User {self.user.name} has reached the maximum of {self.settings.max_sessions} active sessions."
             )
 
+    def _container(self, spec: ContainerSpec) -> DockerContainer:
+        """The session's container as the platform would create it, in this engine's terms (Podman's tmpfs `U`,
+        SELinux labels); rootless Podman's keep-id (a raw HostConfig field) cannot pass through testcontainers."""
+        kwargs = create_kwargs(spec, self._runtime.facts(), selinux=self.settings.selinux)
+        tmpfs = kwargs.pop("tmpfs")
+        binds = kwargs.pop("volumes", [])
+        for handled in ("image", "name", "environment", "command", "network", "detach"):
+            kwargs.pop(handled)
+        kwargs["labels"] = {**kwargs["labels"], **self._labels}
+        assert self._network is not None
+        container = DockerContainer(spec.image, env=spec.environment, name=spec.name, network=self._network)
+        container.with_kwargs(**kwargs)
+        container.tmpfs.update(tmpfs)
+        for bind in binds:  # "source:target:mode" (relabelled for SELinux)
+            source, target, mode = bind.split(":")
+            container.with_volume_mapping(source, target, mode)
+        if spec.command is not None:
+            container.with_command(spec.command)
+        return container
+
     def _start(self, profile: Profile, session: Session, timeout: float | None) -> SkahaSession:
         """The platform's bring-up, step for step, with testcontainers doing the run and the wait."""
         name = naming.session_container(self.settings.prefix, session.type, session.id)
@@ -363,25 +384,7 @@ class StandaloneKit:
             if profile.x11 is not None:
                 display = session if session.parent_id is None else self._display_of(session)
                 self._identity.write_x11_cookie(display)
-            spec = build_spec(profile, session, self.user, self.settings)
-            # The engine's terms (Podman's tmpfs `U`, SELinux labels), as the platform's; rootless Podman's keep-id
-            # (a raw HostConfig field) cannot pass through testcontainers.
-            kwargs = create_kwargs(spec, self._runtime.facts(), selinux=self.settings.selinux)
-            tmpfs = kwargs.pop("tmpfs")
-            binds = kwargs.pop("volumes", [])
-            for handled in ("image", "name", "environment", "command", "network", "detach"):
-                kwargs.pop(handled)
-            kwargs["labels"] = {**kwargs["labels"], **self._labels}
-            assert self._network is not None
-            container = DockerContainer(
-                spec.image, env=spec.environment, name=spec.name, network=self._network
-            ).with_kwargs(**kwargs)
-            container.tmpfs.update(tmpfs)
-            for bind in binds:  # "source:target:mode" (relabelled for SELinux)
-                source, target, mode = bind.split(":")
-                container.with_volume_mapping(source, target, mode)
-            if spec.command is not None:
-                container.with_command(spec.command)
+            container = self._container(build_spec(profile, session, self.user, self.settings))
             values = template_values(profile, session, self.user, self.settings)
             if profile.interactive and profile.readiness is not None:
                 url = f"{self.base_url}{probe_path(profile, values)}"

@@ -111,6 +111,7 @@ load_images() {
   if ((${#wanted[@]})); then
     say "loading ${wanted[*]} into $ENGINE"
     DOCKER_HOST=$ROOTFUL_DOCKER docker save "${wanted[@]}" | DOCKER_HOST=$target docker load -q >&2
+    echo >&2  # Podman's answer ends without a newline
     printf '%s\n' "${wanted[@]}" >>"$STATE/$ENGINE/loaded-images"
   else
     say "$ENGINE already holds every image"

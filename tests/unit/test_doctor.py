@@ -14,61 +14,16 @@ from emulator.doctor import FAIL, OK, WARN, Finding
 from emulator.errors import ConfigError
 from emulator.runtime.engine import EngineFacts, engine_facts_from
 from emulator.settings import Settings
+from tests.unit.test_engines import DOCKER, DOCKER_ROOTLESS, PODMAN_ROOTLESS, answers
 
-# /version and /info as these engines answered on this machine (Debian 12, cgroup v1), trimmed to what is read.
-_DOCKER_VERSION = {
-    "Version": "20.10.24+dfsg1",
-    "ApiVersion": "1.41",
-    "Components": [{"Name": "Engine", "Version": "20.10.24+dfsg1"}, {"Name": "runc", "Version": "1.1.5+ds1"}],
-}
-ROOTFUL_DOCKER = (
-    _DOCKER_VERSION,
-    {
-        "CgroupDriver": "cgroupfs",
-        "CgroupVersion": "1",
-        "SecurityOptions": ["name=seccomp,profile=default"],
-        "OperatingSystem": "Debian GNU/Linux 12 (bookworm)",
-        "Runtimes": {"io.containerd.runc.v2": {}, "runc": {}},
-        "MemoryLimit": True,
-        "CpuCfsQuota": True,
-        "PidsLimit": True,
-    },
-)
-ROOTLESS_DOCKER = (  # dockerd-rootless.sh on cgroup v1: it records limits, nothing enforces them
-    _DOCKER_VERSION,
-    {
-        "CgroupDriver": "none",
-        "CgroupVersion": "1",
-        "SecurityOptions": ["name=seccomp,profile=default", "name=rootless"],
-        "OperatingSystem": "Debian GNU/Linux 12 (bookworm)",
-        "Runtimes": {"io.containerd.runc.v2": {}, "runc": {}},
-        "MemoryLimit": False,
-        "CpuCfsQuota": False,
-        "PidsLimit": False,
-    },
-)
-ROOTLESS_PODMAN = (  # Podman 4.3 says it is rootless only in `Rootless`, and claims every limit (then drops them)
-    {
-        "Version": "4.3.1",
-        "ApiVersion": "1.41",
-        "Components": [{"Name": "Podman Engine", "Version": "4.3.1"}, {"Name": "Conmon", "Version": "2.1.6"}],
-    },
-    {
-        "CgroupDriver": "cgroupfs",
-        "CgroupVersion": "1",
-        "SecurityOptions": ["name=seccomp,profile=default"],
-        "OperatingSystem": "debian",
-        "Runtimes": {"crun": {}, "runc": {}},
-        "MemoryLimit": True,
-        "CpuCfsQuota": True,
-        "PidsLimit": True,
-        "Rootless": True,
-    },
-)
+# /version and /info as these engines answered on this machine (Debian 12, cgroup v1): test_engines' recordings.
+ROOTFUL_DOCKER = answers(DOCKER)
+ROOTLESS_DOCKER = answers(DOCKER_ROOTLESS)  # dockerd-rootless.sh on cgroup v1: it records limits, nothing enforces them
+ROOTLESS_PODMAN = answers(PODMAN_ROOTLESS)  # says it is rootless only in `Rootless`, claims every limit, drops them
 
 
-def facts(answers: tuple[dict[str, Any], dict[str, Any]]) -> EngineFacts:
-    return engine_facts_from(*answers)
+def facts(recorded: tuple[dict[str, Any], dict[str, Any]]) -> EngineFacts:
+    return engine_facts_from(*recorded)
 
 
 def test_rootful_docker_passes_the_engine_and_limits_checks() -> None:
@@ -101,27 +56,15 @@ def test_up_says_which_limits_why_and_what_to_do() -> None:
     assert "EMULATE_REQUIRE_LIMITS=true" in paragraph
 
 
-class RecordedClient:
-    """What `up` asks of the engine before it starts anything: its /version and /info."""
-
-    def __init__(self, answers: tuple[dict[str, Any], dict[str, Any]]) -> None:
-        self._version, self._info = answers
-
-    def version(self) -> dict[str, Any]:
-        return self._version
-
-    def info(self) -> dict[str, Any]:
-        return self._info
-
-
 def test_up_refuses_without_limits_when_they_are_required_and_warns_otherwise() -> None:
     from emulator.cli.platform import limits_warning
 
-    assert limits_warning(Settings(), RecordedClient(ROOTFUL_DOCKER)) is None  # type: ignore[arg-type]
-    warned = limits_warning(Settings(), RecordedClient(ROOTLESS_PODMAN))  # type: ignore[arg-type]
+    assert limits_warning(Settings(), facts(ROOTFUL_DOCKER)) is None
+    assert limits_warning(Settings(require_limits=True), facts(ROOTFUL_DOCKER)) is None
+    warned = limits_warning(Settings(), facts(ROOTLESS_PODMAN))
     assert warned is not None and "rootless Podman 4.3.1" in warned
     with pytest.raises(ConfigError, match=r"EMULATE_REQUIRE_LIMITS=true, but this engine \(rootless Podman 4.3.1"):
-        limits_warning(Settings(require_limits=True), RecordedClient(ROOTLESS_PODMAN))  # type: ignore[arg-type]
+        limits_warning(Settings(require_limits=True), facts(ROOTLESS_PODMAN))
 
 
 def test_the_service_refuses_to_start_without_limits_when_they_are_required() -> None:
@@ -136,7 +79,7 @@ def test_the_service_refuses_to_start_without_limits_when_they_are_required() ->
 
     _check_limits(Settings(require_limits=True), Runtime(ROOTFUL_DOCKER))  # type: ignore[arg-type]
     _check_limits(Settings(), Runtime(ROOTLESS_DOCKER))  # type: ignore[arg-type]  # a warning in the log only
-    with pytest.raises(ConfigError, match="cannot enforce the sessions' memory, CPU, pids limits"):
+    with pytest.raises(ConfigError, match="cannot enforce the sessions' memory, CPU and pids limits"):
         _check_limits(Settings(require_limits=True), Runtime(ROOTLESS_DOCKER))  # type: ignore[arg-type]
 
 
@@ -237,12 +180,13 @@ def test_selinux(enforce: str | None, labels: bool, mode: str, status: str) -> N
 
 
 def test_gpus_through_the_nvidia_runtime_or_cdi() -> None:
-    assert doctor.gpu_check([], "no NVIDIA GPU on this machine", ["runc"], False).status == OK
-    runtime = doctor.gpu_check(["NVIDIA A100"], "", ["nvidia", "runc"], False)
+    assert doctor.gpu_check([], "no NVIDIA GPU on this machine", "", ["runc"]).status == OK
+    runtime = doctor.gpu_check(["NVIDIA A100"], "", "", ["nvidia", "runc"])
     assert runtime.status == OK and "through the nvidia runtime" in runtime.detail
-    assert "through CDI" in doctor.gpu_check(["NVIDIA A100"], "", ["crun"], True).detail
-    stranded = doctor.gpu_check(["NVIDIA A100", "NVIDIA A100"], "", ["runc"], False)
-    assert stranded.status == WARN and "2 GPU(s)" in stranded.detail and "nvidia-ctk" in stranded.fix
+    assert "through CDI" in doctor.gpu_check(["NVIDIA A100"], "", "", ["crun"]).detail
+    refusal = "2 GPU(s) here, but Podman 4.3.1 cannot take CDI devices through its Docker API (Podman 5.4 or later)"
+    stranded = doctor.gpu_check(["NVIDIA A100", "NVIDIA A100"], "", refusal, ["runc"])
+    assert stranded.status == WARN and refusal in stranded.detail and "nvidia-ctk" in stranded.fix
 
 
 def test_images_of_the_profiles_warn_and_of_a_bundle_fail() -> None:

@@ -13,7 +13,7 @@ import pytest
 from emulator.discovery import record_url, recorded_base_url, recorded_url
 from emulator.errors import ConfigError, Unavailable
 from emulator.images import _STEP, bootstrap_tool
-from emulator.platform import restart_policy, security_options, serve_refusal
+from emulator.platform import security_options, serve_refusal
 from emulator.runtime.docker import short_names
 from emulator.runtime.endpoint import DESKTOP_SOCKET, client_socket, discovered_url, service_socket
 from emulator.runtime.engine import PODMAN, EngineFacts
@@ -90,8 +90,9 @@ def test_an_engine_over_tcp_cannot_be_given_to_the_service() -> None:
 
 
 def test_podman_restarts_the_platform_only_through_podman_restart_service() -> None:
-    assert restart_policy(DOCKER) == "unless-stopped"
-    assert restart_policy(ROOTLESS_PODMAN) == "always"  # the one policy podman-restart.service starts
+    assert DOCKER.restart_policy == "unless-stopped" and DOCKER.restart_advice == ""
+    assert ROOTLESS_PODMAN.restart_policy == "always"  # the one policy podman-restart.service starts
+    assert "podman-restart.service" in ROOTLESS_PODMAN.restart_advice
 
 
 def test_selinux_hosts_turn_labelling_off_for_the_platforms_own_containers() -> None:

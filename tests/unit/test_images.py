@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from emulator.errors import ConfigError
-from emulator.images import build_context, ca_sources, default_recipes, extra_ca, extra_ca_source, recipes
+from emulator.images import CaSource, build_context, ca_sources, default_recipes, extra_ca, named_ca, recipes
 from emulator.settings import Settings
 
 
@@ -30,7 +30,7 @@ def test_builds_trust_the_ca_bundle_the_hosts_tools_already_use(tmp_path: Path) 
     settings = Settings(extra_ca_bundle=None)
     no_host = {"system": [], "etc": tmp_path / "no-etc"}  # this machine's own stores out of the way
     # Only SSL_CERT_FILE set: picked up, and baked into the base recipe's build context.
-    assert extra_ca_source(settings, {"SSL_CERT_FILE": str(bundle)}) == ("SSL_CERT_FILE", bundle)
+    assert named_ca(settings, {"SSL_CERT_FILE": str(bundle)}) == CaSource(bundle, "SSL_CERT_FILE")
     ca = extra_ca(settings, {"SSL_CERT_FILE": str(bundle)}, **no_host)
     with tarfile.open(fileobj=build_context(recipes(settings)["base"], ca)) as archive:
         member = archive.extractfile("extra-ca.crt")
@@ -38,8 +38,8 @@ def test_builds_trust_the_ca_bundle_the_hosts_tools_already_use(tmp_path: Path) 
     # The order: the emulator's own override, then pip's, requests', OpenSSL's.
     other = tmp_path / "other.pem"
     environ = {"SSL_CERT_FILE": str(other), "REQUESTS_CA_BUNDLE": str(other), "PIP_CERT": str(bundle)}
-    assert extra_ca_source(settings, environ) == ("PIP_CERT", bundle)
-    assert extra_ca_source(Settings(extra_ca_bundle=other), environ) == ("EMULATE_EXTRA_CA_BUNDLE", other)
+    assert named_ca(settings, environ) == CaSource(bundle, "PIP_CERT")
+    assert named_ca(Settings(extra_ca_bundle=other), environ) == CaSource(other, "EMULATE_EXTRA_CA_BUNDLE")
     home = {"HOME": str(tmp_path / "home")}
     assert ca_sources(settings, home, **no_host) == [] and extra_ca(settings, home, **no_host) == b""
 
@@ -52,4 +52,4 @@ def test_a_missing_bundle_named_for_us_is_an_error_and_one_named_for_other_tools
     with pytest.raises(ConfigError, match=r"\(EMULATE_EXTRA_CA_BUNDLE\) cannot be read"):
         extra_ca(Settings(extra_ca_bundle=missing), {})
     environ = {"PIP_CERT": str(missing), "SSL_CERT_FILE": str(present)}
-    assert extra_ca_source(Settings(extra_ca_bundle=None), environ) == ("SSL_CERT_FILE", present)
+    assert named_ca(Settings(extra_ca_bundle=None), environ) == CaSource(present, "SSL_CERT_FILE")
