@@ -18,7 +18,9 @@ from emulator.errors import Forbidden, NotFound, Unavailable, error_for_status
 from emulator.layout import Layout
 from emulator.tokens import token_for
 
-UNENFORCED_LIMITS = "x-emulator-limits-not-enforced"  # the service's header (emulator/api/skaha.py)
+UNENFORCED_LIMITS = "x-emulator-limits-not-enforced"  # the service's headers (emulator/api/skaha.py)
+RAM_COUNTS_CACHE = "x-emulator-ram-includes-cache"
+RAM_IN_USE_COUNTS_CACHE = "RAM in use counts the page cache"
 
 
 def instance_url(layout: Layout) -> str:
@@ -95,10 +97,13 @@ class EmulatorClient:
 
     def sessions_and_limits(self, **filters: str) -> tuple[list[dict[str, Any]], list[str]]:
         """The sessions, and the limits the engine does not enforce on them (the emulator's own header; a real
-        skaha sends none)."""
+        skaha sends none). "RAM in use" is among them when the engine's figure counts the page cache."""
         response = self._request("GET", "/session", params=filters)
         unenforced = response.headers.get(UNENFORCED_LIMITS, "")
-        return response.json(), [name.strip() for name in unenforced.split(",") if name.strip()]
+        notes = [name.strip() for name in unenforced.split(",") if name.strip()]
+        if response.headers.get(RAM_COUNTS_CACHE) == "true":
+            notes.append(RAM_IN_USE_COUNTS_CACHE)
+        return response.json(), notes
 
     def stats(self) -> dict[str, Any]:
         return self._request("GET", "/session", params={"view": "stats"}).json()  # type: ignore[no-any-return]

@@ -138,6 +138,7 @@ async def _load(m: SessionManager) -> dict[str, Any]:
         # Said where the figures are: a session's limits that this engine does not hold, and why.
         "unenforced": m.limits.named,
         "why_not": m.limits.why_not,
+        "ram_counts_cache": m.ram_counts_cache,
     }
 
 

@@ -32,12 +32,16 @@ def _text(body: str) -> PlainTextResponse:
 # Our own header on session answers (skaha's JSON stays skaha's): the limits this engine does not enforce,
 # so `emulate ps` can mark the requested figures instead of promising them.
 UNENFORCED_LIMITS = "x-emulator-limits-not-enforced"
+# And where the engine's RAM in use counts the page cache (no breakdown to subtract): it reads high.
+RAM_COUNTS_CACHE = "x-emulator-ram-includes-cache"
 
 
 def _marked(response: Response, m: SessionManager) -> Response:
     missing = m.limits.missing
     if missing:
         response.headers[UNENFORCED_LIMITS] = ", ".join(missing)
+    if m.ram_counts_cache:
+        response.headers[RAM_COUNTS_CACHE] = "true"
     return response
 
 

@@ -90,7 +90,8 @@ def up(
     with console_err.status(f"starting instance '{settings.instance}'"):
         url = platform.up()
     console.print(f"skaha-emulator is up at [bold]{url}[/bold]")
-    advise_once(settings, platform.restart_advice())
+    advise_once(settings, "restart-advice-given", platform.restart_advice())
+    advise_once(settings, "arc-advice-given", platform.facts.arc_owner_advice or None)
     if settings.tls:
         console.print(f"  HTTPS from the gateway's own CA: trust {settings.tls_ca}")
         console.print(f"  (covers {', '.join(settings.tls_names)}; e.g. curl --cacert {settings.tls_ca} {url}/)")
@@ -115,9 +116,9 @@ def limits_warning(settings: Settings, facts: EngineFacts) -> str | None:
     return paragraph(facts)
 
 
-def advise_once(settings: Settings, advice: str | None) -> None:
-    """Say a piece of set-up advice on this instance's first `up` only (a marker file remembers it)."""
-    marker = settings.state_path / "restart-advice-given"
+def advise_once(settings: Settings, marker_name: str, advice: str | None) -> None:
+    """Say a piece of set-up advice on this instance's first `up` only (a marker file of that name remembers it)."""
+    marker = settings.state_path / marker_name
     if advice is None or marker.exists():
         return
     console_err.print(f"note: {advice}")

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 from emulator.cli.context import pass_layout, pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json, table
-from emulator.client import EmulatorClient
+from emulator.client import RAM_IN_USE_COUNTS_CACHE, EmulatorClient
 from emulator.errors import ConfigError, EmulatorError, Forbidden, NotFound
 from emulator.layout import Layout
 from emulator.session_types import SessionType
@@ -185,6 +185,8 @@ def launch(
 def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
     """List your sessions."""
     sessions, unenforced = _client(layout).sessions_and_limits()
+    counts_cache = RAM_IN_USE_COUNTS_CACHE in unenforced
+    unenforced = [name for name in unenforced if name != RAM_IN_USE_COUNTS_CACHE]
     hidden = 0
     if not show_all:
         shown = [s for s in sessions if s["status"] not in FINAL]
@@ -221,6 +223,11 @@ def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
         console_err.print(
             f"this engine does not enforce the sessions' {_listed(unenforced)} limits: a session may use more "
             "than it asked for (`emulate doctor` says why and what to do)"
+        )
+    if counts_cache and sessions:
+        console_err.print(
+            "RAM used includes the page cache on this engine (Podman's figures have no breakdown): "
+            "it reads higher than what the session's programs hold"
         )
 
 

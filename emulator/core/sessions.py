@@ -204,6 +204,11 @@ class SessionManager:
         figures shown beside them never promise what the machine does not keep."""
         return self._runtime.facts().limits
 
+    @property
+    def ram_counts_cache(self) -> bool:
+        """The engine's figure of RAM in use includes the page cache (it gives no breakdown to subtract)."""
+        return self._runtime.facts().memory_counts_cache
+
     # --- launch ---------------------------------------------------------------------------
 
     async def launch(self, user: User, request: LaunchRequest) -> str:

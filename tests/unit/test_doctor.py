@@ -225,15 +225,20 @@ def test_ps_marks_the_figures_the_engine_does_not_hold() -> None:
 def test_the_session_list_carries_the_unenforced_limits_in_a_header_of_our_own() -> None:
     from fastapi.responses import Response
 
-    from emulator.api.skaha import UNENFORCED_LIMITS, _marked
+    from emulator.api.skaha import RAM_COUNTS_CACHE, UNENFORCED_LIMITS, _marked
 
     class Manager:
         def __init__(self, answers: Any) -> None:
             self.limits = facts(answers).limits
+            self.ram_counts_cache = facts(answers).memory_counts_cache
 
     marked = _marked(Response("[]"), Manager(ROOTLESS_DOCKER))  # type: ignore[arg-type]
     assert marked.headers[UNENFORCED_LIMITS] == "memory, CPU, pids" and marked.body == b"[]"
-    assert UNENFORCED_LIMITS not in _marked(Response("[]"), Manager(ROOTFUL_DOCKER)).headers  # type: ignore[arg-type]
+    assert RAM_COUNTS_CACHE not in marked.headers
+    rootful = _marked(Response("[]"), Manager(ROOTFUL_DOCKER))  # type: ignore[arg-type]
+    assert UNENFORCED_LIMITS not in rootful.headers and RAM_COUNTS_CACHE not in rootful.headers
+    podman = _marked(Response("[]"), Manager(ROOTLESS_PODMAN))  # type: ignore[arg-type]
+    assert podman.headers[RAM_COUNTS_CACHE] == "true"  # Podman's RAM in use counts the page cache: said
 
 
 def test_emulate_ps_marks_ram_and_cores_not_enforced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -241,7 +246,7 @@ def test_emulate_ps_marks_ram_and_cores_not_enforced(monkeypatch: pytest.MonkeyP
     from click.testing import CliRunner
 
     from emulator.cli import cli
-    from emulator.client import UNENFORCED_LIMITS, EmulatorClient
+    from emulator.client import RAM_COUNTS_CACHE, UNENFORCED_LIMITS, EmulatorClient
     from emulator.layout import Layout
 
     session = {
@@ -259,7 +264,8 @@ def test_emulate_ps_marks_ram_and_cores_not_enforced(monkeypatch: pytest.MonkeyP
     }
 
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=[session], headers={UNENFORCED_LIMITS: "memory, CPU, pids"})
+        headers = {UNENFORCED_LIMITS: "memory, CPU, pids", RAM_COUNTS_CACHE: "true"}
+        return httpx.Response(200, json=[session], headers=headers)
 
     def client(layout: Layout) -> EmulatorClient:
         found = EmulatorClient(layout, url="http://emulator.test", token="t")
@@ -272,3 +278,4 @@ def test_emulate_ps_marks_ram_and_cores_not_enforced(monkeypatch: pytest.MonkeyP
     assert result.exit_code == 0, result.output
     assert "0.100 / 2 (not enforced)" in result.stdout and "120M / 4G (not enforced)" in result.stdout
     assert "does not enforce the sessions' memory, CPU and pids limits" in result.stderr
+    assert "RAM used includes the page cache on this engine" in result.stderr
