@@ -195,7 +195,8 @@ def test_a_file_written_in_the_session_is_the_host_users(walk: Walk, notebook: d
     except PermissionError:
         owner, readable = -1, False
     if ENGINE == "docker-rootless" and owner != wanted:
-        # TODO(lead): rootless Docker has no keep-id; once `up`/doctor say what to do, assert those words.
+        # Rootless Docker has no keep-id: the first `up` says where /arc files go and what to do instead.
+        assert "subordinate uid" in walk.up_said, f"`emulate up` did not say whose /arc files are:\n{walk.up_said}"
         pytest.xfail(f"rootless Docker maps the session's uid to a subordinate one on the host, not {wanted}")
     assert (owner, readable) == (wanted, True), f"{on_host}: owner {owner}, wanted {wanted}, readable {readable}"
 
