@@ -15,6 +15,11 @@ import httpx
 
 from emulator.profiles import Probe, Profile
 
+# A probe that waits this long through the gateway counts as an app that accepted the connection (tcp
+# readiness). The gateway's own dial time-out must be shorter (gateway/caddy.py), or a dial still hanging
+# (a stale neighbour entry, on Podman) would pass for a listening app and Running would come before it answers.
+PROBE_READ_TIMEOUT_SECONDS = 2.5
+
 
 @dataclass(frozen=True)
 class GatewayProbes:
@@ -85,7 +90,7 @@ async def wait_until_ready(
     started = loop.time()
     warned = False
     # Only ever the platform's own gateway: its internal listener, or the published port (maybe HTTPS).
-    timeout = httpx.Timeout(2.0, connect=0.5)
+    timeout = httpx.Timeout(PROBE_READ_TIMEOUT_SECONDS, connect=0.5)
     async with httpx.AsyncClient(timeout=timeout, headers=headers, verify=False) as client:
         while still_wanted():
             if await _answers(client, probe, url, answered_by_gateway):

@@ -31,6 +31,12 @@ DATA_IN_GATEWAY = "/data"  # Caddy's data (its internal CA): the host's Settings
 # for 120 s; apps in sessions are often Node.js (5 s by default).
 API_IDLE_TIMEOUT = "60s"
 SESSION_IDLE_TIMEOUT = "4s"
+# How long Caddy waits for a session's TCP connection before answering 502 itself. A dial on the host's own
+# bridge takes microseconds, or hangs: on Podman a reused address keeps its last container's MAC in the
+# gateway's neighbour table for seconds (Docker derives MACs from addresses; netavark does not). It must
+# stay below the readiness probe's read timeout (core/probe.py), which takes a wait past it as an app
+# that accepted the connection: a hung dial must come back as the gateway's own 502, "not yet".
+SESSION_DIAL_TIMEOUT_SECONDS = 1.0
 
 
 # Session pages may be framed only by this site, their content types are not sniffed, and their
@@ -67,7 +73,11 @@ def _proxy(dial: str, headers: dict[str, str] | None = None, idle: str = SESSION
     handler: dict[str, Any] = {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": dial}],
-        "transport": {"protocol": "http", "keep_alive": _keep_alive(idle)},
+        "transport": {
+            "protocol": "http",
+            "keep_alive": _keep_alive(idle),
+            "dial_timeout": f"{SESSION_DIAL_TIMEOUT_SECONDS:g}s",
+        },
     }
     if headers:
         handler["headers"] = {"request": {"set": {k: [v] for k, v in headers.items()}}}

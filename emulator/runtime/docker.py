@@ -34,6 +34,7 @@ from docker.types import Mount as DockerMount
 from docker.utils import parse_repository_tag
 
 from emulator.errors import EngineError, EngineRefused, ImagePullError, InvalidRequest, SubnetTaken, Unavailable
+from emulator.runtime.addresses import free_address, mac_for
 from emulator.runtime.base import (
     ContainerSpec,
     ContainerState,
@@ -399,6 +400,9 @@ def _refused(step: str, exc: docker.errors.APIError) -> EngineRefused:
     return EngineRefused(f"The container engine would not {step} the session's container: {words}")
 
 
+ADDRESS_TRIES = 5  # a concurrent launch may take the address picked for this one: pick again
+
+
 class DockerRuntime:
     NETWORK: dict[str, Any] = {"driver": "bridge"}  # what a user's network is on this engine
 
@@ -436,6 +440,8 @@ class DockerRuntime:
     def _create(self, spec: ContainerSpec) -> Any:
         facts = self.facts()
         kwargs = create_kwargs(spec, facts, selinux=self._selinux, cdi=self._cdi)
+        if not facts.macs_follow_addresses:
+            kwargs["networking_config"] = self._address_and_mac(spec.network)
         try:
             return create_container(self._client, kwargs, host_config_extras(spec, facts))
         except docker.errors.ImageNotFound as exc:
@@ -445,18 +451,36 @@ class DockerRuntime:
                 return self._client.containers.get(spec.name)
             raise _refused("create", exc) from exc
 
+    def _address_and_mac(self, network: str) -> dict[str, Any]:
+        """The session's endpoint on its network with an address picked here and the MAC Docker would derive
+        from it (runtime/addresses.py says why); the engine's own choice when the network is full."""
+        info = self._client.api.inspect_network(network)
+        config = ((info.get("IPAM") or {}).get("Config") or [{}])[0]
+        taken = [c.get("IPv4Address", "") for c in (info.get("Containers") or {}).values()]
+        subnet = config.get("Subnet")
+        address = free_address(subnet, config.get("Gateway"), taken) if subnet else None
+        if address is None:
+            return {}
+        return {network: {"IPAMConfig": {"IPv4Address": address}, "MacAddress": mac_for(address)}}
+
     def _run(self, spec: ContainerSpec) -> ContainerState:
-        try:
-            container = self._client.containers.get(spec.name)
-        except docker.errors.NotFound:
-            container = self._create(spec)
-        if container.status == "created":  # never restart one that ran and exited: its end is the session's
+        for attempt in range(ADDRESS_TRIES):
             try:
-                container.start()
-            except docker.errors.APIError as exc:
-                raise _refused("start", exc) from exc
-        container.reload()
-        return _state(container, spec.network)
+                container = self._client.containers.get(spec.name)
+            except docker.errors.NotFound:
+                container = self._create(spec)
+            if container.status == "created":  # never restart one that ran and exited: its end is the session's
+                try:
+                    container.start()
+                except docker.errors.APIError as exc:
+                    # An address this runtime picked was taken meanwhile (the engine checks at start): pick again.
+                    if "already allocated" in str(exc) and attempt < ADDRESS_TRIES - 1:
+                        self._remove(spec.name)
+                        continue
+                    raise _refused("start", exc) from exc
+            container.reload()
+            return _state(container, spec.network)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def run(self, spec: ContainerSpec) -> ContainerState:
         return await self._call(self._run, spec)

@@ -77,6 +77,12 @@ class EngineFacts:
         return not self.podman
 
     @property
+    def macs_follow_addresses(self) -> bool:
+        """Docker derives a container's MAC from its address; Podman's netavark picks one at random, so a reused
+        address would keep its last container's MAC in the gateway's neighbour table (runtime/addresses.py)."""
+        return not self.podman
+
+    @property
     def memory_counts_cache(self) -> bool:
         """Podman's stats (its Docker API and libpod's own `/libpod/containers/stats`, checked on 4.3) give only
         the cgroup's usage, page cache included, and no breakdown to subtract it with: RAM in use reads high."""

@@ -36,3 +36,31 @@ def test_wait_ready_gives_up_at_its_deadline_when_the_admin_api_keeps_failing(tm
 def test_wait_ready_gives_up_when_nothing_listens(tmp_path: Path) -> None:
     with pytest.raises(Unavailable, match="not ready within 0 s"):
         asyncio.run(CaddyGateway(tmp_path / "absent.sock").wait_ready(timeout=0.3))
+
+
+def test_a_hung_dial_comes_back_as_the_gateways_502_before_a_probe_would_take_it_for_a_listening_app() -> None:
+    """A tcp readiness probe takes a read time-out through the gateway as an app that accepted the connection;
+    Caddy's dial time-out must end a dial still hanging (a stale neighbour entry on Podman) before that, so
+    its own 502 says "not yet" and Running never comes before the app answers."""
+    from emulator.core.probe import PROBE_READ_TIMEOUT_SECONDS
+    from emulator.gateway.base import TypeRoute
+    from emulator.gateway.caddy import SESSION_DIAL_TIMEOUT_SECONDS, type_route
+
+    assert SESSION_DIAL_TIMEOUT_SECONDS + 1.0 <= PROBE_READ_TIMEOUT_SECONDS  # a second's margin on a busy machine
+    route = type_route(TypeRoute("contributed", "/session/contrib/", "/", "emulate-x-contributed-", 5000))
+    proxies = [h for h in _handlers(route) if h.get("handler") == "reverse_proxy"]
+    assert proxies and all(p["transport"]["dial_timeout"] == f"{SESSION_DIAL_TIMEOUT_SECONDS:g}s" for p in proxies)
+
+
+def _handlers(node: object) -> list[dict[str, object]]:
+    """Every handler in a piece of Caddy's JSON, however deep its subroutes."""
+    found: list[dict[str, object]] = []
+    if isinstance(node, dict):
+        if "handler" in node:
+            found.append(node)
+        for value in node.values():
+            found += _handlers(value)
+    elif isinstance(node, list):
+        for item in node:
+            found += _handlers(item)
+    return found
