@@ -11,7 +11,6 @@ its addresses). There the runtime picks the address itself and derives the MAC a
 from __future__ import annotations
 
 import ipaddress
-import random
 from collections.abc import Iterable
 
 
@@ -21,18 +20,20 @@ def mac_for(address: str) -> str:
     return ":".join(f"{byte:02x}" for byte in (0x02, 0x42, *packed))
 
 
-def free_address(
-    subnet: str, gateway: str | None, taken: Iterable[str], rng: random.Random | None = None
-) -> str | None:
-    """An address of `subnet` that no container holds and is not the network's gateway, or None when full.
+def free_address(subnet: str, gateway: str | None, taken: Iterable[str], after: str | None = None) -> str | None:
+    """The first address of `subnet` after `after` (wrapping round) that no container holds and is not the
+    network's gateway, or None when full.
 
-    Chosen at random, not lowest-first: two launches that read the network at the same moment then rarely
-    pick the same one (the engine refuses the second, which takes another)."""
+    Round-robin, as the engines' own allocators go: an address a session just left is the last to be handed
+    out again, so the gateway's entry for it has long been refreshed or forgotten by then."""
     network = ipaddress.IPv4Network(subnet, strict=False)
     used = {ipaddress.IPv4Address(a.split("/", 1)[0]) for a in taken if a}
     if gateway:
         used.add(ipaddress.IPv4Address(gateway))
-    free = [host for host in network.hosts() if host not in used]
-    if not free:
-        return None
-    return str((rng or random).choice(free))
+    hosts = list(network.hosts())
+    last = ipaddress.IPv4Address(after) if after else None
+    start = hosts.index(last) + 1 if last in hosts else 0
+    for host in hosts[start:] + hosts[:start]:
+        if host not in used:
+            return str(host)
+    return None

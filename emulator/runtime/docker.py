@@ -430,6 +430,7 @@ class DockerRuntime:
         self._events: Any = None
         self._machine: NodeInfo | None = None
         self._facts: EngineFacts | None = None
+        self._last_address: dict[str, str] = {}  # per network, where this runtime picks addresses (Podman)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with docker_errors():
@@ -458,9 +459,12 @@ class DockerRuntime:
         config = ((info.get("IPAM") or {}).get("Config") or [{}])[0]
         taken = [c.get("IPv4Address", "") for c in (info.get("Containers") or {}).values()]
         subnet = config.get("Subnet")
-        address = free_address(subnet, config.get("Gateway"), taken) if subnet else None
+        address = (
+            free_address(subnet, config.get("Gateway"), taken, self._last_address.get(network)) if subnet else None
+        )
         if address is None:
             return {}
+        self._last_address[network] = address  # a launch at the same moment takes the next one
         return {network: {"IPAMConfig": {"IPv4Address": address}, "MacAddress": mac_for(address)}}
 
     def _run(self, spec: ContainerSpec) -> ContainerState:

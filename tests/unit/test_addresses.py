@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,12 +18,19 @@ def test_a_full_network_leaves_the_choice_to_the_engine() -> None:
     assert free_address("198.18.0.0/30", "198.18.0.1", taken) is None
 
 
-@given(st.sets(st.integers(min_value=1, max_value=62), max_size=61), st.integers())
-def test_the_address_is_free_in_the_subnet_and_never_the_gateway(used: set[int], seed: int) -> None:
+@given(st.sets(st.integers(min_value=1, max_value=62), max_size=61), st.integers(min_value=1, max_value=62))
+def test_the_address_is_the_next_free_one_after_the_last_and_never_the_gateway(used: set[int], last: int) -> None:
     taken = [f"198.18.0.{host}/26" for host in used]
-    chosen = free_address("198.18.0.0/26", "198.18.0.1", taken, random.Random(seed))
+    chosen = free_address("198.18.0.0/26", "198.18.0.1", taken, f"198.18.0.{last}")
     free = set(range(2, 63)) - used
     if not free:
         assert chosen is None
-    else:
-        assert chosen is not None and int(chosen.rsplit(".", 1)[1]) in free
+        return
+    assert chosen is not None
+    host = int(chosen.rsplit(".", 1)[1])
+    following = sorted(h for h in free if h > last) + sorted(h for h in free if h <= last)
+    assert host == following[0]  # round-robin: an address just left is the last to come round again
+
+
+def test_the_first_address_without_a_last_one() -> None:
+    assert free_address("198.18.0.0/26", "198.18.0.1", ["198.18.0.2/26"]) == "198.18.0.3"

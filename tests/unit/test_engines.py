@@ -273,10 +273,21 @@ class RefusingContainers:
         raise self.error
 
 
+class OneEmptyNetwork:
+    """The engine's answer for the session's network: its subnet, no container on it yet (where, on Podman,
+    the runtime picks the session's address)."""
+
+    _version = "1.41"
+
+    def inspect_network(self, name: str) -> dict[str, Any]:
+        return {"IPAM": {"Config": [{"Subnet": "198.18.0.0/26", "Gateway": "198.18.0.1"}]}, "Containers": {}}
+
+
 def test_a_refused_container_fails_the_launch_with_the_engines_words(tmp_path: Path) -> None:
     client = StubClient(PODMAN)
     words = 'container create: unknown mount option "uid=20001": invalid mount option'
     client.containers = RefusingContainers(api_error(500, words))  # type: ignore[attr-defined]
+    client.api = OneEmptyNetwork()  # type: ignore[attr-defined]
     runtime = DockerRuntime({}, client=client)  # type: ignore[arg-type]
     with pytest.raises(EngineRefused) as refused:
         runtime._run(spec(tmp_path))
@@ -321,3 +332,32 @@ def test_a_subnet_the_host_uses_is_passed_over() -> None:
     asyncio.run(networks.ensure("alice"))
     assert runtime.tried == ["198.18.0.0/26", "198.18.0.64/26", "198.18.0.128/26"]
     assert runtime.made == ["198.18.0.128/26"]
+
+
+class RecordingContainers(RefusingContainers):
+    """Refuses every create, keeping what it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__(api_error(500, "refused after recording"))
+        self.asked: list[dict[str, Any]] = []
+
+    def create(self, **kwargs: Any) -> Any:
+        self.asked.append(kwargs)
+        raise self.error
+
+
+@pytest.mark.parametrize("name", [DOCKER, PODMAN])
+def test_on_podman_a_session_gets_an_address_with_dockers_mac_for_it(name: str, tmp_path: Path) -> None:
+    client = StubClient(name)
+    client.containers = containers = RecordingContainers()  # type: ignore[attr-defined]
+    client.api = OneEmptyNetwork()  # type: ignore[attr-defined]
+    with pytest.raises(EngineRefused):
+        DockerRuntime({}, client=client)._run(spec(tmp_path))  # type: ignore[arg-type]
+    asked = containers.asked[0]
+    if name == DOCKER:  # Docker derives the MAC from the address it picks: nothing to choose
+        assert "networking_config" not in asked
+        return
+    endpoint = asked["networking_config"][spec(tmp_path).network]
+    address = endpoint["IPAMConfig"]["IPv4Address"]
+    assert address.startswith("198.18.0.") and address != "198.18.0.1"
+    assert endpoint["MacAddress"] == "02:42:c6:12:00:" + f"{int(address.rsplit('.', 1)[1]):02x}"
