@@ -157,6 +157,22 @@ def test_up_answers_with_the_instance_url(walk: Walk) -> None:
     assert httpx.get(f"{walk.url}/skaha/v0/session", timeout=10).status_code in (200, 401)
 
 
+def test_doctor_names_this_engine_and_what_holds_on_it(walk: Walk) -> None:
+    """`emulate doctor` as an attendee runs it the week before: the engine it found is this one, the socket
+    the service would mount is the one this walk reaches, and limits fail exactly where they do not hold."""
+    said = walk.emulate("doctor", "--json", check=False)
+    found = {finding["check"]: finding for finding in json.loads(said.stdout)}
+    engine = found["engine"]
+    assert engine["status"] == "ok", engine
+    assert ("Podman" in engine["detail"]) == PODMAN and ("rootless" in engine["detail"]) == ROOTLESS, engine
+    socket_path = walk.env["DOCKER_HOST"].removeprefix("unix://")
+    assert socket_path in found["service socket"]["detail"], found["service socket"]
+    holds = not ROOTLESS  # on this machine (cgroup v1) a rootless engine holds no limit: the other tests read them
+    assert (found["limits"]["status"] == "ok") == holds, found["limits"]
+    failed = [name for name, finding in found.items() if finding["status"] == "fail"]
+    assert (said.returncode == 0) == (not failed), (said.returncode, failed)
+
+
 def _cgroup(walk: Walk, session_id: str, v1: str, v2: str) -> str:
     """A cgroup file's content (v1 path, then v2), or "absent" (no such controller in the session)."""
     return walk.exec(
