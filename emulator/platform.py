@@ -151,6 +151,7 @@ class Platform:
 
     def ensure_gateway(self) -> None:
         s = self.settings
+        dns = self.facts.gateway_dns_options
         ports = {f"{LISTEN_PORT}/tcp": (s.host, s.port)}
         mounts = [
             docker.types.Mount(ADMIN_SOCKET_FOLDER_IN_GATEWAY, str(s.gateway_dir), type="bind"),
@@ -159,11 +160,12 @@ class Platform:
         self._ensure(
             naming.gateway_container(self.prefix),
             GATEWAY_IMAGE,
-            json.dumps([s.host, s.port, str(s.state_path), DATA_IN_GATEWAY, s.gateway_cpus]),
+            json.dumps([s.host, s.port, str(s.state_path), DATA_IN_GATEWAY, s.gateway_cpus] + ([dns] if dns else [])),
             ports=ports,
             mounts=mounts,
             environment={"XDG_DATA_HOME": DATA_IN_GATEWAY, "GOMAXPROCS": str(s.gateway_cpus)},
             labels=labels.platform_labels(s.instance, labels.ROLE_GATEWAY),
+            **({"dns_opt": dns} if dns else {}),
         )
 
     def ensure_service(self) -> None:

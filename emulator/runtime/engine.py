@@ -146,6 +146,14 @@ class EngineFacts:
         )
 
     @property
+    def gateway_dns_options(self) -> list[str]:
+        """resolv.conf options for the gateway, which finds sessions by name. Docker's embedded DNS answers
+        from memory; Podman's aardvark-dns, one per network, drops queries while it reloads for a container
+        just started, and a resolver's default 5 s time-out (twice: the search domain, then the bare name)
+        made launches take 5 or 10 s, measured. One second, three tries: a dropped query costs one second."""
+        return ["timeout:1", "attempts:3"] if self.podman else []
+
+    @property
     def restart_policy(self) -> str:
         """The platform's own containers' policy: Podman has no daemon to honour `unless-stopped` after a reboot;
         its podman-restart.service starts the containers whose policy is `always`, and only those."""
