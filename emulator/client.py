@@ -20,7 +20,6 @@ from emulator.tokens import token_for
 
 UNENFORCED_LIMITS = "x-emulator-limits-not-enforced"  # the service's headers (emulator/api/skaha.py)
 RAM_COUNTS_CACHE = "x-emulator-ram-includes-cache"
-RAM_IN_USE_COUNTS_CACHE = "RAM in use counts the page cache"
 
 
 def instance_url(layout: Layout) -> str:
@@ -95,15 +94,12 @@ class EmulatorClient:
     def sessions(self, **filters: str) -> list[dict[str, Any]]:
         return self.sessions_and_limits(**filters)[0]
 
-    def sessions_and_limits(self, **filters: str) -> tuple[list[dict[str, Any]], list[str]]:
-        """The sessions, and the limits the engine does not enforce on them (the emulator's own header; a real
-        skaha sends none). "RAM in use" is among them when the engine's figure counts the page cache."""
+    def sessions_and_limits(self, **filters: str) -> tuple[list[dict[str, Any]], list[str], bool]:
+        """The sessions, the limits the engine does not enforce on them, and whether their RAM in use counts the
+        page cache (the emulator's own headers; a real skaha sends none)."""
         response = self._request("GET", "/session", params=filters)
-        unenforced = response.headers.get(UNENFORCED_LIMITS, "")
-        notes = [name.strip() for name in unenforced.split(",") if name.strip()]
-        if response.headers.get(RAM_COUNTS_CACHE) == "true":
-            notes.append(RAM_IN_USE_COUNTS_CACHE)
-        return response.json(), notes
+        unenforced = [name.strip() for name in response.headers.get(UNENFORCED_LIMITS, "").split(",") if name.strip()]
+        return response.json(), unenforced, response.headers.get(RAM_COUNTS_CACHE) == "true"
 
     def stats(self) -> dict[str, Any]:
         return self._request("GET", "/session", params={"view": "stats"}).json()  # type: ignore[no-any-return]

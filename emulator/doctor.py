@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,16 +103,6 @@ def limits_check(facts: EngineFacts | None) -> Finding:
         f"{cgroups}, {'rootless' if facts.rootless else 'rootful'}: {limits.named} limits will NOT be enforced "
         "(sessions launch, but one told 4G may use the whole machine)",
         limits.why_not,
-    )
-
-
-def limits_warning(facts: EngineFacts) -> str:
-    """The paragraph `emulate up` prints where the engine cannot hold the sessions' limits."""
-    return (
-        f"Limits not enforced: this engine ({facts.description}) cannot enforce the sessions' "
-        f"{facts.limits.named} limits. Sessions launch and show what "
-        "they asked for, but each may use the whole machine. Why, and what to do: "
-        f"{facts.limits.why_not}. Set EMULATE_REQUIRE_LIMITS=true to refuse to start without them."
     )
 
 
@@ -304,12 +294,12 @@ def read_engine() -> tuple[DockerClient | None, EngineFacts | None, str]:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or exc.__class__.__name__
     # docker-py wraps the socket's own error in requests' words: say what people can act on.
-    for cause, meaning in (
-        ("FileNotFoundError", "no such socket"),
-        ("ConnectionRefusedError", "nothing listens on that socket"),
-        ("PermissionError", "permission denied on the socket"),
+    for causes, meaning in (
+        (("FileNotFoundError", "No such file or directory"), "no such socket"),
+        (("ConnectionRefusedError", "Connection refused"), "nothing listens there (connection refused)"),
+        (("PermissionError", "Permission denied"), "permission denied on the socket"),
     ):
-        if cause in text:
+        if any(cause in text for cause in causes):
             return meaning
     return text.splitlines()[0][:300]
 
@@ -370,12 +360,12 @@ def gateway_publishes(client: DockerClient | None, settings: Settings) -> bool:
     return gateway.status == "running" and str(settings.port) in ports
 
 
-def free_bytes_under(folder: Path) -> tuple[Path, int]:
+def free_bytes_under(folder: Path) -> int:
     """Free space on the disk that will hold the folder (its nearest existing parent, before `up` makes it)."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    return folder, shutil.disk_usage(existing).free
+    return shutil.disk_usage(existing).free
 
 
 def build_ca(settings: Settings) -> tuple[str, bytes | None]:
@@ -469,9 +459,7 @@ def present_images(client: DockerClient | None, names: Iterable[str]) -> set[str
         try:
             client.images.get(name)
             found.add(name)
-        except docker.errors.ImageNotFound:
-            continue
-        except docker.errors.APIError:  # not a reference this engine takes: not here either
+        except docker.errors.APIError:  # not here (ImageNotFound), or not a reference this engine takes
             continue
     return found
 
@@ -495,7 +483,7 @@ def run_checks(settings: Settings, bundle: Path | None = None) -> list[Finding]:
         engine_check(facts, engine_address(client), error),
         socket_check(facts, path, error_of_socket),
         limits_check(facts),
-        *[found for found in (arc_owner_check(facts),) if found],
+        *filter(None, [arc_owner_check(facts)]),
         *local,
         index_check(answers, ca, offline=bundle is not None),
         images,
@@ -504,19 +492,15 @@ def run_checks(settings: Settings, bundle: Path | None = None) -> list[Finding]:
 
 def _local_findings(settings: Settings, client: DockerClient | None, facts: EngineFacts | None) -> list[Finding]:
     gpus, absent_because, refusal = read_gpus(facts)
-    readers: list[Callable[[], Finding]] = [
-        lambda: userns_check(read_sysctls(), facts.rootless if facts else None),
-        lambda: port_check(
-            settings.host,
-            settings.port,
-            try_bind(settings.host, settings.port),
-            gateway_publishes(client, settings),
+    return [
+        userns_check(read_sysctls(), facts.rootless if facts else None),
+        port_check(
+            settings.host, settings.port, try_bind(settings.host, settings.port), gateway_publishes(client, settings)
         ),
-        lambda: disk_check(*free_bytes_under(settings.arc_path)),
-        lambda: selinux_check(_read(Path("/sys/fs/selinux/enforce")), bool(facts and facts.selinux), settings.selinux),
-        lambda: gpu_check(gpus, absent_because, refusal, facts.runtimes if facts else ()),
+        disk_check(settings.arc_path, free_bytes_under(settings.arc_path)),
+        selinux_check(_read(Path("/sys/fs/selinux/enforce")), bool(facts and facts.selinux), settings.selinux),
+        gpu_check(gpus, absent_because, refusal, facts.runtimes if facts else ()),
     ]
-    return [read() for read in readers]
 
 
 def as_documents(findings: Iterable[Finding]) -> list[dict[str, Any]]:

@@ -266,20 +266,18 @@ def bootstrap_tool(which: Callable[[str], str | None] = shutil.which, euid: int 
     return "debootstrap"
 
 
-def make_debian_base(
-    client: docker.DockerClient, say: Callable[[str], None], script: Path, reference: str = DEBIAN_BASE
-) -> None:
-    """A minimal bookworm from a Debian mirror (DEBIAN_MIRROR), imported through the engine's API as `reference`:
+def make_debian_base(client: docker.DockerClient, say: Callable[[str], None], script: Path) -> None:
+    """A minimal bookworm from a Debian mirror (DEBIAN_MIRROR), imported through the engine's API as DEBIAN_BASE:
     no docker CLI, and no root with mmdebstrap (so a rootless engine, which `sudo` would not reach, gets it)."""
     tool = bootstrap_tool()
-    say(f"no registry reachable; making {reference} offline with {tool} (about a minute)")
+    say(f"no registry reachable; making {DEBIAN_BASE} offline with {tool} (about a minute)")
     with tempfile.TemporaryDirectory(prefix="skaha-emulator-rootfs-") as folder:
         tarball = Path(folder) / "rootfs.tar"
         result = subprocess.run(["sh", str(script), str(tarball)], capture_output=True, text=True)
         if result.returncode != 0:
             tail = "\n".join(result.stderr.strip().splitlines()[-5:])
             raise EmulatorError(f"{tool} of the base image failed:\n{tail}")
-        repository, version = split_name(reference)
+        repository, version = split_name(DEBIAN_BASE)
         # As the registry's image starts: bash when run with no command.
         client.api.import_image(src=str(tarball), repository=repository, tag=version, changes=['CMD ["bash"]'])
 

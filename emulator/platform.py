@@ -178,13 +178,15 @@ class Platform:
         mounts.append(docker.types.Mount("/var/run/docker.sock", engine_socket, type="bind"))
         environment = s.as_environment()
 
-        def start(environment: dict[str, str], **extra: Any) -> None:
+        def start(
+            environment: dict[str, str], gpu_mounts: list[docker.types.Mount] | None = None, **extra: Any
+        ) -> None:
             self._ensure(
                 naming.service_container(self.prefix),
                 SERVICE_IMAGE,
                 json.dumps(environment, sort_keys=True),
                 environment=environment,
-                mounts=mounts,
+                mounts=mounts + (gpu_mounts or []),
                 labels=labels.platform_labels(s.instance, labels.ROLE_SERVICE),
                 **extra,
             )
@@ -195,13 +197,11 @@ class Platform:
         if every_gpu is None:
             start(environment)
             return
-        without_gpus = list(mounts)
-        mounts.extend(docker.types.Mount(f, f, type="bind", read_only=True) for f in cdi_folders)
+        cdi = [docker.types.Mount(f, f, type="bind", read_only=True) for f in cdi_folders]
         try:
-            start({**environment, "NVIDIA_DRIVER_CAPABILITIES": "utility"}, device_requests=[every_gpu])
+            start({**environment, "NVIDIA_DRIVER_CAPABILITIES": "utility"}, cdi, device_requests=[every_gpu])
         except docker.errors.APIError as exc:  # the runtime or CDI is there, but no driver or GPU answers it
             log.warning("the service starts without GPUs: the engine refused them (%s)", exc.explanation)
-            mounts[:] = without_gpus
             start(environment)
 
     # --- verbs --------------------------------------------------------------------------

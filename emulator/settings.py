@@ -40,7 +40,7 @@ class Settings(BaseModel):
 
     instance: str = Field("default", description="Name that namespaces every container, network, route and folder.")
     host: str = Field("127.0.0.1", description="Host address the gateway is published on.")
-    port: int = Field(8080, description="Host port the gateway is published on.")
+    port: int = Field(8080, ge=0, le=65535, description="Host port the gateway is published on.")
     auth: bool = Field(
         False, description="Session routes admit only signed-in users (always on when not bound to loopback)."
     )

@@ -32,12 +32,12 @@ from emulator.core.sessions import SessionManager
 from emulator.core.signin import SignIns
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
-from emulator.errors import ConfigError
 from emulator.gateway.caddy import OWN_ANSWER, CaddyGateway
 from emulator.gateway.routes import routes_for
 from emulator.profiles import load_profiles
 from emulator.runtime import gpus
 from emulator.runtime.docker import DockerRuntime
+from emulator.runtime.engine import EngineFacts
 from emulator.runtime.swarm import SwarmRuntime
 from emulator.settings import Settings
 
@@ -51,14 +51,12 @@ AVAILABILITY = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def _check_limits(settings: Settings, runtime: DockerRuntime) -> None:
+def _check_limits(settings: Settings, facts: EngineFacts) -> None:
     """Refuse to serve (EMULATE_REQUIRE_LIMITS) or say so, where the engine cannot hold the sessions' limits."""
-    facts = runtime.facts()
-    if facts.limits.all:
-        return
-    if settings.require_limits:
-        raise ConfigError(facts.limits_refusal)
-    log.warning("the sessions' %s limits are not enforced by this engine: %s", facts.limits.named, facts.limits.why_not)
+    if facts.unenforced_limits(settings.require_limits) is not None:
+        log.warning(
+            "the sessions' %s limits are not enforced by this engine: %s", facts.limits.named, facts.limits.why_not
+        )
 
 
 def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastAPI:
@@ -78,7 +76,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             if swarm
             else DockerRuntime(helper_labels, pull_stall=settings.pull_stall_seconds, selinux=settings.selinux)
         )
-        _check_limits(settings, runtime)
+        _check_limits(settings, runtime.facts())
         nvml = gpus.Nvml()
         found = nvml.open()
         devices = [gpu.uuid for gpu in found]

@@ -23,7 +23,12 @@ STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
     metavar="FILE",
     help="Check for the images this workshop bundle holds (default: the profiles' default images).",
 )
-@click.option("--port", type=int, default=None, help="The port `emulate up --port` will be given (default 8080).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="The port `emulate up --port` will be given (default 8080).",
+)
 @json_option
 @pass_settings
 def doctor(settings: Settings, bundle: Path | None, port: int | None, as_json: bool) -> None:

@@ -28,7 +28,9 @@ def _docker() -> DockerClient:
 
 @click.command()
 @click.option("--host", default=None, help="Host address to publish the gateway on (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Host port to publish the gateway on (default 8080).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Host port to publish the gateway on (default 8080)."
+)
 @click.option(
     "--auth",
     is_flag=True,
@@ -107,13 +109,7 @@ def up(
 def limits_warning(settings: Settings, facts: EngineFacts) -> str | None:
     """Never a promise the machine does not keep: where the engine cannot hold the sessions' limits, the
     paragraph that says so (or, with EMULATE_REQUIRE_LIMITS, a refusal with the reason); None where they hold."""
-    from emulator.doctor import limits_warning as paragraph
-
-    if facts.limits.all:
-        return None
-    if settings.require_limits:
-        raise ConfigError(facts.limits_refusal)
-    return paragraph(facts)
+    return facts.unenforced_limits(settings.require_limits)
 
 
 def advise_once(settings: Settings, marker_name: str, advice: str | None) -> None:
@@ -121,7 +117,7 @@ def advise_once(settings: Settings, marker_name: str, advice: str | None) -> Non
     marker = settings.state_path / marker_name
     if advice is None or marker.exists():
         return
-    console_err.print(f"note: {advice}")
+    console_err.print(f"note: {escape(advice)}")
     marker.write_text(advice + "\n")
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 from emulator.cli.context import pass_layout, pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json, table
-from emulator.client import RAM_IN_USE_COUNTS_CACHE, EmulatorClient
+from emulator.client import EmulatorClient
 from emulator.errors import ConfigError, EmulatorError, Forbidden, NotFound
 from emulator.layout import Layout
 from emulator.session_types import SessionType
@@ -184,9 +184,7 @@ def launch(
 @pass_layout
 def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
     """List your sessions."""
-    sessions, unenforced = _client(layout).sessions_and_limits()
-    counts_cache = RAM_IN_USE_COUNTS_CACHE in unenforced
-    unenforced = [name for name in unenforced if name != RAM_IN_USE_COUNTS_CACHE]
+    sessions, unenforced, counts_cache = _client(layout).sessions_and_limits()
     hidden = 0
     if not show_all:
         shown = [s for s in sessions if s["status"] not in FINAL]
@@ -280,7 +278,7 @@ def stats(layout: Layout, as_json: bool) -> None:
         name for name, key in (("memory", "memory"), ("CPU", "cpu"), ("pids", "pids")) if limits.get(key) is False
     ]
     if unenforced:
-        console.print(f"limits   {', '.join(unenforced)} not enforced by this engine: {limits.get('whyNot', '')}")
+        console.print(f"limits   {_listed(unenforced)} not enforced by this engine: {limits.get('whyNot', '')}")
 
 
 @click.command()

@@ -304,10 +304,12 @@ def service_gpus(facts: EngineFacts) -> tuple[DeviceRequest | None, list[str]]:
     read-only, so the service reads the names the engine does); (None, []) when the engine offers neither."""
     if "nvidia" in facts.runtimes:
         return DeviceRequest(count=-1, capabilities=[["gpu"]]), []
-    folders = [f for f in (facts.cdi_spec_dirs or DEFAULT_CDI_DIRS) if cdi_device_names([f])]
-    if not folders or not facts.cdi_requests or "all" not in cdi_device_names(folders):
+    if not facts.cdi_requests:
         return None, []
-    return DeviceRequest(driver="cdi", device_ids=[f"{CDI_GPU_KIND}=all"]), folders
+    named = {folder: cdi_device_names([folder]) for folder in facts.cdi_spec_dirs or DEFAULT_CDI_DIRS}
+    if not any("all" in names for names in named.values()):
+        return None, []
+    return DeviceRequest(driver="cdi", device_ids=[f"{CDI_GPU_KIND}=all"]), [f for f, names in named.items() if names]
 
 
 def gpu_refusal(gpus: list[Gpu], facts: EngineFacts, cdi: dict[str, str]) -> str:
@@ -394,10 +396,13 @@ def create_container(client: docker.DockerClient, kwargs: dict[str, Any], extras
 def _refused(step: str, exc: docker.errors.APIError) -> EngineRefused:
     """The engine's refusal of a session's container in words the launch's events can carry (Podman's
     `container create: unknown mount option ...`, a runtime's `error setting rlimit ...`)."""
-    words = (exc.explanation or str(exc)).strip()
-    if isinstance(words, bytes):
-        words = words.decode(errors="replace")
-    return EngineRefused(f"The container engine would not {step} the session's container: {words}")
+    return EngineRefused(f"The container engine would not {step} the session's container: {_engine_words(exc)}")
+
+
+def _engine_words(exc: docker.errors.APIError) -> str:
+    """The engine's own message (the SDK keeps a body that is not JSON as bytes)."""
+    words = exc.explanation or str(exc)
+    return (words.decode(errors="replace") if isinstance(words, bytes) else words).strip()
 
 
 ADDRESS_TRIES = 5  # a concurrent launch may take the address picked for this one: pick again
@@ -757,7 +762,7 @@ class DockerRuntime:
         except docker.errors.APIError as exc:
             if exc.status_code == 409:  # made meanwhile
                 return
-            words = exc.explanation or str(exc)
+            words = _engine_words(exc)
             if any(taken in words.lower() for taken in _SUBNET_TAKEN):
                 raise SubnetTaken(f"subnet {subnet} is in use: {words}") from exc
             raise

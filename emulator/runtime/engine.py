@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.errors import ConfigError
+
 DOCKER = "docker"
 PODMAN = "podman"
 
@@ -144,6 +146,25 @@ class EngineFacts:
             f"EMULATE_REQUIRE_LIMITS=true, but this engine ({self.description}) cannot enforce the sessions' "
             f"{self.limits.named} limits: {self.limits.why_not}"
         )
+
+    @property
+    def limits_warning(self) -> str:
+        """The paragraph `emulate up` prints where the engine cannot hold the sessions' limits."""
+        return (
+            f"Limits not enforced: this engine ({self.description}) cannot enforce the sessions' "
+            f"{self.limits.named} limits. Sessions launch and show what "
+            "they asked for, but each may use the whole machine. Why, and what to do: "
+            f"{self.limits.why_not}. Set EMULATE_REQUIRE_LIMITS=true to refuse to start without them."
+        )
+
+    def unenforced_limits(self, required: bool) -> str | None:
+        """None where every limit holds; else the warning, or (`required`: EMULATE_REQUIRE_LIMITS) a
+        ConfigError with the refusal: the one rule `emulate up` and the service both apply."""
+        if self.limits.all:
+            return None
+        if required:
+            raise ConfigError(self.limits_refusal)
+        return self.limits_warning
 
     @property
     def gateway_dns_options(self) -> list[str]:

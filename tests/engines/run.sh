@@ -61,9 +61,7 @@ fi
 cd "$src"
 rm -rf "/tmp/pytest-of-$user"  # an earlier run's (or an earlier user's with this name)
 rc=0
-runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" PATH="$home/venv/bin:/usr/bin:/bin" \
-  XDG_RUNTIME_DIR="/run/user/$uid" DOCKER_HOST="$DOCKER_HOST" EMULATE_TEST_ENGINE="$ENGINE" \
-  "$home/venv/bin/pytest" -p no:cacheprovider tests/engines "$@" || rc=$?
+as_user env PATH="$home/venv/bin:/usr/bin:/bin" "$home/venv/bin/pytest" -p no:cacheprovider tests/engines "$@" || rc=$?
 # On rootless Docker the sessions' files in pytest's folders belong to subordinate uids the user cannot
 # remove (the very limit test_a_file_written_in_the_session_is_the_host_users reports): root clears them.
 rm -rf "/tmp/pytest-of-$user"

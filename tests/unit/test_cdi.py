@@ -7,6 +7,7 @@ the version or field a CDI-capable engine differs by, said at each use.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def test_sessions_get_gpus_by_cdi_name_on_an_engine_without_the_nvidia_runtime(t
     runtime = DockerRuntime({}, client=client)  # type: ignore[arg-type]
     assert runtime.gpu_access(gpus()) == ""
     session = spec(tmp_path)
-    with_gpus = type(session)(**{**session.__dict__, "gpu_devices": ["GPU-bbbb"]})
+    with_gpus = dataclasses.replace(session, gpu_devices=["GPU-bbbb"])
     kwargs = create_kwargs(with_gpus, runtime.facts(), cdi=runtime._cdi)
     assert kwargs["device_requests"] == [DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=1"])]
     # Through the NVIDIA runtime (no CDI names given): by uuid, with the gpu capability, as before.
@@ -109,7 +110,6 @@ def test_the_service_sees_every_gpu_through_cdi_or_the_runtime(tmp_path: Path) -
     folder = str(spec_folder(tmp_path))
     nvidia = facts(DOCKER, Runtimes={"runc": {}, "nvidia": {"path": "nvidia-container-runtime"}})
     assert service_gpus(nvidia) == (DeviceRequest(count=-1, capabilities=[["gpu"]]), [])
-    docker25 = facts(DOCKER, CDISpecDirs=[folder, str(tmp_path / "absent")])
-    docker25 = type(docker25)(**{**docker25.__dict__, "version": "25.0.3"})
+    docker25 = dataclasses.replace(facts(DOCKER, CDISpecDirs=[folder, str(tmp_path / "absent")]), version="25.0.3")
     assert service_gpus(docker25) == (DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"]), [folder])
     assert service_gpus(facts(DOCKER, CDISpecDirs=[str(tmp_path / "absent")])) == (None, [])

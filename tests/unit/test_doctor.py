@@ -49,7 +49,7 @@ def test_a_rootless_engine_on_cgroup_v1_fails_the_limits_check_with_its_reason_a
 
 
 def test_up_says_which_limits_why_and_what_to_do() -> None:
-    paragraph = doctor.limits_warning(facts(ROOTLESS_DOCKER))
+    paragraph = facts(ROOTLESS_DOCKER).limits_warning
     assert paragraph.startswith("Limits not enforced: this engine (rootless Docker 20.10.24+dfsg1 (cgroup v1))")
     assert "memory, CPU and pids limits" in paragraph
     assert "run the engine as root" in paragraph  # what to do
@@ -70,17 +70,10 @@ def test_up_refuses_without_limits_when_they_are_required_and_warns_otherwise() 
 def test_the_service_refuses_to_start_without_limits_when_they_are_required() -> None:
     from emulator.api.app import _check_limits
 
-    class Runtime:
-        def __init__(self, answers: Any) -> None:
-            self.answers = answers
-
-        def facts(self) -> EngineFacts:
-            return facts(self.answers)
-
-    _check_limits(Settings(require_limits=True), Runtime(ROOTFUL_DOCKER))  # type: ignore[arg-type]
-    _check_limits(Settings(), Runtime(ROOTLESS_DOCKER))  # type: ignore[arg-type]  # a warning in the log only
+    _check_limits(Settings(require_limits=True), facts(ROOTFUL_DOCKER))
+    _check_limits(Settings(), facts(ROOTLESS_DOCKER))  # a warning in the log only
     with pytest.raises(ConfigError, match="cannot enforce the sessions' memory, CPU and pids limits"):
-        _check_limits(Settings(require_limits=True), Runtime(ROOTLESS_DOCKER))  # type: ignore[arg-type]
+        _check_limits(Settings(require_limits=True), facts(ROOTLESS_DOCKER))
 
 
 def test_rootless_docker_says_whose_files_arc_holds() -> None:
