@@ -60,6 +60,16 @@ NO_ENGINE_ADVICE = (
 )
 
 
+_OS_ERROR = re.compile(r"\[Errno \d+\] ([^'\")\]]+)|Error\(\d+, '([^']+)'\)")
+
+
+def _connection_words(exc: Exception) -> str:
+    """The operating system's words inside the SDK's nested connection error ("Connection refused", "No such
+    file or directory"), not its pool and URL wrapping; the whole text where it holds none."""
+    found = [bracketed or called for bracketed, called in _OS_ERROR.findall(str(exc))]
+    return found[-1].strip() if found else str(exc)
+
+
 @contextmanager
 def docker_errors() -> Iterator[None]:
     """Docker SDK errors as EmulatorErrors, with advice (as compose's handle_connection_errors).
@@ -80,7 +90,7 @@ def docker_errors() -> Iterator[None]:
     except requests.exceptions.ReadTimeout as exc:
         raise Unavailable(f"the Docker engine did not answer in time: {exc}") from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise Unavailable(f"cannot reach the Docker engine ({exc}); {NO_ENGINE_ADVICE}") from exc
+        raise Unavailable(f"cannot reach the Docker engine ({_connection_words(exc)}); {NO_ENGINE_ADVICE}") from exc
 
 
 def has_network(client: docker.DockerClient, name: str) -> bool:

@@ -22,7 +22,7 @@ import requests
 
 from emulator.core.contract import build_spec
 from emulator.core.networks import UserNetworks
-from emulator.errors import EngineRefused, InvalidRequest, SubnetTaken
+from emulator.errors import EngineRefused, InvalidRequest, SubnetTaken, Unavailable
 from emulator.profiles import load_profiles
 from emulator.runtime.base import ContainerSpec
 from emulator.runtime.docker import (
@@ -360,3 +360,28 @@ def test_on_podman_a_session_gets_an_address_with_dockers_mac_for_it(name: str, 
     endpoint = asked["networking_config"][spec(tmp_path).network]
     # The first address after the gateway's, and the MAC Docker's bridge would give it.
     assert endpoint == {"IPAMConfig": {"IPv4Address": "198.18.0.2"}, "MacAddress": "02:42:c6:12:00:02"}
+
+
+@pytest.mark.parametrize(
+    ("sdk_words", "said"),
+    [
+        (
+            "Error while fetching server API version: HTTPConnectionPool(host='127.0.0.1', port=1): Max retries "
+            'exceeded with url: /version (Caused by NewConnectionError("...: Failed to establish a new '
+            'connection: [Errno 111] Connection refused"))',
+            "Connection refused",
+        ),
+        (
+            "Error while fetching server API version: ('Connection aborted.', FileNotFoundError(2, 'No such file "
+            "or directory'))",
+            "No such file or directory",
+        ),
+        ("something else entirely", "something else entirely"),
+    ],
+)
+def test_an_unreachable_engine_is_said_in_the_systems_words_not_the_sdks_wrapping(sdk_words: str, said: str) -> None:
+    from emulator.runtime.docker import docker_errors
+
+    with pytest.raises(Unavailable) as raised, docker_errors():
+        raise docker.errors.DockerException(sdk_words)
+    assert raised.value.message.startswith(f"cannot reach the Docker engine ({said}); is the engine running?")
