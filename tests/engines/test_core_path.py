@@ -171,6 +171,30 @@ def test_doctor_names_this_engine_and_what_holds_on_it(walk: Walk) -> None:
     assert (found["limits"]["status"] == "ok") == holds, found["limits"]
     failed = [name for name, finding in found.items() if finding["status"] == "fail"]
     assert (said.returncode == 0) == (not failed), (said.returncode, failed)
+    if not holds:  # says why, and what to do
+        assert "NOT be enforced" in found["limits"]["detail"], found["limits"]
+        assert "run the engine as root" in found["limits"]["fix"] and "cgroup v2" in found["limits"]["fix"]
+
+
+def test_up_refuses_an_engine_without_limits_when_they_are_required(walk: Walk) -> None:
+    """EMULATE_REQUIRE_LIMITS=true: where the limits do not hold, `up` refuses with the reason and makes
+    nothing (an instance of its own beside the walk's); where they hold, nothing is refused."""
+    if not ROOTLESS:
+        pytest.skip("the limits hold on this engine (test_limits_hold_or_are_said_not_to reads them)")
+    instance = f"{walk.instance}-req"
+    env = {**walk.env, "EMULATE_REQUIRE_LIMITS": "true", "EMULATE_PORT": str(free_port())}
+    result = subprocess.run(
+        [sys.executable, "-m", "emulator", "--instance", instance, "up", "--no-build"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("error: EMULATE_REQUIRE_LIMITS=true, but this engine (rootless "), result.stderr
+    assert "memory, CPU and pids limits" in result.stderr and "run the engine as root" in result.stderr
+    label = {"label": f"{labels.INSTANCE}={instance}"}
+    assert walk.client.containers.list(all=True, filters=label) == [] and walk.client.networks.list(filters=label) == []
 
 
 def _cgroup(walk: Walk, session_id: str, v1: str, v2: str) -> str:

@@ -13,13 +13,10 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
 from emulator.bundle.archive import MANIFEST, Manifest
 from tests.instance import Instance, free_port
-
-ROOTLESS_DOCKER = "unix:///run/user/1001/docker.sock"  # tests/engines/start.sh docker-rootless
 
 
 @pytest.fixture
@@ -122,43 +119,6 @@ def test_a_ca_bundle_without_the_proxy_s_ca_fails_the_package_indexes(
     else:
         assert "certificate verify failed" in indexes["detail"]
     assert "EMULATE_EXTRA_CA_BUNDLE" in indexes["fix"]
-
-
-def _answers(url: str) -> bool:
-    try:
-        docker.DockerClient(base_url=url, timeout=5).ping()
-        return True
-    except docker.errors.DockerException:
-        return False
-
-
-@pytest.fixture
-def rootless_docker() -> str:
-    if not _answers(ROOTLESS_DOCKER):
-        pytest.skip(f"no rootless Docker answers at {ROOTLESS_DOCKER} (tests/engines/start.sh docker-rootless)")
-    return ROOTLESS_DOCKER
-
-
-def test_rootless_docker_on_cgroup_v1_fails_the_limits_check(env: dict[str, str], rootless_docker: str) -> None:
-    code, findings, _ = doctor({**env, "DOCKER_HOST": rootless_docker})
-    assert code == 1 and "limits" in failed(findings)
-    assert findings["engine"]["detail"].startswith("rootless Docker ")
-    limits = findings["limits"]
-    assert "driver none, rootless: memory, CPU and pids limits will NOT be enforced" in limits["detail"]
-    assert "run the engine as root" in limits["fix"] and "cgroup v2" in limits["fix"]
-
-
-def test_up_refuses_an_engine_without_limits_when_they_are_required(env: dict[str, str], rootless_docker: str) -> None:
-    run = {**env, "DOCKER_HOST": rootless_docker, "EMULATE_REQUIRE_LIMITS": "true"}
-    result = subprocess.run(
-        [sys.executable, "-m", "emulator", "up", "--no-build"], env=run, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 1
-    assert result.stderr.startswith("error: EMULATE_REQUIRE_LIMITS=true, but this engine (rootless Docker")
-    assert "memory, CPU and pids limits" in result.stderr and "run the engine as root" in result.stderr
-    engine = docker.DockerClient(base_url=rootless_docker)
-    label = {"label": "io.skaha-emulator.instance=doctor"}
-    assert engine.containers.list(all=True, filters=label) == [] and engine.networks.list(filters=label) == []
 
 
 def _bundle(path: Path, images: list[dict[str, str]]) -> Path:
