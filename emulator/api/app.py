@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,7 +33,9 @@ from emulator.core.sessions import SessionManager
 from emulator.core.signin import SignIns
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
+from emulator.gateway.base import NAME_SERVER_PORT
 from emulator.gateway.caddy import OWN_ANSWER, CaddyGateway
+from emulator.gateway.names import SessionNameServer
 from emulator.gateway.routes import routes_for
 from emulator.profiles import load_profiles
 from emulator.runtime import gpus
@@ -64,6 +67,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
         profiles = load_profiles(settings.profiles_dir)
         users = UsersSource(settings.users_file)
         users.current()  # a broken users file stops the service here, with its reason
@@ -124,8 +128,14 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             gpu_devices=devices,
             gpu_note=gpu_note,
         )
+        # The gateway asks this service, at its address on the platform network, for sessions' addresses.
+        host = api_upstream.rsplit(":", 1)[0]
+        address = await loop.run_in_executor(None, socket.gethostbyname, host)
+        names = SessionNameServer(manager.addresses.lookup)
+        await names.start(address, NAME_SERVER_PORT)
         await gateway.wait_ready()
-        routes = routes_for(profiles.values(), settings.prefix, settings.base_url)
+        name_server = f"{address}:{NAME_SERVER_PORT}"
+        routes = routes_for(profiles.values(), settings.prefix, settings.base_url, name_server)
         tls_names = settings.tls_names if settings.tls else None
         table = GatewayTable(api_upstream, routes, auth=settings.auth_required, tls_names=tls_names)
         keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, networks)
@@ -134,7 +144,6 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         # seen at once) and otherwise every loop_interval seconds (expiry, retention): idle, it costs
         # next to nothing.
         changed = asyncio.Event()
-        loop = asyncio.get_running_loop()
 
         def on_change() -> None:  # on the engine watch's thread
             loop.call_soon_threadsafe(changed.set)
@@ -152,6 +161,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             for task in housekeeping:
                 task.cancel()
             await asyncio.gather(*housekeeping, return_exceptions=True)
+            names.close()
             runtime.close()  # first: a pull's thread ends now, not when its registry next speaks
             nvml.close()
             await sampler.stop()

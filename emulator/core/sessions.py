@@ -26,6 +26,7 @@ from typing import Any
 
 from emulator import labels, naming
 from emulator.core import apps, policy
+from emulator.core.addresses import SessionAddresses
 from emulator.core.callback import CallbackTokens
 from emulator.core.contract import build_spec, template_values
 from emulator.core.identity import UsersSource
@@ -137,6 +138,7 @@ class SessionManager:
         self._networks = networks
         self._probes = probes
         self._pulls = ImagePulls(runtime)
+        self.addresses = SessionAddresses(store, runtime, settings.prefix)  # what the gateway's name server answers
         # Sessions whose bring-up pulls first, with the launch's credentials (in memory only, until the pull),
         # and the pull each session waits for now (its progress is that session's, no one else's).
         self._pull_requests: dict[str, RegistryCredentials | None] = {}
@@ -436,6 +438,7 @@ class SessionManager:
             if placed is None:
                 return
             state = placed
+            self.addresses.remember(spec.name, state.address)
             never_ran = state.state == "dead" and state.reason is not None  # a machine could not start it
             if not never_ran:  # (one that ran and ended at once, a quick job, did start)
                 where = f" on {state.node}" if state.node else ""

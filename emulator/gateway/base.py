@@ -2,7 +2,8 @@
 
 The gateway holds one route per session *type*, not per session: a request for
 `/session/<type>/<id>/...` is sent to the container named `<prefix>-<type>-<id>`,
-found by Docker's DNS on the platform network. Launching or deleting a session
+whose address on its owner's network the service's name server gives (gateway/names.py;
+the engine's DNS is never asked a session's name). Launching or deleting a session
 therefore never changes the gateway's configuration. (Caddy applies every admin-API
 change by reloading its whole configuration, which breaks requests in flight for
 every user; see README, "Routing".)
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 SESSION_ID_PATTERN = "[a-z][a-z0-9]{7}"
+NAME_SERVER_PORT = 8053  # the service's name server for session names (UDP), on the platform network
 INTERNAL_PORT = 8081  # the gateway's plain-HTTP listener on the platform's and sessions' networks
 # Headers of the gateway's question to the service (forward_auth) about a session route:
 SESSION_HEADER = "X-Skaha-Emulator-Session"  # the session id the gateway itself routes to
@@ -38,6 +40,7 @@ class TypeRoute:
     port: int
     strip_prefix: bool = False
     request_headers: dict[str, str] = field(default_factory=dict)
+    name_server: str | None = None  # "host:port" (UDP) that resolves the containers' names; None: the system's
 
 
 class Gateway(Protocol):

@@ -69,7 +69,9 @@ def _keep_alive(idle_timeout: str) -> dict[str, object]:
 # No flush_interval: Caddy passes a response on write by write by itself when it has no Content-Length
 # (a stream, chunked) or is text/event-stream, and WebSockets are tunnelled. Flushing every write of every
 # response as well cost a tenth of the gateway's requests/s, measured.
-def _proxy(dial: str, headers: dict[str, str] | None = None, idle: str = SESSION_IDLE_TIMEOUT) -> dict[str, Any]:
+def _proxy(
+    dial: str, headers: dict[str, str] | None = None, idle: str = SESSION_IDLE_TIMEOUT, name_server: str | None = None
+) -> dict[str, Any]:
     handler: dict[str, Any] = {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": dial}],
@@ -79,6 +81,8 @@ def _proxy(dial: str, headers: dict[str, str] | None = None, idle: str = SESSION
             "dial_timeout": f"{SESSION_DIAL_TIMEOUT_SECONDS:g}s",
         },
     }
+    if name_server is not None:
+        handler["transport"]["resolver"] = {"addresses": [f"udp/{name_server}"]}
     if headers:
         handler["headers"] = {"request": {"set": {k: [v] for k, v in headers.items()}}}
     return handler
@@ -130,13 +134,15 @@ def type_route(route: TypeRoute, auth_upstream: str | None = None) -> dict[str, 
     head = f"^{re.escape(route.path_before)}({SESSION_ID_PATTERN}){re.escape(after)}"
     session_id = f"{{http.regexp.{name}.1}}"
     container = f"{route.container_prefix}{session_id}"
+    if route.name_server is not None:
+        container += "."  # rooted: the resolver appends no search domain, and asks the name server one question
     prefix = f"{route.path_before}{session_id}{after}"
     forward = {
         "match": [{"path_regexp": {"name": f"{name}fwd", "pattern": f"{head}/proxy/([0-9]{{1,5}})(/.*)?$"}}],
         "handle": [
             {"handler": "rewrite", "strip_path_prefix": f"{prefix}/proxy/{{http.regexp.{name}fwd.2}}"},
             SESSION_SECURITY_HEADERS,
-            _proxy(f"{container}:{{http.regexp.{name}fwd.2}}"),
+            _proxy(f"{container}:{{http.regexp.{name}fwd.2}}", name_server=route.name_server),
         ],
     }
     # "/session/<type>/<id>" without its trailing slash: relative URLs would resolve one level up.
@@ -149,7 +155,7 @@ def type_route(route: TypeRoute, auth_upstream: str | None = None) -> dict[str, 
     main: list[dict[str, Any]] = [SESSION_SECURITY_HEADERS]
     if route.strip_prefix:
         main.append({"handler": "rewrite", "strip_path_prefix": prefix})
-    main.append(_proxy(f"{container}:{route.port}", route.request_headers))
+    main.append(_proxy(f"{container}:{route.port}", route.request_headers, name_server=route.name_server))
     session: dict[str, Any] = {"handler": "subroute", "routes": [slash, forward, {"handle": main}]}
     checks: list[dict[str, Any]] = []
     if auth_upstream is not None:  # who is asking, before anything reaches the session
@@ -224,7 +230,7 @@ def full_config(
         {"@id": "not-found", "handle": [_text(404, "skaha-emulator: nothing is served at {http.request.uri.path}\n")]}
     )
     errors = [
-        {  # Docker's DNS does not know the container: no such session, or it is not running.
+        {  # The name server does not know the container: no such session, or it is not running.
             "match": [{"vars_regexp": {"{http.error.message}": {"pattern": "no such host"}}}],
             "handle": [_text(404, "skaha-emulator: no running session serves {http.request.uri.path}\n")],
         },

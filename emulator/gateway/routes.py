@@ -9,8 +9,11 @@ from emulator.gateway.base import TypeRoute
 from emulator.profiles import Profile
 
 
-def routes_for(profiles: Iterable[Profile], prefix: str, base_url: str) -> list[TypeRoute]:
-    """`prefix` names the instance's containers; `base_url`'s scheme is what X-Forwarded-Proto says."""
+def routes_for(
+    profiles: Iterable[Profile], prefix: str, base_url: str, name_server: str | None = None
+) -> list[TypeRoute]:
+    """`prefix` names the instance's containers; `base_url`'s scheme is what X-Forwarded-Proto says;
+    `name_server` ("host:port") resolves the containers' names."""
     routes = []
     scheme = base_url.split("://", 1)[0]
     for profile in profiles:
@@ -31,6 +34,7 @@ def routes_for(profiles: Iterable[Profile], prefix: str, base_url: str) -> list[
                     port=port,
                     strip_prefix=strip,
                     request_headers=headers,
+                    name_server=name_server,
                 )
             )
     return sorted(routes, key=lambda r: r.session_type)

@@ -168,10 +168,11 @@ class EngineFacts:
 
     @property
     def gateway_dns_options(self) -> list[str]:
-        """resolv.conf options for the gateway, which finds sessions by name. Docker's embedded DNS answers
-        from memory; Podman's aardvark-dns, one per network, drops queries while it reloads for a container
-        just started, and a resolver's default 5 s time-out (twice: the search domain, then the bare name)
-        made launches take 5 or 10 s, measured. One second, three tries: a dropped query costs one second."""
+        """resolv.conf options for the gateway, which finds the service by name (sessions it asks the service's
+        own name server for). Docker's embedded DNS answers from memory; Podman's aardvark-dns, one per
+        network, drops queries while it reloads for a container just started, and a resolver's default 5 s
+        time-out (twice: the search domain, then the bare name) made launches take 5 or 10 s when sessions
+        were found this way, measured. One second, three tries: a dropped query costs one second."""
         return ["timeout:1", "attempts:3"] if self.podman else []
 
     @property

@@ -7,6 +7,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -63,14 +64,13 @@ print(json.dumps(found))
 """
 
 
-@pytest.fixture(scope="module")
-def mallory(platform: Instance) -> Iterator[httpx.Client]:
-    """A second user, in no group of the first: an API client speaking as them."""
+@contextmanager
+def _stranger(platform: Instance, name: str, uid: int) -> Iterator[httpx.Client]:
+    """A user in no group of the first: an API client speaking as them (their sessions deleted after)."""
     users_file = Path(platform.env["EMULATE_CONFIG_DIR"]) / "users.yaml"
-    original = users_file.read_text()
-    document = yaml.safe_load(original)
+    document = yaml.safe_load(users_file.read_text())
     token = secrets.token_urlsafe(32)
-    document["users"].append({"name": "mallory", "uid": 20077, "gid": 20077, "groups": [], "token": token})
+    document["users"].append({"name": name, "uid": uid, "gid": uid, "groups": [], "token": token})
     users_file.write_text(yaml.safe_dump(document))
     client = httpx.Client(base_url=f"{platform.url}/skaha/v0", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     try:
@@ -78,7 +78,12 @@ def mallory(platform: Instance) -> Iterator[httpx.Client]:
     finally:
         for session in client.get("/session").json():
             client.delete(f"/session/{session['id']}")
-        users_file.write_text(original)
+
+
+@pytest.fixture(scope="module")
+def mallory(platform: Instance) -> Iterator[httpx.Client]:
+    with _stranger(platform, "mallory", 20077) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +131,25 @@ def test_sessions_of_different_users_share_no_network(fresh: Instance, mallory: 
     # Their network stays theirs (a later launch pays nothing for it), holding no session.
     network = fresh.docker.networks.get(f"emulate-{INSTANCE}-user-mallory")
     assert [c.name for c in network.containers] == [f"emulate-{INSTANCE}-gateway"]  # ... holding no session
+
+
+def test_a_session_named_after_anothers_container_does_not_get_its_traffic(fresh: Instance) -> None:
+    """A session's name is its hostname, which the engine's DNS answers on every network the gateway shares
+    with it; Docker asks the networks in the order of their names. The gateway must find alice's session by
+    the platform's record of its address on alice's network, never by a name aaron's network answers first."""
+    with _stranger(fresh, "aaron", 20078) as aaron:  # "emulate-…-user-aaron" sorts before alice's network
+        mine = fresh.launch()
+        user = fresh.session(mine)["userid"]
+        assert user > "aaron"
+        (fresh.arc_dir / "home" / user / "alice-was-here.txt").write_text("mine\n")
+        name = f"emulate-{INSTANCE}-notebook-{mine}"
+        theirs = _launch_as(aaron, fresh, name=name, image=NOTEBOOK, type="notebook")
+        assert fresh.container(theirs).attrs["Config"]["Hostname"] == name
+        for _ in range(5):
+            url = f"{fresh.url}/session/notebook/{mine}/api/contents/arc/home/{user}?token={mine}"
+            listing = httpx.get(url, timeout=10)
+            assert listing.status_code == 200, listing.text
+            assert "alice-was-here.txt" in [item["name"] for item in listing.json()["content"]]
 
 
 def test_from_inside_every_session_type_nothing_else_is_reachable(

@@ -52,6 +52,21 @@ def test_a_hung_dial_comes_back_as_the_gateways_502_before_a_probe_would_take_it
     assert proxies and all(p["transport"]["dial_timeout"] == f"{SESSION_DIAL_TIMEOUT_SECONDS:g}s" for p in proxies)
 
 
+def test_session_routes_dial_rooted_names_through_the_name_server() -> None:
+    from emulator.gateway.base import TypeRoute
+    from emulator.gateway.caddy import type_route
+
+    route = type_route(
+        TypeRoute("notebook", "/session/notebook/", "/", "emulate-x-notebook-", 8888, name_server="172.30.0.2:8053")
+    )
+    proxies = [h for h in _handlers(route) if h.get("handler") == "reverse_proxy"]
+    assert len(proxies) == 2  # the app and its port forwarding
+    for proxy in proxies:
+        assert proxy["transport"]["resolver"] == {"addresses": ["udp/172.30.0.2:8053"]}  # type: ignore[index]
+        [upstream] = proxy["upstreams"]  # type: ignore[misc]
+        assert upstream["dial"].startswith("emulate-x-notebook-{http.regexp.notebook.1}.:")
+
+
 def _handlers(node: object) -> list[dict[str, object]]:
     """Every handler in a piece of Caddy's JSON, however deep its subroutes."""
     found: list[dict[str, object]] = []
