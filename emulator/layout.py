@@ -55,7 +55,16 @@ class Layout:
 
     @property
     def users_file(self) -> Path:
-        return self.config_path / "users.yaml"
+        """Each instance's own: users, passwords and tokens of one never work in another. The default
+        instance keeps the name it always had."""
+        name = "users.yaml" if self.instance == "default" else f"users-{self.instance}.yaml"
+        return self.config_path / name
+
+    @property
+    def shared_users_file(self) -> Path | None:
+        """The one file every instance read before each had its own (None for the default instance, whose
+        file it is): an instance without a file of its own starts from a copy of it."""
+        return None if self.instance == "default" else self.config_path / "users.yaml"
 
     @property
     def instance_file(self) -> Path:

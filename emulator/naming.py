@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 
+PLATFORM_PREFIX = "emulate"  # every instance's containers, networks and volumes: `emulate[-<instance>]-…`
 _FIRST = string.ascii_lowercase
 _REST = string.ascii_lowercase + string.digits
 

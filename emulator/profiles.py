@@ -125,6 +125,16 @@ class Profile(_Strict):
     request_headers: dict[str, str] = Field(default_factory=dict, description="Headers the gateway sets.")
     readiness: Probe | None = None
     startup_timeout_seconds: int = Field(300, ge=1)
+    log_max_mb: int = Field(
+        10,
+        ge=1,
+        le=1024,
+        description="The container log's size before it is rotated (MB): one print loop "
+        "must not fill the server's disk.",
+    )
+    log_files: int = Field(
+        3, ge=1, le=20, description="How many rotated log files a session keeps (its cap: log_max_mb times this)."
+    )
     fixed_resources: FixedResources | None = Field(None, description="Resources the type always gets.")
     gpus_allowed: bool = True
     connect_url: str = Field(description="Connect URL template, or 'not-applicable'.")

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
+from emulator import naming
 from emulator.errors import ConfigError
 from emulator.layout import INSTANCE_PATTERN, INSTANCE_RULE, Layout
 
@@ -147,7 +148,7 @@ class Settings(BaseModel):
     @property
     def prefix(self) -> str:
         """Name prefix of everything this instance creates in Docker (like a Compose project)."""
-        return "emulate" if self.instance == "default" else f"emulate-{self.instance}"
+        return naming.PLATFORM_PREFIX if self.instance == "default" else f"{naming.PLATFORM_PREFIX}-{self.instance}"
 
     @property
     def network(self) -> str:

@@ -3,9 +3,9 @@
 This module knows the file alone (its format, creating it, reading a token) and imports nothing
 from the brain, so the CLI can find a token without loading the service's code. The file is
 created on first use with one user: the invoking OS user (name, uid, gid, groups). A workshop adds
-more users by adding entries; `emulate token --user` prints each one's token. Sessions never run
-as root: when the emulator is run by root, the default user is $SUDO_USER, else a `canfar` user
-with uid 20001.
+more users with `emulate users` (emulator.accounts); `emulate users token NAME` prints each one's
+token. Sessions never run as root: when the emulator is run by root, the default user is
+$SUDO_USER, else a `canfar` user with uid 20001.
 """
 
 from __future__ import annotations
@@ -46,9 +46,27 @@ class UserEntry(BaseModel):
     password: str | None = None  # a salted scrypt hash (`emulate users passwd`), never the password itself
 
 
+class RetiredUser(BaseModel):
+    """A removed user: their ids stay theirs (a re-added name gets them back, no one else ever does), and
+    their sessions are ended by the service unless `keep_sessions`."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    uid: int = Field(ge=1)
+    gid: int = Field(ge=1)
+    keep_sessions: bool = False
+
+
 class UsersFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # High-water marks (`emulate users` keeps them): the uid the next user and the gid the next shared
+    # group get, so that a removed user's uid (which owns their kept /arc/home) or a gone group's gid
+    # is never given to someone else. Absent from older files and hand-written ones: emulator.accounts
+    # then counts from the ids in the file, and writes the marks on its next edit.
+    next_uid: int | None = Field(default=None, ge=1)
+    next_gid: int | None = Field(default=None, ge=1)
     users: list[UserEntry] = Field(min_length=1)
+    retired: list[RetiredUser] = Field(default_factory=list)
 
     def token_for(self, name: str | None, source: Path) -> str:
         """The token of the named user (default: the first), or a ConfigError naming the file."""
@@ -87,7 +105,7 @@ def ensure_users_file(path: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = UsersFile(users=[default_user_entry()]).model_dump()
+    document = UsersFile(users=[default_user_entry()]).model_dump(exclude_none=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -19,6 +19,7 @@ import docker
 import httpx
 
 from emulator import labels
+from emulator.layout import Layout
 
 INSTANCE = "pytest"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -70,6 +71,10 @@ class Instance:
     @property
     def arc_dir(self) -> Path:
         return self.root / "arc"
+
+    @property
+    def users_file(self) -> Path:
+        return Layout.from_environment(environ=self.env).users_file
 
     def emulate(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

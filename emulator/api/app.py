@@ -170,6 +170,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
 
     app = FastAPI(title="skaha-emulator", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.install(app)
+    app.add_middleware(errors.ContainUnforeseen)  # innermost of ours: it sees what the handlers let through
     app.add_middleware(BodyLimit)
     app.include_router(skaha.router)
     app.include_router(access.router)

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.errors import EmulatorError, NotAuthenticated
 
@@ -38,3 +39,32 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> PlainTextResponse:
         return PlainTextResponse(f"Invalid request: {request.url.path}\n", status_code=400)
+
+
+class ContainUnforeseen:
+    """An exception no handler foresaw becomes a logged 500 here. Left to Starlette's outermost handler it
+    is answered and then raised again, and uvicorn closes the connection: the gateway keeps its connections
+    to the service open across clients, and the next request it sent on that one (someone else's POST,
+    which it does not retry) failed with a 502."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # half an answer is out: closing the connection is all that is left
+            await PlainTextResponse(f"{INTERNAL}\n", status_code=500)(scope, receive, send)

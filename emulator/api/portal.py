@@ -8,6 +8,7 @@ Form posts carry a token derived from the sign-in cookie (which is HttpOnly and 
 from __future__ import annotations
 
 import base64
+import math
 import re
 from datetime import datetime
 from pathlib import Path
@@ -157,11 +158,22 @@ async def login(
     auth = _auth(request)
     if not _same_origin(request):
         return PlainTextResponse("sign in from this site's own page\n", status_code=403)
+    name, address = username.strip(), _client_address(request)
+    wait = auth.throttle.wait(name, address)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        error = f"Too many wrong passwords for this name or from this address: try again in {seconds} s."
+        context = {"next": next, "error": error, "username": username}
+        headers = {"Retry-After": str(seconds)}
+        return templates.TemplateResponse(request, "login.html", context, status_code=429, headers=headers)
     # scrypt takes tens of milliseconds: off the event loop, so sign-ins never hold up other requests.
-    user = await run_in_threadpool(auth.sign_in, username.strip(), password) if username and password else None
+    user = await run_in_threadpool(auth.sign_in, name, password) if name and password else None
     if user is None:
+        if name and password:
+            auth.throttle.failed(name, address)
         context = {"next": next, "error": "Wrong user name or password.", "username": username}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
+    auth.throttle.succeeded(name)
     target = next if _SAFE_NEXT.match(next) else "/science-portal/"  # never off this site
     response = RedirectResponse(target, status_code=303)
     secure = request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
@@ -175,6 +187,15 @@ async def login(
         path="/",
     )
     return response
+
+
+def _client_address(request: Request) -> str | None:
+    """The client as the gateway saw it: the last X-Forwarded-For entry is the gateway's own (anything before
+    it is what the client claimed)."""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip() or None
+    return request.client.host if request.client else None
 
 
 @router.post("/logout")

@@ -78,6 +78,13 @@ def up(
         settings = settings.model_copy(update=changes)
     if settings.tls and not settings.tls_names:
         settings = settings.model_copy(update={"tls_names": certificate_names(settings)})
+    shared = settings.layout.shared_users_file
+    if not settings.users_file.exists() and shared is not None and shared.exists():
+        console_err.print(
+            f"instance '{settings.instance}' keeps its own users, in {settings.users_file} (made now, with you as "
+            f"its user); those in {shared} are the default instance's and do not sign in here: add this "
+            "instance's with `emulate users add` or `emulate users import`"
+        )
     ensure_users_file(settings.users_file)
     client = _docker()
     platform = Platform(settings, client)

@@ -1,4 +1,4 @@
-"""users add | ls | rm | passwd | import: the people who may sign in (edits users.yaml; the service follows)."""
+"""users add | ls | rm | passwd | token | import: the people who may sign in (edits users.yaml; the service follows)."""
 
 from __future__ import annotations
 
@@ -76,31 +76,77 @@ def ls(settings: Settings, as_json: bool) -> None:
 
 @users.command(name="rm")
 @click.argument("name")
+@click.option(
+    "--keep-sessions", is_flag=True, help="Let their running sessions run to their expiry (by default they end)."
+)
 @pass_settings
-def rm(settings: Settings, name: str) -> None:
-    """Remove a user (their /arc/home is kept; their sessions run until deleted or expired)."""
+def rm(settings: Settings, name: str, keep_sessions: bool) -> None:
+    """Remove a user: their sessions end, their /arc/home is kept, their uid is never given to anyone else.
+
+    \b
+    With --keep-sessions their sessions run on until they expire; `emulate users rm NAME` again ends them.
+    Adding the same name later gives it back its own uid (and so its home).
+    """
     from emulator.accounts import remove_user
 
-    remove_user(settings.users_file, name)
-    console.print(f"removed {name}")
+    removal = remove_user(settings.users_file, name, keep_sessions=keep_sessions)
+    within = f"within {settings.loop_interval:g} s (if the platform is up)"
+    if removal.again:
+        console.print(f"{name}'s kept sessions end {within}")
+        return
+    console.print(
+        f"removed {name}; their /arc/home/{name} is kept (uid {removal.uid}); that uid will not be given to anyone else"
+    )
+    if keep_sessions:
+        console.print(f"their sessions run on until they expire; `emulate users rm {name}` again ends them")
+    else:
+        console.print(f"their sessions end {within}")
 
 
 @users.command()
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option("--keep-token", is_flag=True, help="Keep their API token (by default it is replaced too).")
 @pass_settings
-def passwd(settings: Settings, name: str, password_stdin: bool) -> None:
-    """Give a user a new password (a generated one, printed, unless --password-stdin)."""
+def passwd(settings: Settings, name: str, password_stdin: bool, keep_token: bool) -> None:
+    """Give a user a new password (a generated one, printed, unless --password-stdin) and a new API token.
+
+    A reset usually means the credentials leaked, so the token is replaced too (printed; the old one
+    stops working) unless --keep-token.
+    """
     from emulator.accounts import set_password
 
     given = sys.stdin.readline().rstrip("\n") if password_stdin else None
     if password_stdin and len(given or "") < 8:
         raise click.UsageError("a password needs at least 8 characters")
-    password = set_password(settings.users_file, name, given)
+    reset = set_password(settings.users_file, name, given, keep_token=keep_token)
     if given is None:
-        click.echo(f"password: {password}")
+        click.echo(f"password: {reset.password}")
     else:
         console_err.print(f"password of {name} changed")
+    if reset.token is not None:
+        click.echo(f"token:    {reset.token}")
+        console_err.print(f"{name}'s old API token no longer works")
+
+
+@users.command(name="token")
+@click.argument("name")
+@click.option("--rotate", is_flag=True, help="Give them a new token (printed); the old one stops working.")
+@pass_settings
+def token(settings: Settings, name: str, rotate: bool) -> None:
+    """Print a user's API token; with --rotate, replace it first (say, after it leaked).
+
+    \b
+    Example:
+      emulate users token ada --rotate
+    """
+    from emulator.accounts import rotate_token, user_token
+
+    if not rotate:
+        click.echo(user_token(settings.users_file, name))
+        return
+    click.echo(rotate_token(settings.users_file, name))
+    console_err.print(f"{name}'s old API token no longer works")
 
 
 @users.command(name="import")

@@ -18,6 +18,7 @@ from emulator.core.identity import UsersSource
 from emulator.core.models import User
 from emulator.core.signin import SignIns
 from emulator.core.store import Store
+from emulator.core.throttle import SignInThrottle
 from emulator.gateway.base import PROBE_HEADER
 
 __all__ = ["PROBE_HEADER", "Authenticator", "RouteAccess"]
@@ -39,6 +40,7 @@ class Authenticator:
         # The service's own readiness probes pass the gateway's check with a token per session, made
         # from this secret; the gateway takes the header off before the request reaches the session.
         self._probe_secret = secrets.token_bytes(32)
+        self.throttle = SignInThrottle()
 
     def probe_token(self, session_id: str) -> str:
         return hmac.new(self._probe_secret, f"probe|{session_id}".encode(), hashlib.sha256).hexdigest()

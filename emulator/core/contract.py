@@ -171,6 +171,8 @@ def build_spec(
         restart_on_failure=profile.interactive,
         gpu_devices=session.gpu_devices,
         gpus=resources.gpus,
+        log_max_bytes=profile.log_max_mb * 1024 * 1024,
+        log_files=profile.log_files,
     )
 
 

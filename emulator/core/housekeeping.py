@@ -130,7 +130,10 @@ class Housekeeper:
             if desktop is None or not desktop.status.live:
                 await manager.terminate(session)  # a desktop-app dies with its desktop
                 return
-        if session.status is Status.TERMINATING:
+        if session.status.live and manager.user_removed(session.user):
+            log.warning("ending session %s of %s, who was removed from the users file", session.id, session.user)
+            await manager.terminate(session)  # nobody could delete it any more, and it writes in a kept home
+        elif session.status is Status.TERMINATING:
             await manager.terminate(session)  # a delete the service did not finish before it stopped
         elif session.status.final:
             retention = timedelta(seconds=self._settings.retention_seconds(self._batch(session)))

@@ -29,6 +29,8 @@ class UserDirectory:
     users: tuple[User, ...]
     tokens: dict[str, str]  # user name -> token
     password_hashes: dict[str, str] = field(default_factory=dict)  # user name -> scrypt hash
+    # Removed users whose sessions run on (`emulate users rm --keep-sessions`); any other user's end.
+    keeps_sessions_of: frozenset[str] = frozenset()
 
     def authenticate(self, token: str) -> User | None:
         given = token.encode("utf-8", errors="replace")
@@ -53,6 +55,10 @@ class UserDirectory:
     def get(self, name: str) -> User | None:
         return next((u for u in self.users if u.name == name), None)
 
+    def removed(self, name: str) -> bool:
+        """Whether `name`'s sessions must end: no longer a user, and not removed with their sessions kept."""
+        return self.get(name) is None and name not in self.keeps_sessions_of
+
     @property
     def default(self) -> User:
         return self.users[0]
@@ -62,7 +68,9 @@ def load_directory(path: Path) -> UserDirectory:
     parsed = read_users_file(path)
     users = tuple(User(u.name, u.uid, u.gid, tuple(Group(g.name, g.gid) for g in u.groups)) for u in parsed.users)
     hashes = {u.name: u.password for u in parsed.users if u.password}
-    return UserDirectory(users=users, tokens={u.name: u.token for u in parsed.users}, password_hashes=hashes)
+    kept = frozenset(r.name for r in parsed.retired if r.keep_sessions)
+    tokens = {u.name: u.token for u in parsed.users}
+    return UserDirectory(users=users, tokens=tokens, password_hashes=hashes, keeps_sessions_of=kept)
 
 
 class UsersSource:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from docker_image.digest import InvalidDigest
 from docker_image.reference import InvalidReference, Reference
 
-from emulator import labels
+from emulator import labels, naming
 from emulator.core.models import Resources
 from emulator.errors import InvalidRequest
 from emulator.profiles import FixedResources, SessionType
@@ -95,7 +96,14 @@ def validate_name(name: str | None) -> str:
         raise InvalidRequest("name can only contain alpha-numeric chars and '-'")
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidRequest(f"name must be at most {MAX_NAME_LENGTH} characters (it becomes the hostname)")
-    return name.lower()
+    lowered = name.lower()
+    if lowered == naming.PLATFORM_PREFIX or lowered.startswith(f"{naming.PLATFORM_PREFIX}-"):
+        # A hostname that spells a platform container's name (another user's session, the service) is
+        # what an engine's DNS answers on shared networks: no session may carry one.
+        raise InvalidRequest(
+            f"name must not start with '{naming.PLATFORM_PREFIX}-': the platform's own containers are named so"
+        )
+    return lowered
 
 
 def shown(value: str, limit: int = 120) -> str:
@@ -115,7 +123,7 @@ def validate_image(reference: str | None) -> str:
     else:
         try:
             Reference.parse_normalized_named(reference)
-        except InvalidReference as exc:
+        except (InvalidReference, InvalidDigest) as exc:  # a digest's own errors are not InvalidReference
             # In our own words (the library echoes the engine's "invalid reference format").
             problem = str(exc).replace("invalid reference format", "it is not of that form")
     if problem is not None:

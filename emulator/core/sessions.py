@@ -180,6 +180,10 @@ class SessionManager:
     def now(self) -> datetime:
         return self._clock()
 
+    def user_removed(self, name: str) -> bool:
+        """The user left the users file (`emulate users rm`) without their sessions being kept."""
+        return self._users.current().removed(name)
+
     def known_users(self) -> set[str]:
         """Everyone in the users file, and anyone who still has a session."""
         return {u.name for u in self._users.current().users} | {s.user for s in self._store.sessions()}

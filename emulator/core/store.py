@@ -8,6 +8,7 @@ can never exceed it.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -85,6 +86,10 @@ class Store:
         self._uncounted = tuple(sorted(uncounted_types))
         self._batch = tuple(sorted(batch_types))
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Rows hold sessions' environments and the users' images: the file is the service's alone. SQLite
+        # gives its -wal and -shm files the database's own mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)  # a database from before this rule, 0644
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")

@@ -52,6 +52,24 @@ SESSION_SECURITY_HEADERS: dict[str, Any] = {
         "deferred": True,
     },
 }
+# The portal and the API are never framed, by any site: a page that framed the signed-in portal could
+# steer a visitor's clicks (and another port of the same host is "same site" to a browser).
+PORTAL_SECURITY_HEADERS: dict[str, Any] = {
+    "handler": "headers",
+    "response": {
+        "set": {
+            "Content-Security-Policy": ["frame-ancestors 'none'"],
+            "X-Frame-Options": ["DENY"],
+            "X-Content-Type-Options": ["nosniff"],
+            "Referrer-Policy": ["same-origin"],
+        },
+        "deferred": True,
+    },
+}
+# A client has this long to send a request's headers: connections that trickle them in (two hundred held
+# the gateway for a minute) are closed. Bodies are not timed as a whole: an upload may be long, and Go keeps
+# that deadline on a WebSocket after the upgrade.
+READ_HEADER_TIMEOUT_SECONDS = 10
 MAX_API_BODY_BYTES = 1 << 20  # skaha's requests are a few form fields
 MAX_HEADER_BYTES = 64 << 10  # CARTA's large cookies need 32 KiB (UWS_HTTP_MAX_HEADERS_SIZE)
 
@@ -196,6 +214,7 @@ def full_config(
             "@id": "skaha-api",
             "match": [{"path": ["/skaha", "/skaha/*", "/science-portal", "/science-portal/*"]}],
             "handle": [
+                PORTAL_SECURITY_HEADERS,
                 {
                     "handler": "subroute",
                     "routes": [
@@ -211,7 +230,7 @@ def full_config(
                             ]
                         },
                     ],
-                }
+                },
             ],
             "terminal": True,
         }
@@ -247,6 +266,7 @@ def full_config(
         "listen": [f":{LISTEN_PORT}"],
         "automatic_https": {"disable": True},
         "max_header_bytes": MAX_HEADER_BYTES,
+        "read_header_timeout": f"{READ_HEADER_TIMEOUT_SECONDS}s",
         "routes": table,
         "errors": {"routes": errors},
     }

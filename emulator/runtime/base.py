@@ -44,6 +44,9 @@ class ContainerSpec:
     memory_reservation_bytes: int = 0
     nano_cpus_reservation: int = 0
     gpus: int = 0  # how many: one engine hands over `gpu_devices`; a swarm places by this count
+    # The container log, rotated at this size, this many files kept (what the engine keeps of it on the disk).
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_files: int = 3
 
 
 @dataclass(frozen=True)

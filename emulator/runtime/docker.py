@@ -29,7 +29,7 @@ import requests
 import urllib3
 from docker.auth import encode_header
 from docker.models.containers import _create_container_args
-from docker.types import DeviceRequest, DriverConfig, IPAMConfig, IPAMPool
+from docker.types import DeviceRequest, DriverConfig, IPAMConfig, IPAMPool, LogConfig
 from docker.types import Mount as DockerMount
 from docker.utils import parse_repository_tag
 
@@ -370,6 +370,7 @@ def create_kwargs(
         mounts=mounts,
         tmpfs=engine_tmpfs(spec.tmpfs, facts),
         working_dir=spec.working_dir,
+        log_config=log_config(spec),
         detach=True,
     )
     if binds:
@@ -379,6 +380,16 @@ def create_kwargs(
     if spec.gpu_devices:
         kwargs["device_requests"] = gpu_requests(spec.gpu_devices, cdi)
     return kwargs
+
+
+def log_options(spec: ContainerSpec) -> dict[str, str]:
+    return {"max-size": str(spec.log_max_bytes), "max-file": str(spec.log_files)}
+
+
+def log_config(spec: ContainerSpec) -> LogConfig:
+    """A log the engine rotates: json-file by name, whatever the engine's default driver (journald, say, would
+    refuse the options, and `emulate logs` reads json-file everywhere). Podman takes json-file as its k8s-file."""
+    return LogConfig(type=LogConfig.types.JSON, config=log_options(spec))
 
 
 def host_config_extras(spec: ContainerSpec, facts: EngineFacts | None) -> dict[str, Any]:

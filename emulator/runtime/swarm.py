@@ -31,6 +31,7 @@ import docker
 import docker.errors
 from docker.types import (
     ConfigReference,
+    DriverConfig,
     EndpointSpec,
     NetworkAttachmentConfig,
     Resources,
@@ -44,7 +45,7 @@ from docker.types import Mount as SwarmMount
 from emulator import labels
 from emulator.errors import Unavailable
 from emulator.runtime.base import ContainerSpec, ContainerState, Mount, NodeInfo, Usage
-from emulator.runtime.docker import DockerRuntime, docker_errors, docker_mount
+from emulator.runtime.docker import DockerRuntime, docker_errors, docker_mount, log_options
 from emulator.runtime.endpoint import client_from_environment
 
 NODE_LOST = "its machine was lost: node {node} stopped answering the swarm's manager"
@@ -114,6 +115,7 @@ def service_spec(spec: ContainerSpec, configs: list[ConfigReference] | None = No
         resources=resources,
         restart_policy=RestartPolicy(condition="none"),
         networks=[NetworkAttachmentConfig(spec.network)],
+        log_driver=DriverConfig("json-file", log_options(spec)),  # each machine's engine rotates it
     )
     return {
         "task_template": task,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -52,3 +54,28 @@ def test_cli_runs_a_job_with_a_command(fresh: Instance) -> None:
     assert result.stdout.split()[1:] in (["is", "Running"], ["is", "Succeeded"])  # it may be done already
     fresh.wait_status(session_id, "Succeeded", timeout=60)
     assert fresh.emulate("logs", session_id).stdout == "hello world\n"
+
+
+def test_a_print_loop_cannot_fill_the_disk_with_its_log(fresh: Instance) -> None:
+    """A job printing 40 MB leaves at most its profile's log cap (10 MB a file, 3 files) on the engine's disk,
+    and its last lines are still there to read."""
+    # skaha splits args on spaces: the script's own are tabs.
+    script = "import\tsys;sys.stdout.write(('x'*1023+'\\n')*40000+'done\\n')"
+    session_id = fresh.job(cmd="python3", args=f"-c {script}")
+    fresh.wait_status(session_id, "Succeeded", timeout=120)
+    container = fresh.container(session_id)
+    assert container.attrs["HostConfig"]["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {"max-size": str(10 * 1024 * 1024), "max-file": "3"},
+    }
+    log_path = container.attrs["LogPath"]
+    # The engine's own folder (root's): read it from a helper container rather than from this test's rights.
+    sizes = fresh.docker.containers.run(
+        "skaha-emulator/base:bookworm",
+        ["sh", "-c", "du -cb /logs/*-json.log* | tail -1 | cut -f1"],
+        volumes={str(Path(log_path).parent): {"bind": "/logs", "mode": "ro"}},
+        remove=True,
+    )
+    written = 40000 * 1024 * 1.5  # what the engine would keep unrotated: each line becomes a JSON record
+    assert int(sizes.decode().strip()) <= 3 * 10 * 1024 * 1024 + 65536 < written
+    assert fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text.endswith("done\n")

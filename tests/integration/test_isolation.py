@@ -67,7 +67,7 @@ print(json.dumps(found))
 @contextmanager
 def _stranger(platform: Instance, name: str, uid: int) -> Iterator[httpx.Client]:
     """A user in no group of the first: an API client speaking as them (their sessions deleted after)."""
-    users_file = Path(platform.env["EMULATE_CONFIG_DIR"]) / "users.yaml"
+    users_file = platform.users_file
     document = yaml.safe_load(users_file.read_text())
     token = secrets.token_urlsafe(32)
     document["users"].append({"name": name, "uid": uid, "gid": uid, "groups": [], "token": token})
@@ -133,23 +133,37 @@ def test_sessions_of_different_users_share_no_network(fresh: Instance, mallory: 
     assert [c.name for c in network.containers] == [f"emulate-{INSTANCE}-gateway"]  # ... holding no session
 
 
-def test_a_session_named_after_anothers_container_does_not_get_its_traffic(fresh: Instance) -> None:
+def test_a_name_that_spells_anothers_container_gets_none_of_its_traffic(fresh: Instance) -> None:
     """A session's name is its hostname, which the engine's DNS answers on every network the gateway shares
-    with it; Docker asks the networks in the order of their names. The gateway must find alice's session by
-    the platform's record of its address on alice's network, never by a name aaron's network answers first."""
+    with it, asking the networks in the order of their names: a session named after alice's container, on
+    aaron's network (which sorts first), once got her traffic. Such names are refused now; and whatever else
+    answers that name on another network, the gateway finds alice's session by the platform's record of its
+    address on alice's network."""
     with _stranger(fresh, "aaron", 20078) as aaron:  # "emulate-…-user-aaron" sorts before alice's network
+        _launch_as(aaron, fresh, name="first", image=NOTEBOOK, type="notebook")  # aaron's network, joined first
         mine = fresh.launch()
         user = fresh.session(mine)["userid"]
         assert user > "aaron"
         (fresh.arc_dir / "home" / user / "alice-was-here.txt").write_text("mine\n")
         name = f"emulate-{INSTANCE}-notebook-{mine}"
-        theirs = _launch_as(aaron, fresh, name=name, image=NOTEBOOK, type="notebook")
-        assert fresh.container(theirs).attrs["Config"]["Hostname"] == name
-        for _ in range(5):
-            url = f"{fresh.url}/session/notebook/{mine}/api/contents/arc/home/{user}?token={mine}"
-            listing = httpx.get(url, timeout=10)
-            assert listing.status_code == 200, listing.text
-            assert "alice-was-here.txt" in [item["name"] for item in listing.json()["content"]]
+        refused = aaron.post("/session", data={"name": name, "image": NOTEBOOK, "type": "notebook"})
+        assert refused.status_code == 400 and "must not start with 'emulate-'" in refused.text
+        impostor = fresh.docker.containers.run(  # what answered that name before the names were refused
+            NOTEBOOK,
+            ["python3", "-m", "http.server", "8888"],
+            detach=True,
+            hostname=name,
+            network=f"emulate-{INSTANCE}-user-aaron",
+            labels={"test": "impostor"},
+        )
+        try:
+            for _ in range(5):
+                url = f"{fresh.url}/session/notebook/{mine}/api/contents/arc/home/{user}?token={mine}"
+                listing = httpx.get(url, timeout=10)
+                assert listing.status_code == 200, listing.text
+                assert "alice-was-here.txt" in [item["name"] for item in listing.json()["content"]]
+        finally:
+            impostor.remove(force=True)
 
 
 def test_from_inside_every_session_type_nothing_else_is_reachable(

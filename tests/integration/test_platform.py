@@ -250,3 +250,60 @@ def test_serve_runs_the_service_in_the_foreground(platform: Instance, tmp_path: 
             [sys.executable, "-m", "emulator", "down", "--remove-sessions"], env=env, check=True, capture_output=True
         )
     assert platform.docker.containers.list(all=True, filters={"label": f"{labels.INSTANCE}=pytest-serve"}) == []
+
+
+def test_password_guessing_waits_and_says_so(fresh: Instance) -> None:
+    """The 30th wrong password in a minute, for a name or from an address, is not checked: the answer says
+    how long to wait. (The service is restarted afterwards: the wait is kept in its memory, and this test's
+    address is every test's.)"""
+    portal = httpx.Client(base_url=fresh.url, timeout=30)
+    service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service")
+    try:
+        for _ in range(29):
+            wrong = portal.post("/science-portal/login", data={"username": "canfar", "password": "not-it-at-all"})
+            assert wrong.status_code == 401 and "Wrong user name or password." in wrong.text
+        waits = portal.post("/science-portal/login", data={"username": "canfar", "password": fresh.token})
+        assert waits.status_code == 429, waits.text  # even the right secret: it is not checked while waiting
+        assert "Too many wrong passwords for this name or from this address: try again in" in waits.text
+        assert 0 < int(waits.headers["Retry-After"]) <= 60
+        # The address counts too: another name from here waits as well, whatever it claims to come from.
+        other = portal.post(
+            "/science-portal/login",
+            data={"username": "somebody", "password": "x"},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+        )
+        assert other.status_code == 429
+    finally:
+        service.restart()
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{fresh.url}/skaha/availability", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    signed = portal.post("/science-portal/login", data={"username": "canfar", "password": fresh.token})
+    assert signed.status_code == 303
+
+
+def test_a_removed_users_sessions_end_unless_kept(fresh: Instance) -> None:
+    """Nobody can delete a removed user's session (their token is gone) and it would write into a home
+    kept for them: `users rm` ends them, or with --keep-sessions leaves them to expire until a second rm."""
+    printed = fresh.emulate("users", "add", "zed").stdout
+    token = next(line.split()[1] for line in printed.splitlines() if line.startswith("token:"))
+    zed = httpx.Client(base_url=f"{fresh.url}/skaha/v0", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    launched = zed.post("/session", data={"name": "z", "image": "skaha-emulator/notebook:latest", "type": "notebook"})
+    session_id = launched.text.strip()
+    deadline = time.monotonic() + 120
+    while zed.get(f"/session/{session_id}").json()["status"] != "Running":
+        assert time.monotonic() < deadline, fresh.service_logs()
+        time.sleep(0.2)
+    kept = fresh.emulate("users", "rm", "zed", "--keep-sessions").stdout
+    assert "their sessions run on until they expire" in kept
+    fresh.launch()  # the engine's events wake housekeeping: a pass has seen zed gone by now
+    time.sleep(0.5)
+    assert session_id in fresh.rows() and fresh.container(session_id).status == "running"
+    assert "kept sessions end" in fresh.emulate("users", "rm", "zed").stdout
+    deadline = time.monotonic() + 30
+    while session_id in fresh.rows():
+        assert time.monotonic() < deadline, fresh.service_logs()
+        time.sleep(0.2)
+    assert not fresh.docker.containers.list(all=True, filters={"label": f"{labels.ROW_ID}={session_id}"})
+    assert (fresh.arc_dir / "home" / "zed").is_dir()  # their files are kept

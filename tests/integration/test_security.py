@@ -51,6 +51,18 @@ class _Listener:
         self.socket.close()
 
 
+def test_a_digest_the_grammar_refuses_is_a_400_and_the_next_post_goes_through(fresh: Instance) -> None:
+    """A digest's own errors once escaped as a 500, after which uvicorn closed its connection to the gateway
+    and the next POST the gateway sent on it (anyone's) failed with a 502."""
+    with httpx.Client(base_url=f"{fresh.url}/skaha/v0", headers=fresh.http.headers, timeout=30) as client:
+        for reference in ["x@md5:" + "0" * 32, "x@sha256:" + "a" * 63, "x@sha256:" + "A" * 64]:
+            launch = client.post("/session", data={"name": "x", "image": reference, "type": "notebook"})
+            assert launch.status_code == 400 and "is not a valid image reference" in launch.text, launch.text
+            after = client.post("/session", data={"name": "bad name", "image": "ubuntu", "type": "notebook"})
+            assert after.status_code == 400 and "name can only contain" in after.text, after.text
+    assert fresh.session_containers() == []
+
+
 @pytest.mark.parametrize(
     "image",
     [
@@ -150,6 +162,14 @@ def test_session_pages_carry_security_headers(fresh: Instance) -> None:
     assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_the_portal_and_the_api_are_never_framed(fresh: Instance) -> None:
+    for path in ("/science-portal/", "/science-portal/login", "/skaha/v0/session", "/skaha/availability"):
+        response = httpx.get(f"{fresh.url}{path}", headers=fresh.http.headers, timeout=10)
+        assert response.headers["Content-Security-Policy"] == "frame-ancestors 'none'", path
+        assert response.headers["X-Frame-Options"] == "DENY", path
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
 
 
 def test_logs_are_bounded_and_never_hold_up_other_requests(fresh: Instance) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import time
-from pathlib import Path
 from urllib.parse import quote, urlparse
 
 import httpx
@@ -120,7 +119,7 @@ def test_sign_in_out_wrong_password_and_expired_cookie(secured: Instance, people
     out = signed.post("/science-portal/logout", data={"csrf": csrf})
     assert out.status_code == 303 and COOKIE not in signed.cookies
     # An expired cookie is no sign-in, and login never sends anyone off this site.
-    fingerprint = load_directory(Path(secured.env["EMULATE_CONFIG_DIR"]) / "users.yaml").fingerprint("alice")
+    fingerprint = load_directory(secured.users_file).fingerprint("alice")
     stale = SignIns(secured.state_dir / "signin.key").issue("alice", fingerprint, now=time.time() - 2 * 86400)
     expired = httpx.get(f"{secured.url}/science-portal/", cookies={COOKIE: stale})
     assert expired.headers["location"].startswith("/science-portal/login")

@@ -132,6 +132,10 @@ def test_real_image_references_pass(reference: str) -> None:
         "a" * 600,
         "x@sha256:short",
         "%2e%2e/containers",
+        "x@md5:" + "0" * 32,  # the digest's own errors (unsupported, wrong length, case) escaped as a 500
+        "x@sha256:" + "a" * 63,
+        "x@sha256:" + "A" * 64,
+        "x:1@sha512:" + "a" * 127,
     ],
 )
 def test_what_is_not_an_image_reference_never_reaches_the_engine(reference: str) -> None:
@@ -148,6 +152,25 @@ def test_every_accepted_reference_is_plain_grammar(reference: str) -> None:
         return
     assert accepted == reference and re.fullmatch(r"[a-z0-9][a-zA-Z0-9._:/@\-\[\]]*", reference)
     assert ".." not in reference.split("/") and "//" not in reference
+
+
+@given(st.from_regex(r"[a-z]{1,8}(:[a-z0-9]{1,4})?@[a-zA-Z0-9+._-]{1,8}:[0-9a-fA-F]{0,130}", fullmatch=True))
+def test_every_digest_is_accepted_or_refused_in_words(reference: str) -> None:
+    try:
+        assert policy.validate_image(reference) == reference
+    except InvalidRequest as exc:
+        assert "is not a valid image reference" in exc.message
+
+
+@pytest.mark.parametrize("name", ["emulate", "emulate-notebook-abcd1234", "Emulate-x-service", "emulate-ws-gateway"])
+def test_names_that_spell_a_platform_containers_are_refused(name: str) -> None:
+    with pytest.raises(InvalidRequest, match="must not start with 'emulate-'"):
+        policy.validate_name(name)
+
+
+def test_names_that_merely_contain_the_prefix_pass() -> None:
+    assert policy.validate_name("my-emulate-test") == "my-emulate-test"
+    assert policy.validate_name("emulator") == "emulator"
 
 
 @given(st.text(max_size=80))

@@ -1,4 +1,5 @@
 import sqlite3
+import stat
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,3 +201,13 @@ def test_one_user_may_be_kept_from_holding_the_whole_machine(tmp_path: Path) -> 
     with pytest.raises(InvalidRequest, match=r"User alice may hold at most 8 GB in fixed sessions .*\(6 GB held; 4 GB"):
         store.admit(_fixed(4), 3, capped)
     assert store.admit(_fixed(4, user="bob"), 3, capped)
+
+
+def test_the_database_and_its_journal_are_the_services_alone(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.touch(mode=0o644)  # a database from before the rule
+    store = Store(path, uncounted_types=())
+    store.admit(make_session(), max_interactive=3)
+    for file in (path, path.with_name("state.db-wal"), path.with_name("state.db-shm")):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
+    store.close()

@@ -51,6 +51,9 @@ def test_a_session_is_a_one_task_service_under_the_same_contract(tmp_path: Path)
     scratch = mounts["/scratch"]
     assert scratch["Type"] == "tmpfs" and scratch["TmpfsOptions"] == {"SizeBytes": 4 * GIB, "Mode": 0o1777}
     assert [n["Target"] for n in task["Networks"]] == [spec.network]
+    rotated = {"max-size": str(10 * 1024 * 1024), "max-file": "3"}  # the profile's default log cap
+    assert task["LogDriver"] == {"Name": "json-file", "Options": rotated}
+    assert create_kwargs(spec)["log_config"] == {"Type": "json-file", "Config": rotated}  # as on one engine
 
 
 def test_requests_are_reservations_limits_are_limits(tmp_path: Path) -> None:
