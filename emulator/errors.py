@@ -10,6 +10,7 @@
     ├── EngineRefused             the engine refused a session's container: its words, said to the user
     ├── ImagePullError            an image could not be pulled (its reason goes into the session's events)
     ├── Unavailable               503: Docker or the gateway cannot be reached
+    ├── DiskFull                  507: the disk under /arc, the state or the engine is full (said in words)
     └── ConfigError               a profile, users file or setting is wrong (names file and field)
 
 Each class carries the HTTP status skaha answers with; the message is the exact
@@ -72,12 +73,20 @@ class ConfigError(EmulatorError):
     status_code = 500
 
 
+class DiskFull(EmulatorError):
+    """A disk the platform writes to is full, or too full to start anything more: said as it is, since the
+    caller can do something about it (delete files, ask the operator)."""
+
+    status_code = 507
+
+
 _BY_STATUS: dict[int, type[EmulatorError]] = {
     400: InvalidRequest,
     401: NotAuthenticated,
     403: Forbidden,
     404: NotFound,
     503: Unavailable,
+    507: DiskFull,
 }
 
 

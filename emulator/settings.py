@@ -75,6 +75,9 @@ class Settings(BaseModel):
     )
     user_subnet_prefix: int = Field(26, ge=16, le=29, description="Size of each user's subnet (/26: 62 addresses).")
     pids_limit: int = Field(4096, description="Maximum processes in one session container.")
+    min_free_gb: float = Field(
+        1.0, ge=0, description="Launches are refused while the disk under /arc or the state folder has less free."
+    )
     selinux: Literal["auto", "relabel", "disable", "off"] = Field(
         "auto",
         description="Sessions' bind mounts where SELinux labels containers: relabel (:z), disable (label=disable), "
@@ -86,6 +89,11 @@ class Settings(BaseModel):
         "memory, CPU and pids limits (rootless on cgroup v1, no cgroup driver, controllers not delegated).",
     )
     repositories: list[str] = Field(["images.canfar.net"], description="Registry hosts GET /repository lists.")
+    registries: list[str] | None = Field(
+        None,
+        description="The registries (host or host:port) launches may pull from. Unset: any on a single-user "
+        "laptop; with sign-in on, any but those at loopback, link-local or private addresses.",
+    )
     extra_ca_bundle: Path | None = Field(
         None,
         description="PEM bundle trusted by image builds (TLS proxies); default: PIP_CERT, "

@@ -89,7 +89,11 @@ class Person:
 @pytest.fixture(scope="session")
 def secured(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Instance]:
     """A second instance with sign-in on its session routes (`up --auth`)."""
-    instance = start_instance(tmp_path_factory.mktemp("secured"), f"{INSTANCE}-auth", docker_client, "--auth")
+    # Sign-in on: registries at private addresses are refused unless listed, and the suite's are on loopback.
+    registries = {"EMULATE_REGISTRIES": '["127.0.0.1"]'}
+    instance = start_instance(
+        tmp_path_factory.mktemp("secured"), f"{INSTANCE}-auth", docker_client, "--auth", settings=registries
+    )
     try:
         yield instance
     finally:

@@ -129,12 +129,16 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             gpu_note=gpu_note,
         )
         # The gateway asks this service, at its address on the platform network, for sessions' addresses.
-        host = api_upstream.rsplit(":", 1)[0]
-        address = await loop.run_in_executor(None, socket.gethostbyname, host)
+        # Not on a swarm: there a task's address is on an overlay of another machine, and the gateway
+        # still finds sessions by name through the engine (README, "More than one machine").
         names = SessionNameServer(manager.addresses.lookup)
-        await names.start(address, NAME_SERVER_PORT)
+        name_server = None
+        if not swarm:
+            host = api_upstream.rsplit(":", 1)[0]
+            address = await loop.run_in_executor(None, socket.gethostbyname, host)
+            await names.start(address, NAME_SERVER_PORT)
+            name_server = f"{address}:{NAME_SERVER_PORT}"
         await gateway.wait_ready()
-        name_server = f"{address}:{NAME_SERVER_PORT}"
         routes = routes_for(profiles.values(), settings.prefix, settings.base_url, name_server)
         tls_names = settings.tls_names if settings.tls else None
         table = GatewayTable(api_upstream, routes, auth=settings.auth_required, tls_names=tls_names)

@@ -10,7 +10,8 @@ from fastapi.responses import PlainTextResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator.errors import EmulatorError, NotAuthenticated
+from emulator.core.disk import disk_full_words, is_disk_full
+from emulator.errors import DiskFull, EmulatorError, NotAuthenticated
 
 log = logging.getLogger("emulator.api")
 
@@ -22,7 +23,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(EmulatorError)
     async def _emulator_error(request: Request, exc: EmulatorError) -> PlainTextResponse:
         message = exc.message
-        if exc.status_code >= 500:
+        if exc.status_code >= 500 and not isinstance(exc, DiskFull):
             # The detail (often the engine's own words) goes to the log, never to the caller.
             log.error("%s %s: %s", request.method, request.url.path, exc.message)
             message = UNAVAILABLE if exc.status_code == 503 else INTERNAL
@@ -63,8 +64,12 @@ class ContainUnforeseen:
 
         try:
             await self.app(scope, receive, watched)
-        except Exception:
+        except Exception as exc:
             log.exception("%s %s failed", scope.get("method"), scope.get("path"))
             if started:
                 raise  # half an answer is out: closing the connection is all that is left
-            await PlainTextResponse(f"{INTERNAL}\n", status_code=500)(scope, receive, send)
+            if is_disk_full(exc):  # the one unforeseen failure the caller can act on: said as it is
+                answer = PlainTextResponse(f"{disk_full_words('the platform could not write')}\n", status_code=507)
+            else:
+                answer = PlainTextResponse(f"{INTERNAL}\n", status_code=500)
+            await answer(scope, receive, send)

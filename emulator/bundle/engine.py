@@ -1,5 +1,6 @@
 """Make and load bundles: images through Docker (`docker save` / `docker load`), profiles into the
-profiles folder, wheels through pip. Loading checks every checksum before anything is installed."""
+profiles folder, wheels through pip. Loading checks every checksum before anything is installed, and
+everything else that needs no engine (`checks.inspect`) before the engine sees a single name."""
 
 from __future__ import annotations
 
@@ -21,22 +22,23 @@ import docker
 import docker.errors
 
 from emulator import __version__
+from emulator.bundle import signing
 from emulator.bundle.archive import (
     IMAGES,
+    MAX_MANIFEST,
     PROFILES,
     WHEELS,
     Manifest,
     Part,
     Progress,
+    check_parts,
     checked_chunks,
     damaged,
     hash_file,
-    members,
     python_tag,
-    read_manifest,
-    verify,
     write,
 )
+from emulator.bundle.checks import MAX_PROFILES, image_problem, inspect, profiles_problem, stage_profiles
 from emulator.errors import ConfigError, EmulatorError
 from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE, split_name
 from emulator.profiles import load_profiles
@@ -158,12 +160,20 @@ def _check_saved(saved: Path, names: list[str]) -> None:
 
 
 def _profiles_tar(settings: Settings, target: Path) -> None:
+    """The profiles folder, less the backups and hidden files (an editor's or a desktop's, never a
+    profile; a bundle carries none): what `bundle load` would refuse is refused here, when it is made."""
     with tarfile.open(target, "w", format=tarfile.PAX_FORMAT) as archive:
-        archive.add(
-            settings.profiles_dir,
-            arcname=".",
-            filter=lambda info: None if BACKUP_SUFFIX in info.name or ".bundle-new" in info.name else _plain(info),
-        )
+        archive.add(settings.profiles_dir, arcname=".", filter=_kept)
+    size = target.stat().st_size
+    problem = f"is {size} bytes, over the {MAX_PROFILES} a bundle carries" if size > MAX_PROFILES else None
+    problem = problem or profiles_problem(target.read_bytes())
+    if problem:
+        raise ConfigError(f"the profiles folder {settings.profiles_dir} cannot be bundled: it holds {problem}")
+
+
+def _kept(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    hidden = any(part.startswith(".") and part != "." for part in info.name.split("/"))
+    return None if hidden or BACKUP_SUFFIX in info.name else _plain(info)
 
 
 def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -181,8 +191,14 @@ def create(
     saving: Progress,
     writing: Progress,
     client: docker.DockerClient | None = None,
+    key: bytes | None = None,
 ) -> Manifest:
-    """Write a bundle of the chosen images, the profiles and (unless left out) the wheels."""
+    """Write a bundle of the chosen images, the profiles and (unless left out) the wheels; signed with
+    `key` when one is given (the signature covers the manifest, which holds every part's SHA-256)."""
+    for name in choice.images:  # a bundle `bundle load` would refuse is never made
+        problem = image_problem(name)
+        if problem:
+            raise ConfigError(f"cannot make the bundle: {problem}")
     with docker_errors():
         client = client or connect()
         images = [{"name": name, "id": _image_id(client, name) or ""} for name in choice.images]
@@ -207,6 +223,8 @@ def create(
                 for wheel in sorted(wheels.glob("*.whl")):
                     name = f"{WHEELS}{wheel.name}"
                     manifest.parts[name], parts[name] = hash_file(wheel), wheel
+            if key is not None:
+                manifest.signature = signing.sign(manifest, key)
             say(f"writing {path}")
             write(path, manifest, parts, writing)
     return manifest
@@ -229,24 +247,26 @@ def load(
     checking: Progress,
     loading: Progress,
     client: docker.DockerClient | None = None,
+    key: bytes | None = None,
 ) -> Loaded:
     """Check every checksum, load the images, install the profiles; a second load of the same bundle
     changes nothing.
 
-    First the profiles and wheels are checked, and the profiles unpacked and read as profiles, aside.
+    First everything that needs no engine is checked (`checks.inspect`: the manifest's size and fields,
+    the signature when `key` is given, the image names, the tar's members). Then the profiles and wheels
+    are checked, and the profiles unpacked, checked member by member and read as profiles, aside.
     The images' part is checked as it streams into Docker, which receives its last bytes only once the
     whole part has matched (Docker loads nothing from a stream that breaks off), so no image is loaded
     from a bundle that is not intact; its names must be the manifest's. Only then are the profiles
     installed. If Docker fails part-way, the names the load had set are taken back."""
-    manifest = read_manifest(path)
-    where = members(path, manifest)
+    manifest, where = inspect(path, key)
     with docker_errors():
         client = client or connect()
         before = {image["name"]: _image_id(client, image["name"]) for image in manifest.images}
         new = [image["name"] for image in manifest.images if before[image["name"]] != image["id"]]
-        verify(path, checking, skip=(IMAGES, PROFILES) if new else (PROFILES,))
+        check_parts(path, manifest, where, checking, skip=(IMAGES, PROFILES) if new else (PROFILES,))
         with tempfile.TemporaryDirectory(prefix=".bundle-profiles-") as scratch:
-            staged = _stage_profiles(path, manifest, where[PROFILES], Path(scratch), checking)
+            staged = stage_profiles(path, manifest, where[PROFILES], Path(scratch), checking)
             loaded = Loaded(images=new)
             if new:
                 _check_names(path, manifest, where[IMAGES])
@@ -297,37 +317,28 @@ class _Slice(io.RawIOBase):
 
 
 def saved_names(tar: tarfile.TarFile) -> set[str]:
-    """The names a `docker save` archive gives its images (its manifest.json's RepoTags)."""
+    """The names a `docker save` archive gives its images (its manifest.json's RepoTags); none when that
+    file is missing, not what the engine writes, or larger than any it writes (read before its checksum)."""
     try:
         member = tar.getmember("manifest.json")
-        handle = tar.extractfile(member)
+        handle = tar.extractfile(member) if member.size <= MAX_MANIFEST else None
         entries = json.loads(handle.read()) if handle else []
         return {str(tag) for entry in entries for tag in entry.get("RepoTags") or []}
-    except (KeyError, ValueError, AttributeError, TypeError, tarfile.TarError):
+    except (KeyError, ValueError, AttributeError, TypeError, RecursionError, tarfile.TarError, EOFError):
         return set()
 
 
 def _check_names(path: Path, manifest: Manifest, where: tuple[int, int]) -> None:
     """The images' part may name no image its manifest does not (a load would re-point that name here)."""
-    with path.open("rb") as handle, tarfile.open(fileobj=_Slice(handle, *where), mode="r:") as saved:
-        names = saved_names(saved)
+    try:
+        with path.open("rb") as handle, tarfile.open(fileobj=_Slice(handle, *where), mode="r:") as saved:
+            names = saved_names(saved)
+    except (tarfile.TarError, EOFError) as exc:
+        raise damaged(path, f"its images part is not a tar file: {exc}") from exc
     listed = {image["name"] for image in manifest.images}
     if not names or not names <= listed:
         extra = ", ".join(sorted(names - listed)) or "none at all"
         raise damaged(path, f"its images part names images its manifest does not list ({extra})")
-
-
-def _stage_profiles(path: Path, manifest: Manifest, where: tuple[int, int], scratch: Path, progress: Progress) -> Path:
-    """The profiles part, checked against its SHA-256, unpacked aside and read as profiles (a bundle
-    whose profiles do not load is refused before anything is installed)."""
-    data = b"".join(checked_chunks(path, manifest, PROFILES, where, progress))
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as profiles:
-        try:
-            profiles.extractall(scratch, filter="data")  # no path outside, no links out, no devices
-        except tarfile.FilterError as exc:
-            raise damaged(path, f"its profiles part holds {exc}") from exc
-    load_profiles(scratch)
-    return scratch
 
 
 def _take_back(client: docker.DockerClient, before: dict[str, str | None]) -> None:

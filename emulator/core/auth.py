@@ -49,7 +49,10 @@ class Authenticator:
         return bool(header) and hmac.compare_digest((header or "").encode(), self.probe_token(session_id).encode())
 
     def bearer(self, token: str) -> User | None:
-        return self._users.current().authenticate(token)
+        """The user an API token names; or a session's own token (CANFAR_TOKEN inside it, the callback token),
+        which acts as the session's owner while the session lives, so the canfar client works in a session
+        with nothing set up and the owner's real token never enters a container."""
+        return self._users.current().authenticate(token) or self.callback(token)
 
     def cookie(self, value: str | None) -> User | None:
         """The user a genuine cookie names, while their password and token are still those it was made under."""

@@ -70,6 +70,11 @@ def _environment(profile: Profile, session: Session, user: User, values: dict[st
         "PWD": values["home"],
         "OMP_NUM_THREADS": values["threads"],
     }
+    if values["app_token"]:
+        # The canfar client reads these: sessions launch sessions (a Ray head its workers, a notebook its
+        # jobs) as their owner, through the gateway's internal listener, with the session's own token.
+        environment["CANFAR_URL"] = f"http://{values['api_host']}/skaha/v1"
+        environment["CANFAR_TOKEN"] = values["app_token"]
     environment.update({key: profile.render(value, values) for key, value in profile.environment.items()})
     if profile.batch:
         # Only batch jobs honour the user's env (skaha v0 and v1 alike).

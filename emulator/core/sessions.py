@@ -29,6 +29,7 @@ from emulator.core import apps, policy
 from emulator.core.addresses import SessionAddresses
 from emulator.core.callback import CallbackTokens
 from emulator.core.contract import build_spec, template_values
+from emulator.core.disk import DiskWatch, disk_full_words, is_disk_full
 from emulator.core.identity import UsersSource
 from emulator.core.models import (
     GIB,
@@ -45,6 +46,7 @@ from emulator.core.networks import UserNetworks
 from emulator.core.probe import GatewayProbes, probe_path, wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
 from emulator.core.pulls import ImagePulls, PullKey
+from emulator.core.registries import RegistryPolicy
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
 from emulator.errors import (
@@ -57,7 +59,7 @@ from emulator.errors import (
     Unavailable,
 )
 from emulator.profiles import Profile, SessionType
-from emulator.runtime.base import ContainerState, NodeInfo, RegistryCredentials, Runtime, Usage
+from emulator.runtime.base import ContainerState, ImageInfo, NodeInfo, RegistryCredentials, Runtime, Usage
 from emulator.runtime.engine import LimitSupport
 from emulator.settings import Settings
 
@@ -138,6 +140,10 @@ class SessionManager:
         self._networks = networks
         self._probes = probes
         self._pulls = ImagePulls(runtime)
+        self._disk = DiskWatch(
+            {"/arc": settings.arc_path, "the platform's state": settings.state_path}, settings.min_free_gb
+        )
+        self._registries = RegistryPolicy(settings.registries, public_only=settings.auth_required)
         self.addresses = SessionAddresses(store, runtime, settings.prefix)  # what the gateway's name server answers
         # Sessions whose bring-up pulls first, with the launch's credentials (in memory only, until the pull),
         # and the pull each session waits for now (its progress is that session's, no one else's).
@@ -227,6 +233,7 @@ class SessionManager:
             raise InvalidRequest(
                 f"a {session_type} is attached to a {profile.attaches_to}: POST /session/<{profile.attaches_to} id>/app"
             )
+        self._disk.check()
         must_pull = await self._check_image(image_ref, session_type, credentials)
         if profile is None:
             raise InvalidRequest(
@@ -282,6 +289,7 @@ class SessionManager:
         profile = next((p for p in self._profiles.values() if p.attaches_to == desktop.type), None)
         if profile is None:
             raise InvalidRequest("desktop-app sessions are not available (no profiles/desktop-app.yaml)")
+        self._disk.check()
         must_pull = await self._check_image(image_ref, profile.type, credentials)
         resources = policy.resolve_resources(
             policy.ResourceRequest(request.cores, request.ram),
@@ -318,6 +326,7 @@ class SessionManager:
             return False
         if private and credentials is None:
             raise InvalidRequest(CREDENTIALS_NEEDED)
+        await self._registries.check(reference)  # it will be pulled: from a registry this server may reach?
         if image is not None:
             return True
         if self._settings.image_pull == "never":
@@ -346,13 +355,17 @@ class SessionManager:
             if self._settings.image_pull == "never":
                 await self._fail(session.id, f"image '{session.image}' is no longer in the local Docker engine")
                 return False
-        if credentials is not None:  # marked before the pull, so no launch without credentials slips in meanwhile
-            self._store.mark_private(session.image)
         self.event(session.id, "Pulling", f'Pulling image "{session.image}"')
         started = time.monotonic()
-        self._pulling[session.id] = (session.image, credentials)
         try:
-            pulled = await self._pulls.pull(session.image, credentials)
+            pulled = await self._anonymously(session) if credentials is not None else None
+            if pulled is not None:
+                credentials = None  # anyone may pull it: the credentials make it no one's private image
+            else:
+                if credentials is not None:  # marked before the pull: no launch without credentials slips in
+                    self._store.mark_private(session.image)
+                self._pulling[session.id] = (session.image, credentials)
+                pulled = await self._pulls.pull(session.image, credentials)
         except ImagePullError as exc:
             if self._still_pending(session.id):
                 self.event(session.id, "Failed", f'Failed to pull image "{session.image}": {exc.message}', warning=True)
@@ -376,6 +389,16 @@ class SessionManager:
             await self._fail(session.id, exc.message)
             return False
         return True
+
+    async def _anonymously(self, session: Session) -> ImageInfo | None:
+        """The image pulled without credentials, or None when the registry refuses that. An image becomes
+        private only then: someone who sends credentials for a public image must not make it private for
+        everyone else."""
+        self._pulling[session.id] = (session.image, None)
+        try:
+            return await self._pulls.pull(session.image, None)
+        except ImagePullError:
+            return None
 
     def pull_progress(self, user: User, session_id: str) -> dict[str, object] | None:
         """How far the pull a Pending session waits for has come (an emulator extension: view=pull)."""
@@ -460,12 +483,13 @@ class SessionManager:
             raise
         except (EngineError, Unavailable) as exc:  # the engine's words go to the log, not to the user
             log.error("bring-up of %s failed: %s", session_id, exc.message)
-            await self._fail(session_id, ENGINE_FAILURE)
+            full = is_disk_full(exc)
+            await self._fail(session_id, disk_full_words("the engine's disk") if full else ENGINE_FAILURE)
         except EmulatorError as exc:
             await self._fail(session_id, exc.message)
-        except Exception:  # a failure we did not foresee: the session fails, loudly in the log
+        except Exception as exc:  # a failure we did not foresee: the session fails, loudly in the log
             log.exception("bring-up of %s failed", session_id)
-            await self._fail(session_id, ENGINE_FAILURE)
+            await self._fail(session_id, disk_full_words("/arc or the state") if is_disk_full(exc) else ENGINE_FAILURE)
 
     async def _placed(self, session_id: str, name: str, state: ContainerState) -> ContainerState | None:
         """Wait while an orchestrator has not started the session (a single engine never makes it wait), telling

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import docker
+import httpx
 import pytest
 
 from tests.instance import Instance
@@ -100,3 +101,63 @@ def test_the_legacy_skaha_client_creates_fetches_destroys(fresh: Instance) -> No
     while session_id in fresh.rows():
         assert time.monotonic() < deadline
         time.sleep(0.2)
+
+
+def _client_files(top: str) -> list[Path]:
+    """The installed files of a distribution and everything it requires (this test venv's), for a session."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    wanted = [top]
+    files: list[Path] = []
+    while wanted:
+        name = wanted.pop()
+        dist = metadata.distribution(name)
+        key = dist.metadata["Name"].lower().replace("_", "-")
+        if key in seen:
+            continue
+        seen.add(key)
+        files += [Path(str(dist.locate_file(f))) for f in dist.files or [] if not str(f).startswith("..")]
+        for line in dist.requires or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                wanted.append(requirement.name)
+    return files
+
+
+def test_canfar_inside_a_session_launches_a_job_and_reads_its_logs(fresh: Instance) -> None:
+    """A notebook runs the real canfar client (1.5.2) with nothing set up: CANFAR_URL and CANFAR_TOKEN are in
+    its environment, the token its own (it acts as the owner while the session lives, and no longer)."""
+    notebook = fresh.launch()
+    user = fresh.session(notebook)["userid"]
+    site = fresh.arc_dir / "home" / user / "canfar-client"  # the client and its requirements, from this venv
+    for file in _client_files("canfar"):
+        parts = file.parts
+        root = next(i for i in range(len(parts), 0, -1) if Path(*parts[:i]).name == "site-packages")
+        target = site / Path(*parts[root:])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file, target)
+    script = f"""
+import os, time
+from canfar.sessions import Session
+assert os.environ["CANFAR_URL"].endswith("/skaha/v1")
+s = Session(errors="raise")
+[job] = s.create(name="from-inside", image="{NOTEBOOK}", kind="headless", cmd="echo", args="hello from a job")
+for _ in range(600):
+    if s.info(job)[0]["status"] in ("Completed", "Succeeded", "Failed"):
+        break
+    time.sleep(0.1)
+print(job, s.info(job)[0]["status"], repr(s.logs(job)[job]))
+"""
+    env = f"PYTHONPATH=/arc/home/{user}/canfar-client HOME=/tmp CANFAR_CONSOLE__BANNER=false"
+    printed = fresh.exec(notebook, f"{env} python3 -c '{script}'").strip().splitlines()[-1]
+    job, status, logs = printed.split(" ", 2)
+    assert (status, logs) == ("Completed", repr("hello from a job\n"))
+    assert fresh.session(job)["userid"] == user  # launched as the notebook's owner
+    token = fresh.exec(notebook, "printenv CANFAR_TOKEN").strip()
+    fresh.http.delete(f"/session/{notebook}")
+    fresh.wait_gone(notebook)
+    gone = httpx.get(f"{fresh.url}/skaha/v1/session", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert gone.status_code == 401  # the session's token died with it

@@ -189,6 +189,16 @@ def test_a_private_registry_needs_the_right_credentials_and_they_are_never_kept(
         _forget(docker_client, name)
 
 
+def test_credentials_sent_for_a_public_image_do_not_make_it_private(fresh: Instance, pushed: str) -> None:
+    """An image is private only when the registry refuses it to an anonymous pull: someone who sends
+    credentials for a public one must not lock everyone else out of it."""
+    with_credentials = _launch(fresh, pushed, _auth("someone", "anything"))
+    fresh.wait_status(with_credentials, "Succeeded")
+    without = _launch(fresh, pushed)
+    fresh.wait_status(without, "Succeeded")
+    assert "Pulling" not in _events(fresh, without)  # it is here, and nobody's private image
+
+
 def _grep(root: Path, *needles: bytes) -> list[str]:
     found = []
     for path in root.rglob("*"):

@@ -179,3 +179,14 @@ def test_a_new_password_ends_old_sign_ins_and_login_stays_on_site(secured: Insta
     )
     assert elsewhere.status_code == 403
     secured.emulate("users", "rm", "carol")
+
+
+def test_a_shared_server_pulls_only_from_the_registries_it_allows(secured: Instance, people: dict[str, Person]) -> None:
+    """Any launch makes the engine connect to the registry it names: on a shared server, not to one the
+    operator did not list (this instance lists loopback alone), and nothing is left behind."""
+    api = _api(secured, people["bob"])
+    before = secured.rows()
+    for image in ("10.0.0.1:5000/scan:1", "169.254.169.254/latest:1", "ghcr.io/someone/image:1"):
+        refused = api.post("/session", data={"name": "x", "image": image, "type": "headless"})
+        assert refused.status_code == 400 and "the registries allowed are 127.0.0.1" in refused.text, refused.text
+    assert secured.rows() == before
