@@ -45,18 +45,15 @@ def small(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.Docker
 def _fill(folder: Path, leave_bytes: int) -> Path:
     """A file that leaves `leave_bytes` free on the disk of `folder` (0: until the disk refuses)."""
     ballast = folder / "ballast"
-    with open(ballast, "ab") as out:
-        chunk = b"\0" * (1 << 20)
-        try:
+    chunk = b"\0" * (1 << 20)
+    try:
+        with open(ballast, "ab", buffering=0) as out:  # unbuffered: no write is left for the close to fail
             while os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize > leave_bytes + len(chunk):
                 out.write(chunk)
-                out.flush()
-            if leave_bytes == 0:
-                while True:
-                    out.write(b"\0" * 4096)
-                    out.flush()
-        except OSError:
-            pass  # full
+            while leave_bytes == 0:
+                out.write(b"\0" * 4096)
+    except OSError:
+        pass  # full
     return ballast
 
 
