@@ -25,16 +25,16 @@ images: venv ## build every image recipe (base made offline when no registry ans
 
 # With no network at all: the venv from the bundle's wheels (pip's no-index mode; the standard library
 # takes them out), then its images and profiles. An existing venv is kept.
-offline: ## set up from BUNDLE=FILE with no network: venv from its wheels, its images and profiles
+offline: ## set up from BUNDLE=FILE with no network: venv from its wheels, its images and profiles (BUNDLE_KEY=KEYFILE: verify its signature first)
 	@test -n "$(BUNDLE)" || { echo "make offline needs BUNDLE=FILE (made with: emulate bundle create FILE)"; exit 2; }
 	@if [ ! -x $(EMULATE) ]; then \
-	  $(PYTHON) -m emulator.bundle wheels "$(BUNDLE)" $(BUNDLE_WHEELS) && \
+	  $(PYTHON) -m emulator.bundle wheels "$(BUNDLE)" $(BUNDLE_WHEELS) $(if $(BUNDLE_KEY),--verify "$(BUNDLE_KEY)") && \
 	  $(PYTHON) -m venv $(VENV) && \
 	  $(VENV)/bin/pip install -q --no-index --find-links $(BUNDLE_WHEELS) --upgrade pip && \
 	  $(VENV)/bin/pip install -q --no-index --find-links $(BUNDLE_WHEELS) -e . && \
 	  rm -rf $(BUNDLE_WHEELS); \
 	fi
-	$(EMULATE) bundle load "$(BUNDLE)"
+	$(EMULATE) bundle load "$(BUNDLE)" $(if $(BUNDLE_KEY),--verify "$(BUNDLE_KEY)")
 
 up: $(if $(strip $(BUNDLE)),offline,images) ## set up everything and start the platform (BUNDLE=FILE: from a bundle, offline)
 	$(EMULATE) up
