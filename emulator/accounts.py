@@ -113,20 +113,25 @@ def _next_gid(document: UsersFile) -> int:
 
 
 def _take_uid(document: UsersFile) -> int:
-    uid = _next_uid(document)
-    if uid > LAST_UID:
-        raise ConfigError(f"no uid left for a new user: {FIRST_UID}-{LAST_UID} have all been given once")
+    uid = _within(_next_uid(document), LAST_UID, f"no uid left for a new user: {FIRST_UID}-{LAST_UID}")
     document.next_uid = uid + 1
     return uid
 
 
 def _take_gid(document: UsersFile) -> int:
     """A gid of its own for a new shared group, even for several made before any is written."""
-    gid = _next_gid(document)
-    if gid > LAST_GROUP_GID:
-        raise ConfigError(f"no gid left for a new group: {FIRST_GROUP_GID}-{LAST_GROUP_GID} have all been given once")
+    gid = _within(
+        _next_gid(document), LAST_GROUP_GID, f"no gid left for a new group: {FIRST_GROUP_GID}-{LAST_GROUP_GID}"
+    )
     document.next_gid = gid + 1
     return gid
+
+
+def _within(taken: int, last: int, refusal: str) -> int:
+    """`taken`, unless the range ending at `last` is spent: never spill into the next range."""
+    if taken > last:
+        raise ConfigError(f"{refusal} have all been given once")
+    return taken
 
 
 def _refuse_system_name(name: str) -> None:
