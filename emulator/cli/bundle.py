@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from rich.progress import (
@@ -39,6 +41,14 @@ def bundle() -> None:
     """Carry images, profiles and the emulator's wheels to machines with no network."""
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _key_option(flag: str, help: str) -> Callable[[F], F]:
+    """A KEYFILE option (bundle keygen's key), passed as `key_file`."""
+    return click.option(flag, "key_file", metavar="KEYFILE", type=click.Path(dir_okay=False, path_type=Path), help=help)
+
+
 @bundle.command()
 @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("names", nargs=-1, metavar="[IMAGE...]")
@@ -49,12 +59,8 @@ def bundle() -> None:
 @click.option(
     "--without-wheels", is_flag=True, help="Leave out the wheels (then `make up BUNDLE=` cannot set up the venv)."
 )
-@click.option(
-    "--sign",
-    "key_file",
-    metavar="KEYFILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Sign the bundle with this key (emulate bundle keygen) so `bundle load --verify` can tell it is yours.",
+@_key_option(
+    "--sign", "Sign the bundle with this key (emulate bundle keygen) so `bundle load --verify` can tell it is yours."
 )
 @pass_settings
 def create(
@@ -117,13 +123,7 @@ def create(
 
 @bundle.command()
 @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--verify",
-    "key_file",
-    metavar="KEYFILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Refuse the bundle unless it is signed with this key and unaltered since.",
-)
+@_key_option("--verify", "Refuse the bundle unless it is signed with this key and unaltered since.")
 @pass_settings
 def load(settings: Settings, path: Path, key_file: Path | None) -> None:
     """Check the bundle and every checksum, then load the images and install the profiles (twice changes
