@@ -108,14 +108,14 @@ def test_sign_in_out_wrong_password_and_expired_cookie(secured: Instance, people
     assert browser.get("/").headers["location"] == "/science-portal/"
     assert browser.get("/science-portal/").headers["location"].startswith("/science-portal/login")
     signed = _signed_in(secured, people["alice"], people["alice"].token)  # the API token signs in too
-    cookie = signed.cookies[COOKIE]
     page = signed.get("/science-portal/")
     assert page.status_code == 200 and "Active sessions" in page.text and len(page.content) < 200_000
     set_cookie = signed.post("/science-portal/login", data={"username": "alice", "password": people["alice"].password})
     assert "HttpOnly" in set_cookie.headers["set-cookie"] and "SameSite=lax" in set_cookie.headers["set-cookie"]
     # A form without the page's token is refused (another site cannot post as alice).
     assert signed.post("/science-portal/launch", data={"type": "notebook"}).status_code == 401
-    csrf = SignIns(secured.state_dir / "signin.key").form_token(cookie)
+    # The second sign-in may have minted a new cookie (its time is inside it): the form token is for the current one.
+    csrf = SignIns(secured.state_dir / "signin.key").form_token(signed.cookies[COOKIE])
     out = signed.post("/science-portal/logout", data={"csrf": csrf})
     assert out.status_code == 303 and COOKIE not in signed.cookies
     # An expired cookie is no sign-in, and login never sends anyone off this site.
