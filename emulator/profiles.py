@@ -35,6 +35,8 @@ TEMPLATE_FIELDS = {
     "api_host": "host[:port] of the skaha API as seen from inside a session",
     "api_version": "v0 or v1",
     "base_url": "the public base URL, e.g. http://127.0.0.1:8080",
+    "session_url": "the session's own origin, e.g. http://<id>.localhost:8080 (the base URL where sessions have "
+    "no hosts of their own)",
     "ws_base_url": "the public base URL with a WebSocket scheme, e.g. ws://127.0.0.1:8080",
     "app_token": "the desktop's token for calling the API back (x-auth-token-skaha)",
     "app_name": "the image's last path segment with ':', '.' and '_' as '-' (desktop-app window title)",

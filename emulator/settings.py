@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
@@ -19,10 +21,14 @@ from pydantic_core import ErrorDetails
 from emulator import naming
 from emulator.errors import ConfigError
 from emulator.layout import INSTANCE_PATTERN, INSTANCE_RULE, Layout
+from emulator.session_hosts import SessionHosts
 
 # Settings only the host side uses (image builds, the gateway's start); the service never sees them, so
 # changing one does not restart it.
 _HOST_ONLY = {"images_dir", "extra_ca_bundle", "gateway_cpus"}
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+NO_SESSION_HOSTS = "none"  # EMULATE_SESSION_DOMAIN=none: sessions on the portal's host
+_DOMAIN = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -50,6 +56,12 @@ class Settings(BaseModel):
         default_factory=list, description="Names and addresses the HTTPS certificate covers (default: found by `up`)."
     )
     public_url: str | None = Field(None, description="Base URL in connect URLs (default http://<host>:<port>).")
+    session_domain: str | None = Field(
+        None,
+        description="Each session is served at <id>.<this domain> with the portal's scheme and port (needs a "
+        "wildcard DNS name to this machine). Default: localhost when the platform is on loopback (browsers send "
+        "*.localhost there); elsewhere none. 'none': sessions on the portal's own host.",
+    )
     state_dir: Path | None = Field(None, description="SQLite state, per-session files, gateway socket.")
     config_dir: Path | None = Field(None, description="Folder holding users.yaml (tokens, uids, groups).")
     arc_dir: Path | None = Field(None, description="Host folder mounted as /arc in every session.")
@@ -77,6 +89,12 @@ class Settings(BaseModel):
     pids_limit: int = Field(4096, description="Maximum processes in one session container.")
     min_free_gb: float = Field(
         1.0, ge=0, description="Launches are refused while the disk under /arc or the state folder has less free."
+    )
+    user_home_quota_gb: float | None = Field(
+        None,
+        gt=0,
+        description="Each user's /arc/home quota, kept by watching: launches refused at 90%, running sessions "
+        "stopped at 100% (default: none).",
     )
     selinux: Literal["auto", "relabel", "disable", "off"] = Field(
         "auto",
@@ -145,6 +163,16 @@ class Settings(BaseModel):
         if value is not None and (":/" not in value or value.startswith(":")):
             raise ValueError("an NFS export is server:/path")
         return value
+
+    @field_validator("session_domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        domain = value.strip().strip(".").lower()
+        if not _DOMAIN.fullmatch(domain):
+            raise ValueError("a DNS name such as sessions.example.org, whose every subdomain reaches this machine")
+        return domain
 
     @field_validator("instance")
     @classmethod
@@ -231,9 +259,23 @@ class Settings(BaseModel):
         return self.gateway_dir / "admin.sock"
 
     @property
+    def session_hosts(self) -> SessionHosts | None:
+        """Where each session is served on a host of its own; None: on the portal's host (no origin split)."""
+        parts = urlsplit(self.base_url)
+        domain = self.session_domain
+        if domain is None:
+            domain = "localhost" if (parts.hostname or "") in LOOPBACK_NAMES else NO_SESSION_HOSTS
+        return SessionHosts(domain, parts.scheme, parts.port) if domain != NO_SESSION_HOSTS else None
+
+    def session_url(self, session_id: str) -> str:
+        """The origin a session is served at (the portal's when sessions have no hosts of their own)."""
+        hosts = self.session_hosts
+        return hosts.origin(session_id) if hosts is not None else self.base_url
+
+    @property
     def auth_required(self) -> bool:
         """Whether session routes check who is asking: asked for, or the gateway is reachable from others."""
-        return self.auth or self.host not in ("127.0.0.1", "localhost", "::1")
+        return self.auth or self.host not in LOOPBACK_NAMES
 
     @property
     def signin_key(self) -> Path:

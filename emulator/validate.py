@@ -28,6 +28,7 @@ from emulator.core.contract import LOGIN_SHELL
 from emulator.errors import EmulatorError
 from emulator.profiles import Profile, SessionType
 from emulator.runtime.docker import ImageFiles, docker_errors
+from emulator.session_hosts import for_scripts
 
 # Programs each type's launch needs besides a shell and cp (skaha's identity set-up uses both).
 REQUIRED_PROGRAMS = {SessionType.NOTEBOOK: ["jupyter"], SessionType.DESKTOP_APP: ["xterm"]}
@@ -267,7 +268,8 @@ def smoke_run(
         session = client.session(session_id)
         url = session.get("connectURL", "")
         if ready and url not in ("", "not-applicable"):
-            answer = httpx.get(url, timeout=30, follow_redirects=True, headers=client.auth_headers)
+            reachable = for_scripts(url, client.base_url)
+            answer = httpx.get(reachable, timeout=30, follow_redirects=True, headers=client.auth_headers)
             findings.append(
                 Finding(
                     "connect URL",

@@ -25,6 +25,27 @@ INSTANCE = "pytest"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
+class LocalhostNames(httpx.HTTPTransport):
+    """Any `*.localhost` name is loopback, as browsers take it (RFC 6761) and this machine's resolver does not:
+    the request goes to 127.0.0.1 with its Host header (and its cookies' host) unchanged."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host.endswith(".localhost"):
+            request = httpx.Request(
+                request.method,
+                request.url.copy_with(host="127.0.0.1"),
+                headers=request.headers,
+                stream=request.stream,
+                extensions=request.extensions,
+            )
+        return super().handle_request(request)
+
+
+def browser(**kwargs: Any) -> httpx.Client:
+    """An httpx client that reaches session hosts (`<id>.localhost`) as a browser does."""
+    return httpx.Client(transport=LocalhostNames(verify=kwargs.pop("verify", True)), timeout=30, **kwargs)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,6 +80,10 @@ class Instance:
             timeout=30,
             limits=httpx.Limits(max_keepalive_connections=0),
         )
+
+    def session_host(self, session_id: str) -> str:
+        """A session's own origin, as its connect URL has it."""
+        return self.url.replace("://127.0.0.1:", f"://{session_id}.localhost:", 1)
 
     @property
     def label(self) -> str:

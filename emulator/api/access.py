@@ -1,8 +1,13 @@
-"""The gateway's question before it proxies a session route: may this caller open this session?
+"""The gateway's questions before it proxies a session route: may this caller open this session?
 
 Caddy's forward_auth asks GET /auth/session with the original method and URI in X-Forwarded-*
 and the caller's cookies and Authorization header. 2xx lets the request through; any other answer
 goes back to the caller as it is: a browser without a sign-in is sent to sign in and brought back.
+
+Where sessions have hosts of their own, a browser there is known by that host's visit cookie alone
+(the portal's cookie never reaches it): one without is sent through the portal, which hands it a
+one-time ticket for GET /auth/visit on the session's host, which sets the cookie. /auth/tls tells the
+gateway which session hosts may have a certificate: those of sessions that live.
 """
 
 from __future__ import annotations
@@ -15,20 +20,41 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from emulator.core.auth import Authenticator, RouteAccess
 from emulator.core.models import User
-from emulator.core.signin import COOKIE
-from emulator.gateway.base import PROBE_HEADER, SESSION_HEADER, SESSION_ID_PATTERN
+from emulator.core.signin import COOKIE, VISIT_COOKIE, cookie_name
+from emulator.gateway.base import PROBE_HEADER, SESSION_HEADER, SESSION_HOST_HEADER, SESSION_ID_PATTERN
+from emulator.settings import Settings
 
 router = APIRouter()
 
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 
-def requester(request: Request, auth: Authenticator) -> User | None:
+_SAFE_NEXT = re.compile(r"^/session/[^\s\\]*$")
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def secure(request: Request) -> bool:
+    return request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
+
+
+def requester(request: Request, auth: Authenticator, session_id: str) -> User | None:
+    """Who asks: a bearer token anywhere; on a session's own host its visit cookie; on the portal's host the
+    portal's cookie only where sessions have no hosts of their own (else browsers never get this far)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return auth.bearer(token.strip())
-    return auth.cookie(request.cookies.get(COOKIE))
+    on_host = request.headers.get(SESSION_HOST_HEADER)
+    if on_host:
+        if on_host != session_id:
+            return None
+        return auth.visitor(request.cookies.get(cookie_name(VISIT_COOKIE, secure(request))), session_id)
+    if _settings(request).session_hosts is not None:
+        return None
+    return auth.cookie(request.cookies.get(cookie_name(COOKIE, secure(request))))
 
 
 @router.get("/auth/session", include_in_schema=False)
@@ -41,13 +67,62 @@ async def session_route(request: Request) -> Response:
         return PlainTextResponse("not a session route\n", status_code=404)
     if auth.is_probe(request.headers.get(PROBE_HEADER), session_id):
         return Response(status_code=204)
-    verdict = auth.route_access(requester(request, auth), session_id)
+    verdict = auth.route_access(requester(request, auth, session_id), session_id)
     if verdict is RouteAccess.ALLOWED:
         return Response(status_code=204)
     if verdict is RouteAccess.NOT_SIGNED_IN:
         if "text/html" in request.headers.get("accept", ""):
-            return RedirectResponse(f"/science-portal/login?next={quote(uri, safe='')}", status_code=302)
+            return _sign_in_first(request, session_id, uri)
         return PlainTextResponse("sign in first: a bearer token or the portal's cookie\n", status_code=401)
     if verdict is RouteAccess.FORBIDDEN:
         return PlainTextResponse("this session is not yours, nor shared with a group of yours\n", status_code=403)
     return PlainTextResponse("no such session\n", status_code=404)
+
+
+def _sign_in_first(request: Request, session_id: str, uri: str) -> Response:
+    """Where a browser without a sign-in for this session goes: through the portal, which knows it."""
+    settings = _settings(request)
+    hosts = settings.session_hosts
+    if hosts is None:
+        return RedirectResponse(f"/science-portal/login?next={quote(uri, safe='')}", status_code=302)
+    if not request.headers.get(SESSION_HOST_HEADER):  # a browser that sends no fetch metadata, on the portal's host
+        return RedirectResponse(hosts.origin(session_id) + uri, status_code=307)
+    visit = f"{settings.base_url}/science-portal/visit?session={session_id}&next={quote(uri, safe='')}"
+    return RedirectResponse(visit, status_code=302)
+
+
+@router.get("/auth/visit", include_in_schema=False)
+async def visit(request: Request, ticket: str = "", next: str = "") -> Response:
+    """On a session's host: the portal's ticket becomes this host's visit cookie, and the browser goes on."""
+    auth: Authenticator = request.app.state.auth
+    session_id = request.headers.get(SESSION_HOST_HEADER, "")
+    user = auth.redeem(ticket, session_id) if _SESSION_ID.fullmatch(session_id) else None
+    if user is None:
+        return PlainTextResponse(
+            "this sign-in link is spent or was made for another session: open the session from the portal again\n",
+            status_code=403,
+        )
+    target = next if _SAFE_NEXT.match(next) else "/"
+    response = RedirectResponse(target, status_code=303)
+    https = secure(request)
+    response.set_cookie(
+        cookie_name(VISIT_COOKIE, https),
+        auth.signins.visit(user.name, auth.fingerprint(user.name), session_id),
+        max_age=auth.signins.lifetime,
+        httponly=True,
+        samesite="lax",
+        secure=https,
+        path="/",
+    )
+    return response
+
+
+@router.get("/auth/tls", include_in_schema=False)
+async def certificate_wanted(request: Request, domain: str = "") -> Response:
+    """Caddy's on-demand TLS asks before it makes a certificate for a host: only a live session's own."""
+    auth: Authenticator = request.app.state.auth
+    hosts = _settings(request).session_hosts
+    session_id, _, rest = domain.lower().partition(".")
+    if hosts is None or rest != hosts.domain or not _SESSION_ID.fullmatch(session_id) or not auth.lives(session_id):
+        return PlainTextResponse("no such session host\n", status_code=404)
+    return Response(status_code=200)

@@ -20,9 +20,10 @@ from emulator import __version__, labels, naming
 from emulator.api import access, errors, portal, skaha
 from emulator.api.limits import BodyLimit
 from emulator.api.openapi import describe
+from emulator.api.origin import OwnPagesOnly
 from emulator.core.auth import PROBE_HEADER, Authenticator
 from emulator.core.callback import CallbackTokens
-from emulator.core.housekeeping import GatewayTable, Housekeeper, run_forever
+from emulator.core.housekeeping import Housekeeper, run_forever
 from emulator.core.identity import UsersSource
 from emulator.core.models import GIB, HostCapacity
 from emulator.core.networks import UserNetworks
@@ -33,7 +34,7 @@ from emulator.core.sessions import SessionManager
 from emulator.core.signin import SignIns
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
-from emulator.gateway.base import NAME_SERVER_PORT
+from emulator.gateway.base import NAME_SERVER_PORT, GatewayTable
 from emulator.gateway.caddy import OWN_ANSWER, CaddyGateway
 from emulator.gateway.names import SessionNameServer
 from emulator.gateway.routes import routes_for
@@ -141,7 +142,9 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         await gateway.wait_ready()
         routes = routes_for(profiles.values(), settings.prefix, settings.base_url, name_server)
         tls_names = settings.tls_names if settings.tls else None
-        table = GatewayTable(api_upstream, routes, auth=settings.auth_required, tls_names=tls_names)
+        table = GatewayTable(
+            api_upstream, routes, auth=settings.auth_required, tls_names=tls_names, session_hosts=settings.session_hosts
+        )
         keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, networks)
         await keeper.reconcile()
         # Housekeeping runs when the engine reports a container of this instance changing (an exit is
@@ -158,6 +161,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         ]
         app.state.manager = manager
         app.state.auth = auth
+        app.state.settings = settings
         log.info("skaha-emulator %s serving instance '%s' at %s", __version__, settings.instance, settings.base_url)
         try:
             yield
@@ -176,6 +180,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
     errors.install(app)
     app.add_middleware(errors.ContainUnforeseen)  # innermost of ours: it sees what the handlers let through
     app.add_middleware(BodyLimit)
+    app.add_middleware(OwnPagesOnly)
     app.include_router(skaha.router)
     app.include_router(access.router)
     app.include_router(portal.router)

@@ -21,13 +21,15 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from emulator.api import views
+from emulator.api.access import secure
 from emulator.api.deps import Manager
-from emulator.api.storage import home_storage
-from emulator.core.auth import Authenticator
+from emulator.api.storage import Storage, home_storage
+from emulator.core.auth import Authenticator, RouteAccess
 from emulator.core.models import Session, Status, User
 from emulator.core.sessions import LaunchRequest, SessionManager
-from emulator.core.signin import COOKIE
+from emulator.core.signin import COOKIE, cookie_name
 from emulator.errors import EmulatorError, NotAuthenticated
+from emulator.gateway.base import VISIT_PATH
 from emulator.profiles import SessionType
 
 router = APIRouter(prefix="/science-portal", include_in_schema=False)
@@ -50,8 +52,13 @@ def _auth(request: Request) -> Authenticator:
     return request.app.state.auth  # type: ignore[no-any-return]
 
 
+def _cookie(request: Request) -> str:
+    """The portal's sign-in cookie as this browser sent it ("" without one)."""
+    return request.cookies.get(cookie_name(COOKIE, secure(request)), "")
+
+
 def signed_in(request: Request) -> User:
-    user = _auth(request).cookie(request.cookies.get(COOKIE))
+    user = _auth(request).cookie(_cookie(request))
     if user is None:
         raise NotAuthenticated("sign in")
     return user
@@ -67,7 +74,7 @@ def _same_origin(request: Request) -> bool:
 
 
 def _check_form(request: Request, token: str | None) -> None:
-    if not _auth(request).signins.form_token_ok(request.cookies.get(COOKIE), token):
+    if not _auth(request).signins.form_token_ok(_cookie(request), token):
         raise NotAuthenticated("the form expired; reload the page")
 
 
@@ -109,6 +116,11 @@ def _card(m: SessionManager, user: User, session: Session) -> dict[str, Any]:
         "why": events[-1].message if events else "",
         "pull": _pull_line(m.pull_progress(user, session.id)) if session.status is Status.PENDING else "",
     }
+
+
+def _storage(m: SessionManager, user: User) -> Storage:
+    """The home-storage panel's figures (blocking: a walk of the home, at most once a minute)."""
+    return home_storage(m.home_of(user), m.arc_root, m.quotas.current(user.name) if m.quotas.enabled else None)
 
 
 def _pull_line(progress: dict[str, Any] | None) -> str:
@@ -176,14 +188,14 @@ async def login(
     auth.throttle.succeeded(name)
     target = next if _SAFE_NEXT.match(next) else "/science-portal/"  # never off this site
     response = RedirectResponse(target, status_code=303)
-    secure = request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
+    https = secure(request)
     response.set_cookie(
-        COOKIE,
+        cookie_name(COOKIE, https),
         auth.signins.issue(user.name, auth.fingerprint(user.name)),
         max_age=auth.signins.lifetime,
         httponly=True,
         samesite="lax",
-        secure=secure,
+        secure=https,
         path="/",
     )
     return response
@@ -202,23 +214,44 @@ def _client_address(request: Request) -> str | None:
 async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
     _check_form(request, csrf)
     response = RedirectResponse("/science-portal/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
+    https = secure(request)
+    response.delete_cookie(cookie_name(COOKIE, https), path="/", secure=https, httponly=True, samesite="lax")
     return response
+
+
+@router.get("/visit")
+async def visit(request: Request, session: str = "", next: str = "") -> Response:
+    """On the way to a session's own host: a signed-in browser that may open the session gets a one-time
+    ticket for it, which that host turns into its own cookie (the portal's cookie never goes there)."""
+    auth = _auth(request)
+    user = auth.cookie(_cookie(request))
+    if user is None:
+        here = f"/science-portal/visit?session={quote(session, safe='')}&next={quote(next, safe='')}"
+        return RedirectResponse(f"/science-portal/login?next={quote(here, safe='')}", status_code=303)
+    verdict = auth.route_access(user, session)
+    hosts = request.app.state.settings.session_hosts
+    if verdict is RouteAccess.FORBIDDEN:
+        return PlainTextResponse("this session is not yours, nor shared with a group of yours\n", status_code=403)
+    if verdict is not RouteAccess.ALLOWED or hosts is None:
+        return PlainTextResponse("no such session\n", status_code=404)
+    ticket = auth.signins.ticket(user.name, auth.fingerprint(user.name), session)
+    target = f"{hosts.origin(session)}{VISIT_PATH}?ticket={quote(ticket, safe='')}&next={quote(next, safe='')}"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get("/", response_class=HTMLResponse)
 async def dashboard(request: Request, m: Manager) -> Response:
-    user = _auth(request).cookie(request.cookies.get(COOKIE))
+    user = _auth(request).cookie(_cookie(request))
     if user is None:
         return RedirectResponse(f"/science-portal/login?next={quote('/science-portal/', safe='')}", status_code=303)
     catalogue = [e for e in await m.catalogue(None) if any(t in FORM_TYPES for t in e.types)]
     live = [s for s in m.sessions(user) if s.status.live and s.type in FORM_TYPES]
     context = {
         "user": user,
-        "csrf": _auth(request).signins.form_token(request.cookies.get(COOKIE, "")),
+        "csrf": _auth(request).signins.form_token(_cookie(request)),
         "cards": _cards(m, user),
         "load": await _load(m),
-        "storage": await run_in_threadpool(home_storage, m.home_of(user), m.arc_root),
+        "storage": await run_in_threadpool(_storage, m, user),
         "types": [t.value for t in FORM_TYPES],
         "fixed_types": sorted(t.value for t in FIXED_CHOICE),
         "images": [{"id": e.id, "types": e.types, "description": e.description} for e in catalogue],
@@ -231,7 +264,7 @@ async def dashboard(request: Request, m: Manager) -> Response:
 
 @router.get("/fragments/sessions", response_class=HTMLResponse)
 async def sessions_fragment(request: Request, user: Viewer, m: Manager) -> Response:
-    context = {"cards": _cards(m, user), "csrf": _auth(request).signins.form_token(request.cookies.get(COOKIE, ""))}
+    context = {"cards": _cards(m, user), "csrf": _auth(request).signins.form_token(_cookie(request))}
     return templates.TemplateResponse(request, "_sessions.html", context)
 
 

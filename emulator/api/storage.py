@@ -6,11 +6,12 @@ a fixed number of entries (then the figure is shown as "at least").
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from emulator.core.quotas import HomeUse, used_bytes
 
 CACHE_SECONDS = 60.0
 MAX_ENTRIES = 200_000
@@ -23,34 +24,22 @@ class Storage:
     complete: bool  # False when the walk stopped early: `used_bytes` is a lower bound
     free_bytes: int
     total_bytes: int
+    quota_bytes: int | None = None  # the user's home quota (core/quotas.py), where the server sets one
+    warning: bool = False  # at 90% of it: launches are refused
+
+    @property
+    def quota_gb(self) -> float | None:
+        return self.quota_bytes / 1024**3 if self.quota_bytes else None
 
 
-def _walk(home: Path) -> tuple[int, bool]:
-    used, seen, stack = 0, 0, [home]
-    while stack:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for entry in entries:
-            seen += 1
-            if seen > MAX_ENTRIES:
-                return used, False
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-                else:
-                    used += entry.stat(follow_symlinks=False).st_blocks * 512
-            except OSError:
-                continue
-    return used, True
-
-
-def home_storage(home: Path, arc_root: Path) -> Storage:
+def home_storage(home: Path, arc_root: Path, quota: HomeUse | None = None) -> Storage:
+    """`quota`: the user's figure from the quota watch, when the server keeps one (it is then the one shown)."""
+    disk = shutil.disk_usage(arc_root if arc_root.exists() else Path("/"))
+    if quota is not None and quota.quota_bytes is not None:
+        return Storage(quota.used_bytes, True, disk.free, disk.total, quota.quota_bytes, quota.warning)
     now = time.monotonic()
     cached = _cache.get(home)
     if cached is None or now - cached[0] > CACHE_SECONDS:
-        used, complete = _walk(home) if home.exists() else (0, True)
+        used, complete = used_bytes(home, MAX_ENTRIES) if home.exists() else (0, True)
         cached = _cache[home] = (now, used, complete)
-    disk = shutil.disk_usage(arc_root if arc_root.exists() else Path("/"))
     return Storage(cached[1], cached[2], disk.free, disk.total)

@@ -105,8 +105,17 @@ def up(
         console.print(f"  HTTPS from the gateway's own CA: trust {settings.tls_ca}")
         console.print(f"  (covers {', '.join(settings.tls_names)}; e.g. curl --cacert {settings.tls_ca} {url}/)")
     console.print(f"  portal: {url}/science-portal/   (sign in: emulate users add NAME, or your token)")
+    hosts = settings.session_hosts
+    if hosts is not None:
+        console.print(f"  sessions: each at a host of its own, {hosts.origin('<id>')}/session/...")
     if settings.auth_required:
         console.print("  session routes: signed-in users only (owner, or a group of theirs)")
+    if hosts is None and settings.auth_required:
+        console_err.print(
+            "[yellow]note:[/yellow] sessions are served on the portal's own host: a page in a session a group "
+            "member opens could act in the portal as that member. Give this server a wildcard DNS name and set "
+            'EMULATE_SESSION_DOMAIN (README, "Security model").'
+        )
     console.print(f"  API:   {url}/skaha/v0/session   (Authorization: Bearer $(emulate token))")
     console.print("  next:  emulate launch notebook")
     if unenforced:

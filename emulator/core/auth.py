@@ -1,9 +1,9 @@
 """Who is asking, and whether they may open a session's routes.
 
-A caller is known by a user's bearer token, by the portal's sign-in cookie, or (for the API only)
-by a desktop's callback token (skaha's DESKTOP_SESSION_APP_TOKEN, sent as `x-auth-token-skaha`)
-while its session lives. A session's routes open for its owner and for anyone sharing one of the
-owner's groups, as CANFAR shares session URLs.
+A caller is known by a user's bearer token, by the portal's sign-in cookie, on a session's own host by
+that host's visit cookie (core/signin.py), or (for the API only) by a desktop's callback token (skaha's
+DESKTOP_SESSION_APP_TOKEN, sent as `x-auth-token-skaha`) while its session lives. A session's routes
+open for its owner and for anyone sharing one of the owner's groups, as CANFAR shares session URLs.
 """
 
 from __future__ import annotations
@@ -63,6 +63,24 @@ class Authenticator:
             return None
         return user
 
+    def _current(self, found: tuple[str, str] | None) -> User | None:
+        """The user (name, fingerprint) names, while their password and token are still those it was made under."""
+        if found is None:
+            return None
+        directory = self._users.current()
+        user = directory.get(found[0])
+        if user is None or not hmac.compare_digest(found[1].encode(), directory.fingerprint(user.name).encode()):
+            return None
+        return user
+
+    def visitor(self, cookie: str | None, session_id: str) -> User | None:
+        """The user a session host's visit cookie, made for that very session, names."""
+        return self._current(self.signins.visitor(cookie, session_id))
+
+    def redeem(self, ticket: str | None, session_id: str) -> User | None:
+        """The user of the portal's one-time ticket for this session's host."""
+        return self._current(self.signins.redeem(ticket, session_id))
+
     def fingerprint(self, name: str) -> str:
         return self._users.current().fingerprint(name)
 
@@ -82,6 +100,11 @@ class Authenticator:
         if session is None or not session.status.live:
             return None
         return self._users.current().get(session.user)
+
+    def lives(self, session_id: str) -> bool:
+        """Whether a session (not a desktop's app) of that id is pending or running."""
+        session = self._store.get(session_id)
+        return session is not None and session.parent_id is None and session.status.live
 
     def route_access(self, requester: User | None, session_id: str) -> RouteAccess:
         session = self._store.get(session_id)

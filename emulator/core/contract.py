@@ -52,6 +52,7 @@ def template_values(
         "api_host": f"{naming.gateway_container(settings.prefix)}:{INTERNAL_PORT}",
         "api_version": "v0",
         "base_url": settings.base_url,
+        "session_url": settings.session_url(session.parent_id or session.id),
         "ws_base_url": settings.base_url.replace("http", "ws", 1),
         "app_token": app_token,
         "app_name": app_name(session.image),

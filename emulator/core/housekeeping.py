@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 
 from emulator import labels
@@ -27,22 +26,12 @@ from emulator.core.networks import UserNetworks
 from emulator.core.sessions import SessionManager
 from emulator.core.store import Store
 from emulator.errors import EmulatorError
-from emulator.gateway.base import Gateway, TypeRoute
+from emulator.gateway.base import Gateway, GatewayTable
 from emulator.profiles import Profile
 from emulator.runtime.base import ContainerState, Runtime
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.housekeeping")
-
-
-@dataclass(frozen=True)
-class GatewayTable:
-    """What the gateway must run: the API's upstream and one route per session-type prefix."""
-
-    api_upstream: str
-    routes: list[TypeRoute]
-    auth: bool = False  # session routes ask the service who may open them
-    tls_names: list[str] | None = None  # HTTPS on the published port, for these names
 
 
 class Housekeeper:
@@ -71,12 +60,12 @@ class Housekeeper:
         table = self._table
         if not force:
             try:
-                if await self._gateway.is_loaded(table.api_upstream, table.routes, table.auth):
+                if await self._gateway.is_loaded(table):
                     return
             except EmulatorError:
                 return  # the gateway is down; try again on the next pass
             log.warning("the gateway is not running the emulator's routes; loading them")
-        await self._gateway.load(table.api_upstream, table.routes, table.auth, table.tls_names)
+        await self._gateway.load(table)
         await self._networks.rejoin()  # a new gateway container has joined no user network yet
 
     async def reconcile(self) -> list[str]:
@@ -114,9 +103,30 @@ class Housekeeper:
             except Exception:
                 log.exception("housekeeping of session %s failed", session.id)
         try:
+            await self.keep_quotas()
+        except Exception:
+            log.exception("could not keep the users' home quotas")
+        try:
             await self.sync_gateway()
         except Exception:
             log.exception("could not bring the gateway up to date")
+
+    async def keep_quotas(self) -> None:
+        """Stop the running sessions of each user whose home has reached its quota (core/quotas.py)."""
+        quotas = self._manager.quotas
+        if not quotas.enabled:
+            return
+        running: dict[str, list[Session]] = {}
+        for session in self._store.sessions():
+            if session.status is Status.RUNNING and not self._manager.terminating(session.id):
+                running.setdefault(session.user, []).append(session)
+        for user, sessions in running.items():
+            use = quotas.known(user)
+            if use is None:
+                use = await asyncio.to_thread(quotas.measure, user)
+            if use.full:
+                for session in sessions:
+                    await self._manager.stop_over_quota(session, quotas.stop_reason(use, user))
 
     def _batch(self, session: Session) -> bool:
         profile = self._profiles.get(session.type)

@@ -28,7 +28,7 @@ from emulator import labels, naming
 from emulator.core import apps, policy
 from emulator.core.addresses import SessionAddresses
 from emulator.core.callback import CallbackTokens
-from emulator.core.contract import build_spec, template_values
+from emulator.core.contract import TOP_LEVEL, build_spec, template_values
 from emulator.core.disk import DiskWatch, disk_full_words, is_disk_full
 from emulator.core.identity import UsersSource
 from emulator.core.models import (
@@ -46,6 +46,7 @@ from emulator.core.networks import UserNetworks
 from emulator.core.probe import GatewayProbes, probe_path, wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
 from emulator.core.pulls import ImagePulls, PullKey
+from emulator.core.quotas import PASSES_PER_MEASURE, HomeQuotas
 from emulator.core.registries import RegistryPolicy
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
@@ -103,6 +104,9 @@ class AppRequest:
     registry_auth: str | None = field(default=None, repr=False)
 
 
+STOPPED_BY_PLATFORM = -1  # the exit code recorded for a session the platform stopped
+
+
 class SessionManager:
     def __init__(
         self,
@@ -144,6 +148,12 @@ class SessionManager:
             {"/arc": settings.arc_path, "the platform's state": settings.state_path}, settings.min_free_gb
         )
         self._registries = RegistryPolicy(settings.registries, public_only=settings.auth_required)
+        self.quotas = HomeQuotas(
+            lambda name: settings.arc_path / "home" / name,
+            settings.user_home_quota_gb,
+            shown_as=lambda name: f"{TOP_LEVEL}/home/{name}",
+            measure_every=settings.loop_interval * PASSES_PER_MEASURE,
+        )
         self.addresses = SessionAddresses(store, runtime, settings.prefix)  # what the gateway's name server answers
         # Sessions whose bring-up pulls first, with the launch's credentials (in memory only, until the pull),
         # and the pull each session waits for now (its progress is that session's, no one else's).
@@ -178,6 +188,13 @@ class SessionManager:
     @property
     def arc_root(self) -> Path:
         return self._settings.arc_path
+
+    async def _check_space(self, user: User) -> None:
+        """Room on the server's disks, and in the user's share of /arc (DiskFull, 507, in words)."""
+        self._disk.check()
+        if self.quotas.enabled:
+            use = await asyncio.to_thread(self.quotas.current, user.name)
+            self.quotas.check_launch(use, user.name)
 
     def home_of(self, user: User) -> Path:
         """The user's home on the host (their /arc/home/<name>)."""
@@ -233,7 +250,7 @@ class SessionManager:
             raise InvalidRequest(
                 f"a {session_type} is attached to a {profile.attaches_to}: POST /session/<{profile.attaches_to} id>/app"
             )
-        self._disk.check()
+        await self._check_space(user)
         must_pull = await self._check_image(image_ref, session_type, credentials)
         if profile is None:
             raise InvalidRequest(
@@ -289,7 +306,7 @@ class SessionManager:
         profile = next((p for p in self._profiles.values() if p.attaches_to == desktop.type), None)
         if profile is None:
             raise InvalidRequest("desktop-app sessions are not available (no profiles/desktop-app.yaml)")
-        self._disk.check()
+        await self._check_space(user)
         must_pull = await self._check_image(image_ref, profile.type, credentials)
         resources = policy.resolve_resources(
             policy.ResourceRequest(request.cores, request.ram),
@@ -790,6 +807,16 @@ class SessionManager:
 
     def terminating(self, session_id: str) -> bool:
         return session_id in self._terminations
+
+    async def stop_over_quota(self, session: Session, reason: str) -> None:
+        """Stop a running session whose owner's home is over its quota: it ends Failed, with `reason` as its
+        last event; its container and logs stay until it is deleted."""
+        # Failed first: the container's exit (often 0, an app that ends cleanly when asked) is then no news.
+        if not self._store.finish(session.id, Status.FAILED, self._clock(), STOPPED_BY_PLATFORM):
+            return  # it ended, or a delete began, meanwhile
+        self.event(session.id, "QuotaExceeded", reason, warning=True)
+        log.warning("stopping session %s of %s: %s", session.id, session.user, reason)
+        await self._runtime.stop(self.container_name(session))
 
     async def terminate(self, session: Session) -> None:
         """Remove a session entirely: container, files, row. Concurrent calls share one removal."""

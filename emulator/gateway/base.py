@@ -14,11 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from emulator.session_hosts import SessionHosts
+
 SESSION_ID_PATTERN = "[a-z][a-z0-9]{7}"
 NAME_SERVER_PORT = 8053  # the service's name server for session names (UDP), on the platform network
 INTERNAL_PORT = 8081  # the gateway's plain-HTTP listener on the platform's and sessions' networks
 # Headers of the gateway's question to the service (forward_auth) about a session route:
 SESSION_HEADER = "X-Skaha-Emulator-Session"  # the session id the gateway itself routes to
+# Set by the gateway (never passed on from a client) on requests it sends the service from a session's own
+# host: the session that host serves ("" on the portal's host).
+SESSION_HOST_HEADER = "X-Skaha-Emulator-Session-Host"
+VISIT_PATH = "/_skaha-emulator/visit"  # on a session's host: where the portal's sign-in ticket becomes a cookie
 PROBE_HEADER = "X-Skaha-Emulator-Probe"  # the service's readiness probes (never passed on to a session)
 
 
@@ -43,14 +49,22 @@ class TypeRoute:
     name_server: str | None = None  # "host:port" (UDP) that resolves the containers' names; None: the system's
 
 
+@dataclass(frozen=True)
+class GatewayTable:
+    """What the gateway must run: the API's upstream and one route per session-type prefix."""
+
+    api_upstream: str
+    routes: list[TypeRoute]
+    auth: bool = False  # session routes ask the service who may open them
+    tls_names: list[str] | None = None  # HTTPS on the published port, for these names
+    session_hosts: SessionHosts | None = None  # None: sessions are served on the portal's host (no split)
+
+
 class Gateway(Protocol):
-    async def load(
-        self, api_upstream: str, routes: list[TypeRoute], auth: bool = False, tls_names: list[str] | None = None
-    ) -> None:
-        """Replace the whole routing table: the API upstream plus these session-type routes, each asking
-        the API upstream who may open it when `auth`; HTTPS for `tls_names` when given."""
+    async def load(self, table: GatewayTable) -> None:
+        """Replace the whole routing table with `table`."""
         ...
 
-    async def is_loaded(self, api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> bool:
+    async def is_loaded(self, table: GatewayTable) -> bool:
         """Whether the gateway runs exactly the table `load` would give it (False after a gateway restart)."""
         ...

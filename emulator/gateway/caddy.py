@@ -17,7 +17,17 @@ from typing import Any
 import httpx
 
 from emulator.errors import Unavailable
-from emulator.gateway.base import INTERNAL_PORT, PROBE_HEADER, SESSION_HEADER, SESSION_ID_PATTERN, TypeRoute
+from emulator.gateway.base import (
+    INTERNAL_PORT,
+    PROBE_HEADER,
+    SESSION_HEADER,
+    SESSION_HOST_HEADER,
+    SESSION_ID_PATTERN,
+    VISIT_PATH,
+    GatewayTable,
+    TypeRoute,
+)
+from emulator.session_hosts import SessionHosts
 
 ADMIN_HOST = "gateway-admin"  # the only Host the admin API accepts (see images/gateway/bootstrap.json)
 ADMIN_SOCKET_FOLDER_IN_GATEWAY = "/run/caddy-admin"  # the host's Settings.gateway_dir, bind-mounted
@@ -106,26 +116,40 @@ def _proxy(
     return handler
 
 
-# The platform's own credentials (a bearer token, the portal's cookie) never reach a session: its
-# owner must not collect a visiting group member's. Jupyter's "token" scheme passes untouched.
+# The platform's cookies: the portal's sign-in and a session host's visit cookie, "__Host-" prefixed under TLS.
+PLATFORM_COOKIE = "(^|;\\s*)(__Host-)?skaha_emulator_(session|visit)=[^;]*"
+PORTAL_COOKIE = "(^|;\\s*)(__Host-)?skaha_emulator_session="
+
+# The platform's own credentials (a bearer token, the portal's and the session hosts' cookies) never reach a
+# session: its owner must not collect a visiting group member's. Jupyter's "token" scheme passes untouched.
 STRIP_PLATFORM_CREDENTIALS: dict[str, Any] = {
     "handler": "headers",
     "request": {
-        "delete": [PROBE_HEADER, SESSION_HEADER],
+        "delete": [PROBE_HEADER, SESSION_HEADER, SESSION_HOST_HEADER],
         "replace": {
             "Authorization": [{"search_regexp": "(?i)^bearer\\s.*$", "replace": ""}],
-            "Cookie": [{"search_regexp": "(^|;\\s*)skaha_emulator_session=[^;]*", "replace": ""}],
+            "Cookie": [{"search_regexp": PLATFORM_COOKIE, "replace": ""}],
         },
     },
 }
 
+# A browser: it sends fetch metadata on every request to a trustworthy origin (HTTPS, loopback); elsewhere
+# the portal's cookie gives it away. Scripts (curl, the canfar client, the service's probes) send neither.
+BROWSER: list[dict[str, Any]] = [
+    {"header_regexp": {"Sec-Fetch-Mode": {"pattern": "."}}},
+    {"header_regexp": {"Cookie": {"pattern": PORTAL_COOKIE}}},
+]
 
-def forward_auth(auth_upstream: str, session_id: str) -> dict[str, Any]:
+
+def forward_auth(auth_upstream: str, session_id: str, host_id: str | None = None) -> dict[str, Any]:
     """Caddy's forward_auth (as `caddy adapt` writes it): ask the service whether this caller may open
     this session; a 2xx lets the request on, any other answer goes back to the caller as it is.
 
     `session_id` is the placeholder of the id the route captured from the cleaned path: the session the
-    request will reach, whatever its raw path says (`/session/x/MINE/../THEIRS/` reaches THEIRS)."""
+    request will reach, whatever its raw path says (`/session/x/MINE/../THEIRS/` reaches THEIRS). `host_id`:
+    the placeholder of the session the request's host serves, on a session's own host (its visit cookie
+    counts there); on the portal's host the header is taken off whatever the client sent."""
+    own_host: dict[str, Any] = {"set": {SESSION_HOST_HEADER: [host_id]}} if host_id else {}
     return {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": auth_upstream}],
@@ -136,9 +160,11 @@ def forward_auth(auth_upstream: str, session_id: str) -> dict[str, Any]:
                     "X-Forwarded-Method": ["{http.request.method}"],
                     "X-Forwarded-Uri": ["{http.request.uri}"],
                     SESSION_HEADER: [session_id],
+                    **own_host.get("set", {}),
                 },
                 # The question is plain HTTP even when the request is a WebSocket upgrade.
-                "delete": ["Connection", "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version"],
+                "delete": ["Connection", "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version"]
+                + ([] if host_id else [SESSION_HOST_HEADER]),
             }
         },
         "handle_response": [{"match": {"status_code": [2]}, "routes": [{"handle": []}]}],
@@ -146,7 +172,11 @@ def forward_auth(auth_upstream: str, session_id: str) -> dict[str, Any]:
     }
 
 
-def type_route(route: TypeRoute, auth_upstream: str | None = None) -> dict[str, Any]:
+def type_route(
+    route: TypeRoute, auth_upstream: str | None = None, hosts: SessionHosts | None = None, on_session_host: bool = False
+) -> dict[str, Any]:
+    """One session type's route. With `hosts`: on a session's own host (`on_session_host`) it serves only the
+    session that host names; on the portal's host it sends browsers to the session's host and serves scripts."""
     name = re.sub(r"[^a-z0-9]", "", route.session_type)
     after = route.path_after.rstrip("/")
     head = f"^{re.escape(route.path_before)}({SESSION_ID_PATTERN}){re.escape(after)}"
@@ -176,14 +206,70 @@ def type_route(route: TypeRoute, auth_upstream: str | None = None) -> dict[str, 
     main.append(_proxy(f"{container}:{route.port}", route.request_headers, name_server=route.name_server))
     session: dict[str, Any] = {"handler": "subroute", "routes": [slash, forward, {"handle": main}]}
     checks: list[dict[str, Any]] = []
+    host_id = None
+    if hosts is not None and on_session_host:
+        host_id = f"{{http.request.host.labels.{hosts.id_label}}}"
+        checks.append(  # a session's host serves that session alone
+            {
+                "match": [{"not": [{"vars": {session_id: [host_id]}}]}],
+                "handle": [_text(404, "skaha-emulator: this host serves only its own session\n")],
+                "terminal": True,
+            }
+        )
+    elif hosts is not None:
+        # Browsers open a session on its own host. The Location's host is made of the captured id alone;
+        # the request's URI follows it, so nothing in the request can move it off that host.
+        checks.append(
+            {
+                "match": BROWSER,
+                "handle": [
+                    {
+                        "handler": "static_response",
+                        "status_code": 307,
+                        "headers": {"Location": [hosts.origin(session_id) + "{http.request.uri}"]},
+                    }
+                ],
+                "terminal": True,
+            }
+        )
     if auth_upstream is not None:  # who is asking, before anything reaches the session
-        checks.append({"handle": [forward_auth(auth_upstream, session_id)]})
+        checks.append({"handle": [forward_auth(auth_upstream, session_id, host_id)]})
     checks.append({"handle": [STRIP_PLATFORM_CREDENTIALS, session]})
     session = {"handler": "subroute", "routes": checks}
     return {
-        "@id": f"type-{route.session_type}",
+        "@id": f"type-{route.session_type}" + ("-own-host" if on_session_host else ""),
         "match": [{"path_regexp": {"name": name, "pattern": f"{head}(/.*)?$"}}],
         "handle": [session],
+        "terminal": True,
+    }
+
+
+def session_hosts_route(table: GatewayTable, hosts: SessionHosts) -> dict[str, Any]:
+    """Everything served at `<id>.<domain>`: that session's routes, and the step that turns the portal's
+    sign-in ticket into the host's own visit cookie; nothing of the portal or the API."""
+    host_id = f"{{http.request.host.labels.{hosts.id_label}}}"
+    auth = table.api_upstream if table.auth else None
+    routes: list[dict[str, Any]] = []
+    if table.auth:
+        routes.append(
+            {
+                "match": [{"path": [VISIT_PATH]}],
+                "handle": [
+                    {"handler": "rewrite", "uri": "/auth/visit?{http.request.uri.query}"},
+                    {
+                        **_proxy(table.api_upstream, idle=API_IDLE_TIMEOUT),
+                        "headers": {"request": {"set": {SESSION_HOST_HEADER: [host_id]}}},
+                    },
+                ],
+                "terminal": True,
+            }
+        )
+    routes += [type_route(r, auth, hosts, on_session_host=True) for r in table.routes]
+    routes.append({"handle": [_text(404, "skaha-emulator: this host serves only its own session\n")]})
+    return {
+        "@id": "session-hosts",
+        "match": [{"host": [f"*.{hosts.domain}"]}],
+        "handle": [{"handler": "subroute", "routes": routes}],
         "terminal": True,
     }
 
@@ -202,13 +288,15 @@ def _text(status: int | str, body: str) -> dict[str, Any]:
     }
 
 
-def full_config(
-    api_upstream: str, routes: list[TypeRoute], auth: bool = False, tls_names: list[str] | None = None
-) -> dict[str, Any]:
+def full_config(gateway_table: GatewayTable) -> dict[str, Any]:
     """The whole configuration: session routes (checked with the service when `auth`), the API, the portal;
     served on the published port (HTTPS from Caddy's internal CA for `tls_names`, when given) and on the
-    internal one."""
-    table = [type_route(r, api_upstream if auth else None) for r in routes]
+    internal one. With session hosts, the published port serves each session at its own host; the internal
+    port (the service's probes, sessions' own requests: never a browser) serves them by path alone."""
+    api_upstream, routes, tls_names = gateway_table.api_upstream, gateway_table.routes, gateway_table.tls_names
+    auth = api_upstream if gateway_table.auth else None
+    hosts = gateway_table.session_hosts
+    table = [type_route(r, auth) for r in routes]
     table.append(
         {
             "@id": "skaha-api",
@@ -262,25 +350,32 @@ def full_config(
             ]
         },
     ]
-    public: dict[str, Any] = {
-        "listen": [f":{LISTEN_PORT}"],
+    internal: dict[str, Any] = {
+        "listen": [f":{INTERNAL_PORT}"],
         "automatic_https": {"disable": True},
         "max_header_bytes": MAX_HEADER_BYTES,
         "read_header_timeout": f"{READ_HEADER_TIMEOUT_SECONDS}s",
         "routes": table,
         "errors": {"routes": errors},
     }
-    internal = {**public, "listen": [f":{INTERNAL_PORT}"]}
+    public = {**internal, "listen": [f":{LISTEN_PORT}"]}
+    if hosts is not None:
+        split = [type_route(r, auth, hosts) for r in routes] + table[len(routes) :]
+        public["routes"] = [session_hosts_route(gateway_table, hosts), *split]
     apps: dict[str, Any] = {"http": {"servers": {SERVER: public, "internal": internal}}}
     if tls_names:
         # A client that dials an address sends no server name; it gets the certificate of the first
         # address named (the one people are meant to use).
         addresses = [n for n in tls_names if n.replace(".", "").isdigit()]
         public["tls_connection_policies"] = [{"default_sni": addresses[0] if addresses else "127.0.0.1"}]
-        apps["tls"] = {
-            "automation": {"policies": [{"subjects": tls_names, "issuers": [{"module": "internal"}]}]},
-            "certificates": {"automate": tls_names},
-        }
+        policies: list[dict[str, Any]] = [{"subjects": tls_names, "issuers": [{"module": "internal"}]}]
+        apps["tls"] = {"automation": {"policies": policies}, "certificates": {"automate": tls_names}}
+        if hosts is not None:
+            # A session's host gets its certificate when first asked for (a wildcard under a single label such
+            # as *.localhost is refused by browsers and by OpenSSL), and only while the service says that
+            # session lives.
+            policies.append({"issuers": [{"module": "internal"}], "on_demand": True})
+            apps["tls"]["automation"]["on_demand"] = {"ask": f"http://{api_upstream}/auth/tls"}
         apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
     return {"admin": {"listen": f"unix/{ADMIN_SOCKET_IN_GATEWAY}", "origins": [ADMIN_HOST]}, "apps": apps}
 
@@ -316,15 +411,13 @@ class CaddyGateway:
             await asyncio.sleep(0.05)
         raise Unavailable(f"the gateway's admin API was not ready within {timeout:.0f} s: {problem}")
 
-    async def load(
-        self, api_upstream: str, routes: list[TypeRoute], auth: bool = False, tls_names: list[str] | None = None
-    ) -> None:
+    async def load(self, table: GatewayTable) -> None:
         async with self._lock:
-            response = await self._request("POST", "/load", full_config(api_upstream, routes, auth, tls_names))
+            response = await self._request("POST", "/load", full_config(table))
             if response.status_code >= 400:
                 raise Unavailable(f"the gateway refused its configuration: {response.text.strip()}")
 
-    async def is_loaded(self, api_upstream: str, routes: list[TypeRoute], auth: bool = False) -> bool:
+    async def is_loaded(self, table: GatewayTable) -> bool:
         response = await self._request("GET", f"/config/apps/http/servers/{SERVER}/routes")
-        expected = full_config(api_upstream, routes, auth)["apps"]["http"]["servers"][SERVER]["routes"]
+        expected = full_config(table)["apps"]["http"]["servers"][SERVER]["routes"]
         return response.status_code == 200 and response.json() == expected

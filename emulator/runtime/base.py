@@ -138,6 +138,11 @@ class Runtime(Protocol):
         """Kill and remove the container and its anonymous volumes; missing is fine."""
         ...
 
+    async def stop(self, name: str) -> None:
+        """Stop the container (its processes asked to end, then killed after a grace), keeping it and its logs
+        for the session's record; missing is fine."""
+        ...
+
     async def state(self, name: str) -> ContainerState | None:
         """The container's state, or None if it does not exist."""
         ...

@@ -426,6 +426,7 @@ def _engine_words(exc: docker.errors.APIError) -> str:
     return (words.decode(errors="replace") if isinstance(words, bytes) else words).strip()
 
 
+STOP_GRACE_SECONDS = 10  # what a session is given to save its work when it is stopped, as `docker stop` gives
 ADDRESS_TRIES = 5  # a concurrent launch may take the address picked for this one: pick again
 
 
@@ -527,6 +528,13 @@ class DockerRuntime:
 
     async def remove(self, name: str) -> None:
         await self._call(self._remove, name)
+
+    def _stop(self, name: str) -> None:
+        with suppress(docker.errors.NotFound):
+            self._client.api.stop(name, timeout=STOP_GRACE_SECONDS)
+
+    async def stop(self, name: str) -> None:
+        await self._call(self._stop, name)
 
     def _get_state(self, name: str) -> ContainerState | None:
         try:

@@ -260,6 +260,9 @@ class SwarmRuntime(DockerRuntime):
         state = self._get_state(spec.name)
         return state if state is not None else ContainerState(spec.name, spec.labels, "pending", None, None)
 
+    def _stop(self, name: str) -> None:
+        self._remove(name)  # a service has no stopped state to keep: its session is then Failed as vanished
+
     def _remove(self, name: str) -> None:
         # Swarm removes the task's container on whichever node it ran.
         try:

@@ -39,6 +39,7 @@ from emulator.core.probe import probe_path
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects, install_session_files
 from emulator.core.sessions import GIVE_UP_FACTOR
 from emulator.errors import EmulatorError
+from emulator.gateway.base import GatewayTable
 from emulator.gateway.caddy import LISTEN_PORT, OWN_ANSWER, full_config
 from emulator.gateway.routes import routes_for
 from emulator.images import GATEWAY_IMAGE
@@ -127,6 +128,8 @@ class StandaloneKit:
                 profiles_dir=profiles_dir,
                 host="127.0.0.1",
                 port=0,
+                # The run's gateway serves its sessions by path alone: scripts, not browsers, open them.
+                session_domain="none",
             )
             self.profiles = load_profiles(self.settings.profiles_dir)
         except BaseException:
@@ -173,7 +176,7 @@ class StandaloneKit:
     def _start_gateway(self) -> None:
         self._ensure_image(self._gateway_image)
         routes = routes_for(self.profiles.values(), self.settings.prefix, "http://localhost")
-        config = full_config(API_NOWHERE, routes)
+        config = full_config(GatewayTable(API_NOWHERE, routes))
         config["admin"] = {"disabled": True}  # its table never changes during a run
         config_file = self.state / "gateway.json"
         config_file.write_text(json.dumps(config))

@@ -3,9 +3,12 @@ the form, connect, renew, delete, share with a group, refuse outsiders, phone-si
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -109,3 +112,78 @@ def test_a_shared_url_opens_for_the_group_and_not_for_others(
             context.close()
     finally:
         alice.delete(f"/session/{session_id}")
+
+
+# Bob's page: what a page served from a session tries against its visitor (issue 20, finding 1).
+ATTACK = (Path(__file__).parent / "origin_attack.html").read_text()
+
+
+def test_a_page_in_a_group_members_session_cannot_act_as_its_visitor(
+    secured: Instance, people: dict[str, Person], page: Page
+) -> None:
+    """Issue 20's attack, step by step, in a real browser: bob serves a page from his notebook; alice, who
+    shares his group, opens it signed in. Each thing it tries is refused, and nothing of hers changes."""
+    api = {
+        name: httpx.Client(
+            base_url=f"{secured.url}/skaha/v0", headers={"Authorization": f"Bearer {people[name].token}"}, timeout=30
+        )
+        for name in ("alice", "bob")
+    }
+    notebook = {"name": "x", "image": "skaha-emulator/notebook:latest", "type": "notebook"}
+    ids = {name: api[name].post("/session", data=notebook).text.strip() for name in api}
+    try:
+        deadline = time.monotonic() + 120
+        while any(api[n].get(f"/session/{i}").json()["status"] != "Running" for n, i in ids.items()):
+            assert time.monotonic() < deadline, secured.service_logs()
+            time.sleep(0.2)
+        alices, bobs = ids["alice"], ids["bob"]
+        signed = httpx.Client(base_url=secured.url)
+        signed.post("/science-portal/login", data={"username": "bob", "password": people["bob"].password})
+        html = ATTACK
+        for name, value in (
+            ("PORTAL", secured.url),
+            ("ALICE_HOST", secured.session_host(alices)),
+            ("ALICE", alices),
+            ("BOBS_COOKIE", signed.cookies["skaha_emulator_session"]),
+        ):
+            html = html.replace(name, json.dumps(value))
+        bobs_notebook = secured.container(bobs)
+        secured.exec(bobs, f"mkdir -p /tmp/site && printf '%s' {shlex.quote(html)} > /tmp/site/index.html")
+        serve = ["sh", "-c", "cd /tmp/site && exec python3 -m http.server 8000"]
+        bobs_notebook.exec_run(serve, detach=True)
+        # alice signs in, opens her own notebook (its host gets her visit cookie), then bob's page.
+        _sign_in(page, secured, people["alice"])
+        expect(page.get_by_role("heading", name="Active sessions")).to_be_visible()
+        lab = page.context.new_page()
+        lab.goto(api["alice"].get(f"/session/{alices}").json()["connectURL"])
+        expect(lab).to_have_title(re.compile("JupyterLab"), timeout=60_000)
+        lab.close()
+        bobs_page = page.context.new_page()
+        for _ in range(50):  # until his server listens
+            bobs_page.goto(f"{secured.session_host(bobs)}/session/notebook/{bobs}/proxy/8000/")
+            if bobs_page.title() == "bob's page":
+                break
+            time.sleep(0.2)
+        bobs_page.wait_for_function("window.done === true", timeout=30_000)
+        results = bobs_page.evaluate("window.results")
+        assert results["read the dashboard"].startswith("refused"), results
+        assert results["read the API"].startswith("refused"), results
+        assert results["read her notebook"].startswith("refused"), results
+        assert results["reach her notebook through this host"] == 404, results
+        # What a page cannot read, it might still send: nothing it sent took effect.
+        assert api["alice"].get(f"/session/{alices}").status_code == 200  # not deleted
+        assert [s["id"] for s in api["alice"].get("/session").json()] == [alices]  # nothing launched
+        terminals = httpx.get(
+            f"{secured.url}/session/notebook/{alices}/api/terminals?token={alices}",
+            headers={"Authorization": f"Bearer {people['alice'].token}"},
+            timeout=10,
+        )
+        assert terminals.status_code == 200 and terminals.json() == [], terminals.text
+        # alice is still herself in the portal, whatever cookies the page wrote.
+        page.goto(f"{secured.url}/science-portal/")
+        expect(page.locator("body")).to_contain_text("alice")
+        expect(page.locator("body")).not_to_contain_text("bob")
+        shot(bobs_page, "origin-attack-refused")
+    finally:
+        for name, session_id in ids.items():
+            api[name].delete(f"/session/{session_id}")

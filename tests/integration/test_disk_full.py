@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ pytestmark = [
 ]
 
 MIN_FREE_MB = 100
+QUOTA_MB = 40  # each user's home (EMULATE_USER_HOME_QUOTA_GB)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,13 @@ def small(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.Docker
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(disk)], check=True)
     try:
         instance = start_instance(
-            disk, f"{INSTANCE}-disk", docker_client, settings={"EMULATE_MIN_FREE_GB": str(MIN_FREE_MB / 1024)}
+            disk,
+            f"{INSTANCE}-disk",
+            docker_client,
+            settings={
+                "EMULATE_MIN_FREE_GB": str(MIN_FREE_MB / 1024),
+                "EMULATE_USER_HOME_QUOTA_GB": str(QUOTA_MB / 1024),
+            },
         )
         try:
             yield instance
@@ -80,5 +88,37 @@ def test_a_nearly_full_disk_refuses_launches_in_words_and_a_full_one_breaks_noth
         ballast.unlink()
     with sqlite3.connect(small.state_dir / "state.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    again = small.launch("again")
+    assert small.session(again)["status"] == "Running"
+
+
+def test_one_users_home_cannot_fill_the_disk_everybody_shares(small: Instance) -> None:
+    """A quota on each home, kept by watching it: launches refused at 90%, running sessions stopped at 100%
+    with an event saying why, and launches back once files are deleted."""
+    small.delete_all()
+    running = small.launch("writer")
+    small.exec(running, f"head -c {QUOTA_MB * 95 // 100}M /dev/zero > $HOME/big")
+    refused = None
+    for _ in range(40):  # the home is measured every sixth housekeeping pass (3 s here)
+        refused = small.http.post(
+            "/session", data={"name": "more", "image": "skaha-emulator/notebook:latest", "type": "notebook"}
+        )
+        if refused.status_code == 507:
+            break
+        small.http.delete(f"/session/{refused.text.strip()}")
+        time.sleep(0.5)
+    assert refused is not None and refused.status_code == 507, refused.text if refused else None
+    assert "/arc/home/" in refused.text, refused.text
+    assert f"of its {QUOTA_MB} MB quota" in refused.text and "delete files there" in refused.text
+    assert small.session(running)["status"] == "Running"  # under 100%, what runs keeps running
+    small.exec(running, f"head -c {QUOTA_MB * 6 // 100 + 1}M /dev/zero > $HOME/more")
+    stopped = small.wait_status(running, "Failed", timeout=60)
+    assert stopped["status"] == "Failed"
+    events = small.http.get(f"/session/{running}", params={"view": "events"}).text
+    assert "QuotaExceeded" in events and "over its quota" in events, events
+    home = next((small.arc_dir / "home").iterdir())
+    (home / "big").unlink()
+    (home / "more").unlink()
+    time.sleep(3.5)  # the next measurement
     again = small.launch("again")
     assert small.session(again)["status"] == "Running"

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.instance import INSTANCE, Instance
+from tests.instance import INSTANCE, Instance, browser
 
 pytestmark = pytest.mark.slow
 
@@ -154,6 +154,31 @@ def test_redirects_stay_on_this_host(fresh: Instance) -> None:
         status, found = location(path)
         assert status not in (301, 302, 303, 307, 308) or found == f"/session/notebook/{session_id}/", (path, found)
         assert not found.startswith("//"), (path, found)
+    # A browser is sent to the session's own host, and to no other whatever the path says.
+    host = fresh.session_host(session_id)
+    navigate = {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+    for path in (
+        f"/session/notebook/{session_id}/lab?token={session_id}",
+        f"/session/notebook/{session_id}//somewhere.example/",
+        f"/session/notebook/{session_id}/@somewhere.example/",
+    ):
+        sent = httpx.get(f"{fresh.url}{path}", headers=navigate, timeout=10)
+        assert sent.status_code == 307 and sent.headers["location"] == host + path, (path, sent.headers)
+        assert urlparse(sent.headers["location"]).hostname == f"{session_id}.localhost"
+
+
+def test_on_a_laptop_too_each_session_has_a_host_of_its_own_serving_it_alone(fresh: Instance) -> None:
+    session_id = fresh.launch()
+    host = fresh.session_host(session_id)
+    assert fresh.session(session_id)["connectURL"].startswith(f"{host}/session/notebook/{session_id}/")
+    on_host = browser()
+    assert on_host.get(f"{host}/session/notebook/{session_id}/api/status?token={session_id}").status_code == 200
+    for where in ("/science-portal/", "/skaha/v0/session", "/session/notebook/zzzzzzzz/api/status", "/"):
+        assert on_host.get(host + where).status_code == 404, where
+    look_alike = f"{fresh.session_host('zzzzzzzz')}/session/notebook/{session_id}/api/status?token={session_id}"
+    assert on_host.get(look_alike).status_code == 404
+    # Scripts still open it by path on the portal's host (curl, the canfar client, `emulate validate`).
+    assert httpx.get(f"{fresh.url}/session/notebook/{session_id}/api/status?token={session_id}").status_code == 200
 
 
 def test_session_pages_carry_security_headers(fresh: Instance) -> None:

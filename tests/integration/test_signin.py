@@ -12,9 +12,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from emulator.core.identity import load_directory
-from emulator.core.signin import COOKIE, SignIns
+from emulator.core.signin import COOKIE, VISIT_COOKIE, SignIns
+from emulator.gateway.base import VISIT_PATH
 from tests.conftest import Person
-from tests.instance import Instance
+from tests.instance import Instance, browser
 
 pytestmark = pytest.mark.slow
 
@@ -55,12 +56,13 @@ def test_session_routes_open_for_the_owner_and_her_group_only(
         answer = httpx.get(url, headers={"Authorization": f"Bearer {people[name].token}"}, timeout=10)
         assert answer.status_code == wanted, (name, answer.status_code, answer.text)
     assert httpx.get(url, timeout=10).status_code == 401  # a script without credentials
-    browser = httpx.get(url, headers={"Accept": "text/html"}, timeout=10)  # a browser without a sign-in
-    assert browser.status_code == 302
-    assert browser.headers["location"] == f"/science-portal/login?next={quote(url.split(secured.url)[1], safe='')}"
-    # The portal's cookie opens it as the token does, for bob too; eve's cookie does not.
-    assert _signed_in(secured, people["bob"]).get(url).status_code == 200
-    assert _signed_in(secured, people["eve"]).get(url).status_code == 403
+    # A browser is sent to the session's own host, whether it says so (fetch metadata) or only shows the
+    # portal's cookie; there the portal's cookie opens nothing (see the tests below).
+    host = secured.session_host(alices_notebook)
+    for headers in ({"Accept": "text/html"}, {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "none"}):
+        sent = httpx.get(url, headers=headers, timeout=10)
+        assert sent.status_code == 307 and sent.headers["location"] == host + url.split(secured.url)[1]
+    assert _signed_in(secured, people["bob"]).get(url).headers["location"].startswith(host)
 
 
 def test_websockets_are_checked_too(secured: Instance, people: dict[str, Person], alices_notebook: str) -> None:
@@ -159,7 +161,7 @@ def test_the_check_asks_about_the_session_the_request_reaches(
         connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
         odd_path = f"/session/notebook/{alices_notebook}/api/status"
         connection.request("GET", odd_path, headers={"Cookie": f"{COOKIE}=alice|é|1|x", "Accept": "text/html"})
-        assert connection.getresponse().status == 302  # not a sign-in, and no 500
+        assert connection.getresponse().status == 307  # a browser: to the session's own host, and no 500
         connection.close()
     finally:
         eve.delete(f"/session/{evesession}")
@@ -190,3 +192,88 @@ def test_a_shared_server_pulls_only_from_the_registries_it_allows(secured: Insta
         refused = api.post("/session", data={"name": "x", "image": image, "type": "headless"})
         assert refused.status_code == 400 and "the registries allowed are 127.0.0.1" in refused.text, refused.text
     assert secured.rows() == before
+
+
+NAVIGATE = {
+    "Accept": "text/html",
+    "Sec-Fetch-Site": "cross-site",
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-Dest": "document",
+}
+
+
+def _visit(secured: Instance, person: Person, session_id: str, path: str) -> tuple[httpx.Client, httpx.Response]:
+    """What a browser does to open `path` on the session's own host: that host sends it to the portal, which
+    (signed in) hands it a ticket for the host, which sets its own cookie. Each step is checked."""
+    client = browser(headers=NAVIGATE)
+    host = secured.session_host(session_id)
+    first = client.get(host + path)
+    visit = f"{secured.url}/science-portal/visit?session={session_id}&next={quote(path, safe='')}"
+    assert first.status_code == 302 and first.headers["location"] == visit, first.text
+    signed = _signed_in(secured, person)
+    ticketed = signed.get(visit, headers=NAVIGATE)
+    if ticketed.status_code != 303:
+        return client, ticketed
+    ticket_url = ticketed.headers["location"]
+    assert ticket_url.startswith(f"{host}{VISIT_PATH}?ticket="), ticket_url
+    landed = client.get(ticket_url)
+    assert landed.status_code == 303 and landed.headers["location"] == path, landed.text
+    cookie = landed.headers["set-cookie"]
+    assert cookie.startswith(f"{VISIT_COOKIE}=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "Domain" not in cookie  # this host only: no other session's host, nor the portal, ever gets it
+    spent = browser().get(ticket_url)
+    assert spent.status_code == 403 and "spent" in spent.text  # a ticket admits once
+    return client, client.get(host + path)
+
+
+def test_a_browser_opens_a_session_on_its_own_host_through_the_portal(
+    secured: Instance, people: dict[str, Person], alices_notebook: str
+) -> None:
+    path = f"/session/notebook/{alices_notebook}/api/status?token={alices_notebook}"
+    bob, opened = _visit(secured, people["bob"], alices_notebook, path)  # bob shares alice's group
+    assert opened.status_code == 200 and "started" in opened.text, opened.text
+    _, refused = _visit(secured, people["eve"], alices_notebook, path)
+    assert refused.status_code == 403
+    # Not signed in at the portal: it asks for a sign-in first, and comes back to the visit.
+    stranger = browser().get(f"{secured.url}/science-portal/visit?session={alices_notebook}&next=%2F", headers=NAVIGATE)
+    assert stranger.status_code == 303 and stranger.headers["location"].startswith("/science-portal/login?next=")
+    # The visit cookie opens that session's host alone: not the portal, not the API, not another path's session.
+    visit_cookie = bob.cookies[VISIT_COOKIE]
+    assert browser().get(f"{secured.url}/science-portal/", cookies={COOKIE: visit_cookie}).status_code == 303
+    host = secured.session_host(alices_notebook)
+    for where in ("/science-portal/", "/skaha/v0/session", "/session/notebook/zzzzzzzz/api/status"):
+        assert bob.get(host + where).status_code == 404, where
+    # The portal's cookie opens nothing on a session's host (it is never sent there; sent by hand, still nothing).
+    portal_cookie = _signed_in(secured, people["alice"]).cookies[COOKIE]
+    as_script = browser().get(host + path, cookies={COOKIE: portal_cookie})
+    assert as_script.status_code == 401
+    # Anyone's visit cookie for one session is nothing on another session's host (a cookie planted by a page).
+    eve = _api(secured, people["eve"])
+    eves = eve.post("/session", data={"name": "e", "image": IMAGE, "type": "notebook"}).text.strip()
+    try:
+        eves_path = f"/session/notebook/{eves}/api/status"
+        planted = browser().get(secured.session_host(eves) + eves_path, cookies={VISIT_COOKIE: visit_cookie})
+        assert planted.status_code == 401
+    finally:
+        eve.delete(f"/session/{eves}")
+
+
+def test_the_portal_and_the_api_refuse_what_another_sites_page_sends(
+    secured: Instance, people: dict[str, Person]
+) -> None:
+    signed = _signed_in(secured, people["alice"])
+    csrf = SignIns(secured.state_dir / "signin.key").form_token(signed.cookies[COOKIE])
+    api = _api(secured, people["alice"])
+    before = sorted(s["id"] for s in api.get("/session").json())
+    elsewhere = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "empty"}
+    launched = signed.post("/science-portal/launch", data={"csrf": csrf, "type": "notebook"}, headers=elsewhere)
+    assert launched.status_code == 403 and "own pages" in launched.text
+    read = signed.get("/science-portal/", headers={**elsewhere, "Sec-Fetch-Mode": "cors"})
+    assert read.status_code == 403
+    assert api.get("/session", headers={**elsewhere, "Sec-Fetch-Mode": "cors"}).status_code == 403
+    assert api.post("/session", data={"image": IMAGE}, headers={"Origin": "http://x.localhost"}).status_code == 403
+    assert sorted(s["id"] for s in api.get("/session").json()) == before
+    framed = signed.get("/science-portal/", headers={**NAVIGATE, "Sec-Fetch-Dest": "iframe"})
+    assert framed.status_code == 403
+    followed = signed.get("/science-portal/", headers=NAVIGATE)  # a link on another site's page: allowed
+    assert followed.status_code == 200 and followed.headers["content-security-policy"] == "frame-ancestors 'none'"

@@ -63,7 +63,8 @@ def swarm_platform(cluster: SwarmCluster, tmp_path_factory: pytest.TempPathFacto
 
 
 def _leftovers(nodes: list[Node]) -> dict[str, list[str]]:
-    return {node.name: [c.name for c in node.client().containers.list(all=True)] for node in nodes}
+    # The engine's own list, with no inspection of each: Swarm may remove a container between the two.
+    return {node.name: [c["Names"][0].lstrip("/") for c in node.client().api.containers(all=True)] for node in nodes}
 
 
 def _launch(platform: Instance, name: str, **params: Any) -> str:

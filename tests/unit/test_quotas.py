@@ -1,0 +1,56 @@
+"""Home quotas kept by watching: the figure, when it is acted on, and the words said."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emulator.core.quotas import HomeQuotas, HomeUse, used_bytes
+from emulator.errors import DiskFull
+
+MB = 1024**2
+
+
+def test_the_figure_is_what_the_files_take_on_disk_links_not_followed(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "one").write_bytes(b"x" * MB)
+    (tmp_path / "sparse").touch()
+    with open(tmp_path / "sparse", "r+b") as sparse:
+        sparse.truncate(100 * MB)  # takes nothing on disk
+    (tmp_path / "elsewhere").symlink_to("/usr")
+    used, complete = used_bytes(tmp_path)
+    assert complete and MB <= used < 2 * MB
+    assert used_bytes(tmp_path, max_entries=1)[1] is False
+
+
+def test_launches_stop_at_90_percent_and_sessions_at_100() -> None:
+    assert not HomeUse(89 * MB, 100 * MB).warning
+    assert HomeUse(90 * MB, 100 * MB).warning and not HomeUse(90 * MB, 100 * MB).full
+    assert HomeUse(100 * MB, 100 * MB).full
+    assert not HomeUse(10**12, None).full and not HomeUse(10**12, None).warning  # no quota
+
+
+def test_a_home_is_walked_at_most_once_per_interval_and_refused_in_words(tmp_path: Path) -> None:
+    now = [0.0]
+    quotas = HomeQuotas(
+        lambda name: tmp_path / name,
+        0.01,
+        shown_as=lambda name: f"/arc/home/{name}",
+        measure_every=60,
+        clock=lambda: now[0],
+    )
+    (tmp_path / "alice").mkdir()
+    assert quotas.known("alice") is None
+    first = quotas.current("alice")
+    (tmp_path / "alice" / "big").write_bytes(b"x" * (11 * MB))
+    assert quotas.current("alice") is first  # within the interval: the figure stands
+    now[0] = 61
+    full = quotas.current("alice")
+    assert full.full
+    with pytest.raises(DiskFull, match=r"/arc/home/alice holds 11 MB of its 10 MB quota \(107%\)") as refused:
+        quotas.check_launch(full, "alice")
+    assert refused.value.status_code == 507
+    assert "over its quota" in quotas.stop_reason(full, "alice")
+    quotas.check_launch(HomeUse(0, None), "alice")  # nothing said below 90%
+    assert not HomeQuotas(lambda n: tmp_path, None, str, 60).enabled
