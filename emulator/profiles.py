@@ -37,6 +37,7 @@ TEMPLATE_FIELDS = {
     "base_url": "the public base URL, e.g. http://127.0.0.1:8080",
     "session_url": "the session's own origin, e.g. http://<id>.localhost:8080 (the base URL where sessions have "
     "no hosts of their own)",
+    "ws_session_url": "the session's own origin with a WebSocket scheme, e.g. ws://<id>.localhost:8080",
     "ws_base_url": "the public base URL with a WebSocket scheme, e.g. ws://127.0.0.1:8080",
     "app_token": "the desktop's token for calling the API back (x-auth-token-skaha)",
     "app_name": "the image's last path segment with ':', '.' and '_' as '-' (desktop-app window title)",

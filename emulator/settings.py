@@ -74,7 +74,10 @@ class Settings(BaseModel):
         1.0, ge=0, description="Memory kept back from fixed sessions for the host and the platform itself."
     )
     max_user_memory_gb: float | None = Field(
-        None, gt=0, description="Memory one user's fixed sessions may hold in all (a shared server); none: no cap."
+        None,
+        gt=0,
+        description="Memory one user's sessions may use in all (fixed: their memory; flexible: their limit, /scratch "
+        "included), on a shared server; none: no cap.",
     )
     session_expiry_seconds: int = Field(345600, description="Interactive session lifetime; renew resets it.")
     headless_expiry_seconds: int = Field(1209600, description="Headless job deadline (14 days, as skaha).")

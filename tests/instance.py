@@ -27,7 +27,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 class LocalhostNames(httpx.HTTPTransport):
     """Any `*.localhost` name is loopback, as browsers take it (RFC 6761) and this machine's resolver does not:
-    the request goes to 127.0.0.1 with its Host header (and its cookies' host) unchanged."""
+    the request goes to 127.0.0.1 with its Host header, its cookies' host and its TLS server name unchanged."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.host.endswith(".localhost"):
@@ -36,12 +36,12 @@ class LocalhostNames(httpx.HTTPTransport):
                 request.url.copy_with(host="127.0.0.1"),
                 headers=request.headers,
                 stream=request.stream,
-                extensions=request.extensions,
+                extensions={**request.extensions, "sni_hostname": request.url.host},
             )
         return super().handle_request(request)
 
 
-def browser(**kwargs: Any) -> httpx.Client:
+def localhost_client(**kwargs: Any) -> httpx.Client:
     """An httpx client that reaches session hosts (`<id>.localhost`) as a browser does."""
     return httpx.Client(transport=LocalhostNames(verify=kwargs.pop("verify", True)), timeout=30, **kwargs)
 

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from emulator.api import views
 from emulator.api.access import secure
 from emulator.api.deps import Manager
-from emulator.api.storage import Storage, home_storage
+from emulator.api.storage import home_storage
 from emulator.core.auth import Authenticator, RouteAccess
 from emulator.core.models import Session, Status, User
 from emulator.core.sessions import LaunchRequest, SessionManager
@@ -116,11 +116,6 @@ def _card(m: SessionManager, user: User, session: Session) -> dict[str, Any]:
         "why": events[-1].message if events else "",
         "pull": _pull_line(m.pull_progress(user, session.id)) if session.status is Status.PENDING else "",
     }
-
-
-def _storage(m: SessionManager, user: User) -> Storage:
-    """The home-storage panel's figures (blocking: a walk of the home, at most once a minute)."""
-    return home_storage(m.home_of(user), m.arc_root, m.quotas.current(user.name) if m.quotas.enabled else None)
 
 
 def _pull_line(progress: dict[str, Any] | None) -> str:
@@ -251,7 +246,9 @@ async def dashboard(request: Request, m: Manager) -> Response:
         "csrf": _auth(request).signins.form_token(_cookie(request)),
         "cards": _cards(m, user),
         "load": await _load(m),
-        "storage": await run_in_threadpool(_storage, m, user),
+        "storage": await run_in_threadpool(
+            home_storage, m.home_of(user), m.arc_root, await m.home_use(user.name) if m.quotas.enabled else None
+        ),
         "types": [t.value for t in FORM_TYPES],
         "fixed_types": sorted(t.value for t in FIXED_CHOICE),
         "images": [{"id": e.id, "types": e.types, "description": e.description} for e in catalogue],

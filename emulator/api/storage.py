@@ -24,8 +24,9 @@ class Storage:
     complete: bool  # False when the walk stopped early: `used_bytes` is a lower bound
     free_bytes: int
     total_bytes: int
-    quota_bytes: int | None = None  # the user's home quota (core/quotas.py), where the server sets one
+    quota_bytes: int | None = None  # the user's quota (core/quotas.py), where the server sets one
     warning: bool = False  # at 90% of it: launches are refused
+    written_bytes: int = 0  # inside the user's session containers, counted toward the quota
 
     @property
     def quota_gb(self) -> float | None:
@@ -36,7 +37,9 @@ def home_storage(home: Path, arc_root: Path, quota: HomeUse | None = None) -> St
     """`quota`: the user's figure from the quota watch, when the server keeps one (it is then the one shown)."""
     disk = shutil.disk_usage(arc_root if arc_root.exists() else Path("/"))
     if quota is not None and quota.quota_bytes is not None:
-        return Storage(quota.used_bytes, True, disk.free, disk.total, quota.quota_bytes, quota.warning)
+        return Storage(
+            quota.home_bytes, True, disk.free, disk.total, quota.quota_bytes, quota.warning, quota.written_bytes
+        )
     now = time.monotonic()
     cached = _cache.get(home)
     if cached is None or now - cached[0] > CACHE_SECONDS:

@@ -53,6 +53,7 @@ def template_values(
         "api_version": "v0",
         "base_url": settings.base_url,
         "session_url": settings.session_url(session.parent_id or session.id),
+        "ws_session_url": settings.session_url(session.parent_id or session.id).replace("http", "ws", 1),
         "ws_base_url": settings.base_url.replace("http", "ws", 1),
         "app_token": app_token,
         "app_name": app_name(session.image),

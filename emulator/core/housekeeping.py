@@ -120,10 +120,9 @@ class Housekeeper:
         for session in self._store.sessions():
             if session.status is Status.RUNNING and not self._manager.terminating(session.id):
                 running.setdefault(session.user, []).append(session)
+        written = await self._manager.written_by_user() if any(quotas.known(u) is None for u in running) else {}
         for user, sessions in running.items():
-            use = quotas.known(user)
-            if use is None:
-                use = await asyncio.to_thread(quotas.measure, user)
+            use = await self._manager.home_use(user, written)
             if use.full:
                 for session in sessions:
                     await self._manager.stop_over_quota(session, quotas.stop_reason(use, user))

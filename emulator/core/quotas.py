@@ -1,10 +1,13 @@
-"""Each user's share of /arc on a shared server: a quota on their home, kept by watching it.
+"""Each user's share of the server's disk: a quota on their home and on what their sessions write inside their
+own containers (which lands on the engine's disk), kept by watching both.
 
 Filesystem quotas (XFS or ext4 project quotas) need the operator to set up the disk; most machines
 have neither, so the platform measures each home itself (a walk on a thread, at most once a minute
 per user with the default housekeeping interval) against EMULATE_USER_HOME_QUOTA_GB. At 90% the
 user's launches are refused and the portal warns; at 100% their running sessions are stopped, each
-with an event saying why, so one careless loop cannot fill the disk everybody shares. The way back is
+with an event saying why, so one careless loop cannot fill the disk everybody shares. A session's own
+layer is counted because on most machines the engine cannot cap it (a size limit needs overlay2 on XFS
+with project quotas, or btrfs or ZFS): there its size is measured and counted here instead. The way back is
 deleting files: from a session still running between 90% and 100%, or, after a stop, by the operator on
 the host. The figure is what the files take on disk.
 """
@@ -49,8 +52,13 @@ def used_bytes(folder: Path, max_entries: int | None = None) -> tuple[int, bool]
 
 @dataclass(frozen=True)
 class HomeUse:
-    used_bytes: int
+    home_bytes: int
     quota_bytes: int | None  # None: no quota
+    written_bytes: int = 0  # inside the user's session containers, outside /arc
+
+    @property
+    def used_bytes(self) -> int:
+        return self.home_bytes + self.written_bytes
 
     @property
     def fraction(self) -> float:
@@ -65,9 +73,12 @@ class HomeUse:
         return self.quota_bytes is not None and self.used_bytes >= self.quota_bytes
 
     def words(self, home: str) -> str:
+        held = f"{home} holds {size(self.home_bytes)}"
+        if self.written_bytes:
+            held += f" and the sessions' own containers {size(self.written_bytes)}, {size(self.used_bytes)} in all,"
         if self.quota_bytes is None:
-            return f"{home} holds {size(self.used_bytes)}"
-        return f"{home} holds {size(self.used_bytes)} of its {size(self.quota_bytes)} quota ({self.fraction:.0%})"
+            return held
+        return f"{held} of its {size(self.quota_bytes)} quota ({self.fraction:.0%})"
 
 
 def size(count: int) -> str:
@@ -94,11 +105,12 @@ class HomeQuotas:
     def enabled(self) -> bool:
         return self._quota is not None
 
-    def measure(self, user: str) -> HomeUse:
-        """Walk the user's home now (blocking: call on a thread)."""
+    def measure(self, user: str, written_bytes: int = 0) -> HomeUse:
+        """Walk the user's home now (blocking: call on a thread); `written_bytes`: what their session containers
+        hold in their own layers, as the engine measured it."""
         home = self._home_of(user)
         used = used_bytes(home)[0] if home.exists() else 0
-        found = HomeUse(used, self._quota)
+        found = HomeUse(used, self._quota, written_bytes)
         self._measured[user] = (self._clock(), found)
         return found
 
@@ -109,9 +121,9 @@ class HomeQuotas:
             return None
         return entry[1]
 
-    def current(self, user: str) -> HomeUse:
+    def current(self, user: str, written_bytes: int = 0) -> HomeUse:
         """The recent figure, or a new one (blocking: call on a thread)."""
-        return self.known(user) or self.measure(user)
+        return self.known(user) or self.measure(user, written_bytes)
 
     def check_launch(self, use: HomeUse, user: str) -> None:
         """DiskFull (507) once the home holds 90% of its quota: what runs keeps running, nothing more starts."""

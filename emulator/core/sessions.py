@@ -46,7 +46,7 @@ from emulator.core.networks import UserNetworks
 from emulator.core.probe import GatewayProbes, probe_path, wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
 from emulator.core.pulls import ImagePulls, PullKey
-from emulator.core.quotas import PASSES_PER_MEASURE, HomeQuotas
+from emulator.core.quotas import PASSES_PER_MEASURE, HomeQuotas, HomeUse
 from emulator.core.registries import RegistryPolicy
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
@@ -190,11 +190,29 @@ class SessionManager:
         return self._settings.arc_path
 
     async def _check_space(self, user: User) -> None:
-        """Room on the server's disks, and in the user's share of /arc (DiskFull, 507, in words)."""
+        """Room on the server's disks, and in the user's share of them (DiskFull, 507, in words)."""
         self._disk.check()
         if self.quotas.enabled:
-            use = await asyncio.to_thread(self.quotas.current, user.name)
-            self.quotas.check_launch(use, user.name)
+            self.quotas.check_launch(await self.home_use(user.name), user.name)
+
+    async def written_by_user(self) -> dict[str, int]:
+        """What each user's session containers hold in their own layers (the engine measures it: call seldom)."""
+        sizes = await self._runtime.written(labels.selector(self._settings.instance, labels.ROLE_SESSION))
+        per_user: dict[str, int] = {}
+        for session in self._store.sessions():
+            written = sizes.get(self.container_name(session), 0)
+            per_user[session.user] = per_user.get(session.user, 0) + written
+        return per_user
+
+    async def home_use(self, user: str, written: dict[str, int] | None = None) -> HomeUse:
+        """The user's figure against their quota: the recent one, or measured now (`written`: the layers' sizes,
+        when the caller has them already)."""
+        known = self.quotas.known(user)
+        if known is not None:
+            return known
+        if written is None:
+            written = await self.written_by_user()
+        return await asyncio.to_thread(self.quotas.measure, user, written.get(user, 0))
 
     def home_of(self, user: User) -> Path:
         """The user's home on the host (their /arc/home/<name>)."""

@@ -168,25 +168,26 @@ class Store:
             if jobs >= limits.max_jobs:
                 raise InvalidRequest(f"User {session.user} has reached the maximum of {limits.max_jobs} active jobs.")
         r = session.resources
-        if not r.fixed:
-            return  # flexible sessions hold nothing: they share what is free
         holding = (*live, Status.TERMINATING.value)  # a session being removed holds until it is gone
+        if limits.user_memory_gb is not None:
+            # Each session counts what it may use (a flexible one its limit, which bounds its /scratch too).
+            (mine,) = db.execute(
+                "SELECT COALESCE(SUM(ram_limit_gb), 0) FROM sessions WHERE user = ? AND status IN (?, ?, ?)",
+                (session.user, *holding),
+            ).fetchone()
+            if mine + r.ram_limit_gb > limits.user_memory_gb + 1e-9:
+                raise InvalidRequest(
+                    f"User {session.user} may use at most {limits.user_memory_gb:g} GB of memory in all sessions "
+                    f"on this machine ({mine:g} GB held; {r.ram_limit_gb:g} GB asked: a flexible session counts "
+                    "the most it may use, its /scratch included)"
+                )
+        if not r.fixed:
+            return  # flexible sessions reserve nothing: they share what is free
         held_ram, held_cores = db.execute(
             "SELECT COALESCE(SUM(ram_request_gb), 0), COALESCE(SUM(cores_request), 0) FROM sessions "
             "WHERE fixed = 1 AND status IN (?, ?, ?)",
             holding,
         ).fetchone()
-        if limits.user_memory_gb is not None:
-            (mine,) = db.execute(
-                "SELECT COALESCE(SUM(ram_request_gb), 0) FROM sessions WHERE fixed = 1 AND user = ? "
-                "AND status IN (?, ?, ?)",
-                (session.user, *holding),
-            ).fetchone()
-            if mine + r.ram_request_gb > limits.user_memory_gb + 1e-9:
-                raise InvalidRequest(
-                    f"User {session.user} may hold at most {limits.user_memory_gb:g} GB in fixed sessions "
-                    f"on this machine ({mine:g} GB held; {r.ram_request_gb:g} GB asked)"
-                )
         if not limits.host_checked:
             return  # Swarm's placement decides, by reservations; a session no machine can take waits, Pending
         free_ram = max(0.0, limits.fixed_memory_gb - held_ram)

@@ -374,7 +374,9 @@ def full_config(gateway_table: GatewayTable) -> dict[str, Any]:
             # A session's host gets its certificate when first asked for (a wildcard under a single label such
             # as *.localhost is refused by browsers and by OpenSSL), and only while the service says that
             # session lives.
-            policies.append({"issuers": [{"module": "internal"}], "on_demand": True})
+            # Only for names under the session domain: a client that sends no server name is named by the address
+            # it reached, which must still get the default certificate, not a question to the service.
+            policies.append({"subjects": [f"*.{hosts.domain}"], "issuers": [{"module": "internal"}], "on_demand": True})
             apps["tls"]["automation"]["on_demand"] = {"ask": f"http://{api_upstream}/auth/tls"}
         apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
     return {"admin": {"listen": f"unix/{ADMIN_SOCKET_IN_GATEWAY}", "origins": [ADMIN_HOST]}, "apps": apps}

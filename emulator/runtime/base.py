@@ -151,6 +151,11 @@ class Runtime(Protocol):
         """All containers (running or not) carrying every `key=value` label given."""
         ...
 
+    async def written(self, label_filters: list[str]) -> dict[str, int]:
+        """Bytes each container carrying those labels has written to its own layer (by container name); the engine
+        measures them, so call it seldom. Containers of other machines of a swarm are not counted."""
+        ...
+
     async def logs(self, name: str, tail_lines: int, max_bytes: int) -> str:
         """The newest stdout and stderr: at most `tail_lines` lines and `max_bytes` bytes."""
         ...

@@ -566,6 +566,13 @@ class DockerRuntime:
     async def containers(self, label_filters: list[str]) -> list[ContainerState]:
         return await self._call(self._list, label_filters)
 
+    def _written(self, label_filters: list[str]) -> dict[str, int]:
+        listed = self._client.api.containers(all=True, filters={"label": label_filters}, size=True)
+        return {entry["Names"][0].lstrip("/"): int(entry.get("SizeRw") or 0) for entry in listed}
+
+    async def written(self, label_filters: list[str]) -> dict[str, int]:
+        return await self._call(self._written, label_filters)
+
     def _logs(self, name: str, tail_lines: int, max_bytes: int) -> str:
         try:
             chunks = self._client.api.logs(name, stdout=True, stderr=True, stream=True, follow=False, tail=tail_lines)

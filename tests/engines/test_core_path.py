@@ -28,7 +28,7 @@ import pytest
 
 from emulator import labels
 from emulator.runtime.engine import engine_facts
-from tests.instance import free_port, remove_instance
+from tests.instance import free_port, localhost_client, remove_instance
 
 ENGINE = os.environ.get("EMULATE_TEST_ENGINE", "")
 ENGINES = ("docker", "podman", "podman-rootless", "docker-rootless")
@@ -220,7 +220,7 @@ def notebook(walk: Walk) -> dict[str, Any]:
 
 
 def test_notebook_connects_through_the_gateway(notebook: dict[str, Any]) -> None:
-    assert httpx.get(notebook["connectURL"], timeout=15, follow_redirects=True).status_code == 200
+    assert localhost_client(follow_redirects=True).get(notebook["connectURL"]).status_code == 200
 
 
 def test_a_file_written_in_the_session_is_the_host_users(walk: Walk, notebook: dict[str, Any]) -> None:
@@ -272,7 +272,7 @@ def test_notebook_deletes(walk: Walk, notebook: dict[str, Any]) -> None:
 def test_web_type_connects_through_the_gateway(walk: Walk, session_type: str) -> None:
     """The contract-test app (not CARTA, not Firefly) launched as each type answers under its prefix."""
     session = walk.launch(session_type, "--image", CONTRACT_APP)
-    response = httpx.get(session["connectURL"], timeout=15)
+    response = localhost_client().get(session["connectURL"])
     assert response.status_code == 200, f"{session['connectURL']}: {response.status_code} {response.text[:300]}"
     assert response.json()["kind"] == session_type
     walk.delete(session["id"])

@@ -12,7 +12,7 @@ import pytest
 from websockets.sync.client import connect
 
 from emulator import labels
-from tests.instance import Instance
+from tests.instance import Instance, localhost_client
 
 pytestmark = pytest.mark.slow
 
@@ -41,10 +41,11 @@ def _wait_window(platform: Instance, session_id: str, title: str, timeout: float
 def test_desktop_contract_and_novnc_through_the_gateway(fresh: Instance, desktop: dict) -> None:
     session_id = desktop["id"]
     assert desktop["connectURL"] == (
-        f"{fresh.url}/session/desktop/{session_id}/?password={session_id}&path=session/desktop/{session_id}/"
+        f"{fresh.session_host(session_id)}/session/desktop/{session_id}/"
+        f"?password={session_id}&path=session/desktop/{session_id}/"
     )
     assert (desktop["requestedCPUCores"], desktop["requestedRAM"]) == ("0.25", "1G")
-    page = httpx.get(desktop["connectURL"], timeout=10)
+    page = localhost_client().get(desktop["connectURL"])
     assert page.status_code == 200 and "noVNC" in page.text
     env = fresh.exec(session_id, "env")
     assert f"VNC_PW={session_id}" in env and "SKAHA_API_VERSION=v0" in env

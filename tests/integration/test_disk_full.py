@@ -6,6 +6,7 @@ The instance keeps its state and /arc on a 256 MB tmpfs of its own (mounting one
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import time
@@ -111,14 +112,16 @@ def test_one_users_home_cannot_fill_the_disk_everybody_shares(small: Instance) -
     assert "/arc/home/" in refused.text, refused.text
     assert f"of its {QUOTA_MB} MB quota" in refused.text and "delete files there" in refused.text
     assert small.session(running)["status"] == "Running"  # under 100%, what runs keeps running
-    small.exec(running, f"head -c {QUOTA_MB * 6 // 100 + 1}M /dev/zero > $HOME/more")
+    # What a session writes inside its own container (outside /arc: the engine's disk) counts too.
+    small.exec(running, f"head -c {QUOTA_MB * 6 // 100 + 1}M /dev/zero > /tmp/more")
     stopped = small.wait_status(running, "Failed", timeout=60)
     assert stopped["status"] == "Failed"
     events = small.http.get(f"/session/{running}", params={"view": "events"}).text
     assert "QuotaExceeded" in events and "over its quota" in events, events
+    assert re.search(r"the sessions' own containers [3-9] MB", events), events
+    small.http.delete(f"/session/{running}")  # its container, and what it wrote there, go
     home = next((small.arc_dir / "home").iterdir())
     (home / "big").unlink()
-    (home / "more").unlink()
     time.sleep(3.5)  # the next measurement
     again = small.launch("again")
     assert small.session(again)["status"] == "Running"

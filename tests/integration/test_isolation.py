@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dns.message
+import dns.query
 import docker
 import httpx
 import pytest
@@ -17,6 +19,7 @@ import yaml
 from websockets.sync.client import connect
 
 from emulator import labels
+from emulator.gateway.base import NAME_SERVER_PORT
 from tests.instance import INSTANCE, Instance
 
 pytestmark = pytest.mark.slow
@@ -60,6 +63,16 @@ try:
     found["other user by name"] = socket.gethostbyname(targets["other_name"])
 except OSError:
     found["other user by name"] = None
+def dns_query(name):  # one A question, as the gateway's resolver asks the service's name server
+    labels = b"".join(bytes([len(part)]) + part.encode() for part in name.split(".")) + b"\0"
+    return b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + labels + b"\x00\x01\x00\x01"
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+    udp.settimeout(0.5)  # the name server answers in a millisecond where it can be reached
+    try:
+        udp.sendto(dns_query(targets["other_name"]), (targets["service_address"], targets["name_server_port"]))
+        found["name server"] = f"answered {len(udp.recvfrom(512)[0])} bytes"
+    except OSError as exc:
+        found["name server"] = f"no answer: {exc.__class__.__name__}"
 print(json.dumps(found))
 """
 
@@ -190,6 +203,7 @@ def test_from_inside_every_session_type_nothing_else_is_reachable(
         "other_address": other_address,
         "other_port": 8888,
         "other_name": fresh.container(theirs).name,
+        "name_server_port": NAME_SERVER_PORT,
     }
     for row in (notebook, desktop, f"{desktop}-{app_id}", job, web):
         container = fresh.container(row)
@@ -206,6 +220,11 @@ def test_from_inside_every_session_type_nothing_else_is_reachable(
         assert found["gateway admin"][0] is False and found["gateway admin"][1].startswith("refused"), (kind, found)
         assert found["other user"].startswith("refused"), (kind, found)
         assert found["other user by address"] is None and found["other user by name"] is None, (kind, found)
+        assert found["name server"].startswith("no answer"), (kind, found)  # the gateway's alone
+    # The same question from this host (which reaches the platform network) is answered: the probe could succeed.
+    question = dns.message.make_query(f"{targets['other_name']}.", "A")
+    answer = dns.query.udp(question, service_address, port=NAME_SERVER_PORT, timeout=5)
+    assert [item.address for rrset in answer.answer for item in rrset] == [other_address]
     # The gateway answers sessions for the API only: the service's own pages are not behind it.
     probe = fresh.container(notebook).exec_run(
         [

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.instance import Instance
+from tests.instance import Instance, localhost_client
 
 pytestmark = pytest.mark.slow
 
@@ -62,9 +62,9 @@ def test_notebook_answers_at_its_connect_url_and_runs_code(fresh: Instance) -> N
     session = fresh.session(session_id)
     user = fresh.session(session_id)["userid"]
     assert session["connectURL"] == (
-        f"{fresh.url}/session/notebook/{session_id}/lab/tree/arc/home/{user}?token={session_id}"
+        f"{fresh.session_host(session_id)}/session/notebook/{session_id}/lab/tree/arc/home/{user}?token={session_id}"
     )
-    page = httpx.get(session["connectURL"], timeout=10)
+    page = localhost_client().get(session["connectURL"])
     assert page.status_code == 200 and "JupyterLab" in page.text
 
     api = f"{fresh.url}/session/notebook/{session_id}/api"

@@ -22,9 +22,10 @@ pytestmark = pytest.mark.slow
 IMAGE = "skaha-emulator/notebook:latest"
 
 
-# One gateway route per interactive session type (sorted), then the API and portal, the front door
-# (/ to the portal) and the catch-all.
-ROUTES = [f"type-{t}" for t, p in sorted(load_profiles(REPO_ROOT / "profiles").items()) if p.interactive] + [
+# Each session's own host (<id>.localhost on loopback), then on the portal's host one route per interactive
+# session type (sorted), the API and portal, the front door (/ to the portal) and the catch-all.
+ROUTES = ["session-hosts"]
+ROUTES += [f"type-{t}" for t, p in sorted(load_profiles(REPO_ROOT / "profiles").items()) if p.interactive] + [
     "skaha-api",
     "front-door",
     "not-found",
@@ -132,7 +133,7 @@ def test_the_gateways_cores_change_with_up_and_its_routes_stay(fresh: Instance) 
 def test_cli_launch_ps_info_events_renew_logs_delete(fresh: Instance) -> None:
     launched = fresh.emulate("launch", "notebook", "--name", "from-cli", "--cores", "1", "--ram", "2")
     session_id, url = launched.stdout.split()[0], launched.stdout.strip().splitlines()[-1]
-    assert url.startswith(f"{fresh.url}/session/notebook/{session_id}/lab/tree/arc/home/")
+    assert url.startswith(f"{fresh.session_host(session_id)}/session/notebook/{session_id}/lab/tree/arc/home/")
     listing = json.loads(fresh.emulate("ps", "--json").stdout)
     assert [s["id"] for s in listing] == [session_id]
     assert session_id in fresh.emulate("ps").stdout

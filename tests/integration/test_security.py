@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.instance import INSTANCE, Instance, browser
+from tests.instance import INSTANCE, Instance, localhost_client
 
 pytestmark = pytest.mark.slow
 
@@ -171,7 +171,7 @@ def test_on_a_laptop_too_each_session_has_a_host_of_its_own_serving_it_alone(fre
     session_id = fresh.launch()
     host = fresh.session_host(session_id)
     assert fresh.session(session_id)["connectURL"].startswith(f"{host}/session/notebook/{session_id}/")
-    on_host = browser()
+    on_host = localhost_client()
     assert on_host.get(f"{host}/session/notebook/{session_id}/api/status?token={session_id}").status_code == 200
     for where in ("/science-portal/", "/skaha/v0/session", "/session/notebook/zzzzzzzz/api/status", "/"):
         assert on_host.get(host + where).status_code == 404, where

@@ -15,7 +15,7 @@ from emulator.core.identity import load_directory
 from emulator.core.signin import COOKIE, VISIT_COOKIE, SignIns
 from emulator.gateway.base import VISIT_PATH
 from tests.conftest import Person
-from tests.instance import Instance, browser
+from tests.instance import Instance, localhost_client
 
 pytestmark = pytest.mark.slow
 
@@ -205,7 +205,7 @@ NAVIGATE = {
 def _visit(secured: Instance, person: Person, session_id: str, path: str) -> tuple[httpx.Client, httpx.Response]:
     """What a browser does to open `path` on the session's own host: that host sends it to the portal, which
     (signed in) hands it a ticket for the host, which sets its own cookie. Each step is checked."""
-    client = browser(headers=NAVIGATE)
+    client = localhost_client(headers=NAVIGATE)
     host = secured.session_host(session_id)
     first = client.get(host + path)
     visit = f"{secured.url}/science-portal/visit?session={session_id}&next={quote(path, safe='')}"
@@ -221,7 +221,7 @@ def _visit(secured: Instance, person: Person, session_id: str, path: str) -> tup
     cookie = landed.headers["set-cookie"]
     assert cookie.startswith(f"{VISIT_COOKIE}=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
     assert "Domain" not in cookie  # this host only: no other session's host, nor the portal, ever gets it
-    spent = browser().get(ticket_url)
+    spent = localhost_client().get(ticket_url)
     assert spent.status_code == 403 and "spent" in spent.text  # a ticket admits once
     return client, client.get(host + path)
 
@@ -235,24 +235,25 @@ def test_a_browser_opens_a_session_on_its_own_host_through_the_portal(
     _, refused = _visit(secured, people["eve"], alices_notebook, path)
     assert refused.status_code == 403
     # Not signed in at the portal: it asks for a sign-in first, and comes back to the visit.
-    stranger = browser().get(f"{secured.url}/science-portal/visit?session={alices_notebook}&next=%2F", headers=NAVIGATE)
+    visit = f"{secured.url}/science-portal/visit?session={alices_notebook}&next=%2F"
+    stranger = localhost_client().get(visit, headers=NAVIGATE)
     assert stranger.status_code == 303 and stranger.headers["location"].startswith("/science-portal/login?next=")
     # The visit cookie opens that session's host alone: not the portal, not the API, not another path's session.
     visit_cookie = bob.cookies[VISIT_COOKIE]
-    assert browser().get(f"{secured.url}/science-portal/", cookies={COOKIE: visit_cookie}).status_code == 303
+    assert localhost_client().get(f"{secured.url}/science-portal/", cookies={COOKIE: visit_cookie}).status_code == 303
     host = secured.session_host(alices_notebook)
     for where in ("/science-portal/", "/skaha/v0/session", "/session/notebook/zzzzzzzz/api/status"):
         assert bob.get(host + where).status_code == 404, where
     # The portal's cookie opens nothing on a session's host (it is never sent there; sent by hand, still nothing).
     portal_cookie = _signed_in(secured, people["alice"]).cookies[COOKIE]
-    as_script = browser().get(host + path, cookies={COOKIE: portal_cookie})
+    as_script = localhost_client().get(host + path, cookies={COOKIE: portal_cookie})
     assert as_script.status_code == 401
     # Anyone's visit cookie for one session is nothing on another session's host (a cookie planted by a page).
     eve = _api(secured, people["eve"])
     eves = eve.post("/session", data={"name": "e", "image": IMAGE, "type": "notebook"}).text.strip()
     try:
         eves_path = f"/session/notebook/{eves}/api/status"
-        planted = browser().get(secured.session_host(eves) + eves_path, cookies={VISIT_COOKIE: visit_cookie})
+        planted = localhost_client().get(secured.session_host(eves) + eves_path, cookies={VISIT_COOKIE: visit_cookie})
         assert planted.status_code == 401
     finally:
         eve.delete(f"/session/{eves}")

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import start_instance, stop_instance
-from tests.instance import Instance
+from tests.instance import Instance, localhost_client
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +32,14 @@ def test_https_from_the_named_ca_and_a_session_through_it(tls: Instance) -> None
     assert plain.status_code == 400 and "HTTPS" in plain.text  # HTTPS only
     session_id = tls.launch(name="tls")
     session = tls.session(session_id)
-    assert session["connectURL"].startswith(f"{tls.url}/session/notebook/{session_id}/")
+    assert session["connectURL"].startswith(f"{tls.session_host(session_id)}/session/notebook/{session_id}/")
     assert httpx.get(f"{tls.url}/session/notebook/{session_id}/api", verify=ca, timeout=10).status_code == 200
+    # The session's own host gets its certificate from the same CA when first opened; a host no live session
+    # has gets none.
+    own_host = localhost_client(verify=ca).get(f"{tls.session_host(session_id)}/session/notebook/{session_id}/api")
+    assert own_host.status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        localhost_client(verify=ca).get(f"{tls.session_host('zzzzzzzz')}/session/notebook/zzzzzzzz/api")
     assert session_id in tls.emulate("ps").stdout  # the CLI trusts the instance's CA by itself
     tls.http.delete(f"/session/{session_id}")
     deadline = time.monotonic() + 30

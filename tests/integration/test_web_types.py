@@ -12,11 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.instance import Instance
+from tests.instance import Instance, localhost_client
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +44,8 @@ def _ws_echo(url: str) -> str:
 def test_carta_serves_http_and_websocket_under_its_kept_prefix(fresh: Instance, contract_app: str) -> None:
     session = _launch(fresh, "carta", contract_app)
     session_id = session["id"]
-    assert session["connectURL"] == f"{fresh.url}/session/carta/{session_id}/"
-    report = httpx.get(session["connectURL"], timeout=10).json()
+    assert session["connectURL"] == f"{fresh.session_host(session_id)}/session/carta/{session_id}/"
+    report = localhost_client().get(session["connectURL"]).json()
     assert report["kind"] == "carta" and report["path"] == f"/session/carta/{session_id}/"
     assert report["env"]["SKAHA_SESSION_URL_PATH"] == f"/session/carta/{session_id}"
     assert report["env"]["CARTA_PORT"] == "6901" and report["env"]["UWS_HTTP_MAX_HEADERS_SIZE"] == "32768"
@@ -58,8 +57,8 @@ def test_carta_serves_http_and_websocket_under_its_kept_prefix(fresh: Instance, 
 def test_firefly_gets_its_base_url_forwarded_proto_and_fixed_memory(fresh: Instance, contract_app: str) -> None:
     session = _launch(fresh, "firefly", contract_app)
     session_id = session["id"]
-    assert session["connectURL"] == f"{fresh.url}/session/firefly/{session_id}/firefly/"
-    report = httpx.get(session["connectURL"], timeout=10).json()
+    assert session["connectURL"] == f"{fresh.session_host(session_id)}/session/firefly/{session_id}/firefly/"
+    report = localhost_client().get(session["connectURL"]).json()
     assert report["kind"] == "firefly" and report["path"] == f"/session/firefly/{session_id}/firefly/"
     assert report["x_forwarded_proto"] == "http"
     assert report["env"]["baseURL"] == f"/session/firefly/{session_id}/"
@@ -74,20 +73,20 @@ def test_firefly_gets_its_base_url_forwarded_proto_and_fixed_memory(fresh: Insta
 def test_contributed_marimo_renders_under_the_stripped_prefix(fresh: Instance) -> None:
     session = _launch(fresh, "contributed", "skaha-emulator/marimo:latest")
     session_id = session["id"]
-    assert session["connectURL"] == f"{fresh.url}/session/contrib/{session_id}/"
-    page = httpx.get(session["connectURL"], timeout=10)
+    assert session["connectURL"] == f"{fresh.session_host(session_id)}/session/contrib/{session_id}/"
+    page = localhost_client().get(session["connectURL"])
     assert page.status_code == 200 and "marimo" in page.text
     script = re.search(r'src="\./(assets/[^"]+\.js)"', page.text)
     assert script is not None
-    asset = httpx.get(f"{session['connectURL']}{script.group(1)}", timeout=10)
+    asset = localhost_client().get(f"{session['connectURL']}{script.group(1)}")
     assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
-    bare = httpx.get(session["connectURL"].rstrip("/"), timeout=10)
+    bare = localhost_client().get(session["connectURL"].rstrip("/"))
     assert (bare.status_code, bare.headers["location"]) == (308, f"/session/contrib/{session_id}/")
 
 
 def test_contributed_websocket_passes_with_the_prefix_stripped(fresh: Instance, contract_app: str) -> None:
     session = _launch(fresh, "contributed", contract_app)
-    report = httpx.get(f"{session['connectURL']}deep/path", timeout=10).json()
+    report = localhost_client().get(f"{session['connectURL']}deep/path").json()
     assert report["path"] == "/deep/path"  # the app sees "/" paths: the prefix was stripped
     ws = f"ws://{fresh.url.removeprefix('http://')}/session/contrib/{session['id']}/ws"
     assert _ws_echo(ws) == "echo: ping"
@@ -97,6 +96,6 @@ def test_a_streamed_response_reaches_the_client_as_it_is_written(fresh: Instance
     """A response without a Content-Length (a log tail, a progress stream, server-sent events) is passed on
     write by write, not held until it ends: the app sends one line and then nothing for a minute."""
     session = _launch(fresh, "contributed", contract_app)
-    with httpx.stream("GET", f"{session['connectURL']}stream", timeout=10) as response:
+    with localhost_client().stream("GET", f"{session['connectURL']}stream") as response:
         assert response.status_code == 200 and "content-length" not in response.headers
         assert next(response.iter_lines()) == "first line"

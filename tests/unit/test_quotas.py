@@ -54,3 +54,12 @@ def test_a_home_is_walked_at_most_once_per_interval_and_refused_in_words(tmp_pat
     assert "over its quota" in quotas.stop_reason(full, "alice")
     quotas.check_launch(HomeUse(0, None), "alice")  # nothing said below 90%
     assert not HomeQuotas(lambda n: tmp_path, None, str, 60).enabled
+
+
+def test_what_sessions_write_in_their_own_containers_counts_and_is_said() -> None:
+    use = HomeUse(6 * MB, 10 * MB, written_bytes=5 * MB)
+    assert use.full and use.used_bytes == 11 * MB
+    words = use.words("/arc/home/alice")
+    assert words == (
+        "/arc/home/alice holds 6 MB and the sessions' own containers 5 MB, 11 MB in all, of its 10 MB quota (110%)"
+    )

@@ -198,9 +198,16 @@ def test_one_user_may_be_kept_from_holding_the_whole_machine(tmp_path: Path) -> 
         max_jobs=9, max_apps_per_desktop=9, fixed_memory_gb=22, fixed_cores=8, headroom_gb=1, user_memory_gb=8
     )
     assert store.admit(_fixed(6), 3, capped)
-    with pytest.raises(InvalidRequest, match=r"User alice may hold at most 8 GB in fixed sessions .*\(6 GB held; 4 GB"):
+    with pytest.raises(
+        InvalidRequest, match=r"User alice may use at most 8 GB of memory in all sessions .*\(6 GB held; 4 GB"
+    ):
         store.admit(_fixed(4), 3, capped)
     assert store.admit(_fixed(4, user="bob"), 3, capped)
+    # A flexible session counts the most it may use (its /scratch is a tmpfs within that), not what it reserves.
+    flexible = make_session(id=new_session_id(), user="bob", resources=Resources(0.5, 2, 1, 6))
+    with pytest.raises(InvalidRequest, match=r"\(4 GB held; 6 GB asked: a flexible session counts the most"):
+        store.admit(flexible, 3, capped)
+    assert store.admit(make_session(id=new_session_id(), user="bob", resources=Resources(0.5, 2, 1, 4)), 3, capped)
 
 
 def test_the_database_and_its_journal_are_the_services_alone(tmp_path: Path) -> None:
