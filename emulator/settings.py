@@ -93,6 +93,13 @@ class Settings(BaseModel):
     min_free_gb: float = Field(
         1.0, ge=0, description="Launches are refused while the disk under /arc or the state folder has less free."
     )
+    session_layer_gb: float | None = Field(
+        None,
+        gt=0,
+        description="What a session may write inside its own container (outside /arc), where the engine can cap "
+        "it (overlay2 on XFS with project quotas, btrfs, ZFS, devicemapper); elsewhere it is measured and counted "
+        "in the user's quota instead (default: no cap).",
+    )
     user_home_quota_gb: float | None = Field(
         None,
         gt=0,

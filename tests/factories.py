@@ -50,4 +50,4 @@ def built_test_images(client: docker.DockerClient, names: Iterable[str], prefix:
     finally:
         for tag in tags.values():
             with suppress(docker.errors.ImageNotFound):
-                client.images.remove(tag, force=True)
+                client.images.remove(tag, force=True, noprune=True)  # its layers stay as build cache

@@ -40,6 +40,17 @@ def secure(request: Request) -> bool:
     return request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
 
 
+def redirect_signed_in(request: Request, target: str, cookie: str, value: str, max_age: int) -> Response:
+    """A 303 to `target` setting one of the platform's sign-in cookies: HttpOnly, SameSite=Lax, for this host's
+    whole site, and over HTTPS Secure and `__Host-` prefixed."""
+    response = RedirectResponse(target, status_code=303)
+    https = secure(request)
+    response.set_cookie(
+        cookie_name(cookie, https), value, max_age=max_age, httponly=True, samesite="lax", secure=https, path="/"
+    )
+    return response
+
+
 def requester(request: Request, auth: Authenticator, session_id: str) -> User | None:
     """Who asks: a bearer token anywhere; on a session's own host its visit cookie; on the portal's host the
     portal's cookie only where sessions have no hosts of their own (else browsers never get this far)."""
@@ -102,19 +113,9 @@ async def visit(request: Request, ticket: str = "", next: str = "") -> Response:
             "this sign-in link is spent or was made for another session: open the session from the portal again\n",
             status_code=403,
         )
+    visit_cookie = auth.signins.visit(user.name, auth.fingerprint(user.name), session_id)
     target = next if _SAFE_NEXT.match(next) else "/"
-    response = RedirectResponse(target, status_code=303)
-    https = secure(request)
-    response.set_cookie(
-        cookie_name(VISIT_COOKIE, https),
-        auth.signins.visit(user.name, auth.fingerprint(user.name), session_id),
-        max_age=auth.signins.lifetime,
-        httponly=True,
-        samesite="lax",
-        secure=https,
-        path="/",
-    )
-    return response
+    return redirect_signed_in(request, target, VISIT_COOKIE, visit_cookie, auth.signins.lifetime)
 
 
 @router.get("/auth/tls", include_in_schema=False)

@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from emulator.api import views
-from emulator.api.access import secure
+from emulator.api.access import redirect_signed_in, secure
 from emulator.api.deps import Manager
 from emulator.api.storage import home_storage
 from emulator.core.auth import Authenticator, RouteAccess
@@ -182,18 +182,8 @@ async def login(
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
     auth.throttle.succeeded(name)
     target = next if _SAFE_NEXT.match(next) else "/science-portal/"  # never off this site
-    response = RedirectResponse(target, status_code=303)
-    https = secure(request)
-    response.set_cookie(
-        cookie_name(COOKIE, https),
-        auth.signins.issue(user.name, auth.fingerprint(user.name)),
-        max_age=auth.signins.lifetime,
-        httponly=True,
-        samesite="lax",
-        secure=https,
-        path="/",
-    )
-    return response
+    cookie = auth.signins.issue(user.name, auth.fingerprint(user.name))
+    return redirect_signed_in(request, target, COOKIE, cookie, auth.signins.lifetime)
 
 
 def _client_address(request: Request) -> str | None:

@@ -180,6 +180,7 @@ def build_spec(
         gpus=resources.gpus,
         log_max_bytes=profile.log_max_mb * 1024 * 1024,
         log_files=profile.log_files,
+        layer_max_bytes=int(settings.session_layer_gb * GIB) if settings.session_layer_gb else None,
     )
 
 

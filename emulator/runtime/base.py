@@ -47,6 +47,7 @@ class ContainerSpec:
     # The container log, rotated at this size, this many files kept (what the engine keeps of it on the disk).
     log_max_bytes: int = 10 * 1024 * 1024
     log_files: int = 3
+    layer_max_bytes: int | None = None  # the container's own layer, where the engine can cap it (else measured)
 
 
 @dataclass(frozen=True)

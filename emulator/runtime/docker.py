@@ -16,6 +16,7 @@ import re
 import socket
 import tarfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -379,6 +380,8 @@ def create_kwargs(
         kwargs["restart_policy"] = {"Name": "on-failure", "MaximumRetryCount": 5}
     if spec.gpu_devices:
         kwargs["device_requests"] = gpu_requests(spec.gpu_devices, cdi)
+    if spec.layer_max_bytes and (facts is None or facts.layer_limit_possible):
+        kwargs["storage_opt"] = {"size": str(spec.layer_max_bytes)}
     return kwargs
 
 
@@ -458,6 +461,7 @@ class DockerRuntime:
         self._machine: NodeInfo | None = None
         self._facts: EngineFacts | None = None
         self._last_address: dict[str, str] = {}  # per network, where this runtime picks addresses (Podman)
+        self._layer_refusal = ""  # why the engine refused a size for a session's layer (then none is asked again)
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         with docker_errors():
@@ -468,16 +472,24 @@ class DockerRuntime:
     def _create(self, spec: ContainerSpec) -> Any:
         facts = self.facts()
         kwargs = create_kwargs(spec, facts, selinux=self._selinux, cdi=self._cdi)
+        if self._layer_refusal:
+            kwargs.pop("storage_opt", None)
         if not facts.macs_follow_addresses:
             kwargs["networking_config"] = self._address_and_mac(spec.network)
-        try:
-            return create_container(self._client, kwargs, host_config_extras(spec, facts))
-        except docker.errors.ImageNotFound as exc:
-            raise InvalidRequest(f"image '{spec.image}' is not in the local Docker engine") from exc
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # created meanwhile by a resumed launch
-                return self._client.containers.get(spec.name)
-            raise _refused("create", exc) from exc
+        while True:
+            try:
+                return create_container(self._client, kwargs, host_config_extras(spec, facts))
+            except docker.errors.ImageNotFound as exc:
+                raise InvalidRequest(f"image '{spec.image}' is not in the local Docker engine") from exc
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # created meanwhile by a resumed launch
+                    return self._client.containers.get(spec.name)
+                if "storage_opt" not in kwargs or "storage" not in str(exc).lower():
+                    raise _refused("create", exc) from exc
+                # XFS without project quotas, say: the layer is measured and counted in the user's quota instead.
+                self._layer_refusal = str(exc.explanation or exc)
+                log.warning("the engine cannot cap sessions' own layers (%s): they are measured", self._layer_refusal)
+                kwargs.pop("storage_opt")
 
     def _address_and_mac(self, network: str) -> dict[str, Any]:
         """The session's endpoint on its network with an address picked here and the MAC Docker would derive
@@ -663,6 +675,7 @@ class DockerRuntime:
             )
         api = self._client.api
         moved = False
+        last_news = time.monotonic()  # the engine's retry countdown is no news from the registry
         response = None
         try:
             response = api._post(
@@ -673,6 +686,15 @@ class DockerRuntime:
             for chunk in api._stream_helper(response, decode=True):
                 if "error" in chunk:
                     raise pull_failure(str(chunk.get("error")), moved)
+                if not str(chunk.get("status") or "").startswith("Retrying in"):
+                    last_news = time.monotonic()
+                elif time.monotonic() - last_news > self._pull_stall:
+                    # Docker retries a broken download five times, 50 s of countdown in all: past the stall limit
+                    # the session need not wait for the rest.
+                    raise ImagePullError(
+                        f"the registry stopped answering during the pull: the engine kept retrying and nothing came "
+                        f"for {self._pull_stall:g} s (EMULATE_PULL_STALL_SECONDS)"
+                    )
                 update = _pull_update(chunk)
                 if update is not None:
                     moved = moved or update.status == "Downloading"

@@ -57,6 +57,17 @@ class EngineFacts:
     runtimes: tuple[str, ...] = ()
     cdi_spec_dirs: tuple[str, ...] = ()
     limits: LimitSupport = field(default_factory=lambda: LimitSupport(True, True, True))
+    storage_driver: str = ""  # overlay2 | overlay (Podman) | btrfs | zfs | ...
+    backing_filesystem: str = ""  # what the driver's folders are on: extfs | xfs | ...
+
+    @property
+    def layer_limit_possible(self) -> bool:
+        """Whether a container's own layer can be given a size (`--storage-opt size`): overlay on XFS (which must
+        also be mounted with project quotas, which the engine does not say: the first launch finds out), btrfs,
+        ZFS, devicemapper."""
+        if self.storage_driver in ("btrfs", "zfs", "devicemapper"):
+            return True
+        return self.storage_driver in ("overlay2", "overlay") and self.backing_filesystem == "xfs"
 
     @property
     def podman(self) -> bool:
@@ -283,7 +294,14 @@ def engine_facts_from(version: dict[str, Any], info: dict[str, Any]) -> EngineFa
         runtimes=tuple(sorted((info.get("Runtimes") or {}).keys())),
         cdi_spec_dirs=tuple(info.get("CDISpecDirs") or ()),
         limits=limit_support(info, rootless, cgroup_version, cgroup_driver),
+        storage_driver=str(info.get("Driver") or ""),
+        backing_filesystem=_driver_status(info, "Backing Filesystem"),
     )
+
+
+def _driver_status(info: dict[str, Any], key: str) -> str:
+    """One of the storage driver's [name, value] pairs (Docker's DriverStatus; Podman's compat API says less)."""
+    return next((str(pair[1]) for pair in info.get("DriverStatus") or [] if len(pair) == 2 and pair[0] == key), "")
 
 
 def engine_facts(client: Any) -> EngineFacts:

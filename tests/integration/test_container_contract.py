@@ -74,7 +74,7 @@ def test_the_platform_command_replaces_the_images_entrypoint(fresh: Instance) ->
         assert "must not run" not in fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text
         fresh.http.delete(f"/session/{session_id}")
     finally:
-        fresh.docker.images.remove(tag, force=True)
+        fresh.docker.images.remove(tag, force=True, noprune=True)  # its layers stay as build cache
 
 
 def test_the_user_has_skahas_login_shell_and_the_session_skahas_labels(fresh: Instance) -> None:

@@ -159,7 +159,7 @@ def startup_probe(docker_client: docker.DockerClient) -> Iterator[str]:
     tag = "skaha-emulator-test/startup-probe:latest"
     docker_client.images.build(path=str(TEST_IMAGES / "startup-probe"), tag=tag, rm=True)
     yield tag
-    docker_client.images.remove(tag, force=True)
+    docker_client.images.remove(tag, force=True, noprune=True)  # its layers stay as build cache
 
 
 def test_startup_sh_gets_one_argument_the_xterm_launcher(fresh: Instance, desktop: dict, startup_probe: str) -> None:

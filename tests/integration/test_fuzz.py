@@ -3,14 +3,20 @@ sends, no answer is a server error and none carries the engine's words."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
+from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from emulator.api.app import create_app
+from emulator.gateway.base import VISIT_PATH
 from emulator.settings import Settings
+from tests.conftest import Person
 from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
@@ -40,3 +46,51 @@ def test_no_generated_request_gets_a_server_error_or_engine_text(fresh: Instance
     answers = Counter(sent)
     assert answers[200] > 100 and answers[400] > 100, answers  # the requests got past authentication
     assert fresh.session_containers() == []  # nothing generated was a launch that could run
+
+
+def _get(*names: str) -> dict[str, Any]:
+    parameters = [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
+    return {"get": {"parameters": parameters, "responses": {"default": {"description": "any"}}}}
+
+
+# The routes that admit a browser to a session's own host, which the service's OpenAPI document leaves out
+# (they are the portal's and the gateway's, not skaha's API).
+SESSION_HOST_ROUTES = {
+    "openapi": "3.0.2",
+    "info": {"title": "sign-in to sessions' own hosts", "version": "1"},
+    "paths": {
+        "/science-portal/visit": _get("session", "next"),
+        VISIT_PATH: _get("ticket", "next"),
+    },
+}
+
+
+def test_nothing_sent_to_the_session_host_sign_in_gets_a_server_error(
+    secured: Instance, people: dict[str, Person]
+) -> None:
+    """The portal's visit tickets and a session host's step that turns them into a cookie: generated queries,
+    signed in and not, on the portal's host and on a session's."""
+    schema = schemathesis.openapi.from_dict(SESSION_HOST_ROUTES)
+    signed = httpx.Client(base_url=secured.url, timeout=30)
+    signed.post("/science-portal/login", data={"username": "eve", "password": people["eve"].password})
+    portal = urlsplit(secured.url).netloc
+    port = urlsplit(secured.url).port
+    session_host = {"Host": f"abcdefgh.localhost:{port}"}
+    session_hosts = re.compile(rf"[a-z][a-z0-9]{{7}}\.localhost:{port}")
+    sent: list[int] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(operation.as_strategy())
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(case: schemathesis.Case) -> None:
+            headers = session_host if case.path == VISIT_PATH else {}
+            for cookies in ({}, dict(signed.cookies)):
+                response = case.call(base_url=secured.url, headers=headers, cookies=cookies, timeout=30)
+                sent.append(response.status_code)
+                assert response.status_code < 500, (case.method, case.formatted_path, case.query, response.text)
+                where = urlsplit(response.headers.get("location", ""))  # never off this platform
+                assert where.netloc in ("", portal) or session_hosts.fullmatch(where.netloc), where
+
+        check()
+    assert len(sent) >= 100, len(sent)

@@ -50,7 +50,9 @@ def images(docker_client: docker.DockerClient) -> Iterator[list[str]]:
     made: list[str] = []
     yield made
     for tag in made:
-        docker_client.images.remove(tag, force=True)
+        # The tag goes; its layers stay as the engine's build cache, so the next run does not fetch Debian's and
+        # PyPI's packages again (what `docker build` does on any developer's machine).
+        docker_client.images.remove(tag, force=True, noprune=True)
     assert [c.name for c in docker_client.containers.list(all=True, filters={"label": leftovers.OWNER})] == []
 
 

@@ -103,7 +103,7 @@ def mallory(platform: Instance) -> Iterator[httpx.Client]:
 def contract_app(docker_client: docker.DockerClient) -> Iterator[str]:
     docker_client.images.build(path=str(TEST_IMAGES / "contract-app"), tag=CONTRACT_APP, rm=True)
     yield CONTRACT_APP
-    docker_client.images.remove(CONTRACT_APP, force=True)
+    docker_client.images.remove(CONTRACT_APP, force=True, noprune=True)  # its layers stay as build cache
 
 
 def _launch_as(client: httpx.Client, platform: Instance, **data: str) -> str:

@@ -18,6 +18,7 @@ import docker
 import pytest
 
 from emulator import labels
+from tests.conftest import start_instance, stop_instance
 from tests.instance import Instance
 from tests.registry import CuttableRelay, Registry, unique_image
 
@@ -38,6 +39,18 @@ def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
     registry = Registry(tmp_path_factory.mktemp("registry-private"), users={OWNER: OWNER_SECRET})
     yield registry
     registry.stop()
+
+
+@pytest.fixture(scope="module")
+def stalling(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Instance]:
+    """An instance of its own whose pulls give up after 3 s with nothing new from the registry."""
+    instance = start_instance(
+        tmp_path_factory.mktemp("stall"), "pytest-stall", docker_client, settings={"EMULATE_PULL_STALL_SECONDS": "3"}
+    )
+    try:
+        yield instance
+    finally:
+        stop_instance(instance, docker_client)
 
 
 @pytest.fixture
@@ -212,24 +225,28 @@ def _grep(root: Path, *needles: bytes) -> list[str]:
 
 
 def test_a_registry_that_stops_mid_pull_fails_the_session_and_leaves_no_lock(
-    fresh: Instance, docker_client: docker.DockerClient, open_registry: Registry
+    stalling: Instance, docker_client: docker.DockerClient, open_registry: Registry
 ) -> None:
+    """The engine retries a broken download for 50 s in all; past the stall limit the session fails without
+    waiting for the rest, and the engine is left with no half-pulled layer locked."""
     name = _pushed(docker_client, open_registry, "test/big", payload=24 << 20)
     relay = CuttableRelay(open_registry.port, rate=2 << 20)  # 2 MB/s: the pull takes about 12 s
     through_relay = name.replace(open_registry.host, relay.host)
     try:
-        session_id = _launch(fresh, through_relay)
+        session_id = _launch(stalling, through_relay)
         deadline = time.monotonic() + 60
         while True:  # cut once some of the layer has come (seen through view=pull)
-            progress = fresh.http.get(f"/session/{session_id}", params={"view": "pull"}).json()
+            progress = stalling.http.get(f"/session/{session_id}", params={"view": "pull"}).json()
             if progress and progress["bytes"]["current"] > 1 << 20:
                 break
             assert time.monotonic() < deadline, f"the pull never moved: {progress}"
             time.sleep(0.1)
         assert progress["image"] == through_relay and progress["layers"]["total"] >= 1
         relay.cut()
-        events = _failed_to_pull(fresh, session_id, "the registry stopped answering during the pull")
-        assert "Pulled" not in events
+        started = time.monotonic()
+        events = _failed_to_pull(stalling, session_id, "the registry stopped answering during the pull")
+        assert "Pulled" not in events and "the engine kept retrying" in events
+        assert time.monotonic() - started < 30  # not the engine's whole 50 s of retries
         # No layer lock is left dangling: the same layers pull at once from the registry itself.
         done = threading.Event()
         threading.Thread(target=lambda: (docker_client.images.pull(name), done.set()), daemon=True).start()
@@ -286,15 +303,12 @@ def test_an_offline_machine_can_refuse_to_pull(
 
 
 def test_a_registry_gone_silent_fails_the_pull_after_the_stall_limit_and_progress_is_the_owners_alone(
-    tmp_path: Path, docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, open_registry: Registry
+    stalling: Instance, docker_client: docker.DockerClient, open_registry: Registry
 ) -> None:
-    from tests.conftest import start_instance, stop_instance
-
     name = _pushed(docker_client, open_registry, "test/silent", payload=16 << 20)
     relay = CuttableRelay(open_registry.port, rate=1 << 20)
     through_relay = name.replace(open_registry.host, relay.host)
-    monkeypatch.setenv("EMULATE_PULL_STALL_SECONDS", "3")
-    instance = start_instance(tmp_path, "pytest-stall", docker_client)
+    instance = stalling
     try:
         stranger = instance.emulate("users", "add", "stranger").stdout
         token = dict(line.split(": ", 1) for line in stranger.splitlines() if ": " in line)["token"].strip()
@@ -315,6 +329,5 @@ def test_a_registry_gone_silent_fails_the_pull_after_the_stall_limit_and_progres
         assert time.monotonic() - started < 60
     finally:
         relay.cut()
-        stop_instance(instance, docker_client)
         _forget(docker_client, through_relay)
         _forget(docker_client, name)

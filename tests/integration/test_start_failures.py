@@ -50,7 +50,7 @@ def broken(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
         docker_client.images.build(path=str(TEST_IMAGES / folder), tag=tags[folder], rm=True)
     yield tags
     for tag in tags.values():
-        docker_client.images.remove(tag, force=True)
+        docker_client.images.remove(tag, force=True, noprune=True)  # its layers stay as build cache
 
 
 def _events(instance: Instance, session_id: str) -> str:

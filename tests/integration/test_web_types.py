@@ -27,7 +27,7 @@ def contract_app(docker_client: docker.DockerClient) -> Iterator[str]:
     folder = Path(__file__).resolve().parent.parent / "images" / "contract-app"
     docker_client.images.build(path=str(folder), tag=CONTRACT_APP, rm=True)
     yield CONTRACT_APP
-    docker_client.images.remove(CONTRACT_APP, force=True)
+    docker_client.images.remove(CONTRACT_APP, force=True, noprune=True)  # its layers stay as build cache
 
 
 def _launch(platform: Instance, session_type: str, image: str) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +23,7 @@ import requests
 
 from emulator.core.contract import build_spec
 from emulator.core.networks import UserNetworks
-from emulator.errors import EngineRefused, InvalidRequest, SubnetTaken, Unavailable
+from emulator.errors import EngineRefused, ImagePullError, InvalidRequest, SubnetTaken, Unavailable
 from emulator.profiles import load_profiles
 from emulator.runtime.base import ContainerSpec
 from emulator.runtime.docker import (
@@ -385,3 +386,99 @@ def test_an_unreachable_engine_is_said_in_the_systems_words_not_the_sdks_wrappin
     with pytest.raises(Unavailable) as raised, docker_errors():
         raise docker.errors.DockerException(sdk_words)
     assert raised.value.message.startswith(f"cannot reach the Docker engine ({said}); is the engine running?")
+
+
+# --- a session's own layer ----------------------------------------------------------------------------------
+
+
+def test_a_layer_is_capped_only_where_the_engines_storage_can(tmp_path: Path) -> None:
+    capped = dataclasses.replace(spec(tmp_path), layer_max_bytes=5 * 1024**3)
+    assert "storage_opt" not in create_kwargs(capped, facts(DOCKER))  # overlay2 on ext4 (this machine's)
+    assert not facts(PODMAN).layer_limit_possible
+    xfs = facts(DOCKER, DriverStatus=[["Backing Filesystem", "xfs"]])
+    assert xfs.layer_limit_possible and create_kwargs(capped, xfs)["storage_opt"] == {"size": str(5 * 1024**3)}
+    assert facts(DOCKER, Driver="btrfs").layer_limit_possible
+    assert "storage_opt" not in create_kwargs(spec(tmp_path), xfs)  # no cap asked for
+
+
+class CountingContainers(RefusingContainers):
+    """Refuses a size for the layer (XFS without project quotas), then creates what it is asked for."""
+
+    def __init__(self, error: docker.errors.APIError) -> None:
+        super().__init__(error)
+        self.asked: list[dict[str, Any]] = []
+
+    def create(self, **kwargs: Any) -> Any:
+        self.asked.append(kwargs)
+        if "storage_opt" in kwargs:
+            raise self.error
+        return StubContainer()
+
+
+class StubContainer:
+    status = "running"
+    attrs: dict[str, Any] = {"NetworkSettings": {"Networks": {}}, "State": {}}
+    name = "made"
+    labels: dict[str, str] = {}
+
+    def reload(self) -> None:
+        pass
+
+
+def test_a_layer_size_the_engine_refuses_is_asked_no_more_and_the_launch_goes_on(tmp_path: Path) -> None:
+    words = "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
+    client = StubClient(DOCKER, DriverStatus=[["Backing Filesystem", "xfs"]])
+    client.containers = CountingContainers(api_error(500, words))  # type: ignore[attr-defined]
+    runtime = DockerRuntime({}, client=client)  # type: ignore[arg-type]
+    capped = dataclasses.replace(spec(tmp_path), layer_max_bytes=1024**3)
+    runtime._create(capped)
+    runtime._create(capped)
+    asked = client.containers.asked  # type: ignore[attr-defined]
+    assert ["storage_opt" in kwargs for kwargs in asked] == [True, False, False]
+
+
+# --- a pull whose registry went away mid-way ----------------------------------------------------------------
+
+
+class StubResponse:
+    def close(self) -> None:
+        pass
+
+
+class PullStream:
+    """The engine's answer to a pull: these progress messages, as `docker pull` streams them."""
+
+    _version = "1.41"
+
+    def __init__(self, chunks: list[dict[str, Any]]) -> None:
+        self.chunks = chunks
+
+    def _url(self, path: str) -> str:
+        return path
+
+    def _post(self, *args: Any, **kwargs: Any) -> Any:
+        return StubResponse()
+
+    def _raise_for_status(self, response: Any) -> None:
+        pass
+
+    def _stream_helper(self, response: Any, decode: bool) -> Iterator[dict[str, Any]]:
+        yield from self.chunks
+
+
+RETRYING = [
+    {"id": "abc", "status": "Downloading", "progressDetail": {"current": 1 << 20, "total": 24 << 20}},
+    *({"id": "abc", "status": f"Retrying in {n} seconds"} for n in (5, 4, 3, 2, 1)),
+    {"error": "dial tcp 127.0.0.1:5000: connect: connection refused"},
+]
+
+
+def test_a_pull_the_engine_only_retries_fails_at_the_stall_limit_not_after_every_retry() -> None:
+    client = StubClient(DOCKER)
+    client.api = PullStream(RETRYING)  # type: ignore[attr-defined]
+    impatient = DockerRuntime({}, client=client, pull_stall=0.0)  # type: ignore[arg-type]
+    with pytest.raises(ImagePullError, match="stopped answering during the pull: the engine kept retrying"):
+        impatient._pull("127.0.0.1:5000/x:1", None, lambda update: None)
+    patient = DockerRuntime({}, client=client, pull_stall=300.0)  # type: ignore[arg-type]
+    with pytest.raises(ImagePullError, match=r"stopped answering during the pull \(dial tcp"):
+        patient._pull("127.0.0.1:5000/x:1", None, lambda update: None)  # the engine's own end, in its words
