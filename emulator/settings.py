@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from emulator import naming
@@ -183,6 +183,17 @@ class Settings(BaseModel):
         if not _DOMAIN.fullmatch(domain):
             raise ValueError("a DNS name such as sessions.example.org, whose every subdomain reaches this machine")
         return domain
+
+    @model_validator(mode="after")
+    def _portal_not_a_session_host(self) -> Settings:
+        hosts = self.session_hosts
+        portal = urlsplit(self.base_url).hostname or ""
+        if hosts is not None and portal.partition(".")[2] == hosts.domain:  # what the gateway's *.<domain> takes
+            raise ValueError(
+                f"EMULATE_SESSION_DOMAIN={hosts.domain!r}: the portal's own host {portal} would be taken for a "
+                f"session's; give sessions a domain of their own, such as sessions.{portal}"
+            )
+        return self
 
     @field_validator("instance")
     @classmethod

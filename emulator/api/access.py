@@ -18,6 +18,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
+from emulator.api.origin import REFUSED, from_elsewhere
 from emulator.core.auth import Authenticator, RouteAccess
 from emulator.core.models import User
 from emulator.core.signin import COOKIE, VISIT_COOKIE, cookie_name
@@ -29,7 +30,7 @@ router = APIRouter()
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 
-_SAFE_NEXT = re.compile(r"^/session/[^\s\\]*$")
+_SAFE_NEXT = re.compile(r"/session/[^\s\\]*")  # fullmatch
 
 
 def _settings(request: Request) -> Settings:
@@ -38,6 +39,16 @@ def _settings(request: Request) -> Settings:
 
 def secure(request: Request) -> bool:
     return request.headers.get("x-forwarded-proto", request.url.scheme) == "https"
+
+
+def platform_cookie(request: Request, name: str) -> str:
+    """One of the platform's cookies as the browser sent it; "" without one, and "" when it sent two: a second
+    is one a page elsewhere planted (for a parent domain, or a longer path) to sign the visitor in as someone
+    else, which the browser sends beside the real one."""
+    wanted = cookie_name(name, secure(request))
+    sent = [part.strip() for part in request.headers.get("cookie", "").split(";")]
+    found = [part.split("=", 1)[1] for part in sent if part.startswith(f"{wanted}=")]
+    return found[0] if len(found) == 1 else ""
 
 
 def redirect_signed_in(request: Request, target: str, cookie: str, value: str, max_age: int) -> Response:
@@ -62,10 +73,10 @@ def requester(request: Request, auth: Authenticator, session_id: str) -> User | 
     if on_host:
         if on_host != session_id:
             return None
-        return auth.visitor(request.cookies.get(cookie_name(VISIT_COOKIE, secure(request))), session_id)
+        return auth.visitor(platform_cookie(request, VISIT_COOKIE), session_id)
     if _settings(request).session_hosts is not None:
         return None
-    return auth.cookie(request.cookies.get(cookie_name(COOKIE, secure(request))))
+    return auth.cookie(platform_cookie(request, COOKIE))
 
 
 @router.get("/auth/session", include_in_schema=False)
@@ -78,6 +89,10 @@ async def session_route(request: Request) -> Response:
         return PlainTextResponse("not a session route\n", status_code=404)
     if auth.is_probe(request.headers.get(PROBE_HEADER), session_id):
         return Response(status_code=204)
+    if request.headers.get(SESSION_HOST_HEADER) and _from_elsewhere(request):
+        # All of an operator's <id>.<domain> hosts are one site to a browser, so its SameSite cookies go along
+        # with what one session's page sends another: only the session's own pages, links and scripts pass.
+        return PlainTextResponse(REFUSED, status_code=403)
     verdict = auth.route_access(requester(request, auth, session_id), session_id)
     if verdict is RouteAccess.ALLOWED:
         return Response(status_code=204)
@@ -102,10 +117,19 @@ def _sign_in_first(request: Request, session_id: str, uri: str) -> Response:
     return RedirectResponse(visit, status_code=302)
 
 
+def _from_elsewhere(request: Request) -> bool:
+    """A session's host asked, through the gateway, about a request another origin's page made a browser send
+    (the original request's headers, Host included, come with the question)."""
+    headers = {k.encode("latin-1"): v.encode("latin-1") for k, v in request.headers.items()}
+    return from_elsewhere(request.headers.get("x-forwarded-method", "GET"), headers, any_origin_header=True)
+
+
 @router.get("/auth/visit", include_in_schema=False)
 async def visit(request: Request, ticket: str = "", next: str = "") -> Response:
     """On a session's host: the portal's ticket becomes this host's visit cookie, and the browser goes on."""
     auth: Authenticator = request.app.state.auth
+    if _from_elsewhere(request):  # a ticket is followed as a link, never fetched by a page
+        return PlainTextResponse(REFUSED, status_code=403)
     session_id = request.headers.get(SESSION_HOST_HEADER, "")
     user = auth.redeem(ticket, session_id) if _SESSION_ID.fullmatch(session_id) else None
     if user is None:
@@ -114,7 +138,7 @@ async def visit(request: Request, ticket: str = "", next: str = "") -> Response:
             status_code=403,
         )
     visit_cookie = auth.signins.visit(user.name, auth.fingerprint(user.name), session_id)
-    target = next if _SAFE_NEXT.match(next) else "/"
+    target = next if _SAFE_NEXT.fullmatch(next) else "/"
     return redirect_signed_in(request, target, VISIT_COOKIE, visit_cookie, auth.signins.lifetime)
 
 

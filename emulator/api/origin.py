@@ -20,20 +20,25 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 OWN = {b"same-origin", b"none"}  # "none": typed in the address bar, a bookmark
 GATEWAY_QUESTIONS = "/auth/"
-REFUSED = "skaha-emulator: the portal and the API answer their own pages only (this request came from another site)\n"
+REFUSED = "skaha-emulator: only this site's own pages may send this (the request came from another site's page)\n"
 
 
-def from_elsewhere(method: str, headers: dict[bytes, bytes]) -> bool:
-    """Whether a browser sent this for a page of another site (anything but following a link is refused)."""
+def from_elsewhere(method: str, headers: dict[bytes, bytes], any_origin_header: bool = False) -> bool:
+    """Whether a browser sent this for a page of another origin (anything but following a link is refused).
+    `any_origin_header`: an Origin naming another origin is refused on any method (a session's host, where a
+    WebSocket or a simple GET from another session's page carries one)."""
     site = headers.get(b"sec-fetch-site")
     if site is not None and site not in OWN:
         navigating = headers.get(b"sec-fetch-mode") == b"navigate" and headers.get(b"sec-fetch-dest") == b"document"
         if not (navigating and method in SAFE_METHODS):
             return True
     origin = headers.get(b"origin")
-    if method not in SAFE_METHODS and origin is not None:
+    if origin is not None and (any_origin_header or method not in SAFE_METHODS):
         # Browsers that send no fetch metadata (plain HTTP to a LAN address) still name the posting page's origin.
-        return origin == b"null" or urlsplit(origin.decode("latin-1")).netloc.encode() != headers.get(b"host", b"")
+        try:
+            return origin == b"null" or urlsplit(origin.decode("latin-1")).netloc.encode() != headers.get(b"host", b"")
+        except ValueError:  # not a URL at all
+            return True
     return False
 
 

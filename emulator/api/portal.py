@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from emulator.api import views
-from emulator.api.access import redirect_signed_in, secure
+from emulator.api.access import platform_cookie, redirect_signed_in, secure
 from emulator.api.deps import Manager
 from emulator.api.storage import home_storage
 from emulator.core.auth import Authenticator, RouteAccess
@@ -45,7 +45,7 @@ FORM_TYPES = [
 ]
 FIXED_CHOICE = {SessionType.NOTEBOOK, SessionType.CARTA, SessionType.CONTRIBUTED}
 WARN_BEFORE_EXPIRY_SECONDS = 6 * 3600
-_SAFE_NEXT = re.compile(r"^/(?!/)[^\s\\]*$")
+_SAFE_NEXT = re.compile(r"/(?!/)[^\s\\]*")  # fullmatch: a path on this site
 
 
 def _auth(request: Request) -> Authenticator:
@@ -54,7 +54,7 @@ def _auth(request: Request) -> Authenticator:
 
 def _cookie(request: Request) -> str:
     """The portal's sign-in cookie as this browser sent it ("" without one)."""
-    return request.cookies.get(cookie_name(COOKIE, secure(request)), "")
+    return platform_cookie(request, COOKIE)
 
 
 def signed_in(request: Request) -> User:
@@ -181,7 +181,7 @@ async def login(
         context = {"next": next, "error": "Wrong user name or password.", "username": username}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
     auth.throttle.succeeded(name)
-    target = next if _SAFE_NEXT.match(next) else "/science-portal/"  # never off this site
+    target = next if _SAFE_NEXT.fullmatch(next) else "/science-portal/"  # never off this site
     cookie = auth.signins.issue(user.name, auth.fingerprint(user.name))
     return redirect_signed_in(request, target, COOKIE, cookie, auth.signins.lifetime)
 

@@ -121,11 +121,14 @@ class Housekeeper:
             if session.status is Status.RUNNING and not self._manager.terminating(session.id):
                 running.setdefault(session.user, []).append(session)
         written = await self._manager.written_by_user() if any(quotas.known(u) is None for u in running) else {}
+        stopping = []
         for user, sessions in running.items():
             use = await self._manager.home_use(user, written)
             if use.full:
-                for session in sessions:
-                    await self._manager.stop_over_quota(session, quotas.stop_reason(use, user))
+                stopping += [self._manager.stop_over_quota(s, quotas.stop_reason(use, user)) for s in sessions]
+        for failed in await asyncio.gather(*stopping, return_exceptions=True):  # each waits for its grace at once
+            if isinstance(failed, Exception):
+                log.error("could not stop a session over its quota: %s", failed)  # the next pass stops it
 
     def _batch(self, session: Session) -> bool:
         profile = self._profiles.get(session.type)
@@ -144,6 +147,8 @@ class Housekeeper:
             await manager.terminate(session)  # nobody could delete it any more, and it writes in a kept home
         elif session.status is Status.TERMINATING:
             await manager.terminate(session)  # a delete the service did not finish before it stopped
+        elif session.status.final and container is not None and container.state == "running":
+            await manager.stop_container(session)  # ended in its record (over its quota), yet running: end it
         elif session.status.final:
             retention = timedelta(seconds=self._settings.retention_seconds(self._batch(session)))
             if session.ended_at is None or now >= session.ended_at + retention:

@@ -138,6 +138,7 @@ class SessionManager:
         self._clock = clock
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._terminations: dict[str, asyncio.Task[None]] = {}
+        self._measuring: dict[str, asyncio.Task[HomeUse]] = {}  # quota measurements running, per user
         self._locks: dict[str, asyncio.Lock] = {}
         self._identity = IdentityFiles(runtime, settings)
         self._usage = usage
@@ -206,10 +207,17 @@ class SessionManager:
 
     async def home_use(self, user: str, written: dict[str, int] | None = None) -> HomeUse:
         """The user's figure against their quota: the recent one, or measured now (`written`: the layers' sizes,
-        when the caller has them already)."""
+        when the caller has them already). Callers asking while a measurement runs share it."""
         known = self.quotas.known(user)
         if known is not None:
             return known
+        task = self._measuring.get(user)
+        if task is None:
+            task = self._measuring[user] = asyncio.create_task(self._measure(user, written))
+            task.add_done_callback(lambda _: self._measuring.pop(user, None))
+        return await asyncio.shield(task)
+
+    async def _measure(self, user: str, written: dict[str, int] | None) -> HomeUse:
         if written is None:
             written = await self.written_by_user()
         return await asyncio.to_thread(self.quotas.measure, user, written.get(user, 0))
@@ -826,6 +834,10 @@ class SessionManager:
     def terminating(self, session_id: str) -> bool:
         return session_id in self._terminations
 
+    async def stop_container(self, session: Session) -> None:
+        """Stop a session's container, keeping it and its logs (its record says how it ended)."""
+        await self._runtime.stop(self.container_name(session))
+
     async def stop_over_quota(self, session: Session, reason: str) -> None:
         """Stop a running session whose owner's home is over its quota: it ends Failed, with `reason` as its
         last event; its container and logs stay until it is deleted."""
@@ -834,7 +846,7 @@ class SessionManager:
             return  # it ended, or a delete began, meanwhile
         self.event(session.id, "QuotaExceeded", reason, warning=True)
         log.warning("stopping session %s of %s: %s", session.id, session.user, reason)
-        await self._runtime.stop(self.container_name(session))
+        await self.stop_container(session)  # should this fail, housekeeping stops an ended session still running
 
     async def terminate(self, session: Session) -> None:
         """Remove a session entirely: container, files, row. Concurrent calls share one removal."""

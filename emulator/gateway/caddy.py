@@ -49,8 +49,9 @@ SESSION_IDLE_TIMEOUT = "4s"
 SESSION_DIAL_TIMEOUT_SECONDS = 1.0
 
 
-# Session pages may be framed only by this site, their content types are not sniffed, and their
-# URLs (which carry the session id, the notebook's token) never leave this site in a Referer.
+# Session pages may be framed only by this site, their content types are not sniffed, their URLs
+# (which carry the session id, the notebook's token) never leave this site in a Referer, and they never
+# set one of the platform's cookies (for a parent domain, say, where the portal would get it too).
 SESSION_SECURITY_HEADERS: dict[str, Any] = {
     "handler": "headers",
     "response": {
@@ -59,6 +60,7 @@ SESSION_SECURITY_HEADERS: dict[str, Any] = {
             "X-Content-Type-Options": ["nosniff"],
             "Referrer-Policy": ["same-origin"],
         },
+        "replace": {"Set-Cookie": [{"search_regexp": "^\\s*(__Host-)?skaha_emulator_.*$", "replace": ""}]},
         "deferred": True,
     },
 }

@@ -429,6 +429,9 @@ def _engine_words(exc: docker.errors.APIError) -> str:
     return (words.decode(errors="replace") if isinstance(words, bytes) else words).strip()
 
 
+# How engines refuse a size for a container's layer (Docker: "--storage-opt is supported only for overlay over
+# xfs with 'pquota' mount option").
+_LAYER_SIZE_REFUSED = ("storage-opt", "storage opt", "storageopt", "pquota")
 STOP_GRACE_SECONDS = 10  # what a session is given to save its work when it is stopped, as `docker stop` gives
 ADDRESS_TRIES = 5  # a concurrent launch may take the address picked for this one: pick again
 
@@ -484,7 +487,7 @@ class DockerRuntime:
             except docker.errors.APIError as exc:
                 if exc.status_code == 409:  # created meanwhile by a resumed launch
                     return self._client.containers.get(spec.name)
-                if "storage_opt" not in kwargs or "storage" not in str(exc).lower():
+                if "storage_opt" not in kwargs or not any(w in _engine_words(exc).lower() for w in _LAYER_SIZE_REFUSED):
                     raise _refused("create", exc) from exc
                 # XFS without project quotas, say: the layer is measured and counted in the user's quota instead.
                 self._layer_refusal = str(exc.explanation or exc)

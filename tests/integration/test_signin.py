@@ -244,6 +244,12 @@ def test_a_browser_opens_a_session_on_its_own_host_through_the_portal(
     host = secured.session_host(alices_notebook)
     for where in ("/science-portal/", "/skaha/v0/session", "/session/notebook/zzzzzzzz/api/status"):
         assert bob.get(host + where).status_code == 404, where
+    # What another session's page makes bob's browser send here is refused, cookie or not (on an operator's
+    # domain all session hosts are one site, and SameSite cookies go along): a WebSocket, a no-cors post.
+    elsewhere = secured.session_host("zzzzzzzz")
+    assert bob.get(host + path, headers={"Origin": elsewhere, "Sec-Fetch-Site": "same-site"}).status_code == 403
+    assert bob.get(host + path, headers={"Origin": elsewhere}).status_code == 403
+    assert bob.get(host + path, headers={"Origin": host, "Sec-Fetch-Site": "same-origin"}).status_code == 200
     # The portal's cookie opens nothing on a session's host (it is never sent there; sent by hand, still nothing).
     portal_cookie = _signed_in(secured, people["alice"]).cookies[COOKIE]
     as_script = localhost_client().get(host + path, cookies={COOKIE: portal_cookie})

@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from starlette.requests import Request
 
+from emulator.api.access import platform_cookie
 from emulator.api.origin import from_elsewhere
-from emulator.core.signin import TICKET_SECONDS, SignIns, cookie_name
+from emulator.core.signin import COOKIE, TICKET_SECONDS, SignIns, cookie_name
 from emulator.errors import ConfigError
 from emulator.session_hosts import SessionHosts, for_scripts
 from emulator.settings import load_settings
@@ -33,6 +35,8 @@ def test_elsewhere_the_operator_names_the_domain_or_sessions_stay_on_the_portals
     assert load_settings(session_domain="none").as_environment()["EMULATE_SESSION_DOMAIN"] == "none"  # the service's
     with pytest.raises(ConfigError, match="EMULATE_SESSION_DOMAIN='exa mple.org': a DNS name"):
         load_settings(session_domain="exa mple.org")
+    with pytest.raises(ConfigError, match="the portal's own host emulator.example.org would be taken for a session's"):
+        load_settings(public_url="https://emulator.example.org", session_domain="example.org")
 
 
 def test_scripts_open_a_localhost_session_host_through_the_portals_host() -> None:
@@ -99,3 +103,32 @@ NAVIGATE = {"Sec_Fetch_Mode": "navigate", "Sec_Fetch_Dest": "document"}
 )
 def test_the_portal_answers_its_own_pages_and_scripts_only(method: str, headers: dict[str, str], refused: bool) -> None:
     assert from_elsewhere(method, {**_headers(**headers), b"host": b"127.0.0.1:8080"}) is refused
+
+
+def test_a_sessions_host_refuses_what_another_sessions_page_sends_even_a_get() -> None:
+    """An operator's <id>.<domain> hosts are one site to a browser: its SameSite cookies go along with what one
+    session's page sends another, so on a session's host any Origin but its own is refused."""
+    host = {b"host": b"abcdefgh.sessions.example.org"}
+    websocket = {b"origin": b"https://zzzzzzzz.sessions.example.org", **host}
+    assert from_elsewhere("GET", websocket, any_origin_header=True)
+    assert not from_elsewhere("GET", websocket)  # the portal's rule: a GET may carry any Origin
+    own = {b"origin": b"https://abcdefgh.sessions.example.org", b"sec-fetch-site": b"same-origin", **host}
+    assert not from_elsewhere("GET", own, any_origin_header=True)
+    same_site = {b"sec-fetch-site": b"same-site", b"sec-fetch-mode": b"no-cors", **host}
+    assert from_elsewhere("POST", same_site, any_origin_header=True)
+
+
+def test_an_origin_that_is_no_url_is_refused_not_a_server_error() -> None:
+    assert from_elsewhere("POST", {b"origin": b"http://[", b"host": b"127.0.0.1:8080"})
+
+
+def _request(cookie: str) -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/", "headers": [(b"cookie", cookie.encode())]})
+
+
+def test_a_second_platform_cookie_beside_the_first_is_no_sign_in() -> None:
+    """A page elsewhere can plant the cookie for a parent domain or a longer path; the browser then sends both."""
+    assert platform_cookie(_request("a=1; skaha_emulator_session=alice|f|9|s"), COOKIE) == "alice|f|9|s"
+    planted = "skaha_emulator_session=bob|f|9|s; skaha_emulator_session=alice|f|9|s"
+    assert platform_cookie(_request(planted), COOKIE) == ""
+    assert platform_cookie(_request("other=1"), COOKIE) == ""
