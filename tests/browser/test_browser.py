@@ -44,7 +44,8 @@ def test_jupyterlab_runs_a_cell(fresh: Instance, page: Page) -> None:
         open_page(
             page,
             f"{base}/lab/tree/arc/home/{user}/browser.ipynb?token={session_id}",
-            lambda: page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000),
+            lambda ms: page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=ms),
+            timeout_ms=60_000,
         )
         editor = page.locator(".jp-Notebook .jp-Cell .cm-content").first
         editor.click()
@@ -70,11 +71,11 @@ def test_the_desktop_shows_in_novnc_and_then_shows_ds9(fresh: Instance, page: Pa
     session_id = fresh.launch(name="desk", type="desktop", image="skaha-emulator/desktop:latest")
     url = fresh.session(session_id)["connectURL"]
 
-    def connected() -> None:
-        page.wait_for_function("document.getElementById('status')?.textContent.startsWith('Connected')", timeout=20_000)
+    def connected(ms: float) -> None:
+        page.wait_for_function("document.getElementById('status')?.textContent.startsWith('Connected')", timeout=ms)
         time.sleep(1)  # the first full frame
 
-    open_page(page, url, connected)
+    open_page(page, url, connected, timeout_ms=20_000)
     before = _tk_grey(shot(page, "desktop-before-ds9"))
     app_id = fresh.http.post(f"/session/{session_id}/app", data={"image": "skaha-emulator/ds9:latest"}).text.strip()
     deadline = time.monotonic() + 60
@@ -82,7 +83,8 @@ def test_the_desktop_shows_in_novnc_and_then_shows_ds9(fresh: Instance, page: Pa
         assert time.monotonic() < deadline, "DS9 never opened a window"
         time.sleep(0.3)
     time.sleep(1)  # let DS9 draw its window
-    open_page(page, url, connected)  # a fresh view: the app's container start may have reset the page's connection
+    # A fresh view: the app's container start may have reset the page's connection.
+    open_page(page, url, connected, timeout_ms=20_000)
     after = _tk_grey(shot(page, "desktop-with-ds9"))
     assert fresh.http.get(f"/session/{session_id}/app/{app_id}").json()["status"] == "Running"
     # DS9's window (about 750 x 780 pixels, mostly Tk grey) now covers part of the desktop.
@@ -96,7 +98,7 @@ def test_the_contributed_app_page_renders(fresh: Instance, page: Page) -> None:
         open_page(
             page,
             fresh.session(session_id)["connectURL"],
-            lambda: page.get_by_text("Create a new notebook").wait_for(timeout=30_000),
+            lambda ms: page.get_by_text("Create a new notebook").wait_for(timeout=ms),
         )
     finally:
         shot(page, "contributed-marimo")
