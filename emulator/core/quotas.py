@@ -121,10 +121,6 @@ class HomeQuotas:
             return None
         return entry[1]
 
-    def current(self, user: str, written_bytes: int = 0) -> HomeUse:
-        """The recent figure, or a new one (blocking: call on a thread)."""
-        return self.known(user) or self.measure(user, written_bytes)
-
     def check_launch(self, use: HomeUse, user: str) -> None:
         """DiskFull (507) once the home holds 90% of its quota: what runs keeps running, nothing more starts."""
         if self.enabled and use.warning:

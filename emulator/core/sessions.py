@@ -150,7 +150,7 @@ class SessionManager:
         )
         self._registries = RegistryPolicy(settings.registries, public_only=settings.auth_required)
         self.quotas = HomeQuotas(
-            lambda name: settings.arc_path / "home" / name,
+            self._home,
             settings.user_home_quota_gb,
             shown_as=lambda name: f"{TOP_LEVEL}/home/{name}",
             measure_every=settings.loop_interval * PASSES_PER_MEASURE,
@@ -224,7 +224,10 @@ class SessionManager:
 
     def home_of(self, user: User) -> Path:
         """The user's home on the host (their /arc/home/<name>)."""
-        return self._settings.arc_path / "home" / user.name
+        return self._home(user.name)
+
+    def _home(self, name: str) -> Path:
+        return self._settings.arc_path / "home" / name
 
     def now(self) -> datetime:
         return self._clock()

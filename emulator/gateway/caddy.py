@@ -151,7 +151,7 @@ def forward_auth(auth_upstream: str, session_id: str, host_id: str | None = None
     request will reach, whatever its raw path says (`/session/x/MINE/../THEIRS/` reaches THEIRS). `host_id`:
     the placeholder of the session the request's host serves, on a session's own host (its visit cookie
     counts there); on the portal's host the header is taken off whatever the client sent."""
-    own_host: dict[str, Any] = {"set": {SESSION_HOST_HEADER: [host_id]}} if host_id else {}
+    own_host = {SESSION_HOST_HEADER: [host_id]} if host_id else {}
     return {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": auth_upstream}],
@@ -162,7 +162,7 @@ def forward_auth(auth_upstream: str, session_id: str, host_id: str | None = None
                     "X-Forwarded-Method": ["{http.request.method}"],
                     "X-Forwarded-Uri": ["{http.request.uri}"],
                     SESSION_HEADER: [session_id],
-                    **own_host.get("set", {}),
+                    **own_host,
                 },
                 # The question is plain HTTP even when the request is a WebSocket upgrade.
                 "delete": ["Connection", "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version"]

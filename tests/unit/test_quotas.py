@@ -42,11 +42,12 @@ def test_a_home_is_walked_at_most_once_per_interval_and_refused_in_words(tmp_pat
     )
     (tmp_path / "alice").mkdir()
     assert quotas.known("alice") is None
-    first = quotas.current("alice")
+    first = quotas.measure("alice")
     (tmp_path / "alice" / "big").write_bytes(b"x" * (11 * MB))
-    assert quotas.current("alice") is first  # within the interval: the figure stands
+    assert quotas.known("alice") is first  # within the interval: the figure stands
     now[0] = 61
-    full = quotas.current("alice")
+    assert quotas.known("alice") is None  # past it: measured again
+    full = quotas.measure("alice")
     assert full.full
     with pytest.raises(DiskFull, match=r"/arc/home/alice holds 11 MB of its 10 MB quota \(107%\)") as refused:
         quotas.check_launch(full, "alice")
