@@ -3,14 +3,23 @@ what a container is, so the service can rebuild its picture from Docker alone.""
 
 from __future__ import annotations
 
-# Our own keys.
+# Our own keys, on the instance's containers and networks.
 INSTANCE = "io.skaha-emulator.instance"
 ROLE = "io.skaha-emulator.role"  # service | gateway | session
 CONFIG_HASH = "io.skaha-emulator.config-hash"  # platform containers: recreated by `up` when it changes
+ROW_ID = "io.skaha-emulator.row"  # the service's record of this container (a desktop-app's differs from its id)
+NETWORK_USER = "io.skaha-emulator.user"  # on a user network: whose it is
+
+# Our own keys on the images `emulate images build` makes.
+RECIPE = "io.skaha-emulator.recipe"  # the recipe (images/<name>) an image was built from
+VERSION = "io.skaha-emulator.version"  # the emulator's version that built it
+CA_DIGEST = "io.skaha-emulator.ca"  # on the base: a digest of the CAs baked in (a change rebuilds it)
+
+# Our own keys on what the test kit's standalone mode leaves in Docker (testkit/leftovers.py).
+KIT_OWNER = "io.skaha-emulator.testkit.owner"  # "<host>:<uid>:<pid>:<the process's start time>"
+KIT_STATE = "io.skaha-emulator.testkit.state"  # the run's state folder, which holds KEPT when it kept a session
 
 # The keys skaha itself sets on session pods (skaha >= 1.x, canfar.net/*).
-ROW_ID = "io.skaha-emulator.row"  # the service's record of this container (a desktop-app's differs from its id)
-
 SESSION_ID = "canfar.net/id"
 APP_ID = "canfar.net/app-id"
 USERNAME = "canfar.net/username"
@@ -30,7 +39,6 @@ ROLE_SESSION = "session"
 ROLE_HELPER = "helper"  # short-lived containers that read files out of an image
 ROLE_NETWORK = "network"  # the platform's own network (service and gateway)
 ROLE_USER_NETWORK = "user-network"  # one per user: that user's sessions and the gateway
-NETWORK_USER = "io.skaha-emulator.user"  # on a user network: whose it is
 
 
 def row_of(container_labels: dict[str, str]) -> str:

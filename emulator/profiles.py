@@ -16,10 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from emulator.errors import ConfigError
-
-# Re-exported: profiles speak of session types, and most modules name them through this one.
-from emulator.session_types import SESSION_TYPES as SESSION_TYPES
-from emulator.session_types import SessionType as SessionType
+from emulator.session_types import SessionType
 from emulator.yamlfile import read_model
 
 TEMPLATE_FIELDS = {

@@ -12,7 +12,7 @@ import docker
 import docker.errors
 
 from emulator.core.models import Resources, Session, Status
-from emulator.profiles import SessionType
+from emulator.session_types import SessionType
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from emulator.core.disk import disk_full_words, is_disk_full
 from emulator.errors import DiskFull, EmulatorError, NotAuthenticated
 
-log = logging.getLogger("emulator.api")
+log = logging.getLogger(__name__)
 
 UNAVAILABLE = "the emulator cannot reach its container engine or gateway right now; try again shortly"
 INTERNAL = "the emulator failed to do that; its log says why"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from emulator.api.deps import VERSIONS
-from emulator.profiles import SESSION_TYPES
+from emulator.session_types import SESSION_TYPES
 
 STATUSES = ["Pending", "Running", "Terminating", "Succeeded", "Completed", "Failed"]
 _TEXT: dict[str, Any] = {"type": "string"}

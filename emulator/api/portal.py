@@ -30,7 +30,7 @@ from emulator.core.sessions import LaunchRequest, SessionManager
 from emulator.core.signin import COOKIE, cookie_name
 from emulator.errors import EmulatorError, NotAuthenticated
 from emulator.gateway.base import VISIT_PATH
-from emulator.profiles import SessionType
+from emulator.session_types import SessionType
 
 router = APIRouter(prefix="/science-portal", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")

@@ -14,7 +14,7 @@ from emulator.api.deps import CurrentUser, Manager, Query, Version, api_version,
 from emulator.core.models import Session, Status, User
 from emulator.core.sessions import AppRequest, LaunchRequest, SessionManager
 from emulator.errors import InvalidRequest
-from emulator.profiles import SESSION_TYPES
+from emulator.session_types import SESSION_TYPES
 
 # The version is checked first (so /skaha/v2/... is a 404 whoever asks), then who is asking: no
 # body is read for a caller without a valid token.

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from emulator.core.models import GIB, CatalogueEntry, Event, PlatformStats, Session, Status, User
-from emulator.profiles import SessionType
 from emulator.runtime.base import NodeInfo, Usage
 from emulator.runtime.engine import LimitSupport
+from emulator.session_types import SessionType
 
 NONE = "<none>"
 

@@ -40,7 +40,7 @@ from emulator.bundle.archive import (
 )
 from emulator.bundle.checks import MAX_PROFILES, image_problem, inspect, profiles_problem, stage_profiles
 from emulator.errors import ConfigError, EmulatorError
-from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE, split_name
+from emulator.host.images import GATEWAY_IMAGE, SERVICE_IMAGE, split_name
 from emulator.profiles import load_profiles
 from emulator.runtime.docker import connect, docker_errors
 from emulator.settings import REPO_ROOT, Settings

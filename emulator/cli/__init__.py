@@ -18,7 +18,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 # The module of each command: a command line imports only the one it names, so `emulate ps` never
 # loads the bundle, image or validation code (tests/unit/test_layers.py keeps this table complete).
 COMMAND_MODULES = {
-    **dict.fromkeys(("up", "down", "status", "token", "serve"), "platform"),
+    **dict.fromkeys(("up", "down", "status", "token", "serve"), "instance"),
     **dict.fromkeys(
         ("launch", "ps", "stats", "nodes", "info", "logs", "events", "renew", "delete", "open", "context"),
         "sessions",

@@ -41,7 +41,7 @@ def doctor(settings: Settings, bundle: Path | None, port: int | None, as_json: b
       emulate doctor                      # the week before the workshop
       emulate doctor --bundle workshop.bundle --json
     """
-    from emulator.doctor import as_documents, launch_will_work, run_checks
+    from emulator.host.doctor import as_documents, launch_will_work, run_checks
 
     if port is not None:
         settings = settings.model_copy(update={"port": port})

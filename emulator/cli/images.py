@@ -6,7 +6,7 @@ import click
 
 from emulator.cli.context import pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json, table
-from emulator.client import EmulatorClient
+from emulator.client.http import EmulatorClient
 from emulator.settings import Settings
 
 
@@ -29,7 +29,7 @@ def build(settings: Settings, names: tuple[str, ...]) -> None:
       emulate images build notebook
       EMULATE_EXTRA_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt emulate images build
     """
-    from emulator import images as recipes
+    from emulator.host import images as recipes
     from emulator.runtime.docker import connect
 
     client = connect()
@@ -56,7 +56,7 @@ def tag_(source: str, target: str) -> None:
       emulate images tag skaha-emulator/astro-notebook:latest images.canfar.net/skaha/astroml:latest
       canfar launch notebook skaha/astroml:latest
     """
-    from emulator import images as recipes
+    from emulator.host import images as recipes
 
     recipes.tag(source, target)
     console.print(f"{target} now names {source}; launch it: emulate launch notebook --image {target}")

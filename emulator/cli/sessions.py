@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 from emulator.cli.context import pass_layout, pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json, table
-from emulator.client import EmulatorClient
+from emulator.client.http import EmulatorClient
 from emulator.errors import ConfigError, EmulatorError, Forbidden, NotFound
 from emulator.layout import Layout
 from emulator.session_types import SessionType
@@ -165,7 +165,7 @@ def launch(
         params["args"] = " ".join(command[1:]) or None
     header = None
     if registry_auth:
-        from emulator.registry_login import registry_auth_header
+        from emulator.client.registry_login import registry_auth_header
 
         header = registry_auth_header(str(params["image"]))
     session_id = client.launch(registry_auth=header, **params)

@@ -29,7 +29,7 @@ def add(settings: Settings, name: str, groups: tuple[str, ...]) -> None:
     Example:
       emulate users add alice --group astro-101
     """
-    from emulator.accounts import add_user
+    from emulator.users.accounts import add_user
 
     made = add_user(settings.users_file, name, list(groups))
     console.print(f"added {made.name} (uid {made.uid}; groups {', '.join(made.groups) or '-'})")
@@ -42,7 +42,7 @@ def add(settings: Settings, name: str, groups: tuple[str, ...]) -> None:
 @pass_settings
 def ls(settings: Settings, as_json: bool) -> None:
     """List the users, their uids and groups (never their passwords or tokens)."""
-    from emulator.users import ensure_users_file, read_users_file
+    from emulator.users.file import ensure_users_file, read_users_file
 
     ensure_users_file(settings.users_file)
     entries = read_users_file(settings.users_file).users
@@ -87,7 +87,7 @@ def rm(settings: Settings, name: str, keep_sessions: bool) -> None:
     With --keep-sessions their sessions run on until they expire; `emulate users rm NAME` again ends them.
     Adding the same name later gives it back its own uid (and so its home).
     """
-    from emulator.accounts import remove_user
+    from emulator.users.accounts import remove_user
 
     removal = remove_user(settings.users_file, name, keep_sessions=keep_sessions)
     within = f"within {settings.loop_interval:g} s (if the platform is up)"
@@ -114,7 +114,7 @@ def passwd(settings: Settings, name: str, password_stdin: bool, keep_token: bool
     A reset usually means the credentials leaked, so the token is replaced too (printed; the old one
     stops working) unless --keep-token.
     """
-    from emulator.accounts import set_password
+    from emulator.users.accounts import set_password
 
     given = sys.stdin.readline().rstrip("\n") if password_stdin else None
     if password_stdin and len(given or "") < 8:
@@ -140,7 +140,7 @@ def token(settings: Settings, name: str, rotate: bool) -> None:
     Example:
       emulate users token ada --rotate
     """
-    from emulator.accounts import rotate_token, user_token
+    from emulator.users.accounts import rotate_token, user_token
 
     if not rotate:
         click.echo(user_token(settings.users_file, name))
@@ -160,8 +160,8 @@ def import_(settings: Settings, csv_file: Path, sheet: Path | None) -> None:
     Example:
       emulate users import attendees.csv --sheet credentials.txt
     """
-    from emulator.accounts import import_users
-    from emulator.accounts import sheet as credentials_sheet
+    from emulator.users.accounts import import_users
+    from emulator.users.accounts import sheet as credentials_sheet
 
     made = import_users(settings.users_file, csv_file.read_text())
     page = credentials_sheet(made, settings.base_url)

@@ -10,11 +10,12 @@ import click
 
 from emulator.cli.context import pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json
-from emulator.profiles import SESSION_TYPES, load_profiles
+from emulator.profiles import load_profiles
+from emulator.session_types import SESSION_TYPES
 from emulator.settings import Settings
 
 if TYPE_CHECKING:
-    from emulator.validate import Finding
+    from emulator.host.validate import Finding
 
 
 @click.command()
@@ -51,8 +52,8 @@ def validate(
       emulate validate myorg/mynotebook:dev --type notebook
       emulate validate myorg/mynotebook:dev --type notebook --static-only --junit-xml validate.xml
     """
-    from emulator import validate as checks
     from emulator.errors import EmulatorError
+    from emulator.host import validate as checks
 
     started = time.monotonic()
     findings: list[checks.Finding] = []
@@ -83,9 +84,9 @@ def validate(
 
 def _run_checks(settings: Settings, image: str, session_type: str, static_only: bool, timeout: float) -> list[Finding]:
     from emulator import labels
-    from emulator import validate as checks
-    from emulator.client import EmulatorClient
+    from emulator.client.http import EmulatorClient
     from emulator.errors import ConfigError
+    from emulator.host import validate as checks
     from emulator.runtime.docker import connect
 
     profile = load_profiles(settings.profiles_dir).get(session_type)

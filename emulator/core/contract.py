@@ -13,8 +13,9 @@ from emulator import labels, naming
 from emulator.core.models import GIB, Session, User
 from emulator.core.policy import threads
 from emulator.gateway.base import INTERNAL_PORT
-from emulator.profiles import Profile, SessionType
+from emulator.profiles import Profile
 from emulator.runtime.base import ContainerSpec, Mount
+from emulator.session_types import SessionType
 from emulator.settings import Settings
 
 TOP_LEVEL = "/arc"

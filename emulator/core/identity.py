@@ -1,6 +1,6 @@
 """The users the platform serves, as domain objects, and a source that follows the users file.
 
-The file's format lives in `emulator.users`; here each entry becomes a `User` (name, uid, gid,
+The file's format lives in `emulator.users.file`; here each entry becomes a `User` (name, uid, gid,
 groups) and tokens are checked in constant time.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from emulator.core.models import Group, User
 from emulator.errors import ConfigError
-from emulator.passwords import hash_password, verify_password
-from emulator.users import read_users_file
+from emulator.users.file import read_users_file
+from emulator.users.passwords import hash_password, verify_password
 
-log = logging.getLogger("emulator.identity")
+log = logging.getLogger(__name__)
 
 DUMMY_HASH = hash_password("no such user")  # checked against when a name is unknown, for equal timing
 

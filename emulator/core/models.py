@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from emulator.profiles import SessionType
+from emulator.session_types import SessionType
 
 GIB = 1024**3
 

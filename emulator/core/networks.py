@@ -25,7 +25,7 @@ from emulator.errors import EmulatorError, SubnetTaken
 from emulator.runtime.base import NetworkInfo, Runtime
 from emulator.settings import Settings
 
-log = logging.getLogger("emulator.networks")
+log = logging.getLogger(__name__)
 
 
 def _known(user: str, known_users: Callable[[], set[str]]) -> bool:

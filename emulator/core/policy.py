@@ -17,8 +17,9 @@ from docker_image.reference import InvalidReference, Reference
 from emulator import labels, naming
 from emulator.core.models import Resources
 from emulator.errors import InvalidRequest
-from emulator.profiles import FixedResources, SessionType
+from emulator.profiles import FixedResources
 from emulator.runtime.base import RegistryCredentials
+from emulator.session_types import SessionType
 
 _NAME = re.compile(r"[A-Za-z0-9\-]+")  # used with fullmatch: "$" would let a trailing newline through
 _REFERENCE_CHARACTERS = re.compile(r"[a-zA-Z0-9._:/@\-\[\]]+")  # what the grammar can ever accept

@@ -59,9 +59,10 @@ from emulator.errors import (
     NotFound,
     Unavailable,
 )
-from emulator.profiles import Profile, SessionType
+from emulator.profiles import Profile
 from emulator.runtime.base import ContainerState, ImageInfo, NodeInfo, RegistryCredentials, Runtime, Usage
 from emulator.runtime.engine import LimitSupport
+from emulator.session_types import SessionType
 from emulator.settings import Settings
 
 log = logging.getLogger("emulator.sessions")

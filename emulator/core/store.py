@@ -17,7 +17,7 @@ from pathlib import Path
 
 from emulator.core.models import Event, Limits, Resources, Session, Status
 from emulator.errors import ConfigError, InvalidRequest
-from emulator.profiles import SessionType
+from emulator.session_types import SessionType
 
 SCHEMA_VERSION = 3
 _SCHEMA = """

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from emulator.core.models import Session, Status
 from emulator.runtime.base import Runtime, Usage
 
-log = logging.getLogger("emulator.usage")
+log = logging.getLogger(__name__)
 
 FRESH = 5.0  # seconds a sample is shown before the next ask renews it
 WINDOW = 15.0  # a previous sample older than this gives no current CPU figure: take two

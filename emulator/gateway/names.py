@@ -31,7 +31,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-log = logging.getLogger("emulator.names")
+log = logging.getLogger(__name__)
 
 Lookup = Callable[[str], Awaitable[str | None]]
 

@@ -52,7 +52,7 @@ from emulator.runtime.engine import EngineFacts, engine_facts
 from emulator.runtime.gpus import CDI_GPU_KIND, DEFAULT_CDI_DIRS, Gpu, cdi_device_names, cdi_names
 
 T = TypeVar("T")
-log = logging.getLogger("emulator.runtime")
+log = logging.getLogger(__name__)
 _EXIT_CODE = re.compile(r"^Exited \((-?\d+)\)")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-log = logging.getLogger("emulator.gpus")
+log = logging.getLogger(__name__)
 
 CDI_GPU_KIND = "nvidia.com/gpu"
 # Where engines look for CDI specs when they do not say (the CDI library's defaults; Docker lists its own).

@@ -11,7 +11,7 @@ from typing import Any
 import docker
 
 from emulator import labels
-from emulator.client import EmulatorClient
+from emulator.client.http import EmulatorClient
 from emulator.errors import EmulatorError
 from emulator.layout import Layout
 from emulator.profiles import Profile, load_profiles

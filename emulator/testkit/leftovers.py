@@ -15,8 +15,8 @@ import docker
 import docker.errors
 import psutil
 
-OWNER = "io.skaha-emulator.testkit.owner"  # "<host>:<uid>:<pid>:<the process's start time>"
-STATE = "io.skaha-emulator.testkit.state"  # the run's state folder, which holds KEPT when it kept a session
+from emulator import labels
+
 KEPT = "kept"
 STATE_PREFIX = "skaha-testkit-"
 
@@ -62,25 +62,25 @@ def sweep(client: docker.DockerClient, *, include_kept: bool = False, only_owner
     removed: list[str] = []
     states: set[str] = set()
 
-    def wanted(labels: dict[str, str]) -> bool:
-        mark = labels.get(OWNER, "")
+    def wanted(found: dict[str, str]) -> bool:
+        mark = found.get(labels.KIT_OWNER, "")
         if only_owner is not None:
             return mark == only_owner
         # Another user's runs, or another machine's on a shared engine, are not ours to judge.
-        return _mine(mark) and not _alive(mark) and (include_kept or not _kept(labels.get(STATE, "")))
+        return _mine(mark) and not _alive(mark) and (include_kept or not _kept(found.get(labels.KIT_STATE, "")))
 
-    for container in client.containers.list(all=True, filters={"label": OWNER}):
+    for container in client.containers.list(all=True, filters={"label": labels.KIT_OWNER}):
         if wanted(container.labels):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True, v=True)
             removed.append(container.name)
-            states.add(container.labels.get(STATE, ""))
-    for network in client.networks.list(filters={"label": OWNER}):
+            states.add(container.labels.get(labels.KIT_STATE, ""))
+    for network in client.networks.list(filters={"label": labels.KIT_OWNER}):
         if wanted(network.attrs.get("Labels") or {}):
             with contextlib.suppress(docker.errors.NotFound):
                 network.remove()
             removed.append(network.name)
-            states.add((network.attrs.get("Labels") or {}).get(STATE, ""))
+            states.add((network.attrs.get("Labels") or {}).get(labels.KIT_STATE, ""))
     for state in states - {""}:
         remove_state(state)
     return removed

@@ -31,7 +31,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import HttpWaitStrategy
 
-from emulator import labels, naming, validate
+from emulator import labels, naming
 from emulator.core import apps, policy
 from emulator.core.contract import build_spec, template_values
 from emulator.core.models import GIB, Group, Resources, Session, Status, User
@@ -42,17 +42,19 @@ from emulator.errors import EmulatorError
 from emulator.gateway.base import GatewayTable
 from emulator.gateway.caddy import LISTEN_PORT, OWN_ANSWER, full_config
 from emulator.gateway.routes import routes_for
-from emulator.images import GATEWAY_IMAGE
-from emulator.profiles import Profile, SessionType, load_profiles
+from emulator.host import validate
+from emulator.host.images import GATEWAY_IMAGE
+from emulator.profiles import Profile, load_profiles
 from emulator.runtime.base import ContainerSpec
 from emulator.runtime.docker import DockerRuntime, create_kwargs
 from emulator.runtime.endpoint import client_from_environment
+from emulator.session_types import SessionType
 from emulator.settings import load_settings
 from emulator.testkit import leftovers
 from emulator.testkit.options import Launch
 from emulator.testkit.ready import AnswersThroughGateway, ExitedAtStart, NeverReady
 from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
-from emulator.users import default_user_entry
+from emulator.users.file import default_user_entry
 
 T = TypeVar("T")
 # No service runs beside a standalone kit: what a session asks of the API (the desktop's menu) fails at
@@ -116,7 +118,7 @@ class StandaloneKit:
         # Private to you: the session folders are named by session id, which is also a notebook's token.
         self.state = Path(tempfile.mkdtemp(prefix=leftovers.STATE_PREFIX))
         self.owner = leftovers.owner()
-        self._labels = {leftovers.OWNER: self.owner, leftovers.STATE: str(self.state)}
+        self._labels = {labels.KIT_OWNER: self.owner, labels.KIT_STATE: str(self.state)}
         try:
             # This machine's EMULATE_* settings (the CA bundle builds trust, the pids limit...), with the run's
             # own name, folders and address on top.
@@ -216,7 +218,7 @@ class StandaloneKit:
             return self._client.images.get(image)
         except docker.errors.ImageNotFound:
             pass
-        from emulator import images
+        from emulator.host import images
 
         own = {recipe.tag: name for name, recipe in images.recipes(self.settings).items() if name != "service"}
         if image in own:

@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 ROOTLESS = ENGINE.endswith("-rootless")
 PODMAN = ENGINE.startswith("podman")
 CONTRACT_APP = "skaha-emulator-test/contract-app:latest"  # start.sh loads it (tests/images/contract-app)
-# What `emulate up` says when the engine cannot hold the contract's limits (emulator/doctor.py's
+# What `emulate up` says when the engine cannot hold the contract's limits (emulator/host/doctor.py's
 # limits_warning), and how `emulate ps` marks the figures.
 UP_SAYS_NOT_ENFORCED = re.compile(r"Limits not enforced: this engine \(.*\) cannot enforce the sessions'")
 PS_MARKS_NOT_ENFORCED = re.compile(r"/ 2G \(not enforced\)")

@@ -17,7 +17,7 @@ import docker
 import pytest
 
 from emulator.bundle.archive import IMAGES, PROFILES, hash_file, members, read_manifest, write
-from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
+from emulator.host.images import GATEWAY_IMAGE, SERVICE_IMAGE
 from emulator.settings import REPO_ROOT
 from tests.instance import free_port, remove_instance
 from tests.registry import unique_image

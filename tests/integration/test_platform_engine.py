@@ -15,7 +15,7 @@ import docker.errors
 import pytest
 
 from emulator import labels
-from emulator.platform import Platform
+from emulator.host.instance import InstanceContainers
 from emulator.settings import Settings
 from tests.instance import free_port, remove_instance
 
@@ -24,15 +24,17 @@ IMAGE = "skaha-emulator/base:bookworm"
 
 
 @pytest.fixture
-def platform(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[Platform]:
+def containers(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[InstanceContainers]:
     settings = Settings(instance=INSTANCE, state_dir=tmp_path / "state", arc_dir=tmp_path / "arc")
-    made = Platform(settings, docker_client)
+    made = InstanceContainers(settings, docker_client)
     made.ensure_network()
     yield made
     remove_instance(docker_client, INSTANCE)
 
 
-def test_a_container_that_would_not_start_is_made_again(platform: Platform, docker_client: docker.DockerClient) -> None:
+def test_a_container_that_would_not_start_is_made_again(
+    containers: InstanceContainers, docker_client: docker.DockerClient
+) -> None:
     name = f"emulate-{INSTANCE}-probe"
     own = labels.platform_labels(INSTANCE, labels.ROLE_HELPER)
     # As a failed `up` leaves one (engines.md S1): same image and configuration, but refused at every start.
@@ -41,16 +43,18 @@ def test_a_container_that_would_not_start_is_made_again(platform: Platform, dock
     )
     with pytest.raises(docker.errors.APIError):
         stuck.start()
-    platform._ensure(name, IMAGE, "config", command=["sleep", "600"], labels=own)
+    containers._ensure(name, IMAGE, "config", command=["sleep", "600"], labels=own)
     again = docker_client.containers.get(name)
     assert again.id != stuck.id and again.status == "running"
     assert again.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
 
 
-def test_a_first_start_that_fails_leaves_no_container(platform: Platform, docker_client: docker.DockerClient) -> None:
+def test_a_first_start_that_fails_leaves_no_container(
+    containers: InstanceContainers, docker_client: docker.DockerClient
+) -> None:
     name = f"emulate-{INSTANCE}-probe"
     with pytest.raises(docker.errors.APIError):
-        platform._ensure(name, IMAGE, "config", command=["/no/such/program"])
+        containers._ensure(name, IMAGE, "config", command=["/no/such/program"])
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(name)
 

@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.accounts import (
+from emulator.core.identity import load_directory
+from emulator.errors import ConfigError
+from emulator.users.accounts import (
     FIRST_GROUP_GID,
     FIRST_UID,
     LAST_GROUP_GID,
@@ -27,8 +29,6 @@ from emulator.accounts import (
     set_password,
     user_token,
 )
-from emulator.core.identity import load_directory
-from emulator.errors import ConfigError
 
 # The invoking OS user, as `ensure_users_file` would write them: ids and host groups outside both ranges.
 OWNER = {
@@ -311,7 +311,7 @@ ACTIONS = st.lists(
 def test_no_sequence_of_adds_and_removals_gives_an_id_twice(actions: list[tuple[str, list[list[str]], int]]) -> None:
     """Every new user gets a uid never given before; a gid always names one group, and the gid of a
     group that lost its last member never comes back; uids and shared gids never meet."""
-    with tempfile.TemporaryDirectory() as folder, mock.patch("emulator.accounts.hash_password", lambda _: "h"):
+    with tempfile.TemporaryDirectory() as folder, mock.patch("emulator.users.accounts.hash_password", lambda _: "h"):
         path = seeded(Path(folder))  # the slow scrypt hash aside: only ids are under test
         uids: set[int] = set()
         names: dict[int, str] = {}  # gid -> the group it was given to

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from emulator import doctor
-from emulator.doctor import FAIL, OK, WARN, Finding
 from emulator.errors import ConfigError
+from emulator.host import doctor
+from emulator.host.doctor import FAIL, OK, WARN, Finding
 from emulator.runtime.engine import EngineFacts, engine_facts_from
 from emulator.settings import Settings
 from tests.unit.test_engines import DOCKER, DOCKER_ROOTLESS, PODMAN_ROOTLESS, answers
@@ -57,7 +57,7 @@ def test_up_says_which_limits_why_and_what_to_do() -> None:
 
 
 def test_up_refuses_without_limits_when_they_are_required_and_warns_otherwise() -> None:
-    from emulator.cli.platform import limits_warning
+    from emulator.cli.instance import limits_warning
 
     assert limits_warning(Settings(), facts(ROOTFUL_DOCKER)) is None
     assert limits_warning(Settings(require_limits=True), facts(ROOTFUL_DOCKER)) is None
@@ -239,7 +239,7 @@ def test_emulate_ps_marks_ram_and_cores_not_enforced(monkeypatch: pytest.MonkeyP
     from click.testing import CliRunner
 
     from emulator.cli import cli
-    from emulator.client import RAM_COUNTS_CACHE, UNENFORCED_LIMITS, EmulatorClient
+    from emulator.client.http import RAM_COUNTS_CACHE, UNENFORCED_LIMITS, EmulatorClient
     from emulator.layout import Layout
 
     session = {

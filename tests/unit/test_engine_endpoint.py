@@ -10,10 +10,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from emulator.discovery import record_url, recorded_base_url, recorded_url
+from emulator.client.discovery import record_url, recorded_base_url, recorded_url
 from emulator.errors import ConfigError, Unavailable
-from emulator.images import _STEP, bootstrap_tool
-from emulator.platform import security_options, serve_refusal
+from emulator.host.images import _STEP, bootstrap_tool
+from emulator.host.instance import security_options, serve_refusal
 from emulator.runtime.docker import short_names
 from emulator.runtime.endpoint import DESKTOP_SOCKET, client_socket, discovered_url, service_socket
 from emulator.runtime.engine import PODMAN, EngineFacts

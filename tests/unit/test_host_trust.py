@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.images import ca_sources, describe_ca, extra_ca, pip_cert, pip_config_files, system_store
+from emulator.host.images import ca_sources, describe_ca, extra_ca, pip_cert, pip_config_files, system_store
 from emulator.settings import Settings
 
 SYSTEM = b"-----BEGIN CERTIFICATE-----\nsystem\n-----END CERTIFICATE-----\n"

@@ -6,8 +6,8 @@ import yaml
 
 from emulator.core.identity import UsersSource, load_directory
 from emulator.errors import ConfigError
-from emulator.tokens import token_for
-from emulator.users import ensure_users_file
+from emulator.users.file import ensure_users_file
+from emulator.users.tokens import token_for
 
 
 def test_the_users_file_is_made_once_private_and_never_for_root(tmp_path: Path) -> None:

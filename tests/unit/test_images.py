@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from emulator.errors import ConfigError
-from emulator.images import CaSource, build_context, ca_sources, default_recipes, extra_ca, named_ca, recipes
+from emulator.host.images import CaSource, build_context, ca_sources, default_recipes, extra_ca, named_ca, recipes
 from emulator.settings import Settings
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from emulator.core.policy import registry_credentials
 from emulator.core.pulls import PullProgress
 from emulator.errors import InvalidRequest
-from emulator.images import split_name
+from emulator.host.images import split_name
 from emulator.runtime.base import PullUpdate, RegistryCredentials
 from emulator.runtime.docker import pull_failure
 

@@ -10,7 +10,7 @@ from emulator.core.models import Limits, Resources, Session, Status
 from emulator.core.store import Store
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.naming import new_session_id
-from emulator.profiles import SessionType
+from emulator.session_types import SessionType
 from tests.factories import make_session
 
 UNCOUNTED = {SessionType.HEADLESS, SessionType.DESKTOP_APP}

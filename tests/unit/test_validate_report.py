@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree
 
-from emulator.validate import Finding, junit_xml
+from emulator.host.validate import Finding, junit_xml
 
 
 def test_failures_and_advice_become_test_cases() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from emulator import __version__
+from emulator import __version__, labels
 from emulator.errors import ConfigError, EmulatorError, Unavailable
 from emulator.runtime.docker import connect, docker_errors
 from emulator.settings import REPO_ROOT, Settings
@@ -34,8 +34,6 @@ DEBIAN_BASE = "debian:bookworm-slim"
 BASE_IMAGE = "skaha-emulator/base:bookworm"
 SERVICE_IMAGE = "skaha-emulator/service:latest"
 GATEWAY_IMAGE = "skaha-emulator/gateway:latest"
-RECIPE_LABEL = "io.skaha-emulator.recipe"
-CA_LABEL = "io.skaha-emulator.ca"  # on the base: a digest of the CAs baked in (a change rebuilds it)
 # Build progress lines: Docker's legacy builder says "Step 1/3 : ...", Podman's buildah "STEP 1/3: ...".
 _STEP = re.compile(r"^(Step|STEP) \d+/\d+ ?:")
 _OWN_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*skaha-emulator/([a-z0-9._-]+):", re.IGNORECASE | re.MULTILINE)
@@ -309,8 +307,8 @@ def _build(
     def current(need: str) -> bool:
         # The base is out of date when it trusts other CAs than the host now does: what is built on it (the
         # service's pip install, say) would fail behind the proxy.
-        labels = _labels(client, known[need].tag)
-        return labels is not None and (need != "base" or labels.get(CA_LABEL) == ca_digest)
+        found = _labels(client, known[need].tag)
+        return found is not None and (need != "base" or found.get(labels.CA_DIGEST) == ca_digest)
 
     def visit(name: str) -> None:
         # A need is built first when it is missing, or when it is itself being built (not after).
@@ -330,10 +328,10 @@ def _build(
         if name == "base":
             ensure_debian_base(client, say, recipe.context / "bootstrap.sh")
         say(f"building {recipe.tag}")
-        _build_one(client, recipe, ca, say, {CA_LABEL: ca_digest} if name == "base" else {})
+        _build_one(client, recipe, ca, say, {labels.CA_DIGEST: ca_digest} if name == "base" else {})
         built.append(recipe.tag)
     # Rebuilt recipes leave their previous images untagged; drop those nothing uses any more.
-    client.images.prune(filters={"dangling": True, "label": RECIPE_LABEL})
+    client.images.prune(filters={"dangling": True, "label": labels.RECIPE})
     return built
 
 
@@ -359,7 +357,7 @@ def _build_one(
         rm=True,
         forcerm=True,
         decode=True,
-        labels={RECIPE_LABEL: recipe.name, "io.skaha-emulator.version": __version__, **extra},
+        labels={labels.RECIPE: recipe.name, labels.VERSION: __version__, **extra},
     )
     tail: list[str] = []
     for chunk in stream:

@@ -3,7 +3,7 @@
 This module knows the file alone (its format, creating it, reading a token) and imports nothing
 from the brain, so the CLI can find a token without loading the service's code. The file is
 created on first use with one user: the invoking OS user (name, uid, gid, groups). A workshop adds
-more users with `emulate users` (emulator.accounts); `emulate users token NAME` prints each one's
+more users with `emulate users` (emulator.users.accounts); `emulate users token NAME` prints each one's
 token. Sessions never run as root: when the emulator is run by root, the default user is
 $SUDO_USER, else a `canfar` user with uid 20001.
 """
@@ -61,7 +61,7 @@ class UsersFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # High-water marks (`emulate users` keeps them): the uid the next user and the gid the next shared
     # group get, so that a removed user's uid (which owns their kept /arc/home) or a gone group's gid
-    # is never given to someone else. Absent from older files and hand-written ones: emulator.accounts
+    # is never given to someone else. Absent from older files and hand-written ones: emulator.users.accounts
     # then counts from the ids in the file, and writes the marks on its next edit.
     next_uid: int | None = Field(default=None, ge=1)
     next_gid: int | None = Field(default=None, ge=1)

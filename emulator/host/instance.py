@@ -22,16 +22,16 @@ import docker.errors
 import httpx
 
 from emulator import labels, naming
-from emulator.discovery import forget_url, local_url, record_url, recorded_base_url, tls_verify
+from emulator.client.discovery import forget_url, local_url, record_url, recorded_base_url, tls_verify
 from emulator.errors import ConfigError, EmulatorError, Unavailable
 from emulator.gateway.caddy import ADMIN_SOCKET_FOLDER_IN_GATEWAY, DATA_IN_GATEWAY, LISTEN_PORT
-from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
+from emulator.host.images import GATEWAY_IMAGE, SERVICE_IMAGE
 from emulator.runtime.docker import docker_errors, has_network, service_gpus
 from emulator.runtime.endpoint import service_socket
 from emulator.runtime.engine import EngineFacts, engine_facts
 from emulator.settings import Settings
 
-log = logging.getLogger("emulator.platform")
+log = logging.getLogger(__name__)
 
 
 def security_options(facts: EngineFacts, selinux: str = "auto") -> list[str]:
@@ -85,7 +85,7 @@ class PlatformStatus:
     facts: dict[str, Any]  # every engine fact, for `status --json`
 
 
-class Platform:
+class InstanceContainers:
     def __init__(self, settings: Settings, client: docker.DockerClient) -> None:
         self.settings = settings
         self.client = client

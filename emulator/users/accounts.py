@@ -30,8 +30,16 @@ from pathlib import Path
 import yaml
 
 from emulator.errors import ConfigError
-from emulator.passwords import hash_password, new_password
-from emulator.users import GroupEntry, RetiredUser, UserEntry, UsersFile, ensure_users_file, new_token, read_users_file
+from emulator.users.file import (
+    GroupEntry,
+    RetiredUser,
+    UserEntry,
+    UsersFile,
+    ensure_users_file,
+    new_token,
+    read_users_file,
+)
+from emulator.users.passwords import hash_password, new_password
 
 FIRST_UID = 20001
 FIRST_GROUP_GID = 30001

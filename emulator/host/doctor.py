@@ -371,7 +371,7 @@ def free_bytes_under(folder: Path) -> int:
 def build_ca(settings: Settings) -> tuple[str, bytes | None]:
     """What image builds trust beyond the image's own public roots, as the build finds it: a description
     and the certificates (None: the public roots alone, which certifi's list stands for here)."""
-    from emulator.images import ca_sources, extra_ca
+    from emulator.host.images import ca_sources, extra_ca
 
     try:
         sources = ca_sources(settings)
@@ -440,7 +440,7 @@ def wanted_images(settings: Settings, bundle: Path | None) -> dict[str, str]:
         from emulator.bundle.archive import read_manifest
 
         return {entry["name"]: "in the bundle" for entry in read_manifest(bundle).images}
-    from emulator.images import GATEWAY_IMAGE, SERVICE_IMAGE
+    from emulator.host.images import GATEWAY_IMAGE, SERVICE_IMAGE
     from emulator.profiles import load_profiles
 
     wanted = {SERVICE_IMAGE: "the platform", GATEWAY_IMAGE: "the platform"}

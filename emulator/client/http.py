@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from emulator.discovery import recorded_url, tls_verify
+from emulator.client.discovery import recorded_url, tls_verify
 from emulator.errors import Forbidden, NotFound, Unavailable, error_for_status
 from emulator.layout import Layout
-from emulator.tokens import token_for
+from emulator.users.tokens import token_for
 
 UNENFORCED_LIMITS = "x-emulator-limits-not-enforced"  # the service's headers (emulator/api/skaha.py)
 RAM_COUNTS_CACHE = "x-emulator-ram-includes-cache"

@@ -23,12 +23,13 @@ import httpx
 from websockets.sync.client import connect as ws_connect
 
 from emulator import labels
-from emulator.client import EmulatorClient
+from emulator.client.http import EmulatorClient
 from emulator.core.contract import LOGIN_SHELL
 from emulator.errors import EmulatorError
-from emulator.profiles import Profile, SessionType
+from emulator.profiles import Profile
 from emulator.runtime.docker import ImageFiles, docker_errors
 from emulator.session_hosts import for_scripts
+from emulator.session_types import SessionType
 
 # Programs each type's launch needs besides a shell and cp (skaha's identity set-up uses both).
 REQUIRED_PROGRAMS = {SessionType.NOTEBOOK: ["jupyter"], SessionType.DESKTOP_APP: ["xterm"]}

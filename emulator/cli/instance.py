@@ -11,8 +11,8 @@ from emulator.cli.context import pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json
 from emulator.errors import ConfigError
 from emulator.settings import Settings
-from emulator.tokens import token_for
-from emulator.users import ensure_users_file
+from emulator.users.file import ensure_users_file
+from emulator.users.tokens import token_for
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -68,8 +68,8 @@ def up(
     Example:
       emulate up --port 9090
     """
-    from emulator import images
-    from emulator.platform import Platform
+    from emulator.host import images
+    from emulator.host.instance import InstanceContainers
 
     changes = {k: v for k, v in {"host": host, "port": port, "auth": auth, "tls": tls}.items() if v}
     if swarm:
@@ -87,7 +87,7 @@ def up(
         )
     ensure_users_file(settings.users_file)
     client = _docker()
-    platform = Platform(settings, client)
+    platform = InstanceContainers(settings, client)
     unenforced = limits_warning(settings, platform.facts)  # before anything starts: EMULATE_REQUIRE_LIMITS refuses
     wanted = ["gateway", "service"]
     absent = images.missing(settings, wanted, client)
@@ -169,9 +169,9 @@ def certificate_names(settings: Settings) -> list[str]:
 @pass_settings
 def down(settings: Settings, remove_sessions: bool) -> None:
     """Stop the platform. Sessions keep running unless --remove-sessions; /arc is never touched."""
-    from emulator.platform import Platform
+    from emulator.host.instance import InstanceContainers
 
-    removed = Platform(settings, _docker()).down(remove_sessions)
+    removed = InstanceContainers(settings, _docker()).down(remove_sessions)
     console.print(f"stopped instance '{settings.instance}' ({len(removed)} container(s) removed)")
 
 
@@ -180,9 +180,9 @@ def down(settings: Settings, remove_sessions: bool) -> None:
 @pass_settings
 def status(settings: Settings, as_json: bool) -> None:
     """Show whether the platform is up, where, and how many session containers exist."""
-    from emulator.platform import Platform
+    from emulator.host.instance import InstanceContainers
 
-    state = Platform(settings, _docker()).status()
+    state = InstanceContainers(settings, _docker()).status()
     if as_json:
         print_json(state.__dict__)
         return
@@ -219,9 +219,9 @@ def serve(settings: Settings, in_container: bool) -> None:
 
     from emulator import naming
     from emulator.api.app import create_app
-    from emulator.discovery import local_url
+    from emulator.client.discovery import local_url
     from emulator.gateway.base import INTERNAL_PORT
-    from emulator.platform import Platform
+    from emulator.host.instance import InstanceContainers
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -231,7 +231,7 @@ def serve(settings: Settings, in_container: bool) -> None:
         gateway = f"http://{naming.gateway_container(settings.prefix)}:{INTERNAL_PORT}"
     else:
         ensure_users_file(settings.users_file)
-        bind = Platform(settings, _docker()).up_without_service()
+        bind = InstanceContainers(settings, _docker()).up_without_service()
         upstream = f"{bind}:{settings.service_port}"
         gateway = local_url(settings)
         console_err.print(f"serving instance '{settings.instance}' at {settings.base_url} (Ctrl-C stops)")

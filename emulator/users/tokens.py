@@ -1,7 +1,7 @@
 """A user's API token from the users file, for the CLI's session commands.
 
 Read with YAML alone when the file is as expected, so those commands never load the user model
-(pydantic); anything else goes through `emulator.users`, for its exact complaint.
+(pydantic); anything else goes through `emulator.users.file`, for its exact complaint.
 """
 
 from __future__ import annotations
@@ -23,6 +23,6 @@ def token_for(path: Path, name: str | None = None) -> str:
             return token
     except (OSError, yaml.YAMLError, LookupError, TypeError, StopIteration):
         pass
-    from emulator.users import read_users_file
+    from emulator.users.file import read_users_file
 
     return read_users_file(path).token_for(name, path)

@@ -1,0 +1,1 @@
+"""What the light commands load: the HTTP client of the service, finding its URL, registry logins."""

@@ -1,0 +1,1 @@
+"""The host-side Docker tools: the instance's own containers, image building, validation, doctor."""
