@@ -85,3 +85,11 @@ def test_every_setting_is_in_the_configuration_table() -> None:
 
     for name in Settings.model_fields:
         assert f"`EMULATE_{name.upper()}`" in README, f"README's configuration table lacks EMULATE_{name.upper()}"
+
+
+def test_the_readme_map_names_every_package_and_top_level_module_and_nothing_else() -> None:
+    package = REPO_ROOT / "emulator"
+    tree = {f"emulator/{p.parent.name}/" for p in package.glob("*/__init__.py")}
+    tree |= {f"emulator/{p.name}" for p in package.glob("*.py") if p.stem not in {"__init__", "__main__"}}
+    mapped = set(re.findall(r"^\| `(emulator/[a-z_]+(?:/|\.py))` \|", README, flags=re.MULTILINE))
+    assert mapped == tree
