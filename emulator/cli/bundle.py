@@ -19,7 +19,7 @@ from rich.progress import (
 )
 
 from emulator.cli.context import pass_settings
-from emulator.cli.output import console, console_err, json_option, print_json, table
+from emulator.cli.output import console, console_err, json_option, print_json, real, table
 from emulator.settings import Settings
 
 
@@ -31,7 +31,7 @@ def _progress() -> Progress:
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=console_err,
+        console=real(console_err),
         transient=True,
     )
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-import webbrowser
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -16,7 +14,7 @@ if TYPE_CHECKING:
     from emulator.settings import Settings
 
 from emulator.cli.context import pass_layout, pass_settings
-from emulator.cli.output import console, console_err, json_option, print_json, table
+from emulator.cli.output import console, console_err, json_option, print_json, real, table
 from emulator.client.http import EmulatorClient
 from emulator.errors import ConfigError, EmulatorError, Forbidden, NotFound
 from emulator.layout import Layout
@@ -60,7 +58,7 @@ def _progress() -> Progress:
             return self._bar.render(task) if task.fields.get("pull") else Text("")
 
     columns = (SpinnerColumn(), TextColumn("{task.description}"), PullBar(), TextColumn("{task.fields[detail]}"))
-    return Progress(*columns, console=console_err, transient=True)
+    return Progress(*columns, console=real(console_err), transient=True)
 
 
 def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) -> dict[str, Any]:
@@ -363,6 +361,8 @@ def renew(layout: Layout, session_id: str) -> None:
 @pass_layout
 def delete(layout: Layout, session_ids: tuple[str, ...]) -> None:
     """Delete sessions (container and record; /arc is kept)."""
+    from rich.markup import escape
+
     client = _client(layout)
     failed = 0
     for session_id in session_ids:
@@ -384,6 +384,8 @@ def delete(layout: Layout, session_ids: tuple[str, ...]) -> None:
 @pass_layout
 def open_(layout: Layout, session_id: str) -> None:
     """Open a session's connect URL in your browser (and print it)."""
+    import webbrowser
+
     url = _client(layout).session(session_id).get("connectURL", "not-applicable")
     if url in ("", "not-applicable"):
         raise EmulatorError(f"session {session_id} has no web interface")

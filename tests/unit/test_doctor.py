@@ -235,12 +235,14 @@ def test_the_session_list_carries_the_unenforced_limits_in_a_header_of_our_own()
 
 
 def test_emulate_ps_marks_ram_and_cores_not_enforced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import httpx
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
     from click.testing import CliRunner
 
     from emulator.cli import cli
-    from emulator.client.http import RAM_COUNTS_CACHE, UNENFORCED_LIMITS, EmulatorClient
-    from emulator.layout import Layout
+    from emulator.client.http import RAM_COUNTS_CACHE, UNENFORCED_LIMITS
 
     session = {
         "id": "abc123",
@@ -256,18 +258,28 @@ def test_emulate_ps_marks_ram_and_cores_not_enforced(monkeypatch: pytest.MonkeyP
         "expiryTime": "2026-01-05T00:00:00Z",
     }
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        headers = {UNENFORCED_LIMITS: "memory, CPU, pids", RAM_COUNTS_CACHE: "true"}
-        return httpx.Response(200, json=[session], headers=headers)
+    class Service(BaseHTTPRequestHandler):  # what a service on Podman answers to GET /skaha/v0/session
+        def do_GET(self) -> None:
+            body = json.dumps([session] if self.path == "/skaha/v0/session" else []).encode()
+            self.send_response(200)
+            self.send_header(UNENFORCED_LIMITS, "memory, CPU, pids")
+            self.send_header(RAM_COUNTS_CACHE, "true")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-    def client(layout: Layout) -> EmulatorClient:
-        found = EmulatorClient(layout, url="http://emulator.test", token="t")
-        found._http = httpx.Client(transport=httpx.MockTransport(answer))
-        return found
+        def log_message(self, *args: object) -> None:
+            pass
 
-    monkeypatch.setattr("emulator.cli.sessions._client", client)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Service)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("EMULATE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("EMULATE_TOKEN", "t")
     monkeypatch.setenv("EMULATE_STATE_DIR", str(tmp_path))
-    result = CliRunner().invoke(cli, ["ps"])
+    try:
+        result = CliRunner().invoke(cli, ["ps"])
+    finally:
+        server.shutdown()
     assert result.exit_code == 0, result.output
     assert "0.100 / 2 (not enforced)" in result.stdout and "120M / 4G (not enforced)" in result.stdout
     assert "does not enforce the sessions' memory, CPU and pids limits" in result.stderr

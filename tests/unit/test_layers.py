@@ -73,6 +73,8 @@ def test_emulate_ps_loads_only_what_it_needs() -> None:
     loaded = _modules_after("from emulator.cli import cli; import click; cli.get_command(click.Context(cli), 'ps')")
     assert not _loaded_any(loaded, "emulator.bundle", "emulator.cli.bundle", "emulator.cli.images", "emulator.host")
     assert "pydantic" not in loaded  # neither the settings nor the user model: only the layout and a token
+    # Its HTTP is the standard library's, its table plain when piped, its token from the users file's JSON copy
+    assert not {m for m in loaded if m.split(".")[0] in _named("httpx", "rich", "yaml")}
 
 
 def test_the_pytest_plugin_loads_only_pytest() -> None:
