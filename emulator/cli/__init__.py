@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -84,10 +85,15 @@ def main() -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception as exc:  # a bug of ours: still one line, no traceback (engine errors are EmulatorErrors)
+    except Exception as exc:  # a bug of ours (engine and HTTP errors arrive as EmulatorErrors)
+        if os.environ.get("EMULATE_DEBUG"):
+            raise  # the whole traceback, for a bug report
         from rich.markup import escape
 
         console_err.print(
-            f"[red]error:[/red] {escape(f'{exc.__class__.__name__}: {exc}')}", highlight=False, soft_wrap=True
+            f"[red]error:[/red] {escape(f'{exc.__class__.__name__}: {exc}')}\n"
+            "This is a bug in skaha-emulator; run again with EMULATE_DEBUG=1 for the traceback to report.",
+            highlight=False,
+            soft_wrap=True,
         )
         sys.exit(1)
