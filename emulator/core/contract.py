@@ -32,7 +32,8 @@ def app_name(image: str) -> str:
     return last.lower()
 
 
-def home_of(user: User) -> str:
+def container_home(user: User) -> str:
+    """The user's home as a session sees it (its host folder is the manager's `host_home`)."""
     return f"{TOP_LEVEL}/home/{user.name}"
 
 
@@ -46,7 +47,7 @@ def template_values(
         "user": user.name,
         "uid": str(user.uid),
         "gid": str(user.gid),
-        "home": home_of(user),
+        "home": container_home(user),
         "top_level": TOP_LEVEL,
         "projects": f"{TOP_LEVEL}/projects",
         "threads": str(threads(session.resources.cores_request)),

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from emulator.core.contract import group_lines, home_of, passwd_lines, xauthority
+from emulator.core.contract import container_home, group_lines, passwd_lines, xauthority
 from emulator.core.models import Session, User
 from emulator.errors import EmulatorError
 from emulator.profiles import Profile
@@ -107,7 +107,7 @@ class IdentityFiles:
         passwd, group = self._cache[key]
         files = self._settings.session_files(session.id)
         files.mkdir(parents=True, exist_ok=True)
-        (files / "passwd").write_text(passwd_lines(passwd, user, home_of(user)))
+        (files / "passwd").write_text(passwd_lines(passwd, user, container_home(user)))
         (files / "group").write_text(group_lines(group, user))
         for path in (files / "passwd", files / "group"):
             path.chmod(0o644)

@@ -88,13 +88,13 @@ def size(count: int) -> str:
 class HomeQuotas:
     def __init__(
         self,
-        home_of: Callable[[str], Path],
+        host_home: Callable[[str], Path],
         quota_gb: float | None,
         shown_as: Callable[[str], str],
         measure_every: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._home_of = home_of
+        self._host_home = host_home
         self._quota = int(quota_gb * GB) if quota_gb else None
         self._shown_as = shown_as  # the home as the user sees it: /arc/home/<name>
         self._every = measure_every
@@ -108,7 +108,7 @@ class HomeQuotas:
     def measure(self, user: str, written_bytes: int = 0) -> HomeUse:
         """Walk the user's home now (blocking: call on a thread); `written_bytes`: what their session containers
         hold in their own layers, as the engine measured it."""
-        home = self._home_of(user)
+        home = self._host_home(user)
         used = used_bytes(home)[0] if home.exists() else 0
         found = HomeUse(used, self._quota, written_bytes)
         self._measured[user] = (self._clock(), found)
