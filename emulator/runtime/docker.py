@@ -731,6 +731,75 @@ class DockerRuntime:
         with docker_errors():
             return await loop.run_in_executor(self._pullers, self._pull, reference, credentials, on_update)
 
+    def _read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
+        with ImageFiles(self._client, image, self._helper_labels) as files:
+            return {path: files.read(path) for path in paths}
+
+    async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
+        return await self._call(self._read_image_files, image, paths)
+
+    # --- networks -----------------------------------------------------------------------
+
+    def _networks(self) -> list[NetworkInfo]:
+        found = []
+        for entry in self._client.api.networks():  # the listing has names, labels and subnets: no inspects
+            subnets = [c["Subnet"] for c in ((entry.get("IPAM") or {}).get("Config") or []) if c.get("Subnet")]
+            found.append(NetworkInfo(entry["Name"], entry.get("Labels") or {}, subnets))
+        return found
+
+    async def networks(self) -> list[NetworkInfo]:
+        return await self._call(self._networks)
+
+    def _create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
+        if has_network(self._client, name):
+            return
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
+        try:
+            self._client.networks.create(name, labels=labels, ipam=ipam, check_duplicate=True, **self.NETWORK)
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # made meanwhile
+                return
+            words = _engine_words(exc)
+            if any(taken in words.lower() for taken in _SUBNET_TAKEN):
+                raise SubnetTaken(f"subnet {subnet} is in use: {words}") from exc
+            raise
+
+    async def create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
+        await self._call(self._create_network, name, labels, subnet)
+
+    def _connect(self, network: str, container: str) -> None:
+        try:
+            self._client.api.connect_container_to_network(container, network)
+        except docker.errors.APIError as exc:
+            # Attached already is fine: Docker says 403 "... already exists", Podman 500 "network is already connected".
+            if not any(done in str(exc) for done in ("already exists", "already connected")):
+                raise
+
+    async def connect(self, network: str, container: str) -> None:
+        await self._call(self._connect, network, container)
+
+    def _remove_network(self, name: str, detach: list[str]) -> None:
+        for container in detach:
+            with suppress(docker.errors.APIError):  # gone already, or never attached
+                self._client.api.disconnect_container_from_network(container, name, force=True)
+        with suppress(docker.errors.NotFound):
+            self._client.api.remove_network(name)
+
+    async def remove_network(self, name: str, detach: list[str]) -> None:
+        await self._call(self._remove_network, name, detach)
+
+    # --- the engine itself: its facts, its machine, GPUs, its events, closing ------------
+
+    def _nodes(self) -> list[NodeInfo]:
+        if self._machine is None:  # its cores and memory do not change while the service runs: asked once
+            info = self._client.info()
+            self._machine = NodeInfo(info.get("Name", "localhost"), "ready", True, info["NCPU"], info["MemTotal"])
+        return [self._machine]
+
+    async def nodes(self) -> list[NodeInfo]:
+        """This engine's machine: one node (what the sessions hold of it is the store's to say)."""
+        return await self._call(self._nodes)
+
     def facts(self) -> EngineFacts:
         if self._facts is None:  # the engine does not change kind while the service runs: asked once
             with docker_errors():
@@ -784,70 +853,3 @@ class DockerRuntime:
                 getattr(raw, "_sock", raw).shutdown(socket.SHUT_RDWR)
         self._pullers.shutdown(wait=False, cancel_futures=True)
         self._log_readers.shutdown(wait=False, cancel_futures=True)
-
-    def _read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
-        with ImageFiles(self._client, image, self._helper_labels) as files:
-            return {path: files.read(path) for path in paths}
-
-    async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
-        return await self._call(self._read_image_files, image, paths)
-
-    # --- networks -----------------------------------------------------------------------
-
-    def _nodes(self) -> list[NodeInfo]:
-        if self._machine is None:  # its cores and memory do not change while the service runs: asked once
-            info = self._client.info()
-            self._machine = NodeInfo(info.get("Name", "localhost"), "ready", True, info["NCPU"], info["MemTotal"])
-        return [self._machine]
-
-    async def nodes(self) -> list[NodeInfo]:
-        """This engine's machine: one node (what the sessions hold of it is the store's to say)."""
-        return await self._call(self._nodes)
-
-    def _networks(self) -> list[NetworkInfo]:
-        found = []
-        for entry in self._client.api.networks():  # the listing has names, labels and subnets: no inspects
-            subnets = [c["Subnet"] for c in ((entry.get("IPAM") or {}).get("Config") or []) if c.get("Subnet")]
-            found.append(NetworkInfo(entry["Name"], entry.get("Labels") or {}, subnets))
-        return found
-
-    async def networks(self) -> list[NetworkInfo]:
-        return await self._call(self._networks)
-
-    def _create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
-        if has_network(self._client, name):
-            return
-        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
-        try:
-            self._client.networks.create(name, labels=labels, ipam=ipam, check_duplicate=True, **self.NETWORK)
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # made meanwhile
-                return
-            words = _engine_words(exc)
-            if any(taken in words.lower() for taken in _SUBNET_TAKEN):
-                raise SubnetTaken(f"subnet {subnet} is in use: {words}") from exc
-            raise
-
-    async def create_network(self, name: str, labels: dict[str, str], subnet: str) -> None:
-        await self._call(self._create_network, name, labels, subnet)
-
-    def _connect(self, network: str, container: str) -> None:
-        try:
-            self._client.api.connect_container_to_network(container, network)
-        except docker.errors.APIError as exc:
-            # Attached already is fine: Docker says 403 "... already exists", Podman 500 "network is already connected".
-            if not any(done in str(exc) for done in ("already exists", "already connected")):
-                raise
-
-    async def connect(self, network: str, container: str) -> None:
-        await self._call(self._connect, network, container)
-
-    def _remove_network(self, name: str, detach: list[str]) -> None:
-        for container in detach:
-            with suppress(docker.errors.APIError):  # gone already, or never attached
-                self._client.api.disconnect_container_from_network(container, name, force=True)
-        with suppress(docker.errors.NotFound):
-            self._client.api.remove_network(name)
-
-    async def remove_network(self, name: str, detach: list[str]) -> None:
-        await self._call(self._remove_network, name, detach)
