@@ -107,6 +107,12 @@ class Store:
             self._db.executescript(f"BEGIN; {_MIGRATIONS[step]} PRAGMA user_version={step}; COMMIT;")
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
+    @staticmethod
+    def remove_files(path: Path) -> None:
+        """Delete a closed store's database with its WAL files (`down --remove-sessions`)."""
+        for part in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+            part.unlink(missing_ok=True)
+
     def close(self) -> None:
         self._db.close()
 

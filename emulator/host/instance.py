@@ -23,6 +23,7 @@ import httpx
 
 from emulator import labels, naming
 from emulator.client.discovery import forget_url, local_url, record_url, recorded_base_url, tls_verify
+from emulator.core.store import Store
 from emulator.errors import ConfigError, EmulatorError, Unavailable
 from emulator.gateway.caddy import ADMIN_SOCKET_FOLDER_IN_GATEWAY, DATA_IN_GATEWAY, LISTEN_PORT
 from emulator.host.images import GATEWAY_IMAGE, SERVICE_IMAGE
@@ -209,9 +210,7 @@ class InstanceContainers:
     def up(self, timeout: float = 90) -> str:
         prepare_folders(self.settings)
         with docker_errors():
-            if self.settings.orchestrator == "swarm" and not (self.client.info().get("Swarm") or {}).get(
-                "ControlAvailable"
-            ):
+            if self.settings.orchestrator == "swarm" and not self._swarm():
                 raise ConfigError(
                     "`up --swarm` runs on a swarm manager: this engine is none (run `docker swarm init` here, "
                     "then `docker swarm join` on the other machines)"
@@ -289,9 +288,7 @@ class InstanceContainers:
                 removed.append(container.name)
         forget_url(self.settings)
         if remove_sessions:
-            db = self.settings.state_db
-            for path in (db, db.with_name(f"{db.name}-wal"), db.with_name(f"{db.name}-shm")):
-                path.unlink(missing_ok=True)
+            Store.remove_files(self.settings.state_db)
             shutil.rmtree(self.settings.sessions_dir, ignore_errors=True)
             for network in self.client.networks.list(filters={"label": labels.selector(self.settings.instance)}):
                 try:
@@ -315,6 +312,7 @@ class InstanceContainers:
             return "missing" if container is None else container.status
 
         selector = {"label": labels.selector(self.settings.instance, labels.ROLE_SESSION)}
+        # As this instance runs them (a swarm manager may also run an instance whose sessions are containers)
         if self.settings.orchestrator == "swarm":
             sessions: list[Any] = self.client.services.list(filters=selector)
         else:
