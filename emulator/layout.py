@@ -53,6 +53,10 @@ class Layout:
     def arc_path(self) -> Path:
         return self.arc_dir or _xdg("XDG_DATA_HOME", ".local/share") / "skaha-emulator" / self.instance / "arc"
 
+    def user_home(self, name: str) -> Path:
+        """A user's home on the host (their /arc/home/<name>)."""
+        return self.arc_path / "home" / name
+
     @property
     def users_file(self) -> Path:
         """Each instance's own: users, passwords and tokens of one never work in another. The default

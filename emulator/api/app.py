@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import psutil
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
@@ -18,16 +17,17 @@ from fastapi.staticfiles import StaticFiles
 
 from emulator import __version__, labels, naming
 from emulator.api import access, errors, portal, skaha
+from emulator.api.host import host_facts
 from emulator.api.limits import BodyLimit
 from emulator.api.openapi import describe
 from emulator.api.origin import OwnPagesOnly
+from emulator.core.addresses import SessionAddresses
 from emulator.core.auth import PROBE_HEADER, Authenticator
+from emulator.core.bringup import SessionServices
 from emulator.core.callback import CallbackTokens
 from emulator.core.housekeeping import Housekeeper, run_forever
 from emulator.core.identity import UsersSource
-from emulator.core.models import GIB, HostCapacity
 from emulator.core.networks import UserNetworks
-from emulator.core.policy import resource_context
 from emulator.core.probe import GatewayProbes
 from emulator.core.provision import install_session_files
 from emulator.core.sessions import SessionManager
@@ -38,14 +38,14 @@ from emulator.gateway.base import NAME_SERVER_PORT, GatewayTable
 from emulator.gateway.caddy import OWN_ANSWER, CaddyGateway
 from emulator.gateway.names import SessionNameServer
 from emulator.gateway.routes import routes_for
-from emulator.profiles import load_profiles
+from emulator.profiles import Profile, load_profiles
 from emulator.runtime import gpus
 from emulator.runtime.docker import DockerRuntime
 from emulator.runtime.engine import EngineFacts
 from emulator.runtime.swarm import SwarmRuntime
 from emulator.settings import Settings
 
-log = logging.getLogger("emulator.service")
+log = logging.getLogger(__name__)
 
 AVAILABILITY = """<?xml version="1.0" encoding="UTF-8"?>
 <vosi:availability xmlns:vosi="http://www.ivoa.net/xml/VOSIAvailability/v1.0">
@@ -63,102 +63,109 @@ def _check_limits(settings: Settings, facts: EngineFacts) -> None:
         )
 
 
+def _runtime(settings: Settings) -> DockerRuntime:
+    """The engine's adapter: Swarm's across a swarm's machines, else one engine's."""
+    helper_labels = labels.platform_labels(settings.instance, labels.ROLE_HELPER)
+    runtime = (
+        SwarmRuntime(helper_labels, encrypted=settings.overlay_encrypted, pull_stall=settings.pull_stall_seconds)
+        if settings.orchestrator == "swarm"
+        else DockerRuntime(helper_labels, pull_stall=settings.pull_stall_seconds, selinux=settings.selinux)
+    )
+    _check_limits(settings, runtime.facts())
+    return runtime
+
+
+def _store(settings: Settings, profiles: dict[str, Profile]) -> Store:
+    uncounted = {p.type for p in profiles.values() if not p.counts_toward_limit}
+    batch = {p.type for p in profiles.values() if p.batch}
+    return Store(settings.state_db, uncounted_types=uncounted, batch_types=batch)
+
+
+def _services(
+    settings: Settings,
+    runtime: DockerRuntime,
+    store: Store,
+    callbacks: CallbackTokens,
+    auth: Authenticator,
+    nvml: gpus.Nvml,
+    gateway_url: str,
+) -> SessionServices:
+    """What sessions use besides the store and the engine (`gateway_url`: where the probes reach the gateway)."""
+    return SessionServices(
+        callbacks=callbacks,
+        usage=UsageSampler(
+            runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id), gpu_meter=nvml.usage
+        ),
+        networks=UserNetworks(runtime, settings),
+        probes=GatewayProbes(gateway_url, OWN_ANSWER, lambda session_id: {PROBE_HEADER: auth.probe_token(session_id)}),
+        addresses=SessionAddresses(store, runtime, settings.prefix),
+    )
+
+
+async def _name_server(
+    settings: Settings, api_upstream: str, addresses: SessionAddresses
+) -> tuple[SessionNameServer, str | None]:
+    """The gateway asks this service, at its address on the platform network, for sessions' addresses.
+    Not on a swarm: there a task's address is on an overlay of another machine, and the gateway still
+    finds sessions by name through the engine (README, "More than one machine"). The server, and where it
+    listens (None: nowhere)."""
+    names = SessionNameServer(addresses.lookup)
+    if settings.orchestrator == "swarm":
+        return names, None
+    host = api_upstream.rsplit(":", 1)[0]
+    address = await asyncio.get_running_loop().run_in_executor(None, socket.gethostbyname, host)
+    await names.start(address, NAME_SERVER_PORT)
+    return names, f"{address}:{NAME_SERVER_PORT}"
+
+
+def _table(
+    settings: Settings, profiles: dict[str, Profile], api_upstream: str, name_server: str | None
+) -> GatewayTable:
+    routes = routes_for(profiles.values(), settings.prefix, settings.base_url, name_server)
+    tls_names = settings.tls_names if settings.tls else None
+    return GatewayTable(
+        api_upstream, routes, auth=settings.auth_required, tls_names=tls_names, session_hosts=settings.session_hosts
+    )
+
+
+def _keep_house(settings: Settings, runtime: DockerRuntime, keeper: Housekeeper) -> list[asyncio.Task[None]]:
+    """Housekeeping runs when the engine reports a container of this instance changing (an exit is
+    seen at once) and otherwise every loop_interval seconds (expiry, retention): idle, it costs
+    next to nothing."""
+    loop = asyncio.get_running_loop()
+    changed = asyncio.Event()
+
+    def on_change() -> None:  # on the engine watch's thread
+        loop.call_soon_threadsafe(changed.set)
+
+    runtime.watch(labels.selector(settings.instance), on_change)
+    return [asyncio.create_task(run_forever(keeper.run_once, settings.loop_interval, "housekeeping", changed))]
+
+
 def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastAPI:
     """`api_upstream`: where the gateway reaches this service; `gateway_url`: where it reaches the gateway."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
         profiles = load_profiles(settings.profiles_dir)
         users = UsersSource(settings.users_file)
         users.current()  # a broken users file stops the service here, with its reason
         install_session_files(settings, profiles.values())
         gateway = CaddyGateway(settings.admin_socket)
-        helper_labels = labels.platform_labels(settings.instance, labels.ROLE_HELPER)
-        swarm = settings.orchestrator == "swarm"
-        runtime = (
-            SwarmRuntime(helper_labels, encrypted=settings.overlay_encrypted, pull_stall=settings.pull_stall_seconds)
-            if swarm
-            else DockerRuntime(helper_labels, pull_stall=settings.pull_stall_seconds, selinux=settings.selinux)
-        )
-        _check_limits(settings, runtime.facts())
+        runtime = _runtime(settings)
         nvml = gpus.Nvml()
-        found = nvml.open()
-        devices = [gpu.uuid for gpu in found]
-        gpu_note = nvml.absent_because
-        if swarm:  # Swarm hands out the GPUs its machines advertise
-            gpu_note = "no machine of the swarm advertises an NVIDIA GPU (dockerd --node-generic-resource)"
-            devices = []
-        elif devices and (refused := runtime.gpu_access(found)):  # neither the NVIDIA runtime nor CDI takes them
-            gpu_note = refused
-            log.warning("GPU requests are refused: %s", gpu_note)
-            devices = []
-        if swarm:  # what a session may ask for: what the largest machine has; what there is: all of them
-            nodes = [n for n in await runtime.nodes() if n.state == "ready" and n.available] or await runtime.nodes()
-            largest = max(nodes, key=lambda n: (n.memory_bytes, n.cores))
-            context = resource_context(int(largest.cores), largest.memory_bytes / GIB, max(n.gpus for n in nodes))
-            capacity = HostCapacity(
-                cores=int(sum(n.cores for n in nodes)),
-                memory_gb=sum(n.memory_bytes for n in nodes) / GIB,
-                gpus=sum(n.gpus for n in nodes),
-            )
-        else:
-            capacity = HostCapacity(cores=psutil.cpu_count() or 1, memory_gb=psutil.virtual_memory().total / GIB)
-            context = resource_context(capacity.cores, capacity.memory_gb, len(devices))
-        uncounted = {p.type for p in profiles.values() if not p.counts_toward_limit}
-        batch = {p.type for p in profiles.values() if p.batch}
-        store = Store(settings.state_db, uncounted_types=uncounted, batch_types=batch)
+        host = await host_facts(settings, runtime, nvml)
+        store = _store(settings, profiles)
         callbacks = CallbackTokens(settings.callback_key)
         auth = Authenticator(users, callbacks, SignIns(settings.signin_key), store)
-        sampler = UsageSampler(
-            runtime, lambda s: naming.session_container(settings.prefix, s.type, s.id), gpu_meter=nvml.usage
-        )
-        networks = UserNetworks(runtime, settings)
-        manager = SessionManager(
-            settings,
-            store,
-            runtime,
-            profiles,
-            users,
-            callbacks,
-            sampler,
-            networks,
-            context,
-            capacity,
-            GatewayProbes(gateway_url, OWN_ANSWER, lambda session_id: {PROBE_HEADER: auth.probe_token(session_id)}),
-            gpu_devices=devices,
-            gpu_note=gpu_note,
-        )
-        # The gateway asks this service, at its address on the platform network, for sessions' addresses.
-        # Not on a swarm: there a task's address is on an overlay of another machine, and the gateway
-        # still finds sessions by name through the engine (README, "More than one machine").
-        names = SessionNameServer(manager.addresses.lookup)
-        name_server = None
-        if not swarm:
-            host = api_upstream.rsplit(":", 1)[0]
-            address = await loop.run_in_executor(None, socket.gethostbyname, host)
-            await names.start(address, NAME_SERVER_PORT)
-            name_server = f"{address}:{NAME_SERVER_PORT}"
+        services = _services(settings, runtime, store, callbacks, auth, nvml, gateway_url)
+        manager = SessionManager(settings, store, runtime, profiles, users, host, services)
+        names, name_server = await _name_server(settings, api_upstream, services.addresses)
         await gateway.wait_ready()
-        routes = routes_for(profiles.values(), settings.prefix, settings.base_url, name_server)
-        tls_names = settings.tls_names if settings.tls else None
-        table = GatewayTable(
-            api_upstream, routes, auth=settings.auth_required, tls_names=tls_names, session_hosts=settings.session_hosts
-        )
-        keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, networks)
+        table = _table(settings, profiles, api_upstream, name_server)
+        keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, services.networks)
         await keeper.reconcile()
-        # Housekeeping runs when the engine reports a container of this instance changing (an exit is
-        # seen at once) and otherwise every loop_interval seconds (expiry, retention): idle, it costs
-        # next to nothing.
-        changed = asyncio.Event()
-
-        def on_change() -> None:  # on the engine watch's thread
-            loop.call_soon_threadsafe(changed.set)
-
-        runtime.watch(labels.selector(settings.instance), on_change)
-        housekeeping = [
-            asyncio.create_task(run_forever(keeper.run_once, settings.loop_interval, "housekeeping", changed)),
-        ]
+        housekeeping = _keep_house(settings, runtime, keeper)
         app.state.manager = manager
         app.state.auth = auth
         app.state.settings = settings
@@ -172,11 +179,17 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             names.close()
             runtime.close()  # first: a pull's thread ends now, not when its registry next speaks
             nvml.close()
-            await sampler.stop()
+            await services.usage.stop()
             await manager.stop()
             store.close()
 
     app = FastAPI(title="skaha-emulator", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    _install(app)
+    return app
+
+
+def _install(app: FastAPI) -> None:
+    """The service's middleware, routes and OpenAPI document."""
     errors.install(app)
     app.add_middleware(errors.ContainUnforeseen)  # innermost of ours: it sees what the handlers let through
     app.add_middleware(BodyLimit)
@@ -196,5 +209,3 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
     @app.get("/skaha/availability")
     async def availability() -> Response:
         return Response(AVAILABILITY.format(version=__version__), media_type="text/xml")
-
-    return app

@@ -25,8 +25,8 @@ from emulator.api.access import platform_cookie, redirect_signed_in, secure
 from emulator.api.deps import Manager
 from emulator.api.storage import home_storage
 from emulator.core.auth import Authenticator, RouteAccess
-from emulator.core.models import Session, Status, User
-from emulator.core.sessions import LaunchRequest, SessionManager
+from emulator.core.models import LaunchRequest, Session, Status, User
+from emulator.core.sessions import SessionManager
 from emulator.core.signin import COOKIE, cookie_name
 from emulator.errors import EmulatorError, NotAuthenticated
 from emulator.gateway.base import VISIT_PATH
@@ -237,7 +237,10 @@ async def dashboard(request: Request, m: Manager) -> Response:
         "cards": _cards(m, user),
         "load": await _load(m),
         "storage": await run_in_threadpool(
-            home_storage, m.home_of(user), m.arc_root, await m.home_use(user.name) if m.quotas.enabled else None
+            home_storage,
+            m.host_home(user),
+            request.app.state.settings.arc_path,
+            await m.quotas.home_use(user.name) if m.quotas.enabled else None,
         ),
         "types": [t.value for t in FORM_TYPES],
         "fixed_types": sorted(t.value for t in FIXED_CHOICE),

@@ -11,8 +11,8 @@ from fastapi.responses import PlainTextResponse, Response
 
 from emulator.api import host, views
 from emulator.api.deps import CurrentUser, Manager, Query, Version, api_version, caller
-from emulator.core.models import Session, Status, User
-from emulator.core.sessions import AppRequest, LaunchRequest, SessionManager
+from emulator.core.models import AppRequest, LaunchRequest, Session, Status, User
+from emulator.core.sessions import SessionManager
 from emulator.errors import InvalidRequest
 from emulator.session_types import SESSION_TYPES
 

@@ -33,9 +33,10 @@ class Storage:
         return self.quota_bytes / 1024**3 if self.quota_bytes else None
 
 
-def home_storage(home: Path, arc_root: Path, quota: HomeUse | None = None) -> Storage:
-    """`quota`: the user's figure from the quota watch, when the server keeps one (it is then the one shown)."""
-    disk = shutil.disk_usage(arc_root if arc_root.exists() else Path("/"))
+def home_storage(home: Path, arc: Path, quota: HomeUse | None = None) -> Storage:
+    """`arc`: /arc on the host (Settings.arc_path); `quota`: the user's figure from the quota watch, when the
+    server keeps one (it is then the one shown)."""
+    disk = shutil.disk_usage(arc if arc.exists() else Path("/"))
     if quota is not None and quota.quota_bytes is not None:
         return Storage(
             quota.home_bytes, True, disk.free, disk.total, quota.quota_bytes, quota.warning, quota.written_bytes

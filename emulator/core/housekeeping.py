@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from emulator import labels
+from emulator.core.endings import Endings
 from emulator.core.models import Session, Status
 from emulator.core.networks import UserNetworks
 from emulator.core.sessions import SessionManager
@@ -31,7 +32,7 @@ from emulator.profiles import Profile
 from emulator.runtime.base import ContainerState, Runtime
 from emulator.settings import Settings
 
-log = logging.getLogger("emulator.housekeeping")
+log = logging.getLogger(__name__)
 
 
 class Housekeeper:
@@ -54,6 +55,7 @@ class Housekeeper:
         self._profiles = profiles
         self._settings = settings
         self._networks = networks
+        self._endings = Endings(store, runtime, profiles, manager.record)  # how sessions end, as the pass finds them
 
     async def sync_gateway(self, force: bool = False) -> None:
         """Load the gateway's table if it is not running it (e.g. the gateway container restarted)."""
@@ -82,7 +84,7 @@ class Housekeeper:
         await self._networks.sweep(self._manager.known_users)
         for session in self._store.sessions():
             if session.status is Status.PENDING:
-                self._manager.event(session.id, "Resumed", "The service restarted during launch; resuming it")
+                self._manager.record.event(session.id, "Resumed", "The service restarted during launch; resuming it")
                 repairs.append(f"resuming launch of {session.id}")
         for line in repairs:
             log.warning(line)
@@ -120,12 +122,12 @@ class Housekeeper:
         for session in self._store.sessions():
             if session.status is Status.RUNNING and not self._manager.terminating(session.id):
                 running.setdefault(session.user, []).append(session)
-        written = await self._manager.written_by_user() if any(quotas.known(u) is None for u in running) else {}
+        written = await quotas.written_by_user() if any(quotas.known(u) is None for u in running) else {}
         stopping = []
         for user, sessions in running.items():
-            use = await self._manager.home_use(user, written)
+            use = await quotas.home_use(user, written)
             if use.full:
-                stopping += [self._manager.stop_over_quota(s, quotas.stop_reason(use, user)) for s in sessions]
+                stopping += [self._endings.stop_over_quota(s, quotas.stop_reason(use, user)) for s in sessions]
         for failed in await asyncio.gather(*stopping, return_exceptions=True):  # each waits for its grace at once
             if isinstance(failed, Exception):
                 log.error("could not stop a session over its quota: %s", failed)  # the next pass stops it
@@ -148,7 +150,7 @@ class Housekeeper:
         elif session.status is Status.TERMINATING:
             await manager.terminate(session)  # a delete the service did not finish before it stopped
         elif session.status.final and container is not None and container.state == "running":
-            await manager.stop_container(session)  # ended in its record (over its quota), yet running: end it
+            await self._endings.stop_container(session)  # ended in its record (over its quota), yet running: end it
         elif session.status.final:
             retention = timedelta(seconds=self._settings.retention_seconds(self._batch(session)))
             if session.ended_at is None or now >= session.ended_at + retention:
@@ -157,15 +159,15 @@ class Housekeeper:
             log.info("session %s expired at %s; removing it", session.id, session.expiry_time)
             await manager.terminate(session)
         elif container is not None and container.state in ("exited", "dead"):
-            await manager.ended(session, container.exit_code)  # a starting session's probe then stops on its own
+            await self._endings.ended(session, container.exit_code)  # a starting session's probe then stops on its own
         elif container is not None and container.state == "restarting":
-            manager.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
-        elif manager.in_flight(session.id):
+            manager.record.event(session.id, "BackOff", "Back-off restarting failed container", warning=True)
+        elif manager.bring_up.in_flight(session.id):
             return
         elif session.status is Status.PENDING:
-            manager.start(session.id)  # a launch (or probe) the service did not finish: resume it
+            manager.bring_up.start(session.id)  # a launch (or probe) the service did not finish: resume it
         elif container is None:
-            await manager.fail_vanished(session)
+            await self._endings.fail_vanished(session)
 
 
 MIN_GAP = 0.2  # seconds between two passes woken by events

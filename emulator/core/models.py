@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from emulator.session_types import SessionType
 
@@ -108,6 +109,18 @@ class HostCapacity:
 
 
 @dataclass(frozen=True)
+class HostFacts:
+    """What sessions may be given here, measured once at service start: skaha's /context (the cores, RAM and
+    GPU options a launch may ask for), the capacity, this machine's GPUs that sessions can be given, and why
+    there are none, when there are none."""
+
+    context: dict[str, Any]
+    capacity: HostCapacity
+    gpu_devices: list[str] = field(default_factory=list)
+    gpu_note: str = "no NVIDIA GPU on this machine"
+
+
+@dataclass(frozen=True)
 class CatalogueEntry:
     """A local image offered for session types (skaha's GET /image entry)."""
 
@@ -142,3 +155,26 @@ class Limits:
     headroom_gb: float
     user_memory_gb: float | None = None  # what one user's fixed sessions may hold in all (None: no cap)
     host_checked: bool = True  # False: an orchestrator places sessions on its machines (Swarm), and waits
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    name: str | None
+    image: str | None
+    type: str | None
+    cores: str | None = None
+    ram: str | None = None
+    gpus: str | None = None
+    cmd: str | None = None
+    args: str | None = None
+    env: list[str] = field(default_factory=list)
+    # skaha's x-skaha-registry-auth header, for this launch's pull only (never in a repr, so never in a log)
+    registry_auth: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class AppRequest:
+    image: str | None
+    cores: str | None = None
+    ram: str | None = None
+    registry_auth: str | None = field(default=None, repr=False)

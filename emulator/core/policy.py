@@ -9,17 +9,20 @@ import base64
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docker_image.digest import InvalidDigest
 from docker_image.reference import InvalidReference, Reference
 
 from emulator import labels, naming
-from emulator.core.models import Resources
+from emulator.core.models import HostCapacity, Limits, Resources
 from emulator.errors import InvalidRequest
 from emulator.profiles import FixedResources
 from emulator.runtime.base import RegistryCredentials
 from emulator.session_types import SessionType
+
+if TYPE_CHECKING:  # the rules read the settings they are given; the settings model is not loaded for them
+    from emulator.settings import Settings
 
 _NAME = re.compile(r"[A-Za-z0-9\-]+")  # used with fullmatch: "$" would let a trailing newline through
 _REFERENCE_CHARACTERS = re.compile(r"[a-zA-Z0-9._:/@\-\[\]]+")  # what the grammar can ever accept
@@ -85,6 +88,19 @@ def resource_context(host_cores: int, host_memory_gb: float, gpu_count: int) -> 
         },
         "gpus": {"options": list(range(1, gpu_count + 1))},
     }
+
+
+def admission_limits(settings: Settings, capacity: HostCapacity) -> Limits:
+    """What admission allows: the settings' caps, and what fixed sessions may hold of this host's capacity."""
+    return Limits(
+        max_jobs=settings.max_jobs,
+        max_apps_per_desktop=settings.max_apps_per_desktop,
+        fixed_memory_gb=max(0.0, capacity.memory_gb - settings.host_headroom_gb),
+        fixed_cores=float(capacity.cores),
+        headroom_gb=settings.host_headroom_gb,
+        user_memory_gb=settings.max_user_memory_gb,
+        host_checked=settings.orchestrator == "engine",
+    )
 
 
 def validate_name(name: str | None) -> str:

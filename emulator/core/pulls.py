@@ -1,7 +1,11 @@
 """Images pulled on demand, as the kubelet pulls them: one pull per image and credentials, shared by
-every launch that waits for it, with its progress (layers and bytes) readable while it runs.
+every launch that waits for it, with its progress (layers and bytes) readable while it runs (`ImagePulls`).
 
-Credentials live only in the pull's key and task, in memory, for as long as the pull runs.
+`SessionPulls` is a session's side of it: whether its launch must pull (checked before admission), the
+pull its bring-up then makes with the launch's credentials, told in the kubelet's events, and its progress.
+
+Credentials live only in the pull's key and task, in memory, for as long as the pull runs (and, before it,
+in the session's pull request).
 """
 
 from __future__ import annotations
@@ -11,10 +15,23 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from emulator.core import policy
+from emulator.core.models import Session
+from emulator.core.record import SessionRecord
+from emulator.core.registries import RegistryPolicy
+from emulator.core.store import Store
+from emulator.errors import ImagePullError, InvalidRequest
 from emulator.runtime.base import ImageInfo, PullUpdate, RegistryCredentials, Runtime
+from emulator.settings import Settings
 
 _DONE = ("Pull complete", "Already exists")
 _HAVE_BYTES = ("Download complete", "Verifying Checksum", "Extracting", "Pull complete")
+MB = 1000 * 1000
+# skaha's words when an image it does not hold is launched without credentials (v0 SessionAction).
+CREDENTIALS_NEEDED = (
+    "No authentication provided for unknown or private image.  "
+    "Use x-skaha-registry-auth request header with base64Encode(username:secret)."
+)
 
 
 @dataclass
@@ -94,3 +111,129 @@ class ImagePulls:
         """How far the pull of this image with these credentials has come, or None when none runs."""
         pull = self._pulls.get(key)
         return pull.progress.summary() if pull else None
+
+
+class SessionPulls:
+    def __init__(self, settings: Settings, store: Store, runtime: Runtime, record: SessionRecord) -> None:
+        self._settings = settings
+        self._store = store
+        self._runtime = runtime
+        self._record = record
+        self._pulls = ImagePulls(runtime)
+        self._registries = RegistryPolicy(settings.registries, public_only=settings.auth_required)
+        # Sessions whose bring-up pulls first, with the launch's credentials (in memory only, until the pull),
+        # and the pull each session waits for now (its progress is that session's, no one else's).
+        self._requests: dict[str, RegistryCredentials | None] = {}
+        self._pulling: dict[str, PullKey] = {}
+
+    async def check(self, reference: str, session_type: str, credentials: RegistryCredentials | None) -> bool:
+        """Check the image a launch names before admitting it; True when the bring-up must pull it first.
+
+        A local image is checked against the type now. One that arrived with somebody's registry
+        credentials is pulled again with the caller's (the registry decides; the layers are local,
+        so that is a manifest check): holding an image never lets a stranger past its registry.
+        """
+        image = await self._runtime.image(reference)
+        private = self._store.is_private(reference, image.id if image else None)
+        if image is not None and not private:
+            policy.check_image_types(image.labels, reference, session_type)
+            return False
+        if private and credentials is None:
+            raise InvalidRequest(CREDENTIALS_NEEDED)
+        await self._registries.check(reference)  # it will be pulled: from a registry this server may reach?
+        if image is not None:
+            return True
+        if self._settings.image_pull == "never":
+            raise InvalidRequest(
+                f"image '{reference}' is not in the local Docker engine and this emulator does not pull "
+                "(EMULATE_IMAGE_PULL=never); build it (emulate images build), load a bundle "
+                "(emulate bundle load) or pull it (docker pull) first"
+            )
+        return True
+
+    def request(self, session_id: str, credentials: RegistryCredentials | None) -> None:
+        """The session's bring-up pulls its image first, with these credentials (`check` said it must)."""
+        self._requests[session_id] = credentials
+
+    def progress(self, session_id: str) -> dict[str, object] | None:
+        """How far the pull the session waits for has come (None: it waits for none)."""
+        pulling = self._pulling.get(session_id)
+        return self._pulls.progress(pulling) if pulling else None
+
+    async def ensure(self, session: Session) -> bool:
+        """The session's image, pulled first when its launch asked (or it vanished since); False when
+        that failed, with the kubelet's events (Pulling, then Pulled or Failed and ErrImagePull)."""
+        asked = session.id in self._requests
+        credentials = self._requests.pop(session.id, None)
+        if not asked:  # resumed after a restart: the launch's credentials (if any) are gone
+            here = await self._resumed(session)
+            if here is not None:
+                return here
+        return await self._pull(session, credentials)
+
+    async def _resumed(self, session: Session) -> bool | None:
+        """True: the image of a session resumed after a restart is here; False: it failed; None: pull it."""
+        image = await self._runtime.image(session.image)
+        if self._store.is_private(session.image, image.id if image else None):
+            await self._record.fail_start(
+                session.id,
+                "The registry credentials of this launch were lost when the emulator restarted; launch it again",
+            )
+            return False
+        if image is not None:
+            return True
+        if self._settings.image_pull == "never":
+            await self._record.fail_start(
+                session.id, f"image '{session.image}' is no longer in the local Docker engine"
+            )
+            return False
+        return None
+
+    async def _pull(self, session: Session, credentials: RegistryCredentials | None) -> bool:
+        record = self._record
+        record.event(session.id, "Pulling", f'Pulling image "{session.image}"')
+        started = time.monotonic()
+        try:
+            pulled = await self._anonymously(session) if credentials is not None else None
+            if pulled is not None:
+                credentials = None  # anyone may pull it: the credentials make it no one's private image
+            else:
+                if credentials is not None:  # marked before the pull: no launch without credentials slips in
+                    self._store.mark_private(session.image)
+                self._pulling[session.id] = (session.image, credentials)
+                pulled = await self._pulls.pull(session.image, credentials)
+        except ImagePullError as exc:
+            if record.still_pending(session.id):
+                record.event(
+                    session.id, "Failed", f'Failed to pull image "{session.image}": {exc.message}', warning=True
+                )
+                await record.fail_start(session.id, "Error: ErrImagePull")
+            return False
+        finally:
+            self._pulling.pop(session.id, None)
+        if credentials is not None:
+            self._store.mark_private(session.image, pulled.id)
+        if not record.still_pending(session.id):
+            return False  # deleted while it pulled
+        seconds = time.monotonic() - started
+        record.event(
+            session.id,
+            "Pulled",
+            f'Successfully pulled image "{session.image}" in {seconds:.1f}s, {pulled.size / MB:.0f} MB',
+        )
+        try:
+            policy.check_image_types(pulled.labels, session.image, session.type)
+        except InvalidRequest as exc:
+            await record.fail_start(session.id, exc.message)
+            return False
+        return True
+
+    async def _anonymously(self, session: Session) -> ImageInfo | None:
+        """The image pulled without credentials, or None when the registry refuses that. An image becomes
+        private only then: someone who sends credentials for a public image must not make it private for
+        everyone else."""
+        self._pulling[session.id] = (session.image, None)
+        try:
+            return await self._pulls.pull(session.image, None)
+        except ImagePullError:
+            return None

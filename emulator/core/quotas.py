@@ -14,13 +14,19 @@ the host. The figure is what the files take on disk.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulator import labels, naming
+from emulator.core.contract import TOP_LEVEL
+from emulator.core.store import Store
 from emulator.errors import DiskFull
+from emulator.runtime.base import Runtime
+from emulator.settings import Settings
 
 GB = 1024**3
 WARN_FRACTION = 0.9
@@ -85,6 +91,31 @@ def size(count: int) -> str:
     return f"{count / GB:.2f} GB" if count >= GB else f"{count / 1024**2:.0f} MB"
 
 
+async def written_by_user(runtime: Runtime, store: Store, settings: Settings) -> dict[str, int]:
+    """What each user's session containers hold in their own layers (the engine measures it: call seldom)."""
+    sizes = await runtime.written(labels.selector(settings.instance, labels.ROLE_SESSION))
+    per_user: dict[str, int] = {}
+    for session in store.sessions():
+        written = sizes.get(naming.session_container(settings.prefix, session.type, session.id), 0)
+        per_user[session.user] = per_user.get(session.user, 0) + written
+    return per_user
+
+
+async def _nothing_written() -> dict[str, int]:
+    return {}
+
+
+def home_quotas(settings: Settings, runtime: Runtime, store: Store) -> HomeQuotas:
+    """The quota EMULATE_USER_HOME_QUOTA_GB sets on each user's home and what their sessions write."""
+    return HomeQuotas(
+        lambda name: settings.layout.user_home(name),
+        settings.user_home_quota_gb,
+        shown_as=lambda name: f"{TOP_LEVEL}/home/{name}",
+        measure_every=settings.loop_interval * PASSES_PER_MEASURE,
+        written=lambda: written_by_user(runtime, store, settings),
+    )
+
+
 class HomeQuotas:
     def __init__(
         self,
@@ -93,13 +124,17 @@ class HomeQuotas:
         shown_as: Callable[[str], str],
         measure_every: float,
         clock: Callable[[], float] = time.monotonic,
+        written: Callable[[], Awaitable[dict[str, int]]] = _nothing_written,
     ) -> None:
+        """`written`: what each user's session containers hold in their own layers (`written_by_user`)."""
         self._host_home = host_home
         self._quota = int(quota_gb * GB) if quota_gb else None
         self._shown_as = shown_as  # the home as the user sees it: /arc/home/<name>
         self._every = measure_every
         self._clock = clock
+        self._written = written
         self._measured: dict[str, tuple[float, HomeUse]] = {}
+        self._measuring: dict[str, asyncio.Task[HomeUse]] = {}  # measurements running, per user
 
     @property
     def enabled(self) -> bool:
@@ -113,6 +148,27 @@ class HomeQuotas:
         found = HomeUse(used, self._quota, written_bytes)
         self._measured[user] = (self._clock(), found)
         return found
+
+    async def written_by_user(self) -> dict[str, int]:
+        """What each user's session containers hold in their own layers (the engine measures it: call seldom)."""
+        return await self._written()
+
+    async def home_use(self, user: str, written: dict[str, int] | None = None) -> HomeUse:
+        """The user's figure against their quota: the recent one, or measured now (`written`: the layers' sizes,
+        when the caller has them already). Callers asking while a measurement runs share it."""
+        known = self.known(user)
+        if known is not None:
+            return known
+        task = self._measuring.get(user)
+        if task is None:
+            task = self._measuring[user] = asyncio.create_task(self._measure(user, written))
+            task.add_done_callback(lambda _: self._measuring.pop(user, None))
+        return await asyncio.shield(task)
+
+    async def _measure(self, user: str, written: dict[str, int] | None) -> HomeUse:
+        if written is None:
+            written = await self._written()
+        return await asyncio.to_thread(self.measure, user, written.get(user, 0))
 
     def known(self, user: str) -> HomeUse | None:
         """The last figure, when it is recent enough to act on."""

@@ -33,11 +33,11 @@ from testcontainers.core.wait_strategies import HttpWaitStrategy
 
 from emulator import labels, naming
 from emulator.core import apps, policy
+from emulator.core.bringup import GIVE_UP_FACTOR
 from emulator.core.contract import build_spec, template_values
 from emulator.core.models import GIB, Group, Resources, Session, Status, User
 from emulator.core.probe import probe_path
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects, install_session_files
-from emulator.core.sessions import GIVE_UP_FACTOR
 from emulator.errors import EmulatorError
 from emulator.gateway.base import GatewayTable
 from emulator.gateway.caddy import LISTEN_PORT, OWN_ANSWER, full_config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,26 @@ def test_what_sessions_write_in_their_own_containers_counts_and_is_said() -> Non
     assert words == (
         "/arc/home/alice holds 6 MB and the sessions' own containers 5 MB, 11 MB in all, of its 10 MB quota (110%)"
     )
+
+
+def test_callers_asking_at_once_share_one_measurement_and_what_sessions_wrote_counts(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    async def written() -> dict[str, int]:  # as the engine answers: each user's session layers
+        asked.append("engine")
+        await asyncio.sleep(0.01)
+        return {"alice": 3 * MB}
+
+    quotas = HomeQuotas(lambda name: tmp_path / name, 0.01, str, 60, written=written)
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "data").write_bytes(b"x" * MB)
+
+    async def scenario() -> list[HomeUse]:
+        return list(await asyncio.gather(quotas.home_use("alice"), quotas.home_use("alice")))
+
+    first, second = asyncio.run(scenario())
+    assert first is second and asked == ["engine"]  # one walk, one question to the engine
+    assert first.written_bytes == 3 * MB and first.home_bytes >= MB
+    assert asyncio.run(quotas.home_use("alice")) is first  # recent: not measured again
+    given = asyncio.run(HomeQuotas(lambda name: tmp_path / name, 0.01, str, 60).home_use("alice", {"alice": 7}))
+    assert given.written_bytes == 7  # a caller that has the layers' sizes already passes them
