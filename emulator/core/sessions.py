@@ -43,6 +43,7 @@ from emulator.core.models import (
     User,
 )
 from emulator.core.networks import UserNetworks
+from emulator.core.policy import GIVE_UP_FACTOR
 from emulator.core.probe import GatewayProbes, probe_path, wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
 from emulator.core.pulls import ImagePulls, PullKey
@@ -74,7 +75,6 @@ CREDENTIALS_NEEDED = (
 )
 MB = 1000 * 1000
 PLACEMENT_POLL = 0.25  # seconds between looks at a session an orchestrator has not placed yet
-GIVE_UP_FACTOR = 2  # a session not ready after this many times its profile's startup_timeout_seconds fails
 
 
 def utcnow() -> datetime:
@@ -270,56 +270,31 @@ class SessionManager:
     # --- launch ---------------------------------------------------------------------------
 
     async def launch(self, user: User, request: LaunchRequest) -> str:
-        image_ref = policy.validate_image(request.image)
-        name = policy.validate_name(request.name)
-        session_type = policy.validate_type(request.type)
-        credentials = policy.registry_credentials(request.registry_auth)
-        profile = self._profiles.get(session_type)
-        if profile is not None and profile.attaches_to is not None:
-            raise InvalidRequest(
-                f"a {session_type} is attached to a {profile.attaches_to}: POST /session/<{profile.attaches_to} id>/app"
-            )
+        # The rules are core.policy's (the test kit applies the same): its first refusals, then the disks and the
+        # image checked (awaited), then the rest, in skaha's order of refusals.
+        checked = policy.check_launch(request.name, request.image, request.type, request.registry_auth, self._profiles)
         await self._check_space(user)
-        must_pull = await self._check_image(image_ref, session_type, credentials)
-        if profile is None:
-            raise InvalidRequest(
-                f"session type '{session_type}' is not available in this emulator yet (no profiles/{session_type}.yaml)"
-            )
-        placed_by_swarm = self.distributed and self._capacity.gpus > 0
-        if not self._gpu_devices and not placed_by_swarm and request.gpus not in (None, "", "0"):
-            # skaha's words, and why: a laptop without a GPU, or an engine that cannot hand one over.
-            raise InvalidRequest(f"Invalid value for 'gpus': {request.gpus} ({self._gpu_note})")
-        resources = policy.resolve_resources(
+        must_pull = await self._check_image(checked.image, checked.type, checked.credentials)
+        gpus = policy.GpuFacts(tuple(self._gpu_devices), self.distributed and self._capacity.gpus > 0, self._gpu_note)
+        plan = policy.plan_launch(
+            checked,
             policy.ResourceRequest(request.cores, request.ram, request.gpus),
-            self._context,
-            profile.fixed_resources,
-            profile.gpus_allowed,
-            headless=profile.batch,
+            request.env,
+            request.cmd,
+            request.args,
+            context=self._context,
+            gpus=gpus,
+            now=self._clock(),
+            lifetime_seconds=self._settings.lifetime_seconds,
         )
         # No await from here to admit(): GPU choice and admission happen in one step of the loop.
         # Across a swarm, Swarm gives the session GPUs of the machine it places it on (generic resources).
-        in_use = self._store.gpu_devices_in_use()
-        devices = [] if placed_by_swarm else policy.pick_gpus(self._gpu_devices, in_use, resources.gpus)
-        now = self._clock()
-        session = Session(
-            id=naming.new_session_id(),
-            user=user.name,
-            type=session_type,
-            name=name,
-            image=image_ref,
-            status=Status.PENDING,
-            resources=resources,
-            start_time=now,
-            expiry_time=policy.expiry(now, self._settings.lifetime_seconds(profile.batch)),
-            env=policy.parse_env(request.env),
-            cmd=request.cmd,
-            args=request.args,
-            gpu_devices=devices,
-        )
+        devices = gpus.pick(self._store.gpu_devices_in_use(), plan.resources.gpus)
+        session = plan.session(naming.new_session_id(), user.name, devices)
         while not self._store.admit(session, self._settings.max_sessions, self._admission):
             session.id = naming.new_session_id()
         if must_pull:
-            self._pull_requests[session.id] = credentials
+            self._pull_requests[session.id] = checked.credentials
         self.event(session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine")
         self.start(session.id)
         return session.id

@@ -35,9 +35,9 @@ from emulator import labels, naming, validate
 from emulator.core import apps, policy
 from emulator.core.contract import build_spec, template_values
 from emulator.core.models import GIB, Group, Resources, Session, Status, User
+from emulator.core.policy import GIVE_UP_FACTOR
 from emulator.core.probe import probe_path
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects, install_session_files
-from emulator.core.sessions import GIVE_UP_FACTOR
 from emulator.errors import EmulatorError
 from emulator.gateway.base import GatewayTable
 from emulator.gateway.caddy import LISTEN_PORT, OWN_ANSWER, full_config
