@@ -447,29 +447,24 @@ class StandaloneKit:
     def _explain(
         self, profile: Profile, session: Session, container: DockerContainer, failure: Exception, limit: float
     ) -> str:
-        """Which part of the contract the image broke, and what to change: the failure, the static checks
-        `emulate validate` makes that fail, and the app's last output."""
-        values = template_values(profile, session, self.user, self.settings)
-        lines = [f"{session.image} did not start as a CANFAR {session.type} session ({profile.description}):"]
-        if isinstance(failure, ExitedAtStart):
-            lines.append(f"  - {failure}: the {session.type} launch must keep running")
-        else:
-            where = profile.render(profile.path_prefix or "/", values)
-            lines.append(
-                f"  - nothing answered on port {profile.port} under {where} within {limit:.0f} s: "
-                f"serve the {session.type} contract there"
-            )
+        """validate.explain_start over what the kit knows of the failed start: how it failed, the static checks
+        `emulate validate` makes, and the app's last output."""
         helper = {**labels.platform_labels(self.instance, labels.ROLE_HELPER), **self._labels}
         try:
             findings = validate.static_checks(self._client, session.image, profile, helper)
         except EmulatorError:
             findings = []
-        for finding in (f for f in findings if not f.ok):  # advice too: an EXPOSEd wrong port is the clue
-            fix = f" -> {finding.fix}" if finding.fix else ""
-            lines.append(f"  - {finding.check}{' (advice)' if finding.warning else ''}: {finding.detail}{fix}")
         try:
             output = container.get_wrapped_container().logs(tail=LAST_LINES).decode(errors="replace").rstrip()
         except docker.errors.APIError:
             output = ""
-        lines.append(f"Its last output:\n{output}" if output else "It wrote no output.")
-        return "\n".join(lines)
+        values = template_values(profile, session, self.user, self.settings)
+        return validate.explain_start(
+            session.image,
+            profile,
+            findings,
+            exited=str(failure) if isinstance(failure, ExitedAtStart) else None,
+            where=profile.render(profile.path_prefix or "/", values),
+            waited=limit,
+            output=output,
+        )
