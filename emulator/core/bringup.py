@@ -21,6 +21,7 @@ from emulator.core.identity import UsersSource
 from emulator.core.locks import SessionLocks
 from emulator.core.models import Session, Status, User
 from emulator.core.networks import UserNetworks
+from emulator.core.policy import GIVE_UP_FACTOR
 from emulator.core.probe import GatewayProbes, probe_path, wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
 from emulator.core.pulls import SessionPulls
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 ENGINE_FAILURE = "The container engine could not start the session; the emulator's log says why"
 PLACEMENT_POLL = 0.25  # seconds between looks at a session an orchestrator has not placed yet
-GIVE_UP_FACTOR = 2  # a session not ready after this many times its profile's startup_timeout_seconds fails
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,21 @@
-"""Pure admission rules: names, types, resource options, expiry arithmetic.
+"""Pure admission rules: names, types, resource options, expiry arithmetic, and the launch rules as a whole.
 
 No I/O here, so every rule is unit-tested without Docker.
+
+A launch's rules run in two pure steps, `check_launch` then `plan_launch`, which the platform
+(SessionManager.launch) and the test kit (testkit/standalone.py) both call, so a rule changed here holds in
+both. Two steps, not one, because the platform checks its disks and the image (I/O, awaited) between them:
+a bad name, image or type, and a type launched on its own that attaches to another, are refused before the
+engine is asked; a type without a profile, GPUs and resources after. Each caller keeps skaha's order of
+refusals that way, and the steps themselves await nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +23,9 @@ from docker_image.digest import InvalidDigest
 from docker_image.reference import InvalidReference, Reference
 
 from emulator import labels, naming
-from emulator.core.models import HostCapacity, Limits, Resources
+from emulator.core.models import HostCapacity, Limits, Resources, Session, Status
 from emulator.errors import InvalidRequest
-from emulator.profiles import FixedResources
+from emulator.profiles import FixedResources, Profile
 from emulator.runtime.base import RegistryCredentials
 from emulator.session_types import SessionType
 
@@ -28,6 +36,7 @@ _NAME = re.compile(r"[A-Za-z0-9\-]+")  # used with fullmatch: "$" would let a tr
 _REFERENCE_CHARACTERS = re.compile(r"[a-zA-Z0-9._:/@\-\[\]]+")  # what the grammar can ever accept
 MAX_REFERENCE_LENGTH = 512
 MAX_NAME_LENGTH = 63  # a session name becomes the container's hostname
+GIVE_UP_FACTOR = 2  # a session not ready after this many times its profile's startup_timeout_seconds fails
 
 # skaha's k8s-resources.json (opencadc/deployments @ d700606), the values a CANFAR user sees.
 _CANFAR_CORES = list(range(1, 17))
@@ -252,3 +261,136 @@ def check_image_types(image_labels: dict[str, str], reference: str, session_type
     declared = labels.image_session_types(image_labels)
     if declared is not None and session_type not in declared:
         raise InvalidRequest(f"image/type mismatch: {reference}/{session_type}")
+
+
+def check_session_limit(user: str, active: int, most: int) -> None:
+    """skaha's limit of concurrent sessions per user: `active` is how many of the user's sessions count towards
+    it now (the store counts its rows in the admitting transaction; the test kit counts the sessions it runs)."""
+    if active >= most:
+        raise InvalidRequest(f"User {user} has reached the maximum of {most} active sessions.")
+
+
+# --- a launch's rules, in two steps (see the module's docstring) ----------------------------------
+
+
+@dataclass(frozen=True)
+class CheckedLaunch:
+    """What `check_launch` let through: the name (lowercased), the image and the type, valid; the type's
+    profile (None: there is none, which `plan_launch` refuses); the pull's credentials, if the launch sent any."""
+
+    name: str
+    image: str
+    type: SessionType
+    profile: Profile | None
+    credentials: RegistryCredentials | None = field(default=None, repr=False)
+
+
+def check_launch(
+    name: str | None,
+    image: str | None,
+    session_type: str | None,
+    registry_auth: str | None,
+    profiles: Mapping[str, Profile],
+) -> CheckedLaunch:
+    """A launch's first refusals, in skaha's order, before anything asks the engine: the image reference, the
+    name, the type, the x-skaha-registry-auth header, and a type that attaches to another launched on its own."""
+    reference = validate_image(image)
+    lowered = validate_name(name)
+    kind = validate_type(session_type)
+    credentials = registry_credentials(registry_auth)
+    profile = profiles.get(kind)
+    if profile is not None and profile.attaches_to is not None:
+        raise InvalidRequest(
+            f"a {kind} is attached to a {profile.attaches_to}: POST /session/<{profile.attaches_to} id>/app"
+        )
+    return CheckedLaunch(lowered, reference, kind, profile, credentials)
+
+
+@dataclass(frozen=True)
+class GpuFacts:
+    """The GPUs launches may ask for: this machine's own (`devices`, which the platform hands out), or a
+    swarm's, which Swarm places (`placed_by_swarm`); `absent_because` says why there are none."""
+
+    devices: tuple[str, ...] = ()
+    placed_by_swarm: bool = False
+    absent_because: str = "no NVIDIA GPU on this machine"
+
+    @property
+    def available(self) -> bool:
+        return bool(self.devices) or self.placed_by_swarm
+
+    def pick(self, in_use: set[str], count: int) -> list[str]:
+        """The devices a session of `count` GPUs gets (none to pick across a swarm: Swarm gives them)."""
+        return [] if self.placed_by_swarm else pick_gpus(list(self.devices), in_use, count)
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """A launch the rules allow: what its session will be, bar its id, its owner and its GPU devices."""
+
+    name: str
+    image: str
+    type: SessionType
+    profile: Profile
+    resources: Resources
+    env: tuple[str, ...]
+    cmd: str | None
+    args: str | None
+    start_time: datetime
+    expiry_time: datetime
+
+    def session(self, session_id: str, user: str, gpu_devices: Sequence[str] = ()) -> Session:
+        """The Pending session this plan launches."""
+        return Session(
+            id=session_id,
+            user=user,
+            type=self.type,
+            name=self.name,
+            image=self.image,
+            status=Status.PENDING,
+            resources=self.resources,
+            start_time=self.start_time,
+            expiry_time=self.expiry_time,
+            env=list(self.env),
+            cmd=self.cmd,
+            args=self.args,
+            gpu_devices=list(gpu_devices),
+        )
+
+
+def plan_launch(
+    checked: CheckedLaunch,
+    asked: ResourceRequest,
+    env: Sequence[str],
+    cmd: str | None,
+    args: str | None,
+    *,
+    context: dict[str, Any],
+    gpus: GpuFacts,
+    now: datetime,
+    lifetime_seconds: Callable[[bool], int],
+) -> LaunchPlan:
+    """A launch's remaining refusals, in skaha's order (a type without a profile, GPUs where there are none,
+    resources outside `context`, skaha's /context), then its plan: resources resolved, env entries kept as skaha
+    keeps them, and its expiry (`lifetime_seconds(batch)`: the settings' lifetime of a session or a job)."""
+    profile = checked.profile
+    if profile is None:
+        raise InvalidRequest(
+            f"session type '{checked.type}' is not available in this emulator yet (no profiles/{checked.type}.yaml)"
+        )
+    if not gpus.available and asked.gpus not in (None, "", "0"):
+        # skaha's words, and why: a laptop without a GPU, or an engine that cannot hand one over.
+        raise InvalidRequest(f"Invalid value for 'gpus': {asked.gpus} ({gpus.absent_because})")
+    resources = resolve_resources(asked, context, profile.fixed_resources, profile.gpus_allowed, headless=profile.batch)
+    return LaunchPlan(
+        name=checked.name,
+        image=checked.image,
+        type=checked.type,
+        profile=profile,
+        resources=resources,
+        env=tuple(parse_env(list(env))),
+        cmd=cmd,
+        args=args,
+        start_time=now,
+        expiry_time=expiry(now, lifetime_seconds(profile.batch)),
+    )

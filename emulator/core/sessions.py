@@ -148,56 +148,33 @@ class SessionManager:
             self.quotas.check_launch(await self.quotas.home_use(user.name), user.name)
 
     async def launch(self, user: User, request: LaunchRequest) -> str:
-        image_ref = policy.validate_image(request.image)
-        name = policy.validate_name(request.name)
-        session_type = policy.validate_type(request.type)
-        credentials = policy.registry_credentials(request.registry_auth)
-        profile = self._profiles.get(session_type)
-        if profile is not None and profile.attaches_to is not None:
-            raise InvalidRequest(
-                f"a {session_type} is attached to a {profile.attaches_to}: POST /session/<{profile.attaches_to} id>/app"
-            )
+        # The rules are core.policy's (the test kit applies the same): its first refusals, then the disks and the
+        # image checked (awaited), then the rest, in skaha's order of refusals.
+        checked = policy.check_launch(request.name, request.image, request.type, request.registry_auth, self._profiles)
         await self._check_space(user)
-        must_pull = await self._pulls.check(image_ref, session_type, credentials)
-        if profile is None:
-            raise InvalidRequest(
-                f"session type '{session_type}' is not available in this emulator yet (no profiles/{session_type}.yaml)"
-            )
-        placed_by_swarm = self.distributed and self._host.capacity.gpus > 0
-        if not self._host.gpu_devices and not placed_by_swarm and request.gpus not in (None, "", "0"):
-            # skaha's words, and why: a laptop without a GPU, or an engine that cannot hand one over.
-            raise InvalidRequest(f"Invalid value for 'gpus': {request.gpus} ({self._host.gpu_note})")
-        resources = policy.resolve_resources(
+        must_pull = await self._pulls.check(checked.image, checked.type, checked.credentials)
+        gpus = policy.GpuFacts(
+            tuple(self._host.gpu_devices), self.distributed and self._host.capacity.gpus > 0, self._host.gpu_note
+        )
+        plan = policy.plan_launch(
+            checked,
             policy.ResourceRequest(request.cores, request.ram, request.gpus),
-            self._host.context,
-            profile.fixed_resources,
-            profile.gpus_allowed,
-            headless=profile.batch,
+            request.env,
+            request.cmd,
+            request.args,
+            context=self._host.context,
+            gpus=gpus,
+            now=self._clock(),
+            lifetime_seconds=self._settings.lifetime_seconds,
         )
         # No await from here to admit(): GPU choice and admission happen in one step of the loop.
         # Across a swarm, Swarm gives the session GPUs of the machine it places it on (generic resources).
-        in_use = self._store.gpu_devices_in_use()
-        devices = [] if placed_by_swarm else policy.pick_gpus(self._host.gpu_devices, in_use, resources.gpus)
-        now = self._clock()
-        session = Session(
-            id=naming.new_session_id(),
-            user=user.name,
-            type=session_type,
-            name=name,
-            image=image_ref,
-            status=Status.PENDING,
-            resources=resources,
-            start_time=now,
-            expiry_time=policy.expiry(now, self._settings.lifetime_seconds(profile.batch)),
-            env=policy.parse_env(request.env),
-            cmd=request.cmd,
-            args=request.args,
-            gpu_devices=devices,
-        )
+        devices = gpus.pick(self._store.gpu_devices_in_use(), plan.resources.gpus)
+        session = plan.session(naming.new_session_id(), user.name, devices)
         while not self._store.admit(session, self._settings.max_sessions, self._admission):
             session.id = naming.new_session_id()
         if must_pull:
-            self._pulls.request(session.id, credentials)
+            self._pulls.request(session.id, checked.credentials)
         self.record.event(session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine")
         self.bring_up.start(session.id)
         return session.id

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+from emulator.core import policy
 from emulator.core.models import Event, Limits, Resources, Session, Status
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.session_types import SessionType
@@ -146,10 +147,7 @@ class Store:
                     f"AND status NOT IN ({','.join('?' * len(_UNCOUNTED_STATUSES))})",
                     (session.user, *self._uncounted, *_UNCOUNTED_STATUSES),
                 ).fetchone()
-                if active >= max_interactive:
-                    raise InvalidRequest(
-                        f"User {session.user} has reached the maximum of {max_interactive} active sessions."
-                    )
+                policy.check_session_limit(session.user, active, max_interactive)
             try:
                 self._insert(db, session)
             except sqlite3.IntegrityError:

@@ -301,6 +301,34 @@ def smoke_run(
     return findings
 
 
+def explain_start(
+    image: str,
+    profile: Profile,
+    findings: list[Finding],
+    *,
+    exited: str | None,
+    where: str,
+    waited: float,
+    output: str,
+) -> str:
+    """Which part of the contract `image` broke when it did not start as a session of `profile`'s type, and what to
+    change (the test kit's ContractBroken says it): how it failed (it `exited`, so worded; else nothing answered
+    under the path `where` within `waited` seconds), the static `findings` that fail, and its last `output`."""
+    lines = [f"{image} did not start as a CANFAR {profile.type} session ({profile.description}):"]
+    if exited is not None:
+        lines.append(f"  - {exited}: the {profile.type} launch must keep running")
+    else:
+        lines.append(
+            f"  - nothing answered on port {profile.port} under {where} within {waited:.0f} s: "
+            f"serve the {profile.type} contract there"
+        )
+    for finding in (f for f in findings if not f.ok):  # advice too: an EXPOSEd wrong port is the clue
+        fix = f" -> {finding.fix}" if finding.fix else ""
+        lines.append(f"  - {finding.check}{' (advice)' if finding.warning else ''}: {finding.detail}{fix}")
+    lines.append(f"Its last output:\n{output}" if output else "It wrote no output.")
+    return "\n".join(lines)
+
+
 def report(findings: list[Finding]) -> list[dict[str, Any]]:
     return [asdict(f) for f in findings]
 

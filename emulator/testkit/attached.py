@@ -54,9 +54,9 @@ class AttachedKit:
                 type=session_type,
                 cores=options.cores,
                 ram=options.ram,
-                env=[f"{k}={v}" for k, v in (options.env or {}).items()],
+                env=options.env_entries,
                 cmd=options.cmd,
-                args=" ".join(options.args) if options.args else None,
+                args=options.args_line,
             )
         except EmulatorError as exc:
             raise SkahaError(f"the platform refused the launch: {exc.message}") from None

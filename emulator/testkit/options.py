@@ -18,3 +18,13 @@ class Launch:
     args: Sequence[str] | None = None
     name: str = "test"
     timeout: float | None = None
+
+    @property
+    def env_entries(self) -> list[str]:
+        """`env` as skaha's repeated env parameter carries it (KEY=value)."""
+        return [f"{key}={value}" for key, value in (self.env or {}).items()]
+
+    @property
+    def args_line(self) -> str | None:
+        """`args` as skaha's args parameter carries them (one string, which skaha splits on single spaces)."""
+        return " ".join(self.args) if self.args else None

@@ -33,12 +33,12 @@ from testcontainers.core.wait_strategies import HttpWaitStrategy
 
 from emulator import labels, naming
 from emulator.core import apps, policy
-from emulator.core.bringup import GIVE_UP_FACTOR
 from emulator.core.contract import build_spec, template_values
-from emulator.core.models import GIB, Group, Resources, Session, Status, User
+from emulator.core.models import GIB, Group, Session, User
+from emulator.core.policy import GIVE_UP_FACTOR
 from emulator.core.probe import probe_path
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects, install_session_files
-from emulator.errors import EmulatorError
+from emulator.errors import EmulatorError, InvalidRequest
 from emulator.gateway.base import GatewayTable
 from emulator.gateway.caddy import LISTEN_PORT, OWN_ANSWER, full_config
 from emulator.gateway.routes import routes_for
@@ -92,6 +92,23 @@ class _Fixed:
         return getattr(self._container, name)
 
 
+def _as_sent(value: int | None) -> str | None:
+    """A launch option as skaha receives it (a form field's text)."""
+    return None if value is None else str(value)
+
+
+def _refuse_what_canfar_ignores(profile: Profile, options: Launch) -> None:
+    """The kit's own refusals, stricter than CANFAR: what it would take and silently not do."""
+    if options.env and not profile.batch:
+        raise SkahaError(
+            f"CANFAR applies env only to headless jobs; a {profile.type} session ignores it "
+            "(set defaults in the image instead)"
+        )
+    if (options.cmd or options.args) and not profile.batch:
+        raise SkahaError(f"cmd and args are for headless jobs; a {profile.type} session runs its type's launch")
+    check_args(options.args)
+
+
 def _user() -> User:
     entry = default_user_entry()
     return User(entry.name, entry.uid, entry.gid, tuple(Group(g.name, g.gid) for g in entry.groups))
@@ -138,9 +155,8 @@ class StandaloneKit:
             leftovers.remove_state(str(self.state))
             raise
         self.user = _user()
-        self._context = policy.resource_context(
-            psutil.cpu_count() or 1, psutil.virtual_memory().total / GIB, gpu_count=0
-        )
+        # The platform's /context on this machine; the kit gives sessions no GPU (a launch cannot ask for one).
+        self.context = policy.resource_context(psutil.cpu_count() or 1, psutil.virtual_memory().total / GIB, 0)
         self._threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="testkit")
         self._runtime = DockerRuntime(
             {**labels.platform_labels(self.instance, labels.ROLE_HELPER), **self._labels}, client=self._client
@@ -148,7 +164,7 @@ class StandaloneKit:
         self._identity = IdentityFiles(self._runtime, self.settings)
         self._network: Network | None = None
         self.sessions: dict[str, SkahaSession] = {}
-        self._profiles_of: dict[str, Profile] = {}
+        self._records: dict[str, Session] = {}  # the sessions behind `sessions`, as the platform's store holds them
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -266,95 +282,55 @@ class StandaloneKit:
                 f"(its {labels.IMAGE_SESSION_TYPES} label); CANFAR refuses to launch it as a {session_type}"
             ) from None
 
-    def _profile(self, session_type: str) -> Profile:
-        profile = self.profiles.get(session_type)
-        if profile is None:
-            known = ", ".join(sorted(self.profiles))
-            raise SkahaError(f"no session type {session_type!r} (known: {known})")
-        return profile
+    def plan(self, image: str, session_type: str, options: Launch = Launch()) -> policy.LaunchPlan:
+        """This launch as the platform plans it: core.policy's rules, in SessionManager.launch's order, over the
+        parameters the attached kit would send, then skaha's session limit over the sessions this kit runs.
+        InvalidRequest, in the platform's words, wherever the platform would refuse (but the image's own
+        checks, which `launch` makes next)."""
+        checked = policy.check_launch(options.name, image, session_type, None, self.profiles)
+        plan = policy.plan_launch(
+            checked,
+            policy.ResourceRequest(_as_sent(options.cores), _as_sent(options.ram)),
+            options.env_entries,
+            options.cmd,
+            options.args_line,
+            context=self.context,
+            gpus=policy.GpuFacts(absent_because="the test kit gives sessions no GPU"),
+            now=datetime.now(UTC),
+            lifetime_seconds=self.settings.lifetime_seconds,
+        )
+        if plan.profile.counts_toward_limit:
+            active = sum(1 for record in self._records.values() if self.profiles[record.type].counts_toward_limit)
+            policy.check_session_limit(self.user.name, active, self.settings.max_sessions)
+        return plan
 
     def launch(self, image: str, session_type: str, options: Launch = Launch()) -> SkahaSession:
-        profile = self._profile(session_type)
-        if profile.attaches_to is not None:
-            raise SkahaError(f"a {session_type} attaches to a {profile.attaches_to}: use desktop.desktop_app(image)")
-        if options.env and not profile.batch:
-            raise SkahaError(
-                f"CANFAR applies env only to headless jobs; a {session_type} session ignores it "
-                "(set defaults in the image instead)"
-            )
-        if (options.cmd or options.args) and not profile.batch:
-            raise SkahaError(f"cmd and args are for headless jobs; a {session_type} session runs its type's launch")
-        check_args(options.args)
         try:
-            image = policy.validate_image(image)
-            policy.validate_name(options.name)
-            resources = policy.resolve_resources(
-                policy.ResourceRequest(
-                    str(options.cores) if options.cores is not None else None,
-                    str(options.ram) if options.ram is not None else None,
-                ),
-                self._context,
-                profile.fixed_resources,
-                profile.gpus_allowed,
-                headless=profile.batch,
-            )
-        except EmulatorError as exc:
+            plan = self.plan(image, session_type, options)
+        except InvalidRequest as exc:
             raise SkahaError(exc.message) from None
-        self._check_limit(profile)
-        self._check_image(image, session_type)
-        now = datetime.now(UTC)
-        session = Session(
-            id=naming.new_session_id(),
-            user=self.user.name,
-            type=SessionType(session_type),
-            name=options.name,
-            image=image,
-            status=Status.PENDING,
-            resources=resources,
-            start_time=now,
-            expiry_time=policy.expiry(now, self.settings.lifetime_seconds(profile.batch)),
-            env=[f"{key}={value}" for key, value in (options.env or {}).items()],
-            cmd=options.cmd,
-            args=" ".join(options.args) if options.args else None,
-        )
-        return self._start(profile, session, options.timeout)
+        _refuse_what_canfar_ignores(plan.profile, options)
+        self._check_image(plan.image, plan.type)
+        return self._start(plan.profile, plan.session(naming.new_session_id(), self.user.name), options.timeout)
 
     def attach_app(self, desktop: SkahaSession, image: str) -> SkahaSession:
-        profile = next((p for p in self.profiles.values() if p.attaches_to == desktop.type), None)
+        parent = self._records.get(desktop.id)
+        if parent is None:
+            raise SkahaError(f"session {desktop.id} not found")
+        profile = next((p for p in self.profiles.values() if p.attaches_to == parent.type), None)
         if profile is None:
-            raise SkahaError(f"no desktop-app profile attaches to a {desktop.type}")
+            raise SkahaError(f"no desktop-app profile attaches to a {parent.type}")
         try:
             image = policy.validate_image(image)
             apps.check_image_name(image)
         except EmulatorError as exc:
             raise SkahaError(exc.message) from None
         self._check_image(image, profile.type)
-        parent = Session(
-            id=desktop.id,
-            user=self.user.name,
-            type=SessionType(desktop.type),
-            name="desktop",
-            image=desktop.image,
-            status=Status.RUNNING,
-            resources=Resources(0, 0, 0, 0),
-            start_time=datetime.now(UTC),
-            expiry_time=datetime.now(UTC),
-        )
         resources = policy.resolve_resources(
-            policy.ResourceRequest(), self._context, profile.fixed_resources, False, headless=False
+            policy.ResourceRequest(), self.context, profile.fixed_resources, False, headless=False
         )
         app = apps.new_app(profile, parent, self.user, image, resources, datetime.now(UTC))
         return self._start(profile, app, None)
-
-    def _check_limit(self, profile: Profile) -> None:
-        """skaha's limit of interactive sessions per user (EMULATE_MAX_SESSIONS here, 3 by default)."""
-        if not profile.counts_toward_limit:
-            return
-        active = sum(1 for p in self._profiles_of.values() if p.counts_toward_limit)
-        if active >= self.settings.max_sessions:
-            raise SkahaError(
-                f"User {self.user.name} has reached the maximum of {self.settings.max_sessions} active sessions."
-            )
 
     def _container(self, spec: ContainerSpec) -> DockerContainer:
         """The session's container as the platform would create it, in this engine's terms (Podman's tmpfs `U`,
@@ -386,9 +362,8 @@ class StandaloneKit:
             ensure_home(self.settings.arc_path, self.user)
             ensure_projects(self.settings.arc_path, self.user)
             self._sync(self._identity.write(session, self.user))
-            if profile.x11 is not None:
-                display = session if session.parent_id is None else self._display_of(session)
-                self._identity.write_x11_cookie(display)
+            if profile.x11 is not None:  # an app draws on its desktop's display
+                self._identity.write_x11_cookie(self._records[session.parent_id] if session.parent_id else session)
             container = self._container(build_spec(profile, session, self.user, self.settings))
             values = template_values(profile, session, self.user, self.settings)
             if profile.interactive and profile.readiness is not None:
@@ -419,22 +394,8 @@ class StandaloneKit:
             on_desktop_app=self.attach_app if profile.x11 == "server" else None,
         )
         self.sessions[session.id] = handle
-        self._profiles_of[session.id] = profile
+        self._records[session.id] = session
         return handle
-
-    def _display_of(self, app: Session) -> Session:
-        assert app.parent_id is not None
-        return Session(
-            id=app.parent_id,
-            user=app.user,
-            type=SessionType.DESKTOP,
-            name="desktop",
-            image="",
-            status=Status.RUNNING,
-            resources=app.resources,
-            start_time=app.start_time,
-            expiry_time=app.expiry_time,
-        )
 
     def _discard(self, container_name: str, session: Session, container: DockerContainer | None) -> None:
         """A session's container and files go, as the platform removes them when a session ends."""
@@ -444,34 +405,29 @@ class StandaloneKit:
         if container is not None:  # testcontainers gives each container a client of its own
             container.get_docker_client().client.close()
         self.sessions.pop(session.id, None)
-        self._profiles_of.pop(session.id, None)
+        self._records.pop(session.id, None)
 
     def _explain(
         self, profile: Profile, session: Session, container: DockerContainer, failure: Exception, limit: float
     ) -> str:
-        """Which part of the contract the image broke, and what to change: the failure, the static checks
-        `emulate validate` makes that fail, and the app's last output."""
-        values = template_values(profile, session, self.user, self.settings)
-        lines = [f"{session.image} did not start as a CANFAR {session.type} session ({profile.description}):"]
-        if isinstance(failure, ExitedAtStart):
-            lines.append(f"  - {failure}: the {session.type} launch must keep running")
-        else:
-            where = profile.render(profile.path_prefix or "/", values)
-            lines.append(
-                f"  - nothing answered on port {profile.port} under {where} within {limit:.0f} s: "
-                f"serve the {session.type} contract there"
-            )
+        """validate.explain_start over what the kit knows of the failed start: how it failed, the static checks
+        `emulate validate` makes, and the app's last output."""
         helper = {**labels.platform_labels(self.instance, labels.ROLE_HELPER), **self._labels}
         try:
             findings = validate.static_checks(self._client, session.image, profile, helper)
         except EmulatorError:
             findings = []
-        for finding in (f for f in findings if not f.ok):  # advice too: an EXPOSEd wrong port is the clue
-            fix = f" -> {finding.fix}" if finding.fix else ""
-            lines.append(f"  - {finding.check}{' (advice)' if finding.warning else ''}: {finding.detail}{fix}")
         try:
             output = container.get_wrapped_container().logs(tail=LAST_LINES).decode(errors="replace").rstrip()
         except docker.errors.APIError:
             output = ""
-        lines.append(f"Its last output:\n{output}" if output else "It wrote no output.")
-        return "\n".join(lines)
+        values = template_values(profile, session, self.user, self.settings)
+        return validate.explain_start(
+            session.image,
+            profile,
+            findings,
+            exited=str(failure) if isinstance(failure, ExitedAtStart) else None,
+            where=profile.render(profile.path_prefix or "/", values),
+            waited=limit,
+            output=output,
+        )

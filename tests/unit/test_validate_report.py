@@ -1,10 +1,15 @@
-"""`emulate validate --junit-xml`: the findings as JUnit XML, as CI systems read it."""
+"""`emulate validate --junit-xml`: the findings as JUnit XML, as CI systems read it; and the test kit's account
+of an image that did not start."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from xml.etree import ElementTree
 
-from emulator.host.validate import Finding, junit_xml
+from emulator.host.validate import Finding, explain_start, junit_xml
+from emulator.profiles import load_profiles
+
+PROFILES = load_profiles(Path(__file__).resolve().parents[2] / "profiles")
 
 
 def test_failures_and_advice_become_test_cases() -> None:
@@ -37,3 +42,28 @@ def test_a_validation_that_could_not_run_is_an_error() -> None:
     assert suite is not None and suite.get("errors") == "1"
     error = next(suite.iter("error"))
     assert error.get("message") == "image 'nope:1' is not here"
+
+
+def test_an_image_that_never_answered_is_told_where_and_what_fails() -> None:
+    findings = [
+        Finding("architecture", True, "built for amd64"),
+        Finding("port", False, "exposes 8000/tcp; contributed serves 5000/tcp", "serve on port 5000", warning=True),
+        Finding("program sh", False, "sh is not on the image's PATH"),
+    ]
+    told = explain_start(
+        "me/app:1", PROFILES["contributed"], findings, exited=None, where="/session/contrib/abc/", waited=8, output=""
+    )
+    assert told.splitlines() == [
+        f"me/app:1 did not start as a CANFAR contributed session ({PROFILES['contributed'].description}):",
+        "  - nothing answered on port 5000 under /session/contrib/abc/ within 8 s: "
+        "serve the contributed contract there",
+        "  - port (advice): exposes 8000/tcp; contributed serves 5000/tcp -> serve on port 5000",
+        "  - program sh: sh is not on the image's PATH",
+        "It wrote no output.",
+    ]
+
+
+def test_an_image_that_exited_is_told_so_with_its_last_output() -> None:
+    exited = "the container exited with code 1 during start-up"
+    told = explain_start("me/nb:1", PROFILES["notebook"], [], exited=exited, where="/", waited=60, output="boom")
+    assert told.splitlines()[1:] == [f"  - {exited}: the notebook launch must keep running", "Its last output:", "boom"]
