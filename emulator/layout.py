@@ -84,3 +84,46 @@ class Layout:
     def tls_ca(self) -> Path:
         """The root certificate of the gateway's internal CA, which clients trust for `--tls`."""
         return self.gateway_data / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+
+    # --- inside the state folder -------------------------------------------------------
+
+    @property
+    def state_db(self) -> Path:
+        """SQLite state (WAL: its -wal and -shm files sit beside it)."""
+        return self.state_path / "state.db"
+
+    @property
+    def sessions_dir(self) -> Path:
+        """Per-session host files (passwd, group), one folder per session, removed with it."""
+        return self.state_path / "sessions"
+
+    @property
+    def skaha_system_dir(self) -> Path:
+        """Host copy of the launch scripts, mounted read-only at /skaha-system (skaha's ConfigMap)."""
+        return self.state_path / "skaha-system"
+
+    @property
+    def gateway_dir(self) -> Path:
+        """Shared by the gateway and the service only: the admin API's unix socket lives here."""
+        return self.state_path / "gateway"
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.gateway_dir / "admin.sock"
+
+    @property
+    def signin_key(self) -> Path:
+        """The key that signs the portal's sign-in cookies (mode 0600)."""
+        return self.state_path / "signin.key"
+
+    @property
+    def callback_key(self) -> Path:
+        """The key that signs desktops' callback tokens (mode 0600)."""
+        return self.state_path / "callback.key"
+
+    def session_files(self, session_id: str) -> Path:
+        return self.sessions_dir / session_id
+
+    def config_folder(self, name: str) -> Path:
+        """Host copy of a profiles folder that sessions mount read-only (a ConfigMap), e.g. /desktopstartup."""
+        return self.state_path / "configmaps" / name

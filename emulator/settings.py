@@ -218,66 +218,9 @@ class Settings(BaseModel):
         return Layout(self.instance, self.state_dir, self.config_dir, self.arc_dir)
 
     @property
-    def state_path(self) -> Path:
-        return self.layout.state_path
-
-    @property
-    def config_path(self) -> Path:
-        return self.layout.config_path
-
-    @property
-    def arc_path(self) -> Path:
-        return self.layout.arc_path
-
-    @property
     def base_url(self) -> str:
         scheme = "https" if self.tls else "http"
         return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
-
-    @property
-    def gateway_data(self) -> Path:
-        return self.layout.gateway_data
-
-    @property
-    def tls_ca(self) -> Path:
-        return self.layout.tls_ca
-
-    # --- the state folder's layout (one place; every module asks here) -------------------
-
-    @property
-    def users_file(self) -> Path:
-        return self.layout.users_file
-
-    @property
-    def state_db(self) -> Path:
-        """SQLite state (WAL: its -wal and -shm files sit beside it)."""
-        return self.state_path / "state.db"
-
-    @property
-    def sessions_dir(self) -> Path:
-        """Per-session host files (passwd, group), one folder per session, removed with it."""
-        return self.state_path / "sessions"
-
-    def session_files(self, session_id: str) -> Path:
-        return self.sessions_dir / session_id
-
-    @property
-    def skaha_system_dir(self) -> Path:
-        """Host copy of the launch scripts, mounted read-only at /skaha-system (skaha's ConfigMap)."""
-        return self.state_path / "skaha-system"
-
-    def config_folder(self, name: str) -> Path:
-        """Host copy of a profiles folder that sessions mount read-only (a ConfigMap), e.g. /desktopstartup."""
-        return self.state_path / "configmaps" / name
-
-    @property
-    def gateway_dir(self) -> Path:
-        """Shared by the gateway and the service only: the admin API's unix socket lives here."""
-        return self.state_path / "gateway"
-
-    @property
-    def admin_socket(self) -> Path:
-        return self.gateway_dir / "admin.sock"
 
     @property
     def session_hosts(self) -> SessionHosts | None:
@@ -298,20 +241,6 @@ class Settings(BaseModel):
         """Whether session routes check who is asking: asked for, or the gateway is reachable from others."""
         return self.auth or self.host not in LOOPBACK_NAMES
 
-    @property
-    def signin_key(self) -> Path:
-        """The key that signs the portal's sign-in cookies (mode 0600)."""
-        return self.state_path / "signin.key"
-
-    @property
-    def callback_key(self) -> Path:
-        """The key that signs desktops' callback tokens (mode 0600)."""
-        return self.state_path / "callback.key"
-
-    @property
-    def instance_file(self) -> Path:
-        return self.layout.instance_file
-
     def lifetime_seconds(self, batch: bool) -> int:
         """How long a session lives (and what renew gives it): skaha's Job deadline, longer for batch jobs."""
         return self.headless_expiry_seconds if batch else self.session_expiry_seconds
@@ -322,7 +251,8 @@ class Settings(BaseModel):
 
     def as_environment(self) -> dict[str, str]:
         """These settings as EMULATE_* variables, with every path made explicit (unset optionals left out)."""
-        explicit = {"state_dir": self.state_path, "config_dir": self.config_path, "arc_dir": self.arc_path}
+        layout = self.layout
+        explicit = {"state_dir": layout.state_path, "config_dir": layout.config_path, "arc_dir": layout.arc_path}
         env = {}
         for name in type(self).model_fields.keys() - _HOST_ONLY:
             value = explicit.get(name, getattr(self, name))

@@ -78,7 +78,7 @@ def _runtime(settings: Settings) -> DockerRuntime:
 def _store(settings: Settings, profiles: dict[str, Profile]) -> Store:
     uncounted = {p.type for p in profiles.values() if not p.counts_toward_limit}
     batch = {p.type for p in profiles.values() if p.batch}
-    return Store(settings.state_db, uncounted_types=uncounted, batch_types=batch)
+    return Store(settings.layout.state_db, uncounted_types=uncounted, batch_types=batch)
 
 
 def _services(
@@ -148,16 +148,16 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         profiles = load_profiles(settings.profiles_dir)
-        users = UsersSource(settings.users_file)
+        users = UsersSource(settings.layout.users_file)
         users.current()  # a broken users file stops the service here, with its reason
         install_session_files(settings, profiles.values())
-        gateway = CaddyGateway(settings.admin_socket)
+        gateway = CaddyGateway(settings.layout.admin_socket)
         runtime = _runtime(settings)
         nvml = gpus.Nvml()
         host = await host_facts(settings, runtime, nvml)
         store = _store(settings, profiles)
-        callbacks = CallbackTokens(settings.callback_key)
-        auth = Authenticator(users, callbacks, SignIns(settings.signin_key), store)
+        callbacks = CallbackTokens(settings.layout.callback_key)
+        auth = Authenticator(users, callbacks, SignIns(settings.layout.signin_key), store)
         services = _services(settings, runtime, store, callbacks, auth, nvml, gateway_url)
         manager = SessionManager(settings, store, runtime, profiles, users, host, services)
         names, name_server = await _name_server(settings, api_upstream, services.addresses)

@@ -87,12 +87,12 @@ def _ago(then: datetime, now: datetime) -> str:
     return f"{days} d {hours} h left" if days else f"{hours} h {rest // 60} min left"
 
 
-def _card(m: SessionManager, user: User, session: Session) -> dict[str, Any]:
-    usage = m.usage(session)
+def _card(manager: SessionManager, user: User, session: Session) -> dict[str, Any]:
+    usage = manager.usage(session)
     r = session.resources
-    events = m.events(user, session.id) if session.status in (Status.PENDING, Status.FAILED) else []
-    now = m.now()
-    limits = m.limits  # a figure the engine does not hold is marked, never promised
+    events = manager.events(user, session.id) if session.status in (Status.PENDING, Status.FAILED) else []
+    now = manager.now()
+    limits = manager.limits  # a figure the engine does not hold is marked, never promised
     return {
         "id": session.id,
         "name": session.name,
@@ -112,9 +112,9 @@ def _card(m: SessionManager, user: User, session: Session) -> dict[str, Any]:
         "gpus": r.gpus,
         "ram_used": f"{usage.memory_bytes / 1024**3:.2f} GB" if usage else "–",
         "cores_used": f"{usage.cpu_cores:.2f}" if usage else "–",
-        "connect": m.connect_url(session) if session.status is Status.RUNNING else "",
+        "connect": manager.connect_url(session) if session.status is Status.RUNNING else "",
         "why": events[-1].message if events else "",
-        "pull": _pull_line(m.pull_progress(user, session.id)) if session.status is Status.PENDING else "",
+        "pull": _pull_line(manager.pull_progress(user, session.id)) if session.status is Status.PENDING else "",
     }
 
 
@@ -126,13 +126,13 @@ def _pull_line(progress: dict[str, Any] | None) -> str:
     return f"Pulling image: {layers['done']} of {layers['total']} layers{megabytes}"
 
 
-def _cards(m: SessionManager, user: User) -> list[dict[str, Any]]:
-    shown = [s for s in m.sessions(user) if s.type in FORM_TYPES and s.status is not Status.SUCCEEDED]
-    return [_card(m, user, s) for s in shown]
+def _cards(manager: SessionManager, user: User) -> list[dict[str, Any]]:
+    shown = [s for s in manager.sessions(user) if s.type in FORM_TYPES and s.status is not Status.SUCCEEDED]
+    return [_card(manager, user, s) for s in shown]
 
 
-async def _load(m: SessionManager) -> dict[str, Any]:
-    stats = m.stats()
+async def _load(manager: SessionManager) -> dict[str, Any]:
+    stats = manager.stats()
     cores, memory = stats.capacity.cores, stats.capacity.memory_gb
     return {
         "cores_free": max(0.0, cores - stats.requested_cores),
@@ -140,13 +140,13 @@ async def _load(m: SessionManager) -> dict[str, Any]:
         "ram_free": max(0.0, memory - stats.requested_ram_gb),
         "ram": memory,
         "instances": {"sessions": stats.interactive, "desktop-apps": stats.desktop_apps, "jobs": stats.headless},
-        "updated": views.iso(m.now()).replace("T", " ").replace("Z", " UTC"),
+        "updated": views.iso(manager.now()).replace("T", " ").replace("Z", " UTC"),
         # Across a swarm, each machine's share (one machine's figures are those above).
-        "nodes": [views.node_json(n) for n in await m.nodes()] if m.distributed else [],
+        "nodes": [views.node_json(n) for n in await manager.nodes()] if manager.distributed else [],
         # Said where the figures are: a session's limits that this engine does not hold, and why.
-        "unenforced": m.limits.named,
-        "why_not": m.limits.why_not,
-        "ram_counts_cache": m.ram_counts_cache,
+        "unenforced": manager.limits.named,
+        "why_not": manager.limits.why_not,
+        "ram_counts_cache": manager.ram_counts_cache,
     }
 
 
@@ -225,42 +225,42 @@ async def visit(request: Request, session: str = "", next: str = "") -> Response
 
 
 @router.get("/", response_class=HTMLResponse)
-async def dashboard(request: Request, m: Manager) -> Response:
+async def dashboard(request: Request, manager: Manager) -> Response:
     user = _auth(request).cookie(_cookie(request))
     if user is None:
         return RedirectResponse(f"/science-portal/login?next={quote('/science-portal/', safe='')}", status_code=303)
-    catalogue = [e for e in await m.catalogue(None) if any(t in FORM_TYPES for t in e.types)]
-    live = [s for s in m.sessions(user) if s.status.live and s.type in FORM_TYPES]
+    catalogue = [e for e in await manager.catalogue(None) if any(t in FORM_TYPES for t in e.types)]
+    live = [s for s in manager.sessions(user) if s.status.live and s.type in FORM_TYPES]
     context = {
         "user": user,
         "csrf": _auth(request).signins.form_token(_cookie(request)),
-        "cards": _cards(m, user),
-        "load": await _load(m),
+        "cards": _cards(manager, user),
+        "load": await _load(manager),
         "storage": await run_in_threadpool(
             home_storage,
-            m.host_home(user),
-            request.app.state.settings.arc_path,
-            await m.quotas.home_use(user.name) if m.quotas.enabled else None,
+            manager.host_home(user),
+            request.app.state.settings.layout.arc_path,
+            await manager.quotas.home_use(user.name) if manager.quotas.enabled else None,
         ),
         "types": [t.value for t in FORM_TYPES],
         "fixed_types": sorted(t.value for t in FIXED_CHOICE),
         "images": [{"id": e.id, "types": e.types, "description": e.description} for e in catalogue],
-        "context": m.context,
+        "context": manager.context,
         "active": len(live),
-        "limit": m.max_sessions,
+        "limit": manager.max_sessions,
     }
     return templates.TemplateResponse(request, "dashboard.html", context)
 
 
 @router.get("/fragments/sessions", response_class=HTMLResponse)
-async def sessions_fragment(request: Request, user: Viewer, m: Manager) -> Response:
-    context = {"cards": _cards(m, user), "csrf": _auth(request).signins.form_token(_cookie(request))}
+async def sessions_fragment(request: Request, user: Viewer, manager: Manager) -> Response:
+    context = {"cards": _cards(manager, user), "csrf": _auth(request).signins.form_token(_cookie(request))}
     return templates.TemplateResponse(request, "_sessions.html", context)
 
 
 @router.get("/fragments/load", response_class=HTMLResponse)
-async def load_fragment(request: Request, user: Viewer, m: Manager) -> Response:
-    return templates.TemplateResponse(request, "_load.html", {"load": await _load(m)})
+async def load_fragment(request: Request, user: Viewer, manager: Manager) -> Response:
+    return templates.TemplateResponse(request, "_load.html", {"load": await _load(manager)})
 
 
 def _done(request: Request, message: str, status_code: int = 200) -> Response:
@@ -274,7 +274,7 @@ def _done(request: Request, message: str, status_code: int = 200) -> Response:
 async def launch(
     request: Request,
     user: Viewer,
-    m: Manager,
+    manager: Manager,
     csrf: Annotated[str, Form()] = "",
     type: Annotated[str, Form()] = "",
     image: Annotated[str, Form()] = "",
@@ -304,7 +304,7 @@ async def launch(
         registry_auth=registry_auth,
     )
     try:
-        session_id = await m.launch(user, request_)
+        session_id = await manager.launch(user, request_)
     except EmulatorError as exc:
         return _done(request, exc.message if exc.status_code < 500 else "the launch failed; see the service log", 400)
     return _done(request, session_id)
@@ -312,11 +312,11 @@ async def launch(
 
 @router.post("/sessions/{session_id}/renew")
 async def renew(
-    request: Request, session_id: str, user: Viewer, m: Manager, csrf: Annotated[str, Form()] = ""
+    request: Request, session_id: str, user: Viewer, manager: Manager, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     _check_form(request, csrf)
     try:
-        expiry = await m.renew(user, session_id, "renew")
+        expiry = await manager.renew(user, session_id, "renew")
     except EmulatorError as exc:
         return _done(request, exc.message, exc.status_code if exc.status_code < 500 else 400)
     return _done(request, f"renewed: expires {views.iso(expiry).replace('T', ' ').replace('Z', ' UTC')}")
@@ -324,11 +324,11 @@ async def renew(
 
 @router.post("/sessions/{session_id}/delete")
 async def delete(
-    request: Request, session_id: str, user: Viewer, m: Manager, csrf: Annotated[str, Form()] = ""
+    request: Request, session_id: str, user: Viewer, manager: Manager, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     _check_form(request, csrf)
     try:
-        await m.delete(user, session_id)
+        await manager.delete(user, session_id)
     except EmulatorError as exc:
         message = f"no session {session_id}" if exc.status_code == 404 else exc.message
         return _done(request, message, exc.status_code if exc.status_code < 500 else 400)
@@ -336,9 +336,9 @@ async def delete(
 
 
 @router.get("/sessions/{session_id}/{view}")
-async def session_text(session_id: str, view: str, user: Viewer, m: Manager) -> Response:
+async def session_text(session_id: str, view: str, user: Viewer, manager: Manager) -> Response:
     if view == "events":
-        return PlainTextResponse(views.events_table(m.events(user, session_id)))
+        return PlainTextResponse(views.events_table(manager.events(user, session_id)))
     if view == "logs":
-        return PlainTextResponse(await m.logs(user, session_id))
+        return PlainTextResponse(await manager.logs(user, session_id))
     return PlainTextResponse("no such view\n", status_code=404)

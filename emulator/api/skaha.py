@@ -36,17 +36,20 @@ UNENFORCED_LIMITS = "x-emulator-limits-not-enforced"
 RAM_COUNTS_CACHE = "x-emulator-ram-includes-cache"
 
 
-def _marked(response: Response, m: SessionManager) -> Response:
-    missing = m.limits.missing
+def _marked(response: Response, manager: SessionManager) -> Response:
+    missing = manager.limits.missing
     if missing:
         response.headers[UNENFORCED_LIMITS] = ", ".join(missing)
-    if m.ram_counts_cache:
+    if manager.ram_counts_cache:
         response.headers[RAM_COUNTS_CACHE] = "true"
     return response
 
 
-def _documents(m: SessionManager, user: User, sessions: list[Session], version: str) -> Response:
-    return _marked(_json([views.session_json(s, user, m.connect_url(s), m.usage(s), version) for s in sessions]), m)
+def _documents(manager: SessionManager, user: User, sessions: list[Session], version: str) -> Response:
+    return _marked(
+        _json([views.session_json(s, user, manager.connect_url(s), manager.usage(s), version) for s in sessions]),
+        manager,
+    )
 
 
 def _word(version: str) -> Callable[[Status], str]:
@@ -55,23 +58,23 @@ def _word(version: str) -> Callable[[Status], str]:
 
 
 @router.get("/session")
-async def list_sessions(version: Version, p: Query, user: CurrentUser, m: Manager) -> Response:
+async def list_sessions(version: Version, p: Query, user: CurrentUser, manager: Manager) -> Response:
     view = p.get("view")
     if view == "stats":
         # The machine's own figures mean something where sessions run on it, not across a swarm.
-        now = None if m.distributed else await asyncio.to_thread(host.usage_now)
-        return _json(views.stats_json(m.stats(), now, await m.nodes(), m.limits))
+        now = None if manager.distributed else await asyncio.to_thread(host.usage_now)
+        return _json(views.stats_json(manager.stats(), now, await manager.nodes(), manager.limits))
     if view == "all":
-        everyone = m.sessions(None, p.get("type"), p.get("status"), _word(version))
+        everyone = manager.sessions(None, p.get("type"), p.get("status"), _word(version))
         return _json([views.public_json(s, version) for s in everyone])
-    return _documents(m, user, m.sessions(user, p.get("type"), p.get("status"), _word(version)), version)
+    return _documents(manager, user, manager.sessions(user, p.get("type"), p.get("status"), _word(version)), version)
 
 
 REGISTRY_AUTH = "x-skaha-registry-auth"
 
 
 @router.post("/session")
-async def launch(http: Request, p: Query, user: CurrentUser, m: Manager) -> Response:
+async def launch(http: Request, p: Query, user: CurrentUser, manager: Manager) -> Response:
     wanted = LaunchRequest(
         name=p.get("name"),
         image=p.get("image"),
@@ -84,7 +87,7 @@ async def launch(http: Request, p: Query, user: CurrentUser, m: Manager) -> Resp
         env=p.getlist("env"),
         registry_auth=http.headers.get(REGISTRY_AUTH),
     )
-    return _text(f"{await m.launch(user, wanted)}\n")
+    return _text(f"{await manager.launch(user, wanted)}\n")
 
 
 @router.delete("/session")
@@ -93,51 +96,53 @@ async def delete_all(user: CurrentUser) -> Response:
 
 
 @router.get("/session/{session_id}")
-async def get_session(session_id: str, version: Version, p: Query, user: CurrentUser, m: Manager) -> Response:
+async def get_session(session_id: str, version: Version, p: Query, user: CurrentUser, manager: Manager) -> Response:
     view = p.get("view")
     if view == "logs":
-        return _text(await m.logs(user, session_id))
+        return _text(await manager.logs(user, session_id))
     if view == "events":
-        return _text(views.events_table(m.events(user, session_id)))
+        return _text(views.events_table(manager.events(user, session_id)))
     if view == "pull":
-        return _json(m.pull_progress(user, session_id) or {})
-    session = m.get(user, session_id)
-    return _marked(_json(views.session_json(session, user, m.connect_url(session), m.usage(session), version)), m)
+        return _json(manager.pull_progress(user, session_id) or {})
+    session = manager.get(user, session_id)
+    return _marked(
+        _json(views.session_json(session, user, manager.connect_url(session), manager.usage(session), version)), manager
+    )
 
 
 @router.post("/session/{session_id}")
-async def modify_session(session_id: str, p: Query, user: CurrentUser, m: Manager) -> Response:
-    await m.renew(user, session_id, p.get("action"))
+async def modify_session(session_id: str, p: Query, user: CurrentUser, manager: Manager) -> Response:
+    await manager.renew(user, session_id, p.get("action"))
     return Response(status_code=200)
 
 
 @router.delete("/session/{session_id}")
-async def delete_session(session_id: str, user: CurrentUser, m: Manager) -> Response:
-    await m.delete(user, session_id)
+async def delete_session(session_id: str, user: CurrentUser, manager: Manager) -> Response:
+    await manager.delete(user, session_id)
     return Response(status_code=200)
 
 
 @router.post("/session/{session_id}/app")
-async def attach_app(request: Request, session_id: str, p: Query, user: CurrentUser, m: Manager) -> Response:
+async def attach_app(request: Request, session_id: str, p: Query, user: CurrentUser, manager: Manager) -> Response:
     wanted = AppRequest(p.get("image"), p.get("cores"), p.get("ram"), request.headers.get(REGISTRY_AUTH))
-    app_id = await m.attach_app(user, session_id, wanted)
+    app_id = await manager.attach_app(user, session_id, wanted)
     return _text(f"{app_id}\n")
 
 
 @router.get("/session/{session_id}/app")
-async def list_apps(session_id: str, version: Version, p: Query, user: CurrentUser, m: Manager) -> Response:
-    return _documents(m, user, m.apps(user, p.get("status"), _word(version)), version)
+async def list_apps(session_id: str, version: Version, p: Query, user: CurrentUser, manager: Manager) -> Response:
+    return _documents(manager, user, manager.apps(user, p.get("status"), _word(version)), version)
 
 
 @router.get("/session/{session_id}/app/{app_id}")
-async def get_app(session_id: str, app_id: str, version: Version, user: CurrentUser, m: Manager) -> Response:
-    app = m.get_app(user, session_id, app_id)
-    return _json(views.session_json(app, user, m.connect_url(app), m.usage(app), version))
+async def get_app(session_id: str, app_id: str, version: Version, user: CurrentUser, manager: Manager) -> Response:
+    app = manager.get_app(user, session_id, app_id)
+    return _json(views.session_json(app, user, manager.connect_url(app), manager.usage(app), version))
 
 
 @router.delete("/session/{session_id}/app/{app_id}")
-async def delete_app(session_id: str, app_id: str, user: CurrentUser, m: Manager) -> Response:
-    await m.delete_app(user, session_id, app_id)
+async def delete_app(session_id: str, app_id: str, user: CurrentUser, manager: Manager) -> Response:
+    await manager.delete_app(user, session_id, app_id)
     return Response(status_code=200)
 
 
@@ -152,18 +157,18 @@ for method in ("GET", "POST", "DELETE"):  # one route each, so each has an OpenA
 
 
 @router.get("/image")
-async def images(p: Query, user: CurrentUser, m: Manager) -> Response:
+async def images(p: Query, user: CurrentUser, manager: Manager) -> Response:
     wanted = p.get("type")
     if wanted is not None and wanted not in SESSION_TYPES:
         raise InvalidRequest(f"unknown type: {wanted}")
-    return _json([views.catalogue_json(entry) for entry in await m.catalogue(wanted)])
+    return _json([views.catalogue_json(entry) for entry in await manager.catalogue(wanted)])
 
 
 @router.get("/context")
-async def context(user: CurrentUser, m: Manager) -> Response:
-    return _json(m.context)
+async def context(user: CurrentUser, manager: Manager) -> Response:
+    return _json(manager.context)
 
 
 @router.get("/repository")
-async def repository(user: CurrentUser, m: Manager) -> Response:
-    return _json(m.repositories)
+async def repository(user: CurrentUser, manager: Manager) -> Response:
+    return _json(manager.repositories)

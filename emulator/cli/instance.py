@@ -78,17 +78,17 @@ def up(
         settings = settings.model_copy(update=changes)
     if settings.tls and not settings.tls_names:
         settings = settings.model_copy(update={"tls_names": certificate_names(settings)})
-    shared = settings.layout.shared_users_file
-    if not settings.users_file.exists() and shared is not None and shared.exists():
+    users_file, shared = settings.layout.users_file, settings.layout.shared_users_file
+    if not users_file.exists() and shared is not None and shared.exists():
         console_err.print(
-            f"instance '{settings.instance}' keeps its own users, in {settings.users_file} (made now, with you as "
+            f"instance '{settings.instance}' keeps its own users, in {users_file} (made now, with you as "
             f"its user); those in {shared} are the default instance's and do not sign in here: add this "
             "instance's with `emulate users add` or `emulate users import`"
         )
-    ensure_users_file(settings.users_file)
+    ensure_users_file(users_file)
     client = _docker()
-    platform = InstanceContainers(settings, client)
-    unenforced = limits_warning(settings, platform.facts)  # before anything starts: EMULATE_REQUIRE_LIMITS refuses
+    containers = InstanceContainers(settings, client)
+    unenforced = limits_warning(settings, containers.facts)  # before anything starts: EMULATE_REQUIRE_LIMITS refuses
     wanted = ["gateway", "service"]
     absent = images.missing(settings, wanted, client)
     if absent:
@@ -97,13 +97,13 @@ def up(
         with console_err.status("building images") as status:
             images.build(settings, absent, lambda line: status.update(line), client)
     with console_err.status(f"starting instance '{settings.instance}'"):
-        url = platform.up()
+        url = containers.up()
     console.print(f"skaha-emulator is up at [bold]{url}[/bold]")
-    advise_once(settings, "restart-advice-given", platform.restart_advice())
-    advise_once(settings, "arc-advice-given", platform.facts.arc_owner_advice or None)
+    advise_once(settings, "restart-advice-given", containers.restart_advice())
+    advise_once(settings, "arc-advice-given", containers.facts.arc_owner_advice or None)
     if settings.tls:
-        console.print(f"  HTTPS from the gateway's own CA: trust {settings.tls_ca}")
-        console.print(f"  (covers {', '.join(settings.tls_names)}; e.g. curl --cacert {settings.tls_ca} {url}/)")
+        console.print(f"  HTTPS from the gateway's own CA: trust {settings.layout.tls_ca}")
+        console.print(f"  (covers {', '.join(settings.tls_names)}; e.g. curl --cacert {settings.layout.tls_ca} {url}/)")
     console.print(f"  portal: {url}/science-portal/   (sign in: emulate users add NAME, or your token)")
     hosts = settings.session_hosts
     if hosts is not None:
@@ -130,7 +130,7 @@ def limits_warning(settings: Settings, facts: EngineFacts) -> str | None:
 
 def advise_once(settings: Settings, marker_name: str, advice: str | None) -> None:
     """Say a piece of set-up advice on this instance's first `up` only (a marker file of that name remembers it)."""
-    marker = settings.state_path / marker_name
+    marker = settings.layout.state_path / marker_name
     if advice is None or marker.exists():
         return
     console_err.print(f"note: {escape(advice)}")
@@ -204,8 +204,8 @@ def token(settings: Settings, user: str | None) -> None:
     Example:
       curl -H "Authorization: Bearer $(emulate token)" http://127.0.0.1:8080/skaha/v0/session
     """
-    ensure_users_file(settings.users_file)
-    click.echo(token_for(settings.users_file, user))
+    ensure_users_file(settings.layout.users_file)
+    click.echo(token_for(settings.layout.users_file, user))
 
 
 @click.command()
@@ -230,7 +230,7 @@ def serve(settings: Settings, in_container: bool) -> None:
         upstream = f"{naming.service_container(settings.prefix)}:{settings.service_port}"
         gateway = f"http://{naming.gateway_container(settings.prefix)}:{INTERNAL_PORT}"
     else:
-        ensure_users_file(settings.users_file)
+        ensure_users_file(settings.layout.users_file)
         bind = InstanceContainers(settings, _docker()).up_without_service()
         upstream = f"{bind}:{settings.service_port}"
         gateway = local_url(settings)

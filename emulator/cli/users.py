@@ -31,7 +31,7 @@ def add(settings: Settings, name: str, groups: tuple[str, ...]) -> None:
     """
     from emulator.users.accounts import add_user
 
-    made = add_user(settings.users_file, name, list(groups))
+    made = add_user(settings.layout.users_file, name, list(groups))
     console.print(f"added {made.name} (uid {made.uid}; groups {', '.join(made.groups) or '-'})")
     click.echo(f"password: {made.password}")
     click.echo(f"token:    {made.token}")
@@ -44,8 +44,8 @@ def ls(settings: Settings, as_json: bool) -> None:
     """List the users, their uids and groups (never their passwords or tokens)."""
     from emulator.users.file import ensure_users_file, read_users_file
 
-    ensure_users_file(settings.users_file)
-    entries = read_users_file(settings.users_file).users
+    ensure_users_file(settings.layout.users_file)
+    entries = read_users_file(settings.layout.users_file).users
     if as_json:
         print_json(
             [
@@ -89,7 +89,7 @@ def rm(settings: Settings, name: str, keep_sessions: bool) -> None:
     """
     from emulator.users.accounts import remove_user
 
-    removal = remove_user(settings.users_file, name, keep_sessions=keep_sessions)
+    removal = remove_user(settings.layout.users_file, name, keep_sessions=keep_sessions)
     within = f"within {settings.loop_interval:g} s (if the platform is up)"
     if removal.again:
         console.print(f"{name}'s kept sessions end {within}")
@@ -119,7 +119,7 @@ def passwd(settings: Settings, name: str, password_stdin: bool, keep_token: bool
     given = sys.stdin.readline().rstrip("\n") if password_stdin else None
     if password_stdin and len(given or "") < 8:
         raise click.UsageError("a password needs at least 8 characters")
-    reset = set_password(settings.users_file, name, given, keep_token=keep_token)
+    reset = set_password(settings.layout.users_file, name, given, keep_token=keep_token)
     if given is None:
         click.echo(f"password: {reset.password}")
     else:
@@ -143,9 +143,9 @@ def token(settings: Settings, name: str, rotate: bool) -> None:
     from emulator.users.accounts import rotate_token, user_token
 
     if not rotate:
-        click.echo(user_token(settings.users_file, name))
+        click.echo(user_token(settings.layout.users_file, name))
         return
-    click.echo(rotate_token(settings.users_file, name))
+    click.echo(rotate_token(settings.layout.users_file, name))
     console_err.print(f"{name}'s old API token no longer works")
 
 
@@ -163,7 +163,7 @@ def import_(settings: Settings, csv_file: Path, sheet: Path | None) -> None:
     from emulator.users.accounts import import_users
     from emulator.users.accounts import sheet as credentials_sheet
 
-    made = import_users(settings.users_file, csv_file.read_text())
+    made = import_users(settings.layout.users_file, csv_file.read_text())
     page = credentials_sheet(made, settings.base_url)
     if sheet is None:
         click.echo(page)

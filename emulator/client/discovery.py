@@ -33,8 +33,8 @@ def tls_verify(layout: Layout, https: bool) -> str | bool:
 def record_url(settings: Settings) -> None:
     """Where `up` (or `serve`) put the instance: the URL this machine's clients use, and the one people are
     told (the public URL, or host:port), for commands that run later with other settings (`status`)."""
-    settings.instance_file.parent.mkdir(parents=True, exist_ok=True)
-    settings.instance_file.write_text(json.dumps({"url": local_url(settings), "base_url": settings.base_url}))
+    settings.layout.instance_file.parent.mkdir(parents=True, exist_ok=True)
+    settings.layout.instance_file.write_text(json.dumps({"url": local_url(settings), "base_url": settings.base_url}))
 
 
 def _recorded(layout: Layout, key: str) -> str | None:
@@ -56,4 +56,4 @@ def recorded_base_url(layout: Layout) -> str | None:
 
 
 def forget_url(settings: Settings) -> None:
-    settings.instance_file.unlink(missing_ok=True)
+    settings.layout.instance_file.unlink(missing_ok=True)

@@ -231,8 +231,8 @@ class BringUp:
         user = self._users.current().get(name)
         if user is None:
             raise EmulatorError(f"user {name} is no longer in the users file")
-        ensure_home(self._settings.arc_path, user, self._runtime.facts().arc_owner(user.uid, user.gid))
-        ensure_projects(self._settings.arc_path, user)
+        ensure_home(self._settings.layout.arc_path, user, self._runtime.facts().arc_owner(user.uid, user.gid))
+        ensure_projects(self._settings.layout.arc_path, user)
         await self._services.networks.ensure(user.name)
 
     async def _probe(self, session: Session, profile: Profile, user: User) -> None:

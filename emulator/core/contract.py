@@ -104,22 +104,22 @@ def _command(profile: Profile, session: Session, values: dict[str, str]) -> tupl
 
 
 def _mounts(profile: Profile, session: Session, settings: Settings) -> list[Mount]:
-    files = settings.session_files(session.id)
+    files = settings.layout.session_files(session.id)
     mounts = [
         # /arc: the host's folder, or, across machines, the NFS export every machine mounts (the service
         # makes homes in the same export, mounted at arc_path on its own machine).
         Mount(f"{settings.prefix}-arc", TOP_LEVEL, nfs=settings.arc_nfs)
         if settings.arc_nfs
-        else Mount(str(settings.arc_path), TOP_LEVEL),
-        Mount(str(settings.skaha_system_dir), "/skaha-system", read_only=True),
+        else Mount(str(settings.layout.arc_path), TOP_LEVEL),
+        Mount(str(settings.layout.skaha_system_dir), "/skaha-system", read_only=True),
         Mount(str(files / "passwd"), "/etc/passwd", read_only=True),
         Mount(str(files / "group"), "/etc/group", read_only=True),
     ]
     # The profile's ConfigMaps (the desktop's /desktopstartup templates), installed by the service.
     for target, name in profile.mounts.items():
-        mounts.append(Mount(str(settings.config_folder(name)), target, read_only=True))
+        mounts.append(Mount(str(settings.layout.config_folder(name)), target, read_only=True))
     if profile.x11:  # the display's owner (the desktop) holds the cookie; its apps read the same file
-        cookie = settings.session_files(session.parent_id or session.id) / "Xauthority"
+        cookie = settings.layout.session_files(session.parent_id or session.id) / "Xauthority"
         mounts.append(Mount(str(cookie), XAUTHORITY, read_only=True))
     return mounts
 

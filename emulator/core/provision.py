@@ -63,9 +63,9 @@ def install_folder(source: Path, target: Path, executable: bool) -> None:
 
 def install_session_files(settings: Settings, profiles: Iterable[Profile]) -> None:
     """The launch scripts (/skaha-system) and every folder a profile mounts, from the profiles folder."""
-    install_folder(settings.profiles_dir / "skaha-system", settings.skaha_system_dir, executable=True)
+    install_folder(settings.profiles_dir / "skaha-system", settings.layout.skaha_system_dir, executable=True)
     for folder in {name for profile in profiles for name in profile.mounts.values()}:
-        install_folder(settings.profiles_dir / folder, settings.config_folder(folder), executable=False)
+        install_folder(settings.profiles_dir / folder, settings.layout.config_folder(folder), executable=False)
 
 
 PROJECT_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
@@ -105,7 +105,7 @@ class IdentityFiles:
             found = await self._runtime.read_image_files(session.image, ["/etc/passwd", "/etc/group"])
             self._cache[key] = (found["/etc/passwd"], found["/etc/group"])
         passwd, group = self._cache[key]
-        files = self._settings.session_files(session.id)
+        files = self._settings.layout.session_files(session.id)
         files.mkdir(parents=True, exist_ok=True)
         (files / "passwd").write_text(passwd_lines(passwd, user, container_home(user)))
         (files / "group").write_text(group_lines(group, user))
@@ -115,7 +115,7 @@ class IdentityFiles:
     def write_x11_cookie(self, session: Session) -> None:
         """A new desktop's display cookie (mounted only into that desktop and its apps; never rewritten,
         so a resumed launch keeps the cookie its apps hold)."""
-        path = self._settings.session_files(session.id) / "Xauthority"
+        path = self._settings.layout.session_files(session.id) / "Xauthority"
         if path.exists():
             return
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,6 @@ class Removals:
         await asyncio.gather(*(self.remove(app) for app in self._store.apps_of(session.id)))
         async with self._locks.of(session.id):
             await self._runtime.remove(self._record.container_name(session))
-            shutil.rmtree(self._settings.session_files(session.id), ignore_errors=True)
+            shutil.rmtree(self._settings.layout.session_files(session.id), ignore_errors=True)
             self._store.remove(session.id)
         self._locks.forget(session.id)

@@ -78,7 +78,7 @@ class SessionManager:
         self.bring_up = BringUp(settings, store, runtime, profiles, users, services, self.record, locks, self._pulls)
         self._removals = Removals(settings, store, runtime, self.record, locks)
         self._disk = DiskWatch(
-            {"/arc": settings.arc_path, "the platform's state": settings.state_path}, settings.min_free_gb
+            {"/arc": settings.layout.arc_path, "the platform's state": settings.layout.state_path}, settings.min_free_gb
         )
         self.quotas = home_quotas(settings, runtime, store)
         self._admission = policy.admission_limits(settings, host.capacity)  # it does not change while the service runs

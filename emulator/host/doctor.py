@@ -497,7 +497,7 @@ def _local_findings(settings: Settings, client: DockerClient | None, facts: Engi
         port_check(
             settings.host, settings.port, try_bind(settings.host, settings.port), gateway_publishes(client, settings)
         ),
-        disk_check(settings.arc_path, free_bytes_under(settings.arc_path)),
+        disk_check(settings.layout.arc_path, free_bytes_under(settings.layout.arc_path)),
         selinux_check(_read(Path("/sys/fs/selinux/enforce")), bool(facts and facts.selinux), settings.selinux),
         gpu_check(gpus, absent_because, refusal, facts.runtimes if facts else ()),
     ]

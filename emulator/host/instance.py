@@ -68,10 +68,10 @@ def _check_bindable(address: str) -> None:
 
 
 def prepare_folders(settings: Settings) -> None:
-    settings.gateway_dir.mkdir(parents=True, exist_ok=True)
-    settings.gateway_data.mkdir(parents=True, exist_ok=True)
+    settings.layout.gateway_dir.mkdir(parents=True, exist_ok=True)
+    settings.layout.gateway_data.mkdir(parents=True, exist_ok=True)
     for sub in ("home", "projects"):
-        path = settings.arc_path / sub
+        path = settings.layout.arc_path / sub
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(0o755)
 
@@ -155,13 +155,15 @@ class InstanceContainers:
         dns = self.facts.gateway_dns_options
         ports = {f"{LISTEN_PORT}/tcp": (s.host, s.port)}
         mounts = [
-            docker.types.Mount(ADMIN_SOCKET_FOLDER_IN_GATEWAY, str(s.gateway_dir), type="bind"),
-            docker.types.Mount(DATA_IN_GATEWAY, str(s.gateway_data), type="bind"),
+            docker.types.Mount(ADMIN_SOCKET_FOLDER_IN_GATEWAY, str(s.layout.gateway_dir), type="bind"),
+            docker.types.Mount(DATA_IN_GATEWAY, str(s.layout.gateway_data), type="bind"),
         ]
         self._ensure(
             naming.gateway_container(self.prefix),
             GATEWAY_IMAGE,
-            json.dumps([s.host, s.port, str(s.state_path), DATA_IN_GATEWAY, s.gateway_cpus] + ([dns] if dns else [])),
+            json.dumps(
+                [s.host, s.port, str(s.layout.state_path), DATA_IN_GATEWAY, s.gateway_cpus] + ([dns] if dns else [])
+            ),
             ports=ports,
             mounts=mounts,
             environment={"XDG_DATA_HOME": DATA_IN_GATEWAY, "GOMAXPROCS": str(s.gateway_cpus)},
@@ -171,9 +173,9 @@ class InstanceContainers:
 
     def ensure_service(self) -> None:
         s = self.settings
-        same_path = [str(s.state_path), str(s.arc_path)]
+        same_path = [str(s.layout.state_path), str(s.layout.arc_path)]
         mounts = [docker.types.Mount(p, p, type="bind") for p in same_path]
-        for folder in (s.config_path, s.profiles_dir):
+        for folder in (s.layout.config_path, s.profiles_dir):
             mounts.append(docker.types.Mount(str(folder), str(folder), type="bind", read_only=True))
         engine_socket = service_socket(self.client, self.facts)  # the engine this client reached, contexts too
         mounts.append(docker.types.Mount("/var/run/docker.sock", engine_socket, type="bind"))
@@ -288,8 +290,8 @@ class InstanceContainers:
                 removed.append(container.name)
         forget_url(self.settings)
         if remove_sessions:
-            Store.remove_files(self.settings.state_db)
-            shutil.rmtree(self.settings.sessions_dir, ignore_errors=True)
+            Store.remove_files(self.settings.layout.state_db)
+            shutil.rmtree(self.settings.layout.sessions_dir, ignore_errors=True)
             for network in self.client.networks.list(filters={"label": labels.selector(self.settings.instance)}):
                 try:
                     network.remove()

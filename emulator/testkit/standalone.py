@@ -172,7 +172,7 @@ class StandaloneKit:
         """Clear what crashed runs left, then make this run's network and gateway."""
         leftovers.sweep(self._client)
         try:
-            arc = self.settings.arc_path
+            arc = self.settings.layout.arc_path
             arc.mkdir(parents=True, exist_ok=True)
             if self._open_arc:  # sessions run as the user's uid: /arc itself must let them in (and list it)
                 arc.chmod(0o755)
@@ -359,8 +359,8 @@ class StandaloneKit:
         # As the platform: a session not ready after this many times its startup timeout fails.
         limit = timeout if timeout is not None else float(GIVE_UP_FACTOR * profile.startup_timeout_seconds)
         try:
-            ensure_home(self.settings.arc_path, self.user)
-            ensure_projects(self.settings.arc_path, self.user)
+            ensure_home(self.settings.layout.arc_path, self.user)
+            ensure_projects(self.settings.layout.arc_path, self.user)
             self._sync(self._identity.write(session, self.user))
             if profile.x11 is not None:  # an app draws on its desktop's display
                 self._identity.write_x11_cookie(self._records[session.parent_id] if session.parent_id else session)
@@ -401,7 +401,7 @@ class StandaloneKit:
         """A session's container and files go, as the platform removes them when a session ends."""
         with suppress(docker.errors.NotFound):
             self._client.api.remove_container(container_name, force=True, v=True)
-        shutil.rmtree(self.settings.session_files(session.id), ignore_errors=True)
+        shutil.rmtree(self.settings.layout.session_files(session.id), ignore_errors=True)
         if container is not None:  # testcontainers gives each container a client of its own
             container.get_docker_client().client.close()
         self.sessions.pop(session.id, None)

@@ -136,5 +136,5 @@ def test_status_finds_the_url_up_announced(tmp_path: Path) -> None:
     later = Settings(state_dir=tmp_path, instance="t2")
     assert recorded_base_url(later.layout) == "http://127.0.0.1:18100"
     assert recorded_url(later.layout) == "http://127.0.0.1:18100"
-    later.instance_file.write_text(json.dumps({"url": "http://127.0.0.1:18200"}))  # written by an older `up`
+    later.layout.instance_file.write_text(json.dumps({"url": "http://127.0.0.1:18200"}))  # written by an older `up`
     assert recorded_base_url(later.layout) == "http://127.0.0.1:18200"
