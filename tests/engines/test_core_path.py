@@ -26,8 +26,9 @@ import docker
 import httpx
 import pytest
 
-from emulator import labels
+from emulator import labels, naming
 from emulator.runtime.engine import engine_facts
+from emulator.settings import Settings
 from tests.instance import free_port, localhost_client, remove_instance
 
 ENGINE = os.environ.get("EMULATE_TEST_ENGINE", "")
@@ -114,7 +115,8 @@ class Walk:
 
     def service_log(self) -> str:
         try:
-            return str(self.client.containers.get(f"emulate-{self.instance}-service").logs(tail=40).decode())
+            service = self.client.containers.get(naming.service_container(Settings(instance=self.instance).prefix))
+            return str(service.logs(tail=40).decode())
         except docker.errors.NotFound:
             return "(no service container)"
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from emulator import labels
-from tests.instance import INSTANCE, Instance
+from tests.instance import SERVICE, Instance
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def test_a_session_the_oom_killer_ends_is_failed_with_that_reason_and_keeps_its_
 
 
 def test_a_kill_in_a_burst_of_launches_leaves_the_state_whole(fresh: Instance) -> None:
-    service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service")
+    service = fresh.docker.containers.get(SERVICE)
     data = {"image": IMAGE, "type": "headless", "cmd": "sleep", "args": "300"}
 
     def launch(index: int) -> str | None:

@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from emulator.api.app import create_app
 from emulator.gateway.base import VISIT_PATH
 from emulator.settings import Settings
-from tests.conftest import Person
-from tests.instance import Instance
+from tests.instance import Instance, Person
 
 pytestmark = pytest.mark.slow
 

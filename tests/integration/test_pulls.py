@@ -18,8 +18,7 @@ import docker
 import pytest
 
 from emulator import labels
-from tests.conftest import start_instance, stop_instance
-from tests.instance import Instance
+from tests.instance import Instance, free_port, start_instance, stop_instance
 from tests.registry import CuttableRelay, Registry, unique_image
 
 pytestmark = pytest.mark.slow
@@ -157,8 +156,6 @@ def test_a_missing_tag_fails_with_its_reason(fresh: Instance, pushed: str) -> No
 
 
 def test_an_unreachable_registry_fails_with_its_reason(fresh: Instance) -> None:
-    from tests.instance import free_port
-
     session_id = _launch(fresh, f"127.0.0.1:{free_port()}/nobody/here:1.0")
     _failed_to_pull(fresh, session_id, "the registry cannot be reached")
 
@@ -288,8 +285,6 @@ def _emulate(instance: Instance, docker_config: Path, *args: str) -> subprocess.
 def test_an_offline_machine_can_refuse_to_pull(
     tmp_path: Path, docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, open_registry: Registry
 ) -> None:
-    from tests.conftest import start_instance, stop_instance
-
     monkeypatch.setenv("EMULATE_IMAGE_PULL", "never")
     instance = start_instance(tmp_path, "pytest-never", docker_client)
     try:

@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.instance import INSTANCE, Instance, localhost_client
+from tests.instance import SERVICE, Instance, localhost_client
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_a_digest_the_grammar_refuses_is_a_400_and_the_next_post_goes_through(fr
     "image",
     [
         "../../distribution/127.0.0.1:{port}/x:y",
-        f"../../containers/emulate-{INSTANCE}-service",
+        f"../../containers/{SERVICE}",
         "../../containers",
         "../../images",
         "notebook:latest\n",

@@ -14,8 +14,7 @@ from websockets.sync.client import connect
 from emulator.core.identity import load_directory
 from emulator.core.signin import COOKIE, VISIT_COOKIE, SignIns
 from emulator.gateway.base import VISIT_PATH
-from tests.conftest import Person
-from tests.instance import Instance, localhost_client
+from tests.instance import Instance, Person, localhost_client
 
 pytestmark = pytest.mark.slow
 

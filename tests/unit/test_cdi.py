@@ -1,8 +1,8 @@
 """GPUs through CDI as well as through the NVIDIA runtime, against fake CDI specs (this machine has no GPU).
 
 The specs are written as `nvidia-ctk cdi generate` writes them (a device per index, per uuid, and `all`);
-the GPUs come from the fake NVML of test_gpus; the engines are the recorded answers of test_engines, with
-the version or field a CDI-capable engine differs by, said at each use.
+the GPUs come from the fake NVML (tests/unit/fake_nvml.py); the engines are the recorded answers
+(tests/unit/recorded_engines.py), with the version or field a CDI-capable engine differs by, said at each use.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from docker.types import DeviceRequest
 
 from emulator.runtime.docker import DockerRuntime, create_kwargs, service_gpus
 from emulator.runtime.gpus import Gpu, Nvml, cdi_device_names, cdi_names
-from tests.unit.test_engines import DOCKER, PODMAN, StubClient, facts, spec
-from tests.unit.test_gpus import TWO, FakeNvml
+from tests.factories import make_spec
+from tests.unit.fake_nvml import TWO, FakeNvml
+from tests.unit.recorded_engines import DOCKER, PODMAN, StubClient, facts
 
 YAML_SPEC = """\
 cdiVersion: 0.5.0
@@ -72,7 +73,7 @@ def test_sessions_get_gpus_by_cdi_name_on_an_engine_without_the_nvidia_runtime(t
     client = StubClient(DOCKER, {"Version": "25.0.3", "ApiVersion": "1.44"}, CDISpecDirs=[folder])
     runtime = DockerRuntime({}, client=client)  # type: ignore[arg-type]
     assert runtime.gpu_access(gpus()) == ""
-    session = spec(tmp_path)
+    session = make_spec(tmp_path)
     with_gpus = dataclasses.replace(session, gpu_devices=["GPU-bbbb"])
     kwargs = create_kwargs(with_gpus, runtime.facts(), cdi=runtime._cdi)
     assert kwargs["device_requests"] == [DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=1"])]

@@ -1,16 +1,15 @@
-from datetime import UTC, datetime
+"""The container contract skaha's sessions get (core/contract.py), pure: spec, environment, passwd and group."""
+
+from __future__ import annotations
+
 from pathlib import Path
 
 from emulator import labels
 from emulator.core.contract import build_spec, group_lines, passwd_lines
-from emulator.core.models import Group, Resources, User
+from emulator.core.models import Resources
 from emulator.profiles import load_profiles
 from emulator.settings import REPO_ROOT, Settings
-from tests.factories import make_session
-
-USER = User("alice", 1500, 1500, (Group("alice", 1500), Group("astro", 3001)))
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
+from tests.factories import USER, make_session
 
 _session = make_session
 
