@@ -8,7 +8,7 @@ failing test prints the service's log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import docker
 import pytest
@@ -69,11 +69,13 @@ def fresh(platform: Instance) -> Iterator[Instance]:
     platform.delete_all()
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     args = getattr(item, "funcargs", {})
     found = next((value for value in args.values() if isinstance(value, Instance)), None)
     if report.failed and call.when == "call" and found is not None:
         report.sections.append(("service log (tail)", found.service_logs()))
+    return report

@@ -142,7 +142,8 @@ class Instance:
     def session(self, session_id: str) -> dict[str, Any]:
         response = self.http.get(f"/session/{session_id}")
         assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
+        session: dict[str, Any] = response.json()
+        return session
 
     def wait_status(self, session_id: str, wanted: str, timeout: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -168,9 +169,10 @@ class Instance:
     # --- what exists ----------------------------------------------------------------------
 
     def session_containers(self) -> list[Any]:
-        return self.docker.containers.list(
+        found: list[Any] = self.docker.containers.list(
             all=True, filters={"label": [self.label, f"{labels.ROLE}={labels.ROLE_SESSION}"]}
         )
+        return found
 
     def container(self, session_id: str) -> Any:
         (found,) = self.docker.containers.list(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,13 +11,15 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.browser.helpers import CHROMIUM, FLAGS, problems, watch
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     page = getattr(item, "funcargs", {}).get("page")
     if report.failed and page is not None:
         report.sections.append(("browser problems", "\n".join(problems(page)) or "(none seen)"))
+    return report
 
 
 @pytest.fixture(scope="module")

@@ -85,8 +85,9 @@ class Walk:
         """`emulate launch` as a user types it; the session as `emulate ps --json` shows it."""
         printed = self.emulate("launch", session_type, *options, "--timeout", "180").stdout
         session_id = printed.split()[0]
-        (session,) = [s for s in json.loads(self.emulate("ps", "--json").stdout) if s["id"] == session_id]
-        return session  # type: ignore[no-any-return]
+        listed: list[dict[str, Any]] = json.loads(self.emulate("ps", "--json").stdout)
+        (session,) = [s for s in listed if s["id"] == session_id]
+        return session
 
     def container(self, session_id: str) -> Any:
         (found,) = self.client.containers.list(

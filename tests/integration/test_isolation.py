@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -17,6 +18,7 @@ import httpx
 import pytest
 import yaml
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from emulator import labels, naming
 from emulator.gateway.base import NAME_SERVER_PORT
@@ -117,8 +119,9 @@ def _launch_as(client: httpx.Client, platform: Instance, **data: str) -> str:
     return session_id
 
 
-def _address(container: object) -> tuple[str, list[str]]:
-    networks = container.attrs["NetworkSettings"]["Networks"]  # type: ignore[attr-defined]
+def _address(container: Any) -> tuple[str, list[str]]:
+    """A container's (the Docker SDK's, untyped) address and the names of its networks."""
+    networks = container.attrs["NetworkSettings"]["Networks"]
     return next(iter(networks.values()))["IPAddress"], sorted(networks)
 
 
@@ -241,12 +244,13 @@ def test_vnc_wants_the_password_and_x_wants_the_cookie(fresh: Instance) -> None:
     with connect(
         f"ws://{fresh.url.removeprefix('http://')}/session/desktop/{desktop}/",
         open_timeout=10,
-        subprotocols=["binary"],  # type: ignore[list-item]
+        subprotocols=[Subprotocol("binary")],
     ) as ws:
-        version = bytes(ws.recv(timeout=10))
-        assert version.startswith(b"RFB 003.008")
+        version = ws.recv(timeout=10)
+        assert isinstance(version, bytes) and version.startswith(b"RFB 003.008")
         ws.send(version)
-        offered = bytes(ws.recv(timeout=10))
+        offered = ws.recv(timeout=10)
+        assert isinstance(offered, bytes)
         assert list(offered[1 : 1 + offered[0]]) == [2]  # VNC authentication only, never "None" (1)
     # Another session of the same user reaches the X port, but no X connection opens without the cookie.
     notebook = fresh.launch(name="nb")

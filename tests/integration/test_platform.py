@@ -104,7 +104,7 @@ def test_up_is_idempotent(platform: Instance) -> None:
 
 
 def _gateway_threads(platform: Instance) -> str:
-    environment = platform.docker.containers.get(GATEWAY).attrs["Config"]["Env"]
+    environment: list[str] = platform.docker.containers.get(GATEWAY).attrs["Config"]["Env"]
     return next(e.split("=", 1)[1] for e in environment if e.startswith("GOMAXPROCS="))
 
 

@@ -246,7 +246,12 @@ def test_a_registry_that_stops_mid_pull_fails_the_session_and_leaves_no_lock(
         assert time.monotonic() - started < 30  # not the engine's whole 50 s of retries
         # No layer lock is left dangling: the same layers pull at once from the registry itself.
         done = threading.Event()
-        threading.Thread(target=lambda: (docker_client.images.pull(name), done.set()), daemon=True).start()
+
+        def pull_again() -> None:
+            docker_client.images.pull(name)
+            done.set()
+
+        threading.Thread(target=pull_again, daemon=True).start()
         assert done.wait(60), "a pull of the same layers hung after the failed one"
     finally:
         relay.cut()

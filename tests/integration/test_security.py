@@ -139,7 +139,7 @@ def test_redirects_stay_on_this_host(fresh: Instance) -> None:
     address = urlparse(fresh.url)
 
     def location(path: str) -> tuple[int, str]:
-        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+        connection = http.client.HTTPConnection(address.netloc, timeout=10)
         connection.request("GET", path)
         response = connection.getresponse()
         found = response.getheader("Location") or ""

@@ -81,7 +81,8 @@ def _node_of(platform: Instance, session_id: str) -> str:
 
 
 def _stats(platform: Instance) -> dict[str, Any]:
-    return platform.http.get("/session", params={"view": "stats"}).json()
+    stats: dict[str, Any] = platform.http.get("/session", params={"view": "stats"}).json()
+    return stats
 
 
 def test_sessions_spread_by_reservation_and_answer_on_every_node(

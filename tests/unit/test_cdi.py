@@ -71,7 +71,7 @@ def test_sessions_get_gpus_by_cdi_name_on_an_engine_without_the_nvidia_runtime(t
     folder = str(spec_folder(tmp_path))
     # Docker 25+ with CDI enabled reports its spec folders; this one: Docker 20.10's answer with those two fields.
     client = StubClient(DOCKER, {"Version": "25.0.3", "ApiVersion": "1.44"}, CDISpecDirs=[folder])
-    runtime = DockerRuntime({}, client=client)  # type: ignore[arg-type]
+    runtime = DockerRuntime({}, client=client)
     assert runtime.gpu_access(gpus()) == ""
     session = make_spec(tmp_path)
     with_gpus = dataclasses.replace(session, gpu_devices=["GPU-bbbb"])
@@ -85,26 +85,26 @@ def test_sessions_get_gpus_by_cdi_name_on_an_engine_without_the_nvidia_runtime(t
 
 def test_podman_takes_cdi_through_its_docker_api_from_5_4(tmp_path: Path) -> None:
     folder = str(spec_folder(tmp_path))
-    old = DockerRuntime({}, client=StubClient(PODMAN))  # type: ignore[arg-type]
+    old = DockerRuntime({}, client=StubClient(PODMAN))
     refusal = old.gpu_access(gpus(), cdi_folders=(folder,))
     assert "Podman 4.3.1" in refusal and "Podman 5.4 or later" in refusal
     # Podman's answer as 5.4 gives it: only the version differs for what is decided here.
     newer = StubClient(PODMAN, {"Components": [{"Name": "Podman Engine", "Version": "5.4.0"}]})
-    runtime = DockerRuntime({}, client=newer)  # type: ignore[arg-type]
+    runtime = DockerRuntime({}, client=newer)
     assert runtime.gpu_access(gpus(), cdi_folders=(folder,)) == ""
     assert runtime._cdi == {"GPU-aaaa": "nvidia.com/gpu=GPU-aaaa", "GPU-bbbb": "nvidia.com/gpu=1"}
 
 
 def test_gpus_nothing_hands_over_are_refused_with_what_to_do(tmp_path: Path) -> None:
-    runtime = DockerRuntime({}, client=StubClient(DOCKER))  # type: ignore[arg-type]
+    runtime = DockerRuntime({}, client=StubClient(DOCKER))
     refusal = runtime.gpu_access(gpus(), cdi_folders=(str(tmp_path),))
     assert "nvidia-ctk runtime configure" in refusal and "nvidia-ctk cdi generate" in refusal
     only_first = spec_folder(tmp_path, YAML_SPEC.replace('- name: "1"', '- name: "7"'))
     docker25 = StubClient(DOCKER, {"Version": "25.0.3"}, CDISpecDirs=[str(only_first)])
-    partial = DockerRuntime({}, client=docker25)  # type: ignore[arg-type]
+    partial = DockerRuntime({}, client=docker25)
     assert "GPU-bbbb" in partial.gpu_access(gpus())
     with_runtime = StubClient(DOCKER, Runtimes={"runc": {}, "nvidia": {"path": "nvidia-container-runtime"}})
-    assert DockerRuntime({}, client=with_runtime).gpu_access(gpus()) == ""  # type: ignore[arg-type]
+    assert DockerRuntime({}, client=with_runtime).gpu_access(gpus()) == ""
 
 
 def test_the_service_sees_every_gpu_through_cdi_or_the_runtime(tmp_path: Path) -> None:

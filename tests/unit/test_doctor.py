@@ -220,6 +220,8 @@ def test_the_session_list_carries_the_unenforced_limits_in_a_header_of_our_own()
 
     from emulator.api.skaha import RAM_COUNTS_CACHE, UNENFORCED_LIMITS, _marked
 
+    # A stand-in with only the two attributes _marked reads (a SessionManager needs a store, a runtime, a
+    # gateway); it is not a SessionManager, hence the arg-type ignores below.
     class Manager:
         def __init__(self, answers: Any) -> None:
             self.limits = facts(answers).limits

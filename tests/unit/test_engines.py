@@ -113,7 +113,7 @@ def test_keep_id_goes_on_the_raw_host_config(tmp_path: Path) -> None:
     session = make_spec(tmp_path)
     api = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")  # never connects here
     sent: dict[str, Any] = {}
-    api.create_container = lambda **args: sent.update(args) or {"Id": "abc"}  # type: ignore[method-assign]
+    api.create_container = lambda **args: sent.update(args) or {"Id": "abc"}
     client = SimpleNamespace(api=api, containers=SimpleNamespace(get=lambda container_id: container_id))
     podman = facts(PODMAN_ROOTLESS)
     assert create_container(client, create_kwargs(session, podman), host_config_extras(session, podman)) == "abc"
@@ -181,9 +181,9 @@ class StubNetworks:
 
 def runtime_raising(error: docker.errors.APIError, name: str = PODMAN) -> DockerRuntime:
     client = StubClient(name)
-    client.api = StubApi(error)  # type: ignore[attr-defined]
-    client.networks = StubNetworks(error)  # type: ignore[attr-defined]
-    return DockerRuntime({}, client=client)  # type: ignore[arg-type]
+    client.api = StubApi(error)
+    client.networks = StubNetworks(error)
+    return DockerRuntime({}, client=client)
 
 
 @pytest.mark.parametrize(
@@ -246,9 +246,9 @@ class OneEmptyNetwork:
 def test_a_refused_container_fails_the_launch_with_the_engines_words(tmp_path: Path) -> None:
     client = StubClient(PODMAN)
     words = 'container create: unknown mount option "uid=20001": invalid mount option'
-    client.containers = RefusingContainers(api_error(500, words))  # type: ignore[attr-defined]
-    client.api = OneEmptyNetwork()  # type: ignore[attr-defined]
-    runtime = DockerRuntime({}, client=client)  # type: ignore[arg-type]
+    client.containers = RefusingContainers(api_error(500, words))
+    client.api = OneEmptyNetwork()
+    runtime = DockerRuntime({}, client=client)
     with pytest.raises(EngineRefused) as refused:
         runtime._run(make_spec(tmp_path))
     assert refused.value.message == f"The container engine would not create the session's container: {words}"
@@ -256,12 +256,12 @@ def test_a_refused_container_fails_the_launch_with_the_engines_words(tmp_path: P
 
 def test_the_service_refuses_an_unknown_selinux_mode() -> None:
     with pytest.raises(InvalidRequest, match="EMULATE_SELINUX"):
-        DockerRuntime({}, client=StubClient(DOCKER), selinux="on")  # type: ignore[arg-type]
+        DockerRuntime({}, client=StubClient(DOCKER), selinux="on")
 
 
 def test_selinux_setting_is_checked_when_read() -> None:
     with pytest.raises(ValueError):
-        Settings(selinux="on")  # type: ignore[arg-type]
+        Settings(selinux="on")
     assert Settings().selinux == "auto"
 
 
@@ -288,6 +288,7 @@ class SubnetsTakenOnTheHost:
 
 def test_a_subnet_the_host_uses_is_passed_over() -> None:
     runtime = SubnetsTakenOnTheHost(taken=2)
+    # A stand-in for the four network calls UserNetworks makes, not a whole Runtime.
     networks = UserNetworks(runtime, Settings(instance="t1"))  # type: ignore[arg-type]
     asyncio.run(networks.ensure("alice"))
     assert runtime.tried == ["198.18.0.0/26", "198.18.0.64/26", "198.18.0.128/26"]
@@ -309,10 +310,10 @@ class RecordingContainers(RefusingContainers):
 @pytest.mark.parametrize("name", [DOCKER, PODMAN])
 def test_on_podman_a_session_gets_an_address_with_dockers_mac_for_it(name: str, tmp_path: Path) -> None:
     client = StubClient(name)
-    client.containers = containers = RecordingContainers()  # type: ignore[attr-defined]
-    client.api = OneEmptyNetwork()  # type: ignore[attr-defined]
+    client.containers = containers = RecordingContainers()
+    client.api = OneEmptyNetwork()
     with pytest.raises(EngineRefused):
-        DockerRuntime({}, client=client)._run(make_spec(tmp_path))  # type: ignore[arg-type]
+        DockerRuntime({}, client=client)._run(make_spec(tmp_path))
     asked = containers.asked[0]
     if name == DOCKER:  # Docker derives the MAC from the address it picks: nothing to choose
         assert "networking_config" not in asked
@@ -387,12 +388,12 @@ class StubContainer:
 def test_a_layer_size_the_engine_refuses_is_asked_no_more_and_the_launch_goes_on(tmp_path: Path) -> None:
     words = "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
     client = StubClient(DOCKER, DriverStatus=[["Backing Filesystem", "xfs"]])
-    client.containers = CountingContainers(api_error(500, words))  # type: ignore[attr-defined]
-    runtime = DockerRuntime({}, client=client)  # type: ignore[arg-type]
+    client.containers = CountingContainers(api_error(500, words))
+    runtime = DockerRuntime({}, client=client)
     capped = dataclasses.replace(make_spec(tmp_path), layer_max_bytes=1024**3)
     runtime._create(capped)
     runtime._create(capped)
-    asked = client.containers.asked  # type: ignore[attr-defined]
+    asked = client.containers.asked
     assert ["storage_opt" in kwargs for kwargs in asked] == [True, False, False]
 
 
@@ -425,7 +426,7 @@ class PullStream:
         yield from self.chunks
 
 
-RETRYING = [
+RETRYING: list[dict[str, Any]] = [
     {"id": "abc", "status": "Downloading", "progressDetail": {"current": 1 << 20, "total": 24 << 20}},
     *({"id": "abc", "status": f"Retrying in {n} seconds"} for n in (5, 4, 3, 2, 1)),
     {"error": "dial tcp 127.0.0.1:5000: connect: connection refused"},
@@ -434,10 +435,10 @@ RETRYING = [
 
 def test_a_pull_the_engine_only_retries_fails_at_the_stall_limit_not_after_every_retry() -> None:
     client = StubClient(DOCKER)
-    client.api = PullStream(RETRYING)  # type: ignore[attr-defined]
-    impatient = DockerRuntime({}, client=client, pull_stall=0.0)  # type: ignore[arg-type]
+    client.api = PullStream(RETRYING)
+    impatient = DockerRuntime({}, client=client, pull_stall=0.0)
     with pytest.raises(ImagePullError, match="stopped answering during the pull: the engine kept retrying"):
         impatient._pull("127.0.0.1:5000/x:1", None, lambda update: None)
-    patient = DockerRuntime({}, client=client, pull_stall=300.0)  # type: ignore[arg-type]
+    patient = DockerRuntime({}, client=client, pull_stall=300.0)
     with pytest.raises(ImagePullError, match=r"stopped answering during the pull \(dial tcp"):
         patient._pull("127.0.0.1:5000/x:1", None, lambda update: None)  # the engine's own end, in its words

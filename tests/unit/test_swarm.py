@@ -123,7 +123,7 @@ def test_gpus_are_swarm_generic_resources(tmp_path: Path) -> None:
     assert reservations["Reservations"]["GenericResources"] == [
         {"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 2}}
     ]
-    advertised = [
+    advertised: list[dict[str, Any]] = [
         {"NamedResourceSpec": {"Kind": "NVIDIA-GPU", "Value": "GPU-a"}},
         {"NamedResourceSpec": {"Kind": "NVIDIA-GPU", "Value": "GPU-b"}},
         {"DiscreteResourceSpec": {"Kind": "SSD", "Value": 1}},
