@@ -18,3 +18,7 @@ class Launch:
     args: Sequence[str] | None = None
     name: str = "test"
     timeout: float | None = None
+
+
+# The default of every kit's `launch`: frozen, so one shared instance is safe as a default argument.
+DEFAULT_LAUNCH = Launch()

@@ -51,7 +51,7 @@ from emulator.runtime.endpoint import client_from_environment
 from emulator.session_types import SessionType
 from emulator.settings import load_settings
 from emulator.testkit import leftovers
-from emulator.testkit.options import Launch
+from emulator.testkit.options import DEFAULT_LAUNCH, Launch
 from emulator.testkit.ready import AnswersThroughGateway, ExitedAtStart, NeverReady
 from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
 from emulator.users.file import default_user_entry
@@ -273,7 +273,7 @@ class StandaloneKit:
             raise SkahaError(f"no session type {session_type!r} (known: {known})")
         return profile
 
-    def launch(self, image: str, session_type: str, options: Launch = Launch()) -> SkahaSession:
+    def launch(self, image: str, session_type: str, options: Launch = DEFAULT_LAUNCH) -> SkahaSession:
         profile = self._profile(session_type)
         if profile.attaches_to is not None:
             raise SkahaError(f"a {session_type} attaches to a {profile.attaches_to}: use desktop.desktop_app(image)")
