@@ -42,10 +42,10 @@ up: $(if $(strip $(BUNDLE)),offline,images) ## set up everything and start the p
 down: $(if $(wildcard $(EMULATE)),,venv) ## stop the platform (sessions and /arc survive)
 	$(EMULATE) down
 
-check: venv ## lint, format check, strict typing and the import-layer contracts
+check: venv ## lint, format check, strict typing (code, tests, benchmarks) and the import-layer contracts
 	$(VENV)/bin/ruff check emulator tests benchmarks
 	$(VENV)/bin/ruff format --check emulator tests benchmarks
-	$(VENV)/bin/mypy emulator
+	$(VENV)/bin/mypy emulator tests benchmarks
 	$(VENV)/bin/lint-imports
 
 # EMULATE_TEST_ENGINE=podman (or podman-rootless, docker-rootless, docker): the core path on that engine

@@ -21,6 +21,7 @@ import docker
 from common import ROOT, command_line, save_results
 from launch import IMAGE, raw_run
 
+from emulator.runtime.engine import engine_facts
 from emulator.testkit.standalone import StandaloneKit
 
 NETWORK = "skaha-emulator-bench-raw"
@@ -37,6 +38,7 @@ def kit_launch(kit: StandaloneKit) -> float:
 def main() -> None:
     args = command_line(__doc__, runs=5).parse_args()
     client = docker.from_env()
+    facts = engine_facts(client)  # launch.py's raw run is the engine's own (a rootless one: a published port)
     network = client.networks.create(NETWORK, driver="bridge")
     with tempfile.TemporaryDirectory(prefix="bench-testkit-") as folder:
         root = Path(folder)
@@ -50,11 +52,11 @@ def main() -> None:
             first = kit_launch(kit)
             cold = kit_start + first
             try:
-                raw_run(client, NETWORK, scripts, root / "raw-home")  # warm-up: the page cache, Docker's
+                raw_run(client, facts, NETWORK, scripts, root / "raw-home")  # warm-up: the page cache, Docker's
                 kit_launch(kit)
                 raw, through = [], []
                 for _ in range(args.runs):
-                    raw.append(raw_run(client, NETWORK, scripts, root / "raw-home"))
+                    raw.append(raw_run(client, facts, NETWORK, scripts, root / "raw-home"))
                     through.append(kit_launch(kit))
             finally:
                 kit.close()

@@ -165,17 +165,38 @@ class Profile(_Strict):
         return found
 
 
+def _placeholders(template: str) -> list[str]:
+    """The names a format string fills in (ValueError: it is no format string)."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+
+
 def _template_errors(profile: Profile) -> list[str]:
+    """Every problem of a profile that its model alone cannot see, in the order of its fields."""
+    return [
+        *_placeholder_errors(profile),
+        *_prefix_errors(profile),
+        *_header_errors(profile),
+        *_mount_errors(profile),
+        *_route_errors(profile),
+    ]
+
+
+def _placeholder_errors(profile: Profile) -> list[str]:
     errors = []
     for field, template in profile.templates().items():
         try:
-            names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+            names = _placeholders(template)
         except ValueError as exc:
             errors.append(f"{field}: {exc}")
             continue
         for name in names:
             if name not in TEMPLATE_FIELDS:
                 errors.append(f"{field}: unknown placeholder {{{name}}} (known: {', '.join(TEMPLATE_FIELDS)})")
+    return errors
+
+
+def _prefix_errors(profile: Profile) -> list[str]:
+    errors = []
     prefixes = {"path_prefix": profile.path_prefix} if profile.path_prefix is not None else {}
     prefixes.update({f"extra_routes[{i}].path_prefix": r.path_prefix for i, r in enumerate(profile.extra_routes)})
     for field, prefix in prefixes.items():
@@ -183,23 +204,38 @@ def _template_errors(profile: Profile) -> list[str]:
             errors.append(f"{field}: must end with '/'")
         # The gateway routes every session of a type with one route, so the prefix may vary by id only.
         try:
-            fields = [n for _, n, _, _ in string.Formatter().parse(prefix) if n is not None]
+            fields = _placeholders(prefix)
         except ValueError:
             fields = []
         if fields != ["session_id"]:
             errors.append(f"{field}: must contain {{session_id}} exactly once and no other placeholder")
+    return errors
+
+
+def _header_errors(profile: Profile) -> list[str]:
+    errors = []
     for key, value in profile.request_headers.items():
         try:
-            used = {n for _, n, _, _ in string.Formatter().parse(value) if n is not None}
+            used = set(_placeholders(value))
         except ValueError:
             used = {"?"}
         if not used <= set(HEADER_FIELDS):
             errors.append(f"request_headers.{key}: may only use {{forwarded_proto}} (one route serves every session)")
+    return errors
+
+
+def _mount_errors(profile: Profile) -> list[str]:
+    errors = []
     for target, folder in profile.mounts.items():
         if not target.startswith("/") or target.rstrip("/") in ("", "/arc", "/scratch", "/skaha-system"):
             errors.append(f"mounts.{target}: must be an absolute path other than /, /arc, /scratch, /skaha-system")
         if not folder or "/" in folder or folder.startswith("."):
             errors.append(f"mounts.{target}: '{folder}' must name a folder beside the profiles (no '/')")
+    return errors
+
+
+def _route_errors(profile: Profile) -> list[str]:
+    errors = []
     readiness = profile.readiness
     kept_prefix = profile.path_prefix is not None and not profile.strip_prefix
     if (

@@ -1,4 +1,5 @@
-"""One way for tests to make what they need: a session record with sensible defaults, and the test images."""
+"""One way for tests to make what they need: a user, a session record with sensible defaults, a session's
+container spec, and the test images."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ from typing import Any
 import docker
 import docker.errors
 
-from emulator.core.models import Resources, Session, Status
+from emulator.core.contract import build_spec
+from emulator.core.models import Group, Resources, Session, Status, User
+from emulator.profiles import load_profiles
+from emulator.runtime.base import ContainerSpec
 from emulator.session_types import SessionType
+from emulator.settings import REPO_ROOT, Settings
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+USER = User("alice", 1500, 1500, (Group("alice", 1500), Group("astro", 3001)))  # in her own group and astro
 
 
 def make_session(**overrides: Any) -> Session:
@@ -34,6 +40,14 @@ def make_session(**overrides: Any) -> Session:
     if isinstance(values["type"], str):
         values["type"] = SessionType(values["type"])
     return Session(**values)
+
+
+def make_spec(tmp_path: Path, **settings: Any) -> ContainerSpec:
+    """The container of `make_session()`'s notebook for USER, in instance t1 with its state and /arc under
+    `tmp_path` (and any other settings given)."""
+    config = Settings(instance="t1", state_dir=tmp_path / "s", arc_dir=tmp_path / "arc", **settings)
+    profile = load_profiles(REPO_ROOT / "profiles")["notebook"]
+    return build_spec(profile, make_session(), USER, config)
 
 
 TEST_IMAGES = Path(__file__).resolve().parent / "images"

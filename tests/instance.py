@@ -2,10 +2,13 @@
 
 `Instance` wraps instance `pytest` (started by the `platform` fixture in conftest.py): its
 API as an httpx client, the `emulate` command, and what exists in Docker and SQLite for it.
+`start_instance` and `stop_instance` bring up and take down any instance of the suite's own;
+`Person` is a user of a signed-in instance. conftest.py holds only the fixtures.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import subprocess
@@ -18,10 +21,15 @@ from typing import Any
 import docker
 import httpx
 
-from emulator import labels
+from emulator import labels, naming
 from emulator.layout import Layout
+from emulator.settings import Settings
 
 INSTANCE = "pytest"
+PREFIX = Settings(instance=INSTANCE).prefix  # what instance `pytest` names its containers and networks with
+SERVICE = naming.service_container(PREFIX)
+GATEWAY = naming.gateway_container(PREFIX)
+NETWORK = Settings(instance=INSTANCE).network  # the instance's own network, the service's and the gateway's
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
@@ -90,6 +98,11 @@ class Instance:
         return f"{labels.INSTANCE}={self.env['EMULATE_INSTANCE']}"
 
     @property
+    def prefix(self) -> str:
+        """What this instance names its containers and networks with."""
+        return Settings(instance=self.env["EMULATE_INSTANCE"]).prefix
+
+    @property
     def state_dir(self) -> Path:
         return self.root / "state"
 
@@ -129,7 +142,8 @@ class Instance:
     def session(self, session_id: str) -> dict[str, Any]:
         response = self.http.get(f"/session/{session_id}")
         assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
+        session: dict[str, Any] = response.json()
+        return session
 
     def wait_status(self, session_id: str, wanted: str, timeout: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -155,9 +169,10 @@ class Instance:
     # --- what exists ----------------------------------------------------------------------
 
     def session_containers(self) -> list[Any]:
-        return self.docker.containers.list(
+        found: list[Any] = self.docker.containers.list(
             all=True, filters={"label": [self.label, f"{labels.ROLE}={labels.ROLE_SESSION}"]}
         )
+        return found
 
     def container(self, session_id: str) -> Any:
         (found,) = self.docker.containers.list(
@@ -206,8 +221,8 @@ class Instance:
             if c.labels.get(labels.ROLE) != labels.ROLE_SERVICE:
                 lines.append("    " + c.logs(tail=5).decode(errors="replace").replace("\n", "\n    "))
         try:
-            service = f"emulate-{self.env['EMULATE_INSTANCE']}-service"
-            lines.append(self.docker.containers.get(service).logs(tail=60).decode(errors="replace"))
+            service = self.docker.containers.get(naming.service_container(self.prefix))
+            lines.append(service.logs(tail=60).decode(errors="replace"))
         except docker.errors.NotFound:
             lines.append("(no service container)")
         try:  # every user's newest events (the API shows only the caller's)
@@ -217,3 +232,50 @@ class Instance:
         except sqlite3.Error as exc:
             lines.append(f"(no events: {exc})")
         return "\n".join(lines)
+
+
+def start_instance(
+    root: Path,
+    instance: str,
+    docker_client: docker.DockerClient,
+    *up: str,
+    settings: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+) -> Instance:
+    """An instance of the suite's own (`emulate up --no-build *up`) on a free port, with its own folders
+    (and any EMULATE_* `settings` of its own, DOCKER_HOST among them), reached at `host`."""
+    remove_instance(docker_client, instance)  # what a crashed earlier run left
+    port = free_port()
+    env = {
+        **os.environ,
+        "EMULATE_INSTANCE": instance,
+        "EMULATE_PORT": str(port),
+        "EMULATE_STATE_DIR": str(root / "state"),
+        "EMULATE_CONFIG_DIR": str(root / "config"),
+        "EMULATE_ARC_DIR": str(root / "arc"),
+        "EMULATE_LOOP_INTERVAL": "0.5",
+        **(settings or {}),
+    }
+    env.pop("EMULATE_URL", None)
+    env.pop("EMULATE_TOKEN", None)
+    scheme = "https" if "--tls" in up else "http"
+    first = Instance(url=f"{scheme}://{host}:{port}", token="", env=env, root=root, docker=docker_client)
+    first.emulate("up", "--no-build", *(("--host", host) if host != "127.0.0.1" else ()), *up)
+    token = first.emulate("token").stdout.strip()
+    ca = root / "state" / "gateway-data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+    verify = str(ca) if scheme == "https" else True
+    return Instance(url=first.url, token=token, env=env, root=root, docker=docker_client, verify=verify)
+
+
+def stop_instance(instance: Instance, docker_client: docker.DockerClient) -> None:
+    instance.emulate("down", "--remove-sessions", check=False)
+    left = [c.name for c in docker_client.containers.list(all=True, filters={"label": instance.label})]
+    remove_instance(docker_client, instance.env["EMULATE_INSTANCE"])
+    assert left == [], f"`emulate down --remove-sessions` left containers behind: {left}"
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    password: str
+    token: str

@@ -40,7 +40,8 @@ class Registry:
             htpasswd = root / "htpasswd"
             htpasswd.write_text(
                 "".join(
-                    f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=5)).decode()}\n" for u, p in users.items()
+                    f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=5)).decode()}\n"
+                    for u, p in self.users.items()
                 )
             )
             auth = f"auth:\n  htpasswd:\n    realm: tests\n    path: {htpasswd}\n"

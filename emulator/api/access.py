@@ -34,7 +34,7 @@ _SAFE_NEXT = re.compile(r"/session/[^\s\\]*")  # fullmatch
 
 
 def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings  # type: ignore[no-any-return]  # Starlette's app.state is untyped
 
 
 def secure(request: Request) -> bool:

@@ -49,7 +49,7 @@ async def params(request: Request) -> Params:
 
 
 def manager(request: Request) -> SessionManager:
-    return request.app.state.manager  # type: ignore[no-any-return]
+    return request.app.state.manager  # type: ignore[no-any-return]  # Starlette's app.state is untyped
 
 
 def caller(request: Request) -> User:

@@ -49,7 +49,7 @@ _SAFE_NEXT = re.compile(r"/(?!/)[^\s\\]*")  # fullmatch: a path on this site
 
 
 def _auth(request: Request) -> Authenticator:
-    return request.app.state.auth  # type: ignore[no-any-return]
+    return request.app.state.auth  # type: ignore[no-any-return]  # Starlette's app.state is untyped
 
 
 def _cookie(request: Request) -> str:

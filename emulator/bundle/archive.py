@@ -360,6 +360,35 @@ def members(path: Path, manifest: Manifest) -> dict[str, tuple[int, int]]:
     return found
 
 
+def _read_checked(
+    path: Path,
+    name: str,
+    where: tuple[int, int],
+    sha256: str,
+    ahead: queue.Queue[bytes | BaseException | None],
+    stop: threading.Event,
+) -> None:
+    """checked_chunks' reader: the part's chunks into `ahead`, then None once they matched `sha256`, or the
+    error instead (handed to the consumer, which raises it); it stops early once `stop` is set."""
+    offset, size = where
+    digest, remaining = hashlib.sha256(), size
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            while remaining and not stop.is_set():
+                chunk = handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    raise damaged(path, f"{name} ends early")
+                digest.update(chunk)
+                remaining -= len(chunk)
+                ahead.put(chunk)
+        if digest.hexdigest() != sha256:
+            raise damaged(path, f"{name} does not match its SHA-256")
+        ahead.put(None)
+    except BaseException as exc:  # handed to the consumer, which raises it
+        ahead.put(exc)
+
+
 def checked_chunks(
     path: Path, manifest: Manifest, name: str, where: tuple[int, int], progress: Progress = _ignore
 ) -> Iterator[bytes]:
@@ -369,32 +398,15 @@ def checked_chunks(
 
     Reading and hashing run on a thread of their own (hashlib releases the GIL), a few chunks ahead
     of the consumer, so the checksum costs next to nothing beside the transfer."""
-    offset, size = where
+    _, size = where
     expected = manifest.parts[name]
     if size != expected.size:
         raise damaged(path, f"{name} is {size} bytes, not the {expected.size} its manifest says")
     ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
     stop = threading.Event()
-
-    def read() -> None:
-        digest, remaining = hashlib.sha256(), size
-        try:
-            with path.open("rb") as handle:
-                handle.seek(offset)
-                while remaining and not stop.is_set():
-                    chunk = handle.read(min(CHUNK, remaining))
-                    if not chunk:
-                        raise damaged(path, f"{name} ends early")
-                    digest.update(chunk)
-                    remaining -= len(chunk)
-                    ahead.put(chunk)
-            if digest.hexdigest() != expected.sha256:
-                raise damaged(path, f"{name} does not match its SHA-256")
-            ahead.put(None)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            ahead.put(exc)
-
-    reader = threading.Thread(target=read, name=f"check {name}", daemon=True)
+    reader = threading.Thread(
+        target=_read_checked, args=(path, name, where, expected.sha256, ahead, stop), name=f"check {name}", daemon=True
+    )
     reader.start()
     held = b""
     try:

@@ -68,16 +68,38 @@ def up(
     Example:
       emulate up --port 9090
     """
-    from emulator.host import images
     from emulator.host.instance import InstanceContainers
 
-    changes = {k: v for k, v in {"host": host, "port": port, "auth": auth, "tls": tls}.items() if v}
+    settings = _as_asked(settings, {"host": host, "port": port, "auth": auth, "tls": tls}, swarm)
+    _own_users_file(settings)
+    client = _docker()
+    containers = InstanceContainers(settings, client)
+    unenforced = limits_warning(settings, containers.facts)  # before anything starts: EMULATE_REQUIRE_LIMITS refuses
+    _ensure_images(settings, client, build)
+    with console_err.status(f"starting instance '{settings.instance}'"):
+        url = containers.up()
+    console.print(f"skaha-emulator is up at [bold]{url}[/bold]")
+    advise_once(settings, "restart-advice-given", containers.restart_advice())
+    advise_once(settings, "arc-advice-given", containers.facts.arc_owner_advice or None)
+    _say_how_to_reach(settings, url)
+    if unenforced:
+        console_err.print(f"[yellow]warning:[/yellow] {escape(unenforced)}")
+
+
+def _as_asked(settings: Settings, options: dict[str, object], swarm: bool | None) -> Settings:
+    """The settings with the options `up` was given (those not given keep the settings' own)."""
+    changes = {k: v for k, v in options.items() if v}
     if swarm:
         changes["orchestrator"] = "swarm"
     if changes:
         settings = settings.model_copy(update=changes)
     if settings.tls and not settings.tls_names:
         settings = settings.model_copy(update={"tls_names": certificate_names(settings)})
+    return settings
+
+
+def _own_users_file(settings: Settings) -> None:
+    """The instance's users file, made on its first `up` (saying so where another instance has users)."""
     users_file, shared = settings.layout.users_file, settings.layout.shared_users_file
     if not users_file.exists() and shared is not None and shared.exists():
         console_err.print(
@@ -86,21 +108,22 @@ def up(
             "instance's with `emulate users add` or `emulate users import`"
         )
     ensure_users_file(users_file)
-    client = _docker()
-    containers = InstanceContainers(settings, client)
-    unenforced = limits_warning(settings, containers.facts)  # before anything starts: EMULATE_REQUIRE_LIMITS refuses
-    wanted = ["gateway", "service"]
-    absent = images.missing(settings, wanted, client)
+
+
+def _ensure_images(settings: Settings, client: DockerClient, build: bool) -> None:
+    """The gateway's and service's images, built where missing (refused with --no-build)."""
+    from emulator.host import images
+
+    absent = images.missing(settings, ["gateway", "service"], client)
     if absent:
         if not build:
             raise ConfigError(f"images missing: {', '.join(absent)}; run `emulate images build`")
         with console_err.status("building images") as status:
             images.build(settings, absent, lambda line: status.update(line), client)
-    with console_err.status(f"starting instance '{settings.instance}'"):
-        url = containers.up()
-    console.print(f"skaha-emulator is up at [bold]{url}[/bold]")
-    advise_once(settings, "restart-advice-given", containers.restart_advice())
-    advise_once(settings, "arc-advice-given", containers.facts.arc_owner_advice or None)
+
+
+def _say_how_to_reach(settings: Settings, url: str) -> None:
+    """Where the portal, the sessions and the API are, and who may open sessions."""
     if settings.tls:
         console.print(f"  HTTPS from the gateway's own CA: trust {settings.layout.tls_ca}")
         console.print(f"  (covers {', '.join(settings.tls_names)}; e.g. curl --cacert {settings.layout.tls_ca} {url}/)")
@@ -118,8 +141,6 @@ def up(
         )
     console.print(f"  API:   {url}/skaha/v0/session   (Authorization: Bearer $(emulate token))")
     console.print("  next:  emulate launch notebook")
-    if unenforced:
-        console_err.print(f"[yellow]warning:[/yellow] {escape(unenforced)}")
 
 
 def limits_warning(settings: Settings, facts: EngineFacts) -> str | None:

@@ -136,7 +136,9 @@ class Housekeeper:
         profile = self._profiles.get(session.type)
         return profile is not None and profile.batch
 
-    async def _keep(self, session: Session, container: ContainerState | None) -> None:
+    # Over the complexity limit on purpose: one case per branch, and their order is the rule (the first that
+    # holds decides), which reads best as one chain.
+    async def _keep(self, session: Session, container: ContainerState | None) -> None:  # noqa: C901
         manager = self._manager
         now = manager.now()
         if session.parent_id is not None:

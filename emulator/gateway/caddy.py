@@ -183,10 +183,57 @@ def type_route(
     after = route.path_after.rstrip("/")
     head = f"^{re.escape(route.path_before)}({SESSION_ID_PATTERN}){re.escape(after)}"
     session_id = f"{{http.regexp.{name}.1}}"
+    prefix = f"{route.path_before}{session_id}{after}"
+    host_id = f"{{http.request.host.labels.{hosts.id_label}}}" if hosts is not None and on_session_host else None
+    checks = _host_checks(hosts, session_id, host_id)
+    if auth_upstream is not None:  # who is asking, before anything reaches the session
+        checks.append({"handle": [forward_auth(auth_upstream, session_id, host_id)]})
+    checks.append({"handle": [STRIP_PLATFORM_CREDENTIALS, _session_routes(route, name, head, session_id, prefix)]})
+    return {
+        "@id": f"type-{route.session_type}" + ("-own-host" if on_session_host else ""),
+        "match": [{"path_regexp": {"name": name, "pattern": f"{head}(/.*)?$"}}],
+        "handle": [{"handler": "subroute", "routes": checks}],
+        "terminal": True,
+    }
+
+
+def _host_checks(hosts: SessionHosts | None, session_id: str, host_id: str | None) -> list[dict[str, Any]]:
+    """What a type's route checks of the request's host first: on a session's own host (`host_id`, the
+    placeholder of the id it names) that it is this session's; with session hosts, on the portal's host,
+    that it is no browser's."""
+    if host_id is not None:
+        return [  # a session's host serves that session alone
+            {
+                "match": [{"not": [{"vars": {session_id: [host_id]}}]}],
+                "handle": [_text(404, "skaha-emulator: this host serves only its own session\n")],
+                "terminal": True,
+            }
+        ]
+    if hosts is None:
+        return []
+    # Browsers open a session on its own host. The Location's host is made of the captured id alone;
+    # the request's URI follows it, so nothing in the request can move it off that host.
+    return [
+        {
+            "match": BROWSER,
+            "handle": [
+                {
+                    "handler": "static_response",
+                    "status_code": 307,
+                    "headers": {"Location": [hosts.origin(session_id) + "{http.request.uri}"]},
+                }
+            ],
+            "terminal": True,
+        }
+    ]
+
+
+def _session_routes(route: TypeRoute, name: str, head: str, session_id: str, prefix: str) -> dict[str, Any]:
+    """A type's way into the session the path names: the bare prefix redirected to itself with a slash, port
+    forwarding under `<prefix>/proxy/<port>/`, and the session's app under the prefix."""
     container = f"{route.container_prefix}{session_id}"
     if route.name_server is not None:
         container += "."  # rooted: the resolver appends no search domain, and asks the name server one question
-    prefix = f"{route.path_before}{session_id}{after}"
     forward = {
         "match": [{"path_regexp": {"name": f"{name}fwd", "pattern": f"{head}/proxy/([0-9]{{1,5}})(/.*)?$"}}],
         "handle": [
@@ -206,44 +253,7 @@ def type_route(
     if route.strip_prefix:
         main.append({"handler": "rewrite", "strip_path_prefix": prefix})
     main.append(_proxy(f"{container}:{route.port}", route.request_headers, name_server=route.name_server))
-    session: dict[str, Any] = {"handler": "subroute", "routes": [slash, forward, {"handle": main}]}
-    checks: list[dict[str, Any]] = []
-    host_id = None
-    if hosts is not None and on_session_host:
-        host_id = f"{{http.request.host.labels.{hosts.id_label}}}"
-        checks.append(  # a session's host serves that session alone
-            {
-                "match": [{"not": [{"vars": {session_id: [host_id]}}]}],
-                "handle": [_text(404, "skaha-emulator: this host serves only its own session\n")],
-                "terminal": True,
-            }
-        )
-    elif hosts is not None:
-        # Browsers open a session on its own host. The Location's host is made of the captured id alone;
-        # the request's URI follows it, so nothing in the request can move it off that host.
-        checks.append(
-            {
-                "match": BROWSER,
-                "handle": [
-                    {
-                        "handler": "static_response",
-                        "status_code": 307,
-                        "headers": {"Location": [hosts.origin(session_id) + "{http.request.uri}"]},
-                    }
-                ],
-                "terminal": True,
-            }
-        )
-    if auth_upstream is not None:  # who is asking, before anything reaches the session
-        checks.append({"handle": [forward_auth(auth_upstream, session_id, host_id)]})
-    checks.append({"handle": [STRIP_PLATFORM_CREDENTIALS, session]})
-    session = {"handler": "subroute", "routes": checks}
-    return {
-        "@id": f"type-{route.session_type}" + ("-own-host" if on_session_host else ""),
-        "match": [{"path_regexp": {"name": name, "pattern": f"{head}(/.*)?$"}}],
-        "handle": [session],
-        "terminal": True,
-    }
+    return {"handler": "subroute", "routes": [slash, forward, {"handle": main}]}
 
 
 def session_hosts_route(table: GatewayTable, hosts: SessionHosts) -> dict[str, Any]:
@@ -298,47 +308,71 @@ def full_config(gateway_table: GatewayTable) -> dict[str, Any]:
     api_upstream, routes, tls_names = gateway_table.api_upstream, gateway_table.routes, gateway_table.tls_names
     auth = api_upstream if gateway_table.auth else None
     hosts = gateway_table.session_hosts
-    table = [type_route(r, auth) for r in routes]
-    table.append(
-        {
-            "@id": "skaha-api",
-            "match": [{"path": ["/skaha", "/skaha/*", "/science-portal", "/science-portal/*"]}],
-            "handle": [
-                PORTAL_SECURITY_HEADERS,
-                {
-                    "handler": "subroute",
-                    "routes": [
-                        {  # a declared body of a million bytes or more is refused before any of it is sent on
-                            "match": [{"header_regexp": {"Content-Length": {"pattern": "^[0-9]{7,}$"}}}],
-                            "handle": [_text(413, "skaha-emulator: request body too large\n")],
-                            "terminal": True,
-                        },
-                        {
-                            "handle": [
-                                {"handler": "request_body", "max_size": MAX_API_BODY_BYTES},
-                                _proxy(api_upstream, idle=API_IDLE_TIMEOUT),
-                            ]
-                        },
-                    ],
-                },
-            ],
-            "terminal": True,
-        }
-    )
-    table.append(
-        {
-            "@id": "front-door",
-            "match": [{"path": ["/"]}],
-            "handle": [
-                {"handler": "static_response", "status_code": 302, "headers": {"Location": ["/science-portal/"]}}
-            ],
-            "terminal": True,
-        }
-    )
-    table.append(
-        {"@id": "not-found", "handle": [_text(404, "skaha-emulator: nothing is served at {http.request.uri.path}\n")]}
-    )
-    errors = [
+    table = [type_route(r, auth) for r in routes] + _platform_routes(api_upstream)
+    internal: dict[str, Any] = {
+        "listen": [f":{INTERNAL_PORT}"],
+        "automatic_https": {"disable": True},
+        "max_header_bytes": MAX_HEADER_BYTES,
+        "read_header_timeout": f"{READ_HEADER_TIMEOUT_SECONDS}s",
+        "routes": table,
+        "errors": {"routes": _error_routes()},
+    }
+    public = {**internal, "listen": [f":{LISTEN_PORT}"]}
+    if hosts is not None:
+        split = [type_route(r, auth, hosts) for r in routes] + table[len(routes) :]
+        public["routes"] = [session_hosts_route(gateway_table, hosts), *split]
+    apps: dict[str, Any] = {"http": {"servers": {SERVER: public, "internal": internal}}}
+    if tls_names:
+        # A client that dials an address sends no server name; it gets the certificate of the first
+        # address named (the one people are meant to use).
+        addresses = [n for n in tls_names if n.replace(".", "").isdigit()]
+        public["tls_connection_policies"] = [{"default_sni": addresses[0] if addresses else "127.0.0.1"}]
+        apps.update(_tls_apps(tls_names, hosts, api_upstream))
+    return {"admin": {"listen": f"unix/{ADMIN_SOCKET_IN_GATEWAY}", "origins": [ADMIN_HOST]}, "apps": apps}
+
+
+def _platform_routes(api_upstream: str) -> list[dict[str, Any]]:
+    """After the session types' routes: the API and portal, the front door (to the portal), and the rest."""
+    api = {
+        "@id": "skaha-api",
+        "match": [{"path": ["/skaha", "/skaha/*", "/science-portal", "/science-portal/*"]}],
+        "handle": [
+            PORTAL_SECURITY_HEADERS,
+            {
+                "handler": "subroute",
+                "routes": [
+                    {  # a declared body of a million bytes or more is refused before any of it is sent on
+                        "match": [{"header_regexp": {"Content-Length": {"pattern": "^[0-9]{7,}$"}}}],
+                        "handle": [_text(413, "skaha-emulator: request body too large\n")],
+                        "terminal": True,
+                    },
+                    {
+                        "handle": [
+                            {"handler": "request_body", "max_size": MAX_API_BODY_BYTES},
+                            _proxy(api_upstream, idle=API_IDLE_TIMEOUT),
+                        ]
+                    },
+                ],
+            },
+        ],
+        "terminal": True,
+    }
+    front_door = {
+        "@id": "front-door",
+        "match": [{"path": ["/"]}],
+        "handle": [{"handler": "static_response", "status_code": 302, "headers": {"Location": ["/science-portal/"]}}],
+        "terminal": True,
+    }
+    not_found = {
+        "@id": "not-found",
+        "handle": [_text(404, "skaha-emulator: nothing is served at {http.request.uri.path}\n")],
+    }
+    return [api, front_door, not_found]
+
+
+def _error_routes() -> list[dict[str, Any]]:
+    """What the gateway answers when a session's upstream fails."""
+    return [
         {  # The name server does not know the container: no such session, or it is not running.
             "match": [{"vars_regexp": {"{http.error.message}": {"pattern": "no such host"}}}],
             "handle": [_text(404, "skaha-emulator: no running session serves {http.request.uri.path}\n")],
@@ -352,36 +386,25 @@ def full_config(gateway_table: GatewayTable) -> dict[str, Any]:
             ]
         },
     ]
-    internal: dict[str, Any] = {
-        "listen": [f":{INTERNAL_PORT}"],
-        "automatic_https": {"disable": True},
-        "max_header_bytes": MAX_HEADER_BYTES,
-        "read_header_timeout": f"{READ_HEADER_TIMEOUT_SECONDS}s",
-        "routes": table,
-        "errors": {"routes": errors},
-    }
-    public = {**internal, "listen": [f":{LISTEN_PORT}"]}
+
+
+def _tls_apps(tls_names: list[str], hosts: SessionHosts | None, api_upstream: str) -> dict[str, Any]:
+    """Caddy's tls and pki apps: certificates for `tls_names` from its own CA (trusted nowhere by itself);
+    with session hosts, a certificate for each session's host too."""
+    policies: list[dict[str, Any]] = [{"subjects": tls_names, "issuers": [{"module": "internal"}]}]
+    automation: dict[str, Any] = {"policies": policies}
     if hosts is not None:
-        split = [type_route(r, auth, hosts) for r in routes] + table[len(routes) :]
-        public["routes"] = [session_hosts_route(gateway_table, hosts), *split]
-    apps: dict[str, Any] = {"http": {"servers": {SERVER: public, "internal": internal}}}
-    if tls_names:
-        # A client that dials an address sends no server name; it gets the certificate of the first
-        # address named (the one people are meant to use).
-        addresses = [n for n in tls_names if n.replace(".", "").isdigit()]
-        public["tls_connection_policies"] = [{"default_sni": addresses[0] if addresses else "127.0.0.1"}]
-        policies: list[dict[str, Any]] = [{"subjects": tls_names, "issuers": [{"module": "internal"}]}]
-        apps["tls"] = {"automation": {"policies": policies}, "certificates": {"automate": tls_names}}
-        if hosts is not None:
-            # A session's host gets its certificate when first asked for (a wildcard under a single label such
-            # as *.localhost is refused by browsers and by OpenSSL), and only while the service says that
-            # session lives.
-            # Only for names under the session domain: a client that sends no server name is named by the address
-            # it reached, which must still get the default certificate, not a question to the service.
-            policies.append({"subjects": [f"*.{hosts.domain}"], "issuers": [{"module": "internal"}], "on_demand": True})
-            apps["tls"]["automation"]["on_demand"] = {"ask": f"http://{api_upstream}/auth/tls"}
-        apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
-    return {"admin": {"listen": f"unix/{ADMIN_SOCKET_IN_GATEWAY}", "origins": [ADMIN_HOST]}, "apps": apps}
+        # A session's host gets its certificate when first asked for (a wildcard under a single label such
+        # as *.localhost is refused by browsers and by OpenSSL), and only while the service says that
+        # session lives.
+        # Only for names under the session domain: a client that sends no server name is named by the address
+        # it reached, which must still get the default certificate, not a question to the service.
+        policies.append({"subjects": [f"*.{hosts.domain}"], "issuers": [{"module": "internal"}], "on_demand": True})
+        automation["on_demand"] = {"ask": f"http://{api_upstream}/auth/tls"}
+    return {
+        "tls": {"automation": automation, "certificates": {"automate": tls_names}},
+        "pki": {"certificate_authorities": {"local": {"install_trust": False}}},
+    }
 
 
 class CaddyGateway:

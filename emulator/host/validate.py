@@ -97,95 +97,103 @@ def _which(files: ImageFiles, program: str, path_variable: str) -> str | None:
 def static_checks(
     client: docker.DockerClient, image: str, profile: Profile, helper_labels: dict[str, str]
 ) -> list[Finding]:
+    """What the image's config and files say, without running it: a finding per check, in a fixed order."""
     attrs = _image_config(client, image)
     config = attrs.get("Config") or {}
-    findings: list[Finding] = []
+    findings = [_architecture(attrs), _type_label(config, profile)]
+    findings += [found for found in (_port(config, profile), _login_shell(config, profile)) if found is not None]
+    return findings + _programs(client, image, config, profile, helper_labels)
 
+
+def _architecture(attrs: dict[str, Any]) -> Finding:
     arch = attrs.get("Architecture", "?")
-    findings.append(
-        Finding(
-            "architecture",
-            arch == "amd64",
-            f"built for {arch}",
-            "" if arch == "amd64" else "build for linux/amd64 (docker build --platform linux/amd64)",
-        )
+    return Finding(
+        "architecture",
+        arch == "amd64",
+        f"built for {arch}",
+        "" if arch == "amd64" else "build for linux/amd64 (docker build --platform linux/amd64)",
     )
 
+
+def _type_label(config: dict[str, Any], profile: Profile) -> Finding:
     declared = labels.image_session_types(config.get("Labels") or {})
     label_ok = declared is not None and profile.type in declared
-    findings.append(
-        Finding(
-            "type label",
-            label_ok,
-            f"{labels.IMAGE_SESSION_TYPES}={','.join(declared) if declared else '(none)'}",
-            "" if label_ok else f'add LABEL {labels.IMAGE_SESSION_TYPES}="{profile.type}" to the Dockerfile',
-            # Without the label the platform trusts the type (skaha's private-image path); a label that
-            # names other types makes launches fail with "image/type mismatch".
-            warning=declared is None,
-        )
+    return Finding(
+        "type label",
+        label_ok,
+        f"{labels.IMAGE_SESSION_TYPES}={','.join(declared) if declared else '(none)'}",
+        "" if label_ok else f'add LABEL {labels.IMAGE_SESSION_TYPES}="{profile.type}" to the Dockerfile',
+        # Without the label the platform trusts the type (skaha's private-image path); a label that
+        # names other types makes launches fail with "image/type mismatch".
+        warning=declared is None,
     )
 
-    if profile.port is not None:
-        exposed = sorted(config.get("ExposedPorts") or {})
-        wanted = f"{profile.port}/tcp"
-        findings.append(
-            Finding(
-                "port",
-                wanted in exposed,
-                f"exposes {', '.join(exposed) or 'nothing'}; {profile.type} serves {wanted}",
-                ""
-                if wanted in exposed
-                else f"serve on port {profile.port} (the {profile.type} contract); say so with EXPOSE {profile.port}",
-                warning=True,  # EXPOSE is documentation; the smoke run shows whether the port answers
-            )
-        )
 
+def _port(config: dict[str, Any], profile: Profile) -> Finding | None:
+    if profile.port is None:
+        return None
+    exposed = sorted(config.get("ExposedPorts") or {})
+    wanted = f"{profile.port}/tcp"
+    return Finding(
+        "port",
+        wanted in exposed,
+        f"exposes {', '.join(exposed) or 'nothing'}; {profile.type} serves {wanted}",
+        ""
+        if wanted in exposed
+        else f"serve on port {profile.port} (the {profile.type} contract); say so with EXPOSE {profile.port}",
+        warning=True,  # EXPOSE is documentation; the smoke run shows whether the port answers
+    )
+
+
+def _login_shell(config: dict[str, Any], profile: Profile) -> Finding | None:
     terminal = TERMINALS.get(profile.type)
+    if terminal is None:
+        return None
     image_env = dict(entry.split("=", 1) for entry in config.get("Env") or [] if "=" in entry)
     shell = profile.environment.get("SHELL") or image_env.get("SHELL")
-    if terminal is not None:
-        findings.append(
-            Finding(
-                "login shell",
-                bool(shell),
-                f"SHELL={shell}"
-                if shell
-                else f"no SHELL in the image's environment: {terminal} would start "
-                f"the user's login shell, which is {LOGIN_SHELL} on CANFAR",
-                "" if shell else "add ENV SHELL=/bin/bash to the Dockerfile",
-                warning=True,  # advice: xterm then fails (here too), JupyterLab's terminal falls back to sh
-            )
-        )
+    return Finding(
+        "login shell",
+        bool(shell),
+        f"SHELL={shell}"
+        if shell
+        else f"no SHELL in the image's environment: {terminal} would start "
+        f"the user's login shell, which is {LOGIN_SHELL} on CANFAR",
+        "" if shell else "add ENV SHELL=/bin/bash to the Dockerfile",
+        warning=True,  # advice: xterm then fails (here too), JupyterLab's terminal falls back to sh
+    )
 
+
+def _programs(
+    client: docker.DockerClient, image: str, config: dict[str, Any], profile: Profile, helper_labels: dict[str, str]
+) -> list[Finding]:
+    """Whether each program the type's launch runs is on the image's PATH, and runnable by other uids."""
     path_variable = next(
         (e.split("=", 1)[1] for e in config.get("Env") or [] if e.startswith("PATH=")),
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     )
     with docker_errors(), ImageFiles(client, image, helper_labels) as files:
-        for program in [*COMMON_PROGRAMS, *REQUIRED_PROGRAMS.get(profile.type, [])]:
-            location = _which(files, program, path_variable)
-            if location is None:
-                findings.append(
-                    Finding(
-                        f"program {program}",
-                        False,
-                        f"{program} is not on the image's PATH",
-                        f"install {program} (the {profile.type} launch runs it)",
-                    )
-                )
-                continue
-            blocked = _blocked_for_others(files, location)
-            findings.append(
-                Finding(
-                    f"program {program}",
-                    blocked is None,
-                    f"{location}" + (f" cannot be run by other users: {blocked}" if blocked else ""),
-                    ""
-                    if blocked is None
-                    else "sessions run as the user's own uid, not root: make it readable and runnable (chmod -R a+rX)",
-                )
-            )
-    return findings
+        programs = [*COMMON_PROGRAMS, *REQUIRED_PROGRAMS.get(profile.type, [])]
+        return [_program(files, program, path_variable, profile) for program in programs]
+
+
+def _program(files: ImageFiles, program: str, path_variable: str, profile: Profile) -> Finding:
+    location = _which(files, program, path_variable)
+    if location is None:
+        return Finding(
+            f"program {program}",
+            False,
+            f"{program} is not on the image's PATH",
+            f"install {program} (the {profile.type} launch runs it)",
+        )
+    blocked = _blocked_for_others(files, location)
+    return Finding(
+        f"program {program}",
+        blocked is None,
+        f"{location}" + (f" cannot be run by other users: {blocked}" if blocked else ""),
+        ""
+        if blocked is None
+        else "sessions run as the user's own uid, not root: make it readable and runnable (chmod -R a+rX)",
+    )
 
 
 def _websocket_url(base: str, path: str) -> str:
@@ -235,66 +243,20 @@ def _check_websocket(session: dict[str, Any], base_url: str, headers: dict[str, 
 def smoke_run(
     client: EmulatorClient, image: str, profile: Profile, timeout: float, say: Callable[[str], None]
 ) -> list[Finding]:
-    findings: list[Finding] = []
+    """The image launched under the full contract through the running platform: whether it starts, answers
+    its connect URL and WebSocket through the gateway, and logs nothing fatal; the session is deleted after."""
     session_id = client.launch(name="validate", image=image, type=profile.type)
     say(f"launched {session_id}")
     try:
-        deadline = time.monotonic() + timeout
+        status = _wait_started(client, session_id, profile, timeout)
         # Interactive sessions must become Running; a job must run to its end and succeed.
-        waiting = ("Pending",) if profile.interactive else ("Pending", "Running")
-        status = "Pending"
-        while time.monotonic() < deadline:
-            status = client.session(session_id)["status"]
-            if status not in waiting:
-                break
-            time.sleep(0.25)
         ready = status == ("Running" if profile.interactive else "Succeeded")
-        findings.append(
-            Finding(
-                "starts",
-                ready,
-                f"status {status} after up to {timeout:.0f} s",
-                ""
-                if ready
-                else (
-                    f"nothing answered on port {profile.port} within {timeout:.0f} s: "
-                    f"serve the {profile.type} contract (see the logs)"
-                    if status == "Pending"
-                    else f"the job is still {status} after {timeout:.0f} s (use --timeout)"
-                    if status == "Running"
-                    else "the container exited: see the logs"
-                ),
-            )
-        )
+        fix = "" if ready else _start_fix(status, profile, timeout)
+        findings = [Finding("starts", ready, f"status {status} after up to {timeout:.0f} s", fix)]
         session = client.session(session_id)
-        url = session.get("connectURL", "")
-        if ready and url not in ("", "not-applicable"):
-            reachable = for_scripts(url, client.base_url)
-            answer = httpx.get(reachable, timeout=30, follow_redirects=True, headers=client.auth_headers)
-            findings.append(
-                Finding(
-                    "connect URL",
-                    answer.status_code < 400,
-                    f"{url} answered {answer.status_code} through the gateway",
-                    ""
-                    if answer.status_code < 400
-                    else "answer the connect URL (relative URLs where the prefix is stripped)",
-                )
-            )
-            websocket = _check_websocket(session, client.base_url, client.auth_headers)
-            if websocket is not None:
-                findings.append(websocket)
-        logs = client.logs(session_id)
-        fatal = sorted({m.group(0) for m in FATAL_LOG_LINES.finditer(logs)})
-        lines = [line for line in logs.splitlines() if FATAL_LOG_LINES.search(line)][:3]
-        findings.append(
-            Finding(
-                "logs",
-                not fatal,
-                "no fatal errors" if not fatal else "; ".join(lines),
-                "" if not fatal else "fix the errors the logs show (`emulate logs`)",
-            )
-        )
+        if ready and session.get("connectURL", "") not in ("", "not-applicable"):
+            findings += _connection(client, session)
+        findings.append(_logs(client.logs(session_id)))
     finally:
         client.delete(session_id)
         say(f"deleted {session_id}")
@@ -327,6 +289,60 @@ def explain_start(
         lines.append(f"  - {finding.check}{' (advice)' if finding.warning else ''}: {finding.detail}{fix}")
     lines.append(f"Its last output:\n{output}" if output else "It wrote no output.")
     return "\n".join(lines)
+
+
+def _wait_started(client: EmulatorClient, session_id: str, profile: Profile, timeout: float) -> str:
+    """The session's status once it left Pending (a job: once it ended), or at the deadline."""
+    deadline = time.monotonic() + timeout
+    waiting = ("Pending",) if profile.interactive else ("Pending", "Running")
+    status = "Pending"
+    while time.monotonic() < deadline:
+        status = client.session(session_id)["status"]
+        if status not in waiting:
+            break
+        time.sleep(0.25)
+    return str(status)
+
+
+def _start_fix(status: str, profile: Profile, timeout: float) -> str:
+    """What to change when the session did not start as its type must."""
+    if status == "Pending":
+        return (
+            f"nothing answered on port {profile.port} within {timeout:.0f} s: "
+            f"serve the {profile.type} contract (see the logs)"
+        )
+    if status == "Running":  # a job still running
+        return f"the job is still {status} after {timeout:.0f} s (use --timeout)"
+    return "the container exited: see the logs"
+
+
+def _connection(client: EmulatorClient, session: dict[str, Any]) -> list[Finding]:
+    """The connect URL answered through the gateway, then the type's WebSocket (where it has one)."""
+    url = session["connectURL"]
+    answer = httpx.get(
+        for_scripts(url, client.base_url), timeout=30, follow_redirects=True, headers=client.auth_headers
+    )
+    found = [
+        Finding(
+            "connect URL",
+            answer.status_code < 400,
+            f"{url} answered {answer.status_code} through the gateway",
+            "" if answer.status_code < 400 else "answer the connect URL (relative URLs where the prefix is stripped)",
+        )
+    ]
+    websocket = _check_websocket(session, client.base_url, client.auth_headers)
+    return found if websocket is None else [*found, websocket]
+
+
+def _logs(logs: str) -> Finding:
+    fatal = sorted({m.group(0) for m in FATAL_LOG_LINES.finditer(logs)})
+    lines = [line for line in logs.splitlines() if FATAL_LOG_LINES.search(line)][:3]
+    return Finding(
+        "logs",
+        not fatal,
+        "no fatal errors" if not fatal else "; ".join(lines),
+        "" if not fatal else "fix the errors the logs show (`emulate logs`)",
+    )
 
 
 def report(findings: list[Finding]) -> list[dict[str, Any]]:

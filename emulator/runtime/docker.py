@@ -243,6 +243,34 @@ def _pull_update(chunk: dict[str, Any]) -> PullUpdate | None:
     return PullUpdate(layer, status, int(detail.get("current") or 0), int(detail.get("total") or 0))
 
 
+class _PullStream:
+    """A pull's progress as the engine streams it: each layer's news handed on, the engine's own words on an
+    error, and a pull the engine only retries given up once nothing came for `stall` seconds."""
+
+    def __init__(self, stall: float, on_update: Callable[[PullUpdate], None]) -> None:
+        self.stall = stall
+        self.on_update = on_update
+        self.moved = False  # some layer was downloading: a failure now is the registry going away mid-pull
+        self.last_news = time.monotonic()  # the engine's retry countdown is no news from the registry
+
+    def take(self, chunk: dict[str, Any]) -> None:
+        if "error" in chunk:
+            raise pull_failure(str(chunk.get("error")), self.moved)
+        if not str(chunk.get("status") or "").startswith("Retrying in"):
+            self.last_news = time.monotonic()
+        elif time.monotonic() - self.last_news > self.stall:
+            # Docker retries a broken download five times, 50 s of countdown in all: past the stall limit
+            # the session need not wait for the rest.
+            raise ImagePullError(
+                f"the registry stopped answering during the pull: the engine kept retrying and nothing came "
+                f"for {self.stall:g} s (EMULATE_PULL_STALL_SECONDS)"
+            )
+        update = _pull_update(chunk)
+        if update is not None:
+            self.moved = self.moved or update.status == "Downloading"
+            self.on_update(update)
+
+
 # How engines refuse a network whose subnet is used: Docker "Pool overlaps with other one on this address space",
 # Podman (which also checks the host's routes) "subnet 198.18.0.0/26 is already used on the host or by another config".
 _SUBNET_TAKEN = ("overlap", "already used")
@@ -677,8 +705,7 @@ class DockerRuntime:
                 {"username": credentials.username, "password": credentials.secret}
             )
         api = self._client.api
-        moved = False
-        last_news = time.monotonic()  # the engine's retry countdown is no news from the registry
+        stream = _PullStream(self._pull_stall, on_update)
         response = None
         try:
             response = api._post(
@@ -687,23 +714,9 @@ class DockerRuntime:
             api._raise_for_status(response)
             self._pulls_running.add(response)
             for chunk in api._stream_helper(response, decode=True):
-                if "error" in chunk:
-                    raise pull_failure(str(chunk.get("error")), moved)
-                if not str(chunk.get("status") or "").startswith("Retrying in"):
-                    last_news = time.monotonic()
-                elif time.monotonic() - last_news > self._pull_stall:
-                    # Docker retries a broken download five times, 50 s of countdown in all: past the stall limit
-                    # the session need not wait for the rest.
-                    raise ImagePullError(
-                        f"the registry stopped answering during the pull: the engine kept retrying and nothing came "
-                        f"for {self._pull_stall:g} s (EMULATE_PULL_STALL_SECONDS)"
-                    )
-                update = _pull_update(chunk)
-                if update is not None:
-                    moved = moved or update.status == "Downloading"
-                    on_update(update)
+                stream.take(chunk)
         except docker.errors.APIError as exc:  # refused before the stream began (unknown image, no registry)
-            raise pull_failure(exc.explanation or str(exc), moved) from exc
+            raise pull_failure(exc.explanation or str(exc), stream.moved) from exc
         except (urllib3.exceptions.ReadTimeoutError, requests.exceptions.ReadTimeout) as exc:
             raise ImagePullError(
                 f"the registry stopped sending: nothing came for {self._pull_stall:g} s (EMULATE_PULL_STALL_SECONDS)"
@@ -711,7 +724,7 @@ class DockerRuntime:
         except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException) as exc:  # the stream broke
             if self._closing.is_set():
                 raise ImagePullError("the emulator stopped during the pull") from exc
-            raise pull_failure(str(exc), moved) from exc
+            raise pull_failure(str(exc), stream.moved) from exc
         finally:
             if response is not None:
                 self._pulls_running.discard(response)

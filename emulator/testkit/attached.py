@@ -17,7 +17,7 @@ from emulator.layout import Layout
 from emulator.profiles import Profile, load_profiles
 from emulator.runtime.endpoint import client_from_environment
 from emulator.settings import load_settings
-from emulator.testkit.options import Launch
+from emulator.testkit.options import DEFAULT_LAUNCH, Launch
 from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
 
 POLL = 0.1
@@ -45,7 +45,7 @@ class AttachedKit:
                 with contextlib.suppress(Exception):  # one that fails must not keep the others
                     session.close()
 
-    def launch(self, image: str, session_type: str, options: Launch = Launch()) -> SkahaSession:
+    def launch(self, image: str, session_type: str, options: Launch = DEFAULT_LAUNCH) -> SkahaSession:
         check_args(options.args)
         try:
             session_id = self._api.launch(

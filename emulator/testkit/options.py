@@ -28,3 +28,7 @@ class Launch:
     def args_line(self) -> str | None:
         """`args` as skaha's args parameter carries them (one string, which skaha splits on single spaces)."""
         return " ".join(self.args) if self.args else None
+
+
+# The default of every kit's `launch`: frozen, so one shared instance is safe as a default argument.
+DEFAULT_LAUNCH = Launch()

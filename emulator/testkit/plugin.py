@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from emulator.testkit.options import Launch
+from emulator.testkit.options import DEFAULT_LAUNCH, Launch
 
 if TYPE_CHECKING:
     from emulator.testkit.session import SkahaSession
@@ -36,7 +36,7 @@ class Kit(Protocol):
     @property
     def base_url(self) -> str: ...
 
-    def launch(self, image: str, session_type: str, options: Launch = Launch()) -> SkahaSession: ...
+    def launch(self, image: str, session_type: str, options: Launch = DEFAULT_LAUNCH) -> SkahaSession: ...
 
     def close(self, keep: bool = False) -> None: ...
 

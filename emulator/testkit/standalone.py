@@ -51,7 +51,7 @@ from emulator.runtime.endpoint import client_from_environment
 from emulator.session_types import SessionType
 from emulator.settings import load_settings
 from emulator.testkit import leftovers
-from emulator.testkit.options import Launch
+from emulator.testkit.options import DEFAULT_LAUNCH, Launch
 from emulator.testkit.ready import AnswersThroughGateway, ExitedAtStart, NeverReady
 from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
 from emulator.users.file import default_user_entry
@@ -282,7 +282,7 @@ class StandaloneKit:
                 f"(its {labels.IMAGE_SESSION_TYPES} label); CANFAR refuses to launch it as a {session_type}"
             ) from None
 
-    def plan(self, image: str, session_type: str, options: Launch = Launch()) -> policy.LaunchPlan:
+    def plan(self, image: str, session_type: str, options: Launch = DEFAULT_LAUNCH) -> policy.LaunchPlan:
         """This launch as the platform plans it: core.policy's rules, in SessionManager.launch's order, over the
         parameters the attached kit would send, then skaha's session limit over the sessions this kit runs.
         InvalidRequest, in the platform's words, wherever the platform would refuse (but the image's own
@@ -304,7 +304,7 @@ class StandaloneKit:
             policy.check_session_limit(self.user.name, active, self.settings.max_sessions)
         return plan
 
-    def launch(self, image: str, session_type: str, options: Launch = Launch()) -> SkahaSession:
+    def launch(self, image: str, session_type: str, options: Launch = DEFAULT_LAUNCH) -> SkahaSession:
         try:
             plan = self.plan(image, session_type, options)
         except InvalidRequest as exc:

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.browser.helpers import CHROMIUM, FLAGS
+from tests.browser.helpers import CHROMIUM, FLAGS, problems, watch
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     page = getattr(item, "funcargs", {}).get("page")
     if report.failed and page is not None:
-        report.sections.append(("browser problems", "\n".join(page.problems) or "(none seen)"))
+        report.sections.append(("browser problems", "\n".join(problems(page)) or "(none seen)"))
+    return report
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +37,6 @@ def page(browser: Browser) -> Iterator[Page]:
     """A fresh page; what went wrong in it (console errors, failed or refused requests) is reported on failure."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text[:300]}") if m.type == "error" else None)
-    page.on("requestfailed", lambda r: problems.append(f"request failed ({r.failure}): {r.url}"))
-    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
-    page.problems = problems  # type: ignore[attr-defined]
+    watch(page)
     yield page
     context.close()

@@ -14,23 +14,15 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.helpers import shot
-from tests.conftest import Person
-from tests.instance import Instance
+from tests.browser.helpers import shot, sign_in
+from tests.instance import Instance, Person
 
 pytestmark = pytest.mark.slow
 
 
-def _sign_in(page: Page, instance: Instance, person: Person, start: str = "/") -> None:
-    page.goto(f"{instance.url}{start}")
-    page.get_by_label("User name").fill(person.name)
-    page.get_by_label("Password or API token").fill(person.password)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def test_sign_in_launch_connect_renew_delete(secured: Instance, people: dict[str, Person], page: Page) -> None:
     alice = people["alice"]
-    _sign_in(page, secured, alice)
+    sign_in(page, secured, alice)
     expect(page.get_by_role("heading", name="Active sessions")).to_be_visible()
     page.get_by_label("Type").select_option("notebook")
     page.get_by_label("Container image").select_option("skaha-emulator/notebook:latest")
@@ -67,7 +59,7 @@ def test_sign_in_launch_connect_renew_delete(secured: Instance, people: dict[str
 
 
 def test_launch_errors_appear_inline(secured: Instance, people: dict[str, Person], page: Page) -> None:
-    _sign_in(page, secured, people["eve"])
+    sign_in(page, secured, people["eve"])
     page.get_by_label("Session name").fill("bad_name")
     page.get_by_role("button", name="Launch").click()
     expect(page.locator("#launch-error")).to_have_text("name can only contain alpha-numeric chars and '-'")
@@ -152,7 +144,7 @@ def test_a_page_in_a_group_members_session_cannot_act_as_its_visitor(
         serve = ["sh", "-c", "cd /tmp/site && exec python3 -m http.server 8000"]
         bobs_notebook.exec_run(serve, detach=True)
         # alice signs in, opens her own notebook (its host gets her visit cookie), then bob's page.
-        _sign_in(page, secured, people["alice"])
+        sign_in(page, secured, people["alice"])
         expect(page.get_by_role("heading", name="Active sessions")).to_be_visible()
         lab = page.context.new_page()
         lab.goto(api["alice"].get(f"/session/{alices}").json()["connectURL"])

@@ -10,10 +10,8 @@ import docker
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.helpers import shot
-from tests.browser.test_portal import _sign_in
-from tests.conftest import Person
-from tests.instance import Instance
+from tests.browser.helpers import shot, sign_in
+from tests.instance import Instance, Person
 from tests.registry import CuttableRelay, Registry, unique_image
 
 pytestmark = pytest.mark.slow
@@ -40,7 +38,7 @@ def slow_registry_image(tmp_path_factory: pytest.TempPathFactory, docker_client:
 def test_an_image_named_under_advanced_is_pulled_with_its_progress_on_the_card(
     secured: Instance, people: dict[str, Person], page: Page, slow_registry_image: str
 ) -> None:
-    _sign_in(page, secured, people["bob"])
+    sign_in(page, secured, people["bob"])
     page.get_by_label("Type").select_option("notebook")
     page.get_by_text("Advanced: an image from a registry").click()
     page.get_by_label("Registry username").fill("bob")

@@ -26,8 +26,9 @@ import docker
 import httpx
 import pytest
 
-from emulator import labels
+from emulator import labels, naming
 from emulator.runtime.engine import engine_facts
+from emulator.settings import Settings
 from tests.instance import free_port, localhost_client, remove_instance
 
 ENGINE = os.environ.get("EMULATE_TEST_ENGINE", "")
@@ -84,8 +85,9 @@ class Walk:
         """`emulate launch` as a user types it; the session as `emulate ps --json` shows it."""
         printed = self.emulate("launch", session_type, *options, "--timeout", "180").stdout
         session_id = printed.split()[0]
-        (session,) = [s for s in json.loads(self.emulate("ps", "--json").stdout) if s["id"] == session_id]
-        return session  # type: ignore[no-any-return]
+        listed: list[dict[str, Any]] = json.loads(self.emulate("ps", "--json").stdout)
+        (session,) = [s for s in listed if s["id"] == session_id]
+        return session
 
     def container(self, session_id: str) -> Any:
         (found,) = self.client.containers.list(
@@ -114,7 +116,8 @@ class Walk:
 
     def service_log(self) -> str:
         try:
-            return str(self.client.containers.get(f"emulate-{self.instance}-service").logs(tail=40).decode())
+            service = self.client.containers.get(naming.service_container(Settings(instance=self.instance).prefix))
+            return str(service.logs(tail=40).decode())
         except docker.errors.NotFound:
             return "(no service container)"
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.instance import Instance
-from tests.integration.test_notebook import _execute
+from tests.jupyter import execute
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +62,8 @@ def test_astro_notebook_writes_fits_and_a_plot_to_arc(fresh: Instance) -> None:
             f"/channels?token={session_id}"
         )
         # The kernel plots inline (the image sets no MPLBACKEND); savefig still writes files.
-        assert "inline" in _execute(ws_url, IMPORTS)
-        assert _execute(ws_url, ANALYSIS.format(user=user)).split() == ["gaussian", "30.0", "20.0"]
+        assert "inline" in execute(ws_url, IMPORTS)
+        assert execute(ws_url, ANALYSIS.format(user=user)).split() == ["gaussian", "30.0", "20.0"]
 
         folder = fresh.arc_dir / "home" / user / "workshop"
         fits_bytes = (folder / "gaussian.fits").read_bytes()

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
@@ -52,8 +53,9 @@ def _canfar(platform: Instance, home: Path, *args: str) -> subprocess.CompletedP
     return result
 
 
-def _by_name(platform: Instance, name: str) -> dict:
-    found = [s for s in platform.http.get("/session").json() if s["name"] == name]
+def _by_name(platform: Instance, name: str) -> dict[str, Any]:
+    listed: list[dict[str, Any]] = platform.http.get("/session").json()
+    found = [s for s in listed if s["name"] == name]
     assert len(found) == 1, (name, found)
     return found[0]
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
 import pytest
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 from emulator import labels
 from tests.instance import Instance, localhost_client
@@ -22,7 +24,7 @@ TEST_IMAGES = Path(__file__).resolve().parent.parent / "images"
 
 
 @pytest.fixture
-def desktop(fresh: Instance) -> Iterator[dict]:
+def desktop(fresh: Instance) -> Iterator[dict[str, Any]]:
     session_id = fresh.launch(name="desk", type="desktop", image=DESKTOP)
     yield fresh.session(session_id)
 
@@ -38,7 +40,7 @@ def _wait_window(platform: Instance, session_id: str, title: str, timeout: float
         time.sleep(0.3)
 
 
-def test_desktop_contract_and_novnc_through_the_gateway(fresh: Instance, desktop: dict) -> None:
+def test_desktop_contract_and_novnc_through_the_gateway(fresh: Instance, desktop: dict[str, Any]) -> None:
     session_id = desktop["id"]
     assert desktop["connectURL"] == (
         f"{fresh.session_host(session_id)}/session/desktop/{session_id}/"
@@ -54,9 +56,10 @@ def test_desktop_contract_and_novnc_through_the_gateway(fresh: Instance, desktop
     with connect(
         f"ws://{fresh.url.removeprefix('http://')}/session/desktop/{session_id}/",
         open_timeout=10,
-        subprotocols=["binary"],
-    ) as ws:  # type: ignore[list-item]
-        assert bytes(ws.recv(timeout=10)).startswith(b"RFB 003.008")
+        subprotocols=[Subprotocol("binary")],
+    ) as ws:
+        version = ws.recv(timeout=10)
+        assert isinstance(version, bytes) and version.startswith(b"RFB 003.008")
     # skaha's desktop templates are mounted at /desktopstartup; the Resolution menu is built from them.
     assert "1920x1080" in fresh.exec(session_id, "cat /desktopstartup/skaha-resolutions.properties").split()
     assert "xrandr -s 1280x1024" in fresh.exec(session_id, "cat $HOME/.local/skaha/openbox-menu.xml")
@@ -72,7 +75,7 @@ def test_desktop_contract_and_novnc_through_the_gateway(fresh: Instance, desktop
     assert f"build-menu: {apps} desktop-app image(s) in the menu" in logs
 
 
-def test_apps_attach_draw_on_the_desktop_and_die_with_it(fresh: Instance, desktop: dict) -> None:
+def test_apps_attach_draw_on_the_desktop_and_die_with_it(fresh: Instance, desktop: dict[str, Any]) -> None:
     session_id = desktop["id"]
     response = fresh.http.post(f"/session/{session_id}/app", data={"image": DS9})
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
@@ -100,7 +103,7 @@ def test_apps_attach_draw_on_the_desktop_and_die_with_it(fresh: Instance, deskto
     assert fresh.session_containers() == [] and fresh.rows() == []
 
 
-def test_an_app_can_be_deleted_alone(fresh: Instance, desktop: dict) -> None:
+def test_an_app_can_be_deleted_alone(fresh: Instance, desktop: dict[str, Any]) -> None:
     session_id = desktop["id"]
     app_id = fresh.http.post(
         f"/session/{session_id}/app", data={"image": "skaha-emulator/terminal:latest"}
@@ -118,7 +121,7 @@ def test_an_app_can_be_deleted_alone(fresh: Instance, desktop: dict) -> None:
     assert fresh.session(session_id)["status"] == "Running"
 
 
-def test_the_desktop_calls_the_api_back_with_its_token(fresh: Instance, desktop: dict) -> None:
+def test_the_desktop_calls_the_api_back_with_its_token(fresh: Instance, desktop: dict[str, Any]) -> None:
     session_id = desktop["id"]
     token = fresh.exec(session_id, "printf %s $DESKTOP_SESSION_APP_TOKEN")
     api = f"{fresh.url}/skaha/v0"
@@ -133,7 +136,7 @@ def test_the_desktop_calls_the_api_back_with_its_token(fresh: Instance, desktop:
     assert httpx.get(f"{api}/image", headers={"x-auth-token-skaha": token}).status_code == 401
 
 
-def test_a_menu_with_no_desktop_apps_says_how_to_add_one(fresh: Instance, desktop: dict) -> None:
+def test_a_menu_with_no_desktop_apps_says_how_to_add_one(fresh: Instance, desktop: dict[str, Any]) -> None:
     # build_menu.py against an API that lists no desktop-app images (served from a folder inside the desktop).
     menu = fresh.exec(
         desktop["id"],
@@ -162,7 +165,9 @@ def startup_probe(docker_client: docker.DockerClient) -> Iterator[str]:
     docker_client.images.remove(tag, force=True, noprune=True)  # its layers stay as build cache
 
 
-def test_startup_sh_gets_one_argument_the_xterm_launcher(fresh: Instance, desktop: dict, startup_probe: str) -> None:
+def test_startup_sh_gets_one_argument_the_xterm_launcher(
+    fresh: Instance, desktop: dict[str, Any], startup_probe: str
+) -> None:
     # Current skaha: /skaha/startup.sh "$XTERM_LAUNCHER", with SKAHA_XTERM_TITLE exported for the launcher.
     session_id = desktop["id"]
     app_id = fresh.http.post(f"/session/{session_id}/app", data={"image": startup_probe}).text.strip()

@@ -17,8 +17,7 @@ import docker
 import httpx
 import pytest
 
-from tests.conftest import start_instance, stop_instance
-from tests.instance import INSTANCE, Instance
+from tests.instance import INSTANCE, Instance, start_instance, stop_instance
 
 pytestmark = [
     pytest.mark.slow,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from emulator import labels
-from tests.instance import INSTANCE, Instance
+from tests.instance import SERVICE, Instance
 
 pytestmark = pytest.mark.slow
 
@@ -27,25 +28,31 @@ def test_a_session_the_oom_killer_ends_is_failed_with_that_reason_and_keeps_its_
 
 
 def test_a_kill_in_a_burst_of_launches_leaves_the_state_whole(fresh: Instance) -> None:
-    service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service")
+    service = fresh.docker.containers.get(SERVICE)
     data = {"image": IMAGE, "type": "headless", "cmd": "sleep", "args": "300"}
+    first_answer = threading.Event()
 
     def launch(index: int) -> str | None:
         try:
             response = fresh.http.post("/session", data={**data, "name": f"burst-{index}"})
         except httpx.HTTPError:
             return None  # the service died under this one
-        return response.text.strip() if response.status_code == 200 else None
+        if response.status_code != 200:
+            return None
+        first_answer.set()
+        return response.text.strip()
 
     with ThreadPoolExecutor(8) as pool:
         launches = [pool.submit(launch, i) for i in range(8)]
-        time.sleep(0.3)
+        # The kill lands once a launch is answered (so a kept launch is there to check), amid the rest.
+        assert first_answer.wait(60), "no launch of the burst was answered"
         service.kill()  # SIGKILL: no shutdown, mid-burst
         answered = [f.result() for f in launches]
     with sqlite3.connect(fresh.state_dir / "state.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     fresh.emulate("up", "--no-build")
     accepted = [session_id for session_id in answered if session_id]
+    assert accepted, answered  # else every check below holds of nothing
     rows = fresh.rows()
     assert set(accepted) <= set(rows)  # every launch that was answered with an id was kept
     for session_id in rows:  # each half-made launch is either Running or cleanly Failed

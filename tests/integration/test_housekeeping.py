@@ -9,7 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import start_instance, stop_instance
+from tests.instance import start_instance, stop_instance
 
 pytestmark = pytest.mark.slow
 

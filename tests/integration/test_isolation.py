@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -17,10 +18,11 @@ import httpx
 import pytest
 import yaml
 from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
-from emulator import labels
+from emulator import labels, naming
 from emulator.gateway.base import NAME_SERVER_PORT
-from tests.instance import INSTANCE, Instance
+from tests.instance import GATEWAY, PREFIX, SERVICE, Instance
 
 pytestmark = pytest.mark.slow
 
@@ -117,8 +119,9 @@ def _launch_as(client: httpx.Client, platform: Instance, **data: str) -> str:
     return session_id
 
 
-def _address(container: object) -> tuple[str, list[str]]:
-    networks = container.attrs["NetworkSettings"]["Networks"]  # type: ignore[attr-defined]
+def _address(container: Any) -> tuple[str, list[str]]:
+    """A container's (the Docker SDK's, untyped) address and the names of its networks."""
+    networks = container.attrs["NetworkSettings"]["Networks"]
     return next(iter(networks.values()))["IPAddress"], sorted(networks)
 
 
@@ -126,7 +129,7 @@ def test_sessions_of_different_users_share_no_network(fresh: Instance, mallory: 
     mine = fresh.launch()
     # A network whose name merely starts with mallory's must not pass for theirs (the engine's name
     # filter matches parts of names).
-    decoy = fresh.docker.networks.create(f"emulate-{INSTANCE}-user-mallory2")
+    decoy = fresh.docker.networks.create(naming.user_network(PREFIX, "mallory2"))
     try:
         theirs = _launch_as(mallory, fresh, name="m", image=NOTEBOOK, type="notebook")
     finally:
@@ -134,16 +137,16 @@ def test_sessions_of_different_users_share_no_network(fresh: Instance, mallory: 
     user = fresh.session(mine)["userid"]
     _, my_networks = _address(fresh.container(mine))
     _, their_networks = _address(fresh.container(theirs))
-    assert my_networks == [f"emulate-{INSTANCE}-user-{user}"]
-    assert their_networks == [f"emulate-{INSTANCE}-user-mallory"]
-    gateway = fresh.docker.containers.get(f"emulate-{INSTANCE}-gateway")
+    assert my_networks == [naming.user_network(PREFIX, user)]
+    assert their_networks == [naming.user_network(PREFIX, "mallory")]
+    gateway = fresh.docker.containers.get(GATEWAY)
     assert set(my_networks + their_networks) <= set(gateway.attrs["NetworkSettings"]["Networks"])
     # mallory's notebook answers through the gateway, as alice's does
     assert httpx.get(f"{fresh.url}/session/notebook/{theirs}/api", timeout=10).status_code == 200
     mallory.delete(f"/session/{theirs}")
     # Their network stays theirs (a later launch pays nothing for it), holding no session.
-    network = fresh.docker.networks.get(f"emulate-{INSTANCE}-user-mallory")
-    assert [c.name for c in network.containers] == [f"emulate-{INSTANCE}-gateway"]  # ... holding no session
+    network = fresh.docker.networks.get(naming.user_network(PREFIX, "mallory"))
+    assert [c.name for c in network.containers] == [GATEWAY]  # ... holding no session
 
 
 def test_a_name_that_spells_anothers_container_gets_none_of_its_traffic(fresh: Instance) -> None:
@@ -158,7 +161,7 @@ def test_a_name_that_spells_anothers_container_gets_none_of_its_traffic(fresh: I
         user = fresh.session(mine)["userid"]
         assert user > "aaron"
         (fresh.arc_dir / "home" / user / "alice-was-here.txt").write_text("mine\n")
-        name = f"emulate-{INSTANCE}-notebook-{mine}"
+        name = naming.session_container(PREFIX, "notebook", mine)
         refused = aaron.post("/session", data={"name": name, "image": NOTEBOOK, "type": "notebook"})
         assert refused.status_code == 400 and "must not start with 'emulate-'" in refused.text
         impostor = fresh.docker.containers.run(  # what answered that name before the names were refused
@@ -166,7 +169,7 @@ def test_a_name_that_spells_anothers_container_gets_none_of_its_traffic(fresh: I
             ["python3", "-m", "http.server", "8888"],
             detach=True,
             hostname=name,
-            network=f"emulate-{INSTANCE}-user-aaron",
+            network=naming.user_network(PREFIX, "aaron"),
             labels={"test": "impostor"},
         )
         try:
@@ -184,7 +187,7 @@ def test_from_inside_every_session_type_nothing_else_is_reachable(
 ) -> None:
     theirs = _launch_as(mallory, fresh, name="m", image=NOTEBOOK, type="notebook")
     other_address, _ = _address(fresh.container(theirs))
-    service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service")
+    service = fresh.docker.containers.get(SERVICE)
     service_address, _ = _address(service)
     desktop = fresh.launch(name="desk", type="desktop", image=DESKTOP)
     app_id = fresh.http.post(f"/session/{desktop}/app", data={"image": TERMINAL}).text.strip()
@@ -197,9 +200,9 @@ def test_from_inside_every_session_type_nothing_else_is_reachable(
         assert time.monotonic() < deadline
         time.sleep(0.2)
     targets = {
-        "service_name": f"emulate-{INSTANCE}-service",
+        "service_name": SERVICE,
         "service_address": service_address,
-        "gateway_name": f"emulate-{INSTANCE}-gateway",
+        "gateway_name": GATEWAY,
         "other_address": other_address,
         "other_port": 8888,
         "other_name": fresh.container(theirs).name,
@@ -230,7 +233,7 @@ def test_from_inside_every_session_type_nothing_else_is_reachable(
         [
             "python3",
             "-c",
-            f"import urllib.request as u; u.urlopen('http://emulate-{INSTANCE}-gateway:8080/openapi.json')",
+            f"import urllib.request as u; u.urlopen('http://{GATEWAY}:8080/openapi.json')",
         ]
     )
     assert probe.exit_code != 0 and b"404" in probe.output
@@ -241,18 +244,20 @@ def test_vnc_wants_the_password_and_x_wants_the_cookie(fresh: Instance) -> None:
     with connect(
         f"ws://{fresh.url.removeprefix('http://')}/session/desktop/{desktop}/",
         open_timeout=10,
-        subprotocols=["binary"],  # type: ignore[list-item]
+        subprotocols=[Subprotocol("binary")],
     ) as ws:
-        version = bytes(ws.recv(timeout=10))
-        assert version.startswith(b"RFB 003.008")
+        version = ws.recv(timeout=10)
+        assert isinstance(version, bytes) and version.startswith(b"RFB 003.008")
         ws.send(version)
-        offered = bytes(ws.recv(timeout=10))
+        offered = ws.recv(timeout=10)
+        assert isinstance(offered, bytes)
         assert list(offered[1 : 1 + offered[0]]) == [2]  # VNC authentication only, never "None" (1)
     # Another session of the same user reaches the X port, but no X connection opens without the cookie.
     notebook = fresh.launch(name="nb")
+    display = naming.session_container(PREFIX, "desktop", desktop)
     x_hello = (
         "import socket; s = socket.create_connection(("
-        f"'emulate-{INSTANCE}-desktop-{desktop}', 6001), timeout=5); "
+        f"'{display}', 6001), timeout=5); "
         "s.sendall(b'l\\x00\\x0b\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00'); print(s.recv(1)[0])"
     )
     answer = fresh.container(notebook).exec_run(["python3", "-c", x_hello])

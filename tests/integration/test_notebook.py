@@ -2,59 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-
 import httpx
 import pytest
-from websockets.sync.client import connect
 
 from tests.instance import Instance, localhost_client
+from tests.jupyter import execute
 
 pytestmark = pytest.mark.slow
-
-
-def _execute(ws_url: str, code: str) -> str:
-    """Run code in a kernel over Jupyter's WebSocket protocol; returns what it printed or returned."""
-    with connect(ws_url, open_timeout=10) as ws:
-        msg_id = uuid.uuid4().hex
-        ws.send(
-            json.dumps(
-                {
-                    "header": {
-                        "msg_id": msg_id,
-                        "msg_type": "execute_request",
-                        "username": "test",
-                        "session": msg_id,
-                        "version": "5.3",
-                    },
-                    "parent_header": {},
-                    "metadata": {},
-                    "channel": "shell",
-                    "content": {
-                        "code": code,
-                        "silent": False,
-                        "store_history": False,
-                        "user_expressions": {},
-                        "allow_stdin": False,
-                    },
-                }
-            )
-        )
-        output = []
-        while True:
-            message = json.loads(ws.recv(timeout=30))
-            if message.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = message["msg_type"]
-            if kind == "stream":
-                output.append(message["content"]["text"])
-            elif kind == "execute_result":
-                output.append(message["content"]["data"]["text/plain"])
-            elif kind == "error":
-                raise AssertionError(message["content"]["evalue"])
-            elif kind == "status" and message["content"]["execution_state"] == "idle":
-                return "".join(output)
 
 
 def test_notebook_answers_at_its_connect_url_and_runs_code(fresh: Instance) -> None:
@@ -75,7 +29,7 @@ def test_notebook_answers_at_its_connect_url_and_runs_code(fresh: Instance) -> N
         f"ws://{fresh.url.removeprefix('http://')}/session/notebook/{session_id}/api/kernels/{kernel['id']}"
         f"/channels?token={session_id}"
     )
-    assert _execute(ws_url, "import os; print(os.getcwd()); 6 * 7").split() == [f"/arc/home/{user}", "42"]
+    assert execute(ws_url, "import os; print(os.getcwd()); 6 * 7").split() == [f"/arc/home/{user}", "42"]
 
 
 def test_gateway_passes_32_kib_headers(fresh: Instance) -> None:

@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator import labels
+from emulator import labels, naming
 from emulator.profiles import load_profiles
 from emulator.settings import REPO_ROOT
-from tests.instance import INSTANCE, Instance, free_port
+from tests.instance import GATEWAY, INSTANCE, NETWORK, PREFIX, SERVICE, Instance, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def _consistent(platform: Instance) -> None:
 
 
 def test_killing_the_service_mid_launch_leaves_no_orphan(fresh: Instance) -> None:
-    service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service")
+    service = fresh.docker.containers.get(SERVICE)
     response = fresh.http.post("/session", data={"name": "interrupted", "image": IMAGE, "type": "notebook"})
     session_id = response.text.strip()
     service.kill()
@@ -59,11 +59,11 @@ def test_a_service_restart_removes_orphan_containers(fresh: Instance) -> None:
         IMAGE,
         ["sleep", "600"],
         detach=True,
-        name=f"emulate-{INSTANCE}-notebook-orphan00",
+        name=naming.session_container(PREFIX, "notebook", "orphan00"),
         labels={labels.INSTANCE: INSTANCE, labels.ROLE: labels.ROLE_SESSION, labels.SESSION_ID: "orphan00"},
-        network=f"emulate-{INSTANCE}",
+        network=NETWORK,
     )
-    fresh.docker.containers.get(f"emulate-{INSTANCE}-service").restart()
+    fresh.docker.containers.get(SERVICE).restart()
     fresh.emulate("up", "--no-build")
     assert not any(c.id == orphan.id for c in fresh.docker.containers.list(all=True))
     _consistent(fresh)
@@ -81,7 +81,7 @@ def _routes_come_back(platform: Instance, session_id: str) -> None:
 
 def test_a_restarted_gateway_gets_its_routes_back(fresh: Instance) -> None:
     session_id = fresh.launch()
-    fresh.docker.containers.get(f"emulate-{INSTANCE}-gateway").restart()  # back with its bootstrap config
+    fresh.docker.containers.get(GATEWAY).restart()  # back with its bootstrap config
     _routes_come_back(fresh, session_id)
     _consistent(fresh)
 
@@ -90,7 +90,7 @@ def test_sessions_and_arc_survive_down_and_up(fresh: Instance) -> None:
     session_id = fresh.launch()
     fresh.exec(session_id, "echo still-here > $HOME/survivor.txt")
     fresh.emulate("down")
-    assert fresh.docker.containers.list(all=True, filters={"name": f"emulate-{INSTANCE}-service"}) == []
+    assert fresh.docker.containers.list(all=True, filters={"name": SERVICE}) == []
     fresh.emulate("up", "--no-build")
     assert fresh.session(session_id)["status"] == "Running"
     assert fresh.exec(session_id, "cat $HOME/survivor.txt").strip() == "still-here"
@@ -98,26 +98,26 @@ def test_sessions_and_arc_survive_down_and_up(fresh: Instance) -> None:
 
 
 def test_up_is_idempotent(platform: Instance) -> None:
-    service = platform.docker.containers.get(f"emulate-{INSTANCE}-service")
+    service = platform.docker.containers.get(SERVICE)
     platform.emulate("up", "--no-build")
-    assert platform.docker.containers.get(f"emulate-{INSTANCE}-service").id == service.id
+    assert platform.docker.containers.get(SERVICE).id == service.id
 
 
 def _gateway_threads(platform: Instance) -> str:
-    environment = platform.docker.containers.get(f"emulate-{INSTANCE}-gateway").attrs["Config"]["Env"]
+    environment: list[str] = platform.docker.containers.get(GATEWAY).attrs["Config"]["Env"]
     return next(e.split("=", 1)[1] for e in environment if e.startswith("GOMAXPROCS="))
 
 
 def test_the_gateways_cores_change_with_up_and_its_routes_stay(fresh: Instance) -> None:
     session_id = fresh.launch()
-    service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service").id
+    service = fresh.docker.containers.get(SERVICE).id
     assert _gateway_threads(fresh) == "1"
     before = fresh.env.copy()
     fresh.env["EMULATE_GATEWAY_CPUS"] = "2"
     try:
         fresh.emulate("up", "--no-build")
         assert _gateway_threads(fresh) == "2"
-        assert fresh.docker.containers.get(f"emulate-{INSTANCE}-service").id == service  # not the service's
+        assert fresh.docker.containers.get(SERVICE).id == service  # not the service's
         _routes_come_back(fresh, session_id)
         fresh.env["EMULATE_GATEWAY_CPUS"] = "0"
         refused = fresh.emulate("up", "--no-build", check=False)
@@ -189,9 +189,6 @@ def test_an_instance_that_was_never_started_says_so(platform: Instance, tmp_path
 
 def test_cli_reports_an_unreachable_service(platform: Instance) -> None:
     env = {**platform.env, "EMULATE_URL": "http://127.0.0.1:9"}
-    import subprocess
-    import sys
-
     result = subprocess.run([sys.executable, "-m", "emulator", "ps"], env=env, capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: cannot reach the emulator at http://127.0.0.1:9")
@@ -258,7 +255,7 @@ def test_password_guessing_waits_and_says_so(fresh: Instance) -> None:
     how long to wait. (The service is restarted afterwards: the wait is kept in its memory, and this test's
     address is every test's.)"""
     portal = httpx.Client(base_url=fresh.url, timeout=30)
-    service = fresh.docker.containers.get(f"emulate-{INSTANCE}-service")
+    service = fresh.docker.containers.get(SERVICE)
     try:
         for _ in range(29):
             wrong = portal.post("/science-portal/login", data={"username": "canfar", "password": "not-it-at-all"})

@@ -35,7 +35,7 @@ def containers(tmp_path: Path, docker_client: docker.DockerClient) -> Iterator[I
 def test_a_container_that_would_not_start_is_made_again(
     containers: InstanceContainers, docker_client: docker.DockerClient
 ) -> None:
-    name = f"emulate-{INSTANCE}-probe"
+    name = f"{Settings(instance=INSTANCE).prefix}-probe"
     own = labels.platform_labels(INSTANCE, labels.ROLE_HELPER)
     # As a failed `up` leaves one (engines.md S1): same image and configuration, but refused at every start.
     stuck = docker_client.containers.create(
@@ -52,7 +52,7 @@ def test_a_container_that_would_not_start_is_made_again(
 def test_a_first_start_that_fails_leaves_no_container(
     containers: InstanceContainers, docker_client: docker.DockerClient
 ) -> None:
-    name = f"emulate-{INSTANCE}-probe"
+    name = f"{Settings(instance=INSTANCE).prefix}-probe"
     with pytest.raises(docker.errors.APIError):
         containers._ensure(name, IMAGE, "config", command=["/no/such/program"])
     with pytest.raises(docker.errors.NotFound):

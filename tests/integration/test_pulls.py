@@ -18,8 +18,7 @@ import docker
 import pytest
 
 from emulator import labels
-from tests.conftest import start_instance, stop_instance
-from tests.instance import Instance
+from tests.instance import Instance, free_port, start_instance, stop_instance
 from tests.registry import CuttableRelay, Registry, unique_image
 
 pytestmark = pytest.mark.slow
@@ -157,8 +156,6 @@ def test_a_missing_tag_fails_with_its_reason(fresh: Instance, pushed: str) -> No
 
 
 def test_an_unreachable_registry_fails_with_its_reason(fresh: Instance) -> None:
-    from tests.instance import free_port
-
     session_id = _launch(fresh, f"127.0.0.1:{free_port()}/nobody/here:1.0")
     _failed_to_pull(fresh, session_id, "the registry cannot be reached")
 
@@ -249,7 +246,12 @@ def test_a_registry_that_stops_mid_pull_fails_the_session_and_leaves_no_lock(
         assert time.monotonic() - started < 30  # not the engine's whole 50 s of retries
         # No layer lock is left dangling: the same layers pull at once from the registry itself.
         done = threading.Event()
-        threading.Thread(target=lambda: (docker_client.images.pull(name), done.set()), daemon=True).start()
+
+        def pull_again() -> None:
+            docker_client.images.pull(name)
+            done.set()
+
+        threading.Thread(target=pull_again, daemon=True).start()
         assert done.wait(60), "a pull of the same layers hung after the failed one"
     finally:
         relay.cut()
@@ -288,8 +290,6 @@ def _emulate(instance: Instance, docker_config: Path, *args: str) -> subprocess.
 def test_an_offline_machine_can_refuse_to_pull(
     tmp_path: Path, docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch, open_registry: Registry
 ) -> None:
-    from tests.conftest import start_instance, stop_instance
-
     monkeypatch.setenv("EMULATE_IMAGE_PULL", "never")
     instance = start_instance(tmp_path, "pytest-never", docker_client)
     try:

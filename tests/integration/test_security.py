@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.instance import INSTANCE, Instance, localhost_client
+from tests.instance import SERVICE, Instance, localhost_client
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_a_digest_the_grammar_refuses_is_a_400_and_the_next_post_goes_through(fr
     "image",
     [
         "../../distribution/127.0.0.1:{port}/x:y",
-        f"../../containers/emulate-{INSTANCE}-service",
+        f"../../containers/{SERVICE}",
         "../../containers",
         "../../images",
         "notebook:latest\n",
@@ -139,7 +139,7 @@ def test_redirects_stay_on_this_host(fresh: Instance) -> None:
     address = urlparse(fresh.url)
 
     def location(path: str) -> tuple[int, str]:
-        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+        connection = http.client.HTTPConnection(address.netloc, timeout=10)
         connection.request("GET", path)
         response = connection.getresponse()
         found = response.getheader("Location") or ""

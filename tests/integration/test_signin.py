@@ -14,8 +14,7 @@ from websockets.sync.client import connect
 from emulator.core.identity import load_directory
 from emulator.core.signin import COOKIE, VISIT_COOKIE, SignIns
 from emulator.gateway.base import VISIT_PATH
-from tests.conftest import Person
-from tests.instance import Instance, localhost_client
+from tests.instance import Instance, Person, localhost_client
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +148,7 @@ def test_the_check_asks_about_the_session_the_request_reaches(
             f"/session/notebook/{evesession}/../{alices_notebook}/api/status?token={alices_notebook}",
             f"/session/notebook/{evesession}/%2e%2e/{alices_notebook}/api/status?token={alices_notebook}",
         ):
-            connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+            connection = http.client.HTTPConnection(address.netloc, timeout=10)
             connection.request("GET", path, headers={"Authorization": f"Bearer {people['eve'].token}"})
             answer = connection.getresponse()
             body = answer.read()
@@ -158,7 +157,7 @@ def test_the_check_asks_about_the_session_the_request_reaches(
         forged = {"Authorization": f"Bearer {people['eve'].token}", "X-Skaha-Emulator-Probe": "x" * 64}
         url = f"{secured.url}/session/notebook/{alices_notebook}/api/status?token={alices_notebook}"
         assert httpx.get(url, headers=forged, timeout=10).status_code == 403
-        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+        connection = http.client.HTTPConnection(address.netloc, timeout=10)
         odd_path = f"/session/notebook/{alices_notebook}/api/status"
         connection.request("GET", odd_path, headers={"Cookie": f"{COOKIE}=alice|é|1|x", "Accept": "text/html"})
         assert connection.getresponse().status == 307  # a browser: to the session's own host, and no 500

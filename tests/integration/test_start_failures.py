@@ -11,8 +11,7 @@ import pytest
 import yaml
 
 from emulator.settings import REPO_ROOT
-from tests.conftest import start_instance, stop_instance
-from tests.instance import Instance
+from tests.instance import Instance, start_instance, stop_instance
 
 pytestmark = pytest.mark.slow
 

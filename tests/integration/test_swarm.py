@@ -14,8 +14,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import start_instance, stop_instance
-from tests.instance import Instance
+from emulator import labels
+from tests.instance import Instance, start_instance, stop_instance
 from tests.swarm import Node, SwarmCluster
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def swarm_platform(cluster: SwarmCluster, tmp_path_factory: pytest.TempPathFacto
         while any(left.values()) and time.monotonic() < deadline:  # Swarm removes tasks' containers a moment later
             time.sleep(0.5)
             left = _leftovers(live)
-        networks = [n.name for n in manager.networks.list() if n.name.startswith("emulate-pytest-swarm")]
+        networks = [n.name for n in manager.networks.list() if n.name.startswith(platform.prefix)]
         configs = [c.name for c in manager.configs.list() if c.name.startswith("pytest-swarm-config-")]
         stop_instance(platform, manager)
         assert down.returncode == 0, down.stderr
@@ -81,7 +81,8 @@ def _node_of(platform: Instance, session_id: str) -> str:
 
 
 def _stats(platform: Instance) -> dict[str, Any]:
-    return platform.http.get("/session", params={"view": "stats"}).json()
+    stats: dict[str, Any] = platform.http.get("/session", params={"view": "stats"}).json()
+    return stats
 
 
 def test_sessions_spread_by_reservation_and_answer_on_every_node(
@@ -94,13 +95,13 @@ def test_sessions_spread_by_reservation_and_answer_on_every_node(
     assert len(nodes) == 3, f"two cores each on three two-core machines: one per machine, not {nodes}"
     # The service's own files reach the other machines as Swarm configs; only /arc is one of their folders.
     manager = cluster.manager.client()
-    service = manager.services.list(filters={"label": f"canfar.net/id={ids[0]}"})[0]
+    service = manager.services.list(filters={"label": f"{labels.SESSION_ID}={ids[0]}"})[0]
     container_spec = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
     assert {m["Target"] for m in container_spec["Mounts"]} == {"/arc", "/scratch"}
     carried = {c["File"]["Name"] for c in container_spec["Configs"]}
     assert {"/etc/passwd", "/etc/group", "/skaha-system/start-jupyterlab.sh"} <= carried
     for node in cluster.nodes:  # and the user's name resolves, on every machine, from the carried passwd
-        for container in node.client().containers.list(filters={"label": "canfar.net/kind=notebook"}):
+        for container in node.client().containers.list(filters={"label": f"{labels.KIND}=notebook"}):
             assert container.exec_run("id -un", user=container.attrs["Config"]["User"]).output.strip() == b"canfar"
     headers = {"Authorization": f"Bearer {swarm_platform.token}"}
     for session_id in ids:  # the gateway, on the manager, reaches each through the user's overlay network
@@ -133,14 +134,14 @@ def test_a_deleted_session_leaves_nothing_on_its_machine(swarm_platform: Instanc
     swarm_platform.wait_status(session_id, "Running", timeout=180)
     node = next(n for n in cluster.nodes if n.name == _node_of(swarm_platform, session_id))
     manager = cluster.manager.client()
-    service = manager.services.list(filters={"label": f"canfar.net/id={session_id}"})[0]
+    service = manager.services.list(filters={"label": f"{labels.SESSION_ID}={session_id}"})[0]
     used = {c["ConfigID"] for c in service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"]}
     assert swarm_platform.http.delete(f"/session/{session_id}").status_code == 200
     deadline = time.monotonic() + 30
-    while node.client().containers.list(all=True, filters={"label": f"canfar.net/id={session_id}"}):
+    while node.client().containers.list(all=True, filters={"label": f"{labels.SESSION_ID}={session_id}"}):
         assert time.monotonic() < deadline, f"its container stayed on {node.name}"
         time.sleep(0.3)
-    assert not manager.services.list(filters={"label": f"canfar.net/id={session_id}"})
+    assert not manager.services.list(filters={"label": f"{labels.SESSION_ID}={session_id}"})
     still_used = {
         c["ConfigID"]
         for s in manager.services.list()
@@ -174,7 +175,7 @@ def test_gpus_are_placed_by_swarm_on_the_machine_that_has_them(swarm_platform: I
     with_gpu = _launch(swarm_platform, "gpu", gpus="1")
     swarm_platform.wait_status(with_gpu, "Running", timeout=180)
     assert _node_of(swarm_platform, with_gpu) == cluster.nodes[1].name
-    container = cluster.nodes[1].client().containers.list(filters={"label": f"canfar.net/id={with_gpu}"})[0]
+    container = cluster.nodes[1].client().containers.list(filters={"label": f"{labels.SESSION_ID}={with_gpu}"})[0]
     environment = container.attrs["Config"]["Env"]
     assert f"DOCKER_RESOURCE_NVIDIA-GPU={FAKE_GPU}" in environment, environment  # what the NVIDIA runtime reads
     second = _launch(swarm_platform, "gpu2", gpus="1")

@@ -9,8 +9,7 @@ import docker
 import httpx
 import pytest
 
-from tests.conftest import start_instance, stop_instance
-from tests.instance import Instance, localhost_client
+from tests.instance import Instance, localhost_client, start_instance, stop_instance
 
 pytestmark = pytest.mark.slow
 

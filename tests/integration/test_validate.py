@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import docker
 import pytest
@@ -20,16 +21,16 @@ def broken(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
         yield tags
 
 
-def _validate(platform: Instance, image: str, kind: str, *extra: str) -> tuple[int, dict]:
+def _validate(platform: Instance, image: str, kind: str, *extra: str) -> tuple[int, dict[str, Any]]:
     result = platform.emulate("validate", image, "--type", kind, "--json", *extra, check=False)
     return result.returncode, json.loads(result.stdout)
 
 
-def _failed(report: dict) -> dict[str, str]:
+def _failed(report: dict[str, Any]) -> dict[str, str]:
     return {f["check"]: f["fix"] for f in report["findings"] if not f["ok"] and not f["warning"]}
 
 
-def _warned(report: dict) -> dict[str, str]:
+def _warned(report: dict[str, Any]) -> dict[str, str]:
     return {f["check"]: f["fix"] for f in report["findings"] if f["warning"] and not f["ok"]}
 
 

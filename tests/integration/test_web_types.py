@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -30,7 +31,7 @@ def contract_app(docker_client: docker.DockerClient) -> Iterator[str]:
     docker_client.images.remove(CONTRACT_APP, force=True, noprune=True)  # its layers stay as build cache
 
 
-def _launch(platform: Instance, session_type: str, image: str) -> dict:
+def _launch(platform: Instance, session_type: str, image: str) -> dict[str, Any]:
     session_id = platform.launch(name=session_type, type=session_type, image=image)
     return platform.session(session_id)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulator.core.identity import load_directory
+from emulator.core.models import User
 from emulator.errors import ConfigError
 from emulator.users.accounts import (
     FIRST_GROUP_GID,
@@ -58,14 +60,19 @@ def shared_gids(path: Path) -> dict[str, int]:
     return found
 
 
+def _name(user: User | None) -> str | None:
+    """Who signed in (None: nobody)."""
+    return None if user is None else user.name
+
+
 def test_users_get_ids_groups_passwords_and_tokens(tmp_path: Path) -> None:
     path = tmp_path / "users.yaml"
     ada = add_user(path, "ada", ["astro"])
     grace = add_user(path, "grace", ["astro", "team-b"])
     directory = load_directory(path)
-    assert directory.sign_in("ada", ada.password).name == "ada"  # type: ignore[union-attr]
+    assert _name(directory.sign_in("ada", ada.password)) == "ada"
     assert directory.sign_in("ada", grace.password) is None and directory.sign_in("nobody", "x") is None
-    assert directory.authenticate(grace.token).name == "grace"  # type: ignore[union-attr]
+    assert _name(directory.authenticate(grace.token)) == "grace"
     users = {u.name: u for u in directory.users}
     astro = {g.gid for u in ("ada", "grace") for g in users[u].groups if g.name == "astro"}
     assert len(astro) == 1 and astro.pop() >= 30001  # one gid for the group, from the shared range
@@ -183,7 +190,7 @@ def test_bad_input_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     path = seeded(tmp_path)
     add_user(path, "ada", ["astro"])
     before, inode = path.read_bytes(), path.stat().st_ino
-    attempts = [
+    attempts: list[Callable[[], object]] = [
         lambda: add_user(path, "ada", []),
         lambda: add_user(path, "Bad", []),
         lambda: add_user(path, "eve", ["ok", "Not Ok"]),
@@ -207,7 +214,7 @@ def test_tokens_rotate_with_a_password_reset_unless_kept(tmp_path: Path) -> None
     fresh = rotate_token(path, "ada")
     directory = load_directory(path)
     assert fresh != ada.token and user_token(path, "ada") == fresh
-    assert directory.authenticate(ada.token) is None and directory.authenticate(fresh).name == "ada"  # type: ignore[union-attr]
+    assert directory.authenticate(ada.token) is None and _name(directory.authenticate(fresh)) == "ada"
     reset = set_password(path, "ada", "a new password")
     assert reset.password == "a new password" and reset.token not in (None, fresh)
     assert load_directory(path).authenticate(fresh) is None
@@ -220,7 +227,7 @@ def test_tokens_rotate_with_a_password_reset_unless_kept(tmp_path: Path) -> None
 
 def test_the_users_file_stays_private(tmp_path: Path) -> None:
     path = tmp_path / "users.yaml"
-    edits = [
+    edits: list[Callable[[], object]] = [
         lambda: add_user(path, "ada", ["astro"]),
         lambda: add_user(path, "bob", []),
         lambda: remove_user(path, "bob"),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
+from starlette.types import Message
 
 from emulator.api.limits import BodyLimit
 
@@ -19,17 +19,17 @@ async def _echo(request: Request) -> PlainTextResponse:
 
 def _call(chunks: list[bytes], pause: float, max_seconds: float = 0.3, ends: bool = True) -> tuple[int, bytes]:
     app = BodyLimit(Starlette(routes=[Route("/", _echo, methods=["POST"])]), max_seconds=max_seconds)
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
     pending = list(chunks)
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         if not pending:
             await asyncio.sleep(3600)  # the client sends nothing more
         await asyncio.sleep(pause)
         body = pending.pop(0)
         return {"type": "http.request", "body": body, "more_body": bool(pending) or not ends}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b"", "asgi": {}}

@@ -1,16 +1,16 @@
-from datetime import UTC, datetime
+"""The container contract skaha's sessions get (core/contract.py), pure: spec, environment, passwd and group."""
+
+from __future__ import annotations
+
 from pathlib import Path
 
 from emulator import labels
 from emulator.core.contract import build_spec, group_lines, passwd_lines
-from emulator.core.models import Group, Resources, User
+from emulator.core.models import Resources
 from emulator.profiles import load_profiles
+from emulator.session_types import SessionType
 from emulator.settings import REPO_ROOT, Settings
-from tests.factories import make_session
-
-USER = User("alice", 1500, 1500, (Group("alice", 1500), Group("astro", 3001)))
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
-
+from tests.factories import USER, make_session
 
 _session = make_session
 
@@ -48,9 +48,14 @@ def test_notebook_container_contract(tmp_path: Path) -> None:
 
 def test_user_env_reaches_headless_sessions_only(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    profile = load_profiles(REPO_ROOT / "profiles")["notebook"]
-    spec = build_spec(profile, _session(env=["FOO=bar"]), USER, settings)
-    assert "FOO" not in spec.environment
+    profiles = load_profiles(REPO_ROOT / "profiles")
+    env = ["FOO=bar", "EQUATION=a=b"]  # skaha splits each at its first '='
+    for session_type in SessionType:
+        spec = build_spec(profiles[session_type], _session(type=session_type, env=env), USER, settings)
+        if session_type is SessionType.HEADLESS:
+            assert (spec.environment["FOO"], spec.environment["EQUATION"]) == ("bar", "a=b")
+        else:
+            assert "FOO" not in spec.environment and "EQUATION" not in spec.environment, session_type
 
 
 def test_passwd_and_group_resolve_the_user_and_keep_the_image_entries() -> None:

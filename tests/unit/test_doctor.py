@@ -14,9 +14,9 @@ from emulator.host import doctor
 from emulator.host.doctor import FAIL, OK, WARN, Finding
 from emulator.runtime.engine import EngineFacts, engine_facts_from
 from emulator.settings import Settings
-from tests.unit.test_engines import DOCKER, DOCKER_ROOTLESS, PODMAN_ROOTLESS, answers
+from tests.unit.recorded_engines import DOCKER, DOCKER_ROOTLESS, PODMAN_ROOTLESS, answers
 
-# /version and /info as these engines answered on this machine (Debian 12, cgroup v1): test_engines' recordings.
+# /version and /info as these engines answered on this machine (Debian 12, cgroup v1): tests/unit/recorded_engines.py.
 ROOTFUL_DOCKER = answers(DOCKER)
 ROOTLESS_DOCKER = answers(DOCKER_ROOTLESS)  # dockerd-rootless.sh on cgroup v1: it records limits, nothing enforces them
 ROOTLESS_PODMAN = answers(PODMAN_ROOTLESS)  # says it is rootless only in `Rootless`, claims every limit, drops them
@@ -220,6 +220,8 @@ def test_the_session_list_carries_the_unenforced_limits_in_a_header_of_our_own()
 
     from emulator.api.skaha import RAM_COUNTS_CACHE, UNENFORCED_LIMITS, _marked
 
+    # A stand-in with only the two attributes _marked reads (a SessionManager needs a store, a runtime, a
+    # gateway); it is not a SessionManager, hence the arg-type ignores below.
     class Manager:
         def __init__(self, answers: Any) -> None:
             self.limits = facts(answers).limits

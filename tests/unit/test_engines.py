@@ -1,16 +1,12 @@
-"""The contract in each engine's terms, from the engines' own recorded answers (no engine needed).
-
-`engine_answers/*.json` are the `/version` and `/info` answers of the engines on the project's test machine
-(Debian 12, cgroup v1), recorded as they answered: Docker 20.10 rootful, Docker 20.10 rootless (cgroup driver
-none), Podman 4.3 rootful and rootless. What this machine lacks (SELinux, CDI-capable engines, a GPU) is one of
-those answers with the one field such a machine changes, said at each use.
+"""The contract in each engine's terms, from the engines' own recorded answers (tests/unit/recorded_engines.py;
+no engine needed). What this machine lacks (SELinux, CDI-capable engines, a GPU) is one of those answers with
+the one field such a machine changes, said at each use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,13 +15,9 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
-import requests
 
-from emulator.core.contract import build_spec
 from emulator.core.networks import UserNetworks
 from emulator.errors import EngineRefused, ImagePullError, InvalidRequest, SubnetTaken, Unavailable
-from emulator.profiles import load_profiles
-from emulator.runtime.base import ContainerSpec
 from emulator.runtime.docker import (
     DockerRuntime,
     create_container,
@@ -33,52 +25,19 @@ from emulator.runtime.docker import (
     engine_tmpfs,
     host_config_extras,
 )
-from emulator.runtime.engine import EngineFacts, engine_facts_from, version_numbers
-from emulator.settings import REPO_ROOT, Settings
-from tests.factories import make_session
-from tests.unit.test_contract import USER
-
-ANSWERS = Path(__file__).parent / "engine_answers"
-DOCKER, DOCKER_ROOTLESS = "docker-20.10-rootful", "docker-20.10-rootless"
-PODMAN, PODMAN_ROOTLESS = "podman-4.3-rootful", "podman-4.3-rootless"
-
-
-def answers(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    recorded = json.loads((ANSWERS / f"{name}.json").read_text())
-    return recorded["version"], recorded["info"]
-
-
-def facts(name: str, **info_changes: Any) -> EngineFacts:
-    version, info = answers(name)
-    return engine_facts_from(version, {**info, **info_changes})
-
-
-def spec(tmp_path: Path) -> ContainerSpec:
-    config = Settings(instance="t1", state_dir=tmp_path / "s", arc_dir=tmp_path / "arc")
-    profile = load_profiles(REPO_ROOT / "profiles")["notebook"]
-    return build_spec(profile, make_session(), USER, config)
-
-
-class StubClient:
-    """A docker SDK client's `version`/`info` (recorded answers) and the calls a test wants to see."""
-
-    def __init__(self, name: str, version_changes: dict[str, Any] | None = None, **info_changes: Any) -> None:
-        self._version, self._info = answers(name)
-        self._version = {**self._version, **(version_changes or {})}
-        self._info = {**self._info, **info_changes}
-
-    def version(self) -> dict[str, Any]:
-        return self._version
-
-    def info(self) -> dict[str, Any]:
-        return self._info
-
-
-def api_error(status: int, explanation: str) -> docker.errors.APIError:
-    response = requests.Response()
-    response.status_code = status
-    return docker.errors.APIError(f"{status} Server Error", response=response, explanation=explanation)
-
+from emulator.runtime.engine import version_numbers
+from emulator.settings import Settings
+from tests.factories import make_spec
+from tests.unit.recorded_engines import (
+    DOCKER,
+    DOCKER_ROOTLESS,
+    PODMAN,
+    PODMAN_ROOTLESS,
+    StubClient,
+    answers,
+    api_error,
+    facts,
+)
 
 # --- what each engine is ------------------------------------------------------------------------------
 
@@ -114,7 +73,7 @@ def test_versions_compare_as_numbers(text: str, numbers: tuple[int, ...]) -> Non
 
 
 def test_scratch_is_the_users_in_each_engines_own_terms(tmp_path: Path) -> None:
-    session = spec(tmp_path)
+    session = make_spec(tmp_path)
     contract = session.tmpfs["/scratch"]
     assert contract.endswith(",exec,mode=0700,uid=1500,gid=1500")
     for name in (DOCKER, DOCKER_ROOTLESS):  # Docker takes uid=/gid= (and refuses `U`)
@@ -133,7 +92,7 @@ def test_a_tmpfs_without_an_owner_gets_no_U() -> None:
 
 
 def test_rootless_podman_maps_the_session_user_to_the_engines_user(tmp_path: Path) -> None:
-    session = spec(tmp_path)
+    session = make_spec(tmp_path)
     assert host_config_extras(session, facts(PODMAN_ROOTLESS)) == {"UsernsMode": "keep-id:uid=1500,gid=1500"}
     for name in (DOCKER, DOCKER_ROOTLESS, PODMAN):
         assert host_config_extras(session, facts(name)) == {}
@@ -151,10 +110,10 @@ def test_rootless_docker_says_what_to_do_about_arc() -> None:
 
 def test_keep_id_goes_on_the_raw_host_config(tmp_path: Path) -> None:
     """The SDK refuses userns_mode="keep-id": the SDK's own translation, then the field set on HostConfig."""
-    session = spec(tmp_path)
+    session = make_spec(tmp_path)
     api = docker.APIClient(base_url="unix:///nonexistent.sock", version="1.41")  # never connects here
     sent: dict[str, Any] = {}
-    api.create_container = lambda **args: sent.update(args) or {"Id": "abc"}  # type: ignore[method-assign]
+    api.create_container = lambda **args: sent.update(args) or {"Id": "abc"}
     client = SimpleNamespace(api=api, containers=SimpleNamespace(get=lambda container_id: container_id))
     podman = facts(PODMAN_ROOTLESS)
     assert create_container(client, create_kwargs(session, podman), host_config_extras(session, podman)) == "abc"
@@ -170,7 +129,7 @@ def test_keep_id_goes_on_the_raw_host_config(tmp_path: Path) -> None:
 
 
 def test_selinux_relabels_bind_mounts_by_default_where_the_engine_labels(tmp_path: Path) -> None:
-    session = spec(tmp_path)
+    session = make_spec(tmp_path)
     labelled = facts(PODMAN, SecurityOptions=["name=seccomp,profile=default", "name=selinux"])  # a Fedora host
     assert labelled.selinux
     kwargs = create_kwargs(session, labelled)
@@ -186,7 +145,7 @@ def test_selinux_relabels_bind_mounts_by_default_where_the_engine_labels(tmp_pat
 
 
 def test_selinux_modes(tmp_path: Path) -> None:
-    session = spec(tmp_path)
+    session = make_spec(tmp_path)
     labelled = facts(DOCKER, SecurityOptions=["name=seccomp,profile=default", "name=selinux"])
     disabled = create_kwargs(session, labelled, selinux="disable")
     assert disabled["security_opt"] == ["no-new-privileges:true", "label=disable"] and "volumes" not in disabled
@@ -222,9 +181,9 @@ class StubNetworks:
 
 def runtime_raising(error: docker.errors.APIError, name: str = PODMAN) -> DockerRuntime:
     client = StubClient(name)
-    client.api = StubApi(error)  # type: ignore[attr-defined]
-    client.networks = StubNetworks(error)  # type: ignore[attr-defined]
-    return DockerRuntime({}, client=client)  # type: ignore[arg-type]
+    client.api = StubApi(error)
+    client.networks = StubNetworks(error)
+    return DockerRuntime({}, client=client)
 
 
 @pytest.mark.parametrize(
@@ -287,22 +246,22 @@ class OneEmptyNetwork:
 def test_a_refused_container_fails_the_launch_with_the_engines_words(tmp_path: Path) -> None:
     client = StubClient(PODMAN)
     words = 'container create: unknown mount option "uid=20001": invalid mount option'
-    client.containers = RefusingContainers(api_error(500, words))  # type: ignore[attr-defined]
-    client.api = OneEmptyNetwork()  # type: ignore[attr-defined]
-    runtime = DockerRuntime({}, client=client)  # type: ignore[arg-type]
+    client.containers = RefusingContainers(api_error(500, words))
+    client.api = OneEmptyNetwork()
+    runtime = DockerRuntime({}, client=client)
     with pytest.raises(EngineRefused) as refused:
-        runtime._run(spec(tmp_path))
+        runtime._run(make_spec(tmp_path))
     assert refused.value.message == f"The container engine would not create the session's container: {words}"
 
 
 def test_the_service_refuses_an_unknown_selinux_mode() -> None:
     with pytest.raises(InvalidRequest, match="EMULATE_SELINUX"):
-        DockerRuntime({}, client=StubClient(DOCKER), selinux="on")  # type: ignore[arg-type]
+        DockerRuntime({}, client=StubClient(DOCKER), selinux="on")
 
 
 def test_selinux_setting_is_checked_when_read() -> None:
     with pytest.raises(ValueError):
-        Settings(selinux="on")  # type: ignore[arg-type]
+        Settings(selinux="on")
     assert Settings().selinux == "auto"
 
 
@@ -329,6 +288,7 @@ class SubnetsTakenOnTheHost:
 
 def test_a_subnet_the_host_uses_is_passed_over() -> None:
     runtime = SubnetsTakenOnTheHost(taken=2)
+    # A stand-in for the four network calls UserNetworks makes, not a whole Runtime.
     networks = UserNetworks(runtime, Settings(instance="t1"))  # type: ignore[arg-type]
     asyncio.run(networks.ensure("alice"))
     assert runtime.tried == ["198.18.0.0/26", "198.18.0.64/26", "198.18.0.128/26"]
@@ -350,15 +310,15 @@ class RecordingContainers(RefusingContainers):
 @pytest.mark.parametrize("name", [DOCKER, PODMAN])
 def test_on_podman_a_session_gets_an_address_with_dockers_mac_for_it(name: str, tmp_path: Path) -> None:
     client = StubClient(name)
-    client.containers = containers = RecordingContainers()  # type: ignore[attr-defined]
-    client.api = OneEmptyNetwork()  # type: ignore[attr-defined]
+    client.containers = containers = RecordingContainers()
+    client.api = OneEmptyNetwork()
     with pytest.raises(EngineRefused):
-        DockerRuntime({}, client=client)._run(spec(tmp_path))  # type: ignore[arg-type]
+        DockerRuntime({}, client=client)._run(make_spec(tmp_path))
     asked = containers.asked[0]
     if name == DOCKER:  # Docker derives the MAC from the address it picks: nothing to choose
         assert "networking_config" not in asked
         return
-    endpoint = asked["networking_config"][spec(tmp_path).network]
+    endpoint = asked["networking_config"][make_spec(tmp_path).network]
     # The first address after the gateway's, and the MAC Docker's bridge would give it.
     assert endpoint == {"IPAMConfig": {"IPv4Address": "198.18.0.2"}, "MacAddress": "02:42:c6:12:00:02"}
 
@@ -392,13 +352,13 @@ def test_an_unreachable_engine_is_said_in_the_systems_words_not_the_sdks_wrappin
 
 
 def test_a_layer_is_capped_only_where_the_engines_storage_can(tmp_path: Path) -> None:
-    capped = dataclasses.replace(spec(tmp_path), layer_max_bytes=5 * 1024**3)
+    capped = dataclasses.replace(make_spec(tmp_path), layer_max_bytes=5 * 1024**3)
     assert "storage_opt" not in create_kwargs(capped, facts(DOCKER))  # overlay2 on ext4 (this machine's)
     assert not facts(PODMAN).layer_limit_possible
     xfs = facts(DOCKER, DriverStatus=[["Backing Filesystem", "xfs"]])
     assert xfs.layer_limit_possible and create_kwargs(capped, xfs)["storage_opt"] == {"size": str(5 * 1024**3)}
     assert facts(DOCKER, Driver="btrfs").layer_limit_possible
-    assert "storage_opt" not in create_kwargs(spec(tmp_path), xfs)  # no cap asked for
+    assert "storage_opt" not in create_kwargs(make_spec(tmp_path), xfs)  # no cap asked for
 
 
 class CountingContainers(RefusingContainers):
@@ -428,12 +388,12 @@ class StubContainer:
 def test_a_layer_size_the_engine_refuses_is_asked_no_more_and_the_launch_goes_on(tmp_path: Path) -> None:
     words = "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
     client = StubClient(DOCKER, DriverStatus=[["Backing Filesystem", "xfs"]])
-    client.containers = CountingContainers(api_error(500, words))  # type: ignore[attr-defined]
-    runtime = DockerRuntime({}, client=client)  # type: ignore[arg-type]
-    capped = dataclasses.replace(spec(tmp_path), layer_max_bytes=1024**3)
+    client.containers = CountingContainers(api_error(500, words))
+    runtime = DockerRuntime({}, client=client)
+    capped = dataclasses.replace(make_spec(tmp_path), layer_max_bytes=1024**3)
     runtime._create(capped)
     runtime._create(capped)
-    asked = client.containers.asked  # type: ignore[attr-defined]
+    asked = client.containers.asked
     assert ["storage_opt" in kwargs for kwargs in asked] == [True, False, False]
 
 
@@ -466,7 +426,7 @@ class PullStream:
         yield from self.chunks
 
 
-RETRYING = [
+RETRYING: list[dict[str, Any]] = [
     {"id": "abc", "status": "Downloading", "progressDetail": {"current": 1 << 20, "total": 24 << 20}},
     *({"id": "abc", "status": f"Retrying in {n} seconds"} for n in (5, 4, 3, 2, 1)),
     {"error": "dial tcp 127.0.0.1:5000: connect: connection refused"},
@@ -475,10 +435,10 @@ RETRYING = [
 
 def test_a_pull_the_engine_only_retries_fails_at_the_stall_limit_not_after_every_retry() -> None:
     client = StubClient(DOCKER)
-    client.api = PullStream(RETRYING)  # type: ignore[attr-defined]
-    impatient = DockerRuntime({}, client=client, pull_stall=0.0)  # type: ignore[arg-type]
+    client.api = PullStream(RETRYING)
+    impatient = DockerRuntime({}, client=client, pull_stall=0.0)
     with pytest.raises(ImagePullError, match="stopped answering during the pull: the engine kept retrying"):
         impatient._pull("127.0.0.1:5000/x:1", None, lambda update: None)
-    patient = DockerRuntime({}, client=client, pull_stall=300.0)  # type: ignore[arg-type]
+    patient = DockerRuntime({}, client=client, pull_stall=300.0)
     with pytest.raises(ImagePullError, match=r"stopped answering during the pull \(dial tcp"):
         patient._pull("127.0.0.1:5000/x:1", None, lambda update: None)  # the engine's own end, in its words

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,14 +63,14 @@ def test_session_routes_dial_rooted_names_through_the_name_server() -> None:
     proxies = [h for h in _handlers(route) if h.get("handler") == "reverse_proxy"]
     assert len(proxies) == 2  # the app and its port forwarding
     for proxy in proxies:
-        assert proxy["transport"]["resolver"] == {"addresses": ["udp/172.30.0.2:8053"]}  # type: ignore[index]
-        [upstream] = proxy["upstreams"]  # type: ignore[misc]
+        assert proxy["transport"]["resolver"] == {"addresses": ["udp/172.30.0.2:8053"]}
+        [upstream] = proxy["upstreams"]
         assert upstream["dial"].startswith("emulate-x-notebook-{http.regexp.notebook.1}.:")
 
 
-def _handlers(node: object) -> list[dict[str, object]]:
+def _handlers(node: object) -> list[dict[str, Any]]:
     """Every handler in a piece of Caddy's JSON, however deep its subroutes."""
-    found: list[dict[str, object]] = []
+    found: list[dict[str, Any]] = []
     if isinstance(node, dict):
         if "handler" in node:
             found.append(node)

@@ -1,62 +1,14 @@
-"""GPUs through a test double of the `pynvml` module (this machine has no GPU; a lent GPU machine runs
-benchmarks/gpu_check.py against the real one)."""
+"""GPUs through a test double of the `pynvml` module (tests/unit/fake_nvml.py: this machine has no GPU; a lent
+GPU machine runs benchmarks/gpu_check.py against the real one)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from emulator.api import views
-from emulator.core.models import Status
+from emulator.core.models import Status, User
 from emulator.runtime.base import Usage
 from emulator.runtime.gpus import Gpu, Nvml
 from tests.factories import make_session
-
-GIB = 1 << 30
-
-
-class FakeNvml:
-    """pynvml's calls the emulator makes, over a table of GPUs (names, memory, figures)."""
-
-    def __init__(self, gpus: list[dict[str, object]], fail_init: bool = False) -> None:
-        self.gpus = gpus
-        self.fail_init = fail_init
-        self.calls: list[str] = []
-
-    def nvmlInit(self) -> None:
-        self.calls.append("init")
-        if self.fail_init:
-            raise RuntimeError("NVML Shared Library Not Found")
-
-    def nvmlShutdown(self) -> None:
-        self.calls.append("shutdown")
-
-    def nvmlDeviceGetCount(self) -> int:
-        return len(self.gpus)
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
-        return index
-
-    def nvmlDeviceGetHandleByUUID(self, uuid: bytes) -> int:
-        assert isinstance(uuid, bytes), "pynvml's c_char_p wants bytes"
-        return next(i for i, g in enumerate(self.gpus) if g["uuid"] == uuid.decode())
-
-    def nvmlDeviceGetUUID(self, handle: int) -> bytes:
-        return str(self.gpus[handle]["uuid"]).encode()
-
-    def nvmlDeviceGetName(self, handle: int) -> bytes:
-        return str(self.gpus[handle]["name"]).encode()
-
-    def nvmlDeviceGetMemoryInfo(self, handle: int) -> SimpleNamespace:
-        return SimpleNamespace(total=self.gpus[handle]["total"], used=self.gpus[handle]["used"])
-
-    def nvmlDeviceGetUtilizationRates(self, handle: int) -> SimpleNamespace:
-        return SimpleNamespace(gpu=self.gpus[handle]["utilization"], memory=0)
-
-
-TWO = [
-    {"uuid": "GPU-aaaa", "name": "NVIDIA H100 80GB HBM3", "total": 80 * GIB, "used": 2 * GIB, "utilization": 30},
-    {"uuid": "GPU-bbbb", "name": "NVIDIA H100 80GB HBM3", "total": 80 * GIB, "used": 6 * GIB, "utilization": 90},
-]
+from tests.unit.fake_nvml import GIB, TWO, FakeNvml
 
 
 def test_discovers_every_gpu_in_index_order_with_its_name_and_memory() -> None:
@@ -93,8 +45,8 @@ def test_session_json_carries_the_gpu_figures_of_a_session_with_gpus() -> None:
     assert figures is not None
     usage = Usage(512 * 1024**2, 0.25, gpu_memory_bytes=figures[0], gpu_utilization=figures[1])
     session = make_session(gpu_devices=["GPU-bbbb"], status=Status.RUNNING)
-    user = SimpleNamespace(uid=20001, gid=20001, supplementary_gids=[])
-    document = views.session_json(session, user, "url", usage, "v0")  # type: ignore[arg-type]
+    user = User("alice", 20001, 20001)
+    document = views.session_json(session, user, "url", usage, "v0")
     assert (document["gpuRAMInUse"], document["gpuUtilization"]) == ("6144M", "90%")
-    plain = views.session_json(make_session(), user, "url", Usage(1, 0.1), "v0")  # type: ignore[arg-type]
+    plain = views.session_json(make_session(), user, "url", Usage(1, 0.1), "v0")
     assert (plain["gpuRAMInUse"], plain["gpuUtilization"]) == ("<none>", "<none>")

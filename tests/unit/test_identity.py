@@ -26,7 +26,7 @@ def test_the_users_file_is_made_once_private_and_never_for_root(tmp_path: Path) 
     assert directory.authenticate("x" * len(token)) is None
 
 
-def _write(path: Path, users: list[dict]) -> None:
+def _write(path: Path, users: list[dict[str, object]]) -> None:
     path.write_text(yaml.safe_dump({"users": users}))
 
 
@@ -40,7 +40,8 @@ def test_a_workshop_adds_users_without_a_restart_and_a_broken_edit_keeps_the_las
     source = UsersSource(path)
     assert [u.name for u in source.current().users] == ["alice"]
     _write(path, [ALICE, BOB])
-    assert source.current().authenticate("b" * 20).name == "bob"  # type: ignore[union-attr]
+    bob = source.current().authenticate("b" * 20)
+    assert bob is not None and bob.name == "bob"
     path.write_text("users: [oops")
     assert [u.name for u in source.current().users] == ["alice", "bob"]
 
@@ -53,7 +54,9 @@ def test_a_workshop_adds_users_without_a_restart_and_a_broken_edit_keeps_the_las
         ([{**ALICE, "uid": 0}], "users.0.uid"),
     ],
 )
-def test_bad_users_files_are_refused_with_the_reason(tmp_path: Path, users: list[dict], message: str) -> None:
+def test_bad_users_files_are_refused_with_the_reason(
+    tmp_path: Path, users: list[dict[str, object]], message: str
+) -> None:
     path = tmp_path / "users.yaml"
     _write(path, users)
     with pytest.raises(ConfigError, match=message):

@@ -28,10 +28,10 @@ def test_builds_trust_the_ca_bundle_the_hosts_tools_already_use(tmp_path: Path) 
     bundle = tmp_path / "proxy-ca.pem"
     bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\nproxy\n-----END CERTIFICATE-----\n")
     settings = Settings(extra_ca_bundle=None)
-    no_host = {"system": [], "etc": tmp_path / "no-etc"}  # this machine's own stores out of the way
+    no_etc = tmp_path / "no-etc"  # with system=[]: this machine's own stores out of the way
     # Only SSL_CERT_FILE set: picked up, and baked into the base recipe's build context.
     assert named_ca(settings, {"SSL_CERT_FILE": str(bundle)}) == CaSource(bundle, "SSL_CERT_FILE")
-    ca = extra_ca(settings, {"SSL_CERT_FILE": str(bundle)}, **no_host)
+    ca = extra_ca(settings, {"SSL_CERT_FILE": str(bundle)}, system=[], etc=no_etc)
     with tarfile.open(fileobj=build_context(recipes(settings)["base"], ca)) as archive:
         member = archive.extractfile("extra-ca.crt")
         assert member is not None and member.read() == bundle.read_bytes()
@@ -41,7 +41,8 @@ def test_builds_trust_the_ca_bundle_the_hosts_tools_already_use(tmp_path: Path) 
     assert named_ca(settings, environ) == CaSource(bundle, "PIP_CERT")
     assert named_ca(Settings(extra_ca_bundle=other), environ) == CaSource(other, "EMULATE_EXTRA_CA_BUNDLE")
     home = {"HOME": str(tmp_path / "home")}
-    assert ca_sources(settings, home, **no_host) == [] and extra_ca(settings, home, **no_host) == b""
+    assert ca_sources(settings, home, system=[], etc=no_etc) == []
+    assert extra_ca(settings, home, system=[], etc=no_etc) == b""
 
 
 def test_a_missing_bundle_named_for_us_is_an_error_and_one_named_for_other_tools_is_passed_over(

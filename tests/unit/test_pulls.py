@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import contextlib
+import re
 
 import pytest
 from hypothesis import given
@@ -15,6 +15,8 @@ from emulator.errors import InvalidRequest
 from emulator.host.images import split_name
 from emulator.runtime.base import PullUpdate, RegistryCredentials
 from emulator.runtime.docker import pull_failure
+
+SKAHAS_400 = "Invalid input.  Must be in form of username:secret"
 
 
 def _header(text: str) -> str:
@@ -29,14 +31,35 @@ def test_the_registry_header_is_base64_of_user_colon_secret_and_the_secret_may_h
 
 @pytest.mark.parametrize("header", ["", "!!", _header("nocolon"), _header(":secret"), _header("user:"), "YWRh\n:"])
 def test_a_malformed_registry_header_gets_skahas_400(header: str) -> None:
-    with pytest.raises(InvalidRequest, match=r"^Invalid input\.  Must be in form of username:secret$"):
+    with pytest.raises(InvalidRequest, match=rf"^{re.escape(SKAHAS_400)}$"):
         registry_credentials(header)
 
 
-@given(st.text(max_size=40))
+USERNAMES = st.text(min_size=1, max_size=20).filter(lambda name: ":" not in name)
+SECRETS = st.text(min_size=1, max_size=20)
+
+
+@given(USERNAMES, SECRETS)
+def test_credentials_come_back_as_they_were_encoded(username: str, secret: str) -> None:
+    assert registry_credentials(_header(f"{username}:{secret}")) == RegistryCredentials(username, secret)
+
+
+@given(
+    st.one_of(
+        st.text(max_size=40),  # anything at all
+        st.builds(lambda u, s: _header(f"{u}:{s}"), st.text(max_size=20), st.text(max_size=20)),  # a pair, or not
+        st.binary(max_size=30).map(lambda raw: base64.b64encode(raw).decode()),  # base64 of anything, UTF-8 or not
+    )
+)
 def test_any_header_is_either_credentials_or_skahas_400(header: str) -> None:
-    with contextlib.suppress(InvalidRequest):
-        registry_credentials(header)
+    try:
+        found = registry_credentials(header)
+    except InvalidRequest as refused:
+        assert refused.message == SKAHAS_400
+        return
+    # Accepted: the header was base64 of UTF-8 "username:secret", both there, the username without ':'.
+    assert found is not None and found.username and found.secret and ":" not in found.username
+    assert base64.b64decode(header.strip(), validate=True).decode() == f"{found.username}:{found.secret}"
 
 
 @pytest.mark.parametrize(

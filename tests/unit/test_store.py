@@ -23,6 +23,12 @@ def _store(path: Path) -> Store:
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def _stored(store: Store, session_id: str) -> Session:
+    found = store.get(session_id)
+    assert found is not None, f"{session_id} is not in the store"
+    return found
+
+
 def _session(user: str = "alice", type_: str = "notebook") -> Session:
     return make_session(
         id=new_session_id(), user=user, type=type_, name="n", image="i", resources=Resources(1, 2, 4, 8)
@@ -112,7 +118,7 @@ def test_mark_running_only_moves_pending_sessions(tmp_path: Path) -> None:
     store.admit(session, 3)
     store.set_status(session.id, Status.TERMINATING)
     assert not store.mark_running(session.id)
-    assert store.get(session.id).status is Status.TERMINATING  # type: ignore[union-attr]
+    assert _stored(store, session.id).status is Status.TERMINATING
 
 
 def test_a_version_1_database_is_migrated_and_keeps_its_sessions(tmp_path: Path) -> None:
@@ -185,11 +191,11 @@ def test_an_end_never_overwrites_a_delete(tmp_path: Path) -> None:
     store.admit(session, 3)
     store.set_status(session.id, Status.TERMINATING)
     assert not store.finish(session.id, Status.SUCCEEDED, NOW, 0)
-    assert store.get(session.id).status is Status.TERMINATING  # type: ignore[union-attr]
+    assert _stored(store, session.id).status is Status.TERMINATING
     other = _session()
     store.admit(other, 3)
     assert store.finish(other.id, Status.FAILED, NOW, 137)
-    assert store.get(other.id).exit_code == 137  # type: ignore[union-attr]
+    assert _stored(store, other.id).exit_code == 137
 
 
 def test_one_user_may_be_kept_from_holding_the_whole_machine(tmp_path: Path) -> None:

@@ -14,20 +14,13 @@ from emulator.runtime.base import Mount
 from emulator.runtime.docker import create_kwargs
 from emulator.runtime.swarm import config_files, gpu_count, service_spec, task_state, travels_as_config
 from emulator.settings import REPO_ROOT, Settings
-from tests.factories import make_session
-from tests.unit.test_contract import USER
+from tests.factories import USER, make_session, make_spec
 
 GIB = 1024**3
 
 
-def _spec(tmp_path: Path, **settings: Any) -> Any:
-    config = Settings(instance="t1", state_dir=tmp_path / "s", arc_dir=tmp_path / "arc", **settings)
-    profile = load_profiles(REPO_ROOT / "profiles")["notebook"]
-    return build_spec(profile, make_session(), USER, config)
-
-
 def test_a_session_is_a_one_task_service_under_the_same_contract(tmp_path: Path) -> None:
-    spec = _spec(tmp_path)
+    spec = make_spec(tmp_path)
     created = service_spec(spec)
     task = created["task_template"]
     container = task["ContainerSpec"]
@@ -57,13 +50,13 @@ def test_a_session_is_a_one_task_service_under_the_same_contract(tmp_path: Path)
 
 
 def test_requests_are_reservations_limits_are_limits(tmp_path: Path) -> None:
-    spec = _spec(tmp_path)
+    spec = make_spec(tmp_path)
     assert (spec.nano_cpus_reservation, spec.memory_reservation_bytes) == (2_000_000_000, 8 * GIB)  # fixed
     assert "mem_reservation" not in create_kwargs(spec)  # one engine: limits only, as before
 
 
 def test_arc_over_nfs_is_a_volume_of_the_local_driver_on_every_machine(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, arc_nfs="nfs.example:/export/arc")
+    spec = make_spec(tmp_path, arc_nfs="nfs.example:/export/arc")
     for mounts in (service_spec(spec)["task_template"]["ContainerSpec"]["Mounts"], create_kwargs(spec)["mounts"]):
         arc = next(m for m in mounts if m["Target"] == "/arc")
         assert arc["Type"] == "volume" and arc["Source"] == "emulate-t1-arc"
@@ -130,7 +123,7 @@ def test_gpus_are_swarm_generic_resources(tmp_path: Path) -> None:
     assert reservations["Reservations"]["GenericResources"] == [
         {"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 2}}
     ]
-    advertised = [
+    advertised: list[dict[str, Any]] = [
         {"NamedResourceSpec": {"Kind": "NVIDIA-GPU", "Value": "GPU-a"}},
         {"NamedResourceSpec": {"Kind": "NVIDIA-GPU", "Value": "GPU-b"}},
         {"DiscreteResourceSpec": {"Kind": "SSD", "Value": 1}},
