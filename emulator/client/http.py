@@ -13,9 +13,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from emulator.client.discovery import recorded_url, tls_verify
 from emulator.errors import Forbidden, NotFound, Unavailable, error_for_status
@@ -82,17 +83,27 @@ class Connection:
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         return http.client.HTTPSConnection(self._netloc, timeout=TIMEOUT, context=context)
 
+    def _reusable(self) -> http.client.HTTPConnection:
+        """The kept connection, unless the server has closed it while it sat idle (an idle socket that reads as
+        ready holds the server's close, or something unasked): then a new one, as httpx's pool checks before a
+        reuse. A request that cannot be sent twice then never meets a connection known to be gone."""
+        kept = self._connection
+        if kept is not None and kept.sock is not None and select.select([kept.sock], [], [], 0)[0]:
+            self.close()
+        if self._connection is None:
+            self._connection = self._open()
+        return self._connection
+
     def request(
         self, method: str, path: str, body: bytes | None, headers: dict[str, str], *, idempotent: bool
     ) -> Answer:
         for attempt in (1, 2):
-            if self._connection is None:
-                self._connection = self._open()
+            connection = self._reusable()
             try:
-                self._connection.request(method, self._prefix + path, body=body, headers={**self._headers, **headers})
-                response = self._connection.getresponse()
+                connection.request(method, self._prefix + path, body=body, headers={**self._headers, **headers})
+                response = connection.getresponse()
                 return Answer(response.status, response.reason, response.read(), response.headers)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            except (http.client.RemoteDisconnected, BrokenPipeError):  # closed before any answer: not served
                 self.close()
                 if attempt == 2 or not idempotent:
                     raise
@@ -145,7 +156,9 @@ class EmulatorClient:
             body = urlencode(data, doseq=True).encode()  # a list value: repeated fields (env=...)
             sent["Content-Type"] = "application/x-www-form-urlencoded"
         try:
-            answer = self._http.request(method, f"{path}{_query(params)}", body, sent, idempotent=idempotent)
+            # Ids come from the command line: a space or a non-ASCII letter is sent percent-encoded, as httpx did
+            where = f"{quote(path, safe='/')}{_query(params)}"
+            answer = self._http.request(method, where, body, sent, idempotent=idempotent)
         except (OSError, http.client.HTTPException) as exc:
             raise Unavailable(
                 f"cannot reach the emulator at {self.base_url} ({exc.__class__.__name__}); "

@@ -106,6 +106,12 @@ def _refuse_what_canfar_ignores(profile: Profile, options: Launch) -> None:
         )
     if (options.cmd or options.args) and not profile.batch:
         raise SkahaError(f"cmd and args are for headless jobs; a {profile.type} session runs its type's launch")
+    dropped = [entry.split("=", 1)[0] for entry in options.env_entries if not policy.parse_env([entry])]
+    if dropped:
+        raise SkahaError(
+            f"CANFAR drops an env entry whose value holds '=' ({', '.join(dropped)}): the job would run without "
+            "it; pass such a value another way (a file in /arc, or an argument)"
+        )
     check_args(options.args)
 
 

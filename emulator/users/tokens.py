@@ -10,6 +10,7 @@ Read with YAML alone when the file is as expected, so those commands never load 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -33,16 +34,23 @@ def _cached(path: Path, stamp: list[int]) -> list[list[str]] | None:
 
 
 def _keep(path: Path, stamp: list[int], tokens: list[list[str]]) -> None:
-    """Write the JSON copy (owner-only from its first byte); a folder we may not write to just means no copy."""
+    """Write the JSON copy (owner-only from its first byte); a folder we may not write to (a read-only mount, as
+    in the service's container) just means no copy, and no partial file is ever left."""
     cache = _cache_of(path)
     partial = cache.with_name(f"{cache.name}.{os.getpid()}")
     try:
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return
+    try:
         with os.fdopen(descriptor, "w") as out:
             json.dump({"stamp": stamp, "tokens": tokens}, out)
         os.replace(partial, cache)
     except OSError:
-        partial.unlink(missing_ok=True)
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)  # gone already once replaced; after a failure or an interrupt, now
 
 
 def _from_yaml(path: Path) -> list[list[str]] | None:

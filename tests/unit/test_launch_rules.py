@@ -296,3 +296,14 @@ def test_the_platform_gives_gpus_it_has_and_refuses_others(
             second = pair.platform_launch(request)
             assert isinstance(second, InvalidRequest)
             assert second.message == "Invalid value for 'gpus': 1 (only 0 GPU(s) free on this machine)"
+
+
+def test_the_kit_refuses_an_env_entry_the_platform_would_silently_drop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = Launch(env={"A": "1", "URL": "http://x/?a=b"}, cmd="/bin/true")
+    with _pair(tmp_path, monkeypatch, {}) as pair:
+        platform = pair.platform_launch(_as_the_api_receives(NOTEBOOK, "headless", options))
+        assert isinstance(platform, Session) and platform.env == ["A=1"]  # taken, and run without URL
+        with pytest.raises(SkahaError, match=r"CANFAR drops an env entry whose value holds '=' \(URL\)"):
+            pair.kit.launch(NOTEBOOK, "headless", options)

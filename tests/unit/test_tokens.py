@@ -75,3 +75,17 @@ def test_a_folder_it_may_not_write_to_means_no_copy_and_still_the_token(tmp_path
         tmp_path.chmod(0o700)
     # root writes anyway; anyone else gets no copy and no partial file
     assert {p.name for p in tmp_path.iterdir()} <= {"users.yaml", _copy(path).name}
+
+
+def test_a_copy_that_cannot_be_written_is_no_error_and_leaves_what_was_there(tmp_path: Path) -> None:
+    """A read-only folder (the service's container mounts the config read-only) or anything in the way: the token
+    is still read, no copy is made, and nothing of ours is left behind."""
+    import os
+
+    path = tmp_path / "users.yaml"
+    _write(path, ALICE)
+    in_the_way = tmp_path / f"{_copy(path).name}.{os.getpid()}"
+    in_the_way.mkdir()
+    assert token_for(path) == "a" * 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["users.yaml", in_the_way.name])
+    assert in_the_way.is_dir()
