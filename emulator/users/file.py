@@ -101,18 +101,29 @@ def default_user_entry() -> UserEntry:
 
 
 def ensure_users_file(path: Path) -> None:
-    """Create the users file with the default user if it does not exist yet (mode 0600)."""
+    """Create the users file with the default user if it does not exist yet (mode 0600).
+
+    Written whole beside it, then linked into place: a command started at the same moment (`up` and `token`,
+    say) finds either no file or the whole file, never one half written, and never replaces another's."""
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     document = UsersFile(users=[default_user_entry()]).model_dump(exclude_none=True)
+    partial = path.with_name(f".{path.name}.{secrets.token_hex(6)}.new")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # made meanwhile by another command
-    with os.fdopen(fd, "w") as handle:
-        handle.write("# skaha-emulator users: add entries for more users; keep this file private (0600).\n")
-        yaml.safe_dump(document, handle, sort_keys=False)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("# skaha-emulator users: add entries for more users; keep this file private (0600).\n")
+            yaml.safe_dump(document, handle, sort_keys=False)
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass  # made meanwhile by another command: theirs stays
+        except OSError:  # a filesystem without hard links: a rename is whole too, if not exclusive
+            if not path.exists():
+                os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def read_users_file(path: Path) -> UsersFile:

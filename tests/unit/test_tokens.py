@@ -89,3 +89,22 @@ def test_a_copy_that_cannot_be_written_is_no_error_and_leaves_what_was_there(tmp
     assert token_for(path) == "a" * 20
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["users.yaml", in_the_way.name])
     assert in_the_way.is_dir()
+
+
+def test_commands_started_together_on_a_fresh_machine_agree_on_one_users_file(tmp_path: Path) -> None:
+    """`up` and `token` at the same moment: each finds no file or the whole file, and both print the same token."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from emulator.users.file import ensure_users_file, read_users_file
+
+    path = tmp_path / "config" / "users.yaml"
+
+    def first_use() -> str:
+        ensure_users_file(path)
+        return token_for(path)
+
+    with ThreadPoolExecutor(16) as pool:
+        tokens = set(pool.map(lambda _: first_use(), range(64)))
+    assert tokens == {read_users_file(path).users[0].token}
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert {p.name for p in path.parent.iterdir()} == {"users.yaml", _copy(path).name}
