@@ -81,6 +81,9 @@ class SessionManager:
             {"/arc": settings.layout.arc_path, "the platform's state": settings.layout.state_path}, settings.min_free_gb
         )
         self.quotas = home_quotas(settings, runtime, store)
+        # Which GPUs a launch may get does not change while the service runs either.
+        placed_by_swarm = self.distributed and host.capacity.gpus > 0
+        self._gpus = policy.GpuFacts(tuple(host.gpu_devices), placed_by_swarm, host.gpu_note)
         self._admission = policy.admission_limits(settings, host.capacity)  # it does not change while the service runs
 
     # --- read-only facts ------------------------------------------------------------------
@@ -153,9 +156,7 @@ class SessionManager:
         checked = policy.check_launch(request.name, request.image, request.type, request.registry_auth, self._profiles)
         await self._check_space(user)
         must_pull = await self._pulls.check(checked.image, checked.type, checked.credentials)
-        gpus = policy.GpuFacts(
-            tuple(self._host.gpu_devices), self.distributed and self._host.capacity.gpus > 0, self._host.gpu_note
-        )
+        gpus = self._gpus
         plan = policy.plan_launch(
             checked,
             policy.ResourceRequest(request.cores, request.ram, request.gpus),
