@@ -28,6 +28,11 @@ class SessionHosts:
         """Which of the host's labels, counted from the right as Caddy counts them, is the session id."""
         return self.domain.count(".") + 1
 
+    @property
+    def id_placeholder(self) -> str:
+        """Caddy's placeholder for the session id a request's host names."""
+        return f"{{http.request.host.labels.{self.id_label}}}"
+
 
 def for_scripts(url: str, base_url: str) -> str:
     """`url` as a script on this machine can open it: a session's `<id>.localhost` host (which browsers send to

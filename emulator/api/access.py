@@ -21,8 +21,9 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from emulator.api.origin import REFUSED, from_elsewhere
 from emulator.core.auth import Authenticator, RouteAccess
 from emulator.core.models import User
-from emulator.core.signin import COOKIE, VISIT_COOKIE, cookie_name
-from emulator.gateway.base import PROBE_HEADER, SESSION_HEADER, SESSION_HOST_HEADER, SESSION_ID_PATTERN
+from emulator.core.signin import cookie_name
+from emulator.gateway.base import PORTAL_COOKIE as COOKIE
+from emulator.gateway.base import PROBE_HEADER, SESSION_HEADER, SESSION_HOST_HEADER, SESSION_ID_PATTERN, VISIT_COOKIE
 from emulator.settings import Settings
 
 router = APIRouter()
@@ -120,8 +121,8 @@ def _sign_in_first(request: Request, session_id: str, uri: str) -> Response:
 def _from_elsewhere(request: Request) -> bool:
     """A session's host asked, through the gateway, about a request another origin's page made a browser send
     (the original request's headers, Host included, come with the question)."""
-    headers = {k.encode("latin-1"): v.encode("latin-1") for k, v in request.headers.items()}
-    return from_elsewhere(request.headers.get("x-forwarded-method", "GET"), headers, any_origin_header=True)
+    method = request.headers.get("x-forwarded-method", "GET")
+    return from_elsewhere(method, dict(request.scope["headers"]), any_origin_header=True)
 
 
 @router.get("/auth/visit", include_in_schema=False)

@@ -41,6 +41,7 @@ def template_values(
     profile: Profile, session: Session, user: User, settings: Settings, app_token: str = ""
 ) -> dict[str, str]:
     """The values of the profile templates' {placeholders} (profiles.TEMPLATE_FIELDS) for one session."""
+    session_url = settings.session_url(session.parent_id or session.id)  # an app is served on its desktop's host
     return {
         "session_id": session.id,
         "session_name": session.name,
@@ -54,8 +55,8 @@ def template_values(
         "api_host": f"{naming.gateway_container(settings.prefix)}:{INTERNAL_PORT}",
         "api_version": "v0",
         "base_url": settings.base_url,
-        "session_url": settings.session_url(session.parent_id or session.id),
-        "ws_session_url": settings.session_url(session.parent_id or session.id).replace("http", "ws", 1),
+        "session_url": session_url,
+        "ws_session_url": session_url.replace("http", "ws", 1),
         "ws_base_url": settings.base_url.replace("http", "ws", 1),
         "app_token": app_token,
         "app_name": app_name(session.image),

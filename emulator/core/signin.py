@@ -19,8 +19,6 @@ from pathlib import Path
 
 from emulator.core.callback import load_key
 
-COOKIE = "skaha_emulator_session"
-VISIT_COOKIE = "skaha_emulator_visit"
 LIFETIME_SECONDS = 12 * 3600
 TICKET_SECONDS = 60
 

@@ -25,6 +25,10 @@ SESSION_HEADER = "X-Skaha-Emulator-Session"  # the session id the gateway itself
 # host: the session that host serves ("" on the portal's host).
 SESSION_HOST_HEADER = "X-Skaha-Emulator-Session-Host"
 VISIT_PATH = "/_skaha-emulator/visit"  # on a session's host: where the portal's sign-in ticket becomes a cookie
+# The platform's cookies (core/signin.py issues them; the gateway finds and strips them by these names)
+COOKIE_PREFIX = "skaha_emulator_"
+PORTAL_COOKIE = f"{COOKIE_PREFIX}session"  # the portal's sign-in
+VISIT_COOKIE = f"{COOKIE_PREFIX}visit"  # a session host's own
 PROBE_HEADER = "X-Skaha-Emulator-Probe"  # the service's readiness probes (never passed on to a session)
 
 

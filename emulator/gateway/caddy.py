@@ -18,11 +18,14 @@ import httpx
 
 from emulator.errors import Unavailable
 from emulator.gateway.base import (
+    COOKIE_PREFIX,
     INTERNAL_PORT,
+    PORTAL_COOKIE,
     PROBE_HEADER,
     SESSION_HEADER,
     SESSION_HOST_HEADER,
     SESSION_ID_PATTERN,
+    VISIT_COOKIE,
     VISIT_PATH,
     GatewayTable,
     TypeRoute,
@@ -60,7 +63,7 @@ SESSION_SECURITY_HEADERS: dict[str, Any] = {
             "X-Content-Type-Options": ["nosniff"],
             "Referrer-Policy": ["same-origin"],
         },
-        "replace": {"Set-Cookie": [{"search_regexp": "^\\s*(__Host-)?skaha_emulator_.*$", "replace": ""}]},
+        "replace": {"Set-Cookie": [{"search_regexp": f"^\\s*(__Host-)?{COOKIE_PREFIX}.*$", "replace": ""}]},
         "deferred": True,
     },
 }
@@ -119,8 +122,10 @@ def _proxy(
 
 
 # The platform's cookies: the portal's sign-in and a session host's visit cookie, "__Host-" prefixed under TLS.
-PLATFORM_COOKIE = "(^|;\\s*)(__Host-)?skaha_emulator_(session|visit)=[^;]*"
-PORTAL_COOKIE = "(^|;\\s*)(__Host-)?skaha_emulator_session="
+PLATFORM_COOKIE_PATTERN = f"(^|;\\s*)(__Host-)?({re.escape(PORTAL_COOKIE)}|{re.escape(VISIT_COOKIE)})=[^;]*"
+PORTAL_COOKIE_PATTERN = f"(^|;\\s*)(__Host-)?{re.escape(PORTAL_COOKIE)}="
+
+ONLY_ITS_OWN_SESSION = "skaha-emulator: this host serves only its own session\n"
 
 # The platform's own credentials (a bearer token, the portal's and the session hosts' cookies) never reach a
 # session: its owner must not collect a visiting group member's. Jupyter's "token" scheme passes untouched.
@@ -130,7 +135,7 @@ STRIP_PLATFORM_CREDENTIALS: dict[str, Any] = {
         "delete": [PROBE_HEADER, SESSION_HEADER, SESSION_HOST_HEADER],
         "replace": {
             "Authorization": [{"search_regexp": "(?i)^bearer\\s.*$", "replace": ""}],
-            "Cookie": [{"search_regexp": PLATFORM_COOKIE, "replace": ""}],
+            "Cookie": [{"search_regexp": PLATFORM_COOKIE_PATTERN, "replace": ""}],
         },
     },
 }
@@ -139,7 +144,7 @@ STRIP_PLATFORM_CREDENTIALS: dict[str, Any] = {
 # the portal's cookie gives it away. Scripts (curl, the canfar client, the service's probes) send neither.
 BROWSER: list[dict[str, Any]] = [
     {"header_regexp": {"Sec-Fetch-Mode": {"pattern": "."}}},
-    {"header_regexp": {"Cookie": {"pattern": PORTAL_COOKIE}}},
+    {"header_regexp": {"Cookie": {"pattern": PORTAL_COOKIE_PATTERN}}},
 ]
 
 
@@ -184,7 +189,7 @@ def type_route(
     head = f"^{re.escape(route.path_before)}({SESSION_ID_PATTERN}){re.escape(after)}"
     session_id = f"{{http.regexp.{name}.1}}"
     prefix = f"{route.path_before}{session_id}{after}"
-    host_id = f"{{http.request.host.labels.{hosts.id_label}}}" if hosts is not None and on_session_host else None
+    host_id = hosts.id_placeholder if hosts is not None and on_session_host else None
     checks = _host_checks(hosts, session_id, host_id)
     if auth_upstream is not None:  # who is asking, before anything reaches the session
         checks.append({"handle": [forward_auth(auth_upstream, session_id, host_id)]})
@@ -205,7 +210,7 @@ def _host_checks(hosts: SessionHosts | None, session_id: str, host_id: str | Non
         return [  # a session's host serves that session alone
             {
                 "match": [{"not": [{"vars": {session_id: [host_id]}}]}],
-                "handle": [_text(404, "skaha-emulator: this host serves only its own session\n")],
+                "handle": [_text(404, ONLY_ITS_OWN_SESSION)],
                 "terminal": True,
             }
         ]
@@ -259,7 +264,7 @@ def _session_routes(route: TypeRoute, name: str, head: str, session_id: str, pre
 def session_hosts_route(table: GatewayTable, hosts: SessionHosts) -> dict[str, Any]:
     """Everything served at `<id>.<domain>`: that session's routes, and the step that turns the portal's
     sign-in ticket into the host's own visit cookie; nothing of the portal or the API."""
-    host_id = f"{{http.request.host.labels.{hosts.id_label}}}"
+    host_id = hosts.id_placeholder
     auth = table.api_upstream if table.auth else None
     routes: list[dict[str, Any]] = []
     if table.auth:
@@ -268,16 +273,13 @@ def session_hosts_route(table: GatewayTable, hosts: SessionHosts) -> dict[str, A
                 "match": [{"path": [VISIT_PATH]}],
                 "handle": [
                     {"handler": "rewrite", "uri": "/auth/visit?{http.request.uri.query}"},
-                    {
-                        **_proxy(table.api_upstream, idle=API_IDLE_TIMEOUT),
-                        "headers": {"request": {"set": {SESSION_HOST_HEADER: [host_id]}}},
-                    },
+                    _proxy(table.api_upstream, {SESSION_HOST_HEADER: host_id}, idle=API_IDLE_TIMEOUT),
                 ],
                 "terminal": True,
             }
         )
     routes += [type_route(r, auth, hosts, on_session_host=True) for r in table.routes]
-    routes.append({"handle": [_text(404, "skaha-emulator: this host serves only its own session\n")]})
+    routes.append({"handle": [_text(404, ONLY_ITS_OWN_SESSION)]})
     return {
         "@id": "session-hosts",
         "match": [{"host": [f"*.{hosts.domain}"]}],

@@ -18,7 +18,7 @@ from emulator.profiles import Profile, load_profiles
 from emulator.runtime.endpoint import client_from_environment
 from emulator.settings import load_settings
 from emulator.testkit.options import DEFAULT_LAUNCH, Launch
-from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
+from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args, refuse_what_canfar_ignores
 
 POLL = 0.1
 APP_START_SECONDS = 120
@@ -46,7 +46,11 @@ class AttachedKit:
                     session.close()
 
     def launch(self, image: str, session_type: str, options: Launch = DEFAULT_LAUNCH) -> SkahaSession:
-        check_args(options.args)
+        profile = self.profiles.get(session_type)
+        if profile is not None:  # the kit's own refusals, as standalone; an unknown type is the platform's to refuse
+            refuse_what_canfar_ignores(profile, options)
+        else:
+            check_args(options.args)
         try:
             session_id = self._api.launch(
                 name=options.name,
@@ -60,7 +64,6 @@ class AttachedKit:
             )
         except EmulatorError as exc:
             raise SkahaError(f"the platform refused the launch: {exc.message}") from None
-        profile = self.profiles.get(session_type)
         default = float(profile.startup_timeout_seconds if profile else 300) * 2
         limit = options.timeout if options.timeout is not None else default
         try:

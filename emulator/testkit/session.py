@@ -12,10 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from emulator.core import policy
 from emulator.core.contract import TOP_LEVEL
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
+
+    from emulator.profiles import Profile
+    from emulator.testkit.options import Launch
 
 
 class SkahaError(Exception):
@@ -36,6 +40,24 @@ def check_args(args: Sequence[str] | None) -> None:
                 f"skaha splits args on single spaces, so {arg!r} would reach the job as several arguments: "
                 "put the command in a script in the image, or write ${IFS} for the spaces"
             )
+
+
+def refuse_what_canfar_ignores(profile: Profile, options: Launch) -> None:
+    """The kit's own refusals, stricter than CANFAR: what it would take and silently not do."""
+    if options.env and not profile.batch:
+        raise SkahaError(
+            f"CANFAR applies env only to headless jobs; a {profile.type} session ignores it "
+            "(set defaults in the image instead)"
+        )
+    if (options.cmd or options.args) and not profile.batch:
+        raise SkahaError(f"cmd and args are for headless jobs; a {profile.type} session runs its type's launch")
+    dropped = [entry.split("=", 1)[0] for entry in options.env_entries if not policy.parse_env([entry])]
+    if dropped:
+        raise SkahaError(
+            f"CANFAR drops an env entry whose value holds '=' ({', '.join(dropped)}): the job would run without "
+            "it; pass such a value another way (a file in /arc, or an argument)"
+        )
+    check_args(options.args)
 
 
 @dataclass(frozen=True)

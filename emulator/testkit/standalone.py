@@ -53,7 +53,7 @@ from emulator.settings import load_settings
 from emulator.testkit import leftovers
 from emulator.testkit.options import DEFAULT_LAUNCH, Launch
 from emulator.testkit.ready import AnswersThroughGateway, ExitedAtStart, NeverReady
-from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, check_args
+from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, refuse_what_canfar_ignores
 from emulator.users.file import default_user_entry
 
 T = TypeVar("T")
@@ -95,24 +95,6 @@ class _Fixed:
 def _as_sent(value: int | None) -> str | None:
     """A launch option as skaha receives it (a form field's text)."""
     return None if value is None else str(value)
-
-
-def _refuse_what_canfar_ignores(profile: Profile, options: Launch) -> None:
-    """The kit's own refusals, stricter than CANFAR: what it would take and silently not do."""
-    if options.env and not profile.batch:
-        raise SkahaError(
-            f"CANFAR applies env only to headless jobs; a {profile.type} session ignores it "
-            "(set defaults in the image instead)"
-        )
-    if (options.cmd or options.args) and not profile.batch:
-        raise SkahaError(f"cmd and args are for headless jobs; a {profile.type} session runs its type's launch")
-    dropped = [entry.split("=", 1)[0] for entry in options.env_entries if not policy.parse_env([entry])]
-    if dropped:
-        raise SkahaError(
-            f"CANFAR drops an env entry whose value holds '=' ({', '.join(dropped)}): the job would run without "
-            "it; pass such a value another way (a file in /arc, or an argument)"
-        )
-    check_args(options.args)
 
 
 def _user() -> User:
@@ -315,7 +297,7 @@ class StandaloneKit:
             plan = self.plan(image, session_type, options)
         except InvalidRequest as exc:
             raise SkahaError(exc.message) from None
-        _refuse_what_canfar_ignores(plan.profile, options)
+        refuse_what_canfar_ignores(plan.profile, options)
         self._check_image(plan.image, plan.type)
         return self._start(plan.profile, plan.session(naming.new_session_id(), self.user.name), options.timeout)
 

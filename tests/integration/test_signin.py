@@ -12,8 +12,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from emulator.core.identity import load_directory
-from emulator.core.signin import COOKIE, VISIT_COOKIE, SignIns
-from emulator.gateway.base import VISIT_PATH
+from emulator.core.signin import SignIns
+from emulator.gateway.base import PORTAL_COOKIE as COOKIE
+from emulator.gateway.base import VISIT_COOKIE, VISIT_PATH
 from tests.instance import Instance, Person, localhost_client
 
 pytestmark = pytest.mark.slow
@@ -162,6 +163,13 @@ def test_the_check_asks_about_the_session_the_request_reaches(
         connection.request("GET", odd_path, headers={"Cookie": f"{COOKIE}=alice|é|1|x", "Accept": "text/html"})
         assert connection.getresponse().status == 307  # a browser: to the session's own host, and no 500
         connection.close()
+        # There the service itself reads the malformed cookie (the portal's cookie above the gateway answers alone)
+        odd_visit = f"{VISIT_COOKIE}=alice|é|1|x".encode("latin-1")
+        asked = localhost_client(headers=NAVIGATE).get(
+            secured.session_host(alices_notebook) + odd_path, headers={b"Cookie": odd_visit}
+        )
+        visit = f"{secured.url}/science-portal/visit?session={alices_notebook}&next={quote(odd_path, safe='')}"
+        assert (asked.status_code, asked.headers.get("location")) == (302, visit), asked.text  # sign in first
     finally:
         eve.delete(f"/session/{evesession}")
 

@@ -251,15 +251,22 @@ def test_attached_mode_launches_through_a_running_platform(
     platform: Instance = request.getfixturevalue(which)
     pytester.makepyfile(
         f"""
+        import pytest
+        from emulator.testkit import Launch, SkahaError
+
         def test_through_the_api(skaha_session):
             session = skaha_session("{NOTEBOOK}", type="notebook")
             assert session.exec("python -c 'import json'").ok
             assert session.http.get("api").status_code == 200
             print("ATTACHED", session.id)
+
+        def test_the_kits_own_refusals_hold_attached_too(skaha_kit):
+            with pytest.raises(SkahaError, match="CANFAR applies env only to headless jobs"):
+                skaha_kit.launch("{NOTEBOOK}", "notebook", Launch(env={{"A": "1"}}))
         """
     )
     result = _run(pytester, f"--skaha-url={platform.url}", f"--skaha-token={platform.token}")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     launched = next(line.split("ATTACHED ")[1].split()[0] for line in result.outlines if "ATTACHED " in line)
     deadline = time.monotonic() + 30
     while platform.http.get(f"/session/{launched}").status_code != 404:

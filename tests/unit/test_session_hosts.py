@@ -12,8 +12,9 @@ from starlette.requests import Request
 
 from emulator.api.access import platform_cookie
 from emulator.api.origin import from_elsewhere
-from emulator.core.signin import COOKIE, TICKET_SECONDS, SignIns, cookie_name
+from emulator.core.signin import TICKET_SECONDS, SignIns, cookie_name
 from emulator.errors import ConfigError
+from emulator.gateway.base import PORTAL_COOKIE as COOKIE
 from emulator.session_hosts import SessionHosts, for_scripts
 from emulator.settings import load_settings
 
