@@ -25,7 +25,8 @@ from emulator import labels, naming
 from emulator.layout import Layout
 from emulator.settings import Settings
 
-INSTANCE = "pytest"
+# EMULATE_TEST_INSTANCE: another name, so two checkouts' suites can run on one engine at once.
+INSTANCE = os.environ.get("EMULATE_TEST_INSTANCE") or "pytest"
 PREFIX = Settings(instance=INSTANCE).prefix  # what instance `pytest` names its containers and networks with
 SERVICE = naming.service_container(PREFIX)
 GATEWAY = naming.gateway_container(PREFIX)
