@@ -14,6 +14,7 @@ NETWORK_USER = "io.skaha-emulator.user"  # on a user network: whose it is
 RECIPE = "io.skaha-emulator.recipe"  # the recipe (images/<name>) an image was built from
 VERSION = "io.skaha-emulator.version"  # the emulator's version that built it
 CA_DIGEST = "io.skaha-emulator.ca"  # on the base: a digest of the CAs baked in (a change rebuilds it)
+CONTEXT_DIGEST = "io.skaha-emulator.context"  # a developer's image: a digest of the folder it was built from
 
 # Our own keys on what the test kit's standalone mode leaves in Docker (testkit/leftovers.py).
 KIT_OWNER = "io.skaha-emulator.testkit.owner"  # "<host>:<uid>:<pid>:<the process's start time>"
