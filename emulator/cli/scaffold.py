@@ -8,6 +8,7 @@ import click
 
 from emulator.cli.output import console, console_err
 from emulator.scaffold import EMULATOR_REQUIREMENT, TYPES, init_image, installed_from
+from emulator.scaffold.action import PLACEHOLDER, action_reference
 
 
 @click.command("init-image")
@@ -16,8 +17,9 @@ from emulator.scaffold import EMULATOR_REQUIREMENT, TYPES, init_image, installed
 @click.option("--image", help="The image's name and tag (default: DIR's name, tag dev).")
 @click.option(
     "--emulator",
-    help="What the CI jobs pip-install for skaha-emulator: a requirement such as 'skaha-emulator @ "
-    "git+https://...' (default: the git repository this one came from, else 'skaha-emulator').",
+    help="Where CI takes skaha-emulator from: a requirement such as 'skaha-emulator @ git+https://...' (the "
+    "GitLab job pip-installs it; the GitHub workflow uses the action of that repository at that ref, when it is "
+    "on GitHub) (default: the git repository this one came from, else 'skaha-emulator').",
 )
 def init_image_command(session_type: str, directory: Path, image: str | None, emulator: str | None) -> None:
     """Write a new image project for a session type: Dockerfile, README, tests and CI jobs.
@@ -32,8 +34,14 @@ def init_image_command(session_type: str, directory: Path, image: str | None, em
     console.print(f"wrote {directory}/: " + ", ".join(str(p) for p in written), highlight=False)
     if source is None:
         console_err.print(
-            f"note: its CI jobs install {EMULATOR_REQUIREMENT!r} from the package index; where your CI should "
-            "take it from a repository instead, edit them or use --emulator 'skaha-emulator @ git+URL'",
+            f"note: its GitLab job installs {EMULATOR_REQUIREMENT!r} from the package index; where your CI should "
+            "take it from a repository instead, edit it or use --emulator 'skaha-emulator @ git+URL'",
+            highlight=False,
+        )
+    if action_reference(source or "") is None:
+        console_err.print(
+            f"note: .github/workflows/image.yml uses {PLACEHOLDER}: put skaha-emulator's GitHub repository and a "
+            "tag or commit there (or use --emulator 'skaha-emulator @ git+https://github.com/OWNER/REPO@REF')",
             highlight=False,
         )
 

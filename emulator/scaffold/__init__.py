@@ -1,7 +1,8 @@
 """`emulate init-image TYPE DIR`: a minimal, correct starting point for a CANFAR image of that type.
 
 A Dockerfile on a public base image (with the session-type label, the port and start-up the type needs),
-a README, tests using the skaha_session fixture, and CI jobs (GitHub Actions, GitLab CI). The files are
+a README, tests using the skaha_session fixture, and CI jobs (a GitHub workflow using skaha-emulator's own
+action, .github/actions/validate in this repository; a GitLab CI job doing the same). The files are
 the templates beside this module; the project is written into a temporary folder and renamed into place,
 so a failure leaves nothing behind.
 """
@@ -16,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from emulator.errors import ConfigError
+from emulator.scaffold.action import uses_value
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TYPES = ("notebook", "desktop-app", "contributed", "headless")
@@ -79,6 +81,8 @@ def init_image(
         # The example desktop-app's window title (not its terminal's, which is named after the image).
         "TITLE": f"{_NAME_RULE.sub('-', image.rsplit('/', 1)[-1].split(':')[0])} clock",
         "EMULATOR": emulator,
+        # The workflow's `uses:`: skaha-emulator's action where the emulator comes from GitHub, else a placeholder.
+        "ACTION": uses_value(emulator),
     }
     directory.parent.mkdir(parents=True, exist_ok=True)
     draft = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))

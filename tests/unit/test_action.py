@@ -1,15 +1,19 @@
 """The GitHub Action (.github/actions/validate) holds together: the inputs its expressions use exist and each
-input is used, its script step passes exactly the variables run.sh reads."""
+input is used, its script step passes exactly the variables run.sh reads, and the workflow `init-image` writes
+uses it."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import tomllib
+from pathlib import Path
 
 import pytest
+import yaml
 
-from emulator.scaffold.action import ACTION_FOLDER, action_reference
+from emulator.scaffold import init_image
+from emulator.scaffold.action import ACTION_FOLDER, PLACEHOLDER, action_reference
 from tests.action import ACTION, action, script_step
 
 ACTION_YML = (ACTION / "action.yml").read_text()
@@ -65,3 +69,14 @@ def test_the_default_emulator_is_this_repository_three_folders_above_theaction()
 def test_the_action_is_named_where_the_emulator_comes_from_github(requirement: str, reference: str | None) -> None:
     expected = None if reference is None else reference.replace("@", f"/{ACTION_FOLDER}@", 1)
     assert action_reference(requirement) == expected
+
+
+def test_a_new_projects_workflow_uses_the_action(tmp_path: Path) -> None:
+    init_image("notebook", tmp_path / "a", emulator="skaha-emulator @ git+https://github.com/acme/emu.git@abc")
+    workflow = yaml.safe_load((tmp_path / "a" / ".github" / "workflows" / "image.yml").read_text())
+    (step,) = [s for s in workflow["jobs"]["test"]["steps"] if ACTION_FOLDER in s["uses"]]
+    assert step["uses"] == f"acme/emu/{ACTION_FOLDER}@abc"
+    assert set(step["with"]) <= set(action()["inputs"])
+    init_image("notebook", tmp_path / "b")
+    text = (tmp_path / "b" / ".github" / "workflows" / "image.yml").read_text()
+    assert f"uses: {PLACEHOLDER}  # skaha-emulator's GitHub repository" in text

@@ -9,10 +9,16 @@ import pytest
 
 from emulator.errors import ConfigError
 from emulator.scaffold import TEMPLATES, TYPES, default_image, init_image, render
+from emulator.scaffold.action import uses_value
 from emulator.settings import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
-README_EXAMPLE = {"IMAGE": "myorg/astro:dev", "TYPE": "notebook", "EMULATOR": "skaha-emulator"}
+README_EXAMPLE = {
+    "IMAGE": "myorg/astro:dev",
+    "TYPE": "notebook",
+    "EMULATOR": "skaha-emulator",
+    "ACTION": uses_value("skaha-emulator"),
+}
 
 
 @pytest.mark.parametrize("session_type", TYPES)
