@@ -1,6 +1,6 @@
 """The GitHub Action (.github/actions/validate) holds together: the inputs its expressions use exist and each
 input is used, its script step passes exactly the variables run.sh reads, and the workflow `init-image` writes
-uses it."""
+uses it; and the docs page about it is linked and its links resolve."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ import yaml
 
 from emulator.scaffold import init_image
 from emulator.scaffold.action import ACTION_FOLDER, PLACEHOLDER, action_reference
+from emulator.settings import REPO_ROOT
 from tests.action import ACTION, action, script_step
 
 ACTION_YML = (ACTION / "action.yml").read_text()
 SCRIPT = (ACTION / "run.sh").read_text()
+DOCS = REPO_ROOT / "docs" / "from-docker-run.md"
 
 
 def test_every_input_is_described_has_a_text_default_and_is_used() -> None:
@@ -80,3 +82,29 @@ def test_a_new_projects_workflow_uses_the_action(tmp_path: Path) -> None:
     init_image("notebook", tmp_path / "b")
     text = (tmp_path / "b" / ".github" / "workflows" / "image.yml").read_text()
     assert f"uses: {PLACEHOLDER}  # skaha-emulator's GitHub repository" in text
+
+
+def _links(markdown: str) -> list[str]:
+    inline = re.findall(r"\]\(([^)\s]+)\)", markdown)
+    defined = re.findall(r"^\[[^\]]+\]:\s*(\S+)", markdown, flags=re.MULTILINE)
+    return [link for link in inline + defined if not link.startswith(("http://", "https://", "mailto:"))]
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lowercase, punctuation but hyphens dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", re.sub(r"```.*?```", "", markdown, flags=re.DOTALL), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("page", [REPO_ROOT / "README.md", DOCS], ids=lambda p: p.name)
+def test_local_links_and_anchors_resolve(page: Path) -> None:
+    for link in _links(page.read_text()):
+        target, _, anchor = link.partition("#")
+        file = (page.parent / target).resolve() if target else page
+        assert file.exists(), f"{page.name} links to {link}, which is not there"
+        if anchor and file.suffix == ".md":
+            assert anchor in _anchors(file.read_text()), f"{page.name} links to {link}: no such heading"
+
+
+def test_the_readme_links_to_the_docker_run_page() -> None:
+    assert "(docs/from-docker-run.md)" in (REPO_ROOT / "README.md").read_text()
