@@ -279,7 +279,7 @@ def parse_fault(text: str, where: str = f"'{FAULT_PARAMETER}'") -> Fault:
     elif _over(found[3] or "0", 255):
         problem = "EXIT_CODE is 0 to 255"
     if problem is not None or found is None:
-        raise InvalidRequest(f"Invalid value for {where}: {shown(text)} ({problem})")
+        raise InvalidRequest(f"Invalid value for {where}: {shown(text) or repr('')} ({problem})")
     return Fault(FaultKind(found[1]), int(found[2]), int(found[3] or 0))
 
 
