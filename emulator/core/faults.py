@@ -103,9 +103,13 @@ class Faults:
         session = self._store.get(session_id)
         if session is None or session.status is not Status.RUNNING:
             return  # it ended by itself, or is being removed, meanwhile
+        container = self._record.container_name(session)
+        state = await self._runtime.state(container)
+        if state is None or state.state != "running":
+            return  # it ended by itself a moment ago: housekeeping tells how, not the fault
         log.warning("session %s: fault %s strikes, as its launch asked", session_id, fault)
         if fault.kind is FaultKind.OOM:
-            if await self._runtime.exhaust_memory(self._record.container_name(session)):
+            if await self._runtime.exhaust_memory(container):
                 return  # ended by the kernel: housekeeping finds it so, as any OOM kill
             await self._end(session, OOM_EXIT_CODE, oom_words(session))
         else:
