@@ -166,6 +166,12 @@ class Settings(BaseModel):
     )
     finished_retention_seconds: int = Field(86400, description="How long ended interactive sessions stay listed.")
     headless_retention_seconds: int = Field(3600, description="How long ended headless sessions stay listed.")
+    faults: bool = Field(
+        False,
+        description="Launches may ask for a fault (fault=pending|pull|oom:SECONDS|end:SECONDS[:CODE], or the env "
+        "entry EMULATE_FAULT=...), so clients' time-outs and clean-up can be tested; refused when off. Never on a "
+        "platform people rely on.",
+    )
 
     @field_validator("arc_nfs")
     @classmethod

@@ -33,6 +33,12 @@ FORM: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "cmd": _TEXT,
         "args": _TEXT,
         "env": {"type": "array", "items": _TEXT},
+        # The emulator's own: honoured only where the platform runs with EMULATE_FAULTS=true, refused elsewhere.
+        "fault": {
+            "type": "string",
+            "description": "A fault to emulate (EMULATE_FAULTS=true only; refused otherwise): pending, pull, "
+            "oom:SECONDS or end:SECONDS[:EXIT_CODE]. The env entry EMULATE_FAULT=... asks too.",
+        },
     },
     ("/skaha/{version}/session/{session_id}", "post"): {"action": _TEXT},
     ("/skaha/{version}/session/{session_id}/app", "post"): {"image": _TEXT, "cores": _TEXT, "ram": _TEXT},

@@ -85,6 +85,7 @@ async def launch(http: Request, p: Query, user: CurrentUser, manager: Manager) -
         cmd=p.get("cmd"),
         args=p.get("args"),
         env=p.getlist("env"),
+        fault=p.get("fault"),  # the emulator's own (EMULATE_FAULTS=true; refused otherwise)
         registry_auth=http.headers.get(REGISTRY_AUTH),
     )
     return _text(f"{await manager.launch(user, wanted)}\n")

@@ -213,6 +213,8 @@ def status(settings: Settings, as_json: bool) -> None:
     console.print(f"service   {state.service}")
     console.print(f"gateway   {state.gateway}")
     console.print(f"sessions  {state.sessions}")
+    if state.faults:
+        console.print("faults    emulated on request (EMULATE_FAULTS=true): launches may ask for one")
 
 
 @click.command()

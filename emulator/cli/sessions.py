@@ -120,6 +120,13 @@ LAUNCHABLE = [t.value for t in SessionType if t is not SessionType.DESKTOP_APP]
     is_flag=True,
     help="Send the credentials `docker login` stored for the image's registry (a private image's pull).",
 )
+@click.option(
+    "--fault",
+    default=None,
+    metavar="FAULT",
+    help="Ask for a fault, on a platform started with EMULATE_FAULTS=true: pending, pull, oom:SECONDS or "
+    "end:SECONDS[:EXIT_CODE] (with --no-wait, to see it happen).",
+)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the session is Running.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for Running (after any image pull).")
 @click.argument("command", nargs=-1, metavar="[-- CMD ARGS...]")
@@ -134,6 +141,7 @@ def launch(
     gpus: int | None,
     env: tuple[str, ...],
     registry_auth: bool,
+    fault: str | None,
     wait: bool,
     timeout: float,
     command: tuple[str, ...],
@@ -145,6 +153,7 @@ def launch(
       emulate launch notebook --cores 2 --ram 4
       emulate launch notebook --name analysis --image skaha-emulator/notebook:latest
       emulate launch notebook --image registry.example.org/team/nb:1.0 --registry-auth
+      emulate launch headless --fault oom:30 --no-wait -- sleep 600
     """
     if env and session_type != SessionType.HEADLESS:
         console_err.print("note: --env is ignored for non-headless sessions, as on CANFAR")
@@ -157,6 +166,7 @@ def launch(
         ram=ram,
         gpus=gpus,
         env=list(env),
+        fault=fault,
     )
     if command:
         params["cmd"] = command[0]

@@ -1,7 +1,8 @@
 """Bringing an admitted session up, in the background: its image pulled if need be (pulls.py), its owner's
 home, projects and network made meanwhile, its container created and started (under the session's lock,
 locks.py, so a delete never leaves one behind), then, once an orchestrator has placed it, its readiness
-probed through the gateway. Any failure fails the session, in words its events show (record.py).
+probed through the gateway. Any failure fails the session, in words its events show (record.py). A fault
+its launch asked for (faults.py) holds it unscheduled, fails its pull, or is armed once it runs.
 
 Launch starts one bring-up per session; housekeeping starts one for a Pending session nobody is bringing
 up (after a service restart: every step is idempotent).
@@ -17,6 +18,7 @@ from emulator.core.addresses import SessionAddresses
 from emulator.core.callback import CallbackTokens
 from emulator.core.contract import build_spec, template_values
 from emulator.core.disk import disk_full_words, is_disk_full
+from emulator.core.faults import Faults
 from emulator.core.identity import UsersSource
 from emulator.core.locks import SessionLocks
 from emulator.core.models import Session, Status, User
@@ -75,6 +77,7 @@ class BringUp:
         record: SessionRecord,
         locks: SessionLocks,
         pulls: SessionPulls,
+        faults: Faults,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -85,6 +88,7 @@ class BringUp:
         self._record = record
         self._locks = locks
         self._pulls = pulls
+        self._faults = faults
         self._identity = IdentityFiles(runtime, settings)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -131,6 +135,9 @@ class BringUp:
     async def _steps(self, session_id: str) -> None:
         pending = self._store.get(session_id)
         if pending is None or pending.status is not Status.PENDING:
+            return
+        if self._faults.holds(pending):
+            await self._faults.hold(session_id)  # no machine takes it, for as long as it is wanted
             return
         # The user's home, projects and network are made while the image is pulled (all idempotent).
         prepared = asyncio.create_task(self._prepare_user(pending.user))
@@ -181,6 +188,7 @@ class BringUp:
         if profile.readiness is None or not profile.interactive:
             if self._store.mark_running(session.id):
                 self._record.event(session.id, "Running", "Container is running")
+                self._faults.arm(session)
             return
         if state.address is None:
             return  # it exited or is restarting already; housekeeping reports what happened
@@ -257,6 +265,7 @@ class BringUp:
         )
         if ready and self._store.mark_running(session.id):
             record.event(session.id, "Ready", f"{session.type} answers on port {profile.port}")
+            self._faults.arm(session)
         elif not ready and record.still_pending(session.id):  # never an endless Pending
             waited = GIVE_UP_FACTOR * profile.startup_timeout_seconds
             output = await record.last_output(session)

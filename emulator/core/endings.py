@@ -15,6 +15,22 @@ from emulator.runtime.base import ContainerState, Runtime
 log = logging.getLogger(__name__)
 
 STOPPED_BY_PLATFORM = -1  # the exit code recorded for a session the platform stopped
+OOM_EXIT_CODE = 137  # SIGKILL's, which the kernel's OOM killer sends
+
+
+def exit_words(code: int) -> tuple[str, str]:
+    """The event of a container that ended by itself: its reason and message."""
+    return "Completed" if code == 0 else "Failed", f"Container exited with code {code}"
+
+
+def oom_words(session: Session, code: int = OOM_EXIT_CODE) -> tuple[str, str]:
+    """The event of a container the kernel's OOM killer ended: its reason and message."""
+    limit = f"{session.resources.ram_limit_gb:g} GB"
+    return (
+        "OOMKilled",
+        f"The kernel's OOM killer ended the container: it used its whole {limit} memory limit "
+        f"(exit code {code}); ask for more RAM",
+    )
 
 
 class Endings:
@@ -43,13 +59,8 @@ class Endings:
         if state is not None and state.reason and code != 0:  # e.g. the machine it ran on was lost
             return "Failed", f"The session ended: {state.reason}"
         if state is not None and state.oom_killed and code != 0:
-            limit = f"{session.resources.ram_limit_gb:g} GB"
-            return (
-                "OOMKilled",
-                f"The kernel's OOM killer ended the container: it used its whole {limit} memory limit "
-                f"(exit code {code}); ask for more RAM",
-            )
-        if code == 137 and self._oom_unreported():  # SIGKILL under a limit, on an engine that never says OOM
+            return oom_words(session, code)
+        if code == OOM_EXIT_CODE and self._oom_unreported():  # SIGKILL under a limit, on an engine that never says OOM
             return (
                 "Failed",
                 "Container exited with code 137 under a memory limit: probably out of memory; this engine does not say",
@@ -57,7 +68,7 @@ class Endings:
         if starting and code != 0:  # an interactive session that ended before it was ever ready
             output = await self._record.last_output(session)
             return "Failed", f"Container exited with code {code} during start-up.{output}"
-        return "Completed" if code == 0 else "Failed", f"Container exited with code {code}"
+        return exit_words(code)
 
     def _oom_unreported(self) -> bool:
         """The engine enforces memory limits but never reports an OOM kill (EngineFacts.reports_oom)."""

@@ -9,7 +9,7 @@ the pass for the others.
 Reconciliation, once at start: Docker labels are the lasting truth about what exists; rows say
 what should. A session container of this instance with no row is an orphan and is removed, as is
 any helper container a crash left; the gateway gets its whole table anew. Pending rows are
-resumed by the first pass (bring-up is idempotent).
+resumed by the first pass (bring-up is idempotent); a Running session's fault (faults.py) is armed again.
 """
 
 from __future__ import annotations
@@ -83,7 +83,10 @@ class Housekeeper:
         await self.sync_gateway(force=True)
         await self._networks.sweep(self._manager.known_users)
         for session in self._store.sessions():
-            if session.status is Status.PENDING:
+            if session.status is Status.RUNNING:
+                self._manager.faults.resume(session)
+            if session.status is Status.PENDING and not self._manager.faults.holds(session):
+                # (One held unscheduled on purpose is held again, with no word: a scheduler's restart says none.)
                 self._manager.record.event(session.id, "Resumed", "The service restarted during launch; resuming it")
                 repairs.append(f"resuming launch of {session.id}")
         for line in repairs:

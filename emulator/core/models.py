@@ -28,6 +28,34 @@ class Status(enum.StrEnum):
         return self in (Status.PENDING, Status.RUNNING)
 
 
+class FaultKind(enum.StrEnum):
+    """What a launch may ask to go wrong (EMULATE_FAULTS=true), as CANFAR users meet it."""
+
+    PENDING = "pending"  # never scheduled: Pending, with FailedScheduling events, until deleted or expired
+    PULL = "pull"  # its image pull fails (ErrImagePull)
+    OOM = "oom"  # the kernel's OOM killer ends it, `seconds` after it runs
+    END = "end"  # its container ends by itself, `seconds` after it runs, with `exit_code`
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: FaultKind
+    seconds: int = 0
+    exit_code: int = 0
+
+    @property
+    def timed(self) -> bool:
+        """It strikes a while after the session runs (the others keep it from ever running)."""
+        return self.kind in (FaultKind.OOM, FaultKind.END)
+
+    def __str__(self) -> str:
+        """As a launch asks for it (and the store keeps it): pending, pull, oom:30, end:30, end:30:1."""
+        if not self.timed:
+            return self.kind.value
+        code = f":{self.exit_code}" if self.kind is FaultKind.END and self.exit_code else ""
+        return f"{self.kind.value}:{self.seconds}{code}"
+
+
 @dataclass(frozen=True)
 class Group:
     name: str
@@ -86,6 +114,7 @@ class Session:
     parent_id: str | None = None  # desktop-apps: the desktop session they draw on
     app_id: str | None = None  # desktop-apps: skaha's 3-character app id
     exit_code: int | None = None
+    fault: Fault | None = None  # what its launch asked to go wrong (EMULATE_FAULTS=true)
 
 
 @dataclass(frozen=True)
@@ -168,6 +197,7 @@ class LaunchRequest:
     cmd: str | None = None
     args: str | None = None
     env: list[str] = field(default_factory=list)
+    fault: str | None = None  # the emulator's own parameter (EMULATE_FAULTS=true); an env entry may ask too
     # skaha's x-skaha-registry-auth header, for this launch's pull only (never in a repr, so never in a log)
     registry_auth: str | None = field(default=None, repr=False)
 

@@ -8,6 +8,9 @@ both. Two steps, not one, because the platform checks its disks and the image (I
 a bad name, image or type, and a type launched on its own that attaches to another, are refused before the
 engine is asked; a type without a profile, GPUs and resources after. Each caller keeps skaha's order of
 refusals that way, and the steps themselves await nothing.
+
+A launch may also ask for a fault (the emulator's own: `check_fault`), only where the platform runs with
+EMULATE_FAULTS=true; core/faults.py makes it happen.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from docker_image.digest import InvalidDigest
 from docker_image.reference import InvalidReference, Reference
 
 from emulator import labels, naming
-from emulator.core.models import HostCapacity, Limits, Resources, Session, Status
+from emulator.core.models import Fault, FaultKind, HostCapacity, Limits, Resources, Session, Status
 from emulator.errors import InvalidRequest
 from emulator.profiles import FixedResources, Profile
 from emulator.runtime.base import RegistryCredentials
@@ -248,6 +251,65 @@ def parse_env(entries: list[str]) -> list[str]:
     return [e for e in entries if len(e.split("=")) == 2]
 
 
+# --- faults on request (EMULATE_FAULTS=true) ------------------------------------------------
+
+FAULT_PARAMETER = "fault"
+# The env entry that asks for one too: the canfar client sends no parameter of ours, but it sends env entries
+# (`canfar create -e EMULATE_FAULT=pending headless ...`). The platform takes it out of the session's env.
+FAULT_ENV = "EMULATE_FAULT"
+FAULT_FORMS = "pending, pull, oom:SECONDS or end:SECONDS[:EXIT_CODE]"
+MAX_FAULT_SECONDS = 1209600  # 14 days: the longest anything lives on CANFAR (a job's deadline)
+FAULTS_OFF = (
+    "this platform emulates no faults; start it with EMULATE_FAULTS=true (e.g. `EMULATE_FAULTS=true emulate up`) "
+    "to ask for one"
+)
+_TIMED_FAULT = re.compile(r"(oom|end):([0-9]+)(?::([0-9]+))?")
+
+
+def parse_fault(text: str, where: str = f"'{FAULT_PARAMETER}'") -> Fault:
+    """A fault as a launch words it: pending, pull, oom:SECONDS, end:SECONDS or end:SECONDS:EXIT_CODE."""
+    if text in (FaultKind.PENDING, FaultKind.PULL):
+        return Fault(FaultKind(text))
+    found = _TIMED_FAULT.fullmatch(text)
+    problem = None
+    if found is None or (found[1] == FaultKind.OOM and found[3] is not None):
+        problem = f"one of {FAULT_FORMS}"
+    elif _over(found[2], MAX_FAULT_SECONDS):
+        problem = f"SECONDS is at most {MAX_FAULT_SECONDS}, 14 days"
+    elif _over(found[3] or "0", 255):
+        problem = "EXIT_CODE is 0 to 255"
+    if problem is not None or found is None:
+        raise InvalidRequest(f"Invalid value for {where}: {shown(text) or repr('')} ({problem})")
+    return Fault(FaultKind(found[1]), int(found[2]), int(found[3] or 0))
+
+
+def _over(digits: str, most: int) -> bool:
+    # Its length first: int() refuses thousands of digits, and no such number is a fault's.
+    return len(digits) > len(str(most)) or int(digits) > most
+
+
+def is_fault_entry(entry: str) -> bool:
+    """An env entry that asks for a fault (EMULATE_FAULT=...)."""
+    return entry.partition("=")[0] == FAULT_ENV
+
+
+def check_fault(parameter: str | None, env: Sequence[str], refused: str | None) -> Fault | None:
+    """The fault a launch asks for, by the `fault` parameter or an EMULATE_FAULT env entry (None: it asks for
+    none). `refused`: why this platform takes none (None: it takes them). Never ignored: a launch that asks
+    where faults are off, or asks twice for different ones, is refused."""
+    asked = [(f"{FAULT_PARAMETER}={parameter}", parameter, f"'{FAULT_PARAMETER}'")] if parameter else []
+    asked += [(entry, entry.partition("=")[2], f"env '{FAULT_ENV}'") for entry in env if is_fault_entry(entry)]
+    if not asked:
+        return None
+    if refused is not None:
+        raise InvalidRequest(f"{shown(asked[0][0])} refused: {refused}")
+    faults = {parse_fault(value, where) for _, value, where in asked}
+    if len(faults) > 1:
+        named = " and ".join(shown(words) for words, _, _ in asked)
+        raise InvalidRequest(f"two different faults asked for ({named}): ask for one")
+    return faults.pop()
+
+
 def expiry(start: datetime, seconds: int) -> datetime:
     return start + timedelta(seconds=seconds)
 
@@ -276,13 +338,15 @@ def check_session_limit(user: str, active: int, most: int) -> None:
 @dataclass(frozen=True)
 class CheckedLaunch:
     """What `check_launch` let through: the name (lowercased), the image and the type, valid; the type's
-    profile (None: there is none, which `plan_launch` refuses); the pull's credentials, if the launch sent any."""
+    profile (None: there is none, which `plan_launch` refuses); the pull's credentials, if the launch sent any;
+    the fault it asked for, if any."""
 
     name: str
     image: str
     type: SessionType
     profile: Profile | None
     credentials: RegistryCredentials | None = field(default=None, repr=False)
+    fault: Fault | None = None
 
 
 def check_launch(
@@ -291,9 +355,14 @@ def check_launch(
     session_type: str | None,
     registry_auth: str | None,
     profiles: Mapping[str, Profile],
+    *,
+    fault: str | None = None,
+    env: Sequence[str] = (),
+    faults_refused: str | None = FAULTS_OFF,
 ) -> CheckedLaunch:
     """A launch's first refusals, in skaha's order, before anything asks the engine: the image reference, the
-    name, the type, the x-skaha-registry-auth header, and a type that attaches to another launched on its own."""
+    name, the type, the x-skaha-registry-auth header, and a type that attaches to another launched on its own;
+    then the emulator's own, a fault asked for (`check_fault`; `faults_refused`: why none is taken here)."""
     reference = validate_image(image)
     lowered = validate_name(name)
     kind = validate_type(session_type)
@@ -303,7 +372,8 @@ def check_launch(
         raise InvalidRequest(
             f"a {kind} is attached to a {profile.attaches_to}: POST /session/<{profile.attaches_to} id>/app"
         )
-    return CheckedLaunch(lowered, reference, kind, profile, credentials)
+    asked_fault = check_fault(fault, env, faults_refused)
+    return CheckedLaunch(lowered, reference, kind, profile, credentials, asked_fault)
 
 
 @dataclass(frozen=True)
@@ -338,6 +408,7 @@ class LaunchPlan:
     args: str | None
     start_time: datetime
     expiry_time: datetime
+    fault: Fault | None = None
 
     def session(self, session_id: str, user: str, gpu_devices: Sequence[str] = ()) -> Session:
         """The Pending session this plan launches."""
@@ -355,6 +426,7 @@ class LaunchPlan:
             cmd=self.cmd,
             args=self.args,
             gpu_devices=list(gpu_devices),
+            fault=self.fault,
         )
 
 
@@ -372,7 +444,8 @@ def plan_launch(
 ) -> LaunchPlan:
     """A launch's remaining refusals, in skaha's order (a type without a profile, GPUs where there are none,
     resources outside `context`, skaha's /context), then its plan: resources resolved, env entries kept as skaha
-    keeps them, and its expiry (`lifetime_seconds(batch)`: the settings' lifetime of a session or a job)."""
+    keeps them (less one that asked for a fault), and its expiry (`lifetime_seconds(batch)`: the settings'
+    lifetime of a session or a job)."""
     profile = checked.profile
     if profile is None:
         raise InvalidRequest(
@@ -388,9 +461,10 @@ def plan_launch(
         type=checked.type,
         profile=profile,
         resources=resources,
-        env=tuple(parse_env(list(env))),
+        env=tuple(parse_env([entry for entry in env if not is_fault_entry(entry)])),
         cmd=cmd,
         args=args,
         start_time=now,
         expiry_time=expiry(now, lifetime_seconds(profile.batch)),
+        fault=checked.fault,
     )

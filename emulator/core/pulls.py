@@ -2,7 +2,8 @@
 every launch that waits for it, with its progress (layers and bytes) readable while it runs (`ImagePulls`).
 
 `SessionPulls` is a session's side of it: whether its launch must pull (checked before admission), the
-pull its bring-up then makes with the launch's credentials, told in the kubelet's events, and its progress.
+pull its bring-up then makes with the launch's credentials, told in the kubelet's events, and its progress;
+and a pull that fails because the launch asked it to (fault=pull), told in the same words as a real one.
 
 Credentials live only in the pull's key and task, in memory, for as long as the pull runs (and, before it,
 in the session's pull request).
@@ -11,22 +12,27 @@ in the session's pull request).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
 from emulator.core import policy
-from emulator.core.models import Session
+from emulator.core.models import FaultKind, Session
 from emulator.core.record import SessionRecord
 from emulator.core.registries import RegistryPolicy
 from emulator.core.store import Store
 from emulator.errors import ImagePullError, InvalidRequest
 from emulator.runtime.base import ImageInfo, PullUpdate, RegistryCredentials, Runtime
+from emulator.runtime.pull_failures import pull_failure
 from emulator.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _DONE = ("Pull complete", "Already exists")
 _HAVE_BYTES = ("Download complete", "Verifying Checksum", "Extracting", "Pull complete")
 MB = 1000 * 1000
+FAULT_PULL_SECONDS = 1.0  # a registry takes a moment to say it has no such image: the session is Pending meanwhile
 # skaha's words when an image it does not hold is launched without credentials (v0 SessionAction).
 CREDENTIALS_NEEDED = (
     "No authentication provided for unknown or private image.  "
@@ -165,6 +171,9 @@ class SessionPulls:
         that failed, with the kubelet's events (Pulling, then Pulled or Failed and ErrImagePull)."""
         asked = session.id in self._requests
         credentials = self._requests.pop(session.id, None)
+        if session.fault is not None and session.fault.kind is FaultKind.PULL:
+            await self._fail_as_asked(session)
+            return False
         if not asked:  # resumed after a restart: the launch's credentials (if any) are gone
             here = await self._resumed(session)
             if here is not None:
@@ -203,11 +212,7 @@ class SessionPulls:
                 self._pulling[session.id] = (session.image, credentials)
                 pulled = await self._pulls.pull(session.image, credentials)
         except ImagePullError as exc:
-            if record.still_pending(session.id):
-                record.event(
-                    session.id, "Failed", f'Failed to pull image "{session.image}": {exc.message}', warning=True
-                )
-                await record.fail_start(session.id, "Error: ErrImagePull")
+            await self._failed(session, exc)
             return False
         finally:
             self._pulling.pop(session.id, None)
@@ -227,6 +232,22 @@ class SessionPulls:
             await record.fail_start(session.id, exc.message)
             return False
         return True
+
+    async def _failed(self, session: Session, failure: ImagePullError) -> None:
+        """The kubelet's events of a failed pull (Failed, then Error: ErrImagePull), and the session fails."""
+        if self._record.still_pending(session.id):
+            message = f'Failed to pull image "{session.image}": {failure.message}'
+            self._record.event(session.id, "Failed", message, warning=True)
+            await self._record.fail_start(session.id, "Error: ErrImagePull")
+
+    async def _fail_as_asked(self, session: Session) -> None:
+        """The pull its launch asked to fail (fault=pull): a real failed pull's events, the registry having no
+        such image (in the engine's words for that)."""
+        self._record.event(session.id, "Pulling", f'Pulling image "{session.image}"')
+        await asyncio.sleep(FAULT_PULL_SECONDS)
+        log.warning("session %s: its pull fails, as its launch asked (fault=pull)", session.id)
+        engine_words = f"manifest for {session.image} not found: manifest unknown: manifest unknown"
+        await self._failed(session, pull_failure(engine_words))
 
     async def _anonymously(self, session: Session) -> ImageInfo | None:
         """The image pulled without credentials, or None when the registry refuses that. An image becomes

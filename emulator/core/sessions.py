@@ -5,8 +5,9 @@ Public face (what the API and the portal call, at any time): `launch`, `attach_a
 `stats`, `nodes`, `now`, `host_home`, and the read-only `context`, `repositories`, `max_sessions`, `limits`,
 `ram_counts_cache`, `distributed` and `quotas` (quotas.py). Housekeeping (housekeeping.py) also calls `known_users`,
 `user_removed`, `terminating` and `terminate`, and uses `bring_up` (bringup.py: it resumes a launch the service did
-not finish) and `record` (record.py: the sessions' events, which its endings write too). The service calls `stop`
-once, at shutdown. Everything else is private.
+not finish), `record` (record.py: the sessions' events, which its endings write too) and `faults` (faults.py:
+the faults launches asked for, whose clocks it re-arms after a restart). The service calls `stop` once, at
+shutdown. Everything else is private.
 
 Launch validates and admits synchronously (so bad input leaves nothing behind) and answers with the id at once;
 the session's bring-up (bringup.py: its pull, container and readiness probe) runs in the background. A per-session
@@ -26,6 +27,7 @@ from emulator.core import apps, policy, queries
 from emulator.core.bringup import BringUp, SessionServices
 from emulator.core.contract import template_values
 from emulator.core.disk import DiskWatch
+from emulator.core.faults import Faults
 from emulator.core.identity import UsersSource
 from emulator.core.locks import SessionLocks
 from emulator.core.models import (
@@ -75,7 +77,10 @@ class SessionManager:
         locks = SessionLocks()
         self.record = SessionRecord(store, runtime, settings.prefix, clock)
         self._pulls = SessionPulls(settings, store, runtime, self.record)
-        self.bring_up = BringUp(settings, store, runtime, profiles, users, services, self.record, locks, self._pulls)
+        self.faults = Faults(store, runtime, self.record)
+        self.bring_up = BringUp(
+            settings, store, runtime, profiles, users, services, self.record, locks, self._pulls, self.faults
+        )
         self._removals = Removals(settings, store, runtime, self.record, locks)
         self._disk = DiskWatch(
             {"/arc": settings.layout.arc_path, "the platform's state": settings.layout.state_path}, settings.min_free_gb
@@ -153,7 +158,16 @@ class SessionManager:
     async def launch(self, user: User, request: LaunchRequest) -> str:
         # The rules are core.policy's (the test kit applies the same): its first refusals, then the disks and the
         # image checked (awaited), then the rest, in skaha's order of refusals.
-        checked = policy.check_launch(request.name, request.image, request.type, request.registry_auth, self._profiles)
+        checked = policy.check_launch(
+            request.name,
+            request.image,
+            request.type,
+            request.registry_auth,
+            self._profiles,
+            fault=request.fault,
+            env=request.env,
+            faults_refused=None if self._settings.faults else policy.FAULTS_OFF,
+        )
         await self._check_space(user)
         must_pull = await self._pulls.check(checked.image, checked.type, checked.credentials)
         gpus = self._gpus
@@ -174,9 +188,12 @@ class SessionManager:
         session = plan.session(naming.new_session_id(), user.name, devices)
         while not self._store.admit(session, self._settings.max_sessions, self._admission):
             session.id = naming.new_session_id()
-        if must_pull:
-            self._pulls.request(session.id, checked.credentials)
-        self.record.event(session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine")
+        if self.faults.holds(session):  # asked never to be scheduled: nothing is pulled (no credentials kept)
+            self.faults.unschedulable(session.id)
+        else:
+            if must_pull:
+                self._pulls.request(session.id, checked.credentials)
+            self.record.event(session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine")
         self.bring_up.start(session.id)
         return session.id
 
@@ -216,7 +233,7 @@ class SessionManager:
 
     async def stop(self) -> None:
         """Cancel every background task (service shutdown)."""
-        tasks = [*self.bring_up.running(), *self._removals.running()]
+        tasks = [*self.bring_up.running(), *self._removals.running(), *self.faults.running()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -325,4 +342,5 @@ class SessionManager:
 
     async def terminate(self, session: Session) -> None:
         """Remove a session entirely: container, files, row. Concurrent calls share one removal."""
+        self.faults.disarm(session.id)
         await self._removals.remove(session)

@@ -169,6 +169,19 @@ def arc_owner_check(facts: EngineFacts | None) -> Finding | None:
     )
 
 
+def faults_check(faults: bool) -> Finding | None:
+    """Whether launches may ask for faults (None: they may not, as by default)."""
+    if not faults:
+        return None
+    return Finding(
+        "faults",
+        WARN,
+        "EMULATE_FAULTS=true: any launch may ask for its session to stay Pending, fail its pull, be OOM-killed "
+        "or end early (fault=..., or the env entry EMULATE_FAULT=...)",
+        "for testing clients only: unset EMULATE_FAULTS (then `emulate up`) where people rely on the platform",
+    )
+
+
 def disk_check(folder: Path, free_bytes: int) -> Finding:
     free = f"{free_bytes / 2**30:.1f} GiB free under {folder}"
     fix = "free some space on that disk, or keep /arc on a larger one: EMULATE_ARC_DIR=/larger/disk/arc"
@@ -483,7 +496,7 @@ def run_checks(settings: Settings, bundle: Path | None = None) -> list[Finding]:
         engine_check(facts, engine_address(client), error),
         socket_check(facts, path, error_of_socket),
         limits_check(facts),
-        *filter(None, [arc_owner_check(facts)]),
+        *filter(None, [arc_owner_check(facts), faults_check(settings.faults)]),
         *local,
         index_check(answers, ca, offline=bundle is not None),
         images,

@@ -84,6 +84,14 @@ class PlatformStatus:
     sessions: int
     engine: str  # EngineFacts.description, e.g. "rootless Podman 4.3.1 (cgroup v1)"
     facts: dict[str, Any]  # every engine fact, for `status --json`
+    faults: bool = False  # launches may ask for faults (EMULATE_FAULTS=true, as the service runs)
+
+
+def _runs_with_faults(service: Any) -> bool:
+    """Whether the service container was started with EMULATE_FAULTS on (what it does, whatever the settings of
+    the command that asks)."""
+    environment = dict(entry.partition("=")[::2] for entry in service.attrs["Config"].get("Env") or [])
+    return Settings.model_validate({"faults": environment.get("EMULATE_FAULTS") or False}).faults
 
 
 class InstanceContainers:
@@ -319,11 +327,13 @@ class InstanceContainers:
             sessions: list[Any] = self.client.services.list(filters=selector)
         else:
             sessions = self.client.containers.list(all=True, filters=selector)
+        service = self._container(naming.service_container(self.prefix))
         return PlatformStatus(
             url=recorded_base_url(self.settings.layout) or self.settings.base_url,  # where `up` put it, if up
-            service=state(naming.service_container(self.prefix)),
+            service="missing" if service is None else service.status,
             gateway=state(naming.gateway_container(self.prefix)),
             sessions=len(sessions),
             engine=self.facts.description,
             facts=dataclasses.asdict(self.facts),
+            faults=self.settings.faults if service is None else _runs_with_faults(service),
         )

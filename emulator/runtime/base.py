@@ -144,6 +144,21 @@ class Runtime(Protocol):
         for the session's record; missing is fine."""
         ...
 
+    async def kill(self, name: str) -> None:
+        """End the container at once (SIGKILL, and no restart on failure after it), keeping it and its logs for
+        the session's record; missing or ended already is fine. (A swarm's service has no stopped state: there,
+        as `stop`.)"""
+        ...
+
+    async def exhaust_memory(self, name: str) -> bool:
+        """Have the kernel's OOM killer end the running container for real: its memory cap brought down to a
+        little over what it uses (so what is allocated stays small, whatever its limit was), its main process
+        made the killer's first choice, then a process in it that allocates until the kernel steps in (and no
+        restart on failure after it). True once the container has ended so; False where that cannot be done
+        here (an engine that does not hold memory limits or will not change them, an image without sh and tail,
+        a swarm's containers): it may still run."""
+        ...
+
     async def state(self, name: str) -> ContainerState | None:
         """The container's state, or None if it does not exist."""
         ...

@@ -50,6 +50,7 @@ from emulator.runtime.base import (
 from emulator.runtime.endpoint import client_from_environment
 from emulator.runtime.engine import EngineFacts, engine_facts
 from emulator.runtime.gpus import CDI_GPU_KIND, DEFAULT_CDI_DIRS, Gpu, cdi_device_names, cdi_names
+from emulator.runtime.pull_failures import pull_failure
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -192,47 +193,6 @@ def _image_info(image: Any, podman: bool = False) -> ImageInfo:
         digest=digests[0].split("@", 1)[1] if digests else image.id,
         size=int(attrs.get("Size") or 0),
     )
-
-
-# How the engine words a failed pull, and what that means to the person who launched it (first match wins).
-_PULL_FAILURES: list[tuple[tuple[str, ...], str]] = [
-    (
-        ("no basic auth credentials", "authentication required", "unauthorized", "denied", "forbidden"),
-        "the registry refused access: it needs credentials (x-skaha-registry-auth, "
-        "`emulate launch --registry-auth`), or the ones given are wrong",
-    ),
-    (
-        ("http response to https client",),
-        "the registry answers plain HTTP: list it in Docker's insecure-registries (/etc/docker/daemon.json)",
-    ),
-    (
-        ("manifest unknown", "not found", "name unknown", "repository does not exist"),
-        "the registry has no such image: check its name and tag",
-    ),
-    (
-        ("connection refused", "no such host", "dial tcp", "i/o timeout", "server misbehaving", "tls handshake"),
-        "the registry cannot be reached",
-    ),
-    (
-        ("unexpected eof", "connection reset", "broken pipe", "eof"),
-        "the connection to the registry broke during the pull",
-    ),
-]
-
-
-_CONNECTION_LOST = ("the registry cannot be reached", "the connection to the registry broke during the pull")
-
-
-def pull_failure(engine_words: str, layers_moved: bool = False) -> ImagePullError:
-    """A failed pull as skaha's users meet it in events: what went wrong, then the engine's own words."""
-    lowered = engine_words.lower()
-    reason = next(
-        (meaning for needles, meaning in _PULL_FAILURES if any(n in lowered for n in needles)),
-        "the engine could not pull it",
-    )
-    if layers_moved and reason in _CONNECTION_LOST:  # it answered, then went away (the engine retried meanwhile)
-        reason = "the registry stopped answering during the pull"
-    return ImagePullError(f"{reason} ({engine_words.strip()})")
 
 
 def _pull_update(chunk: dict[str, Any]) -> PullUpdate | None:
@@ -460,6 +420,24 @@ def _engine_words(exc: docker.errors.APIError) -> str:
 # How engines refuse a size for a container's layer (Docker: "--storage-opt is supported only for overlay over
 # xfs with 'pquota' mount option").
 _LAYER_SIZE_REFUSED = ("storage-opt", "storage opt", "storageopt", "pquota")
+# A fault's OOM kill (`exhaust_memory`): the most the allocation may take past what the container uses, whatever
+# its limit; the cap is then rounded up to a multiple of 1000 pages (of 4, 16 or 64 KiB), as the kernel weighs
+# oom_score_adj in whole thousandths of the cap's pages: only then does the main process's 1000 outweigh the
+# allocating process, which holds nearly all of the cap.
+OOM_ROOM_BYTES = 32 * 1024**2
+OOM_CAP_STEP = 1000 * 64 * 1024
+OOM_WAIT_SECONDS = 5.0  # for the container to end once the allocation began
+# As the session's own user: raising a process's oom_score_adj needs no privilege; tail buffers /dev/zero's
+# endless "line" until the kernel steps in (coreutils and busybox alike).
+_ALLOCATE = "echo 1000 > /proc/1/oom_score_adj && exec tail /dev/zero"
+
+
+def oom_cap(used: int, limit: int) -> int:
+    """The memory cap under which a fault's allocation ends the container (see OOM_CAP_STEP)."""
+    cap = -(-(used + OOM_ROOM_BYTES) // OOM_CAP_STEP) * OOM_CAP_STEP
+    return min(cap, limit) if limit else cap
+
+
 STOP_GRACE_SECONDS = 10  # what a session is given to save its work when it is stopped, as `docker stop` gives
 ADDRESS_TRIES = 5  # a concurrent launch may take the address picked for this one: pick again
 
@@ -578,6 +556,52 @@ class DockerRuntime:
 
     async def stop(self, name: str) -> None:
         await self._call(self._stop, name)
+
+    def _kill(self, name: str) -> None:
+        with suppress(docker.errors.NotFound):
+            # A stop with no grace: SIGKILL at once, and, unlike a kill, no restart on failure follows.
+            self._client.api.stop(name, timeout=0)
+
+    async def kill(self, name: str) -> None:
+        await self._call(self._kill, name)
+
+    def _exhaust_memory(self, name: str) -> bool:
+        if not self.facts().limits.memory:
+            return False  # a cap the engine does not hold would leave the allocation the machine's memory
+        api = self._client.api
+        try:
+            inspected = api.inspect_container(name)
+            if not inspected["State"].get("Running"):
+                return False
+            stats = api.stats(name, stream=False, one_shot=True)
+            used = int((stats.get("memory_stats") or {}).get("usage") or 0)
+            cap = oom_cap(used, int(inspected["HostConfig"].get("Memory") or 0))
+            # No swap to spill into either; and no restart on failure after the kill (an interactive session's):
+            # the fault ends the session.
+            api.update_container(name, mem_limit=cap, memswap_limit=cap, restart_policy={"Name": "no"})
+            allocation = api.exec_create(name, ["sh", "-c", _ALLOCATE])["Id"]
+            api.exec_start(allocation, detach=True)  # refused at once where the image has no sh
+        except docker.errors.APIError as exc:
+            log.info("could not exhaust the memory of %s: %s", name, _engine_words(exc))
+            return False
+        return self._ended_by_oom(name, allocation)
+
+    def _ended_by_oom(self, name: str, allocation: str) -> bool:
+        """Whether the container ended while the allocation ran (False: it did not, or the allocation ended
+        without the kernel's kill, having found no tail or been refused the main process's score)."""
+        deadline = time.monotonic() + OOM_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            state = self._get_state(name)
+            if state is None or state.state in ("exited", "dead"):
+                return True
+            allocator = self._client.api.exec_inspect(allocation)
+            if not allocator.get("Running") and allocator.get("ExitCode") not in (None, 137):
+                return False
+            time.sleep(0.1)
+        return False
+
+    async def exhaust_memory(self, name: str) -> bool:
+        return await self._call(self._exhaust_memory, name)
 
     def _get_state(self, name: str) -> ContainerState | None:
         try:

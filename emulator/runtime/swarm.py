@@ -263,6 +263,12 @@ class SwarmRuntime(DockerRuntime):
     def _stop(self, name: str) -> None:
         self._remove(name)  # a service has no stopped state to keep: its session is then Failed as vanished
 
+    def _kill(self, name: str) -> None:
+        self._stop(name)
+
+    def _exhaust_memory(self, name: str) -> bool:
+        return False  # its container runs on whichever machine Swarm chose, out of this engine's reach
+
     def _remove(self, name: str) -> None:
         # Swarm removes the task's container on whichever node it ran.
         try:

@@ -62,6 +62,11 @@ T = TypeVar("T")
 API_NOWHERE = "127.0.0.1:9"
 GATEWAY_CONFIG_IN_GATEWAY = "/etc/caddy/testkit.json"
 LAST_LINES = 20
+# Faults on request (EMULATE_FAULT=... in a launch's env) are the platform's (core/faults.py), not the kit's.
+NO_FAULTS = (
+    "the test kit's standalone mode emulates no faults; run the tests against a platform started with "
+    "EMULATE_FAULTS=true (attached mode: --skaha-url)"
+)
 
 
 @contextmanager
@@ -274,8 +279,11 @@ class StandaloneKit:
         """This launch as the platform plans it: core.policy's rules, in SessionManager.launch's order, over the
         parameters the attached kit would send, then skaha's session limit over the sessions this kit runs.
         InvalidRequest, in the platform's words, wherever the platform would refuse (but the image's own
-        checks, which `launch` makes next)."""
-        checked = policy.check_launch(options.name, image, session_type, None, self.profiles)
+        checks, which `launch` makes next), and for a fault asked for (EMULATE_FAULT=... in `env`), which the
+        kit never emulates, in its own (NO_FAULTS)."""
+        checked = policy.check_launch(
+            options.name, image, session_type, None, self.profiles, env=options.env_entries, faults_refused=NO_FAULTS
+        )
         plan = policy.plan_launch(
             checked,
             policy.ResourceRequest(_as_sent(options.cores), _as_sent(options.ram)),

@@ -27,7 +27,7 @@ from emulator.core.addresses import SessionAddresses
 from emulator.core.bringup import SessionServices
 from emulator.core.callback import CallbackTokens
 from emulator.core.identity import UsersSource
-from emulator.core.models import GIB, HostCapacity, HostFacts, LaunchRequest, Session
+from emulator.core.models import GIB, Fault, FaultKind, HostCapacity, HostFacts, LaunchRequest, Session
 from emulator.core.networks import UserNetworks
 from emulator.core.probe import GatewayProbes
 from emulator.core.sessions import SessionManager
@@ -38,7 +38,7 @@ from emulator.runtime.base import ImageInfo
 from emulator.testkit import leftovers
 from emulator.testkit.options import Launch
 from emulator.testkit.session import SkahaError
-from emulator.testkit.standalone import StandaloneKit
+from emulator.testkit.standalone import NO_FAULTS, StandaloneKit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -307,3 +307,46 @@ def test_the_kit_refuses_an_env_entry_the_platform_would_silently_drop(
         assert isinstance(platform, Session) and platform.env == ["A=1"]  # taken, and run without URL
         with pytest.raises(SkahaError, match=r"CANFAR drops an env entry whose value holds '=' \(URL\)"):
             pair.kit.launch(NOTEBOOK, "headless", options)
+
+
+# Faults on request: the platform's alone. The kit's `Launch` has no fault parameter, and an env entry asking for
+# one (what a test could send) is refused by the kit in its own words, as the platform refuses it where faults are
+# off: the kit emulates none, whatever EMULATE_FAULTS says.
+FAULT_ENV = {"EMULATE_FAULT": "oom:30", "A": "1"}
+
+
+def test_the_kit_has_no_fault_parameter() -> None:
+    assert "fault" not in {f.name for f in fields(Launch)}, "Launch asks for faults now: the kit must emulate them"
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_a_fault_is_the_platforms_only_where_it_runs_with_faults_on_and_never_the_kits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on: bool
+) -> None:
+    options = Launch(env=FAULT_ENV, cmd="sleep", args=["60"])
+    with _pair(tmp_path, monkeypatch, {"EMULATE_FAULTS": "true"} if on else {}) as pair:
+        platform = pair.platform_launch(_as_the_api_receives(NOTEBOOK, "headless", options))
+        if on:  # taken: kept with the session, out of its environment
+            assert isinstance(platform, Session), platform
+            assert (platform.fault, platform.env) == (Fault(FaultKind.OOM, 30), ["A=1"])
+        else:
+            assert isinstance(platform, InvalidRequest)
+            assert platform.message == f"EMULATE_FAULT=oom:30 refused: {policy.FAULTS_OFF}"
+        with pytest.raises(InvalidRequest) as refused:
+            pair.kit.plan(NOTEBOOK, "headless", options)
+        assert refused.value.message == f"EMULATE_FAULT=oom:30 refused: {NO_FAULTS}"
+        with pytest.raises(SkahaError, match="standalone mode emulates no faults"):
+            pair.kit.launch(NOTEBOOK, "headless", options)
+
+
+def test_the_platform_takes_the_fault_parameter_and_holds_a_pending_session_unscheduled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _pair(tmp_path, monkeypatch, {"EMULATE_FAULTS": "true"}) as pair:
+        request = LaunchRequest(name="held", image=NOTEBOOK, type="notebook", fault="pending")
+        held = pair.platform_launch(request)
+        assert isinstance(held, Session) and held.fault == Fault(FaultKind.PENDING)
+        (event,) = pair.store.events(held.id)  # the scheduler's word instead of Scheduled
+        assert (event.type, event.reason) == ("Warning", "FailedScheduling")
+        refused = pair.platform_launch(LaunchRequest(name="bad", image=NOTEBOOK, type="notebook", fault="oom"))
+        assert isinstance(refused, InvalidRequest) and refused.message.startswith("Invalid value for 'fault': oom (")

@@ -14,7 +14,7 @@ from emulator.core.pulls import PullProgress
 from emulator.errors import InvalidRequest
 from emulator.host.images import split_name
 from emulator.runtime.base import PullUpdate, RegistryCredentials
-from emulator.runtime.docker import pull_failure
+from emulator.runtime.pull_failures import pull_failure
 
 SKAHAS_400 = "Invalid input.  Must be in form of username:secret"
 

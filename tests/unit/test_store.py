@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.core.models import Limits, Resources, Session, Status
+from emulator.core.models import Fault, FaultKind, Limits, Resources, Session, Status
 from emulator.core.store import Store
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.naming import new_session_id
@@ -141,8 +141,16 @@ def test_a_version_1_database_is_migrated_and_keeps_its_sessions(tmp_path: Path)
         )
     store = _store(path)
     (session,) = store.sessions()
-    assert (session.id, session.status, session.parent_id) == ("abcdefgh", Status.RUNNING, None)
+    assert (session.id, session.status, session.parent_id, session.fault) == ("abcdefgh", Status.RUNNING, None, None)
     assert store.admit(_session(), 3)
+
+
+def test_a_session_keeps_the_fault_its_launch_asked_for(tmp_path: Path) -> None:
+    store = _store(tmp_path / "s.db")
+    faulted = make_session(id=new_session_id(), fault=Fault(FaultKind.END, 30, 2))
+    plain = make_session(id=new_session_id())
+    assert store.admit(faulted, 3) and store.admit(plain, 3)
+    assert (_stored(store, faulted.id).fault, _stored(store, plain.id).fault) == (Fault(FaultKind.END, 30, 2), None)
 
 
 FLEXIBLE = Resources(1, 2, 4, 8)
