@@ -164,16 +164,26 @@ class StandaloneKit:
     # --- the run ------------------------------------------------------------------------------
 
     def start(self) -> StandaloneKit:
-        """Clear what crashed runs left, then make this run's network and gateway."""
+        """Clear what crashed runs left and prepare the run's folders; its network and gateway are made when a
+        session first needs them (`base_url`), so a run whose sessions are all kept for reuse makes neither."""
         leftovers.sweep(self._client)
         try:
             self._prepare_folders()
-            self._make_network()
-            self._start_gateway()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _up(self) -> None:
+        if self._network is not None:
+            return
+        try:
+            self._make_network()
+            self._start_gateway()
+        except BaseException:
+            self._network = None
+            leftovers.sweep(self._client, only_owner=self.owner)  # what of them was made
+            raise
 
     def _prepare_folders(self) -> None:
         arc = self.settings.layout.arc_path
@@ -235,13 +245,13 @@ class StandaloneKit:
         """Wait for the gateway published on `port`, and use it from now on."""
         self.settings = self.settings.model_copy(update={"port": port})
         # Anything under no route gets the gateway's own 404: it is up and routing.
-        ready = HttpWaitStrategy.from_url(f"{self.base_url}/testkit-ready").for_status_code(404)
+        ready = HttpWaitStrategy.from_url(f"{self.settings.base_url}/testkit-ready").for_status_code(404)
         try:
             ready.with_startup_timeout(30).with_poll_interval(0.05).wait_until_ready(_Fixed(port))  # type: ignore[arg-type]
         except TimeoutError:
             raise SkahaError(
-                f"the test run's gateway did not answer at {self.base_url}: standalone sessions need the Docker "
-                "engine on this machine (their ports are published on its loopback and /arc is a folder of "
+                f"the test run's gateway did not answer at {self.settings.base_url}: standalone sessions need the "
+                "Docker engine on this machine (their ports are published on its loopback and /arc is a folder of "
                 "this machine); run the tests beside the engine, or attach to a platform with --skaha-url"
             ) from None
 
@@ -266,6 +276,8 @@ class StandaloneKit:
 
     @property
     def base_url(self) -> str:
+        """The gateway's URL (the run's is started on first use)."""
+        self._up()
         return self.settings.base_url
 
     def close(self, keep: bool = False) -> None:
@@ -398,6 +410,7 @@ class StandaloneKit:
         self, profile: Profile, session: Session, timeout: float | None, extra_labels: dict[str, str] | None = None
     ) -> SkahaSession:
         """The platform's bring-up, step for step, with testcontainers doing the run and the wait."""
+        self._up()
         name = naming.session_container(self.settings.prefix, session.type, session.id)
         container: DockerContainer | None = None
         # As the platform: a session not ready after this many times its startup timeout fails.
