@@ -118,19 +118,20 @@ class AttachedKit:
         return name
 
     def _adopt(self, name: str, image: str, session_type: str) -> SkahaSession | None:
-        """The platform's running session of this name, when no test of this run holds it; the others kept for
-        the same slot (another key: another image, other options) are deleted."""
+        """The oldest running session of this name that no test of this run holds; those kept for the same slot
+        under another key (another image, other options) or ended are deleted. Others of this very name (a test
+        that held one asked again) stay kept."""
         adopted: SkahaSession | None = None
         slot_prefix = name[: -len("-12345678")]
-        for found in self._api.sessions():
+        for found in sorted(self._api.sessions(), key=lambda found: str(found.get("startTime", ""))):
             if not str(found.get("name", "")).startswith(slot_prefix) or found.get("type") != session_type:
                 continue
             if found["id"] in self.sessions:
-                continue
-            if adopted is None and found["name"] == name and found.get("status") == "Running":
-                adopted = self._handle(found["id"], session_type, image, found, reused=True, adopted=True)
-            else:
+                continue  # a test of this run holds it
+            if found["name"] != name or found.get("status") not in ("Pending", "Running"):
                 self._delete(found["id"])
+            elif adopted is None and found.get("status") == "Running":
+                adopted = self._handle(found["id"], session_type, image, found, reused=True, adopted=True)
         return adopted
 
     def _wait(self, session_id: str, session_type: str, image: str, limit: float, batch: bool) -> dict[str, Any]:

@@ -214,8 +214,9 @@ def skaha_session(request: pytest.FixtureRequest, skaha_kit: Kit) -> Iterator[Ca
         if image or options.get("build"):  # what the call names beats the marker's image or folder
             given = {key: value for key, value in given.items() if key not in ("image", "build")}
         given |= {key: value for key, value in (("image", image), ("type", type)) if value} | options
+        wanted = _launch_options(given)  # a misspelt option is told before anything is built
         chosen, session_type = _image_to_launch(request, skaha_kit, given)
-        session = skaha_kit.launch(chosen, session_type, _launch_options(given), reuse=bool(given.get("reuse")))
+        session = skaha_kit.launch(chosen, session_type, wanted, reuse=bool(given.get("reuse")))
         launched.append(session)
         check = given.get("check_logs")
         if (request.config.option.skaha_check_logs if check is None else check) and not session.adopted:

@@ -20,6 +20,7 @@ import pytest
 
 from emulator import labels
 from emulator.testkit import leftovers
+from emulator.testkit.attached import KEPT_NAME
 from emulator.testkit.images import folder_tag
 from tests.factories import TEST_IMAGES, built_test_images
 from tests.instance import Instance
@@ -427,3 +428,39 @@ def test_check_logs_fails_a_launch_whose_start_up_printed_a_traceback_and_honour
     assert "1 fatal finding(s) in the start-up logs (Python traceback)" in broken, broken
     assert "| ModuleNotFoundError: No module named 'optional_extra'" in broken
     assert "io.skaha-emulator.log.ignore label or /etc/skaha-emulator/log-ignore" in broken
+
+
+def test_attached_a_reused_session_stays_on_the_platform_until_clean(
+    pytester: pytest.Pytester, platform: Instance, reuse_home: Path, docker_client: docker.DockerClient
+) -> None:
+    app = pytester.mkdir("app")
+    (app / "Dockerfile").write_text(SMALL_APP)
+    pytester.makepyfile(
+        """
+        def test_kept(skaha_session):
+            app = skaha_session(build="app", reuse=True)
+            assert app.http.get("").status_code == 200
+            print("SESSION", app.id, app.adopted)
+        """
+    )
+    attached = (f"--skaha-url={platform.url}", f"--skaha-token={platform.token}")
+    with _removing_images(docker_client, app):
+        first = _run(pytester, *attached)
+        first.assert_outcomes(passed=1)
+        launched, adopted = _printed(first, "SESSION")
+        assert adopted == "False"
+        # Kept on the platform under a name that says so, and adopted by the next run.
+        listed = {found["id"]: found["name"] for found in platform.http.get("/session").json()}
+        assert KEPT_NAME.match(listed[launched]) and listed[launched].startswith("test-kitreuse-"), listed
+        second = _run(pytester, *attached)
+        second.assert_outcomes(passed=1)
+        assert _printed(second, "SESSION") == [launched, "True"]
+        env = {**platform.env, "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"], "HOME": os.environ["HOME"]}
+        cleaned = subprocess.run(
+            [sys.executable, "-m", "emulator", "testkit", "clean"], env=env, capture_output=True, text=True
+        )
+        assert cleaned.returncode == 0 and launched in cleaned.stdout, cleaned
+    deadline = time.monotonic() + 30
+    while platform.http.get(f"/session/{launched}").status_code != 404:
+        assert time.monotonic() < deadline, "emulate testkit clean did not delete the kept session"
+        time.sleep(0.2)
