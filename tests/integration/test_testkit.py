@@ -44,15 +44,29 @@ def kit_images(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
 
 
 def _ours(client: docker.DockerClient) -> list[str]:
-    """Every container and network any kit run made that is still there."""
-    containers = [c.name for c in client.containers.list(all=True, filters={"label": labels.KIT_OWNER})]
-    networks = [n.name for n in client.networks.list(filters={"label": labels.KIT_OWNER})]
+    """Every container and network this test's kit runs made that is still there: their state folders are under
+    its TMPDIR (`clean`), so the runs of others testing on this engine at the same time are not counted."""
+    runs = os.environ["TMPDIR"]
+
+    def mine(found: dict[str, str]) -> bool:
+        return found.get(labels.KIT_STATE, "").startswith(f"{runs}/")
+
+    containers = [
+        c.name for c in client.containers.list(all=True, filters={"label": labels.KIT_OWNER}) if mine(c.labels)
+    ]
+    networks = [
+        n.name for n in client.networks.list(filters={"label": labels.KIT_OWNER}) if mine(n.attrs.get("Labels") or {})
+    ]
     return containers + networks
 
 
 @pytest.fixture
-def clean(docker_client: docker.DockerClient) -> Iterator[None]:
-    assert _ours(docker_client) == [], "an earlier test left kit resources behind"
+def clean(docker_client: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The test's kit runs leave nothing behind. They keep their state in a folder of the test's (TMPDIR, which
+    their subprocesses inherit), by which `_ours` tells theirs from other runs on the same engine."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setenv("TMPDIR", str(runs))
     yield
     left = _ours(docker_client)
     leftovers.sweep(docker_client, include_kept=True)
