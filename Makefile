@@ -64,7 +64,7 @@ test-engines: venv ## as root: the core path on each engine here (starts it, loa
 test-fast: venv ## only the tests that need no Docker
 	$(VENV)/bin/pytest tests/unit
 
-bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gateway, scale, the test kit and the CLI, each against raw Docker
+bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gateway, scale, the test kit (and its second run against its first) and the CLI, each against raw Docker
 	@command -v wrk >/dev/null || { echo 'make bench drives HTTP with wrk: install it first (apt-get install wrk)'; exit 1; }
 	$(PY) benchmarks/launch.py
 	$(PY) benchmarks/portal.py
@@ -73,6 +73,7 @@ bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gate
 	$(PY) benchmarks/gateway.py
 	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/testkit.py
+	$(PY) benchmarks/testkit_reruns.py
 	$(PY) benchmarks/swarm.py
 	$(PY) benchmarks/cli.py
 

@@ -48,6 +48,7 @@ def main() -> None:
         try:
             started = time.perf_counter()
             kit = StandaloneKit(root / "arc").start()
+            assert kit.base_url  # its network and gateway, made on first use
             kit_start = time.perf_counter() - started
             first = kit_launch(kit)
             cold = kit_start + first

@@ -19,6 +19,10 @@ CONTEXT_DIGEST = "io.skaha-emulator.context"  # a developer's image: a digest of
 # Our own keys on what the test kit's standalone mode leaves in Docker (testkit/leftovers.py).
 KIT_OWNER = "io.skaha-emulator.testkit.owner"  # "<host>:<uid>:<pid>:<the process's start time>"
 KIT_STATE = "io.skaha-emulator.testkit.state"  # the run's state folder, which holds KEPT when it kept a session
+# What outlives the runs, for reuse=True (testkit/reuse.py): never swept by KIT_OWNER, removed by `testkit clean`.
+KIT_REUSE = "io.skaha-emulator.testkit.reuse"  # on the reuse home's network, gateway and sessions: its state folder
+KIT_REUSE_SLOT = "io.skaha-emulator.testkit.reuse-slot"  # what a test asked for (type, name, image as named)
+KIT_REUSE_KEY = "io.skaha-emulator.testkit.reuse-key"  # what it was made of (image id, options, profile, /arc)
 
 # The keys skaha itself sets on session pods (skaha >= 1.x, canfar.net/*).
 SESSION_ID = "canfar.net/id"

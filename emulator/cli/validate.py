@@ -45,13 +45,17 @@ def validate(
     \b
     Static checks: the type's port, required programs runnable by any uid, amd64, the type label.
     Smoke run (needs `emulate up`): launch under the full contract, readiness, the connect URL
-    through the gateway, a WebSocket where the type uses one, fatal errors in the logs.
+    through the gateway, a WebSocket where the type uses one, fatal lines in the start-up logs
+    (tracebacks, FATAL, panic:, out of memory; the image's io.skaha-emulator.log.ignore label and
+    /etc/skaha-emulator/log-ignore file list lines to ignore).
 
     \b
     Example:
       emulate validate myorg/mynotebook:dev --type notebook
       emulate validate myorg/mynotebook:dev --type notebook --static-only --junit-xml validate.xml
     """
+    from rich.markup import escape
+
     from emulator.errors import EmulatorError
     from emulator.host import validate as checks
 
@@ -73,7 +77,8 @@ def validate(
     else:
         for finding in findings:
             mark = "[green]✓[/green]" if finding.ok else "[yellow]![/yellow]" if finding.warning else "[red]✗[/red]"
-            console.print(f"{mark} {finding.check:18} {finding.detail}", markup=True, highlight=False)
+            # A log line's "[W 12:00]" is not markup: only the mark is.
+            console.print(f"{mark} {finding.check:18} {escape(finding.detail)}", markup=True, highlight=False)
             if finding.fix:
                 console.print(f"  {'':18} → {finding.fix}", highlight=False)
         verdict = "passes" if not failed else f"fails {len(failed)} check(s)"
@@ -86,6 +91,7 @@ def _run_checks(settings: Settings, image: str, session_type: str, static_only: 
     from emulator import labels
     from emulator.client.http import EmulatorClient
     from emulator.errors import ConfigError
+    from emulator.host import logcheck
     from emulator.host import validate as checks
     from emulator.runtime.docker import connect
 
@@ -98,10 +104,13 @@ def _run_checks(settings: Settings, image: str, session_type: str, static_only: 
             f"or attach it to a {profile.attaches_to}"
         )
     helper = labels.platform_labels(settings.instance, labels.ROLE_HELPER)
-    findings = checks.static_checks(connect(), image, profile, helper)
+    engine = connect()
+    findings = checks.static_checks(engine, image, profile, helper)
     if not static_only:
+        rules = logcheck.image_rules(engine, image, helper)  # what the image says its logs may carry
         with console_err.status(f"smoke run of {image} as {session_type}") as status:
-            findings += checks.smoke_run(EmulatorClient(settings.layout), image, profile, timeout, status.update)
+            api = EmulatorClient(settings.layout)
+            findings += checks.smoke_run(api, image, profile, timeout, status.update, log_rules=rules)
     return findings
 
 

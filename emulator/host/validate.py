@@ -26,6 +26,7 @@ from emulator import labels
 from emulator.client.http import EmulatorClient
 from emulator.core.contract import LOGIN_SHELL
 from emulator.errors import EmulatorError
+from emulator.host import logcheck
 from emulator.profiles import Profile
 from emulator.runtime.docker import ImageFiles, docker_errors
 from emulator.session_hosts import for_scripts
@@ -41,11 +42,6 @@ TERMINALS = {
     SessionType.DESKTOP: "the desktop's xterm",
     SessionType.DESKTOP_APP: "the app's xterm",
 }
-FATAL_LOG_LINES = re.compile(
-    r"Traceback \(most recent call last\)|\bFATAL\b|Fatal error|Segmentation fault|Permission denied"
-    r"|command not found|: not found$|cannot execute",
-    re.MULTILINE,
-)
 
 
 @dataclass
@@ -241,10 +237,16 @@ def _check_websocket(session: dict[str, Any], base_url: str, headers: dict[str, 
 
 
 def smoke_run(
-    client: EmulatorClient, image: str, profile: Profile, timeout: float, say: Callable[[str], None]
+    client: EmulatorClient,
+    image: str,
+    profile: Profile,
+    timeout: float,
+    say: Callable[[str], None],
+    log_rules: logcheck.IgnoreRules = logcheck.NO_RULES,
 ) -> list[Finding]:
     """The image launched under the full contract through the running platform: whether it starts, answers
-    its connect URL and WebSocket through the gateway, and logs nothing fatal; the session is deleted after."""
+    its connect URL and WebSocket through the gateway, and logs nothing fatal (but what the image's
+    `log_rules` ignore); the session is deleted after."""
     session_id = client.launch(name="validate", image=image, type=profile.type)
     say(f"launched {session_id}")
     try:
@@ -256,7 +258,7 @@ def smoke_run(
         session = client.session(session_id)
         if ready and session.get("connectURL", "") not in ("", "not-applicable"):
             findings += _connection(client, session)
-        findings.append(_logs(client.logs(session_id)))
+        findings.append(log_finding(client.logs(session_id), log_rules))
     finally:
         client.delete(session_id)
         say(f"deleted {session_id}")
@@ -334,14 +336,25 @@ def _connection(client: EmulatorClient, session: dict[str, Any]) -> list[Finding
     return found if websocket is None else [*found, websocket]
 
 
-def _logs(logs: str) -> Finding:
-    fatal = sorted({m.group(0) for m in FATAL_LOG_LINES.finditer(logs)})
-    lines = [line for line in logs.splitlines() if FATAL_LOG_LINES.search(line)][:3]
+def log_finding(logs: str, rules: logcheck.IgnoreRules) -> Finding:
+    """The log gates over the session's output: the fatal lines shown, with what the image's rules ignored."""
+    if rules.problems:
+        return Finding(
+            "logs",
+            False,
+            "the image's log ignore patterns cannot be used: " + "; ".join(rules.problems),
+            f"write each as a Python regular expression (the {logcheck.IGNORE_LABEL} label, {logcheck.IGNORE_FILE})",
+        )
+    found = logcheck.scan(logs, rules)
+    ignored = f" ({len(found.ignored)} ignored by the image's patterns)" if found.ignored else ""
+    if found.ok:
+        return Finding("logs", True, f"no fatal errors{ignored}")
     return Finding(
         "logs",
-        not fatal,
-        "no fatal errors" if not fatal else "; ".join(lines),
-        "" if not fatal else "fix the errors the logs show (`emulate logs`)",
+        False,
+        f"{found.summary()}{ignored}:\n{found.show()}",
+        "fix what the logs show (`emulate logs`); a line that is expected goes in the image's "
+        f"{logcheck.IGNORE_LABEL} label or {logcheck.IGNORE_FILE}",
     )
 
 

@@ -34,9 +34,12 @@ def _mine(owner_label: str) -> bool:
     return os.getuid() == 0 or parts[1] == str(os.getuid())
 
 
-def _alive(owner_label: str) -> bool:
-    """Whether the run that made something still runs."""
-    _, _, pid, started = owner_label.split(":")
+def alive(owner_label: str) -> bool:
+    """Whether the run that made something still runs (one of another machine's cannot be judged here: yes)."""
+    parts = owner_label.split(":")
+    if len(parts) != 4 or parts[0] != socket.gethostname():
+        return True
+    _, _, pid, started = parts
     if not pid.isdigit() or not started.isdigit():
         return True
     try:
@@ -67,7 +70,7 @@ def sweep(client: docker.DockerClient, *, include_kept: bool = False, only_owner
         if only_owner is not None:
             return mark == only_owner
         # Another user's runs, or another machine's on a shared engine, are not ours to judge.
-        return _mine(mark) and not _alive(mark) and (include_kept or not _kept(found.get(labels.KIT_STATE, "")))
+        return _mine(mark) and not alive(mark) and (include_kept or not _kept(found.get(labels.KIT_STATE, "")))
 
     for container in client.containers.list(all=True, filters={"label": labels.KIT_OWNER}):
         if wanted(container.labels):

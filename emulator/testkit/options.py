@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from emulator import __version__
+
+if TYPE_CHECKING:
+    from emulator.profiles import Profile
 
 
 @dataclass(frozen=True)
@@ -32,3 +41,21 @@ class Launch:
 
 # The default of every kit's `launch`: frozen, so one shared instance is safe as a default argument.
 DEFAULT_LAUNCH = Launch()
+
+
+def reuse_slot(image: str, session_type: str, options: Launch) -> str:
+    """What a test asked for, whatever it is made of: a kept session of this slot is adopted or replaced."""
+    return hashlib.sha256(json.dumps([image, session_type, options.name]).encode()).hexdigest()[:32]
+
+
+def reuse_key(image_id: str, session_type: str, options: Launch, profile: Profile | None, where: str) -> str:
+    """What a session was made of: any change launches a new one (`where`: its /arc, or its platform)."""
+    made_of = {
+        "image": image_id,
+        "type": session_type,
+        "launch": {**dataclasses.asdict(options), "args": list(options.args or []), "timeout": None},
+        "profile": profile.model_dump(mode="json") if profile is not None else None,
+        "where": where,
+        "kit": __version__,
+    }
+    return hashlib.sha256(json.dumps(made_of, sort_keys=True, default=str).encode()).hexdigest()[:32]

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx
 
 from emulator.core import policy
 from emulator.core.contract import TOP_LEVEL
+from emulator.host import logcheck
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
@@ -60,8 +60,10 @@ def refuse_what_canfar_ignores(profile: Profile, options: Launch) -> None:
     check_args(options.args)
 
 
-@dataclass(frozen=True)
-class ExecResult:
+class ExecResult(NamedTuple):
+    """What docker's and testcontainers' `exec` return, unpackable as `exit_code, output = session.exec(...)`;
+    `output` is text here (theirs is bytes)."""
+
     exit_code: int
     output: str  # stdout and stderr together, as a terminal shows them
 
@@ -89,6 +91,10 @@ class SkahaSession:
         verify: str | bool = True,
         on_close: Callable[[SkahaSession], None] | None = None,
         on_desktop_app: Callable[[SkahaSession, str], SkahaSession] | None = None,
+        log_rules: Callable[[], logcheck.IgnoreRules] | None = None,
+        on_discard: Callable[[SkahaSession], None] | None = None,
+        reused: bool = False,
+        adopted: bool = False,
     ) -> None:
         self.id = session_id
         self.type = session_type
@@ -103,6 +109,10 @@ class SkahaSession:
         self._on_close = on_close
         self._on_desktop_app = on_desktop_app
         self._apps: list[SkahaSession] = []
+        self._log_rules = log_rules
+        self._on_discard = on_discard or on_close
+        self.reused = reused  # reuse=True: kept when the test ends, for later tests and runs to adopt
+        self.adopted = adopted  # a kept session an earlier test or run launched, taken over as it was
         self.closed = False
 
     def __repr__(self) -> str:
@@ -174,6 +184,21 @@ class SkahaSession:
         data: bytes = self.container.logs(stdout=True, stderr=True)
         return data.decode(errors="replace")
 
+    def check_logs(self) -> logcheck.LogScan:
+        """The log gates of `emulate validate` over the output so far (tracebacks, FATAL, panic:, out of memory;
+        what the image's ignore label and file list passes): ContractBroken showing the lines, else the scan."""
+        rules = self._log_rules() if self._log_rules is not None else logcheck.NO_RULES
+        if rules.problems:
+            raise SkahaError(f"{self.image}'s log ignore patterns cannot be used: {'; '.join(rules.problems)}")
+        found = logcheck.scan(self.logs(), rules)
+        if not found.ok:
+            raise ContractBroken(
+                f"{self.image}'s {self.type} session {self.id}: {found.summary()}:\n{found.show()}\n"
+                f"Fix what they show; a line that is expected goes in the image's {logcheck.IGNORE_LABEL} label "
+                f"or {logcheck.IGNORE_FILE}."
+            )
+        return found
+
     def wait(self, timeout: float = 300) -> int:
         """Wait for the session's container to end (a headless job); returns its exit code."""
         deadline = time.monotonic() + timeout
@@ -195,17 +220,32 @@ class SkahaSession:
         return app
 
     def close(self) -> None:
-        """Delete the session (its apps first); /arc stays. Closing twice is fine."""
+        """Delete the session (its apps first); /arc stays. A reused session is only let go of, kept for the
+        next test or run to adopt (its apps are deleted). Closing twice is fine."""
+        self._end(self._on_close)
+
+    def discard(self) -> None:
+        """Delete the session, a reused one too (the next run that asks for it launches a new one)."""
+        self._end(self._on_discard)
+
+    def _end(self, then: Callable[[SkahaSession], None] | None) -> None:
         if self.closed:
             return
         for app in reversed(self._apps):
             app.close()
         if self._http is not None:
             self._http.close()
-        if self._on_close is not None:
-            self._on_close(self)
+        if then is not None:
+            then(self)
         self.closed = True
 
     def describe(self) -> dict[str, Any]:
         """What a person needs to look at a kept session."""
-        return {"id": self.id, "type": self.type, "image": self.image, "url": self._url, "connect": self.connect_url}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "image": self.image,
+            "url": self._url,
+            "connect": self.connect_url,
+            "adopted": self.adopted,
+        }

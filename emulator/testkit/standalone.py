@@ -11,6 +11,7 @@ X cookie, the launch scripts), and is ready when the platform would call it read
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import secrets
 import shutil
@@ -51,6 +52,7 @@ from emulator.runtime.endpoint import client_from_environment
 from emulator.session_types import SessionType
 from emulator.settings import load_settings
 from emulator.testkit import leftovers
+from emulator.testkit.images import KitImages
 from emulator.testkit.options import DEFAULT_LAUNCH, Launch
 from emulator.testkit.ready import AnswersThroughGateway, ExitedAtStart, NeverReady
 from emulator.testkit.session import ContractBroken, SkahaError, SkahaSession, refuse_what_canfar_ignores
@@ -82,19 +84,17 @@ def _no_reaper() -> Iterator[None]:
 
 
 class _Fixed:
-    """A wait strategy's target at a known address (the gateway, reached where the kit reaches it)."""
+    """A wait strategy's target at a known address (the gateway, reached where the kit reaches it): all that
+    HttpWaitStrategy asks of a container."""
 
-    def __init__(self, port: int, container: DockerContainer) -> None:
-        self._port, self._container = port, container
+    def __init__(self, port: int) -> None:
+        self._port = port
 
     def get_container_host_ip(self) -> str:
         return "127.0.0.1"
 
     def get_exposed_port(self, port: int) -> int:
         return self._port
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._container, name)
 
 
 def _as_sent(value: int | None) -> str | None:
@@ -123,12 +123,9 @@ class StandaloneKit:
         run as another uid); a folder of yours is used as it is."""
         self._client = client or client_from_environment()
         self._gateway_image = gateway_image
-        self.instance = f"testkit-{secrets.token_hex(4)}"
         self._open_arc = open_arc
-        # Private to you: the session folders are named by session id, which is also a notebook's token.
-        self.state = Path(tempfile.mkdtemp(prefix=leftovers.STATE_PREFIX))
         self.owner = leftovers.owner()
-        self._labels = {labels.KIT_OWNER: self.owner, labels.KIT_STATE: str(self.state)}
+        self.instance, self.state, self._labels = self._place()
         try:
             # This machine's EMULATE_* settings (the CA bundle builds trust, the pids limit...), with the run's
             # own name, folders and address on top.
@@ -151,47 +148,80 @@ class StandaloneKit:
         # The platform's /context on this machine; the kit gives sessions no GPU (a launch cannot ask for one).
         self.context = policy.resource_context(psutil.cpu_count() or 1, psutil.virtual_memory().total / GIB, 0)
         self._threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="testkit")
-        self._runtime = DockerRuntime(
-            {**labels.platform_labels(self.instance, labels.ROLE_HELPER), **self._labels}, client=self._client
-        )
+        self._runtime = DockerRuntime(self._helper_labels, client=self._client)
         self._identity = IdentityFiles(self._runtime, self.settings)
+        self.images = KitImages(self.settings, self._client, self._helper_labels)
         self._network: Network | None = None
         self.sessions: dict[str, SkahaSession] = {}
         self._records: dict[str, Session] = {}  # the sessions behind `sessions`, as the platform's store holds them
+        self._home: StandaloneKit | None = None  # where reuse=True sessions live (reuse.ReuseHome), once asked
+
+    def _place(self) -> tuple[str, Path, dict[str, str]]:
+        """The run's instance name, its state folder and the labels on all it makes: its own, gone with it."""
+        # Private to you: the session folders are named by session id, which is also a notebook's token.
+        state = Path(tempfile.mkdtemp(prefix=leftovers.STATE_PREFIX))
+        return f"testkit-{secrets.token_hex(4)}", state, {labels.KIT_OWNER: self.owner, labels.KIT_STATE: str(state)}
+
+    @property
+    def _helper_labels(self) -> dict[str, str]:
+        return {**labels.platform_labels(self.instance, labels.ROLE_HELPER), **self._labels}
 
     # --- the run ------------------------------------------------------------------------------
 
     def start(self) -> StandaloneKit:
-        """Clear what crashed runs left, then make this run's network and gateway."""
+        """Clear what crashed runs left and prepare the run's folders; its network and gateway are made when a
+        session first needs them (`base_url`), so a run whose sessions are all kept for reuse makes neither."""
         leftovers.sweep(self._client)
         try:
-            arc = self.settings.layout.arc_path
-            arc.mkdir(parents=True, exist_ok=True)
-            if self._open_arc:  # sessions run as the user's uid: /arc itself must let them in (and list it)
-                arc.chmod(0o755)
-            install_session_files(self.settings, self.profiles.values())
-            self._network = Network(
-                docker_network_kw={
-                    "driver": "bridge",
-                    "labels": {**labels.platform_labels(self.instance, labels.ROLE_USER_NETWORK), **self._labels},
-                }
-            )
-            self._network.name = naming.user_network(self.settings.prefix, self.user.name)
-            self._network.create()
-            self._start_gateway()
+            self._prepare_folders()
         except BaseException:
             self.close()
             raise
         return self
 
-    def _start_gateway(self) -> None:
-        self._ensure_image(self._gateway_image)
+    def _up(self) -> None:
+        if self._network is not None:
+            return
+        try:
+            self._make_network()
+            self._start_gateway()
+        except BaseException:
+            self._network = None
+            leftovers.sweep(self._client, only_owner=self.owner)  # what of them was made
+            raise
+
+    def _prepare_folders(self) -> None:
+        arc = self.settings.layout.arc_path
+        arc.mkdir(parents=True, exist_ok=True)
+        if self._open_arc:  # sessions run as the user's uid: /arc itself must let them in (and list it)
+            arc.chmod(0o755)
+        install_session_files(self.settings, self.profiles.values())
+
+    def _make_network(self) -> None:
+        self._network = Network(
+            docker_network_kw={
+                "driver": "bridge",
+                "labels": {**labels.platform_labels(self.instance, labels.ROLE_USER_NETWORK), **self._labels},
+            }
+        )
+        self._network.name = naming.user_network(self.settings.prefix, self.user.name)
+        self._network.create()
+
+    def _gateway_config(self) -> tuple[Path, str]:
+        """The gateway's routing table written for it, and a digest of it and its image (a kept gateway whose
+        digest differs is made anew)."""
+        found = self._ensure_image(self._gateway_image)
         routes = routes_for(self.profiles.values(), self.settings.prefix, "http://localhost")
         config = full_config(GatewayTable(API_NOWHERE, routes))
-        config["admin"] = {"disabled": True}  # its table never changes during a run
+        config["admin"] = {"disabled": True}  # its table never changes while it runs
+        text = json.dumps(config, sort_keys=True)
         config_file = self.state / "gateway.json"
-        config_file.write_text(json.dumps(config))
+        config_file.write_text(text)
         config_file.chmod(0o644)
+        return config_file, hashlib.sha256(f"{found.id}\0{text}".encode()).hexdigest()
+
+    def _start_gateway(self) -> None:
+        config_file, digest = self._gateway_config()
         assert self._network is not None
         gateway = (
             DockerContainer(self._gateway_image)
@@ -200,23 +230,33 @@ class StandaloneKit:
             .with_command(["caddy", "run", "--config", GATEWAY_CONFIG_IN_GATEWAY])
             .with_env("GOMAXPROCS", str(self.settings.gateway_cpus))
             .with_volume_mapping(str(config_file), GATEWAY_CONFIG_IN_GATEWAY, "ro")
-            .with_kwargs(labels={**labels.platform_labels(self.instance, labels.ROLE_GATEWAY), **self._labels})
-            # Anything under no route gets the gateway's own 404: it is up and routing.
+            .with_kwargs(
+                labels={
+                    **labels.platform_labels(self.instance, labels.ROLE_GATEWAY),
+                    **self._labels,
+                    labels.CONFIG_HASH: digest,
+                }
+            )
         )
         # Published on loopback only: its routes ask for no sign-in, so they are for this machine's tests alone.
         gateway.ports[f"{LISTEN_PORT}/tcp"] = ("127.0.0.1", None)  # type: ignore[assignment]
         with _no_reaper():
             gateway.start()
         port = int(gateway.get_docker_client().port(gateway.get_container_id(), LISTEN_PORT))
+        gateway.get_docker_client().client.close()  # testcontainers gives each container a client of its own
+        self._gateway_ready(port)
+
+    def _gateway_ready(self, port: int) -> None:
+        """Wait for the gateway published on `port`, and use it from now on."""
         self.settings = self.settings.model_copy(update={"port": port})
         # Anything under no route gets the gateway's own 404: it is up and routing.
-        ready = HttpWaitStrategy.from_url(f"{self.base_url}/testkit-ready").for_status_code(404)
+        ready = HttpWaitStrategy.from_url(f"{self.settings.base_url}/testkit-ready").for_status_code(404)
         try:
-            ready.with_startup_timeout(30).with_poll_interval(0.05).wait_until_ready(_Fixed(port, gateway))
+            ready.with_startup_timeout(30).with_poll_interval(0.05).wait_until_ready(_Fixed(port))  # type: ignore[arg-type]
         except TimeoutError:
             raise SkahaError(
-                f"the test run's gateway did not answer at {self.base_url}: standalone sessions need the Docker "
-                "engine on this machine (their ports are published on its loopback and /arc is a folder of "
+                f"the test run's gateway did not answer at {self.settings.base_url}: standalone sessions need the "
+                "Docker engine on this machine (their ports are published on its loopback and /arc is a folder of "
                 "this machine); run the tests beside the engine, or attach to a platform with --skaha-url"
             ) from None
 
@@ -241,11 +281,16 @@ class StandaloneKit:
 
     @property
     def base_url(self) -> str:
+        """The gateway's URL (the run's is started on first use)."""
+        self._up()
         return self.settings.base_url
 
     def close(self, keep: bool = False) -> None:
-        """Remove every session, the gateway and the network (never /arc); with `keep`, leave them all."""
+        """Remove every session, the gateway and the network (never /arc); with `keep`, leave them all. Sessions
+        kept for reuse stay where they live (the reuse home), let go of."""
         try:
+            if self._home is not None:
+                self._home.close()
             if keep:
                 (self.state / leftovers.KEPT).write_text("kept by --skaha-keep\n")
                 return
@@ -264,7 +309,7 @@ class StandaloneKit:
         """Run one of the platform's coroutines from a test (which may itself run inside an event loop)."""
         return self._threads.submit(asyncio.run, coroutine).result()
 
-    def _check_image(self, image: str, session_type: str) -> None:
+    def _check_image(self, image: str, session_type: str) -> Any:
         found = self._ensure_image(image)
         try:
             policy.check_image_types(found.labels or {}, image, session_type)
@@ -274,6 +319,7 @@ class StandaloneKit:
                 f"{exc.message}: {image} says it is for {', '.join(declared or [])} "
                 f"(its {labels.IMAGE_SESSION_TYPES} label); CANFAR refuses to launch it as a {session_type}"
             ) from None
+        return found
 
     def plan(self, image: str, session_type: str, options: Launch = DEFAULT_LAUNCH) -> policy.LaunchPlan:
         """This launch as the platform plans it: core.policy's rules, in SessionManager.launch's order, over the
@@ -300,14 +346,34 @@ class StandaloneKit:
             policy.check_session_limit(self.user.name, active, self.settings.max_sessions)
         return plan
 
-    def launch(self, image: str, session_type: str, options: Launch = DEFAULT_LAUNCH) -> SkahaSession:
+    def launch(
+        self, image: str, session_type: str, options: Launch = DEFAULT_LAUNCH, reuse: bool = False
+    ) -> SkahaSession:
+        """A session of `image` as `session_type`; with `reuse`, one kept across runs (reuse.ReuseHome)."""
+        if reuse:
+            return self.reuse_home().launch(image, session_type, options, reuse=True)
+        plan, _ = self._checked(image, session_type, options)
+        return self._start(plan.profile, plan.session(naming.new_session_id(), self.user.name), options.timeout)
+
+    def _checked(self, image: str, session_type: str, options: Launch) -> tuple[policy.LaunchPlan, Any]:
+        """The launch as planned, with the image (found, pulled or built) passing the platform's checks."""
         try:
             plan = self.plan(image, session_type, options)
         except InvalidRequest as exc:
             raise SkahaError(exc.message) from None
         refuse_what_canfar_ignores(plan.profile, options)
-        self._check_image(plan.image, plan.type)
-        return self._start(plan.profile, plan.session(naming.new_session_id(), self.user.name), options.timeout)
+        return plan, self._check_image(plan.image, plan.type)
+
+    def reuse_home(self) -> StandaloneKit:
+        """The reuse home, started on first use: your own network and gateway where kept sessions live."""
+        if self._home is None:
+            from emulator.testkit.reuse import ReuseHome
+
+            arc = None if self._open_arc else self.settings.layout.arc_path  # --skaha-arc: the sessions' /arc
+            self._home = ReuseHome(
+                arc, self.settings.profiles_dir, self._gateway_image, self._client, images=self.images
+            ).start()
+        return self._home
 
     def attach_app(self, desktop: SkahaSession, image: str) -> SkahaSession:
         parent = self._records.get(desktop.id)
@@ -328,7 +394,7 @@ class StandaloneKit:
         app = apps.new_app(profile, parent, self.user, image, resources, datetime.now(UTC))
         return self._start(profile, app, None)
 
-    def _container(self, spec: ContainerSpec) -> DockerContainer:
+    def _container(self, spec: ContainerSpec, extra_labels: dict[str, str]) -> DockerContainer:
         """The session's container as the platform would create it, in this engine's terms (Podman's tmpfs `U`,
         SELinux labels); rootless Podman's keep-id (a raw HostConfig field) cannot pass through testcontainers."""
         kwargs = create_kwargs(spec, self._runtime.facts(), selinux=self.settings.selinux)
@@ -336,7 +402,7 @@ class StandaloneKit:
         binds = kwargs.pop("volumes", [])
         for handled in ("image", "name", "environment", "command", "network", "detach"):
             kwargs.pop(handled)
-        kwargs["labels"] = {**kwargs["labels"], **self._labels}
+        kwargs["labels"] = {**kwargs["labels"], **self._labels, **extra_labels}
         assert self._network is not None
         container = DockerContainer(spec.image, env=spec.environment, name=spec.name, network=self._network)
         container.with_kwargs(**kwargs)
@@ -348,8 +414,11 @@ class StandaloneKit:
             container.with_command(spec.command)
         return container
 
-    def _start(self, profile: Profile, session: Session, timeout: float | None) -> SkahaSession:
+    def _start(
+        self, profile: Profile, session: Session, timeout: float | None, extra_labels: dict[str, str] | None = None
+    ) -> SkahaSession:
         """The platform's bring-up, step for step, with testcontainers doing the run and the wait."""
+        self._up()
         name = naming.session_container(self.settings.prefix, session.type, session.id)
         container: DockerContainer | None = None
         # As the platform: a session not ready after this many times its startup timeout fails.
@@ -360,9 +429,9 @@ class StandaloneKit:
             self._sync(self._identity.write(session, self.user))
             if profile.x11 is not None:  # an app draws on its desktop's display
                 self._identity.write_x11_cookie(self._records[session.parent_id] if session.parent_id else session)
-            container = self._container(build_spec(profile, session, self.user, self.settings))
-            values = template_values(profile, session, self.user, self.settings)
+            container = self._container(build_spec(profile, session, self.user, self.settings), extra_labels or {})
             if profile.interactive and profile.readiness is not None:
+                values = template_values(profile, session, self.user, self.settings)
                 url = f"{self.base_url}{probe_path(profile, values)}"
                 container.waiting_for(AnswersThroughGateway(url, profile.readiness, OWN_ANSWER, limit))
             try:
@@ -370,36 +439,47 @@ class StandaloneKit:
                     container.start()
             except (ExitedAtStart, NeverReady) as exc:
                 raise ContractBroken(self._explain(profile, session, container, exc, limit)) from None
-            wrapped = container.get_wrapped_container()
-            wrapped.reload()
+            return self._session_handle(profile, session, self._client.containers.get(container.get_container_id()))
         except BaseException:
-            self._discard(name, session, container)
+            self._discard(name, session)
             raise
+        finally:
+            if container is not None:  # testcontainers gives each container a client of its own
+                container.get_docker_client().client.close()
+
+    def _session_handle(
+        self, profile: Profile, session: Session, container: Any, adopted: bool = False
+    ) -> SkahaSession:
+        """The test's handle on a started session (`adopted`: one an earlier run launched and kept)."""
+        name = naming.session_container(self.settings.prefix, session.type, session.id)
+        values = template_values(profile, session, self.user, self.settings)
         prefix = profile.render(profile.path_prefix, values) if profile.path_prefix else None
         connect = profile.render(profile.connect_url, values) if profile.connect_url != "not-applicable" else None
-        started = container
         handle = SkahaSession(
             session_id=session.app_id or session.id,
             session_type=session.type,
             image=session.image,
-            container=wrapped,
+            container=container,
             url=f"{self.base_url}{prefix}" if prefix else None,
             connect_url=connect,
             http_params={"token": session.id} if session.type == SessionType.NOTEBOOK else None,
-            on_close=lambda closed: self._discard(name, session, started),
             on_desktop_app=self.attach_app if profile.x11 == "server" else None,
+            log_rules=lambda: self.images.log_rules(session.image),
+            **self._ending(name, session, adopted),
         )
         self.sessions[session.id] = handle
         self._records[session.id] = session
         return handle
 
-    def _discard(self, container_name: str, session: Session, container: DockerContainer | None) -> None:
+    def _ending(self, name: str, session: Session, adopted: bool) -> dict[str, Any]:
+        """How a session of this kit ends: deleted with its test (a reuse home's are kept; see reuse.py)."""
+        return {"on_close": lambda closed: self._discard(name, session)}
+
+    def _discard(self, container_name: str, session: Session) -> None:
         """A session's container and files go, as the platform removes them when a session ends."""
         with suppress(docker.errors.NotFound):
             self._client.api.remove_container(container_name, force=True, v=True)
         shutil.rmtree(self.settings.layout.session_files(session.id), ignore_errors=True)
-        if container is not None:  # testcontainers gives each container a client of its own
-            container.get_docker_client().client.close()
         self.sessions.pop(session.id, None)
         self._records.pop(session.id, None)
 
@@ -408,9 +488,8 @@ class StandaloneKit:
     ) -> str:
         """validate.explain_start over what the kit knows of the failed start: how it failed, the static checks
         `emulate validate` makes, and the app's last output."""
-        helper = {**labels.platform_labels(self.instance, labels.ROLE_HELPER), **self._labels}
         try:
-            findings = validate.static_checks(self._client, session.image, profile, helper)
+            findings = validate.static_checks(self._client, session.image, profile, self._helper_labels)
         except EmulatorError:
             findings = []
         try:

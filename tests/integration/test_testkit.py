@@ -4,7 +4,9 @@ the real engine; then nothing of it is left in Docker."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,17 +15,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import docker.errors
 import pytest
 
 from emulator import labels
 from emulator.testkit import leftovers
-from tests.factories import built_test_images
+from emulator.testkit.attached import KEPT_NAME
+from emulator.testkit.images import folder_tag
+from tests.factories import TEST_IMAGES, built_test_images
 from tests.instance import Instance
 
 pytestmark = pytest.mark.slow
 pytest_plugins = ["pytester"]
 
 NOTEBOOK = "skaha-emulator/notebook:latest"
+# A contributed app in seconds: what a developer's folder holds, built by skaha_session(build=...).
+SMALL_APP = """\
+FROM skaha-emulator/base:bookworm
+LABEL io.canfar.skaha.session.type="contributed"
+CMD ["python3", "-m", "http.server", "5000"]
+"""
 
 
 @pytest.fixture(scope="module")
@@ -33,23 +44,43 @@ def kit_images(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
 
 
 def _ours(client: docker.DockerClient) -> list[str]:
-    """Every container and network any kit run made that is still there."""
-    containers = [c.name for c in client.containers.list(all=True, filters={"label": labels.KIT_OWNER})]
-    networks = [n.name for n in client.networks.list(filters={"label": labels.KIT_OWNER})]
+    """Every container and network this test's kit runs made that is still there: their state folders are under
+    its TMPDIR (`clean`), so the runs of others testing on this engine at the same time are not counted."""
+    runs = os.environ["TMPDIR"]
+
+    def mine(found: dict[str, str]) -> bool:
+        return found.get(labels.KIT_STATE, "").startswith(f"{runs}/")
+
+    containers = [
+        c.name for c in client.containers.list(all=True, filters={"label": labels.KIT_OWNER}) if mine(c.labels)
+    ]
+    networks = [
+        n.name for n in client.networks.list(filters={"label": labels.KIT_OWNER}) if mine(n.attrs.get("Labels") or {})
+    ]
     return containers + networks
 
 
 @pytest.fixture
-def clean(docker_client: docker.DockerClient) -> Iterator[None]:
-    assert _ours(docker_client) == [], "an earlier test left kit resources behind"
+def clean(docker_client: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The test's kit runs leave nothing behind. They keep their state in a folder of the test's (TMPDIR, which
+    their subprocesses inherit), by which `_ours` tells theirs from other runs on the same engine."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setenv("TMPDIR", str(runs))
     yield
     left = _ours(docker_client)
     leftovers.sweep(docker_client, include_kept=True)
     assert left == [], f"the kit left these behind: {left}"
 
 
+# Our venv's other pytest plugins, which a developer's project has not: hypothesis' and schemathesis' alone took
+# about 5 s of every run here (importing hypothesis), more than most of what the runs test.
+OTHER_PLUGINS = ["hypothesispytest", "schemathesis", "xdist", "xdist.looponfail", "anyio", "cacheprovider"]
+
+
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", "-s", *args, timeout=600)
+    skipped = [arg for name in OTHER_PLUGINS for arg in ("-p", f"no:{name}")]
+    return pytester.runpytest_subprocess(*skipped, "-v", "-s", *args, timeout=600)
 
 
 def test_a_notebook_runs_code_as_the_session_user_and_writes_to_arc(pytester: pytest.Pytester, clean: None) -> None:
@@ -293,3 +324,157 @@ def test_the_runs_own_folder_is_private_and_goes_with_the_run(
     result.assert_outcomes(passed=1)
     state = next(line.split("STATE ")[1].split()[0] for line in result.outlines if "STATE " in line)
     assert not Path(state).exists()
+
+
+@pytest.fixture
+def reuse_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker_client: docker.DockerClient) -> Iterator[Path]:
+    """The runs' reuse home in a folder of the test's own (its state and /arc), removed after the test."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    state = tmp_path / "state" / "skaha-emulator" / "testkit-reuse"
+    yield state
+    subprocess.run([sys.executable, "-m", "emulator", "testkit", "clean"], capture_output=True, check=False)
+    selector = {"label": f"{labels.KIT_REUSE}={state}"}
+    assert docker_client.containers.list(all=True, filters=selector) == []
+
+
+def _kept(client: docker.DockerClient, state: Path) -> list[str]:
+    selector = {"label": f"{labels.KIT_REUSE}={state}"}
+    containers = [c.name for c in client.containers.list(all=True, filters=selector)]
+    return containers + [n.name for n in client.networks.list(filters=selector)]
+
+
+@contextlib.contextmanager
+def _removing_images(client: docker.DockerClient, *folders: Path) -> Iterator[None]:
+    """The images skaha_session(build=...) makes of these folders go after the block (their layers stay as cache)."""
+    try:
+        yield
+    finally:
+        for folder in folders:
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(folder_tag(folder), force=True, noprune=True)
+
+
+def test_a_folder_is_built_once_and_a_reused_session_is_adopted_until_its_image_changes(
+    pytester: pytest.Pytester, clean: None, reuse_home: Path, docker_client: docker.DockerClient
+) -> None:
+    app = pytester.mkdir("app")
+    (app / "Dockerfile").write_text(SMALL_APP)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.skaha(build="app", reuse=True)
+
+        def test_kept(skaha_session):
+            app = skaha_session()  # its label names one type
+            code, output = app.exec("cat /tmp/runs 2>/dev/null | wc -l; echo run >> /tmp/runs")
+            assert code == 0 and app.http.get("").status_code == 200
+            other = skaha_session()  # this test holds the first: another, kept too
+            print("SESSION", app.id, app.adopted, output.strip(), other.id)
+        """
+    )
+    with _removing_images(docker_client, app):
+        first = _run(pytester)
+        first.assert_outcomes(passed=1)
+        first.stdout.fnmatch_lines(["*skaha images built from folders*", "built skaha-testkit/app:* from * in *"])
+        launched = _printed(first, "SESSION")
+        assert launched[1:3] == ["False", "0"], launched
+        image_id = docker_client.images.get(folder_tag(app)).id
+        # Nothing changed: nothing built (the same image), and the sessions adopted with what the first run left.
+        second = _run(pytester)
+        second.assert_outcomes(passed=1)
+        second.stdout.fnmatch_lines(
+            ["skaha-testkit/app:* from *: unchanged, nothing built", f"adopted contributed {launched[0]} *"]
+        )
+        assert _printed(second, "SESSION") == [launched[0], "True", "1", launched[3]]
+        assert docker_client.images.get(folder_tag(app)).id == image_id
+        # The folder changed: built again, and the kept sessions replaced.
+        (app / "Dockerfile").write_text(SMALL_APP + "ENV CHANGED=1\n")
+        third = _run(pytester)
+        third.assert_outcomes(passed=1)
+        third.stdout.fnmatch_lines(["built skaha-testkit/app:* from * in *"])
+        replaced = _printed(third, "SESSION")
+        assert replaced[1:3] == ["False", "0"] and not {launched[0], launched[3]} & {replaced[0], replaced[3]}
+        kept = _kept(docker_client, reuse_home)
+        assert not any(launched[0] in name or launched[3] in name for name in kept), kept
+        assert _ours(docker_client) == []  # each run's own network and gateway went with it
+        cleaned = subprocess.run([sys.executable, "-m", "emulator", "testkit", "clean"], capture_output=True, text=True)
+        assert cleaned.returncode == 0 and replaced[0] in cleaned.stdout, cleaned
+        assert _kept(docker_client, reuse_home) == []
+
+
+def _printed(result: pytest.RunResult, mark: str) -> list[str]:
+    return next(line.split(f"{mark} ", 1)[1].split() for line in result.outlines if f"{mark} " in line)
+
+
+def test_check_logs_fails_a_launch_whose_start_up_printed_a_traceback_and_honours_the_images_ignore_file(
+    pytester: pytest.Pytester, clean: None, docker_client: docker.DockerClient
+) -> None:
+    shutil.copytree(TEST_IMAGES / "traceback-app", pytester.path / "app")
+    ignoring = pytester.mkdir("app-ignoring")
+    (ignoring / "Dockerfile").write_text(
+        (TEST_IMAGES / "traceback-app" / "Dockerfile").read_text()
+        + "RUN mkdir -p /etc/skaha-emulator && printf '# optional\\nNo module named .optional_extra.\\n' "
+        "> /etc/skaha-emulator/log-ignore\n"
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+        from emulator.testkit import ContractBroken
+
+        def test_fails(skaha_session):
+            with pytest.raises(ContractBroken) as broken:
+                skaha_session(build="app")
+            print("BROKEN", str(broken.value).replace("\\n", " NEWLINE "))
+
+        def test_ignored(skaha_session):
+            app = skaha_session(build="app-ignoring")
+            assert app.check_logs().ignored and app.http.get("").status_code == 200
+            with pytest.raises(ContractBroken, match="optional_extra"):
+                skaha_session(build="app", check_logs=False).check_logs()
+        """
+    )
+    with _removing_images(docker_client, pytester.path / "app", ignoring):
+        result = _run(pytester, "--skaha-check-logs")
+    result.assert_outcomes(passed=2)
+    broken = " ".join(_printed(result, "BROKEN"))
+    assert "1 fatal finding(s) in the start-up logs (Python traceback)" in broken, broken
+    assert "| ModuleNotFoundError: No module named 'optional_extra'" in broken
+    assert "io.skaha-emulator.log.ignore label or /etc/skaha-emulator/log-ignore" in broken
+
+
+def test_attached_a_reused_session_stays_on_the_platform_until_clean(
+    pytester: pytest.Pytester, platform: Instance, reuse_home: Path, docker_client: docker.DockerClient
+) -> None:
+    app = pytester.mkdir("app")
+    (app / "Dockerfile").write_text(SMALL_APP)
+    pytester.makepyfile(
+        """
+        def test_kept(skaha_session):
+            app = skaha_session(build="app", reuse=True)
+            assert app.http.get("").status_code == 200
+            print("SESSION", app.id, app.adopted)
+        """
+    )
+    attached = (f"--skaha-url={platform.url}", f"--skaha-token={platform.token}")
+    with _removing_images(docker_client, app):
+        first = _run(pytester, *attached)
+        first.assert_outcomes(passed=1)
+        launched, adopted = _printed(first, "SESSION")
+        assert adopted == "False"
+        # Kept on the platform under a name that says so, and adopted by the next run.
+        listed = {found["id"]: found["name"] for found in platform.http.get("/session").json()}
+        assert KEPT_NAME.match(listed[launched]) and listed[launched].startswith("test-kitreuse-"), listed
+        second = _run(pytester, *attached)
+        second.assert_outcomes(passed=1)
+        assert _printed(second, "SESSION") == [launched, "True"]
+        env = {**platform.env, "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"], "HOME": os.environ["HOME"]}
+        cleaned = subprocess.run(
+            [sys.executable, "-m", "emulator", "testkit", "clean"], env=env, capture_output=True, text=True
+        )
+        assert cleaned.returncode == 0 and launched in cleaned.stdout, cleaned
+    deadline = time.monotonic() + 30
+    while platform.http.get(f"/session/{launched}").status_code != 404:
+        assert time.monotonic() < deadline, "emulate testkit clean did not delete the kept session"
+        time.sleep(0.2)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
 
-from tests.factories import built_test_images
-from tests.instance import Instance
+from tests.factories import TEST_IMAGES, built_test_images
+from tests.instance import INSTANCE, Instance
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +103,38 @@ def test_a_terminal_that_would_start_the_login_shell_is_warned_about(fresh: Inst
     assert "/sbin/nologin" in detail and "JupyterLab's terminal" in detail
     code, report = _validate(fresh, "skaha-emulator/desktop:latest", "desktop", "--static-only")
     assert ("login shell", True) in {(f["check"], f["ok"]) for f in report["findings"]}
+
+
+@pytest.fixture
+def traceback_images(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
+    """tests/images/traceback-app as built, and built again with its traceback's exception ignored (a label)."""
+    tags = {kind: f"skaha-emulator-test/traceback-app:{INSTANCE}-{kind}" for kind in ("plain", "ignoring")}
+    try:
+        docker_client.images.build(path=str(TEST_IMAGES / "traceback-app"), tag=tags["plain"], rm=True)
+        docker_client.images.build(
+            path=str(TEST_IMAGES / "traceback-app"),
+            tag=tags["ignoring"],
+            rm=True,
+            buildargs={"LOG_IGNORE": "No module named .optional_extra."},
+        )
+        yield tags
+    finally:
+        for tag in tags.values():
+            with suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(tag, force=True, noprune=True)
+
+
+def test_a_traceback_at_start_fails_the_logs_with_its_lines_until_the_image_ignores_it(
+    fresh: Instance, traceback_images: dict[str, str]
+) -> None:
+    """The app serves after its traceback, so only the log gate fails it, as release smoke tests' grep would."""
+    result = fresh.emulate("validate", traceback_images["plain"], "--type", "contributed", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "✗ logs" in result.stdout and "1 fatal finding(s) in the start-up logs (Python traceback)" in result.stdout
+    assert "> " in result.stdout and "| Traceback (most recent call last):" in result.stdout
+    assert "| ModuleNotFoundError: No module named 'optional_extra'" in result.stdout
+    assert "✓ starts" in result.stdout and "✓ connect URL" in result.stdout
+    code, report = _validate(fresh, traceback_images["ignoring"], "contributed")
+    assert (code, _failed(report)) == (0, {})
+    logs = next(f for f in report["findings"] if f["check"] == "logs")
+    assert logs["detail"] == "no fatal errors (1 ignored by the image's patterns)"

@@ -5,7 +5,9 @@ import os
 import pytest
 
 IMAGE = os.environ.get("SKAHA_IMAGE", "__IMAGE__")
-pytestmark = pytest.mark.skaha(image=IMAGE, type="contributed")
+# check_logs: a start-up that prints a traceback, FATAL, panic: or out of memory fails, as `emulate validate`
+# fails it (an expected line goes in the io.skaha-emulator.log.ignore label; see the emulator's README).
+pytestmark = pytest.mark.skaha(image=IMAGE, type="contributed", check_logs=True)
 
 
 def test_the_app_answers_under_its_stripped_prefix(skaha_session):
