@@ -175,7 +175,7 @@ class Snapshots:
         when = self._clock()
         name = snapshot_name(user.name, tag, session, when)
         async with self._users.setdefault(user.name, asyncio.Lock()):
-            self._disk.check()
+            self._disk.check("saving an image")
             container = self._record.container_name(session)
             original = await self._runtime.container_image(container)
             if original is None:

@@ -9,6 +9,7 @@ import io
 import json
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from emulator.core.pulls import SessionPulls
 from emulator.core.record import SessionRecord
 from emulator.core.snapshots import Snapshots
 from emulator.core.store import Store
-from emulator.errors import InvalidRequest, NotFound
+from emulator.errors import DiskFull, InvalidRequest, NotFound
 from emulator.profiles import load_profiles
 from emulator.runtime.base import ImageInfo, SnapshotRequest
 from emulator.runtime.engine import EngineFacts
@@ -158,20 +159,26 @@ class Rig:
         return asyncio.run(self.snapshots.save(USER, session_id, tag))
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
+@contextmanager
+def _rig(tmp_path: Path, disk: DiskWatch) -> Iterator[Rig]:
     settings = Settings(instance="t1", state_dir=tmp_path / "s", arc_dir=tmp_path / "arc", max_snapshots=2)
     profiles = load_profiles(REPO_ROOT / "profiles")
     store = Store(tmp_path / "state.db", uncounted_types={"headless", "desktop-app"}, batch_types={"headless"})
     engine = Engine()
     runtime: Any = engine
     record = SessionRecord(store, runtime, settings.prefix, lambda: NOW)
-    made = Snapshots(settings, store, runtime, profiles, record, SessionLocks(), DiskWatch({}, 0), lambda: NOW)
+    made = Snapshots(settings, store, runtime, profiles, record, SessionLocks(), disk, lambda: NOW)
     assert store.admit(RUNNING, 3)
     try:
         yield Rig(made, store, engine)
     finally:
         store.close()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    with _rig(tmp_path, DiskWatch({}, 0)) as made:
+        yield made
 
 
 def _alices(name: str, instance: str = "t1") -> ImageInfo:
@@ -225,6 +232,13 @@ def test_a_user_keeps_at_most_max_snapshots_and_may_still_replace_one(rig: Rig) 
     with pytest.raises(InvalidRequest, match="EMULATE_MAX_SNAPSHOTS=2"):
         rig.save(tag="c:1")
     assert rig.save(tag="a:1") == "snapshot/alice/a:1"
+
+
+def test_nothing_is_saved_on_a_nearly_full_disk(tmp_path: Path) -> None:
+    with _rig(tmp_path, DiskWatch({"the engine's disk": tmp_path}, min_free_gb=1e9)) as full:
+        with pytest.raises(DiskFull, match="saving an image needs"):
+            full.save()
+        assert full.engine.saved == []
 
 
 def test_a_session_of_an_image_that_needed_credentials_is_not_saved(rig: Rig) -> None:
