@@ -691,8 +691,17 @@ class DockerRuntime:
     async def image(self, reference: str) -> ImageInfo | None:
         return await self._call(self._image, reference)
 
+    def _images(self) -> list[ImageInfo]:
+        found = []
+        for listed in self._client.api.images():  # the SDK's own list, then each one inspected, as it does
+            try:
+                found.append(_image_info(self._client.images.get(listed["Id"]), self.facts().podman))
+            except docker.errors.ImageNotFound:
+                continue  # removed between the two (a snapshot's commit step, a build's): not there, not an error
+        return found
+
     async def images(self) -> list[ImageInfo]:
-        return await self._call(lambda: [_image_info(i, self.facts().podman) for i in self._client.images.list()])
+        return await self._call(self._images)
 
     def _pull(
         self, reference: str, credentials: RegistryCredentials | None, on_update: Callable[[PullUpdate], None]

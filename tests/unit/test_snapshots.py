@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import docker.errors
 import pytest
 
 from emulator import labels
@@ -28,11 +30,12 @@ from emulator.core.store import Store
 from emulator.errors import DiskFull, InvalidRequest, NotFound
 from emulator.profiles import load_profiles
 from emulator.runtime.base import ImageInfo, SnapshotRequest
-from emulator.runtime.engine import EngineFacts
+from emulator.runtime.docker import DockerRuntime
 from emulator.runtime.snapshots import config_archive, history_entries, snapshot_config
 from emulator.session_types import SessionType
 from emulator.settings import REPO_ROOT, Settings
 from tests.factories import NOW, USER, make_session
+from tests.unit.recorded_engines import DOCKER, PODMAN, StubClient, facts
 
 ORIGINAL = "images.canfar.net/skaha/astroml:1.0"
 RUNNING = make_session(status=Status.RUNNING, image=ORIGINAL)
@@ -295,24 +298,41 @@ def test_the_archive_holds_the_config_under_its_digest_and_a_manifest_naming_the
     assert manifest["Config"] == f"{hashlib.sha256(raw).hexdigest()}.json" and json.loads(raw) == config
 
 
-def _facts(**changes: Any) -> EngineFacts:
-    values: dict[str, Any] = dict(
-        kind="docker",
-        version="20.10.24",
-        api_version="1.41",
-        rootless=False,
-        cgroup_version="2",
-        cgroup_driver="systemd",
-        operating_system="Debian",
-        selinux=False,
-    )
-    return EngineFacts(**{**values, **changes})
-
-
 def test_snapshots_need_docker_engines_own_image_store() -> None:
-    assert _facts().snapshot_refusal == ""
-    assert "needs Docker Engine" in _facts(kind="podman", version="4.3.1").snapshot_refusal
-    assert "containerd" in _facts(image_store="io.containerd.snapshotter.v1").snapshot_refusal
+    assert facts(DOCKER).snapshot_refusal == ""
+    assert "needs Docker Engine; this engine is Podman 4.3.1" in facts(PODMAN).snapshot_refusal
+    # Docker 24+ with containerd's image store says so in its driver's status; this is 20.10's answer with it.
+    containerd = facts(DOCKER, DriverStatus=[["driver-type", "io.containerd.snapshotter.v1"]])
+    assert "containerd" in containerd.snapshot_refusal
+
+
+def test_a_podman_runtime_refuses_before_it_commits_anything() -> None:
+    client = StubClient(PODMAN)
+    client.api = None  # any call to the engine's API would fail this test
+    request = SnapshotRequest("emulate-notebook-x", "sha256:orig", "snapshot/alice/x:1", {}, "note")
+    with pytest.raises(InvalidRequest, match="needs Docker Engine"):
+        asyncio.run(DockerRuntime({}, client=client).snapshot(request))
+
+
+class Listing:
+    """The engine's image listing, with an image removed between the listing and its inspection."""
+
+    def images(self) -> list[dict[str, str]]:
+        return [{"Id": "sha256:kept"}, {"Id": "sha256:gone"}]
+
+
+class Inspections:
+    def get(self, image_id: str) -> Any:
+        if image_id == "sha256:gone":
+            raise docker.errors.ImageNotFound("gone")
+        return SimpleNamespace(id=image_id, tags=["a:1"], attrs={"Config": {"Labels": {}}})
+
+
+def test_an_image_removed_while_the_images_are_listed_is_left_out_not_an_error() -> None:
+    client = StubClient(DOCKER)
+    client.api, client.images = Listing(), Inspections()  # type: ignore[attr-defined]
+    listed = asyncio.run(DockerRuntime({}, client=client).images())
+    assert [image.id for image in listed] == ["sha256:kept"]
 
 
 def test_a_snapshots_name_launches_for_its_owner_only_and_is_never_pulled(rig: Rig, tmp_path: Path) -> None:
