@@ -207,7 +207,12 @@ class Snapshots:
         if existing is not None:
             return
         images = await self._runtime.images()
-        mine = [image for image in images if image.tags and owned_by(image.labels, user.name, self._instance)]
+        # Counted by name as well as labels: a pulled image may carry any labels, but no pull makes a snapshot's name.
+        mine = [
+            image
+            for image in images
+            if owned_by(image.labels, user.name, self._instance) and any(in_namespace(tag) for tag in image.tags)
+        ]
         most = self._settings.max_snapshots
         if len(mine) >= most:
             raise InvalidRequest(

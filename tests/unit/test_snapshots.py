@@ -230,11 +230,14 @@ def test_a_name_held_by_an_image_that_is_not_hers_is_refused_and_hers_is_replace
 
 
 def test_a_user_keeps_at_most_max_snapshots_and_may_still_replace_one(rig: Rig) -> None:
-    for name in ("snapshot/alice/a:1", "snapshot/alice/b:1"):
-        rig.engine.images_by_name[name] = _alices(name)
-    with pytest.raises(InvalidRequest, match="EMULATE_MAX_SNAPSHOTS=2"):
+    rig.engine.images_by_name["snapshot/alice/a:1"] = _alices("snapshot/alice/a:1")
+    rig.engine.images_by_name["evil/img:1"] = _alices("evil/img:1")  # pulled with her labels: not one of hers
+    assert rig.save(tag="b:1") == "snapshot/alice/b:1"  # one of two
+    rig.engine.images_by_name["snapshot/alice/b:1"] = _alices("snapshot/alice/b:1")
+    with pytest.raises(InvalidRequest, match="you have 2 saved images.*EMULATE_MAX_SNAPSHOTS=2"):
         rig.save(tag="c:1")
     assert rig.save(tag="a:1") == "snapshot/alice/a:1"
+    assert [request.name for request in rig.engine.saved] == ["snapshot/alice/b:1", "snapshot/alice/a:1"]
 
 
 def test_nothing_is_saved_on_a_nearly_full_disk(tmp_path: Path) -> None:
