@@ -369,10 +369,10 @@ def renew(layout: Layout, session_id: str) -> None:
 def snapshot(layout: Layout, session_id: str, tag: str | None, as_json: bool) -> None:
     """Save a Running session as an image: what you installed outside /arc (never /arc or /scratch).
 
-    
     The session pauses while its files are copied. The image is yours alone: in your
     `GET /image` and the portal's image menu, launched by you alone.
-    
+
+    \b
     Example:
       emulate snapshot k3x9q2ab
       emulate snapshot k3x9q2ab --tag astro-tools:v2
