@@ -15,6 +15,14 @@ RECIPE = "io.skaha-emulator.recipe"  # the recipe (images/<name>) an image was b
 VERSION = "io.skaha-emulator.version"  # the emulator's version that built it
 CA_DIGEST = "io.skaha-emulator.ca"  # on the base: a digest of the CAs baked in (a change rebuilds it)
 CONTEXT_DIGEST = "io.skaha-emulator.context"  # a developer's image: a digest of the folder it was built from
+BUILD_LABELS = (RECIPE, VERSION, CA_DIGEST, CONTEXT_DIGEST)  # what says how an image was built (a snapshot was not)
+
+# Our own keys on the images saved from sessions (`emulate snapshot`, core/snapshots.py): whose it is, in which
+# instance (the same user name in another instance is another person), and what it was saved from.
+SNAPSHOT_OWNER = "io.skaha-emulator.snapshot.owner"
+SNAPSHOT_INSTANCE = "io.skaha-emulator.snapshot.instance"
+SNAPSHOT_SESSION = "io.skaha-emulator.snapshot.session"  # the session's id
+SNAPSHOT_IMAGE = "io.skaha-emulator.snapshot.image"  # the image the session ran
 
 # Our own keys on what the test kit's standalone mode leaves in Docker (testkit/leftovers.py).
 KIT_OWNER = "io.skaha-emulator.testkit.owner"  # "<host>:<uid>:<pid>:<the process's start time>"

@@ -70,6 +70,9 @@ class Settings(BaseModel):
     max_sessions: int = Field(3, description="Concurrent interactive sessions per user (skaha.maxusersessions).")
     max_jobs: int = Field(10, ge=1, description="Concurrent headless jobs per user (skaha has no limit).")
     max_apps_per_desktop: int = Field(8, ge=1, description="Desktop-apps running on one desktop at once.")
+    max_snapshots: int = Field(
+        10, ge=0, description="Images one user may save from sessions (`emulate snapshot`); replacing one is free."
+    )
     host_headroom_gb: float = Field(
         1.0, ge=0, description="Memory kept back from fixed sessions for the host and the platform itself."
     )

@@ -40,7 +40,18 @@ FORM: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
             "oom:SECONDS or end:SECONDS[:EXIT_CODE]. The env entry EMULATE_FAULT=... asks too.",
         },
     },
-    ("/skaha/{version}/session/{session_id}", "post"): {"action": _TEXT},
+    ("/skaha/{version}/session/{session_id}", "post"): {
+        "action": {
+            "type": "string",
+            "description": "renew (skaha's), or snapshot: the emulator's own, the Running session saved as an image "
+            "(not /arc, not /scratch); answers the image's name",
+        },
+        "tag": {
+            "type": "string",
+            "description": "with action=snapshot: the image's name[:tag], under snapshot/<user>/ (default: "
+            "snapshot/<user>/<image name>:<session name>-<UTC time>)",
+        },
+    },
     ("/skaha/{version}/session/{session_id}/app", "post"): {"image": _TEXT, "cores": _TEXT, "ram": _TEXT},
 }
 

@@ -222,7 +222,7 @@ async def dashboard(request: Request, manager: Manager) -> Response:
     user = _auth(request).cookie(_cookie(request))
     if user is None:
         return RedirectResponse(f"/science-portal/login?next={quote('/science-portal/', safe='')}", status_code=303)
-    catalogue = [e for e in await manager.catalogue(None) if any(t in FORM_TYPES for t in e.types)]
+    catalogue = [e for e in await manager.catalogue(user, None) if any(t in FORM_TYPES for t in e.types)]
     live = [s for s in manager.sessions(user) if s.status.live and s.type in FORM_TYPES]
     context = {
         "user": user,
@@ -313,6 +313,22 @@ async def renew(
     except EmulatorError as exc:
         return _done(request, exc.message, exc.status_code if exc.status_code < 500 else 400)
     return _done(request, f"renewed: expires {views.iso(expiry).replace('T', ' ').replace('Z', ' UTC')}")
+
+
+@router.post("/sessions/{session_id}/snapshot")
+async def snapshot(
+    request: Request, session_id: str, user: Viewer, manager: Manager, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    """Save as image: the page's script gets the image's name alone (it adds it to the launch form's menu)."""
+    _check_form(request, csrf)
+    try:
+        name = await manager.snapshot(user, session_id, None)
+    except EmulatorError as exc:
+        message = exc.message if exc.status_code < 500 else "saving the image failed; see the service log"
+        return _done(request, message, exc.status_code if exc.status_code < 500 else 400)
+    if request.headers.get("x-requested-with") == "portal":
+        return PlainTextResponse(name)
+    return _done(request, f"saved as image {name}: launch it from the form below")
 
 
 @router.post("/sessions/{session_id}/delete")

@@ -111,8 +111,13 @@ async def get_session(session_id: str, version: Version, p: Query, user: Current
     )
 
 
+SNAPSHOT = "snapshot"  # the emulator's own action: the session saved as an image (core/snapshots.py)
+
+
 @router.post("/session/{session_id}")
 async def modify_session(session_id: str, p: Query, user: CurrentUser, manager: Manager) -> Response:
+    if p.get("action") == SNAPSHOT:
+        return _text(f"{await manager.snapshot(user, session_id, p.get('tag'))}\n")
     await manager.renew(user, session_id, p.get("action"))
     return Response(status_code=200)
 
@@ -162,7 +167,7 @@ async def images(p: Query, user: CurrentUser, manager: Manager) -> Response:
     wanted = p.get("type")
     if wanted is not None and wanted not in SESSION_TYPES:
         raise InvalidRequest(f"unknown type: {wanted}")
-    return _json([views.catalogue_json(entry) for entry in await manager.catalogue(wanted)])
+    return _json([views.catalogue_json(entry) for entry in await manager.catalogue(user, wanted)])
 
 
 @router.get("/context")

@@ -21,7 +21,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 COMMAND_MODULES = {
     **dict.fromkeys(("up", "down", "status", "token", "serve"), "instance"),
     **dict.fromkeys(
-        ("launch", "ps", "stats", "nodes", "info", "logs", "events", "renew", "delete", "open", "context"),
+        ("launch", "ps", "stats", "nodes", "info", "logs", "events", "renew", "snapshot", "delete", "open", "context"),
         "sessions",
     ),
     "images": "images",

@@ -1,4 +1,4 @@
-"""launch, ps, info, logs, events, renew, delete, open, context: skaha's API from the shell."""
+"""launch, ps, info, logs, events, renew, snapshot, delete, open, context: skaha's API from the shell."""
 
 from __future__ import annotations
 
@@ -367,6 +367,39 @@ def renew(layout: Layout, session_id: str) -> None:
 
 
 @click.command()
+@click.argument("session_id", metavar="ID")
+@click.option(
+    "--tag",
+    metavar="NAME",
+    default=None,
+    help="The image's name[:tag] (under snapshot/<you>/); default: <image name>:<session name>-<UTC time>.",
+)
+@json_option
+@pass_layout
+def snapshot(layout: Layout, session_id: str, tag: str | None, as_json: bool) -> None:
+    """Save a Running session as an image: what you installed outside /arc (never /arc or /scratch).
+
+    The session pauses while its files are copied. The image is yours alone: in your
+    `GET /image` and the portal's image menu, launched by you alone.
+
+    \b
+    Example:
+      emulate snapshot k3x9q2ab
+      emulate snapshot k3x9q2ab --tag astro-tools:v2
+    """
+    client = _client(layout)
+    with console_err.status(f"saving {session_id} as an image (it pauses while its files are copied)"):
+        name = client.snapshot(session_id, tag)
+    session_type = client.session(session_id)["type"]
+    launch_line = f"emulate launch {session_type} --image {name}"
+    if as_json:
+        print_json({"image": name, "session": session_id, "type": session_type, "launch": launch_line})
+        return
+    click.echo(name)
+    console_err.print(f"saved {session_id} as {name}; launch it with: {launch_line}", highlight=False, soft_wrap=True)
+
+
+@click.command()
 @click.argument("session_ids", nargs=-1, required=True, metavar="ID...")
 @pass_layout
 def delete(layout: Layout, session_ids: tuple[str, ...]) -> None:
@@ -423,4 +456,4 @@ def context(layout: Layout, as_json: bool) -> None:
     console.print(f"gpus   {document['gpus']['options'] or 'none on this machine'}")
 
 
-COMMANDS = [launch, ps, stats, nodes, info, logs, events, renew, delete, open_, context]
+COMMANDS = [launch, ps, stats, nodes, info, logs, events, renew, snapshot, delete, open_, context]

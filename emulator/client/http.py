@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 UNENFORCED_LIMITS = "x-emulator-limits-not-enforced"  # the service's headers (emulator/api/skaha.py)
 RAM_COUNTS_CACHE = "x-emulator-ram-includes-cache"
 TIMEOUT = 30.0  # seconds for one request
+SNAPSHOT_TIMEOUT = 900.0  # saving a session copies what it wrote: gigabytes take minutes
 
 
 def instance_url(layout: Layout) -> str:
@@ -64,24 +65,25 @@ class Connection:
     """One kept-alive connection to the service; a request the server's closing cut off is sent again once
     when it may be (the gateway closes idle connections whenever its routes change)."""
 
-    def __init__(self, base_url: str, headers: dict[str, str], verify: str | bool) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str], verify: str | bool, timeout: float = TIMEOUT) -> None:
         parts = urlsplit(base_url)
         self._https = parts.scheme == "https"
         self._netloc = parts.netloc
         self._prefix = parts.path.rstrip("/")
         self._headers = headers
         self._verify = verify
+        self._timeout = timeout
         self._connection: http.client.HTTPConnection | None = None
 
     def _open(self) -> http.client.HTTPConnection:
         if not self._https:
-            return http.client.HTTPConnection(self._netloc, timeout=TIMEOUT)
+            return http.client.HTTPConnection(self._netloc, timeout=self._timeout)
         import ssl  # only HTTPS pays for loading a CA bundle
 
         context = ssl.create_default_context(cafile=self._verify if isinstance(self._verify, str) else None)
         if self._verify is False:
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        return http.client.HTTPSConnection(self._netloc, timeout=TIMEOUT, context=context)
+        return http.client.HTTPSConnection(self._netloc, timeout=self._timeout, context=context)
 
     def _reusable(self) -> http.client.HTTPConnection:
         """The kept connection, unless the server has closed it while it sat idle (an idle socket that reads as
@@ -149,7 +151,9 @@ class EmulatorClient:
         params: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Answer:
+        """One request; `timeout`: a longer wait than TIMEOUT, on a connection of its own."""
         sent = dict(headers or {})
         body = None
         if data is not None:
@@ -158,7 +162,14 @@ class EmulatorClient:
         try:
             # Ids come from the command line: a space or a non-ASCII letter is sent percent-encoded, as httpx did
             where = f"{quote(path, safe='/')}{_query(params)}"
-            answer = self._http.request(method, where, body, sent, idempotent=idempotent)
+            connection = (
+                self._http if timeout is None else Connection(self.api, self.auth_headers, self.verify, timeout)
+            )
+            try:
+                answer = connection.request(method, where, body, sent, idempotent=idempotent)
+            finally:
+                if connection is not self._http:
+                    connection.close()
         except (OSError, http.client.HTTPException) as exc:
             raise Unavailable(
                 f"cannot reach the emulator at {self.base_url} ({exc.__class__.__name__}); "
@@ -215,6 +226,12 @@ class EmulatorClient:
 
     def renew(self, session_id: str) -> None:
         self._request("POST", f"/session/{session_id}", data={"action": "renew"})
+
+    def snapshot(self, session_id: str, tag: str | None = None) -> str:
+        """Save a Running session as an image (the emulator's own action=snapshot); the image's name."""
+        data = {"action": "snapshot", **({"tag": tag} if tag else {})}
+        where = f"/session/{session_id}"
+        return self._request("POST", where, data=data, idempotent=False, timeout=SNAPSHOT_TIMEOUT).text.strip()
 
     def delete(self, session_id: str) -> None:
         try:

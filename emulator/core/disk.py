@@ -42,8 +42,9 @@ class DiskWatch:
         self._folders = dict(folders)  # what it is (said to the user) -> a folder on that disk
         self._min_free = int(min_free_gb * GB)
 
-    def check(self) -> None:
-        """DiskFull when any of the disks has less than the minimum free (a folder not made yet: its parent)."""
+    def check(self, doing: str = "a launch") -> None:
+        """DiskFull when any of the disks has less than the minimum free (a folder not made yet: its parent);
+        `doing`: what needs the room, in the message."""
         for what, folder in self._folders.items():
             existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
             if existing is None:
@@ -51,6 +52,6 @@ class DiskWatch:
             free = shutil.disk_usage(existing).free
             if free < self._min_free:
                 raise DiskFull(
-                    f"the server's disk is nearly full ({free / GB:.2f} GB free under {what}; a launch needs "
+                    f"the server's disk is nearly full ({free / GB:.2f} GB free under {what}; {doing} needs "
                     f"{self._min_free / GB:g} GB): delete files or ask the operator to free space"
                 )

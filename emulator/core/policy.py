@@ -141,20 +141,25 @@ def shown(value: str, limit: int = 120) -> str:
     return text if len(text) <= limit else f"{text[:limit]}…"
 
 
+def reference_problem(reference: str) -> str | None:
+    """What keeps `reference` out of the distribution grammar ([registry[:port]/]name[:tag][@digest]), in
+    words; None when it is a valid reference."""
+    if len(reference) > MAX_REFERENCE_LENGTH or not _REFERENCE_CHARACTERS.fullmatch(reference):
+        return "it has characters an image reference cannot have"
+    try:
+        Reference.parse_normalized_named(reference)
+    except (InvalidReference, InvalidDigest) as exc:  # a digest's own errors are not InvalidReference
+        # In our own words (the library echoes the engine's "invalid reference format").
+        return str(exc).replace("invalid reference format", "it is not of that form")
+    return None
+
+
 def validate_image(reference: str | None) -> str:
     """An image reference in the distribution grammar ([registry[:port]/]name[:tag][@digest]), checked
     before anything reaches the engine: the engine puts the reference in its request paths."""
     if not reference:
         raise InvalidRequest("Missing parameter 'image'")
-    problem = None
-    if len(reference) > MAX_REFERENCE_LENGTH or not _REFERENCE_CHARACTERS.fullmatch(reference):
-        problem = "it has characters an image reference cannot have"
-    else:
-        try:
-            Reference.parse_normalized_named(reference)
-        except (InvalidReference, InvalidDigest) as exc:  # a digest's own errors are not InvalidReference
-            # In our own words (the library echoes the engine's "invalid reference format").
-            problem = str(exc).replace("invalid reference format", "it is not of that form")
+    problem = reference_problem(reference)
     if problem is not None:
         raise InvalidRequest(
             f"session image '{shown(reference)}' is not a valid image reference "

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from emulator.core import policy
+from emulator.core import policy, snapshots
 from emulator.core.models import FaultKind, Session
 from emulator.core.record import SessionRecord
 from emulator.core.registries import RegistryPolicy
@@ -132,14 +132,19 @@ class SessionPulls:
         self._requests: dict[str, RegistryCredentials | None] = {}
         self._pulling: dict[str, PullKey] = {}
 
-    async def check(self, reference: str, session_type: str, credentials: RegistryCredentials | None) -> bool:
-        """Check the image a launch names before admitting it; True when the bring-up must pull it first.
+    async def check(
+        self, reference: str, session_type: str, credentials: RegistryCredentials | None, owner: str
+    ) -> bool:
+        """Check the image `owner` launches before admitting it; True when the bring-up must pull it first.
 
         A local image is checked against the type now. One that arrived with somebody's registry
         credentials is pulled again with the caller's (the registry decides; the layers are local,
-        so that is a manifest check): holding an image never lets a stranger past its registry.
+        so that is a manifest check): holding an image never lets a stranger past its registry. A snapshot's
+        name is its owner's alone, and never pulled (core/snapshots.py).
         """
         image = await self._runtime.image(reference)
+        if snapshots.in_namespace(reference) and not snapshots.launchable(image, owner, self._settings.instance):
+            raise InvalidRequest(snapshots.not_here(reference))
         private = self._store.is_private(reference, image.id if image else None)
         if image is not None and not private:
             policy.check_image_types(image.labels, reference, session_type)

@@ -3,6 +3,7 @@ load (skaha's view=stats), the machines sessions run on, and the catalogue of la
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from emulator import labels
@@ -43,9 +44,15 @@ def with_sessions(machine: NodeInfo, stats: PlatformStats) -> NodeInfo:
     )
 
 
-def catalogue(images: list[ImageInfo], private: set[str], session_type: str | None) -> list[CatalogueEntry]:
+def catalogue(
+    images: list[ImageInfo],
+    private: set[str],
+    session_type: str | None,
+    shown: Callable[[str, dict[str, str]], bool] = lambda name, image_labels: True,
+) -> list[CatalogueEntry]:
     """Local images labelled with session types (of one type, if given), by name; `private`: the ids of
-    images that arrived with somebody's registry credentials."""
+    images that arrived with somebody's registry credentials; `shown`: whether the caller may see the image
+    under a name (a snapshot's name, its owner alone)."""
     entries: list[CatalogueEntry] = []
     for image in images:
         types = labels.image_session_types(image.labels)
@@ -54,5 +61,6 @@ def catalogue(images: list[ImageInfo], private: set[str], session_type: str | No
         if session_type is None or session_type in types:
             description = image.labels.get(labels.IMAGE_DESCRIPTION, "")
             # Every name an image goes by is launchable (a CANFAR name given with `docker tag` too).
-            entries.extend(CatalogueEntry(tag, types, image.digest, description) for tag in image.tags)
+            names = [tag for tag in image.tags if shown(tag, image.labels)]
+            entries.extend(CatalogueEntry(tag, types, image.digest, description) for tag in names)
     return sorted(entries, key=lambda entry: entry.id)

@@ -1,13 +1,13 @@
 """SessionManager: the verbs every face calls.
 
 Public face (what the API and the portal call, at any time): `launch`, `attach_app`, `sessions`, `apps`, `get`,
-`get_app`, `logs`, `events`, `pull_progress`, `renew`, `delete`, `delete_app`, `connect_url`, `usage`, `catalogue`,
-`stats`, `nodes`, `now`, `host_home`, and the read-only `context`, `repositories`, `max_sessions`, `limits`,
-`ram_counts_cache`, `distributed` and `quotas` (quotas.py). Housekeeping (housekeeping.py) also calls `known_users`,
-`user_removed`, `terminating` and `terminate`, and uses `bring_up` (bringup.py: it resumes a launch the service did
-not finish), `record` (record.py: the sessions' events, which its endings write too) and `faults` (faults.py:
-the faults launches asked for, whose clocks it re-arms after a restart). The service calls `stop` once, at
-shutdown. Everything else is private.
+`get_app`, `logs`, `events`, `pull_progress`, `renew`, `snapshot` (snapshots.py), `delete`, `delete_app`, `connect_url`,
+`usage`, `catalogue`, `stats`, `nodes`, `now`, `host_home`, and the read-only `context`, `repositories`,
+`max_sessions`, `limits`, `ram_counts_cache`, `distributed` and `quotas` (quotas.py). Housekeeping (housekeeping.py)
+also calls `known_users`, `user_removed`, `terminating` and `terminate`, and uses `bring_up` (bringup.py: it resumes
+a launch the service did not finish), `record` (record.py: the sessions' events, which its endings write too) and
+`faults` (faults.py: the faults launches asked for, whose clocks it re-arms after a restart). The service calls
+`stop` once, at shutdown. Everything else is private.
 
 Launch validates and admits synchronously (so bad input leaves nothing behind) and answers with the id at once;
 the session's bring-up (bringup.py: its pull, container and readiness probe) runs in the background. A per-session
@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from emulator import naming
-from emulator.core import apps, policy, queries
+from emulator.core import apps, policy, queries, snapshots
 from emulator.core.bringup import BringUp, SessionServices
 from emulator.core.contract import template_values
 from emulator.core.disk import DiskWatch
@@ -45,6 +46,7 @@ from emulator.core.pulls import SessionPulls
 from emulator.core.quotas import home_quotas
 from emulator.core.record import SessionRecord, utcnow
 from emulator.core.removals import Removals
+from emulator.core.snapshots import Snapshots
 from emulator.core.store import Store
 from emulator.errors import Forbidden, InvalidRequest, NotFound
 from emulator.profiles import Profile
@@ -85,6 +87,7 @@ class SessionManager:
         self._disk = DiskWatch(
             {"/arc": settings.layout.arc_path, "the platform's state": settings.layout.state_path}, settings.min_free_gb
         )
+        self._snapshots = Snapshots(settings, store, runtime, profiles, self.record, locks, self._disk, clock)
         self.quotas = home_quotas(settings, runtime, store)
         # Which GPUs a launch may get does not change while the service runs either.
         placed_by_swarm = self.distributed and host.capacity.gpus > 0
@@ -169,7 +172,7 @@ class SessionManager:
             faults_refused=None if self._settings.faults else policy.FAULTS_OFF,
         )
         await self._check_space(user)
-        must_pull = await self._pulls.check(checked.image, checked.type, checked.credentials)
+        must_pull = await self._pulls.check(checked.image, checked.type, checked.credentials, user.name)
         gpus = self._gpus
         plan = policy.plan_launch(
             checked,
@@ -209,7 +212,7 @@ class SessionManager:
         if profile is None:
             raise InvalidRequest("desktop-app sessions are not available (no profiles/desktop-app.yaml)")
         await self._check_space(user)
-        must_pull = await self._pulls.check(image_ref, profile.type, credentials)
+        must_pull = await self._pulls.check(image_ref, profile.type, credentials, user.name)
         resources = policy.resolve_resources(
             policy.ResourceRequest(request.cores, request.ram),
             self._host.context,
@@ -292,10 +295,11 @@ class SessionManager:
         self.get(user, session_id)  # the caller's own session, or 404
         return self._pulls.progress(session_id)
 
-    async def catalogue(self, session_type: str | None) -> list[CatalogueEntry]:
-        """Local images labelled with session types (of one type, if given), by name."""
+    async def catalogue(self, user: User, session_type: str | None) -> list[CatalogueEntry]:
+        """Local images labelled with session types (of one type, if given) that this user may launch, by name."""
         private = self._store.private_image_ids()
-        return queries.catalogue(await self._runtime.images(), private, session_type)
+        mine = partial(snapshots.visible, user=user.name, instance=self._settings.instance)
+        return queries.catalogue(await self._runtime.images(), private, session_type, mine)
 
     def stats(self) -> PlatformStats:
         return queries.platform_stats(self._store.sessions(), self._profiles, self._host)
@@ -325,6 +329,10 @@ class SessionManager:
             self._store.set_expiry(target.id, new_expiry)
         self.record.event(session_id, "Renewed", f"Expiry moved to {new_expiry.isoformat()}")
         return new_expiry
+
+    async def snapshot(self, user: User, session_id: str, tag: str | None) -> str:
+        """Save the caller's Running session as an image (an emulator extension: action=snapshot); its name."""
+        return await self._snapshots.save(user, session_id, tag)
 
     async def delete(self, user: User, session_id: str) -> None:
         session = self._store.get(session_id)

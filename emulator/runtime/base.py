@@ -72,6 +72,20 @@ class ImageInfo:
 
 
 @dataclass(frozen=True)
+class SnapshotRequest:
+    """A running container's own layer saved as a new image on top of the image it runs (`image_id`), with that
+    image's own configuration (its Env, Cmd, Entrypoint, User, WorkingDir, ExposedPorts), never the
+    container's, and `labels` as its whole set of labels. What is mounted into the container (binds, volumes,
+    tmpfs) is not in its layer, so never in the image."""
+
+    container: str
+    image_id: str
+    name: str  # repository:tag
+    labels: dict[str, str]
+    note: str  # the new layer's line in the image's history
+
+
+@dataclass(frozen=True)
 class RegistryCredentials:
     """What skaha's x-skaha-registry-auth header carries; held in memory for one pull, never stored."""
 
@@ -208,6 +222,17 @@ class Runtime(Protocol):
     def watch(self, label_filters: list[str], on_change: Callable[[], None]) -> None:
         """Call `on_change` (from another thread) whenever a container carrying every `key=value` label
         starts, stops, dies or goes away, and once each time the watch (re)connects to the engine."""
+        ...
+
+    async def container_image(self, name: str) -> ImageInfo | None:
+        """The image a container runs (by id: the name it was started with may name another image since), or None
+        when there is no such container."""
+        ...
+
+    async def snapshot(self, request: SnapshotRequest) -> ImageInfo:
+        """Save the container as a new image (SnapshotRequest says what goes in); an image that had that name before
+        loses it, and is removed when nothing else uses it. Nothing is left behind when it fails. Raises
+        InvalidRequest where this runtime cannot make one (the reason, in words)."""
         ...
 
     async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:

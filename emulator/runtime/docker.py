@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -45,12 +46,14 @@ from emulator.runtime.base import (
     NodeInfo,
     PullUpdate,
     RegistryCredentials,
+    SnapshotRequest,
     Usage,
 )
 from emulator.runtime.endpoint import client_from_environment
 from emulator.runtime.engine import EngineFacts, engine_facts
 from emulator.runtime.gpus import CDI_GPU_KIND, DEFAULT_CDI_DIRS, Gpu, cdi_device_names, cdi_names
 from emulator.runtime.pull_failures import pull_failure
+from emulator.runtime.snapshots import save_snapshot
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -712,8 +715,17 @@ class DockerRuntime:
     async def image(self, reference: str) -> ImageInfo | None:
         return await self._call(self._image, reference)
 
+    def _images(self) -> list[ImageInfo]:
+        found = []
+        for listed in self._client.api.images():  # the SDK's own list, then each one inspected, as it does
+            try:
+                found.append(_image_info(self._client.images.get(listed["Id"]), self.facts().podman))
+            except docker.errors.ImageNotFound:
+                continue  # removed between the two (a snapshot's commit step, a build's): not there, not an error
+        return found
+
     async def images(self) -> list[ImageInfo]:
-        return await self._call(lambda: [_image_info(i, self.facts().podman) for i in self._client.images.list()])
+        return await self._call(self._images)
 
     def _pull(
         self, reference: str, credentials: RegistryCredentials | None, on_update: Callable[[PullUpdate], None]
@@ -767,6 +779,26 @@ class DockerRuntime:
         loop = asyncio.get_running_loop()
         with docker_errors():
             return await loop.run_in_executor(self._pullers, self._pull, reference, credentials, on_update)
+
+    def _container_image(self, name: str) -> ImageInfo | None:
+        try:
+            image_id = self._client.api.inspect_container(name)["Image"]
+            return _image_info(self._client.images.get(image_id), self.facts().podman)
+        except docker.errors.NotFound:
+            return None
+
+    async def container_image(self, name: str) -> ImageInfo | None:
+        return await self._call(self._container_image, name)
+
+    def _snapshot(self, request: SnapshotRequest) -> ImageInfo:
+        refusal = self.facts().snapshot_refusal
+        if refusal:
+            raise InvalidRequest(refusal)
+        made = save_snapshot(self._client, request, datetime.now(UTC))
+        return _image_info(self._client.images.get(made))
+
+    async def snapshot(self, request: SnapshotRequest) -> ImageInfo:
+        return await self._call(self._snapshot, request)
 
     def _read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
         with ImageFiles(self._client, image, self._helper_labels) as files:

@@ -59,6 +59,7 @@ class EngineFacts:
     limits: LimitSupport = field(default_factory=lambda: LimitSupport(True, True, True))
     storage_driver: str = ""  # overlay2 | overlay (Podman) | btrfs | zfs | ...
     backing_filesystem: str = ""  # what the driver's folders are on: extfs | xfs | ...
+    image_store: str = ""  # Docker's "driver-type" where containerd keeps the images (io.containerd.snapshotter.v1)
 
     @property
     def layer_limit_possible(self) -> bool:
@@ -68,6 +69,23 @@ class EngineFacts:
         if self.storage_driver in ("btrfs", "zfs", "devicemapper"):
             return True
         return self.storage_driver in ("overlay2", "overlay") and self.backing_filesystem == "xfs"
+
+    @property
+    def snapshot_refusal(self) -> str:
+        """Why sessions cannot be saved as images on this engine ("" where they can): a snapshot's image is the
+        commit's layers under a configuration of our own (runtime/snapshots.py), which only Docker Engine's own
+        image store loads without the layers themselves."""
+        if self.podman:
+            return (
+                f"saving a session as an image needs Docker Engine; this engine is {self.description}, whose "
+                "commit would keep the session's own configuration (its token, its HOME) in the image"
+            )
+        if self.image_store:
+            return (
+                "saving a session as an image needs Docker Engine's own image store; this engine keeps its images "
+                "in containerd's (the containerd-snapshotter feature in daemon.json)"
+            )
+        return ""
 
     @property
     def podman(self) -> bool:
@@ -296,6 +314,7 @@ def engine_facts_from(version: dict[str, Any], info: dict[str, Any]) -> EngineFa
         limits=limit_support(info, rootless, cgroup_version, cgroup_driver),
         storage_driver=str(info.get("Driver") or ""),
         backing_filesystem=_driver_status(info, "Backing Filesystem"),
+        image_store=_driver_status(info, "driver-type"),
     )
 
 

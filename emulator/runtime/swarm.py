@@ -43,8 +43,8 @@ from docker.types import ContainerSpec as SwarmContainerSpec
 from docker.types import Mount as SwarmMount
 
 from emulator import labels
-from emulator.errors import Unavailable
-from emulator.runtime.base import ContainerSpec, ContainerState, Mount, NodeInfo, Usage
+from emulator.errors import InvalidRequest, Unavailable
+from emulator.runtime.base import ContainerSpec, ContainerState, ImageInfo, Mount, NodeInfo, SnapshotRequest, Usage
 from emulator.runtime.docker import DockerRuntime, docker_errors, docker_mount, log_options
 from emulator.runtime.endpoint import client_from_environment
 
@@ -331,6 +331,19 @@ class SwarmRuntime(DockerRuntime):
             if "did not answer in time" not in exc.message:
                 raise
             return f"(no output: the machine running {name} did not send its logs within {LOG_SECONDS:.0f} s)\n"
+
+    # A session runs wherever Swarm placed it: its layer is on that machine's engine, out of this one's reach, and
+    # an image made there would be that machine's alone (Swarm places the next session anywhere).
+    NO_SNAPSHOTS = (
+        "saving a session as an image is not offered across a swarm: the session's files are on the machine Swarm "
+        "placed it on, and an image made there would exist on that machine alone"
+    )
+
+    def _container_image(self, name: str) -> ImageInfo | None:
+        raise InvalidRequest(self.NO_SNAPSHOTS)
+
+    def _snapshot(self, request: SnapshotRequest) -> ImageInfo:
+        raise InvalidRequest(self.NO_SNAPSHOTS)
 
     def _usage(self, name: str) -> Usage | None:
         return None  # the task's cgroup is on its node, out of this engine's reach

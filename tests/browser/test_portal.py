@@ -1,5 +1,5 @@
 """The Science Portal in a real browser, on an instance with sign-in (`up --auth`): sign in, launch from
-the form, connect, renew, delete, share with a group, refuse outsiders, phone-sized screens."""
+the form, connect, renew, save as image, delete, share with a group, refuse outsiders, phone-sized screens."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import docker
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -20,7 +21,9 @@ from tests.instance import Instance, Person
 pytestmark = pytest.mark.slow
 
 
-def test_sign_in_launch_connect_renew_delete(secured: Instance, people: dict[str, Person], page: Page) -> None:
+def test_sign_in_launch_connect_renew_save_delete(
+    secured: Instance, people: dict[str, Person], page: Page, docker_client: docker.DockerClient
+) -> None:
     alice = people["alice"]
     sign_in(page, secured, alice)
     expect(page.get_by_role("heading", name="Active sessions")).to_be_visible()
@@ -51,6 +54,17 @@ def test_sign_in_launch_connect_renew_delete(secured: Instance, people: dict[str
     card.get_by_role("button", name="Events of portal-nb").click()
     expect(page.locator("#text-view pre")).to_contain_text("Ready")
     page.locator("#text-view").get_by_role("button", name="Close").click()
+    # Save as image, after the confirmation: the image's name is said, and the launch form's menu offers it.
+    page.once("dialog", lambda dialog: dialog.accept())
+    card.get_by_role("button", name="Save portal-nb as an image").click()
+    expect(page.locator("#message")).to_contain_text("saved as image snapshot/alice/", timeout=60_000)
+    saved = re.search(r"saved as image (\S+): choose", page.locator("#message").inner_text())
+    assert saved is not None
+    try:
+        assert saved.group(1).startswith("snapshot/alice/notebook:portal-nb-")
+        expect(page.locator(f'#image option[value="{saved.group(1)}"]')).to_have_count(1)
+    finally:
+        docker_client.images.remove(saved.group(1), force=True)
     # Delete, after the confirmation.
     page.once("dialog", lambda dialog: dialog.accept())
     card.get_by_role("button", name="Delete portal-nb").click()

@@ -1,5 +1,5 @@
-// The dashboard's behaviour: refresh the cards while anything is changing, launch, renew and delete
-// without leaving the page, show events and logs, and report every failure in words.
+// The dashboard's behaviour: refresh the cards while anything is changing, launch, renew, save as image and
+// delete without leaving the page, show events and logs, and report every failure in words.
 "use strict";
 const csrf = () => document.getElementById("sessions").dataset.csrf;
 const message = (text, isError) => {
@@ -48,6 +48,17 @@ document.addEventListener("click", async (event) => {
     const result = await post(`/science-portal/sessions/${id}/renew`, {});
     message(result.ok ? `${name}: ${result.text}` : `Renew failed: ${result.text}`, !result.ok);
     await refresh();
+  } else if (button.dataset.action === "snapshot") {
+    if (!confirm(`Save ${name} as an image? It pauses while its files are copied; /arc and /scratch are not in it.`)) return;
+    button.disabled = true; button.textContent = "Saving…";
+    const result = await post(`/science-portal/sessions/${id}/snapshot`, {});
+    if (result.ok) {
+      addImage(result.text, card.dataset.type);
+      message(`${name} saved as image ${result.text}: choose it in the launch form below.`);
+    } else {
+      message(`Save as image failed: ${result.text}`, true);
+    }
+    await refresh();
   } else if (button.dataset.view) {
     const response = await fetch(`/science-portal/sessions/${id}/${button.dataset.view}`);
     const dialog = document.getElementById("text-view");
@@ -56,6 +67,16 @@ document.addEventListener("click", async (event) => {
     dialog.showModal();
   }
 });
+
+// A saved image joins the launch form's menu at once (the page lists images only when it loads).
+function addImage(imageName, types) {
+  const menu = document.getElementById("image");
+  if (!menu || [...menu.options].some((option) => option.value === imageName)) return;
+  const option = new Option(imageName, imageName);
+  option.dataset.types = types;
+  menu.add(option);
+  if (form) form.dispatchEvent(new Event("change"));
+}
 
 // The launch form: images of the chosen type, Fixed only where the type offers it, skaha's name rule.
 const form = document.getElementById("launch");
