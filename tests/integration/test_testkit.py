@@ -15,10 +15,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from emulator import labels
 from emulator.testkit import leftovers
 from tests.factories import built_test_images
 from tests.instance import Instance
+from tests.kits import kit_leftovers
 
 pytestmark = pytest.mark.slow
 pytest_plugins = ["pytester"]
@@ -33,10 +33,8 @@ def kit_images(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
 
 
 def _ours(client: docker.DockerClient) -> list[str]:
-    """Every container and network any kit run made that is still there."""
-    containers = [c.name for c in client.containers.list(all=True, filters={"label": labels.KIT_OWNER})]
-    networks = [n.name for n in client.networks.list(filters={"label": labels.KIT_OWNER})]
-    return containers + networks
+    """Every container and network a kit run of this test made that is still there."""
+    return kit_leftovers(client)
 
 
 @pytest.fixture
@@ -206,12 +204,12 @@ def test_keep_leaves_a_failed_tests_session_until_clean(
     result = _run(pytester, "--skaha-keep")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*skaha sessions kept for a look*", "*test_fails: notebook * at http://127.0.0.1:*"])
-    kept = [c.name for c in docker_client.containers.list(filters={"label": labels.KIT_OWNER})]
+    kept = sorted(kit_leftovers(docker_client, running_only=True))
     assert len([n for n in kept if "-notebook-" in n]) == 1 and any(n.endswith("-gateway") for n in kept), kept
     # A later run leaves them alone; `emulate testkit clean` removes them.
     pytester.makepyfile(test_other="def test_nothing(): pass")
     _run(pytester, "test_other.py").assert_outcomes(passed=1)
-    assert len(docker_client.containers.list(filters={"label": labels.KIT_OWNER})) == len(kept)
+    assert sorted(kit_leftovers(docker_client, running_only=True)) == kept
     cleaned = subprocess.run([sys.executable, "-m", "emulator", "testkit", "clean"], capture_output=True, text=True)
     assert cleaned.returncode == 0 and "removed" in cleaned.stdout, cleaned
     assert _ours(docker_client) == []
