@@ -48,13 +48,17 @@ check: venv ## lint, format check, strict typing (code, tests, benchmarks) and t
 	$(VENV)/bin/mypy emulator tests benchmarks
 	$(VENV)/bin/lint-imports
 
+# Two workers (pytest-xdist, a file each at a time): most of a test's time is spent waiting on containers.
+# The tests marked `alone` (one restarts the engine) run after the rest, by themselves.
+TEST_WORKERS ?= 2
 # EMULATE_TEST_ENGINE=podman (or podman-rootless, docker-rootless, docker): the core path on that engine
 # instead of the whole suite, which runs on rootful Docker.
 test: check images ## run the whole test suite (checks, then real Docker, Caddy, JupyterLab); EMULATE_TEST_ENGINE=E: the core path on engine E
 ifdef EMULATE_TEST_ENGINE
 	tests/engines/all.sh $(EMULATE_TEST_ENGINE)
 else
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	$(VENV)/bin/pytest -m alone
 endif
 
 ENGINES ?= podman podman-rootless docker-rootless

@@ -25,8 +25,11 @@ from emulator import labels, naming
 from emulator.layout import Layout
 from emulator.settings import Settings
 
-# EMULATE_TEST_INSTANCE: another name, so two checkouts' suites can run on one engine at once.
-INSTANCE = os.environ.get("EMULATE_TEST_INSTANCE") or "pytest"
+# EMULATE_TEST_INSTANCE: another name, so two checkouts' suites can run on one engine at once; each of
+# pytest-xdist's workers (`make test` runs two) has its own instance too.
+INSTANCE = (os.environ.get("EMULATE_TEST_INSTANCE") or "pytest") + (
+    f"-{os.environ['PYTEST_XDIST_WORKER']}" if os.environ.get("PYTEST_XDIST_WORKER") else ""
+)
 PREFIX = Settings(instance=INSTANCE).prefix  # what instance `pytest` names its containers and networks with
 SERVICE = naming.service_container(PREFIX)
 GATEWAY = naming.gateway_container(PREFIX)

@@ -13,10 +13,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from emulator import labels
 from emulator.host.images import extra_ca
 from emulator.scaffold import TYPES
 from emulator.settings import REPO_ROOT, load_settings
+from tests.kits import kit_leftovers
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def images(docker_client: docker.DockerClient) -> Iterator[list[str]]:
         # The tag goes; its layers stay as the engine's build cache, so the next run does not fetch Debian's and
         # PyPI's packages again (what `docker build` does on any developer's machine).
         docker_client.images.remove(tag, force=True, noprune=True)
-    assert [c.name for c in docker_client.containers.list(all=True, filters={"label": labels.KIT_OWNER})] == []
+    assert kit_leftovers(docker_client) == []
 
 
 @pytest.mark.parametrize("session_type", TYPES)

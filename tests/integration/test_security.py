@@ -67,7 +67,7 @@ def test_a_digest_the_grammar_refuses_is_a_400_and_the_next_post_goes_through(fr
     "image",
     [
         "../../distribution/127.0.0.1:{port}/x:y",
-        f"../../containers/{SERVICE}",
+        "../../containers/{service}",
         "../../containers",
         "../../images",
         "notebook:latest\n",
@@ -77,7 +77,7 @@ def test_the_image_parameter_never_reaches_the_engine_raw(fresh: Instance, image
     listener = _Listener()
     try:
         before = (len(fresh.session_containers()), fresh.rows())
-        reference = image.format(port=listener.port)
+        reference = image.format(port=listener.port, service=SERVICE)
         launch = fresh.http.post("/session", data={"name": "x", "image": reference, "type": "notebook"})
         assert launch.status_code == 400, launch.text
         assert "is not a valid image reference" in launch.text

@@ -237,12 +237,12 @@ def test_keep_leaves_a_failed_tests_session_until_clean(
     result = _run(pytester, "--skaha-keep")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*skaha sessions kept for a look*", "*test_fails: notebook * at http://127.0.0.1:*"])
-    kept = [c.name for c in docker_client.containers.list(filters={"label": labels.KIT_OWNER})]
+    kept = sorted(_ours(docker_client))
     assert len([n for n in kept if "-notebook-" in n]) == 1 and any(n.endswith("-gateway") for n in kept), kept
     # A later run leaves them alone; `emulate testkit clean` removes them.
     pytester.makepyfile(test_other="def test_nothing(): pass")
     _run(pytester, "test_other.py").assert_outcomes(passed=1)
-    assert len(docker_client.containers.list(filters={"label": labels.KIT_OWNER})) == len(kept)
+    assert sorted(_ours(docker_client)) == kept
     cleaned = subprocess.run([sys.executable, "-m", "emulator", "testkit", "clean"], capture_output=True, text=True)
     assert cleaned.returncode == 0 and "removed" in cleaned.stdout, cleaned
     assert _ours(docker_client) == []

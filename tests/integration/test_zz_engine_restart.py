@@ -20,7 +20,7 @@ import pytest
 
 from tests.instance import Instance
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 
 def _dockerd() -> tuple[int, list[str]] | None:
