@@ -3,6 +3,8 @@ container spec, and the test images."""
 
 from __future__ import annotations
 
+import fcntl
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -51,17 +53,50 @@ def make_spec(tmp_path: Path, **settings: Any) -> ContainerSpec:
 
 
 TEST_IMAGES = Path(__file__).resolve().parent / "images"
+# Builds and removals of test images, one at a time across the suite's processes (pytest-xdist's workers):
+# a tag removed while another process's build of the same steps runs takes the image that build's cache
+# stands on ("failed to get digest").
+_IMAGES_LOCK = Path(tempfile.gettempdir()) / "skaha-emulator-test-images.lock"
+
+
+@contextmanager
+def _one_at_a_time() -> Iterator[None]:
+    with _IMAGES_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def test_image_tag(name: str) -> str:
+    """A test image's tag of this process's own (each xdist worker removes its tags when done with them)."""
+    from tests.instance import INSTANCE
+
+    return f"skaha-emulator-test/{name}:{INSTANCE}"
+
+
+def build_test_image(client: docker.DockerClient, tag: str, **build: Any) -> str:
+    """`client.images.build(tag=tag, rm=True, **build)`, never beside another process's build or removal."""
+    with _one_at_a_time():
+        client.images.build(tag=tag, rm=True, **build)
+    return tag
+
+
+def remove_test_image(client: docker.DockerClient, tag: str) -> None:
+    """The tag goes; its layers stay as the engine's build cache (the next run builds nothing)."""
+    with _one_at_a_time(), suppress(docker.errors.ImageNotFound):
+        client.images.remove(tag, force=True, noprune=True)
 
 
 @contextmanager
 def built_test_images(client: docker.DockerClient, names: Iterable[str], prefix: str = "") -> Iterator[dict[str, str]]:
-    """tests/images/<name> built as skaha-emulator-test/<prefix><name>:latest for the block, then removed."""
-    tags = {name: f"skaha-emulator-test/{prefix}{name}:latest" for name in names}
+    """tests/images/<name> built as skaha-emulator-test/<prefix><name>:<instance> for the block, then removed."""
+    tags = {name: test_image_tag(f"{prefix}{name}") for name in names}
     try:
         for name, tag in tags.items():
-            client.images.build(path=str(TEST_IMAGES / name), tag=tag, rm=True)
+            build_test_image(client, tag, path=str(TEST_IMAGES / name))
         yield tags
     finally:
         for tag in tags.values():
-            with suppress(docker.errors.ImageNotFound):
-                client.images.remove(tag, force=True, noprune=True)  # its layers stay as build cache
+            remove_test_image(client, tag)

@@ -7,6 +7,7 @@ import io
 import pytest
 
 from emulator import labels
+from tests.factories import build_test_image, remove_test_image, test_image_tag
 from tests.instance import INSTANCE, Instance
 
 pytestmark = pytest.mark.slow
@@ -67,14 +68,13 @@ def test_the_platform_command_replaces_the_images_entrypoint(fresh: Instance) ->
         b'ENTRYPOINT ["/bin/sh", "-c", "echo this entrypoint must not run; exit 3"]\n'
         b'CMD ["nor-this"]\n'
     )
-    tag = "skaha-emulator-test/entrypoint:latest"
-    fresh.docker.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True)
+    tag = build_test_image(fresh.docker, test_image_tag("entrypoint"), fileobj=io.BytesIO(dockerfile))
     try:
         session_id = fresh.launch(image=tag)
         assert "must not run" not in fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text
         fresh.http.delete(f"/session/{session_id}")
     finally:
-        fresh.docker.images.remove(tag, force=True, noprune=True)  # its layers stay as build cache
+        remove_test_image(fresh.docker, tag)
 
 
 def test_the_user_has_skahas_login_shell_and_the_session_skahas_labels(fresh: Instance) -> None:

@@ -14,6 +14,7 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from emulator import labels
+from tests.factories import build_test_image, remove_test_image, test_image_tag
 from tests.instance import Instance, localhost_client
 
 pytestmark = pytest.mark.slow
@@ -159,10 +160,9 @@ def test_apps_need_a_live_desktop_of_the_caller(fresh: Instance) -> None:
 
 @pytest.fixture(scope="module")
 def startup_probe(docker_client: docker.DockerClient) -> Iterator[str]:
-    tag = "skaha-emulator-test/startup-probe:latest"
-    docker_client.images.build(path=str(TEST_IMAGES / "startup-probe"), tag=tag, rm=True)
+    tag = build_test_image(docker_client, test_image_tag("startup-probe"), path=str(TEST_IMAGES / "startup-probe"))
     yield tag
-    docker_client.images.remove(tag, force=True, noprune=True)  # its layers stay as build cache
+    remove_test_image(docker_client, tag)
 
 
 def test_startup_sh_gets_one_argument_the_xterm_launcher(

@@ -22,6 +22,7 @@ from websockets.typing import Subprotocol
 
 from emulator import labels, naming
 from emulator.gateway.base import NAME_SERVER_PORT
+from tests.factories import build_test_image, remove_test_image, test_image_tag
 from tests.instance import GATEWAY, PREFIX, SERVICE, Instance
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.slow
 NOTEBOOK = "skaha-emulator/notebook:latest"
 DESKTOP = "skaha-emulator/desktop:latest"
 TERMINAL = "skaha-emulator/terminal:latest"
-CONTRACT_APP = "skaha-emulator-test/contract-app:latest"
+CONTRACT_APP = test_image_tag("contract-app")
 TEST_IMAGES = Path(__file__).resolve().parent.parent / "images"
 
 # Run inside a session: every target that must be out of reach, and what happened.
@@ -103,9 +104,9 @@ def mallory(platform: Instance) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def contract_app(docker_client: docker.DockerClient) -> Iterator[str]:
-    docker_client.images.build(path=str(TEST_IMAGES / "contract-app"), tag=CONTRACT_APP, rm=True)
+    build_test_image(docker_client, CONTRACT_APP, path=str(TEST_IMAGES / "contract-app"))
     yield CONTRACT_APP
-    docker_client.images.remove(CONTRACT_APP, force=True, noprune=True)  # its layers stay as build cache
+    remove_test_image(docker_client, CONTRACT_APP)
 
 
 def _launch_as(client: httpx.Client, platform: Instance, **data: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from emulator.settings import REPO_ROOT
+from tests.factories import build_test_image, remove_test_image, test_image_tag
 from tests.instance import Instance, start_instance, stop_instance
 
 pytestmark = pytest.mark.slow
@@ -45,11 +46,12 @@ def broken(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
     labelled image left behind would be offered by the catalogue and the portal to later tests)."""
     tags = {}
     for folder in ("wrong-port", "no-jupyter"):
-        tags[folder] = f"skaha-emulator-test/start-failure-{folder}:latest"
-        docker_client.images.build(path=str(TEST_IMAGES / folder), tag=tags[folder], rm=True)
+        tags[folder] = build_test_image(
+            docker_client, test_image_tag(f"start-failure-{folder}"), path=str(TEST_IMAGES / folder)
+        )
     yield tags
     for tag in tags.values():
-        docker_client.images.remove(tag, force=True, noprune=True)  # its layers stay as build cache
+        remove_test_image(docker_client, tag)
 
 
 def _events(instance: Instance, session_id: str) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import suppress
 from typing import Any
 
 import docker
 import docker.errors
 import pytest
 
-from tests.factories import TEST_IMAGES, built_test_images
+from tests.factories import TEST_IMAGES, build_test_image, built_test_images, remove_test_image
 from tests.instance import INSTANCE, Instance
 
 pytestmark = pytest.mark.slow
@@ -110,18 +109,17 @@ def traceback_images(docker_client: docker.DockerClient) -> Iterator[dict[str, s
     """tests/images/traceback-app as built, and built again with its traceback's exception ignored (a label)."""
     tags = {kind: f"skaha-emulator-test/traceback-app:{INSTANCE}-{kind}" for kind in ("plain", "ignoring")}
     try:
-        docker_client.images.build(path=str(TEST_IMAGES / "traceback-app"), tag=tags["plain"], rm=True)
-        docker_client.images.build(
+        build_test_image(docker_client, tags["plain"], path=str(TEST_IMAGES / "traceback-app"))
+        build_test_image(
+            docker_client,
+            tags["ignoring"],
             path=str(TEST_IMAGES / "traceback-app"),
-            tag=tags["ignoring"],
-            rm=True,
             buildargs={"LOG_IGNORE": "No module named .optional_extra."},
         )
         yield tags
     finally:
         for tag in tags.values():
-            with suppress(docker.errors.ImageNotFound):
-                docker_client.images.remove(tag, force=True, noprune=True)
+            remove_test_image(docker_client, tag)
 
 
 def test_a_traceback_at_start_fails_the_logs_with_its_lines_until_the_image_ignores_it(

@@ -16,19 +16,20 @@ import docker
 import pytest
 from websockets.sync.client import connect
 
+from tests.factories import build_test_image, remove_test_image, test_image_tag
 from tests.instance import Instance, localhost_client
 
 pytestmark = pytest.mark.slow
 
-CONTRACT_APP = "skaha-emulator-test/contract-app:latest"
+CONTRACT_APP = test_image_tag("contract-app")
 
 
 @pytest.fixture(scope="module")
 def contract_app(docker_client: docker.DockerClient) -> Iterator[str]:
     folder = Path(__file__).resolve().parent.parent / "images" / "contract-app"
-    docker_client.images.build(path=str(folder), tag=CONTRACT_APP, rm=True)
+    build_test_image(docker_client, CONTRACT_APP, path=str(folder))
     yield CONTRACT_APP
-    docker_client.images.remove(CONTRACT_APP, force=True, noprune=True)  # its layers stay as build cache
+    remove_test_image(docker_client, CONTRACT_APP)
 
 
 def _launch(platform: Instance, session_type: str, image: str) -> dict[str, Any]:
