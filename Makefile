@@ -49,7 +49,8 @@ check: venv ## lint, format check, strict typing (code, tests, benchmarks) and t
 	$(VENV)/bin/lint-imports
 
 # Two workers (pytest-xdist, a file each at a time): most of a test's time is spent waiting on containers.
-# The tests marked `alone` (one restarts the engine) run after the rest, by themselves.
+# The tests marked `alone` (one restarts the engine, one takes the shared images away for a while) run after
+# the rest, by themselves.
 TEST_WORKERS ?= 2
 # EMULATE_TEST_ENGINE=podman (or podman-rootless, docker-rootless, docker): the core path on that engine
 # instead of the whole suite, which runs on rootful Docker.

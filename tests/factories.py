@@ -69,7 +69,7 @@ def _one_at_a_time() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def test_image_tag(name: str) -> str:
+def worker_image_tag(name: str) -> str:
     """A test image's tag of this process's own (each xdist worker removes its tags when done with them)."""
     from tests.instance import INSTANCE
 
@@ -92,7 +92,7 @@ def remove_test_image(client: docker.DockerClient, tag: str) -> None:
 @contextmanager
 def built_test_images(client: docker.DockerClient, names: Iterable[str], prefix: str = "") -> Iterator[dict[str, str]]:
     """tests/images/<name> built as skaha-emulator-test/<prefix><name>:<instance> for the block, then removed."""
-    tags = {name: test_image_tag(f"{prefix}{name}") for name in names}
+    tags = {name: worker_image_tag(f"{prefix}{name}") for name in names}
     try:
         for name, tag in tags.items():
             build_test_image(client, tag, path=str(TEST_IMAGES / name))

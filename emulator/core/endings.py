@@ -49,9 +49,11 @@ class Endings:
         status = Status.SUCCEEDED if code == 0 else Status.FAILED
         profile = self._profiles.get(session.type)
         starting = session.status is Status.PENDING and profile is not None and not profile.batch
+        # The event is worked out first (its output is read from the engine): whoever sees the session Failed
+        # sees why, since nothing runs between the status and its event.
+        reason, message = await self._why(session, state, code, starting)
         if not self._store.finish(session.id, status, self._record.now(), code):
             return  # deleted (Terminating) meanwhile: the delete stands
-        reason, message = await self._why(session, state, code, starting)
         self._record.event(session.id, reason, message, warning=code != 0)
 
     async def _why(self, session: Session, state: ContainerState | None, code: int, starting: bool) -> tuple[str, str]:

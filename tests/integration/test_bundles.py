@@ -185,6 +185,7 @@ def test_damaged_or_foreign_files_are_refused_and_nothing_is_installed(
     assert missing.returncode == 1 and "no bundle at" in missing.stderr
 
 
+@pytest.mark.alone  # it removes the platform's and the notebook's images until the bundle brings them back
 def test_a_machine_with_no_network_goes_from_a_clean_clone_to_a_running_notebook(
     tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from emulator import labels
-from tests.factories import build_test_image, remove_test_image, test_image_tag
+from tests.factories import build_test_image, remove_test_image, worker_image_tag
 from tests.instance import INSTANCE, Instance
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def test_the_platform_command_replaces_the_images_entrypoint(fresh: Instance) ->
         b'ENTRYPOINT ["/bin/sh", "-c", "echo this entrypoint must not run; exit 3"]\n'
         b'CMD ["nor-this"]\n'
     )
-    tag = build_test_image(fresh.docker, test_image_tag("entrypoint"), fileobj=io.BytesIO(dockerfile))
+    tag = build_test_image(fresh.docker, worker_image_tag("entrypoint"), fileobj=io.BytesIO(dockerfile))
     try:
         session_id = fresh.launch(image=tag)
         assert "must not run" not in fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text

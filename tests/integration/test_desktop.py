@@ -14,7 +14,7 @@ from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
 from emulator import labels
-from tests.factories import build_test_image, remove_test_image, test_image_tag
+from tests.factories import build_test_image, remove_test_image, worker_image_tag
 from tests.instance import Instance, localhost_client
 
 pytestmark = pytest.mark.slow
@@ -160,7 +160,7 @@ def test_apps_need_a_live_desktop_of_the_caller(fresh: Instance) -> None:
 
 @pytest.fixture(scope="module")
 def startup_probe(docker_client: docker.DockerClient) -> Iterator[str]:
-    tag = build_test_image(docker_client, test_image_tag("startup-probe"), path=str(TEST_IMAGES / "startup-probe"))
+    tag = build_test_image(docker_client, worker_image_tag("startup-probe"), path=str(TEST_IMAGES / "startup-probe"))
     yield tag
     remove_test_image(docker_client, tag)
 
@@ -175,7 +175,8 @@ def test_startup_sh_gets_one_argument_the_xterm_launcher(
     while fresh.http.get(f"/session/{session_id}/app/{app_id}").json()["status"] != "Running":
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    _wait_window(fresh, session_id, "startup-probe-latest")
+    title = startup_probe.rsplit("/", 1)[-1].replace(":", "-")  # the app's xterm is named after its image
+    _wait_window(fresh, session_id, title)
     logs = fresh.http.get(f"/session/{session_id}", params={"view": "logs"}).text
-    expected = "startup-probe: 1 argument(s): /skaha-system/start-desktop-software-xterm.sh; title=startup-probe-latest"
+    expected = f"startup-probe: 1 argument(s): /skaha-system/start-desktop-software-xterm.sh; title={title}"
     assert expected in logs

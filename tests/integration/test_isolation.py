@@ -22,7 +22,7 @@ from websockets.typing import Subprotocol
 
 from emulator import labels, naming
 from emulator.gateway.base import NAME_SERVER_PORT
-from tests.factories import build_test_image, remove_test_image, test_image_tag
+from tests.factories import build_test_image, remove_test_image, worker_image_tag
 from tests.instance import GATEWAY, PREFIX, SERVICE, Instance
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 NOTEBOOK = "skaha-emulator/notebook:latest"
 DESKTOP = "skaha-emulator/desktop:latest"
 TERMINAL = "skaha-emulator/terminal:latest"
-CONTRACT_APP = test_image_tag("contract-app")
+CONTRACT_APP = worker_image_tag("contract-app")
 TEST_IMAGES = Path(__file__).resolve().parent.parent / "images"
 
 # Run inside a session: every target that must be out of reach, and what happened.

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from emulator.settings import REPO_ROOT
-from tests.factories import build_test_image, remove_test_image, test_image_tag
+from tests.factories import build_test_image, remove_test_image, worker_image_tag
 from tests.instance import Instance, start_instance, stop_instance
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def broken(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
     tags = {}
     for folder in ("wrong-port", "no-jupyter"):
         tags[folder] = build_test_image(
-            docker_client, test_image_tag(f"start-failure-{folder}"), path=str(TEST_IMAGES / folder)
+            docker_client, worker_image_tag(f"start-failure-{folder}"), path=str(TEST_IMAGES / folder)
         )
     yield tags
     for tag in tags.values():

@@ -16,12 +16,12 @@ import docker
 import pytest
 from websockets.sync.client import connect
 
-from tests.factories import build_test_image, remove_test_image, test_image_tag
+from tests.factories import build_test_image, remove_test_image, worker_image_tag
 from tests.instance import Instance, localhost_client
 
 pytestmark = pytest.mark.slow
 
-CONTRACT_APP = test_image_tag("contract-app")
+CONTRACT_APP = worker_image_tag("contract-app")
 
 
 @pytest.fixture(scope="module")
