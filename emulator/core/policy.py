@@ -23,7 +23,7 @@ from docker_image.digest import InvalidDigest
 from docker_image.reference import InvalidReference, Reference
 
 from emulator import labels, naming
-from emulator.core.models import HostCapacity, Limits, Resources, Session, Status
+from emulator.core.models import DevMount, HostCapacity, Limits, Resources, Session, Status
 from emulator.errors import InvalidRequest
 from emulator.profiles import FixedResources, Profile
 from emulator.runtime.base import RegistryCredentials
@@ -338,6 +338,7 @@ class LaunchPlan:
     args: str | None
     start_time: datetime
     expiry_time: datetime
+    mounts: tuple[DevMount, ...] = ()  # host folders (core/devmounts.py), checked before the plan is made
 
     def session(self, session_id: str, user: str, gpu_devices: Sequence[str] = ()) -> Session:
         """The Pending session this plan launches."""
@@ -355,6 +356,7 @@ class LaunchPlan:
             cmd=self.cmd,
             args=self.args,
             gpu_devices=list(gpu_devices),
+            mounts=list(self.mounts),
         )
 
 
@@ -369,6 +371,7 @@ def plan_launch(
     gpus: GpuFacts,
     now: datetime,
     lifetime_seconds: Callable[[bool], int],
+    mounts: Sequence[DevMount] = (),
 ) -> LaunchPlan:
     """A launch's remaining refusals, in skaha's order (a type without a profile, GPUs where there are none,
     resources outside `context`, skaha's /context), then its plan: resources resolved, env entries kept as skaha
@@ -393,4 +396,5 @@ def plan_launch(
         args=args,
         start_time=now,
         expiry_time=expiry(now, lifetime_seconds(profile.batch)),
+        mounts=tuple(mounts),
     )

@@ -16,11 +16,11 @@ from datetime import datetime
 from pathlib import Path
 
 from emulator.core import policy
-from emulator.core.models import Event, Limits, Resources, Session, Status
+from emulator.core.models import DevMount, Event, Limits, Resources, Session, Status
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.session_types import SessionType
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     ended_at TEXT,
     exit_code INTEGER,
     parent_id TEXT,
-    app_id TEXT
+    app_id TEXT,
+    mounts TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user);
 CREATE TABLE IF NOT EXISTS events (
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS private_images (
 _MIGRATIONS: dict[int, str] = {
     2: "ALTER TABLE sessions ADD COLUMN parent_id TEXT; ALTER TABLE sessions ADD COLUMN app_id TEXT;",
     3: "CREATE TABLE IF NOT EXISTS private_images (key TEXT PRIMARY KEY);",
+    4: "ALTER TABLE sessions ADD COLUMN mounts TEXT NOT NULL DEFAULT '[]';",
 }
 
 # Statuses that no longer count towards the interactive limit (skaha v0).
@@ -213,7 +215,7 @@ class Store:
         db.execute(
             "INSERT INTO sessions (id, user, type, name, image, status, cores_request, cores_limit, "
             "ram_request_gb, ram_limit_gb, gpus, fixed, start_time, expiry_time, env, cmd, args, gpu_devices, "
-            "ended_at, exit_code, parent_id, app_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "ended_at, exit_code, parent_id, app_id, mounts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 s.id,
                 s.user,
@@ -237,6 +239,7 @@ class Store:
                 s.exit_code,
                 s.parent_id,
                 s.app_id,
+                json.dumps([[m.source, m.target] for m in s.mounts]),
             ),
         )
 
@@ -267,6 +270,7 @@ class Store:
             exit_code=row["exit_code"],
             parent_id=row["parent_id"],
             app_id=row["app_id"],
+            mounts=[DevMount(source, target) for source, target in json.loads(row["mounts"])],
         )
 
     def get(self, session_id: str) -> Session | None:
