@@ -33,6 +33,8 @@ FORM: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "cmd": _TEXT,
         "args": _TEXT,
         "env": {"type": "array", "items": _TEXT},
+        # The emulator's own (`emulate dev --mount`): SOURCE:TARGET host folders, on a one-person laptop only.
+        "mount": {"type": "array", "items": _TEXT},
     },
     ("/skaha/{version}/session/{session_id}", "post"): {"action": _TEXT},
     ("/skaha/{version}/session/{session_id}/app", "post"): {"image": _TEXT, "cores": _TEXT, "ram": _TEXT},
