@@ -12,9 +12,10 @@ until JupyterLab answers /api with the change:
 - by hand: the engine's build of the folder, then launch.py's raw `docker run` of the image with skaha's
   launch command, /api polled at the container's address; the old container removed after, not counted.
 
-Runs alternate, medians of --runs after a warm-up of each (which builds the project's slow layers once).
-It then times a replacement in-process both ways, the new session launched beside the old one and the old
-one deleted first, to show which `emulate dev` should do. Target: `emulate dev` within 1.2x of the hand loop.
+Runs alternate, each 2 s after the last one's session answered (a developer's pace: the old session idle),
+medians of --runs after a warm-up of each (which builds the project's slow layers once). It then times a
+replacement in-process both ways, taking turns, the new session launched beside the old one and the old one
+deleted first, to show which `emulate dev` should do. Target: `emulate dev` within 1.2x of the hand loop.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ URL = re.compile(r"^http://\w+\.localhost:\d+/session/notebook/(\w+)/")
 TAG = "skaha-emulator-bench/dev:dev"
 HAND_TAG = "skaha-emulator-bench/dev-by-hand:dev"
 INSTANCE = "benchdev"
+SETTLE = 2.0  # seconds between a session's start and the next save (a developer's pace; not timed)
 
 
 def change(project: Path, value: str) -> None:
@@ -116,7 +118,11 @@ class ByHand:
 
 
 class Quiet:
-    """A narrator that says nothing (the in-process loop), and stops the benchmark on a problem."""
+    """A narrator that says nothing (the in-process loop) but notes when it was given a URL (what a developer
+    waits for; the old session's removal comes after), and stops the benchmark on a problem."""
+
+    def __init__(self) -> None:
+        self.told_at = 0.0
 
     def step(self, line: str) -> None:
         pass
@@ -125,31 +131,47 @@ class Quiet:
         pass
 
     def url(self, url: str) -> None:
-        pass
+        self.told_at = time.perf_counter()
 
     def problem(self, text: str) -> None:
         raise RuntimeError(text)
 
 
 def replacements(instance: BenchInstance, project: Path, runs: int) -> dict[str, list[float]]:
-    """A change's cycle in-process (no watcher), its new session launched beside the old one, or after it."""
+    """A change's cycle in-process (no watcher) to its URL told, its new session launched beside the old one, or
+    after deleting it: two loops on the same folder (each its own image and session), taking turns."""
     settings = Settings.model_validate(from_environment(instance.env))  # the instance's, not this process's
     api = EmulatorClient(settings.layout)
-    found: dict[str, list[float]] = {"launched beside the old": [], "old deleted first": []}
-    for launch_first, times in zip((True, False), found.values(), strict=True):
-        request = DevRequest(project, TAG, "bench")
-        loop = DevLoop(settings, api, client_from_environment(), request, Quiet(), launch_first=launch_first)
-        loop.cycle()
-        try:
-            for run in range(runs):
-                value = f"inproc-{launch_first}-{run}-{time.time()}"
+    ways = {"launched beside the old": True, "old deleted first": False}
+    narrators = {name: Quiet() for name in ways}
+    loops = {
+        name: DevLoop(
+            settings,
+            api,
+            client_from_environment(),
+            DevRequest(project, f"{TAG}-{int(first)}", name[:3]),
+            narrators[name],
+            launch_first=first,
+        )
+        for name, first in ways.items()
+    }
+    found: dict[str, list[float]] = {name: [] for name in ways}
+    try:
+        for loop in loops.values():
+            loop.cycle()
+        for run in range(runs):
+            for name, loop in loops.items():
+                time.sleep(SETTLE)
+                value = f"{name[:3]}-{run}-{time.time()}"
                 started = time.perf_counter()
                 change(project, value)
                 loop.cycle(["jupyter_server_config.py"])
                 assert loop.live is not None
                 url = f"{instance.url}/session/notebook/{loop.live.session_id}/api"
-                times.append(wait_http(url, started, ready=shows(value)))
-        finally:
+                wait_http(url, started, ready=shows(value))  # it answers with the change (it did, when told)
+                found[name].append(narrators[name].told_at - started)
+    finally:
+        for loop in loops.values():
             loop.close()
     return found
 
@@ -179,7 +201,9 @@ def loops(instance: BenchInstance, hand: ByHand, runs: int) -> tuple[list[float]
         dev.run(instance, ours, "warm-up")
         ours_times, hand_times = [], []
         for run in range(runs):
+            time.sleep(SETTLE)
             hand_times.append(hand.run(by_hand, f"hand-{run}-{time.time()}"))
+            time.sleep(SETTLE)
             ours_times.append(dev.run(instance, ours, f"dev-{run}-{time.time()}"))
     finally:
         dev.stop()
@@ -196,7 +220,7 @@ def main() -> None:
             ours_times, hand_times = loops(instance, hand, args.runs)
             strategies = replacements(instance, instance.root / "ours" / "project", args.runs)
         finally:
-            for tag in (TAG, HAND_TAG):  # their layers stay, the engine's build cache
+            for tag in (TAG, f"{TAG}-0", f"{TAG}-1", HAND_TAG):  # their layers stay, the engine's build cache
                 with contextlib.suppress(docker.errors.ImageNotFound):
                     client.images.remove(tag, force=True, noprune=True)
     medians = {

@@ -32,7 +32,7 @@ from emulator.host.validate import Finding, failures, static_checks
 from emulator.profiles import Profile, load_profiles
 from emulator.settings import Settings
 
-POLL = 0.05  # seconds between looks at a starting session
+POLL = 0.05  # seconds between looks at a starting session (more often costs the service, on the session's cores)
 FINAL = ("Succeeded", "Completed", "Failed")
 AT_THE_LIMIT = "has reached the maximum of"  # skaha's words for the session limit
 LOG_LINES = 15
