@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import signal
 import sys
-import threading
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -151,17 +150,18 @@ def dev(
     narrator = ConsoleNarrator()
     session = loop.DevLoop(settings, api, connect(), request, narrator)
     _stop_on_sigterm()
-    stop = threading.Event()
+    watch = watching.FolderWatch(folder, watching.ChangeFilter(folder, mounted))  # from before the first build
     try:
         session.cycle()
         narrator.say(f"watching {folder} (Ctrl-C deletes the session and stops)")
-        for changed in watching.changes(folder, watching.ChangeFilter(folder, mounted), stop):
-            session.cycle(changed)
+        while True:
+            session.cycle(watch.next())
     except KeyboardInterrupt:
         pass
     finally:
         for ending in (signal.SIGINT, signal.SIGTERM):
             signal.signal(ending, signal.SIG_IGN)  # the sessions go, whatever is pressed now
+        watch.close()
         for gone in session.close():
             narrator.say(f"deleted {gone}")
     narrator.say("stopped")

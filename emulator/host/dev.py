@@ -30,6 +30,7 @@ from emulator.errors import EmulatorError, InvalidRequest, NotFound
 from emulator.host.builds import BuildFailed, Built, build_folder
 from emulator.host.validate import Finding, failures, static_checks
 from emulator.profiles import Profile, load_profiles
+from emulator.runtime.docker import docker_errors
 from emulator.settings import Settings
 
 POLL = 0.05  # seconds between looks at a starting session (more often costs the service, on the session's cores)
@@ -186,7 +187,8 @@ class DevLoop:
 
     def _profile(self, built: Built) -> Profile:
         """The profile of the type the image runs as (its label, or --type, which it must not contradict)."""
-        image_labels = self._engine.images.get(built.image_id).labels or {}
+        with docker_errors():
+            image_labels = self._engine.images.get(built.image_id).labels or {}
         return self._profiles[session_type_of(image_labels, self._request.session_type, dev_types(self._profiles))]
 
     def _told(self, findings: list[Finding], session_type: str) -> None:

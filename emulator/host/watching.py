@@ -9,8 +9,10 @@ Whether a change really changes the image is the build's to say: it compares the
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from docker.utils.build import PatternMatcher
@@ -20,6 +22,7 @@ from emulator.host.builds import ignored_patterns
 
 QUIET_MS = 50  # a change is reported once nothing has moved for this long (an editor's save is a burst)
 LONGEST_MS = 1600  # ... or after this long, in a stream of changes that never pauses
+WAKE = 0.5  # seconds a wait for a change sleeps at a time (Ctrl-C is seen between)
 
 
 class ChangeFilter:
@@ -59,9 +62,47 @@ class ChangeFilter:
         return str(relative) in (".dockerignore", self._dockerfile) or not self._ignoring().matches(str(relative))
 
 
-def changes(folder: Path, wanted: Callable[[Change, str], bool], stop: threading.Event) -> Iterator[list[str]]:
-    """Each change to `folder` that `wanted` keeps: the paths that changed, relative, sorted. Ends when `stop` is
-    set; Ctrl-C (and any signal whose handler raises) comes out as KeyboardInterrupt."""
-    folder = folder.resolve()
-    for batch in watch(folder, watch_filter=wanted, debounce=LONGEST_MS, step=QUIET_MS, stop_event=stop):
-        yield sorted({str(Path(path).relative_to(folder)) for _, path in batch})
+class FolderWatch:
+    """The changes to a folder that `wanted` keeps, watched on a thread of its own from the moment it is made (so
+    an edit saved while a build runs is not lost), until `close`."""
+
+    def __init__(self, folder: Path, wanted: Callable[[Change, str], bool]) -> None:
+        self._folder = folder.resolve()
+        self._wanted = wanted
+        self._stop = threading.Event()
+        self._batches: queue.Queue[set[str]] = queue.Queue()
+        self._thread = threading.Thread(target=self._watch, name="watch", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        batches = watch(
+            self._folder,
+            watch_filter=self._wanted,
+            debounce=LONGEST_MS,
+            step=QUIET_MS,
+            stop_event=self._stop,
+            raise_interrupt=False,  # signals are the main thread's
+        )
+        for batch in batches:
+            self._batches.put({str(Path(path).relative_to(self._folder)) for _, path in batch})
+
+    def next(self, timeout: float | None = None) -> list[str]:
+        """The paths that changed (relative, sorted) since the last call, once there are any: every change seen
+        meanwhile, as one ([] when `timeout` passed first). Ctrl-C interrupts the wait."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        found: set[str] = set()
+        while not found:
+            wait = WAKE if deadline is None else min(WAKE, deadline - time.monotonic())
+            if wait <= 0:
+                return []
+            try:
+                found = self._batches.get(timeout=wait)
+            except queue.Empty:
+                continue
+        while not self._batches.empty():
+            found |= self._batches.get_nowait()
+        return sorted(found)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -3,7 +3,6 @@ how a failed start is told, and the build context's digest."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from watchfiles import Change
 
 from emulator.host.builds import context_digest, context_files
 from emulator.host.dev import ImageProblem, session_type_of, warnings
-from emulator.host.watching import ChangeFilter, changes
+from emulator.host.watching import ChangeFilter, FolderWatch
 
 TYPES = ["carta", "contributed", "desktop", "firefly", "notebook"]
 LABEL = "io.canfar.skaha.session.type"
@@ -53,24 +52,21 @@ def test_only_what_the_build_sees_is_a_change(tmp_path: Path) -> None:
     assert wanted(Change.modified, str(project / "run.log"))
 
 
-def test_a_save_is_one_change_and_the_watch_ends_when_asked(tmp_path: Path) -> None:
+def test_a_save_is_one_change_and_edits_made_meanwhile_come_together(tmp_path: Path) -> None:
     project = _project(tmp_path / "p")
-    stop = threading.Event()
-    found: list[list[str]] = []
-
-    def edit() -> None:
-        time.sleep(0.3)  # the watch has started
+    watch = FolderWatch(project, ChangeFilter(project, []))
+    try:
+        time.sleep(0.3)  # the watcher is armed (a build would be running now)
         (project / "data").mkdir()
         (project / "data" / "ignored.fits").write_text("x")
         (project / "start.py").write_text("print('edited')\n")
+        time.sleep(0.3)  # another save, in its own burst
         (project / "other.py").write_text("")
-
-    threading.Thread(target=edit, daemon=True).start()
-    threading.Timer(10, stop.set).start()  # a watch that sees nothing ends too, and fails below
-    for batch in changes(project, ChangeFilter(project, []), stop):
-        found.append(batch)
-        stop.set()
-    assert found == [["other.py", "start.py"]]
+        time.sleep(0.3)
+        assert watch.next(timeout=10) == ["other.py", "start.py"]
+        assert watch.next(timeout=0.2) == []  # nothing more
+    finally:
+        watch.close()
 
 
 @pytest.mark.parametrize(
