@@ -79,6 +79,9 @@ def _mounts(given: tuple[str, ...]) -> tuple[tuple[str, ...], list[Path]]:
             raise ConfigError(f"--mount {entry!r}: {folder} is not a folder on this machine")
         entries.append(f"{folder}:{target}")
         folders.append(folder)
+    from emulator.core.devmounts import dev_mounts
+
+    dev_mounts(entries, "", by_session=False)  # the platform's rules on paths, before a build; it has the last word
     return tuple(entries), folders
 
 

@@ -1,6 +1,6 @@
 """`emulate dev` on a new notebook project, driven as a developer drives it: the first launch, an edit to the
-start-up configuration picked up by a new session, a broken Dockerfile that keeps the old session, a mounted
-folder's edits seen inside with no rebuild, and Ctrl-C leaving nothing behind.
+start-up configuration picked up by a new session (and again at the session limit), a broken Dockerfile that
+keeps the old session, a mounted folder's edits seen inside with no rebuild, and Ctrl-C leaving nothing behind.
 
 The project's slow layers (apt, pip) are the engine's cache when tests/integration/test_init_image.py (or an
 earlier run) built the same template with the same CA file: then the first build takes about a second."""
@@ -118,7 +118,7 @@ def test_the_edit_run_loop(fresh: Instance, project: Path) -> None:
 
         # The start-up configuration, edited: rebuilt, and a new session answers with the change.
         with (project / "jupyter_server_config.py").open("a") as config:
-            config.write('c.ServerApp.tornado_settings = {"headers": {"X-Dev-Loop": "edited"}}\n')  # noqa: F821
+            config.write('c.ServerApp.tornado_settings = {"headers": {"X-Dev-Loop": "edited"}}\n')
         changed = dev.expect(r"^changed: (.*); rebuilding$").group(1)
         assert changed == "jupyter_server_config.py"  # the mounted folder's edit was never a change
         second = dev.expect(URL).group(2)
@@ -129,18 +129,29 @@ def test_the_edit_run_loop(fresh: Instance, project: Path) -> None:
         assert fresh.http.get(f"/session/{first}").status_code == 404
         assert _file_inside(fresh, second, "/opt/notebooks/second.txt") == "edited live\n"
 
+        # At the session limit (two more sessions of the user's count; ended ones too, until deleted), the old
+        # session goes first, then its successor starts.
+        others = [fresh.launch(f"other{i}", wait=False, image="debian:bookworm-slim", type="contributed") for i in "12"]
+        with (project / "jupyter_server_config.py").open("a") as config:
+            config.write('c.ServerApp.tornado_settings = {"headers": {"X-Dev-Loop": "at the limit"}}\n')
+        dev.expect(rf"^at the session limit: deleted {second} before starting its successor$")
+        third = dev.expect(URL).group(2)
+        assert _answer(fresh, third, "api").headers["X-Dev-Loop"] == "at the limit"
+        for other in others:
+            fresh.http.delete(f"/session/{other}")
+
         # A broken Dockerfile: the error in words, and the session that ran keeps running.
         with (project / "Dockerfile").open("a") as dockerfile:
             dockerfile.write("RUN echo 'the broken step' && exit 3\n")
         dev.expect(rf"building {re.escape(IMAGE)} failed: .*returned a non-zero code: 3")
         dev.expect(r"the broken step")
-        dev.expect(rf"^{second} keeps running$")
-        assert fresh.session(second)["status"] == "Running"
-        assert _answer(fresh, second, "api").status_code == 200
+        dev.expect(rf"^{third} keeps running$")
+        assert fresh.session(third)["status"] == "Running"
+        assert _answer(fresh, third, "api").status_code == 200
     finally:
         code = dev.interrupt()
     output = "\n".join(dev.seen)
     assert code == 0, output
-    assert f"deleted {second}" in output and "Traceback" not in output
+    assert f"deleted {third}" in output and "Traceback" not in output
     assert fresh.session_containers() == [] and fresh.rows() == []
     assert fresh.route_ids() == routes
