@@ -85,13 +85,17 @@ def _mounts(given: tuple[str, ...]) -> tuple[tuple[str, ...], list[Path]]:
     return tuple(entries), folders
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM ends the loop as Ctrl-C does: its session deleted."""
+ENDINGS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, a kill, the terminal closed
+
+
+def _stop_on_endings() -> None:
+    """SIGTERM and SIGHUP end the loop as Ctrl-C does: its session deleted."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for ending in ENDINGS[1:]:
+        signal.signal(ending, interrupt)
 
 
 @click.command()
@@ -152,7 +156,7 @@ def dev(
     api.context()  # the platform answers, or the error says to start it (`emulate up`), before any build
     narrator = ConsoleNarrator()
     session = loop.DevLoop(settings, api, connect(), request, narrator)
-    _stop_on_sigterm()
+    _stop_on_endings()
     watch = watching.FolderWatch(folder, watching.ChangeFilter(folder, mounted))  # from before the first build
     try:
         session.cycle()
@@ -162,7 +166,7 @@ def dev(
     except KeyboardInterrupt:
         pass
     finally:
-        for ending in (signal.SIGINT, signal.SIGTERM):
+        for ending in ENDINGS:
             signal.signal(ending, signal.SIG_IGN)  # the sessions go, whatever is pressed now
         watch.close()
         for gone in session.close():

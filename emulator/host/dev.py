@@ -169,7 +169,8 @@ class DevLoop:
             if self._tried is not None and (self.live is None or self._tried != self.live.image_id):
                 self._drop_image(self._tried, superseded_by=built.image_id)  # an image that never ran
             self._tried = built.image_id
-            self._say.say(f"built {self._request.tag} in {built.seconds:.1f} s" if built.built else "image is current")
+            tag = self._request.tag
+            self._say.say(f"built {tag} in {built.seconds:.1f} s" if built.built else f"{tag} is current")
             self._run(built)
             return True
         except BuildFailed as exc:
