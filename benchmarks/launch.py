@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -32,11 +33,22 @@ IMAGE = "skaha-emulator/notebook:latest"
 POLL = 0.01
 
 
-def _wait_http(url: str, started: float, timeout: float = 120, headers: dict[str, str] | None = None) -> float:
+def answered(response: httpx.Response) -> bool:
+    return response.status_code == 200  # Jupyter's /api; the gateway says 404 or 502 before
+
+
+def wait_http(
+    url: str,
+    started: float,
+    timeout: float = 120,
+    headers: dict[str, str] | None = None,
+    ready: Callable[[httpx.Response], bool] = answered,
+) -> float:
+    """Seconds from `started` until `url` answers as `ready` wants, polled every POLL."""
     with httpx.Client(timeout=2, headers=headers) as client:
         while time.perf_counter() - started < timeout:
             try:
-                if client.get(url).status_code == 200:  # Jupyter's /api; the gateway says 404 or 502 before
+                if ready(client.get(url)):
                     return time.perf_counter() - started
             except httpx.HTTPError:
                 pass
@@ -44,8 +56,18 @@ def _wait_http(url: str, started: float, timeout: float = 120, headers: dict[str
     raise TimeoutError(url)
 
 
-def raw_run(client: docker.DockerClient, facts: EngineFacts, network: str, scripts: Path, home: Path) -> float:
-    """`docker run` (or `podman run`) of the notebook image with skaha's launch command, as a user would type it."""
+def raw_run(
+    client: docker.DockerClient,
+    facts: EngineFacts,
+    network: str,
+    scripts: Path,
+    home: Path,
+    *,
+    image: str = IMAGE,
+    ready: Callable[[httpx.Response], bool] = answered,
+) -> float:
+    """`docker run` (or `podman run`) of a notebook image with skaha's launch command, as a user would type it:
+    seconds until its /api answers as `ready` wants."""
     session_id = "bench000"
     started = time.perf_counter()
     api = client.api
@@ -57,7 +79,7 @@ def raw_run(client: docker.DockerClient, facts: EngineFacts, network: str, scrip
     if facts.keep_id:  # as the platform runs it there: the user's own files stay theirs
         host_config["UsernsMode"] = "keep-id:uid=20001,gid=20001"
     created = api.create_container(
-        IMAGE,
+        image,
         ["/skaha-system/start-jupyterlab.sh", session_id],
         user="20001:20001",
         environment={"HOME": "/home/bench", "JUPYTER_TOKEN": session_id},
@@ -72,7 +94,7 @@ def raw_run(client: docker.DockerClient, facts: EngineFacts, network: str, scrip
             where = f"127.0.0.1:{published['HostPort']}"
         else:
             where = f"{attrs['NetworkSettings']['Networks'][network]['IPAddress']}:8888"
-        return _wait_http(f"http://{where}/session/notebook/{session_id}/api", started)
+        return wait_http(f"http://{where}/session/notebook/{session_id}/api", started, ready=ready)
     finally:
         api.remove_container(created["Id"], force=True)
 
@@ -85,11 +107,11 @@ def platform_run(url: str, token: str) -> tuple[float, float]:
     try:
         # The token also opens session routes where the gateway asks who is asking (off loopback).
         signed = {"Authorization": api.headers["Authorization"]}
-        answered = _wait_http(f"{url}/session/notebook/{session_id}/api", started, headers=signed)
+        answers = wait_http(f"{url}/session/notebook/{session_id}/api", started, headers=signed)
         while api.get(f"/session/{session_id}").json()["status"] != "Running":
             time.sleep(POLL)
         running = time.perf_counter() - started
-        return answered, running
+        return answers, running
     finally:
         api.delete(f"/session/{session_id}")
 
@@ -111,8 +133,8 @@ def main() -> None:
         raw, through, running = [], [], []
         for _ in range(args.runs):
             raw.append(raw_run(client, facts, "emulate-bench", ROOT / "profiles" / "skaha-system", home))
-            answered, ready = platform_run(url, token)
-            through.append(answered)
+            answers, ready = platform_run(url, token)
+            through.append(answers)
             running.append(ready)
 
     medians = {

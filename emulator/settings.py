@@ -119,6 +119,11 @@ class Settings(BaseModel):
         description="Refuse to start (`emulate up`, the service) where the engine cannot enforce the sessions' "
         "memory, CPU and pids limits (rootless on cgroup v1, no cgroup driver, controllers not delegated).",
     )
+    dev_mounts: bool | None = Field(
+        None,
+        description="Launches may bind-mount host folders into sessions (`emulate dev --mount`). Default: only on a "
+        "one-person laptop (loopback, no sign-in, one engine); `true` allows it anywhere, for every user.",
+    )
     repositories: list[str] = Field(["images.canfar.net"], description="Registry hosts GET /repository lists.")
     registries: list[str] | None = Field(
         None,

@@ -69,6 +69,14 @@ def caller(request: Request) -> User:
     return user
 
 
+def by_session(request: Request) -> bool:
+    """Whether the caller was let in by a session's own token (CANFAR_TOKEN, or a desktop's callback token):
+    code running in a session, not a person."""
+    auth: Authenticator = request.app.state.auth
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() != "bearer" or not auth.is_users_token(token.strip())
+
+
 Version = Annotated[str, Depends(api_version)]
 Query = Annotated[Params, Depends(params)]
 CurrentUser = Annotated[User, Depends(caller)]

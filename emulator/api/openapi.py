@@ -51,6 +51,8 @@ FORM: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
             "description": "with action=snapshot: the image's name[:tag], under snapshot/<user>/ (default: "
             "snapshot/<user>/<image name>:<session name>-<UTC time>)",
         },
+        # The emulator's own (`emulate dev --mount`): SOURCE:TARGET host folders, on a one-person laptop only.
+        "mount": {"type": "array", "items": _TEXT},
     },
     ("/skaha/{version}/session/{session_id}/app", "post"): {"image": _TEXT, "cores": _TEXT, "ram": _TEXT},
 }

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from emulator.api import host, views
-from emulator.api.deps import CurrentUser, Manager, Query, Version, api_version, caller
+from emulator.api.deps import CurrentUser, Manager, Query, Version, api_version, by_session, caller
 from emulator.core.models import AppRequest, LaunchRequest, Session, Status, User
 from emulator.core.sessions import SessionManager
 from emulator.errors import InvalidRequest
@@ -86,6 +86,8 @@ async def launch(http: Request, p: Query, user: CurrentUser, manager: Manager) -
         args=p.get("args"),
         env=p.getlist("env"),
         fault=p.get("fault"),  # the emulator's own (EMULATE_FAULTS=true; refused otherwise)
+        mounts=p.getlist("mount"),  # the emulator's own (`emulate dev --mount`): host folders, where allowed
+        by_session=by_session(http),
         registry_auth=http.headers.get(REGISTRY_AUTH),
     )
     return _text(f"{await manager.launch(user, wanted)}\n")

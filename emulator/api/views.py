@@ -55,6 +55,8 @@ def session_json(session: Session, user: User, connect_url: str, usage: Usage | 
         "cpuCoresInUse": f"{usage.cpu_cores:.3f}" if usage else NONE,
         "gpuUtilization": f"{usage.gpu_utilization:.0f}%" if usage and usage.gpu_utilization is not None else NONE,
     }
+    if session.mounts:  # the emulator's own: host folders mounted into it (`emulate dev --mount`)
+        document["mounts"] = [str(m) for m in session.mounts]
     if version == "v1":
         document["isFixedResources"] = r.fixed
         if not r.fixed:

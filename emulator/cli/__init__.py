@@ -30,6 +30,7 @@ COMMAND_MODULES = {
     "validate": "validate",
     "testkit": "testkit",
     "init-image": "scaffold",
+    "dev": "dev",
     "doctor": "doctor",
 }
 

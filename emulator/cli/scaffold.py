@@ -28,6 +28,7 @@ def init_image_command(session_type: str, directory: Path, image: str | None, em
     Its tests pass out of the box:
       emulate init-image notebook my-notebook && cd my-notebook
       docker build -t my-notebook:dev . && pytest
+    and `emulate dev .` runs it, rebuilt and relaunched on every save.
     """
     source = emulator or installed_from()
     written = init_image(session_type, directory, image, source or EMULATOR_REQUIREMENT)

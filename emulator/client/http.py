@@ -181,9 +181,10 @@ class EmulatorClient:
 
     def launch(self, registry_auth: str | None = None, **params: Any) -> str:
         """Launch; `registry_auth` is skaha's x-skaha-registry-auth header (base64 of user:secret)."""
-        data: dict[str, Any] = {k: str(v) for k, v in params.items() if v is not None and k != "env"}
-        if params.get("env"):
-            data["env"] = list(params["env"])  # repeated env=... fields
+        data: dict[str, Any] = {k: str(v) for k, v in params.items() if v is not None and not isinstance(v, list)}
+        for key, values in params.items():
+            if isinstance(values, list) and values:
+                data[key] = [str(v) for v in values]  # repeated fields: env=..., mount=...
         headers = {"x-skaha-registry-auth": registry_auth} if registry_auth else None
         return self._request("POST", "/session", data=data, headers=headers, idempotent=False).text.strip()
 

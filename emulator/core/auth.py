@@ -54,6 +54,10 @@ class Authenticator:
         with nothing set up and the owner's real token never enters a container."""
         return self._users.current().authenticate(token) or self.callback(token)
 
+    def is_users_token(self, token: str) -> bool:
+        """Whether `token` is a user's own API token (not a session's, which code inside a session holds)."""
+        return self._users.current().authenticate(token) is not None
+
     def cookie(self, value: str | None) -> User | None:
         """The user a genuine cookie names, while their password and token are still those it was made under."""
         name = self.signins.user_of(value)

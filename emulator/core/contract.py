@@ -122,6 +122,8 @@ def _mounts(profile: Profile, session: Session, settings: Settings) -> list[Moun
     if profile.x11:  # the display's owner (the desktop) holds the cookie; its apps read the same file
         cookie = settings.layout.session_files(session.parent_id or session.id) / "Xauthority"
         mounts.append(Mount(str(cookie), XAUTHORITY, read_only=True))
+    # Host folders a developer asked for (`emulate dev --mount`, core/devmounts.py), read-write as /arc is.
+    mounts.extend(Mount(m.source, m.target) for m in session.mounts)
     return mounts
 
 

@@ -95,6 +95,17 @@ class Resources:
     fixed: bool = False
 
 
+@dataclass(frozen=True)
+class DevMount:
+    """A host folder bind-mounted read-write into a session (`emulate dev --mount`; the emulator's own)."""
+
+    source: str  # a host path, absolute
+    target: str  # where the session sees it
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.target}"
+
+
 @dataclass
 class Session:
     id: str
@@ -115,6 +126,7 @@ class Session:
     app_id: str | None = None  # desktop-apps: skaha's 3-character app id
     exit_code: int | None = None
     fault: Fault | None = None  # what its launch asked to go wrong (EMULATE_FAULTS=true)
+    mounts: list[DevMount] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -198,6 +210,8 @@ class LaunchRequest:
     args: str | None = None
     env: list[str] = field(default_factory=list)
     fault: str | None = None  # the emulator's own parameter (EMULATE_FAULTS=true); an env entry may ask too
+    mounts: list[str] = field(default_factory=list)  # SOURCE:TARGET host folders (the emulator's own)
+    by_session: bool = False  # asked with a session's own token (from inside a session), not a user's
     # skaha's x-skaha-registry-auth header, for this launch's pull only (never in a repr, so never in a log)
     registry_auth: str | None = field(default=None, repr=False)
 

@@ -26,7 +26,7 @@ from docker_image.digest import InvalidDigest
 from docker_image.reference import InvalidReference, Reference
 
 from emulator import labels, naming
-from emulator.core.models import Fault, FaultKind, HostCapacity, Limits, Resources, Session, Status
+from emulator.core.models import DevMount, Fault, FaultKind, HostCapacity, Limits, Resources, Session, Status
 from emulator.errors import InvalidRequest
 from emulator.profiles import FixedResources, Profile
 from emulator.runtime.base import RegistryCredentials
@@ -414,6 +414,7 @@ class LaunchPlan:
     start_time: datetime
     expiry_time: datetime
     fault: Fault | None = None
+    mounts: tuple[DevMount, ...] = ()  # host folders (core/devmounts.py), checked before the plan is made
 
     def session(self, session_id: str, user: str, gpu_devices: Sequence[str] = ()) -> Session:
         """The Pending session this plan launches."""
@@ -432,6 +433,7 @@ class LaunchPlan:
             args=self.args,
             gpu_devices=list(gpu_devices),
             fault=self.fault,
+            mounts=list(self.mounts),
         )
 
 
@@ -446,6 +448,7 @@ def plan_launch(
     gpus: GpuFacts,
     now: datetime,
     lifetime_seconds: Callable[[bool], int],
+    mounts: Sequence[DevMount] = (),
 ) -> LaunchPlan:
     """A launch's remaining refusals, in skaha's order (a type without a profile, GPUs where there are none,
     resources outside `context`, skaha's /context), then its plan: resources resolved, env entries kept as skaha
@@ -472,4 +475,5 @@ def plan_launch(
         start_time=now,
         expiry_time=expiry(now, lifetime_seconds(profile.batch)),
         fault=checked.fault,
+        mounts=tuple(mounts),
     )

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator import naming
-from emulator.core import apps, policy, queries, snapshots
+from emulator.core import apps, devmounts, policy, queries, snapshots
 from emulator.core.bringup import BringUp, SessionServices
 from emulator.core.contract import template_values
 from emulator.core.disk import DiskWatch
@@ -93,6 +93,7 @@ class SessionManager:
         placed_by_swarm = self.distributed and host.capacity.gpus > 0
         self._gpus = policy.GpuFacts(tuple(host.gpu_devices), placed_by_swarm, host.gpu_note)
         self._admission = policy.admission_limits(settings, host.capacity)  # it does not change while the service runs
+        self._mounts_refused = devmounts.refusal(settings)  # why launches may not mount host folders ("": they may)
 
     # --- read-only facts ------------------------------------------------------------------
 
@@ -171,6 +172,8 @@ class SessionManager:
             env=request.env,
             faults_refused=None if self._settings.faults else policy.FAULTS_OFF,
         )
+        targets = checked.profile.mounts if checked.profile else {}
+        mounts = devmounts.dev_mounts(request.mounts, self._mounts_refused, request.by_session, targets)
         await self._check_space(user)
         must_pull = await self._pulls.check(checked.image, checked.type, checked.credentials, user.name)
         gpus = self._gpus
@@ -184,6 +187,7 @@ class SessionManager:
             gpus=gpus,
             now=self._clock(),
             lifetime_seconds=self._settings.lifetime_seconds,
+            mounts=mounts,
         )
         # No await from here to admit(): GPU choice and admission happen in one step of the loop.
         # Across a swarm, Swarm gives the session GPUs of the machine it places it on (generic resources).

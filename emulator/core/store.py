@@ -16,11 +16,11 @@ from datetime import datetime
 from pathlib import Path
 
 from emulator.core import policy
-from emulator.core.models import Event, Limits, Resources, Session, Status
+from emulator.core.models import DevMount, Event, Limits, Resources, Session, Status
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.session_types import SessionType
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     exit_code INTEGER,
     parent_id TEXT,
     app_id TEXT,
-    fault TEXT  -- what its launch asked to go wrong (EMULATE_FAULTS=true), as it asked: oom:30
+    fault TEXT,  -- what its launch asked to go wrong (EMULATE_FAULTS=true), as it asked: oom:30
+    mounts TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user);
 CREATE TABLE IF NOT EXISTS events (
@@ -69,6 +70,7 @@ _MIGRATIONS: dict[int, str] = {
     2: "ALTER TABLE sessions ADD COLUMN parent_id TEXT; ALTER TABLE sessions ADD COLUMN app_id TEXT;",
     3: "CREATE TABLE IF NOT EXISTS private_images (key TEXT PRIMARY KEY);",
     4: "ALTER TABLE sessions ADD COLUMN fault TEXT;",
+    5: "ALTER TABLE sessions ADD COLUMN mounts TEXT NOT NULL DEFAULT '[]';",
 }
 
 # Statuses that no longer count towards the interactive limit (skaha v0).
@@ -215,7 +217,8 @@ class Store:
         db.execute(
             "INSERT INTO sessions (id, user, type, name, image, status, cores_request, cores_limit, "
             "ram_request_gb, ram_limit_gb, gpus, fixed, start_time, expiry_time, env, cmd, args, gpu_devices, "
-            "ended_at, exit_code, parent_id, app_id, fault) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "ended_at, exit_code, parent_id, app_id, fault, mounts) "
+            f"VALUES ({','.join('?' * 24)})",
             (
                 s.id,
                 s.user,
@@ -240,6 +243,7 @@ class Store:
                 s.parent_id,
                 s.app_id,
                 None if s.fault is None else str(s.fault),
+                json.dumps([[m.source, m.target] for m in s.mounts]),
             ),
         )
 
@@ -271,6 +275,7 @@ class Store:
             parent_id=row["parent_id"],
             app_id=row["app_id"],
             fault=None if row["fault"] is None else policy.parse_fault(row["fault"]),
+            mounts=[DevMount(source, target) for source, target in json.loads(row["mounts"])],
         )
 
     def get(self, session_id: str) -> Session | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,6 +28,10 @@ from emulator.errors import ConfigError, EmulatorError
 from emulator.runtime.docker import connect, docker_errors
 from emulator.settings import Settings
 
+# Build progress lines: Docker's legacy builder says "Step 1/3 : ...", Podman's buildah "STEP 1/3: ...".
+STEP = re.compile(r"^(Step|STEP) \d+/\d+ ?:")
+_BOOKKEEPING = re.compile(r"^ ---> |^Removing intermediate container ")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the colours the builder gives a step's stderr
 CA_FOLDER = "ca-certificates"
 CA_IN_CONTEXT = f"{CA_FOLDER}/skaha-emulator-extra-ca.crt"
 ERROR_LINES = 12
@@ -45,7 +50,7 @@ class Built:
     seconds: float
 
 
-def _ignored_patterns(folder: Path) -> list[str]:
+def ignored_patterns(folder: Path) -> list[str]:
     """.dockerignore as the engine's own client reads it: one pattern a line, blank lines and comments out."""
     ignore = folder / ".dockerignore"
     if not ignore.is_file():
@@ -56,7 +61,7 @@ def _ignored_patterns(folder: Path) -> list[str]:
 
 def context_files(folder: Path, dockerfile: str = "Dockerfile") -> list[str]:
     """What of `folder` goes to the engine, relative and sorted (as the Docker SDK's build sends it)."""
-    return sorted(exclude_paths(str(folder), _ignored_patterns(folder), dockerfile=dockerfile))
+    return sorted(exclude_paths(str(folder), ignored_patterns(folder), dockerfile=dockerfile))
 
 
 def context_digest(folder: Path, files: list[str], extra: dict[str, str]) -> str:
@@ -79,7 +84,9 @@ def context_digest(folder: Path, files: list[str], extra: dict[str, str]) -> str
     return digest.hexdigest()
 
 
-def _extra_files(settings: Settings, folder: Path) -> dict[str, str]:
+def extra_files(settings: Settings, folder: Path) -> dict[str, str]:
+    """What the build adds to the folder's context (by name): the CA bundle this machine trusts, where the
+    project has the `ca-certificates/` folder `emulate init-image` writes."""
     if not (folder / CA_FOLDER).is_dir():
         return {}
     from emulator.host.images import extra_ca
@@ -120,7 +127,7 @@ def build_folder(
     started = time.monotonic()
     folder = folder.resolve()
     _check_folder(folder, dockerfile)
-    extra = _extra_files(settings, folder)
+    extra = extra_files(settings, folder)
     files = context_files(folder, dockerfile)
     digest = context_digest(folder, files, extra)
     with docker_errors():
@@ -152,13 +159,23 @@ def _run_build(
         decode=True,
         labels={labels.CONTEXT_DIGEST: digest},
     )
-    tail: list[str] = []
+    step: list[str] = []  # the step under way and its output: what a failure is told with
     for chunk in stream:
         if "error" in chunk:
-            detail = "\n".join(tail[-ERROR_LINES:])
-            raise BuildFailed(f"building {tag} failed: {chunk['error'].strip()}" + (f"\n{detail}" if detail else ""))
-        line = (chunk.get("stream") or "").rstrip()
-        if line:
-            tail.append(line)
+            raise BuildFailed(f"building {tag} failed: {chunk['error'].strip()}" + _failed_step(step))
+        for line in _ANSI.sub("", chunk.get("stream") or "").rstrip().splitlines():
+            if not line.strip():
+                continue
+            if STEP.match(line):
+                step = []
+            step.append(line)
             say(line)
     return str(client.images.get(tag).id)
+
+
+def _failed_step(lines: list[str]) -> str:
+    """The failed step and its last lines of output, without the builder's own bookkeeping."""
+    told = [line for line in lines if not _BOOKKEEPING.match(line)]
+    if len(told) > ERROR_LINES:
+        told = [told[0], "  ...", *told[-(ERROR_LINES - 1) :]]
+    return "".join(f"\n  {line}" for line in told)

@@ -24,6 +24,9 @@ TYPES = ("notebook", "desktop-app", "contributed", "headless")
 EMULATOR_REQUIREMENT = "skaha-emulator"
 # Where each template file goes in the project (the rest keep their names, at the top).
 PLACES = {"test_image.py": "tests/test_image.py"}
+# The README's part on `emulate dev`, for the types it runs (a desktop-app needs a desktop, a job ends).
+EDIT_AND_RUN = TEMPLATES / "snippets" / "edit-and-run.md"
+EDIT_AND_RUN_TYPES = ("notebook", "contributed")
 _NAME_RULE = re.compile(r"[^a-z0-9._-]+")
 
 
@@ -84,6 +87,7 @@ def init_image(
         # The workflow's `uses:`: skaha-emulator's action where the emulator comes from GitHub, else a placeholder.
         "ACTION": uses_value(emulator),
     }
+    values["EDIT_AND_RUN"] = render(EDIT_AND_RUN.read_text(), values) if session_type in EDIT_AND_RUN_TYPES else ""
     directory.parent.mkdir(parents=True, exist_ok=True)
     draft = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     written: list[Path] = []

@@ -159,6 +159,10 @@ print(job, s.info(job)[0]["status"], repr(s.logs(job)[job]))
     assert (status, logs) == ("Completed", repr("hello from a job\n"))
     assert fresh.session(job)["userid"] == user  # launched as the notebook's owner
     token = fresh.exec(notebook, "printenv CANFAR_TOKEN").strip()
+    # Code in a session acts as its owner, but never reaches the host's folders (`emulate dev --mount`'s).
+    mounting = {"name": "m", "image": NOTEBOOK, "type": "notebook", "mount": "/tmp:/opt/host"}
+    refused = httpx.post(f"{fresh.url}/skaha/v1/session", data=mounting, headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 400 and "a session's own token cannot mount host folders" in refused.text
     fresh.http.delete(f"/session/{notebook}")
     fresh.wait_gone(notebook)
     gone = httpx.get(f"{fresh.url}/skaha/v1/session", headers={"Authorization": f"Bearer {token}"}, timeout=10)

@@ -1,5 +1,6 @@
 """`emulate init-image` projects pass their own tests out of the box: each type's project is written,
-built and tested as its README says (`docker build`, then `pytest`), and the kit works from a wheel."""
+built (as `emulate dev` builds it: host/builds.py, with the CAs this machine trusts added to the context) and
+tested as its README says (`pytest`), and the kit works from a wheel."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from emulator.host.images import extra_ca
+from emulator.host.builds import build_folder
 from emulator.scaffold import TYPES
 from emulator.settings import REPO_ROOT, load_settings
 from tests.kits import kit_leftovers
@@ -38,11 +39,14 @@ def _pytest(project: Path, env: dict[str, str] | None = None) -> subprocess.Comp
 
 def _new_project(root: Path, session_type: str, image: str) -> Path:
     _emulate("init-image", session_type, session_type, "--image", image, cwd=root)
-    project = root / session_type
-    ca = extra_ca(load_settings())
-    if ca:  # what this machine trusts (a TLS proxy's CA among it, here): the README's way in
-        (project / "ca-certificates" / "proxy.crt").write_bytes(ca)
-    return project
+    return root / session_type
+
+
+def _build(project: Path, image: str, client: docker.DockerClient) -> None:
+    """The project's image, built as `emulate dev` builds it: what this machine trusts (a TLS proxy's CA among it,
+    here) goes into the context's ca-certificates/ under one name, so every project's slow layers (apt, pip) are
+    the engine's cache for the next, and for tests/integration/test_dev.py's."""
+    build_folder(load_settings(), project, image, client=client)
 
 
 @pytest.fixture
@@ -62,7 +66,7 @@ def test_a_new_project_builds_and_passes_its_own_tests(
 ) -> None:
     image = f"skaha-emulator-test/init-{session_type}:dev"
     project = _new_project(tmp_path, session_type, image)
-    docker_client.images.build(path=str(project), tag=image, rm=True, forcerm=True)
+    _build(project, image, docker_client)
     images.append(image)
     result = _pytest(project, {**os.environ, "SKAHA_IMAGE": image})  # as its CI jobs run it
     assert result.returncode == 0, result.stdout + result.stderr
@@ -102,7 +106,7 @@ def test_the_kit_works_from_an_installed_wheel(
     assert where.stdout.strip() == str(unpacked / "emulator" / "shipped" / "profiles"), where
     image = "skaha-emulator-test/init-wheel:dev"
     project = _new_project(tmp_path, "contributed", image)
-    docker_client.images.build(path=str(project), tag=image, rm=True, forcerm=True)
+    _build(project, image, docker_client)
     images.append(image)
     result = _pytest(project, env)
     assert result.returncode == 0, result.stdout + result.stderr

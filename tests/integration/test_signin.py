@@ -201,6 +201,15 @@ def test_a_shared_server_pulls_only_from_the_registries_it_allows(secured: Insta
     assert secured.rows() == before
 
 
+def test_a_shared_server_mounts_no_host_folder(secured: Instance, people: dict[str, Person]) -> None:
+    """`emulate dev --mount` on a laptop; on a shared server a stranger would mount the host's folders."""
+    before = secured.rows()
+    wanted = {"name": "x", "image": "skaha-emulator/notebook:latest", "type": "notebook", "mount": "/etc:/opt/etc"}
+    refused = _api(secured, people["bob"]).post("/session", data=wanted)
+    assert refused.status_code == 400 and "mount: this platform is shared" in refused.text, refused.text
+    assert secured.rows() == before
+
+
 NAVIGATE = {
     "Accept": "text/html",
     "Sec-Fetch-Site": "cross-site",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.core.models import Fault, FaultKind, Limits, Resources, Session, Status
+from emulator.core.models import DevMount, Fault, FaultKind, Limits, Resources, Session, Status
 from emulator.core.store import Store
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.naming import new_session_id
@@ -232,3 +232,23 @@ def test_the_database_and_its_journal_are_the_services_alone(tmp_path: Path) -> 
     for file in (path, path.with_name("state.db-wal"), path.with_name("state.db-shm")):
         assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
     store.close()
+
+
+def test_a_sessions_host_folders_are_kept_with_it_and_shown_as_the_emulators_own(tmp_path: Path) -> None:
+    from emulator.api import views
+    from emulator.core.contract import build_spec
+    from emulator.profiles import load_profiles
+    from emulator.settings import REPO_ROOT, Settings
+    from tests.factories import USER
+
+    store = _store(tmp_path / "s.db")
+    mounted = make_session(mounts=[DevMount("/home/alice/project/notebooks", "/opt/notebooks")])
+    assert store.admit(mounted, 3)
+    stored = _stored(store, mounted.id)
+    assert stored.mounts == mounted.mounts
+    spec = build_spec(load_profiles(REPO_ROOT / "profiles")["notebook"], stored, USER, Settings(arc_dir=tmp_path))
+    bound = [m for m in spec.mounts if m.target == "/opt/notebooks"]
+    assert [(m.source, m.read_only) for m in bound] == [("/home/alice/project/notebooks", False)]
+    shown = views.session_json(stored, USER, "", None, "v1")
+    assert shown["mounts"] == ["/home/alice/project/notebooks:/opt/notebooks"]
+    assert "mounts" not in views.session_json(make_session(), USER, "", None, "v1")  # skaha's JSON otherwise
