@@ -25,7 +25,7 @@ from emulator.session_hosts import SessionHosts
 
 # Settings only the host side uses (image builds, the gateway's start); the service never sees them, so
 # changing one does not restart it.
-_HOST_ONLY = {"images_dir", "extra_ca_bundle", "gateway_cpus"}
+_HOST_ONLY = {"images_dir", "service_image", "extra_ca_bundle", "gateway_cpus"}
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 NO_SESSION_HOSTS = "none"  # EMULATE_SESSION_DOMAIN=none: sessions on the portal's host
 _DOMAIN = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*")
@@ -67,6 +67,12 @@ class Settings(BaseModel):
     arc_dir: Path | None = Field(None, description="Host folder mounted as /arc in every session.")
     profiles_dir: Path = Field(_shipped("profiles"), description="Folder of session profiles (*.yaml).")
     images_dir: Path = Field(_shipped("images"), description="Folder of image recipes.")
+    service_image: str = Field(
+        "skaha-emulator/service:latest",
+        min_length=1,
+        description="The service's image, as `emulate images build service` tags it and `emulate up` runs it: "
+        "another tag develops the service beside a platform running the released one.",
+    )
     max_sessions: int = Field(3, description="Concurrent interactive sessions per user (skaha.maxusersessions).")
     max_jobs: int = Field(10, ge=1, description="Concurrent headless jobs per user (skaha has no limit).")
     max_apps_per_desktop: int = Field(8, ge=1, description="Desktop-apps running on one desktop at once.")

@@ -40,12 +40,11 @@ from emulator.bundle.archive import (
 )
 from emulator.bundle.checks import MAX_PROFILES, image_problem, inspect, profiles_problem, stage_profiles
 from emulator.errors import ConfigError, EmulatorError
-from emulator.host.images import GATEWAY_IMAGE, SERVICE_IMAGE, split_name
+from emulator.host.images import GATEWAY_IMAGE, split_name
 from emulator.profiles import load_profiles
 from emulator.runtime.docker import connect, docker_errors
 from emulator.settings import REPO_ROOT, Settings
 
-PLATFORM_IMAGES = (SERVICE_IMAGE, GATEWAY_IMAGE)
 # What pip needs, beside the emulator's dependencies, to make its virtual environment with no index.
 INSTALL_TOOLS = ("pip", "setuptools>=77")
 BACKUP_SUFFIX = ".before-bundle"
@@ -79,7 +78,7 @@ def choose_images(
     if not types and not names:
         optional = [p.default_image for p in profiles.values()]
     if with_platform:
-        wanted += PLATFORM_IMAGES
+        wanted += [settings.service_image, GATEWAY_IMAGE]
     for name in wanted:
         if "@" in name:
             raise ConfigError(

@@ -453,10 +453,10 @@ def wanted_images(settings: Settings, bundle: Path | None) -> dict[str, str]:
         from emulator.bundle.archive import read_manifest
 
         return {entry["name"]: "in the bundle" for entry in read_manifest(bundle).images}
-    from emulator.host.images import GATEWAY_IMAGE, SERVICE_IMAGE
+    from emulator.host.images import GATEWAY_IMAGE
     from emulator.profiles import load_profiles
 
-    wanted = {SERVICE_IMAGE: "the platform", GATEWAY_IMAGE: "the platform"}
+    wanted = {settings.service_image: "the platform", GATEWAY_IMAGE: "the platform"}
     for profile in load_profiles(settings.profiles_dir).values():
         wanted.setdefault(profile.default_image, profile.type)
     return wanted

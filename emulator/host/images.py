@@ -32,9 +32,6 @@ from emulator.settings import REPO_ROOT, Settings
 
 DEBIAN_BASE = "debian:bookworm-slim"
 BASE_IMAGE = "skaha-emulator/base:bookworm"
-# EMULATE_SERVICE_IMAGE: the service from another tag, to develop the service beside a platform running the
-# released one (each checkout builds and runs its own).
-SERVICE_IMAGE = os.environ.get("EMULATE_SERVICE_IMAGE") or "skaha-emulator/service:latest"
 GATEWAY_IMAGE = "skaha-emulator/gateway:latest"
 # Build progress lines: Docker's legacy builder says "Step 1/3 : ...", Podman's buildah "STEP 1/3: ...".
 _STEP = re.compile(r"^(Step|STEP) \d+/\d+ ?:")
@@ -58,7 +55,7 @@ def recipes(settings: Settings) -> dict[str, Recipe]:
         "gateway": Recipe("gateway", GATEWAY_IMAGE, images / "gateway"),
         "service": Recipe(
             "service",
-            SERVICE_IMAGE,
+            settings.service_image,
             REPO_ROOT,
             files=("Dockerfile", "pyproject.toml", "README.md", "emulator", "profiles", "images"),
         ),

@@ -26,7 +26,7 @@ from emulator.client.discovery import forget_url, local_url, record_url, recorde
 from emulator.core.store import Store
 from emulator.errors import ConfigError, EmulatorError, Unavailable
 from emulator.gateway.caddy import ADMIN_SOCKET_FOLDER_IN_GATEWAY, DATA_IN_GATEWAY, LISTEN_PORT
-from emulator.host.images import GATEWAY_IMAGE, SERVICE_IMAGE
+from emulator.host.images import GATEWAY_IMAGE
 from emulator.runtime.docker import docker_errors, has_network, service_gpus
 from emulator.runtime.endpoint import service_socket
 from emulator.runtime.engine import EngineFacts, engine_facts
@@ -194,7 +194,7 @@ class InstanceContainers:
         ) -> None:
             self._ensure(
                 naming.service_container(self.prefix),
-                SERVICE_IMAGE,
+                s.service_image,
                 json.dumps(environment, sort_keys=True),
                 environment=environment,
                 mounts=mounts + (gpu_mounts or []),

@@ -17,8 +17,8 @@ import docker
 import pytest
 
 from emulator.bundle.archive import IMAGES, PROFILES, hash_file, members, read_manifest, write
-from emulator.host.images import GATEWAY_IMAGE, SERVICE_IMAGE
-from emulator.settings import REPO_ROOT
+from emulator.host.images import GATEWAY_IMAGE
+from emulator.settings import REPO_ROOT, load_settings
 from tests.instance import free_port, remove_instance
 from tests.registry import unique_image
 
@@ -197,7 +197,8 @@ def test_a_machine_with_no_network_goes_from_a_clean_clone_to_a_running_notebook
     _emulate(dict(os.environ), "bundle", "create", str(bundle), "--type", "notebook")
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
-    kept = {name: docker_client.images.get(name).id for name in (SERVICE_IMAGE, GATEWAY_IMAGE, NOTEBOOK)}
+    platform = (load_settings().service_image, GATEWAY_IMAGE)
+    kept = {name: docker_client.images.get(name).id for name in (*platform, NOTEBOOK)}
     instance = "pytest-offline"
     env = {
         key: value
