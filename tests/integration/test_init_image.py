@@ -17,6 +17,7 @@ import pytest
 from emulator.host.builds import build_folder
 from emulator.scaffold import TYPES
 from emulator.settings import REPO_ROOT, load_settings
+from tests.factories import remove_test_image, worker_image_tag
 from tests.kits import kit_leftovers
 
 pytestmark = pytest.mark.slow
@@ -56,7 +57,7 @@ def images(docker_client: docker.DockerClient) -> Iterator[list[str]]:
     for tag in made:
         # The tag goes; its layers stay as the engine's build cache, so the next run does not fetch Debian's and
         # PyPI's packages again (what `docker build` does on any developer's machine).
-        docker_client.images.remove(tag, force=True, noprune=True)
+        remove_test_image(docker_client, tag)
     assert kit_leftovers(docker_client) == []
 
 
@@ -64,7 +65,7 @@ def images(docker_client: docker.DockerClient) -> Iterator[list[str]]:
 def test_a_new_project_builds_and_passes_its_own_tests(
     tmp_path: Path, docker_client: docker.DockerClient, images: list[str], session_type: str
 ) -> None:
-    image = f"skaha-emulator-test/init-{session_type}:dev"
+    image = worker_image_tag(f"init-{session_type}")  # this checkout's own (EMULATE_TEST_INSTANCE)
     project = _new_project(tmp_path, session_type, image)
     _build(project, image, docker_client)
     images.append(image)
@@ -104,7 +105,7 @@ def test_the_kit_works_from_an_installed_wheel(
         cwd=tmp_path,
     )
     assert where.stdout.strip() == str(unpacked / "emulator" / "shipped" / "profiles"), where
-    image = "skaha-emulator-test/init-wheel:dev"
+    image = worker_image_tag("init-wheel")
     project = _new_project(tmp_path, "contributed", image)
     _build(project, image, docker_client)
     images.append(image)
