@@ -27,10 +27,12 @@ import docker
 import httpx
 from common import EMULATE, ROOT, bench_instance, command_line, instance_env, save_results
 
+from emulator.host.images import GATEWAY_IMAGE
+from emulator.settings import load_settings
 from tests.registry import Registry, unique_image  # a real registry, as the tests use
 
 POLL = 0.01
-PLATFORM_IMAGES = ("skaha-emulator/service:latest", "skaha-emulator/gateway:latest", "skaha-emulator/notebook:latest")
+PLATFORM_IMAGES = (load_settings().service_image, GATEWAY_IMAGE, "skaha-emulator/notebook:latest")
 
 
 def _forget(client: docker.DockerClient, name: str) -> None:

@@ -15,6 +15,8 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from emulator import labels
+from emulator.host.images import GATEWAY_IMAGE
+from emulator.settings import load_settings
 from tests.instance import Instance, start_instance, stop_instance
 from tests.swarm import Node, SwarmCluster
 
@@ -31,7 +33,7 @@ def cluster() -> Iterator[SwarmCluster]:
     # The second machine advertises a GPU as Swarm's generic resource (no GPU here: Swarm only counts it).
     swarm = SwarmCluster(extra={2: ["--node-generic-resource", f"NVIDIA-GPU={FAKE_GPU}"]}).start()
     try:
-        swarm.load(["skaha-emulator/service:latest", "skaha-emulator/gateway:latest"], [swarm.manager])
+        swarm.load([load_settings().service_image, GATEWAY_IMAGE], [swarm.manager])
         swarm.load([NOTEBOOK])
         yield swarm
     finally:
