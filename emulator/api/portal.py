@@ -8,6 +8,7 @@ Form posts carry a token derived from the sign-in cookie (which is HttpOnly and 
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import re
 from datetime import datetime
@@ -28,11 +29,12 @@ from emulator.core.auth import Authenticator, RouteAccess
 from emulator.core.models import LaunchRequest, Session, Status, User
 from emulator.core.sessions import SessionManager
 from emulator.core.signin import cookie_name
-from emulator.errors import EmulatorError, NotAuthenticated
+from emulator.errors import EmulatorError, NotAuthenticated, NotFound
 from emulator.gateway.base import PORTAL_COOKIE as COOKIE
 from emulator.gateway.base import VISIT_PATH
 from emulator.session_types import SessionType
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/science-portal", include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -263,6 +265,15 @@ def _done(request: Request, message: str, status_code: int = 200) -> Response:
     return RedirectResponse(f"/science-portal/?message={quote(message)}", status_code=303)
 
 
+def _refused(request: Request, exc: EmulatorError, failed: str, status_code: int | None = None) -> Response:
+    """A verb's refusal as the page shows it: its message and status; a failure of the platform's own (5xx, often
+    in the engine's words) as `failed` with 400, its detail in the log alone, as the API's errors.py does."""
+    if exc.status_code >= 500:
+        log.error("%s %s: %s", request.method, request.url.path, exc.message)
+        return _done(request, failed, 400)
+    return _done(request, exc.message, status_code or exc.status_code)
+
+
 @router.post("/launch")
 async def launch(
     request: Request,
@@ -299,7 +310,7 @@ async def launch(
     try:
         session_id = await manager.launch(user, request_)
     except EmulatorError as exc:
-        return _done(request, exc.message if exc.status_code < 500 else "the launch failed; see the service log", 400)
+        return _refused(request, exc, "the launch failed; see the service log", 400)
     return _done(request, session_id)
 
 
@@ -311,7 +322,7 @@ async def renew(
     try:
         expiry = await manager.renew(user, session_id, "renew")
     except EmulatorError as exc:
-        return _done(request, exc.message, exc.status_code if exc.status_code < 500 else 400)
+        return _refused(request, exc, "renewing the session failed; see the service log")
     return _done(request, f"renewed: expires {views.iso(expiry).replace('T', ' ').replace('Z', ' UTC')}")
 
 
@@ -324,8 +335,7 @@ async def snapshot(
     try:
         name = await manager.snapshot(user, session_id, None)
     except EmulatorError as exc:
-        message = exc.message if exc.status_code < 500 else "saving the image failed; see the service log"
-        return _done(request, message, exc.status_code if exc.status_code < 500 else 400)
+        return _refused(request, exc, "saving the image failed; see the service log")
     if request.headers.get("x-requested-with") == "portal":
         return PlainTextResponse(name)
     return _done(request, f"saved as image {name}: launch it from the form below")
@@ -338,9 +348,10 @@ async def delete(
     _check_form(request, csrf)
     try:
         await manager.delete(user, session_id)
+    except NotFound:
+        return _done(request, f"no session {session_id}", 404)
     except EmulatorError as exc:
-        message = f"no session {session_id}" if exc.status_code == 404 else exc.message
-        return _done(request, message, exc.status_code if exc.status_code < 500 else 400)
+        return _refused(request, exc, "deleting the session failed; see the service log")
     return _done(request, f"deleted {session_id}")
 
 

@@ -29,6 +29,7 @@ from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
 from emulator.core.pulls import SessionPulls
 from emulator.core.record import SessionRecord
 from emulator.core.store import Store
+from emulator.core.tasks import SessionTasks
 from emulator.core.usage import UsageSampler
 from emulator.errors import EmulatorError, EngineError, Unavailable
 from emulator.profiles import Profile
@@ -90,7 +91,7 @@ class BringUp:
         self._pulls = pulls
         self._faults = faults
         self._identity = IdentityFiles(runtime, settings)
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._tasks = SessionTasks("bring-up")
 
     def in_flight(self, session_id: str) -> bool:
         task = self._tasks.get(session_id)
@@ -98,21 +99,12 @@ class BringUp:
 
     def start(self, session_id: str) -> None:
         """Bring a Pending session up in the background (also used to resume after a restart)."""
-        if self.in_flight(session_id):
-            return
-        task = asyncio.create_task(self._bring_up(session_id), name=f"bring-up-{session_id}")
-        self._tasks[session_id] = task
-        task.add_done_callback(lambda done: self._forget(session_id, done))
+        if not self.in_flight(session_id):
+            self._tasks.start(session_id, self._bring_up(session_id))
 
     def running(self) -> list[asyncio.Task[None]]:
         """The bring-ups under way (the service cancels them when it stops)."""
-        return list(self._tasks.values())
-
-    def _forget(self, session_id: str, task: asyncio.Task[None]) -> None:
-        if self._tasks.get(session_id) is task:
-            del self._tasks[session_id]
-        if not task.cancelled() and task.exception() is not None:
-            log.error("bring-up of %s failed", session_id, exc_info=task.exception())
+        return self._tasks.running()
 
     async def _bring_up(self, session_id: str) -> None:
         """Pull the image if need be, create and start the container, then probe readiness; any failure

@@ -25,6 +25,7 @@ from emulator.core.endings import OOM_EXIT_CODE, exit_words, oom_words
 from emulator.core.models import Fault, FaultKind, Session, Status
 from emulator.core.record import SessionRecord
 from emulator.core.store import Store
+from emulator.core.tasks import SessionTasks
 from emulator.runtime.base import Runtime
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class Faults:
         self._store = store
         self._runtime = runtime
         self._record = record
-        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._timers = SessionTasks("fault")
 
     # --- pending: never scheduled -------------------------------------------------------------
 
@@ -69,12 +70,9 @@ class Faults:
     def arm(self, session: Session, ran_for: float = 0.0) -> None:
         """Start the clock of a Running session's timed fault, if it has one (`ran_for`: seconds it ran already)."""
         fault = session.fault
-        if fault is None or not fault.timed or session.id in self._timers:
+        if fault is None or not fault.timed or self._timers.get(session.id) is not None:
             return
-        delay = max(0.0, fault.seconds - ran_for)
-        task = asyncio.create_task(self._strike(session.id, fault, delay), name=f"fault-{session.id}")
-        self._timers[session.id] = task
-        task.add_done_callback(lambda done: self._forget(session.id, done))
+        self._timers.start(session.id, self._strike(session.id, fault, max(0.0, fault.seconds - ran_for)))
 
     def resume(self, session: Session) -> None:
         """Arm a Running session's fault again after a service restart, counting from its Running event."""
@@ -84,19 +82,11 @@ class Faults:
 
     def disarm(self, session_id: str) -> None:
         """The session goes: its fault's clock stops."""
-        task = self._timers.pop(session_id, None)
-        if task is not None:
-            task.cancel()
+        self._timers.cancel(session_id)
 
     def running(self) -> list[asyncio.Task[None]]:
         """The clocks under way (the service cancels them when it stops)."""
-        return list(self._timers.values())
-
-    def _forget(self, session_id: str, task: asyncio.Task[None]) -> None:
-        if self._timers.get(session_id) is task:
-            del self._timers[session_id]
-        if not task.cancelled() and task.exception() is not None:
-            log.error("the fault of session %s failed", session_id, exc_info=task.exception())
+        return self._timers.running()
 
     async def _strike(self, session_id: str, fault: Fault, delay: float) -> None:
         await asyncio.sleep(delay)

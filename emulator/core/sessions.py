@@ -87,7 +87,7 @@ class SessionManager:
         self._disk = DiskWatch(
             {"/arc": settings.layout.arc_path, "the platform's state": settings.layout.state_path}, settings.min_free_gb
         )
-        self._snapshots = Snapshots(settings, store, runtime, profiles, self.record, locks, self._disk, clock)
+        self._snapshots = Snapshots(settings, store, runtime, profiles, self.record, locks, self._disk)
         self.quotas = home_quotas(settings, runtime, store)
         # Which GPUs a launch may get does not change while the service runs either.
         placed_by_swarm = self.distributed and host.capacity.gpus > 0

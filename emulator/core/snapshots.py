@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
 from datetime import datetime
 
 from docker_image.reference import InvalidReference, Reference
@@ -153,7 +152,6 @@ class Snapshots:
         record: SessionRecord,
         locks: SessionLocks,
         disk: DiskWatch,
-        clock: Callable[[], datetime],
     ) -> None:
         self._settings = settings
         self._store = store
@@ -162,7 +160,6 @@ class Snapshots:
         self._record = record
         self._locks = locks
         self._disk = disk
-        self._clock = clock
         self._users: dict[str, asyncio.Lock] = {}  # one snapshot at a time per user: its name and count hold
 
     def _session(self, user: User, session_id: str) -> Session:
@@ -172,7 +169,7 @@ class Snapshots:
     async def save(self, user: User, session_id: str, tag: str | None) -> str:
         """Save the caller's Running session as an image; its name."""
         session = self._session(user, session_id)
-        when = self._clock()
+        when = self._record.now()  # the clock the session's events are on
         name = snapshot_name(user.name, tag, session, when)
         async with self._users.setdefault(user.name, asyncio.Lock()):
             self._disk.check("saving an image")

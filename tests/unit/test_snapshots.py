@@ -170,7 +170,7 @@ def _rig(tmp_path: Path, disk: DiskWatch) -> Iterator[Rig]:
     engine = Engine()
     runtime: Any = engine
     record = SessionRecord(store, runtime, settings.prefix, lambda: NOW)
-    made = Snapshots(settings, store, runtime, profiles, record, SessionLocks(), disk, lambda: NOW)
+    made = Snapshots(settings, store, runtime, profiles, record, SessionLocks(), disk)
     assert store.admit(RUNNING, 3)
     try:
         yield Rig(made, store, engine)
