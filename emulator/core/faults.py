@@ -8,7 +8,7 @@ before production:
 - pull: its image pull fails (pulls.py tells it, in a real failed pull's words).
 - oom:SECONDS: SECONDS after it runs, the kernel's OOM killer ends it, for real where the engine allows
   (Runtime.exhaust_memory; housekeeping's endings.py then reports it, as any OOM kill); elsewhere it is killed
-  and its record says what that path says.
+  with exit code 137 and the OOMKilled reason, its event saying the kill was the platform's (EMULATED_OOM).
 - end:SECONDS[:CODE]: SECONDS after it runs, its container ends, as one that exited by itself with CODE (0
   by default: Succeeded, Completed in v1).
 
@@ -29,6 +29,11 @@ from emulator.core.tasks import SessionTasks
 from emulator.runtime.base import Runtime
 
 log = logging.getLogger(__name__)
+
+EMULATED_OOM = (
+    "The platform killed the container for fault=oom (exit code 137): this engine could not run a real "
+    "out-of-memory kill here (a swarm, memory limits not enforced, or no sh and tail in the image)"
+)
 
 # kube-scheduler's words for a pod no node can take (its preemption found nothing to evict either).
 UNSCHEDULABLE = (
@@ -101,7 +106,9 @@ class Faults:
         if fault.kind is FaultKind.OOM:
             if await self._runtime.exhaust_memory(container):
                 return  # ended by the kernel: housekeeping finds it so, as any OOM kill
-            await self._end(session, OOM_EXIT_CODE, oom_words(session))
+            # Said, never faked: the reason is the one a client's code looks for, the words say it was not the kernel.
+            reason, _ = oom_words(session)
+            await self._end(session, OOM_EXIT_CODE, (reason, EMULATED_OOM))
         else:
             await self._end(session, fault.exit_code, exit_words(fault.exit_code))
 
