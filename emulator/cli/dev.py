@@ -67,7 +67,7 @@ class ConsoleNarrator:
         console_err.print(f"[red]✗[/red] {escape(text)}", highlight=False, soft_wrap=True)
 
 
-def _mounts(given: tuple[str, ...]) -> tuple[tuple[str, ...], list[Path]]:
+def _mounts(settings: Settings, given: tuple[str, ...]) -> tuple[tuple[str, ...], list[Path]]:
     """`PATH:TARGET` entries with PATH made absolute (from here) and checked to be a folder; and the folders."""
     entries, folders = [], []
     for entry in given:
@@ -79,9 +79,10 @@ def _mounts(given: tuple[str, ...]) -> tuple[tuple[str, ...], list[Path]]:
             raise ConfigError(f"--mount {entry!r}: {folder} is not a folder on this machine")
         entries.append(f"{folder}:{target}")
         folders.append(folder)
-    from emulator.core.devmounts import dev_mounts
+    from emulator.core.devmounts import dev_mounts, platform_folders
 
-    dev_mounts(entries, "", by_session=False)  # the platform's rules on paths, before a build; it has the last word
+    # The platform's rules on paths, before a build; it has the last word.
+    dev_mounts(entries, "", by_session=False, platform=platform_folders(settings))
     return tuple(entries), folders
 
 
@@ -148,7 +149,7 @@ def dev(
             f"emulate dev runs {', '.join(types)} sessions, not {session_type!r} (a desktop-app needs a desktop, "
             "a headless job ends: test those with `emulate validate` and the project's tests)"
         )
-    entries, mounted = _mounts(mounts)
+    entries, mounted = _mounts(settings, mounts)
     folder = folder.resolve()
     label = _NAME_RULE.sub("-", folder.name.lower()).strip("-")[:63] or "dev"
     request = loop.DevRequest(folder, tag or default_image(folder), name or label, session_type, entries, timeout)
