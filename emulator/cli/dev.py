@@ -39,7 +39,9 @@ class ConsoleNarrator:
 
     def step(self, line: str) -> None:
         if not self._tty:
-            if line.startswith(("Step ", "STEP ")):
+            from emulator.host.builds import STEP  # not at start-up: it brings in the Docker SDK
+
+            if STEP.match(line):
                 self._step = line
             elif self._step and "Using cache" not in line:  # the step runs: say so (a rebuild's few)
                 console_err.print(self._step, markup=False, highlight=False, soft_wrap=True)
