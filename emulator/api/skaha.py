@@ -75,6 +75,7 @@ REGISTRY_AUTH = "x-skaha-registry-auth"
 
 @router.post("/session")
 async def launch(http: Request, p: Query, user: CurrentUser, manager: Manager) -> Response:
+    mounts = p.getlist("mount")
     wanted = LaunchRequest(
         name=p.get("name"),
         image=p.get("image"),
@@ -86,8 +87,8 @@ async def launch(http: Request, p: Query, user: CurrentUser, manager: Manager) -
         args=p.get("args"),
         env=p.getlist("env"),
         fault=p.get("fault"),  # the emulator's own (EMULATE_FAULTS=true; refused otherwise)
-        mounts=p.getlist("mount"),  # the emulator's own (`emulate dev --mount`): host folders, where allowed
-        by_session=by_session(http),
+        mounts=mounts,  # the emulator's own (`emulate dev --mount`): host folders, where allowed
+        by_session=bool(mounts) and by_session(http),  # only a mount asks whose token it is (a second look-up)
         registry_auth=http.headers.get(REGISTRY_AUTH),
     )
     return _text(f"{await manager.launch(user, wanted)}\n")

@@ -39,7 +39,9 @@ class ConsoleNarrator:
 
     def step(self, line: str) -> None:
         if not self._tty:
-            if line.startswith(("Step ", "STEP ")):
+            from emulator.host.builds import STEP  # not at start-up: it brings in the Docker SDK
+
+            if STEP.match(line):
                 self._step = line
             elif self._step and "Using cache" not in line:  # the step runs: say so (a rebuild's few)
                 console_err.print(self._step, markup=False, highlight=False, soft_wrap=True)
@@ -67,7 +69,7 @@ class ConsoleNarrator:
         console_err.print(f"[red]✗[/red] {escape(text)}", highlight=False, soft_wrap=True)
 
 
-def _mounts(given: tuple[str, ...]) -> tuple[tuple[str, ...], list[Path]]:
+def _mounts(settings: Settings, given: tuple[str, ...]) -> tuple[tuple[str, ...], list[Path]]:
     """`PATH:TARGET` entries with PATH made absolute (from here) and checked to be a folder; and the folders."""
     entries, folders = [], []
     for entry in given:
@@ -79,9 +81,10 @@ def _mounts(given: tuple[str, ...]) -> tuple[tuple[str, ...], list[Path]]:
             raise ConfigError(f"--mount {entry!r}: {folder} is not a folder on this machine")
         entries.append(f"{folder}:{target}")
         folders.append(folder)
-    from emulator.core.devmounts import dev_mounts
+    from emulator.core.devmounts import dev_mounts, platform_folders
 
-    dev_mounts(entries, "", by_session=False)  # the platform's rules on paths, before a build; it has the last word
+    # The platform's rules on paths, before a build; it has the last word.
+    dev_mounts(entries, "", by_session=False, platform=platform_folders(settings))
     return tuple(entries), folders
 
 
@@ -148,7 +151,7 @@ def dev(
             f"emulate dev runs {', '.join(types)} sessions, not {session_type!r} (a desktop-app needs a desktop, "
             "a headless job ends: test those with `emulate validate` and the project's tests)"
         )
-    entries, mounted = _mounts(mounts)
+    entries, mounted = _mounts(settings, mounts)
     folder = folder.resolve()
     label = _NAME_RULE.sub("-", folder.name.lower()).strip("-")[:63] or "dev"
     request = loop.DevRequest(folder, tag or default_image(folder), name or label, session_type, entries, timeout)

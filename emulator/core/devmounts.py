@@ -5,8 +5,11 @@ emulator's own addition and a narrow one: honoured only where one person owns th
 sign-in, one engine) unless EMULATE_DEV_MOUNTS says otherwise; never for a session's own token (code running
 in a session must not reach the host's files); absolute, plain paths only; never over the contract's own
 paths (/arc, /scratch, /skaha-system, the identity files...) nor the kernel's, and never a system folder of
-the host. Whether the source exists is the engine's to say (a bind of a missing folder is refused there:
-the service runs in a container and does not see the host's files); the CLI checks it first.
+the host nor the platform's own state and config (every session's token, the users file: where the operator
+allows mounts for every user, one must not read another's way in). A source is checked as given and with the
+links the service can see followed (a link in a home under /arc, which the engine would follow). Whether the
+source exists is the engine's to say (a bind of a missing folder is refused there: the service runs in a
+container and does not see the host's files); the CLI checks it first.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ KERNEL_TARGETS = ("/proc", "/sys", "/dev")
 # Host folders no session gets: the kernel's, and where the engine's socket and other daemons' live.
 SYSTEM_SOURCES = ("/proc", "/sys", "/dev", "/run", "/var/run", "/boot")
 FORM = "SOURCE:TARGET, two absolute paths"
+
+
+def platform_folders(settings: Settings) -> tuple[str, ...]:
+    """The host folders that hold the platform's own secrets (its state: sessions' tokens; its config: users)."""
+    return tuple(str(path) for path in (settings.layout.state_path, settings.layout.config_path))
 
 
 def refusal(settings: Settings) -> str:
@@ -73,10 +81,26 @@ def _target(target: str, entry: str, contract: Sequence[str]) -> str:
     return target
 
 
+def _source(source: str, entry: str, platform: Sequence[str]) -> str:
+    _plain(source, "source", entry)
+    # As given, and as the links the service sees lead (the engine follows a link in a bind's source).
+    for path in dict.fromkeys((source, posixpath.realpath(source))):
+        if _under(path, SYSTEM_SOURCES):
+            raise InvalidRequest(f"mount '{shown(entry)}': {path} is a system folder of the host")
+        if _under(path, platform):
+            raise InvalidRequest(f"mount '{shown(entry)}': {path} holds the platform's own state or configuration")
+    return source
+
+
 def dev_mounts(
-    entries: Sequence[str], refused: str, by_session: bool, profile_targets: Iterable[str] = ()
+    entries: Sequence[str],
+    refused: str,
+    by_session: bool,
+    profile_targets: Iterable[str] = (),
+    platform: Sequence[str] = (),
 ) -> list[DevMount]:
-    """The launch's `mount` entries (SOURCE:TARGET), checked; `refused`: why this platform takes none."""
+    """The launch's `mount` entries (SOURCE:TARGET), checked; `refused`: why this platform takes none;
+    `platform`: the platform's own folders (`platform_folders`), which no session mounts."""
     if not entries:
         return []
     if refused:
@@ -86,14 +110,13 @@ def dev_mounts(
     if len(entries) > MOST:
         raise InvalidRequest(f"mount: at most {MOST} host folders per session")
     contract = (*CONTRACT_TARGETS, *profile_targets)
+    platform = tuple(dict.fromkeys([*platform, *map(posixpath.realpath, platform)]))
     mounts: list[DevMount] = []
     for entry in entries:
         if entry.count(":") != 1:
             raise InvalidRequest(f"mount '{shown(entry)}' is not {FORM}")
         source, target = entry.split(":")
-        _plain(source, "source", entry)
-        if _under(source, SYSTEM_SOURCES):
-            raise InvalidRequest(f"mount '{shown(entry)}': {source} is a system folder of the host")
+        _source(source, entry, platform)
         if any(m.target == target for m in mounts):
             raise InvalidRequest(f"mount '{shown(entry)}': {target} is mounted twice")
         mounts.append(DevMount(source, _target(target, entry, contract)))

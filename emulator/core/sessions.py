@@ -94,6 +94,7 @@ class SessionManager:
         self._gpus = policy.GpuFacts(tuple(host.gpu_devices), placed_by_swarm, host.gpu_note)
         self._admission = policy.admission_limits(settings, host.capacity)  # it does not change while the service runs
         self._mounts_refused = devmounts.refusal(settings)  # why launches may not mount host folders ("": they may)
+        self._platform_folders = devmounts.platform_folders(settings)
 
     # --- read-only facts ------------------------------------------------------------------
 
@@ -173,7 +174,9 @@ class SessionManager:
             faults_refused=None if self._settings.faults else policy.FAULTS_OFF,
         )
         targets = checked.profile.mounts if checked.profile else {}
-        mounts = devmounts.dev_mounts(request.mounts, self._mounts_refused, request.by_session, targets)
+        mounts = devmounts.dev_mounts(
+            request.mounts, self._mounts_refused, request.by_session, targets, self._platform_folders
+        )
         await self._check_space(user)
         must_pull = await self._pulls.check(checked.image, checked.type, checked.credentials, user.name)
         gpus = self._gpus

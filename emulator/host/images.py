@@ -27,14 +27,14 @@ import docker.errors
 
 from emulator import __version__, labels
 from emulator.errors import ConfigError, EmulatorError, Unavailable
+from emulator.host.builds import STEP
 from emulator.runtime.docker import connect, docker_errors
 from emulator.settings import REPO_ROOT, Settings
 
 DEBIAN_BASE = "debian:bookworm-slim"
 BASE_IMAGE = "skaha-emulator/base:bookworm"
 GATEWAY_IMAGE = "skaha-emulator/gateway:latest"
-# Build progress lines: Docker's legacy builder says "Step 1/3 : ...", Podman's buildah "STEP 1/3: ...".
-_STEP = re.compile(r"^(Step|STEP) \d+/\d+ ?:")
+_STEP = STEP  # build progress lines (host.builds' pattern: Docker's and Podman's)
 _OWN_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*skaha-emulator/([a-z0-9._-]+):", re.IGNORECASE | re.MULTILINE)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from emulator.core.devmounts import dev_mounts, refusal
+from emulator.core.devmounts import dev_mounts, platform_folders, refusal
 from emulator.core.models import DevMount
 from emulator.errors import InvalidRequest
 from emulator.settings import Settings
@@ -68,3 +70,24 @@ def test_a_platform_that_takes_none_a_session_s_own_token_and_too_many_are_refus
         dev_mounts([f"/a:/b{i}" for i in range(9)], "", by_session=False)
     with pytest.raises(InvalidRequest, match="mounted twice"):
         dev_mounts(["/a:/b", "/c:/b"], "", by_session=False)
+
+
+def test_the_platform_s_own_state_and_config_are_never_mounted_nor_reached_by_a_link(tmp_path: Path) -> None:
+    # Where the operator lets every user mount folders, the state (every session's token) must stay out of reach.
+    settings = Settings(state_dir=tmp_path / "state", config_dir=tmp_path / "config")
+    platform = platform_folders(settings)
+    (tmp_path / "state" / "sessions").mkdir(parents=True)
+    home = tmp_path / "arc" / "home" / "mallory"
+    home.mkdir(parents=True)
+    (home / "way-in").symlink_to(tmp_path / "state" / "sessions")
+    (home / "socket").symlink_to("/run")
+    refused = {
+        f"{tmp_path}/state/sessions:/opt/x": "platform's own state",
+        f"{tmp_path}/config:/opt/x": "platform's own state",
+        f"{home}/way-in:/opt/x": "platform's own state",
+        f"{home}/socket:/opt/x": "system folder",
+    }
+    for entry, words in refused.items():
+        with pytest.raises(InvalidRequest, match=words):
+            dev_mounts([entry], "", by_session=False, platform=platform)
+    assert dev_mounts([f"{home}:/opt/x"], "", by_session=False, platform=platform) == [DevMount(str(home), "/opt/x")]
