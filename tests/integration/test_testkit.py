@@ -24,6 +24,7 @@ from emulator.testkit.attached import KEPT_NAME
 from emulator.testkit.images import folder_tag
 from tests.factories import TEST_IMAGES, built_test_images
 from tests.instance import Instance
+from tests.kits import kit_leftovers
 
 pytestmark = pytest.mark.slow
 pytest_plugins = ["pytester"]
@@ -43,32 +44,15 @@ def kit_images(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
         yield tags
 
 
-def _ours(client: docker.DockerClient) -> list[str]:
-    """Every container and network this test's kit runs made that is still there: their state folders are under
-    its TMPDIR (`clean`), so the runs of others testing on this engine at the same time are not counted."""
-    runs = os.environ["TMPDIR"]
-
-    def mine(found: dict[str, str]) -> bool:
-        return found.get(labels.KIT_STATE, "").startswith(f"{runs}/")
-
-    containers = [
-        c.name for c in client.containers.list(all=True, filters={"label": labels.KIT_OWNER}) if mine(c.labels)
-    ]
-    networks = [
-        n.name for n in client.networks.list(filters={"label": labels.KIT_OWNER}) if mine(n.attrs.get("Labels") or {})
-    ]
-    return containers + networks
-
-
 @pytest.fixture
 def clean(docker_client: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The test's kit runs leave nothing behind. They keep their state in a folder of the test's (TMPDIR, which
-    their subprocesses inherit), by which `_ours` tells theirs from other runs on the same engine."""
+    their subprocesses inherit), by which `kit_leftovers` tells theirs from other runs on the same engine."""
     runs = tmp_path / "runs"
     runs.mkdir()
     monkeypatch.setenv("TMPDIR", str(runs))
     yield
-    left = _ours(docker_client)
+    left = kit_leftovers(docker_client)
     leftovers.sweep(docker_client, include_kept=True)
     assert left == [], f"the kit left these behind: {left}"
 
@@ -237,15 +221,15 @@ def test_keep_leaves_a_failed_tests_session_until_clean(
     result = _run(pytester, "--skaha-keep")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*skaha sessions kept for a look*", "*test_fails: notebook * at http://127.0.0.1:*"])
-    kept = sorted(_ours(docker_client))
+    kept = sorted(kit_leftovers(docker_client))
     assert len([n for n in kept if "-notebook-" in n]) == 1 and any(n.endswith("-gateway") for n in kept), kept
     # A later run leaves them alone; `emulate testkit clean` removes them.
     pytester.makepyfile(test_other="def test_nothing(): pass")
     _run(pytester, "test_other.py").assert_outcomes(passed=1)
-    assert sorted(_ours(docker_client)) == kept
+    assert sorted(kit_leftovers(docker_client)) == kept
     cleaned = subprocess.run([sys.executable, "-m", "emulator", "testkit", "clean"], capture_output=True, text=True)
     assert cleaned.returncode == 0 and "removed" in cleaned.stdout, cleaned
-    assert _ours(docker_client) == []
+    assert kit_leftovers(docker_client) == []
 
 
 def test_a_crashed_run_is_cleaned_up_by_the_next(
@@ -268,10 +252,10 @@ def test_a_crashed_run_is_cleaned_up_by_the_next(
             if "LAUNCHED" in line:
                 break
         os.kill(crashed.pid, signal.SIGKILL)
-    assert any("-notebook-" in name for name in _ours(docker_client))
+    assert any("-notebook-" in name for name in kit_leftovers(docker_client))
     pytester.makepyfile(test_next=f'def test_next(skaha_session): skaha_session("{NOTEBOOK}", type="notebook")')
     _run(pytester, "test_next.py").assert_outcomes(passed=1)
-    assert _ours(docker_client) == []
+    assert kit_leftovers(docker_client) == []
 
 
 @pytest.mark.parametrize("which", ["platform", "secured"])
@@ -398,7 +382,7 @@ def test_a_folder_is_built_once_and_a_reused_session_is_adopted_until_its_image_
         assert replaced[1:3] == ["False", "0"] and not {launched[0], launched[3]} & {replaced[0], replaced[3]}
         kept = _kept(docker_client, reuse_home)
         assert not any(launched[0] in name or launched[3] in name for name in kept), kept
-        assert _ours(docker_client) == []  # each run's own network and gateway went with it
+        assert kit_leftovers(docker_client) == []  # each run's own network and gateway went with it
         cleaned = subprocess.run([sys.executable, "-m", "emulator", "testkit", "clean"], capture_output=True, text=True)
         assert cleaned.returncode == 0 and replaced[0] in cleaned.stdout, cleaned
         assert _kept(docker_client, reuse_home) == []
