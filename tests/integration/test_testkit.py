@@ -19,7 +19,7 @@ import docker.errors
 import pytest
 
 from emulator import labels
-from emulator.testkit import leftovers
+from emulator.testkit import leftovers, reuse
 from emulator.testkit.attached import KEPT_NAME
 from emulator.testkit.images import folder_tag
 from tests.factories import TEST_IMAGES, built_test_images
@@ -386,6 +386,35 @@ def test_a_folder_is_built_once_and_a_reused_session_is_adopted_until_its_image_
         cleaned = subprocess.run([sys.executable, "-m", "emulator", "testkit", "clean"], capture_output=True, text=True)
         assert cleaned.returncode == 0 and replaced[0] in cleaned.stdout, cleaned
         assert _kept(docker_client, reuse_home) == []
+
+
+def test_a_kept_session_a_run_still_going_holds_is_neither_adopted_nor_deleted_until_let_go(
+    pytester: pytest.Pytester, clean: None, reuse_home: Path, docker_client: docker.DockerClient
+) -> None:
+    app = pytester.mkdir("app")
+    (app / "Dockerfile").write_text(SMALL_APP)
+    pytester.makepyfile(
+        """
+        def test_kept(skaha_session):
+            print("SESSION", skaha_session(build="app", reuse=True).id)
+        """
+    )
+    with _removing_images(docker_client, app):
+        first = _run(pytester)
+        first.assert_outcomes(passed=1)
+        (held,) = _printed(first, "SESSION")
+        # Held as a run going beside the next one holds it while a test of its uses it (this process: alive).
+        mark = reuse_home / reuse.RECORDS / f"{held}{reuse.HELD}"
+        mark.write_text(leftovers.owner())
+        second = _run(pytester)
+        second.assert_outcomes(passed=1)
+        (launched,) = _printed(second, "SESSION")
+        assert launched != held and any(held in name for name in _kept(docker_client, reuse_home))
+        # Let go of: the next run adopts it, the oldest of its slot.
+        mark.unlink()
+        third = _run(pytester)
+        third.assert_outcomes(passed=1)
+        assert _printed(third, "SESSION") == [held]
 
 
 def _printed(result: pytest.RunResult, mark: str) -> list[str]:
