@@ -161,6 +161,12 @@ class ReuseHome(StandaloneKit):
             return False
         published = (found.ports or {}).get(f"{LISTEN_PORT}/tcp") or []
         if found.status != "running" or found.labels.get(labels.CONFIG_HASH) != digest or not published:
+            other = live_holder(self.state, but=self.owner)
+            if other is not None and found.status == "running":  # its sessions' URLs go through it
+                raise SkahaError(
+                    f"the reuse home's gateway routes another profile set or gateway image, for a test run still "
+                    f"going ({_run_of(other)}): let it end, or launch without reuse"
+                )
             found.remove(force=True)
             return False
         self._gateway_ready(int(published[0]["HostPort"]))
@@ -285,14 +291,25 @@ class ReuseHome(StandaloneKit):
             return None
 
 
+def live_holder(state: Path, but: str | None = None) -> str | None:
+    """A test run still going that uses the home (but `but`), by its owner mark, if any."""
+    holders = state / HOLDERS
+    found = (holder.name for holder in holders.iterdir()) if holders.is_dir() else iter(())
+    return next((holder for holder in found if holder != but and leftovers.alive(holder)), None)
+
+
+def _run_of(mark: str) -> str:
+    parts = mark.split(":")
+    return f"pid {parts[2]}" if len(parts) == 4 else mark
+
+
 def clean_home(client: docker.DockerClient) -> tuple[list[str], str | None]:
     """Remove your reuse home (its sessions, gateway, network and state; never its /arc) unless a run holds it:
     the names removed, and why it was left, if it was."""
     state = home_state()
-    holders = state / HOLDERS
-    for holder in holders.iterdir() if holders.is_dir() else []:
-        if leftovers.alive(holder.name):
-            return [], f"kept sessions left alone: a test run uses them (pid {holder.name.split(':')[2]})"
+    holder = live_holder(state)
+    if holder is not None:
+        return [], f"kept sessions left alone: a test run uses them ({_run_of(holder)})"
     selector = {"label": f"{labels.KIT_REUSE}={state}"}
     removed: list[str] = []
     for container in client.containers.list(all=True, filters=selector):

@@ -19,6 +19,7 @@ import docker.errors
 import pytest
 
 from emulator import labels
+from emulator.settings import REPO_ROOT
 from emulator.testkit import leftovers, reuse
 from emulator.testkit.attached import KEPT_NAME
 from emulator.testkit.images import folder_tag
@@ -415,6 +416,35 @@ def test_a_kept_session_a_run_still_going_holds_is_neither_adopted_nor_deleted_u
         third = _run(pytester)
         third.assert_outcomes(passed=1)
         assert _printed(third, "SESSION") == [held]
+
+
+def test_a_run_with_other_profiles_leaves_alone_the_home_gateway_a_run_still_going_uses(
+    pytester: pytest.Pytester, clean: None, reuse_home: Path, docker_client: docker.DockerClient
+) -> None:
+    app = pytester.mkdir("app")
+    (app / "Dockerfile").write_text(SMALL_APP)
+    profiles = pytester.path / "profiles"
+    shutil.copytree(REPO_ROOT / "profiles", profiles)
+    (profiles / "firefly.yaml").unlink()  # a table of routes of its own
+    pytester.makepyfile(
+        """
+        def test_kept(skaha_session):
+            print("SESSION", skaha_session(build="app", reuse=True).id)
+        """
+    )
+    gateway = {"label": [f"{labels.KIT_REUSE}={reuse_home}", f"{labels.ROLE}={labels.ROLE_GATEWAY}"]}
+    holder = reuse_home / reuse.HOLDERS / leftovers.owner()  # as a run going beside the next holds the home
+    with _removing_images(docker_client, app):
+        _run(pytester).assert_outcomes(passed=1)
+        before = [c.id for c in docker_client.containers.list(filters=gateway)]
+        holder.touch()
+        try:
+            other = _run(pytester, f"--skaha-profiles={profiles}")
+        finally:
+            holder.unlink()
+        other.assert_outcomes(failed=1)
+        other.stdout.fnmatch_lines(["*the reuse home's gateway routes another profile set or gateway image*"])
+        assert [c.id for c in docker_client.containers.list(filters=gateway)] == before and len(before) == 1
 
 
 def _printed(result: pytest.RunResult, mark: str) -> list[str]:
