@@ -340,12 +340,25 @@ def _removing_images(client: docker.DockerClient, *folders: Path) -> Iterator[No
                 client.images.remove(folder_tag(folder), force=True, noprune=True)
 
 
+def _small_app_project(pytester: pytest.Pytester, test: str) -> Path:
+    """A project of one test file, `test`, and the folder `app/` of a small contributed app's Dockerfile."""
+    app = pytester.mkdir("app")
+    (app / "Dockerfile").write_text(SMALL_APP)
+    pytester.makepyfile(test)
+    return app
+
+
+KEPT_TEST = """
+def test_kept(skaha_session):
+    print("SESSION", skaha_session(build="app", reuse=True).id)
+"""
+
+
 def test_a_folder_is_built_once_and_a_reused_session_is_adopted_until_its_image_changes(
     pytester: pytest.Pytester, clean: None, reuse_home: Path, docker_client: docker.DockerClient
 ) -> None:
-    app = pytester.mkdir("app")
-    (app / "Dockerfile").write_text(SMALL_APP)
-    pytester.makepyfile(
+    app = _small_app_project(
+        pytester,
         """
         import pytest
 
@@ -357,7 +370,7 @@ def test_a_folder_is_built_once_and_a_reused_session_is_adopted_until_its_image_
             assert code == 0 and app.http.get("").status_code == 200
             other = skaha_session()  # this test holds the first: another, kept too
             print("SESSION", app.id, app.adopted, output.strip(), other.id)
-        """
+        """,
     )
     with _removing_images(docker_client, app):
         first = _run(pytester)
@@ -392,14 +405,7 @@ def test_a_folder_is_built_once_and_a_reused_session_is_adopted_until_its_image_
 def test_a_kept_session_a_run_still_going_holds_is_neither_adopted_nor_deleted_until_let_go(
     pytester: pytest.Pytester, clean: None, reuse_home: Path, docker_client: docker.DockerClient
 ) -> None:
-    app = pytester.mkdir("app")
-    (app / "Dockerfile").write_text(SMALL_APP)
-    pytester.makepyfile(
-        """
-        def test_kept(skaha_session):
-            print("SESSION", skaha_session(build="app", reuse=True).id)
-        """
-    )
+    app = _small_app_project(pytester, KEPT_TEST)
     with _removing_images(docker_client, app):
         first = _run(pytester)
         first.assert_outcomes(passed=1)
@@ -421,17 +427,10 @@ def test_a_kept_session_a_run_still_going_holds_is_neither_adopted_nor_deleted_u
 def test_a_run_with_other_profiles_leaves_alone_the_home_gateway_a_run_still_going_uses(
     pytester: pytest.Pytester, clean: None, reuse_home: Path, docker_client: docker.DockerClient
 ) -> None:
-    app = pytester.mkdir("app")
-    (app / "Dockerfile").write_text(SMALL_APP)
+    app = _small_app_project(pytester, KEPT_TEST)
     profiles = pytester.path / "profiles"
     shutil.copytree(REPO_ROOT / "profiles", profiles)
     (profiles / "firefly.yaml").unlink()  # a table of routes of its own
-    pytester.makepyfile(
-        """
-        def test_kept(skaha_session):
-            print("SESSION", skaha_session(build="app", reuse=True).id)
-        """
-    )
     gateway = {"label": [f"{labels.KIT_REUSE}={reuse_home}", f"{labels.ROLE}={labels.ROLE_GATEWAY}"]}
     holder = reuse_home / reuse.HOLDERS / leftovers.owner()  # as a run going beside the next holds the home
     with _removing_images(docker_client, app):
@@ -490,15 +489,14 @@ def test_check_logs_fails_a_launch_whose_start_up_printed_a_traceback_and_honour
 def test_attached_a_reused_session_stays_on_the_platform_until_clean(
     pytester: pytest.Pytester, platform: Instance, reuse_home: Path, docker_client: docker.DockerClient
 ) -> None:
-    app = pytester.mkdir("app")
-    (app / "Dockerfile").write_text(SMALL_APP)
-    pytester.makepyfile(
+    app = _small_app_project(
+        pytester,
         """
         def test_kept(skaha_session):
             app = skaha_session(build="app", reuse=True)
             assert app.http.get("").status_code == 200
             print("SESSION", app.id, app.adopted)
-        """
+        """,
     )
     attached = (f"--skaha-url={platform.url}", f"--skaha-token={platform.token}")
     with _removing_images(docker_client, app):
