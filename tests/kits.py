@@ -1,42 +1,28 @@
-"""What test kit runs leave in Docker, as the suite's own tests see it: only ended runs' and this process's,
-never those of a run still going beside it (another pytest worker's, a developer's)."""
+"""What test kit runs leave in Docker, as the suite's own tests see it: only the runs a test started itself,
+never those of a run going beside it (another pytest worker's, a developer's) nor an unrelated crashed one."""
 
 from __future__ import annotations
 
 import os
 
 import docker
-import psutil
 
 from emulator import labels
 
 
-def _judged_here(owner: str) -> bool:
-    """A run that ended (its process gone, or another one under its pid), or this very process."""
-    parts = owner.split(":")
-    if len(parts) != 4 or not parts[2].isdigit() or not parts[3].isdigit():
-        return True
-    pid, started = int(parts[2]), int(parts[3])
-    if pid == os.getpid():
-        return True
-    try:
-        return int(psutil.Process(pid).create_time()) != started
-    except psutil.NoSuchProcess:
-        return True
+def kit_leftovers(client: docker.DockerClient) -> list[str]:
+    """Every container and network this test's kit runs made that is still there: the test gives its runs a
+    TMPDIR of its own (which their subprocesses inherit), and their state folders, named in what they make,
+    are under it; so the runs of others testing on this engine at the same time are not counted."""
+    runs = os.environ["TMPDIR"]
 
+    def mine(found: dict[str, str]) -> bool:
+        return found.get(labels.KIT_STATE, "").startswith(f"{runs}/")
 
-def kit_leftovers(client: docker.DockerClient, *, running_only: bool = False) -> list[str]:
-    """The names of the containers (running ones only, with `running_only`) and networks that kit runs made and
-    that are still there, but for runs still going in other processes."""
-    found = [
-        container.name
-        for container in client.containers.list(all=not running_only, filters={"label": labels.KIT_OWNER})
-        if _judged_here(container.labels.get(labels.KIT_OWNER, ""))
+    containers = [
+        c.name for c in client.containers.list(all=True, filters={"label": labels.KIT_OWNER}) if mine(c.labels)
     ]
-    if not running_only:
-        found += [
-            network.name
-            for network in client.networks.list(filters={"label": labels.KIT_OWNER})
-            if _judged_here((network.attrs.get("Labels") or {}).get(labels.KIT_OWNER, ""))
-        ]
-    return found
+    networks = [
+        n.name for n in client.networks.list(filters={"label": labels.KIT_OWNER}) if mine(n.attrs.get("Labels") or {})
+    ]
+    return containers + networks

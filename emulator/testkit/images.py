@@ -19,7 +19,7 @@ import docker
 
 from emulator.errors import EmulatorError
 from emulator.host import logcheck
-from emulator.host.builds import build_folder
+from emulator.host.builds import Built, build_folder
 from emulator.settings import Settings
 from emulator.testkit.session import SkahaError
 
@@ -37,16 +37,15 @@ def folder_tag(folder: Path) -> str:
 
 @dataclass(frozen=True)
 class BuildRecord:
+    """A folder's image as this run got it: host.builds' answer, for the run's summary and for tests."""
+
     folder: Path
-    tag: str
-    image_id: str
-    built: bool  # False: the image under `tag` was made from this very context already
-    seconds: float
+    built: Built
 
     def describe(self) -> str:
-        if self.built:
-            return f"built {self.tag} from {self.folder} in {self.seconds:.1f} s"
-        return f"{self.tag} from {self.folder}: unchanged, nothing built"
+        if self.built.built:
+            return f"built {self.built.tag} from {self.folder} in {self.built.seconds:.1f} s"
+        return f"{self.built.tag} from {self.folder}: unchanged, nothing built"
 
 
 class KitImages:
@@ -62,13 +61,13 @@ class KitImages:
         resolved = folder.resolve()
         done = next((record for record in self.builds if record.folder == resolved), None)
         if done is not None:
-            return done.tag
+            return done.built.tag
         tag = folder_tag(resolved)
         try:
             built = build_folder(self._settings, resolved, tag, say=_progress, client=self._client)
         except EmulatorError as exc:
             raise SkahaError(f"skaha_session(build={str(folder)!r}): {exc.message}") from None
-        self.builds.append(BuildRecord(resolved, built.tag, built.image_id, built.built, built.seconds))
+        self.builds.append(BuildRecord(resolved, built))
         return built.tag
 
     def log_rules(self, image: str) -> logcheck.IgnoreRules:

@@ -9,8 +9,10 @@ run holds the home (each run using it leaves a file named after itself in `holde
 
 A launch with reuse adopts the kept session of the same slot (type, name and the image as named: a folder's
 image keeps its tag) when its key (the image's id, the launch options, the type's profile, /arc) is the same
-and it still answers; any other of that slot is deleted and a new one launched. What a run does in a reused
-session stays for the next (that is the point): its processes, files, /scratch and home.
+and it still answers; any other of that slot is deleted and a new one launched. A kept session a test holds is
+marked with its run (`kept/<id>.held`), and no other run that shares the home adopts or deletes it while that run
+goes on. What a run does in a reused session stays for the next (that is the point): its processes, files,
+/scratch and home.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from emulator.testkit.standalone import StandaloneKit
 HOME = "testkit-reuse"
 HOLDERS = "holders"
 RECORDS = "kept"
+HELD = ".held"
 ADOPTION_PROBE_SECONDS = 10.0
 
 
@@ -158,6 +161,12 @@ class ReuseHome(StandaloneKit):
             return False
         published = (found.ports or {}).get(f"{LISTEN_PORT}/tcp") or []
         if found.status != "running" or found.labels.get(labels.CONFIG_HASH) != digest or not published:
+            other = live_holder(self.state, but=self.owner)
+            if other is not None and found.status == "running":  # its sessions' URLs go through it
+                raise SkahaError(
+                    f"the reuse home's gateway routes another profile set or gateway image, for a test run still "
+                    f"going ({_run_of(other)}): let it end, or launch without reuse"
+                )
             found.remove(force=True)
             return False
         self._gateway_ready(int(published[0]["HostPort"]))
@@ -187,22 +196,24 @@ class ReuseHome(StandaloneKit):
         with self._locked():
             adopted = self._adopt(wanted, made_of)
             if adopted is not None:
+                self._hold(adopted.id)
                 return adopted
             session = plan.session(naming.new_session_id(), self.user.name)
             self._record_path(session.id).write_text(_record_text(session))
+            self._hold(session.id)
             kept = {labels.KIT_REUSE_SLOT: wanted, labels.KIT_REUSE_KEY: made_of}
             return self._start(plan.profile, session, options.timeout, kept)
 
     def _adopt(self, wanted: str, made_of: str) -> SkahaSession | None:
-        """The oldest kept session of this slot made of the same that no test of this run holds, if it still
-        answers (a test holding one and asking again gets another, kept too); the slot's others are deleted."""
+        """The oldest kept session of this slot made of the same that no test holds, if it still answers (a test
+        holding one and asking again gets another, kept too); the slot's others no test holds are deleted."""
         selector = [f"{labels.KIT_REUSE}={self.state}", f"{labels.KIT_REUSE_SLOT}={wanted}"]
         found = self._client.containers.list(all=True, filters={"label": selector})
         adopted: SkahaSession | None = None
         for container in sorted(found, key=lambda container: str(container.attrs.get("Created", ""))):
             session_id = container.labels.get(labels.SESSION_ID, "")
-            if session_id in self.sessions:
-                continue  # a test of this run holds it
+            if self._held(session_id):
+                continue  # a test of this run, or of another still going, holds it
             record = self._kept_record(session_id)
             if record is None or container.labels.get(labels.KIT_REUSE_KEY) != made_of:
                 self._forget(container.name, session_id)
@@ -240,20 +251,38 @@ class ReuseHome(StandaloneKit):
     def _let_go(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
         self._records.pop(session.id, None)
+        self._held_path(session.id).unlink(missing_ok=True)
 
     def _discard(self, container_name: str, session: Session) -> None:
         super()._discard(container_name, session)
-        self._record_path(session.id).unlink(missing_ok=True)
+        self._drop_record(session.id)
 
     def _forget(self, container_name: str, session_id: str) -> None:
         with suppress(docker.errors.NotFound):
             self._client.api.remove_container(container_name, force=True, v=True)
         if session_id:
             shutil.rmtree(self.settings.layout.session_files(session_id), ignore_errors=True)
-            self._record_path(session_id).unlink(missing_ok=True)
+            self._drop_record(session_id)
+
+    def _hold(self, session_id: str) -> None:
+        self._held_path(session_id).write_text(self.owner)
+
+    def _held(self, session_id: str) -> bool:
+        """Whether a test of a run still going holds the kept session (one of a run that crashed does not)."""
+        try:
+            return leftovers.alive(self._held_path(session_id).read_text())
+        except OSError:
+            return False
+
+    def _drop_record(self, session_id: str) -> None:
+        self._record_path(session_id).unlink(missing_ok=True)
+        self._held_path(session_id).unlink(missing_ok=True)
 
     def _record_path(self, session_id: str) -> Path:
         return self.state / RECORDS / f"{session_id}.json"
+
+    def _held_path(self, session_id: str) -> Path:
+        return self.state / RECORDS / f"{session_id}{HELD}"
 
     def _kept_record(self, session_id: str) -> Session | None:
         try:
@@ -262,14 +291,25 @@ class ReuseHome(StandaloneKit):
             return None
 
 
+def live_holder(state: Path, but: str | None = None) -> str | None:
+    """A test run still going that uses the home (but `but`), by its owner mark, if any."""
+    holders = state / HOLDERS
+    found = (holder.name for holder in holders.iterdir()) if holders.is_dir() else iter(())
+    return next((holder for holder in found if holder != but and leftovers.alive(holder)), None)
+
+
+def _run_of(mark: str) -> str:
+    parts = mark.split(":")
+    return f"pid {parts[2]}" if len(parts) == 4 else mark
+
+
 def clean_home(client: docker.DockerClient) -> tuple[list[str], str | None]:
     """Remove your reuse home (its sessions, gateway, network and state; never its /arc) unless a run holds it:
     the names removed, and why it was left, if it was."""
     state = home_state()
-    holders = state / HOLDERS
-    for holder in holders.iterdir() if holders.is_dir() else []:
-        if leftovers.alive(holder.name):
-            return [], f"kept sessions left alone: a test run uses them (pid {holder.name.split(':')[2]})"
+    holder = live_holder(state)
+    if holder is not None:
+        return [], f"kept sessions left alone: a test run uses them ({_run_of(holder)})"
     selector = {"label": f"{labels.KIT_REUSE}={state}"}
     removed: list[str] = []
     for container in client.containers.list(all=True, filters=selector):

@@ -51,7 +51,12 @@ def _build(project: Path, image: str, client: docker.DockerClient) -> None:
 
 
 @pytest.fixture
-def images(docker_client: docker.DockerClient) -> Iterator[list[str]]:
+def images(docker_client: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The images a test builds go after it, and its projects' kit runs leave nothing behind (their state
+    folders are under a TMPDIR of the test's, by which `kit_leftovers` tells theirs from other runs)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    monkeypatch.setenv("TMPDIR", str(runs))
     made: list[str] = []
     yield made
     for tag in made:

@@ -19,11 +19,13 @@ import docker.errors
 import pytest
 
 from emulator import labels
-from emulator.testkit import leftovers
+from emulator.settings import REPO_ROOT
+from emulator.testkit import leftovers, reuse
 from emulator.testkit.attached import KEPT_NAME
 from emulator.testkit.images import folder_tag
 from tests.factories import TEST_IMAGES, built_test_images
 from tests.instance import Instance
+from tests.kits import kit_leftovers
 
 pytestmark = pytest.mark.slow
 pytest_plugins = ["pytester"]
@@ -43,32 +45,15 @@ def kit_images(docker_client: docker.DockerClient) -> Iterator[dict[str, str]]:
         yield tags
 
 
-def _ours(client: docker.DockerClient) -> list[str]:
-    """Every container and network this test's kit runs made that is still there: their state folders are under
-    its TMPDIR (`clean`), so the runs of others testing on this engine at the same time are not counted."""
-    runs = os.environ["TMPDIR"]
-
-    def mine(found: dict[str, str]) -> bool:
-        return found.get(labels.KIT_STATE, "").startswith(f"{runs}/")
-
-    containers = [
-        c.name for c in client.containers.list(all=True, filters={"label": labels.KIT_OWNER}) if mine(c.labels)
-    ]
-    networks = [
-        n.name for n in client.networks.list(filters={"label": labels.KIT_OWNER}) if mine(n.attrs.get("Labels") or {})
-    ]
-    return containers + networks
-
-
 @pytest.fixture
 def clean(docker_client: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The test's kit runs leave nothing behind. They keep their state in a folder of the test's (TMPDIR, which
-    their subprocesses inherit), by which `_ours` tells theirs from other runs on the same engine."""
+    their subprocesses inherit), by which `kit_leftovers` tells theirs from other runs on the same engine."""
     runs = tmp_path / "runs"
     runs.mkdir()
     monkeypatch.setenv("TMPDIR", str(runs))
     yield
-    left = _ours(docker_client)
+    left = kit_leftovers(docker_client)
     leftovers.sweep(docker_client, include_kept=True)
     assert left == [], f"the kit left these behind: {left}"
 
@@ -237,15 +222,15 @@ def test_keep_leaves_a_failed_tests_session_until_clean(
     result = _run(pytester, "--skaha-keep")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*skaha sessions kept for a look*", "*test_fails: notebook * at http://127.0.0.1:*"])
-    kept = sorted(_ours(docker_client))
+    kept = sorted(kit_leftovers(docker_client))
     assert len([n for n in kept if "-notebook-" in n]) == 1 and any(n.endswith("-gateway") for n in kept), kept
     # A later run leaves them alone; `emulate testkit clean` removes them.
     pytester.makepyfile(test_other="def test_nothing(): pass")
     _run(pytester, "test_other.py").assert_outcomes(passed=1)
-    assert sorted(_ours(docker_client)) == kept
+    assert sorted(kit_leftovers(docker_client)) == kept
     cleaned = subprocess.run([sys.executable, "-m", "emulator", "testkit", "clean"], capture_output=True, text=True)
     assert cleaned.returncode == 0 and "removed" in cleaned.stdout, cleaned
-    assert _ours(docker_client) == []
+    assert kit_leftovers(docker_client) == []
 
 
 def test_a_crashed_run_is_cleaned_up_by_the_next(
@@ -268,10 +253,10 @@ def test_a_crashed_run_is_cleaned_up_by_the_next(
             if "LAUNCHED" in line:
                 break
         os.kill(crashed.pid, signal.SIGKILL)
-    assert any("-notebook-" in name for name in _ours(docker_client))
+    assert any("-notebook-" in name for name in kit_leftovers(docker_client))
     pytester.makepyfile(test_next=f'def test_next(skaha_session): skaha_session("{NOTEBOOK}", type="notebook")')
     _run(pytester, "test_next.py").assert_outcomes(passed=1)
-    assert _ours(docker_client) == []
+    assert kit_leftovers(docker_client) == []
 
 
 @pytest.mark.parametrize("which", ["platform", "secured"])
@@ -355,12 +340,25 @@ def _removing_images(client: docker.DockerClient, *folders: Path) -> Iterator[No
                 client.images.remove(folder_tag(folder), force=True, noprune=True)
 
 
+def _small_app_project(pytester: pytest.Pytester, test: str) -> Path:
+    """A project of one test file, `test`, and the folder `app/` of a small contributed app's Dockerfile."""
+    app = pytester.mkdir("app")
+    (app / "Dockerfile").write_text(SMALL_APP)
+    pytester.makepyfile(test)
+    return app
+
+
+KEPT_TEST = """
+def test_kept(skaha_session):
+    print("SESSION", skaha_session(build="app", reuse=True).id)
+"""
+
+
 def test_a_folder_is_built_once_and_a_reused_session_is_adopted_until_its_image_changes(
     pytester: pytest.Pytester, clean: None, reuse_home: Path, docker_client: docker.DockerClient
 ) -> None:
-    app = pytester.mkdir("app")
-    (app / "Dockerfile").write_text(SMALL_APP)
-    pytester.makepyfile(
+    app = _small_app_project(
+        pytester,
         """
         import pytest
 
@@ -372,7 +370,7 @@ def test_a_folder_is_built_once_and_a_reused_session_is_adopted_until_its_image_
             assert code == 0 and app.http.get("").status_code == 200
             other = skaha_session()  # this test holds the first: another, kept too
             print("SESSION", app.id, app.adopted, output.strip(), other.id)
-        """
+        """,
     )
     with _removing_images(docker_client, app):
         first = _run(pytester)
@@ -398,10 +396,54 @@ def test_a_folder_is_built_once_and_a_reused_session_is_adopted_until_its_image_
         assert replaced[1:3] == ["False", "0"] and not {launched[0], launched[3]} & {replaced[0], replaced[3]}
         kept = _kept(docker_client, reuse_home)
         assert not any(launched[0] in name or launched[3] in name for name in kept), kept
-        assert _ours(docker_client) == []  # each run's own network and gateway went with it
+        assert kit_leftovers(docker_client) == []  # each run's own network and gateway went with it
         cleaned = subprocess.run([sys.executable, "-m", "emulator", "testkit", "clean"], capture_output=True, text=True)
         assert cleaned.returncode == 0 and replaced[0] in cleaned.stdout, cleaned
         assert _kept(docker_client, reuse_home) == []
+
+
+def test_a_kept_session_a_run_still_going_holds_is_neither_adopted_nor_deleted_until_let_go(
+    pytester: pytest.Pytester, clean: None, reuse_home: Path, docker_client: docker.DockerClient
+) -> None:
+    app = _small_app_project(pytester, KEPT_TEST)
+    with _removing_images(docker_client, app):
+        first = _run(pytester)
+        first.assert_outcomes(passed=1)
+        (held,) = _printed(first, "SESSION")
+        # Held as a run going beside the next one holds it while a test of its uses it (this process: alive).
+        mark = reuse_home / reuse.RECORDS / f"{held}{reuse.HELD}"
+        mark.write_text(leftovers.owner())
+        second = _run(pytester)
+        second.assert_outcomes(passed=1)
+        (launched,) = _printed(second, "SESSION")
+        assert launched != held and any(held in name for name in _kept(docker_client, reuse_home))
+        # Let go of: the next run adopts it, the oldest of its slot.
+        mark.unlink()
+        third = _run(pytester)
+        third.assert_outcomes(passed=1)
+        assert _printed(third, "SESSION") == [held]
+
+
+def test_a_run_with_other_profiles_leaves_alone_the_home_gateway_a_run_still_going_uses(
+    pytester: pytest.Pytester, clean: None, reuse_home: Path, docker_client: docker.DockerClient
+) -> None:
+    app = _small_app_project(pytester, KEPT_TEST)
+    profiles = pytester.path / "profiles"
+    shutil.copytree(REPO_ROOT / "profiles", profiles)
+    (profiles / "firefly.yaml").unlink()  # a table of routes of its own
+    gateway = {"label": [f"{labels.KIT_REUSE}={reuse_home}", f"{labels.ROLE}={labels.ROLE_GATEWAY}"]}
+    holder = reuse_home / reuse.HOLDERS / leftovers.owner()  # as a run going beside the next holds the home
+    with _removing_images(docker_client, app):
+        _run(pytester).assert_outcomes(passed=1)
+        before = [c.id for c in docker_client.containers.list(filters=gateway)]
+        holder.touch()
+        try:
+            other = _run(pytester, f"--skaha-profiles={profiles}")
+        finally:
+            holder.unlink()
+        other.assert_outcomes(failed=1)
+        other.stdout.fnmatch_lines(["*the reuse home's gateway routes another profile set or gateway image*"])
+        assert [c.id for c in docker_client.containers.list(filters=gateway)] == before and len(before) == 1
 
 
 def _printed(result: pytest.RunResult, mark: str) -> list[str]:
@@ -447,15 +489,14 @@ def test_check_logs_fails_a_launch_whose_start_up_printed_a_traceback_and_honour
 def test_attached_a_reused_session_stays_on_the_platform_until_clean(
     pytester: pytest.Pytester, platform: Instance, reuse_home: Path, docker_client: docker.DockerClient
 ) -> None:
-    app = pytester.mkdir("app")
-    (app / "Dockerfile").write_text(SMALL_APP)
-    pytester.makepyfile(
+    app = _small_app_project(
+        pytester,
         """
         def test_kept(skaha_session):
             app = skaha_session(build="app", reuse=True)
             assert app.http.get("").status_code == 200
             print("SESSION", app.id, app.adopted)
-        """
+        """,
     )
     attached = (f"--skaha-url={platform.url}", f"--skaha-token={platform.token}")
     with _removing_images(docker_client, app):
