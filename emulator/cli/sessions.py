@@ -61,12 +61,22 @@ def _progress() -> Progress:
     return Progress(*columns, console=real(console_err), transient=True)
 
 
+# How the platform's Pulled event begins (core/pulls.py): a pull done before the wait first saw it.
+PULLED = "Successfully pulled image"
+
+
+def _started(session: dict[str, Any]) -> bool:
+    """Running; or, for a job, already done (a short job may end before it is ever seen Running)."""
+    done = session["status"] in ("Succeeded", "Completed") and session["type"] == SessionType.HEADLESS
+    return bool(session["status"] == "Running" or done)
+
+
 def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) -> dict[str, Any]:
     """Poll until the session runs, showing the progress of any image pull it waits for."""
     deadline = time.monotonic() + timeout
     with _progress() as progress:
         waiting = progress.add_task(f"waiting for {session_id} to start", total=None, detail="")
-        pulling = None
+        pulling, told_pull = None, False
         while True:
             session = client.session(session_id)
             progress.update(waiting, description=f"{session_id}: {session['status']}")
@@ -80,12 +90,13 @@ def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) ->
             elif pulling is not None:  # the pull is over; a failed one is told with the session's events
                 if session["status"] != "Failed":
                     progress.console.print(f"pulled {progress.tasks[pulling].description.removeprefix('pulling ')}")
+                    told_pull = True
                 progress.remove_task(pulling)
                 pulling = None
-            if session["status"] == "Running":
+            if _started(session):
+                if not told_pull and PULLED in client.events(session_id):  # a pull over between two looks
+                    progress.console.print(f"pulled {session['image']}")
                 return session
-            if session["status"] in ("Succeeded", "Completed") and session["type"] == SessionType.HEADLESS:
-                return session  # a short job may be done before it is ever seen Running
             if session["status"] in FINAL:
                 events = client.events(session_id).strip()
                 raise EmulatorError(f"session {session_id} ended ({session['status']}) before it was ready:\n{events}")
