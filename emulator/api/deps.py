@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from emulator.core.auth import Authenticator
 from emulator.core.models import User
 from emulator.core.sessions import SessionManager
-from emulator.errors import NotAuthenticated
+from emulator.errors import Forbidden, NotAuthenticated
 
 VERSIONS = ("v0", "v1")
 
@@ -77,7 +77,19 @@ def by_session(request: Request) -> bool:
     return scheme.lower() != "bearer" or not auth.is_users_token(token.strip())
 
 
+ADMINS_ONLY = "admins only: this is the platform's admin API (`emulate users admin NAME` makes an admin)"
+
+
+def admin_caller(request: Request, user: Annotated[User, Depends(caller)]) -> User:
+    """An admin, by their own API token: a session's token (CANFAR_TOKEN, a callback token) acts as its owner
+    everywhere else, but code in an admin's session never gets the admin's powers over everyone's sessions."""
+    if not user.admin or by_session(request):
+        raise Forbidden(ADMINS_ONLY)
+    return user
+
+
 Version = Annotated[str, Depends(api_version)]
 Query = Annotated[Params, Depends(params)]
 CurrentUser = Annotated[User, Depends(caller)]
+AdminUser = Annotated[User, Depends(admin_caller)]
 Manager = Annotated[SessionManager, Depends(manager)]

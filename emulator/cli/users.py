@@ -1,4 +1,5 @@
-"""users add | ls | rm | passwd | token | import: the people who may sign in (edits users.yaml; the service follows)."""
+"""users add | ls | rm | passwd | token | admin | import: the people who may sign in (edits users.yaml; the service
+follows)."""
 
 from __future__ import annotations
 
@@ -21,18 +22,21 @@ def users() -> None:
 @users.command()
 @click.argument("name")
 @click.option("--group", "groups", multiple=True, metavar="GROUP", help="A group to join (repeatable).")
+@click.option("--admin", is_flag=True, help="An admin: sees and acts on every user's sessions (the admin page).")
 @pass_settings
-def add(settings: Settings, name: str, groups: tuple[str, ...]) -> None:
+def add(settings: Settings, name: str, groups: tuple[str, ...], admin: bool) -> None:
     """Add a user; prints a one-time password and an API token (shown only now).
 
     \b
     Example:
       emulate users add alice --group astro-101
+      emulate users add tutor --admin
     """
     from emulator.users.accounts import add_user
 
-    made = add_user(settings.layout.users_file, name, list(groups))
-    console.print(f"added {made.name} (uid {made.uid}; groups {', '.join(made.groups) or '-'})")
+    made = add_user(settings.layout.users_file, name, list(groups), admin=admin)
+    role = "; admin" if made.admin else ""
+    console.print(f"added {made.name} (uid {made.uid}; groups {', '.join(made.groups) or '-'}{role})")
     click.echo(f"password: {made.password}")
     click.echo(f"token:    {made.token}")
 
@@ -55,19 +59,21 @@ def ls(settings: Settings, as_json: bool) -> None:
                     "gid": u.gid,
                     "groups": [g.name for g in u.groups if g.gid != u.gid],
                     "password": u.password is not None,
+                    "admin": bool(u.admin),
                 }
                 for u in entries
             ]
         )
         return
     table(
-        ["NAME", "UID", "GROUPS", "SIGN-IN"],
+        ["NAME", "UID", "GROUPS", "SIGN-IN", "ADMIN"],
         [
             [
                 u.name,
                 str(u.uid),
                 ",".join(g.name for g in u.groups if g.gid != u.gid) or "-",
                 "password" if u.password else "token only",
+                "admin" if u.admin else "-",
             ]
             for u in entries
         ],
@@ -149,12 +155,33 @@ def token(settings: Settings, name: str, rotate: bool) -> None:
     console_err.print(f"{name}'s old API token no longer works")
 
 
+@users.command(name="admin")
+@click.argument("name")
+@click.option("--revoke", is_flag=True, help="Make them an ordinary user again.")
+@pass_settings
+def admin(settings: Settings, name: str, revoke: bool) -> None:
+    """Make a user an admin (the admin page, every user's sessions), or with --revoke an ordinary user again.
+
+    \b
+    Example:
+      emulate users admin tutor
+      emulate users admin tutor --revoke
+    """
+    from emulator.users.accounts import set_admin
+
+    changed = set_admin(settings.layout.users_file, name, not revoke)
+    now = "an ordinary user" if revoke else "an admin"
+    console.print(f"{name} is {now}" + ("" if changed else " already"))
+
+
 @users.command(name="import")
 @click.argument("csv_file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), help="Write the credentials sheet here.")
 @pass_settings
 def import_(settings: Settings, csv_file: Path, sheet: Path | None) -> None:
-    """Add a room of users from a CSV file (rows: name,group;group), all or none; prints their credentials.
+    """Add a room of users from a CSV file (rows: name,group;group,admin), all or none; prints their credentials.
+
+    The admin column is optional: admin, yes, true or 1 makes that user an admin.
 
     \b
     Example:

@@ -66,7 +66,10 @@ class UserDirectory:
 
 def load_directory(path: Path) -> UserDirectory:
     parsed = read_users_file(path)
-    users = tuple(User(u.name, u.uid, u.gid, tuple(Group(g.name, g.gid) for g in u.groups)) for u in parsed.users)
+    users = tuple(
+        User(u.name, u.uid, u.gid, tuple(Group(g.name, g.gid) for g in u.groups), admin=bool(u.admin))
+        for u in parsed.users
+    )
     hashes = {u.name: u.password for u in parsed.users if u.password}
     kept = frozenset(r.name for r in parsed.retired if r.keep_sessions)
     tokens = {u.name: u.token for u in parsed.users}

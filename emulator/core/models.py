@@ -68,6 +68,7 @@ class User:
     uid: int
     gid: int
     groups: tuple[Group, ...] = ()
+    admin: bool = False  # sees and acts on every user's sessions (the admin page and API)
 
     @property
     def supplementary_gids(self) -> list[int]:
@@ -127,6 +128,8 @@ class Session:
     exit_code: int | None = None
     fault: Fault | None = None  # what its launch asked to go wrong (EMULATE_FAULTS=true)
     mounts: list[DevMount] = field(default_factory=list)
+    last_activity: datetime | None = None  # a request last went through the gateway to it then (None: none yet)
+    queued_at: datetime | None = None  # a batch job waiting for resources since then (None: admitted)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class Removals:
         """Remove a session entirely: container, files, row. Concurrent calls share one removal."""
         task = self._tasks.get(session.id)
         if task is None:
-            self._store.set_status(session.id, Status.TERMINATING)
+            self._store.set_status(session.id, Status.TERMINATING, ended_at=self._record.now())
             task = asyncio.create_task(self._remove(session), name=f"terminate-{session.id}")
             self._tasks[session.id] = task
             task.add_done_callback(lambda _: self._tasks.pop(session.id, None))

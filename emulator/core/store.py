@@ -20,8 +20,29 @@ from emulator.core.models import DevMount, Event, Limits, Resources, Session, St
 from emulator.errors import ConfigError, InvalidRequest
 from emulator.session_types import SessionType
 
-SCHEMA_VERSION = 5
-_SCHEMA = """
+SCHEMA_VERSION = 6
+# Tables of version 6: what each session used, kept as it ends (usage accounting), and the platform's notices.
+_SCHEMA_6 = """
+CREATE TABLE IF NOT EXISTS usage (
+    session_id TEXT PRIMARY KEY,  -- one row a session, written once, as it stops being live
+    user TEXT NOT NULL,
+    type TEXT NOT NULL,
+    started TEXT NOT NULL,
+    ended TEXT NOT NULL,
+    cores REAL NOT NULL,  -- its cores request (core-hours = cores x hours)
+    ram_gb REAL NOT NULL,
+    gpus INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS usage_ended ON usage(ended);
+CREATE TABLE IF NOT EXISTS notices (
+    key TEXT PRIMARY KEY,  -- "broadcast": the admins' message to every dashboard
+    text TEXT NOT NULL,
+    set_by TEXT NOT NULL,
+    set_at TEXT NOT NULL
+);
+"""
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     user TEXT NOT NULL,
@@ -46,7 +67,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     parent_id TEXT,
     app_id TEXT,
     fault TEXT,  -- what its launch asked to go wrong (EMULATE_FAULTS=true), as it asked: oom:30
-    mounts TEXT NOT NULL DEFAULT '[]'
+    mounts TEXT NOT NULL DEFAULT '[]',
+    last_activity TEXT,  -- when a request last went through the gateway to it (its access log)
+    queued_at TEXT  -- a batch job waiting for resources since then (None: admitted); see core/queue.py
 );
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user);
 CREATE TABLE IF NOT EXISTS events (
@@ -64,6 +87,8 @@ CREATE TABLE IF NOT EXISTS private_images (
     key TEXT PRIMARY KEY  -- an image id, or "ref:" and the name a launch pulled with credentials
 );
 """
+    + _SCHEMA_6
+)
 
 # Steps that bring a database of version N-1 to version N (a new database gets _SCHEMA directly).
 _MIGRATIONS: dict[int, str] = {
@@ -71,6 +96,8 @@ _MIGRATIONS: dict[int, str] = {
     3: "CREATE TABLE IF NOT EXISTS private_images (key TEXT PRIMARY KEY);",
     4: "ALTER TABLE sessions ADD COLUMN fault TEXT;",
     5: "ALTER TABLE sessions ADD COLUMN mounts TEXT NOT NULL DEFAULT '[]';",
+    6: "ALTER TABLE sessions ADD COLUMN last_activity TEXT; ALTER TABLE sessions ADD COLUMN queued_at TEXT;"
+    + _SCHEMA_6,
 }
 
 # Statuses that no longer count towards the interactive limit (skaha v0).
@@ -217,8 +244,8 @@ class Store:
         db.execute(
             "INSERT INTO sessions (id, user, type, name, image, status, cores_request, cores_limit, "
             "ram_request_gb, ram_limit_gb, gpus, fixed, start_time, expiry_time, env, cmd, args, gpu_devices, "
-            "ended_at, exit_code, parent_id, app_id, fault, mounts) "
-            f"VALUES ({','.join('?' * 24)})",
+            "ended_at, exit_code, parent_id, app_id, fault, mounts, last_activity, queued_at) "
+            f"VALUES ({','.join('?' * 26)})",
             (
                 s.id,
                 s.user,
@@ -244,6 +271,8 @@ class Store:
                 s.app_id,
                 None if s.fault is None else str(s.fault),
                 json.dumps([[m.source, m.target] for m in s.mounts]),
+                _ts(s.last_activity),
+                _ts(s.queued_at),
             ),
         )
 
@@ -276,6 +305,8 @@ class Store:
             app_id=row["app_id"],
             fault=None if row["fault"] is None else policy.parse_fault(row["fault"]),
             mounts=[DevMount(source, target) for source, target in json.loads(row["mounts"])],
+            last_activity=_dt(row["last_activity"]),
+            queued_at=_dt(row["queued_at"]),
         )
 
     def get(self, session_id: str) -> Session | None:
@@ -303,27 +334,58 @@ class Store:
     def set_status(
         self, session_id: str, status: Status, *, ended_at: datetime | None = None, exit_code: int | None = None
     ) -> None:
-        self._db.execute(
-            "UPDATE sessions SET status = ?, ended_at = COALESCE(?, ended_at), "
-            "exit_code = COALESCE(?, exit_code) WHERE id = ?",
-            (status.value, _ts(ended_at), exit_code, session_id),
-        )
+        """Any change of status; one away from Pending or Running (`ended_at`: when) is accounted."""
+        with self._immediate() as db:
+            if ended_at is not None and not status.live:
+                self._account(db, session_id, ended_at)
+            db.execute(
+                "UPDATE sessions SET status = ?, ended_at = COALESCE(?, ended_at), "
+                "exit_code = COALESCE(?, exit_code) WHERE id = ?",
+                (status.value, _ts(ended_at), exit_code, session_id),
+            )
 
     def finish(self, session_id: str, status: Status, ended_at: datetime, exit_code: int) -> bool:
         """A live session's end (Succeeded or Failed); False when it was no longer live (a delete began)."""
-        cursor = self._db.execute(
-            "UPDATE sessions SET status = ?, ended_at = ?, exit_code = ? WHERE id = ? AND status IN (?, ?)",
-            (status.value, _ts(ended_at), exit_code, session_id, Status.PENDING.value, Status.RUNNING.value),
-        )
-        return cursor.rowcount == 1
+        with self._immediate() as db:
+            self._account(db, session_id, ended_at)
+            cursor = db.execute(
+                "UPDATE sessions SET status = ?, ended_at = ?, exit_code = ? WHERE id = ? AND status IN (?, ?)",
+                (status.value, _ts(ended_at), exit_code, session_id, Status.PENDING.value, Status.RUNNING.value),
+            )
+            return cursor.rowcount == 1
 
     def fail_pending(self, session_id: str, ended_at: datetime) -> bool:
         """Pending -> Failed, only if still Pending (it ended, or a delete began, meanwhile)."""
-        cursor = self._db.execute(
-            "UPDATE sessions SET status = ?, ended_at = ? WHERE id = ? AND status = ?",
-            (Status.FAILED.value, _ts(ended_at), session_id, Status.PENDING.value),
+        with self._immediate() as db:
+            self._account(db, session_id, ended_at)
+            cursor = db.execute(
+                "UPDATE sessions SET status = ?, ended_at = ? WHERE id = ? AND status = ?",
+                (Status.FAILED.value, _ts(ended_at), session_id, Status.PENDING.value),
+            )
+            return cursor.rowcount == 1
+
+    # --- usage accounting ---------------------------------------------------------------------
+
+    @staticmethod
+    def _account(db: sqlite3.Connection, session_id: str, ended_at: datetime) -> None:
+        """Keep what a live session used, as it stops being live: once (a later end of the same session, its
+        delete after it failed, say, finds its row written). A job still waiting in the queue used nothing."""
+        db.execute(
+            "INSERT INTO usage (session_id, user, type, started, ended, cores, ram_gb, gpus) "
+            "SELECT id, user, type, start_time, ?, cores_request, ram_request_gb, gpus FROM sessions "
+            "WHERE id = ? AND status IN (?, ?) AND queued_at IS NULL "
+            "ON CONFLICT(session_id) DO NOTHING",
+            (_ts(ended_at), session_id, Status.PENDING.value, Status.RUNNING.value),
         )
-        return cursor.rowcount == 1
+
+    def usage_records(self, since: datetime | None = None) -> list[sqlite3.Row]:
+        """What ended sessions used (ended at `since` or later): session_id, user, type, started, ended (ISO
+        text), cores, ram_gb, gpus."""
+        if since is None:
+            return self._db.execute("SELECT * FROM usage ORDER BY ended, session_id").fetchall()
+        return self._db.execute(
+            "SELECT * FROM usage WHERE ended >= ? ORDER BY ended, session_id", (_ts(since),)
+        ).fetchall()
 
     def mark_running(self, session_id: str) -> bool:
         """Pending -> Running, only if the session is still Pending (a delete may have begun)."""
@@ -398,3 +460,30 @@ class Store:
 
     def private_image_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT key FROM private_images WHERE key NOT LIKE 'ref:%'")}
+
+    # --- notices --------------------------------------------------------------------------------
+
+    def set_notice(self, key: str, text: str, set_by: str, now: datetime) -> None:
+        self._db.execute(
+            "INSERT INTO notices (key, text, set_by, set_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET text = excluded.text, set_by = excluded.set_by, set_at = excluded.set_at",
+            (key, text, set_by, _ts(now)),
+        )
+
+    def notice(self, key: str) -> tuple[str, str, datetime] | None:
+        """A notice's text, who set it and when (None: there is none)."""
+        row = self._db.execute("SELECT text, set_by, set_at FROM notices WHERE key = ?", (key,)).fetchone()
+        return None if row is None else (row["text"], row["set_by"], datetime.fromisoformat(row["set_at"]))
+
+    def clear_notice(self, key: str) -> bool:
+        return self._db.execute("DELETE FROM notices WHERE key = ?", (key,)).rowcount == 1
+
+    # --- last activity --------------------------------------------------------------------------
+
+    def record_activity(self, seen: dict[str, datetime]) -> None:
+        """When requests last went through the gateway to these sessions (never moves a session's back)."""
+        with self._immediate() as db:
+            db.executemany(
+                "UPDATE sessions SET last_activity = ? WHERE id = ? AND (last_activity IS NULL OR last_activity < ?)",
+                [(_ts(when), session_id, _ts(when)) for session_id, when in seen.items()],
+            )

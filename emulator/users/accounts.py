@@ -70,6 +70,7 @@ class Credentials:
     groups: list[str]
     password: str
     token: str
+    admin: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def _group(document: UsersFile, name: str) -> GroupEntry:
     return GroupEntry(name=name, gid=_take_gid(document))
 
 
-def _add(document: UsersFile, name: str, groups: list[str]) -> Credentials:
+def _add(document: UsersFile, name: str, groups: list[str], admin: bool = False) -> Credentials:
     _refuse_system_name(name)
     if any(u.name == name for u in document.users):
         raise ConfigError(f"there is a user named {name} already")
@@ -191,19 +192,33 @@ def _add(document: UsersFile, name: str, groups: list[str]) -> Credentials:
         groups=[GroupEntry(name=name, gid=uid), *shared],
         token=token,
         password=hash_password(password),
+        admin=True if admin else None,
     )
     document.users.append(entry)
-    return Credentials(name, uid, [g.name for g in shared], password, token)
+    return Credentials(name, uid, [g.name for g in shared], password, token, admin)
 
 
-def add_user(path: Path, name: str, groups: list[str]) -> Credentials:
-    """A new user with a generated password (the file keeps only its hash) and an API token."""
+def add_user(path: Path, name: str, groups: list[str], *, admin: bool = False) -> Credentials:
+    """A new user with a generated password (the file keeps only its hash) and an API token; an admin with
+    `admin`."""
     try:
         UserEntry(name=name, uid=FIRST_UID, gid=FIRST_UID, token="x" * 16)
     except ValueError:
         raise ConfigError(f"'{name}' is not a valid user name (a-z, 0-9, '_', '.', '-'; up to 32)") from None
     with _editing(path) as document:
-        return _add(document, name, groups)
+        return _add(document, name, groups, admin)
+
+
+def set_admin(path: Path, name: str, admin: bool) -> bool:
+    """Make the user an admin, or an ordinary user again; whether that changed anything. The last admin stays
+    one: without an admin nobody could use the admin page, `emulate broadcast` or `emulate usage`."""
+    with _editing(path) as document:
+        entry = _entry(document, name)
+        was = bool(entry.admin)
+        if was and not admin and not any(u.admin for u in document.users if u is not entry):
+            raise ConfigError(f"{name} is the last admin; make another one first (`emulate users admin OTHER`)")
+        entry.admin = True if admin else None
+        return was != admin
 
 
 def _entry(document: UsersFile, name: str) -> UserEntry:
@@ -265,21 +280,41 @@ def rotate_token(path: Path, name: str) -> str:
         return entry.token
 
 
+ADMIN_WORDS = {"admin", "yes", "y", "true", "1"}
+NOT_ADMIN_WORDS = {"", "no", "n", "false", "0", "-"}
+
+
+def _admin_cell(row: list[str], number: int) -> bool:
+    cell = row[2].strip().lower() if len(row) > 2 else ""
+    if cell not in ADMIN_WORDS | NOT_ADMIN_WORDS:
+        raise ConfigError(
+            f"row {number}: the admin column says '{row[2].strip()}' (admin, yes, true or 1; empty, no, false "
+            "or 0); nothing was imported"
+        )
+    return cell in ADMIN_WORDS
+
+
 def import_users(path: Path, table: str) -> list[Credentials]:
-    """Users from CSV rows `name[,group[;group...]]` (a header row `name,groups` may lead); all or none."""
+    """Users from CSV rows `name[,group[;group...][,admin]]` (a header row `name,groups,admin` may lead); all or
+    none. The third column makes the user an admin (admin, yes, true or 1)."""
     rows = [row for row in csv.reader(io.StringIO(table)) if row and any(cell.strip() for cell in row)]
     if rows and rows[0][0].strip().lower() == "name":
         rows = rows[1:]
     if not rows:
-        raise ConfigError("no users in the file (rows: name,group;group)")
+        raise ConfigError("no users in the file (rows: name,group;group,admin)")
     made = []
     with _editing(path) as document:
         for number, row in enumerate(rows, start=1):
             name = row[0].strip()
-            groups = [g.strip() for cell in row[1:] for g in cell.split(";") if g.strip()]
+            groups = [g.strip() for g in (row[1] if len(row) > 1 else "").split(";") if g.strip()]
+            admin = _admin_cell(row, number)
+            if len(row) > 3:
+                raise ConfigError(
+                    f"row {number}: {len(row)} columns; rows are name,group;group,admin; nothing was imported"
+                )
             try:
                 UserEntry(name=name, uid=FIRST_UID, gid=FIRST_UID, token="x" * 16)
-                made.append(_add(document, name, groups))
+                made.append(_add(document, name, groups, admin))
             except (ConfigError, ValueError) as exc:
                 detail = exc.message if isinstance(exc, ConfigError) else f"'{name}' is not a valid user name"
                 raise ConfigError(f"row {number}: {detail}; nothing was imported") from None
@@ -293,5 +328,6 @@ def sheet(credentials: list[Credentials], url: str) -> str:
         blocks.append(
             f"{c.name}\n  sign in at {url}/science-portal/\n  user      {c.name}\n  password  {c.password}\n"
             f"  groups    {', '.join(c.groups) or '-'}\n  API token {c.token}\n"
+            + ("  admin     yes (the admin page is at /science-portal/admin)\n" if c.admin else "")
         )
     return "\n".join(blocks)

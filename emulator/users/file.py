@@ -44,6 +44,9 @@ class UserEntry(BaseModel):
     groups: list[GroupEntry] = Field(default_factory=list)
     token: str = Field(min_length=16)
     password: str | None = None  # a salted scrypt hash (`emulate users passwd`), never the password itself
+    # May see and act on everyone's sessions (the admin page and API, `emulate broadcast`, `emulate usage`).
+    # Written only when true: None and false mean the same.
+    admin: bool | None = None
 
 
 class RetiredUser(BaseModel):
@@ -68,6 +71,13 @@ class UsersFile(BaseModel):
     users: list[UserEntry] = Field(min_length=1)
     retired: list[RetiredUser] = Field(default_factory=list)
 
+    def admin_token(self, source: Path) -> str:
+        """The token of the first admin, for the CLI's admin commands (`emulate broadcast`, `emulate usage`)."""
+        entry = next((u for u in self.users if u.admin), None)
+        if entry is None:
+            raise ConfigError(f"no admin in {source}: make one with `emulate users admin NAME`")
+        return entry.token
+
     def token_for(self, name: str | None, source: Path) -> str:
         """The token of the named user (default: the first), or a ConfigError naming the file."""
         entry = next((u for u in self.users if u.name == name), None) if name else self.users[0]
@@ -77,7 +87,8 @@ class UsersFile(BaseModel):
 
 
 def default_user_entry() -> UserEntry:
-    """Who sessions run as by default: you; as root, $SUDO_USER, else the `canfar` user (uid 20001)."""
+    """Who sessions run as by default: you; as root, $SUDO_USER, else the `canfar` user (uid 20001). The person
+    who started the platform runs it: they are its first admin."""
     uid = os.getuid()
     if uid == 0:
         sudo_user = os.environ.get("SUDO_USER")
@@ -85,7 +96,9 @@ def default_user_entry() -> UserEntry:
             record = pwd.getpwnam(sudo_user)
         else:
             groups = [GroupEntry(name=FALLBACK_USER, gid=FALLBACK_UID)]
-            return UserEntry(name=FALLBACK_USER, uid=FALLBACK_UID, gid=FALLBACK_UID, groups=groups, token=new_token())
+            return UserEntry(
+                name=FALLBACK_USER, uid=FALLBACK_UID, gid=FALLBACK_UID, groups=groups, token=new_token(), admin=True
+            )
     else:
         record = pwd.getpwuid(uid)
     gids = os.getgrouplist(record.pw_name, record.pw_gid)
@@ -97,7 +110,9 @@ def default_user_entry() -> UserEntry:
             groups.append(GroupEntry(name=grp.getgrgid(gid).gr_name, gid=gid))
         except KeyError:
             groups.append(GroupEntry(name=f"g{gid}", gid=gid))
-    return UserEntry(name=record.pw_name, uid=record.pw_uid, gid=record.pw_gid, groups=groups, token=new_token())
+    return UserEntry(
+        name=record.pw_name, uid=record.pw_uid, gid=record.pw_gid, groups=groups, token=new_token(), admin=True
+    )
 
 
 def ensure_users_file(path: Path) -> None:

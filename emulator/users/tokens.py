@@ -84,3 +84,11 @@ def token_for(path: Path, name: str | None = None) -> str:
     from emulator.users.file import read_users_file
 
     return read_users_file(path).token_for(name, path)
+
+
+def admin_token(path: Path) -> str:
+    """The token of the first admin in the users file, for the CLI's admin commands (`broadcast`, `usage`)."""
+    from emulator.users.file import ensure_users_file, read_users_file
+
+    ensure_users_file(path)
+    return read_users_file(path).admin_token(path)
