@@ -112,6 +112,11 @@ class Layout:
         return self.gateway_dir / "admin.sock"
 
     @property
+    def audit_log(self) -> Path:
+        """One JSON line per action people took (core/audit.py), rotated as audit.log.1 ... .5 (mode 0600)."""
+        return self.state_path / "audit.log"
+
+    @property
     def signin_key(self) -> Path:
         """The key that signs the portal's sign-in cookies (mode 0600)."""
         return self.state_path / "signin.key"

@@ -22,6 +22,7 @@ from emulator.api.limits import BodyLimit
 from emulator.api.openapi import describe
 from emulator.api.origin import OwnPagesOnly
 from emulator.core.addresses import SessionAddresses
+from emulator.core.audit import AuditLog
 from emulator.core.auth import PROBE_HEADER, Authenticator
 from emulator.core.bringup import SessionServices
 from emulator.core.callback import CallbackTokens
@@ -166,6 +167,8 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, services.networks)
         await keeper.reconcile()
         housekeeping = _keep_house(settings, runtime, keeper)
+        audit = AuditLog(settings.layout.audit_log)
+        app.state.audit = audit
         app.state.manager = manager
         app.state.auth = auth
         app.state.settings = settings
@@ -182,6 +185,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
             await services.usage.stop()
             await manager.stop()
             store.close()
+            audit.close()
 
     app = FastAPI(title="skaha-emulator", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     _install(app)

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from emulator.api import views
 from emulator.api.access import platform_cookie, redirect_signed_in, secure
+from emulator.api.audit import client_address
 from emulator.api.deps import Manager
 from emulator.api.storage import home_storage
 from emulator.core.auth import Authenticator, RouteAccess
@@ -160,7 +161,7 @@ async def login(
     next: Annotated[str, Form()] = "/science-portal/",
 ) -> Response:
     auth = _auth(request)  # another site's page cannot post here: OwnPagesOnly (api/origin.py) refused it
-    name, address = username.strip(), _client_address(request)
+    name, address = username.strip(), client_address(request)
     wait = auth.throttle.wait(name, address)
     if wait > 0:
         seconds = math.ceil(wait)
@@ -179,15 +180,6 @@ async def login(
     target = next if _SAFE_NEXT.fullmatch(next) else "/science-portal/"  # never off this site
     cookie = auth.signins.issue(user.name, auth.fingerprint(user.name))
     return redirect_signed_in(request, target, COOKIE, cookie, auth.signins.lifetime)
-
-
-def _client_address(request: Request) -> str | None:
-    """The client as the gateway saw it: the last X-Forwarded-For entry is the gateway's own (anything before
-    it is what the client claimed)."""
-    forwarded = request.headers.get("x-forwarded-for", "")
-    if forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip() or None
-    return request.client.host if request.client else None
 
 
 @router.post("/logout")

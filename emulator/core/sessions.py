@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator import naming
-from emulator.core import apps, devmounts, policy, queries, snapshots
+from emulator.core import accounting, apps, devmounts, policy, queries, snapshots
 from emulator.core.bringup import BringUp, SessionServices
 from emulator.core.contract import template_values
 from emulator.core.disk import DiskWatch
@@ -310,6 +310,10 @@ class SessionManager:
 
     def stats(self) -> PlatformStats:
         return queries.platform_stats(self._store.sessions(), self._profiles, self._host)
+
+    def usage_summary(self, since: datetime | None = None) -> list[accounting.UsageLine]:
+        """What ended sessions used, per user and type (core/accounting.py), since `since` if given."""
+        return accounting.summarize(self._store.usage_records(since), since)
 
     async def nodes(self) -> list[NodeInfo]:
         """The machines sessions run on, with what each holds: a swarm's nodes as Swarm reserves them, or this

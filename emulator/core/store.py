@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from emulator.core import policy
 from emulator.core.models import DevMount, Event, Limits, Resources, Session, Status
@@ -378,14 +379,16 @@ class Store:
             (_ts(ended_at), session_id, Status.PENDING.value, Status.RUNNING.value),
         )
 
-    def usage_records(self, since: datetime | None = None) -> list[sqlite3.Row]:
+    def usage_records(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """What ended sessions used (ended at `since` or later): session_id, user, type, started, ended (ISO
         text), cores, ram_gb, gpus."""
         if since is None:
-            return self._db.execute("SELECT * FROM usage ORDER BY ended, session_id").fetchall()
-        return self._db.execute(
-            "SELECT * FROM usage WHERE ended >= ? ORDER BY ended, session_id", (_ts(since),)
-        ).fetchall()
+            rows = self._db.execute("SELECT * FROM usage ORDER BY ended, session_id").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM usage WHERE ended >= ? ORDER BY ended, session_id", (_ts(since),)
+            ).fetchall()
+        return [dict(row) for row in rows]
 
     def mark_running(self, session_id: str) -> bool:
         """Pending -> Running, only if the session is still Pending (a delete may have begun)."""
