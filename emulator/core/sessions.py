@@ -2,7 +2,7 @@
 
 Public face (what the API and the portal call, at any time): `launch`, `attach_app`, `sessions`, `apps`, `get`,
 `get_app`, `logs`, `events`, `pull_progress`, `renew`, `snapshot` (snapshots.py), `delete`, `delete_app`, `connect_url`,
-`usage`, `catalogue`, `stats`, `nodes`, `now`, `host_home`, and the read-only `context`, `repositories`,
+`usage`, `usage_summary`, `catalogue`, `stats`, `nodes`, `now`, `host_home`, and the read-only `context`, `repositories`,
 `max_sessions`, `limits`, `ram_counts_cache`, `distributed` and `quotas` (quotas.py). Housekeeping (housekeeping.py)
 also calls `known_users`, `user_removed`, `terminating` and `terminate`, and uses `bring_up` (bringup.py: it resumes
 a launch the service did not finish), `record` (record.py: the sessions' events, which its endings write too) and
