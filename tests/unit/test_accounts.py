@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from emulator.core.identity import load_directory
 from emulator.core.models import User
 from emulator.errors import ConfigError
+from emulator.users.file import ensure_users_file, read_users_file
 from emulator.users.accounts import (
     FIRST_GROUP_GID,
     FIRST_UID,
@@ -28,6 +29,7 @@ from emulator.users.accounts import (
     import_users,
     remove_user,
     rotate_token,
+    set_admin,
     set_password,
     user_token,
 )
@@ -343,3 +345,34 @@ def test_no_sequence_of_adds_and_removals_gives_an_id_twice(actions: list[tuple[
                 assert FIRST_GROUP_GID <= gid <= LAST_GROUP_GID and gid not in gone
                 assert names.setdefault(gid, name) == name
             gone |= before - set(live.values())
+
+
+def test_admins_are_named_in_the_file_and_the_last_one_stays(tmp_path: Path) -> None:
+    path = seeded(tmp_path)
+    assert add_user(path, "tutor", [], admin=True).admin and not add_user(path, "ada", []).admin
+    made = import_users(path, "name,groups,admin\nbo,astro,yes\ncy,,\ndi,astro;x,0\n")
+    assert [(c.name, c.admin) for c in made] == [("bo", True), ("cy", False), ("di", False)]
+    admins = {u.name for u in load_directory(path).users if u.admin}
+    assert admins == {"tutor", "bo"}
+    assert "admin: true" in path.read_text() and "admin: false" not in path.read_text()  # written only when true
+    assert read_users_file(path).admin_token(path) == user_token(path, "tutor")
+    assert set_admin(path, "ada", True) and not set_admin(path, "ada", True)
+    for name in ("tutor", "bo"):
+        set_admin(path, name, False)
+    with pytest.raises(ConfigError, match="ada is the last admin; make another one first"):
+        set_admin(path, "ada", False)
+    with pytest.raises(ConfigError, match="row 1: the admin column says 'maybe'.*nothing was imported"):
+        import_users(path, "ed,,maybe\n")
+    with pytest.raises(ConfigError, match="row 1: 4 columns"):
+        import_users(path, "ed,,yes,extra\n")
+    (tmp_path / "none").mkdir()
+    without = seeded(tmp_path / "none")
+    with pytest.raises(ConfigError, match="no admin in .*: make one with `emulate users admin NAME`"):
+        read_users_file(without).admin_token(without)
+
+
+def test_the_first_user_of_a_new_file_runs_the_platform_and_is_an_admin(tmp_path: Path) -> None:
+    path = tmp_path / "users.yaml"
+    ensure_users_file(path)
+    (user,) = load_directory(path).users
+    assert user.admin

@@ -1,11 +1,12 @@
 import sqlite3
 import stat
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from emulator.core.accounting import summarize
 from emulator.core.models import DevMount, Fault, FaultKind, Limits, Resources, Session, Status
 from emulator.core.store import Store
 from emulator.errors import ConfigError, InvalidRequest
@@ -252,3 +253,48 @@ def test_a_sessions_host_folders_are_kept_with_it_and_shown_as_the_emulators_own
     shown = views.session_json(stored, USER, "", None, "v1")
     assert shown["mounts"] == ["/home/alice/project/notebooks:/opt/notebooks"]
     assert "mounts" not in views.session_json(make_session(), USER, "", None, "v1")  # skaha's JSON otherwise
+
+
+def test_a_session_is_accounted_once_as_it_stops_being_live_and_kept_after_its_row_goes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = _store(path)
+    session = _fixed(4, cores=2, start_time=NOW)
+    assert store.admit(session, 3) and store.mark_running(session.id)
+    ended = NOW + timedelta(hours=3)
+    assert store.finish(session.id, Status.FAILED, ended, 1)
+    store.set_status(session.id, Status.TERMINATING, ended_at=ended + timedelta(hours=5))  # its delete, later
+    store.remove(session.id)
+    store.close()
+    (record,) = _store(path).usage_records()  # across a restart of the service
+    assert (record["session_id"], record["user"], record["cores"], record["ram_gb"]) == (session.id, "alice", 2, 4)
+    assert (record["started"], record["ended"]) == (NOW.isoformat(), ended.isoformat())
+    (line,) = summarize(_store(path).usage_records())
+    assert (line.sessions, line.session_hours, line.core_hours) == (1, 3.0, 6.0)
+    assert summarize(_store(path).usage_records(since=ended + timedelta(seconds=1))) == []
+    (clipped,) = summarize(_store(path).usage_records(), since=NOW + timedelta(hours=2))
+    assert (clipped.session_hours, clipped.core_hours) == (1.0, 2.0)
+
+
+def test_a_delete_of_a_live_session_accounts_it_and_a_queued_job_used_nothing(tmp_path: Path) -> None:
+    store = _store(tmp_path / "s.db")
+    deleted = _fixed(2, start_time=NOW)
+    queued = _fixed(2, type="headless", start_time=NOW, queued_at=NOW)
+    assert store.admit(deleted, 3) and store.admit(queued, 3)
+    for session in (deleted, queued):
+        store.set_status(session.id, Status.TERMINATING, ended_at=NOW + timedelta(minutes=30))
+        store.remove(session.id)
+    assert [r["session_id"] for r in store.usage_records()] == [deleted.id]
+
+
+def test_activity_only_moves_forward_and_notices_are_kept_and_cleared(tmp_path: Path) -> None:
+    store = _store(tmp_path / "s.db")
+    session = _fixed(2)
+    assert store.admit(session, 3)
+    later = NOW + timedelta(minutes=5)
+    store.record_activity({session.id: later, "nosuchid": later})
+    store.record_activity({session.id: NOW})
+    assert _stored(store, session.id).last_activity == later
+    store.set_notice("broadcast", "We restart at 14:00", "boss", NOW)
+    store.set_notice("broadcast", "We restart at 15:00", "tutor", later)
+    assert store.notice("broadcast") == ("We restart at 15:00", "tutor", later)
+    assert store.clear_notice("broadcast") and store.notice("broadcast") is None and not store.clear_notice("broadcast")
