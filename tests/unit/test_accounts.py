@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from emulator.core.identity import load_directory
 from emulator.core.models import User
 from emulator.errors import ConfigError
-from emulator.users.file import ensure_users_file, read_users_file
 from emulator.users.accounts import (
     FIRST_GROUP_GID,
     FIRST_UID,
@@ -33,6 +32,7 @@ from emulator.users.accounts import (
     set_password,
     user_token,
 )
+from emulator.users.file import ensure_users_file, read_users_file
 
 # The invoking OS user, as `ensure_users_file` would write them: ids and host groups outside both ranges.
 OWNER = {
