@@ -95,6 +95,12 @@ class Profile(_Strict):
         description="A batch job (skaha's headless): honours the user's cmd, args and env, runs to its end "
         "under the job deadline, gets the headless resource defaults and has no connect URL in v1.",
     )
+    queue: bool = Field(
+        False,
+        description="A batch job that the machine's free cores, memory or GPUs cannot place waits Pending in one "
+        "first-come-first-served queue (CANFAR's Kueue) and starts when they free, instead of being refused. "
+        "Only a batch type may queue: an interactive session has a person waiting, and fails fast.",
+    )
     attaches_to: SessionType | None = Field(
         None, description="Launched onto a session of this type (POST /session/<id>/app), not on its own."
     )
@@ -178,6 +184,7 @@ def _template_errors(profile: Profile) -> list[str]:
         *_header_errors(profile),
         *_mount_errors(profile),
         *_route_errors(profile),
+        *_flag_errors(profile),
     ]
 
 
@@ -248,6 +255,12 @@ def _route_errors(profile: Profile) -> list[str]:
     if profile.interactive and (profile.port is None or profile.path_prefix is None):
         errors.append("interactive profiles need both port and path_prefix")
     return errors
+
+
+def _flag_errors(profile: Profile) -> list[str]:
+    if profile.queue and not profile.batch:
+        return ["queue: only a batch type may queue (an interactive session has a person waiting: it fails fast)"]
+    return []
 
 
 def load_profile(path: Path) -> Profile:
