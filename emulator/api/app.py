@@ -79,7 +79,8 @@ def _runtime(settings: Settings) -> DockerRuntime:
 def _store(settings: Settings, profiles: dict[str, Profile]) -> Store:
     uncounted = {p.type for p in profiles.values() if not p.counts_toward_limit}
     batch = {p.type for p in profiles.values() if p.batch}
-    return Store(settings.layout.state_db, uncounted_types=uncounted, batch_types=batch)
+    queue = {p.type for p in profiles.values() if p.queue}
+    return Store(settings.layout.state_db, uncounted_types=uncounted, batch_types=batch, queue_types=queue)
 
 
 def _services(

@@ -126,8 +126,8 @@ class BringUp:
 
     async def _steps(self, session_id: str) -> None:
         pending = self._store.get(session_id)
-        if pending is None or pending.status is not Status.PENDING:
-            return
+        if pending is None or pending.status is not Status.PENDING or pending.queued_at is not None:
+            return  # gone, ended, or a job still waiting in the queue (queue.py starts it)
         if self._faults.holds(pending):
             await self._faults.hold(session_id)  # no machine takes it, for as long as it is wanted
             return

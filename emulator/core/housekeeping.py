@@ -2,14 +2,15 @@
 
 A pass resumes Pending sessions nobody is bringing up (after a service restart), turns
 container exits into Succeeded/Failed, removes expired sessions, drops ended sessions after
-their retention time, and re-loads the gateway when it is not running the emulator's routing
-table (e.g. the gateway container restarted). One session's trouble is logged and never stops
-the pass for the others.
+their retention time, starts the jobs waiting in the queue that fit now (queue.py), and re-loads
+the gateway when it is not running the emulator's routing table (e.g. the gateway container
+restarted). One session's trouble is logged and never stops the pass for the others.
 
 Reconciliation, once at start: Docker labels are the lasting truth about what exists; rows say
 what should. A session container of this instance with no row is an orphan and is removed, as is
 any helper container a crash left; the gateway gets its whole table anew. Pending rows are
-resumed by the first pass (bring-up is idempotent); a Running session's fault (faults.py) is armed again.
+resumed by the first pass (bring-up is idempotent), bar the jobs waiting in the queue, which stay there;
+a Running session's fault (faults.py) is armed again.
 """
 
 from __future__ import annotations
@@ -85,7 +86,11 @@ class Housekeeper:
         for session in self._store.sessions():
             if session.status is Status.RUNNING:
                 self._manager.faults.resume(session)
-            if session.status is Status.PENDING and not self._manager.faults.holds(session):
+            if (
+                session.status is Status.PENDING
+                and session.queued_at is None
+                and not self._manager.faults.holds(session)
+            ):
                 # (One held unscheduled on purpose is held again, with no word: a scheduler's restart says none.)
                 self._manager.record.event(session.id, "Resumed", "The service restarted during launch; resuming it")
                 repairs.append(f"resuming launch of {session.id}")
@@ -107,6 +112,10 @@ class Housekeeper:
                 await self._keep(session, containers.get(session.id))
             except Exception:
                 log.exception("housekeeping of session %s failed", session.id)
+        try:
+            self._manager.queue.advance()  # what ended in this pass freed room; and the waiting lines stay current
+        except Exception:
+            log.exception("could not start the jobs waiting in the queue")
         try:
             await self.keep_quotas()
         except Exception:
@@ -163,6 +172,8 @@ class Housekeeper:
         elif now >= session.expiry_time:
             log.info("session %s expired at %s; removing it", session.id, session.expiry_time)
             await manager.terminate(session)
+        elif session.queued_at is not None:
+            return  # a job waiting in the queue, never a launch to resume: the queue starts it (queue.py)
         elif container is not None and container.state in ("exited", "dead"):
             await self._endings.ended(session, container.exit_code)  # a starting session's probe then stops on its own
         elif container is not None and container.state == "restarting":

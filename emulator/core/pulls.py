@@ -166,6 +166,11 @@ class SessionPulls:
         """The session's bring-up pulls its image first, with these credentials (`check` said it must)."""
         self._requests[session_id] = credentials
 
+    def forget(self, session_id: str) -> None:
+        """The session goes before its bring-up pulled (a job deleted while it waited): its request, with any
+        credentials, goes too."""
+        self._requests.pop(session_id, None)
+
     def progress(self, session_id: str) -> dict[str, object] | None:
         """How far the pull the session waits for has come (None: it waits for none)."""
         pulling = self._pulling.get(session_id)

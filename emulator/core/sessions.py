@@ -2,16 +2,18 @@
 
 Public face (what the API and the portal call, at any time): `launch`, `attach_app`, `sessions`, `apps`, `get`,
 `get_app`, `logs`, `events`, `pull_progress`, `renew`, `snapshot` (snapshots.py), `delete`, `delete_app`, `connect_url`,
-`usage`, `usage_summary`, `catalogue`, `stats`, `nodes`, `now`, `host_home`, and the read-only `context`, `repositories`,
-`max_sessions`, `limits`, `ram_counts_cache`, `distributed` and `quotas` (quotas.py). Housekeeping (housekeeping.py)
-also calls `known_users`, `user_removed`, `terminating` and `terminate`, and uses `bring_up` (bringup.py: it resumes
-a launch the service did not finish), `record` (record.py: the sessions' events, which its endings write too) and
-`faults` (faults.py: the faults launches asked for, whose clocks it re-arms after a restart). The service calls
-`stop` once, at shutdown. Everything else is private.
+`usage`, `usage_summary`, `catalogue`, `stats`, `nodes`, `now`, `host_home`, `queue_length` and `jobs_ahead` (the
+jobs waiting for room), and the read-only `context`, `repositories`, `max_sessions`, `limits`, `ram_counts_cache`,
+`distributed` and `quotas` (quotas.py). Housekeeping (housekeeping.py) also calls `known_users`, `user_removed`,
+`terminating` and `terminate`, and uses `bring_up` (bringup.py: it resumes a launch the service did not finish),
+`record` (record.py: the sessions' events, which its endings write too), `faults` (faults.py: the faults launches
+asked for, whose clocks it re-arms after a restart) and `queue` (queue.py: the jobs waiting for room, which it
+starts when they fit). The service calls `stop` once, at shutdown. Everything else is private.
 
 Launch validates and admits synchronously (so bad input leaves nothing behind) and answers with the id at once;
-the session's bring-up (bringup.py: its pull, container and readiness probe) runs in the background. A per-session
-lock (locks.py) orders it against removal (removals.py): a delete during a launch never leaves a container behind.
+the session's bring-up (bringup.py: its pull, container and readiness probe) runs in the background, or, for a job
+the machine has no room for now, once the queue (queue.py) starts it. A per-session lock (locks.py) orders it
+against removal (removals.py): a delete during a launch never leaves a container behind.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from emulator.core.models import (
     User,
 )
 from emulator.core.pulls import SessionPulls
+from emulator.core.queue import JobQueue
 from emulator.core.quotas import home_quotas
 from emulator.core.record import SessionRecord, utcnow
 from emulator.core.removals import Removals
@@ -84,15 +87,16 @@ class SessionManager:
             settings, store, runtime, profiles, users, services, self.record, locks, self._pulls, self.faults
         )
         self._removals = Removals(settings, store, runtime, self.record, locks)
+        # Which GPUs a launch may get, and what admission allows, do not change while the service runs.
+        placed_by_swarm = self.distributed and host.capacity.gpus > 0
+        self._gpus = policy.GpuFacts(tuple(host.gpu_devices), placed_by_swarm, host.gpu_note)
+        self._admission = policy.admission_limits(settings, host.capacity)
+        self.queue = JobQueue(store, self.record, self._gpus, self._admission, self._schedule)
         self._disk = DiskWatch(
             {"/arc": settings.layout.arc_path, "the platform's state": settings.layout.state_path}, settings.min_free_gb
         )
         self._snapshots = Snapshots(settings, store, runtime, profiles, self.record, locks, self._disk)
         self.quotas = home_quotas(settings, runtime, store)
-        # Which GPUs a launch may get does not change while the service runs either.
-        placed_by_swarm = self.distributed and host.capacity.gpus > 0
-        self._gpus = policy.GpuFacts(tuple(host.gpu_devices), placed_by_swarm, host.gpu_note)
-        self._admission = policy.admission_limits(settings, host.capacity)  # it does not change while the service runs
         self._mounts_refused = devmounts.refusal(settings)  # why launches may not mount host folders ("": they may)
         self._platform_folders = devmounts.platform_folders(settings)
 
@@ -194,18 +198,33 @@ class SessionManager:
         )
         # No await from here to admit(): GPU choice and admission happen in one step of the loop.
         # Across a swarm, Swarm gives the session GPUs of the machine it places it on (generic resources).
-        devices = gpus.pick(self._store.gpu_devices_in_use(), plan.resources.gpus)
-        session = plan.session(naming.new_session_id(), user.name, devices)
-        while not self._store.admit(session, self._settings.max_sessions, self._admission):
+        # A job that may queue waits for GPUs that are all taken.
+        queues = checked.profile is not None and checked.profile.queue
+        devices = self.queue.free_gpus(plan.resources.gpus) if queues else None
+        if devices is None and not queues:
+            devices = gpus.pick(self._store.gpu_devices_in_use(), plan.resources.gpus)
+        session = plan.session(naming.new_session_id(), user.name, devices or [])
+        while not self._store.admit(session, self._settings.max_sessions, self._admission, gpus_busy=devices is None):
             session.id = naming.new_session_id()
-        if self.faults.holds(session):  # asked never to be scheduled: nothing is pulled (no credentials kept)
+        if must_pull and not self.faults.holds(session):  # one never scheduled pulls nothing (no credentials kept)
+            self._pulls.request(session.id, checked.credentials)  # in memory, until its bring-up pulls
+        if session.queued_at is None:
+            self._schedule(session)
+        else:
+            self.queue.tell()  # it waits: no GPU, no pull, no container until the queue starts it
+        return session.id
+
+    def _schedule(self, session: Session, waited: float | None = None) -> None:
+        """An admitted session is given the machine (`waited`: the seconds a job waited in the queue first), its
+        bring-up started; one whose launch asked never to be scheduled is held unscheduled."""
+        if self.faults.holds(session):
             self.faults.unschedulable(session.id)
         else:
-            if must_pull:
-                self._pulls.request(session.id, checked.credentials)
-            self.record.event(session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine")
+            queued = f" after {waited:.0f} s in the queue" if waited is not None else ""
+            self.record.event(
+                session.id, "Scheduled", f"Assigned {session.type} session {session.id} to this machine{queued}"
+            )
         self.bring_up.start(session.id)
-        return session.id
 
     async def attach_app(self, user: User, desktop_id: str, request: AppRequest) -> str:
         """Attach a desktop-app to the caller's desktop; answers the 3-character app id."""
@@ -311,6 +330,14 @@ class SessionManager:
     def stats(self) -> PlatformStats:
         return queries.platform_stats(self._store.sessions(), self._profiles, self._host)
 
+    def queue_length(self) -> int:
+        """How many jobs wait in the queue for room (queue.py)."""
+        return self.queue.length()
+
+    def jobs_ahead(self) -> dict[str, int]:
+        """Each waiting job's id, with how many jobs (anyone's) wait ahead of it."""
+        return self.queue.ahead()
+
     def usage_summary(self, since: datetime | None = None) -> list[accounting.UsageLine]:
         """What ended sessions used, per user and type (core/accounting.py), since `since` if given."""
         return accounting.summarize(self._store.usage_records(since), since)
@@ -360,6 +387,9 @@ class SessionManager:
         return self._removals.under_way(session_id)
 
     async def terminate(self, session: Session) -> None:
-        """Remove a session entirely: container, files, row. Concurrent calls share one removal."""
+        """Remove a session entirely: container, files, row. Concurrent calls share one removal. What it held
+        (or its place in the queue) frees: the queue moves."""
         self.faults.disarm(session.id)
+        self._pulls.forget(session.id)  # a waiting job's pull request, with any credentials it kept
         await self._removals.remove(session)
+        self.queue.advance()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,13 @@ _MIGRATIONS: dict[int, str] = {
 
 # Statuses that no longer count towards the interactive limit (skaha v0).
 _UNCOUNTED_STATUSES = (Status.TERMINATING.value, Status.SUCCEEDED.value)
+# Statuses of a session that holds what it asked for (one being removed holds until it is gone).
+_HOLDING = (Status.PENDING.value, Status.RUNNING.value, Status.TERMINATING.value)
+# A job waiting in the queue (core/queue.py); their order is their arrival: queued_at, then the row's insertion
+# (SQLite's rowid) among those of one second.
+_WAITING = "queued_at IS NOT NULL AND status = ?"
+_WAITING_ARGS = (Status.PENDING.value,)
+_QUEUE_ORDER = "ORDER BY queued_at, rowid"
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -113,11 +121,36 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _check_ever_fits(r: Resources, limits: Limits) -> None:
+    """Refuse, at once and in words, a fixed session that this machine could not hold even with nothing else
+    running: a job that could never run must not wait for ever."""
+    if r.ram_request_gb > limits.fixed_memory_gb + 1e-9:
+        raise InvalidRequest(
+            f"Not enough memory on this machine for {r.ram_request_gb:g} GB, ever: fixed sessions may hold at most "
+            f"{limits.fixed_memory_gb:.1f} GB here ({limits.fixed_memory_gb + limits.headroom_gb:.1f} GB less "
+            f"{limits.headroom_gb:g} GB kept back), so it could never start"
+        )
+    if r.cores_request > limits.fixed_cores + 1e-9:
+        raise InvalidRequest(
+            f"Not enough cores on this machine for {r.cores_request:g}, ever: it has {limits.fixed_cores:g}, "
+            "so it could never start"
+        )
+
+
 class Store:
-    def __init__(self, path: Path, *, uncounted_types: Collection[str], batch_types: Collection[str] = ()) -> None:
-        """Profile flags: `uncounted_types` never count towards the per-user limit; `batch_types` are jobs."""
+    def __init__(
+        self,
+        path: Path,
+        *,
+        uncounted_types: Collection[str],
+        batch_types: Collection[str] = (),
+        queue_types: Collection[str] = (),
+    ) -> None:
+        """Profile flags: `uncounted_types` never count towards the per-user limit; `batch_types` are jobs;
+        `queue_types` wait in the queue when the machine has no room for them."""
         self._uncounted = tuple(sorted(uncounted_types))
         self._batch = tuple(sorted(batch_types))
+        self._queue = frozenset(queue_types)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Rows hold sessions' environments and the users' images: the file is the service's alone. SQLite
         # gives its -wal and -shm files the database's own mode.
@@ -162,9 +195,16 @@ class Store:
 
     # --- sessions -------------------------------------------------------------------------
 
-    def admit(self, session: Session, max_interactive: int, limits: Limits | None = None) -> bool:
+    def admit(
+        self, session: Session, max_interactive: int, limits: Limits | None = None, *, gpus_busy: bool = False
+    ) -> bool:
         """Insert `session` unless its user already has `max_interactive` active interactive sessions
         (and, with `limits`, unless a job, app or host limit would be passed).
+
+        A job of a queueing type (the profile's `queue`) that the machine has no room for now (or no free GPU:
+        `gpus_busy`), or that comes while others wait, is inserted waiting instead: `session.queued_at` set,
+        its GPU devices dropped (core/queue.py starts it). A limit of its user's, or a request no empty machine
+        could hold, still refuses it at once.
 
         Returns False when the id is already taken (the caller draws a new one).
         Raises InvalidRequest with skaha's message when the limit is reached.
@@ -172,6 +212,13 @@ class Store:
         with self._immediate() as db:
             if limits is not None:
                 self._check_limits(db, session, limits)
+                full = self._no_room(db, session.resources, limits)
+                if full is None and gpus_busy:
+                    full = f"Not enough GPUs free on this machine for {session.resources.gpus}"
+                if self._waits(db, session, limits, lacking=full is not None):
+                    session.queued_at, session.gpu_devices = session.start_time, []
+                elif full is not None:
+                    raise InvalidRequest(full)
             if session.type not in self._uncounted:
                 (active,) = db.execute(
                     f"SELECT COUNT(*) FROM sessions WHERE user = ? "
@@ -187,6 +234,8 @@ class Store:
         return True
 
     def _check_limits(self, db: sqlite3.Connection, session: Session, limits: Limits) -> None:
+        """The limits that refuse at once whatever the machine holds: per desktop, per user (a waiting job
+        counts towards its user's), and a request no empty machine could hold."""
         live = (Status.PENDING.value, Status.RUNNING.value)
         if session.parent_id is not None:
             (apps,) = db.execute(
@@ -204,12 +253,12 @@ class Store:
             if jobs >= limits.max_jobs:
                 raise InvalidRequest(f"User {session.user} has reached the maximum of {limits.max_jobs} active jobs.")
         r = session.resources
-        holding = (*live, Status.TERMINATING.value)  # a session being removed holds until it is gone
         if limits.user_memory_gb is not None:
-            # Each session counts what it may use (a flexible one its limit, which bounds its /scratch too).
+            # Each session counts what it may use (a flexible one its limit, which bounds its /scratch too); a
+            # waiting job counts as well, so none of a user's ever starts past the cap (nor blocks the queue on it).
             (mine,) = db.execute(
                 "SELECT COALESCE(SUM(ram_limit_gb), 0) FROM sessions WHERE user = ? AND status IN (?, ?, ?)",
-                (session.user, *holding),
+                (session.user, *_HOLDING),
             ).fetchone()
             if mine + r.ram_limit_gb > limits.user_memory_gb + 1e-9:
                 raise InvalidRequest(
@@ -217,28 +266,45 @@ class Store:
                     f"on this machine ({mine:g} GB held; {r.ram_limit_gb:g} GB asked: a flexible session counts "
                     "the most it may use, its /scratch included)"
                 )
-        if not r.fixed:
-            return  # flexible sessions reserve nothing: they share what is free
+        if r.fixed and limits.host_checked:
+            _check_ever_fits(r, limits)
+
+    def _no_room(self, db: sqlite3.Connection, r: Resources, limits: Limits) -> str | None:
+        """Why the machine cannot hold a fixed session of these resources now, in words (None: it can). What the
+        fixed sessions hold is summed; a job waiting in the queue holds nothing."""
+        if not r.fixed or not limits.host_checked:
+            # Flexible sessions reserve nothing: they share what is free. Across a swarm, Swarm's placement
+            # decides, by reservations; a session no machine can take waits there, Pending.
+            return None
         held_ram, held_cores = db.execute(
             "SELECT COALESCE(SUM(ram_request_gb), 0), COALESCE(SUM(cores_request), 0) FROM sessions "
-            "WHERE fixed = 1 AND status IN (?, ?, ?)",
-            holding,
+            "WHERE fixed = 1 AND status IN (?, ?, ?) AND queued_at IS NULL",
+            _HOLDING,
         ).fetchone()
-        if not limits.host_checked:
-            return  # Swarm's placement decides, by reservations; a session no machine can take waits, Pending
         free_ram = max(0.0, limits.fixed_memory_gb - held_ram)
         if r.ram_request_gb > free_ram + 1e-9:
-            raise InvalidRequest(
+            return (
                 f"Not enough memory on this machine for {r.ram_request_gb:g} GB: {free_ram:.1f} GB is free for "
                 f"fixed sessions ({limits.fixed_memory_gb + limits.headroom_gb:.1f} GB less {held_ram:g} GB held "
                 f"by running fixed sessions and {limits.headroom_gb:g} GB kept back)"
             )
         free_cores = max(0.0, limits.fixed_cores - held_cores)
         if r.cores_request > free_cores + 1e-9:
-            raise InvalidRequest(
+            return (
                 f"Not enough cores on this machine for {r.cores_request:g}: {free_cores:g} free for fixed sessions "
                 f"({limits.fixed_cores:g} less {held_cores:g} held by running fixed sessions)"
             )
+        return None
+
+    def _waits(self, db: sqlite3.Connection, session: Session, limits: Limits, *, lacking: bool) -> bool:
+        """The job goes to the back of the queue: its type queues, and the machine lacks room for it, or
+        others wait already (first come, first served: none overtakes them)."""
+        if session.type not in self._queue or session.parent_id is not None or not limits.host_checked:
+            return False
+        return (
+            lacking
+            or db.execute(f"SELECT 1 FROM sessions WHERE {_WAITING} LIMIT 1", _WAITING_ARGS).fetchone() is not None
+        )
 
     def _insert(self, db: sqlite3.Connection, s: Session) -> None:
         r = s.resources
@@ -326,11 +392,82 @@ class Store:
         return [self._row(r) for r in rows.fetchall()]
 
     def gpu_devices_in_use(self) -> set[str]:
-        rows = self._db.execute(
+        return self._gpus_held(self._db)
+
+    @staticmethod
+    def _gpus_held(db: sqlite3.Connection) -> set[str]:
+        rows = db.execute(
             "SELECT gpu_devices FROM sessions WHERE status NOT IN (?, ?)",
             (Status.SUCCEEDED.value, Status.FAILED.value),
         ).fetchall()
         return {device for (devices,) in rows for device in json.loads(devices)}
+
+    # --- the queue of jobs waiting for room (core/queue.py) ---------------------------------------
+
+    def queue_length(self) -> int:
+        (waiting,) = self._db.execute(f"SELECT COUNT(*) FROM sessions WHERE {_WAITING}", _WAITING_ARGS).fetchone()
+        return int(waiting)
+
+    def jobs_ahead(self) -> dict[str, int]:
+        """Each waiting job's id, with how many jobs (anyone's) wait ahead of it."""
+        rows = self._db.execute(f"SELECT id FROM sessions WHERE {_WAITING} {_QUEUE_ORDER}", _WAITING_ARGS)
+        return {row["id"]: ahead for ahead, row in enumerate(rows.fetchall())}
+
+    def start_queue_head(
+        self, limits: Limits, now: datetime, pick_gpus: Callable[[set[str], int], list[str] | None]
+    ) -> tuple[Session, datetime] | None:
+        """The job at the head of the queue, taken out of it when the machine has room for it now (and
+        `pick_gpus(held, count)` finds its GPUs, None: not enough free): its life starts now (its start and
+        expiry times moved, its lifetime kept); with since when it waited. None: no job waits, or the head does
+        not fit yet, and no job behind it overtakes it."""
+        with self._immediate() as db:
+            row = db.execute(f"SELECT * FROM sessions WHERE {_WAITING} {_QUEUE_ORDER} LIMIT 1", _WAITING_ARGS)
+            head = row.fetchone()
+            if head is None:
+                return None
+            job = self._row(head)
+            assert job.queued_at is not None
+            if self._no_room(db, job.resources, limits) is not None:
+                return None
+            devices = pick_gpus(self._gpus_held(db), job.resources.gpus) if job.resources.gpus else []
+            if devices is None:
+                return None
+            started = replace(
+                job,
+                queued_at=None,
+                start_time=now,
+                expiry_time=now + (job.expiry_time - job.start_time),
+                gpu_devices=devices,
+            )
+            db.execute(
+                "UPDATE sessions SET queued_at = NULL, start_time = ?, expiry_time = ?, gpu_devices = ? WHERE id = ?",
+                (_ts(started.start_time), _ts(started.expiry_time), json.dumps(devices), job.id),
+            )
+        return started, job.queued_at
+
+    def tell_queue(self, now: datetime, reason: str, words: Callable[[int], str]) -> None:
+        """Each waiting job's newest event says where it stands, `words(jobs ahead of it)`: one event with
+        `reason`, kept current in place as the queue moves (its message and last time; its first time says
+        since when it waits), written only where its words changed."""
+        with self._immediate() as db:
+            rows = db.execute(
+                "SELECT s.id, e.id AS event, e.reason, e.message FROM sessions AS s LEFT JOIN events AS e "
+                "ON e.id = (SELECT MAX(id) FROM events WHERE session_id = s.id) "
+                f"WHERE s.{_WAITING} ORDER BY s.queued_at, s.rowid",
+                _WAITING_ARGS,
+            ).fetchall()
+            for ahead, row in enumerate(rows):
+                message = words(ahead)
+                if row["reason"] != reason:
+                    db.execute(
+                        "INSERT INTO events (session_id, type, reason, message, first_time, last_time) "
+                        "VALUES (?, 'Normal', ?, ?, ?, ?)",
+                        (row["id"], reason, message, _ts(now), _ts(now)),
+                    )
+                elif row["message"] != message:
+                    db.execute(
+                        "UPDATE events SET message = ?, last_time = ? WHERE id = ?", (message, _ts(now), row["event"])
+                    )
 
     def set_status(
         self, session_id: str, status: Status, *, ended_at: datetime | None = None, exit_code: int | None = None
