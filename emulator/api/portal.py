@@ -138,6 +138,7 @@ async def _load(manager: SessionManager) -> dict[str, Any]:
         "ram_free": max(0.0, memory - stats.requested_ram_gb),
         "ram": memory,
         "instances": {"sessions": stats.interactive, "desktop-apps": stats.desktop_apps, "jobs": stats.headless},
+        "queued": manager.queue_length(),  # jobs waiting for room (core/queue.py)
         "updated": views.iso(manager.now()).replace("T", " ").replace("Z", " UTC"),
         # Across a swarm, each machine's share (one machine's figures are those above).
         "nodes": [views.node_json(n) for n in await manager.nodes()] if manager.distributed else [],

@@ -45,11 +45,17 @@ def _marked(response: Response, manager: SessionManager) -> Response:
     return response
 
 
+def _document(
+    manager: SessionManager, user: User, session: Session, version: str, ahead: dict[str, int]
+) -> dict[str, object]:
+    """`ahead`: the waiting jobs' places in the queue (manager.jobs_ahead)."""
+    usage = manager.usage(session)
+    return views.session_json(session, user, manager.connect_url(session), usage, version, ahead.get(session.id))
+
+
 def _documents(manager: SessionManager, user: User, sessions: list[Session], version: str) -> Response:
-    return _marked(
-        _json([views.session_json(s, user, manager.connect_url(s), manager.usage(s), version) for s in sessions]),
-        manager,
-    )
+    ahead = manager.jobs_ahead() if any(s.queued_at for s in sessions) else {}
+    return _marked(_json([_document(manager, user, s, version, ahead) for s in sessions]), manager)
 
 
 def _word(version: str) -> Callable[[Status], str]:
@@ -109,9 +115,8 @@ async def get_session(session_id: str, version: Version, p: Query, user: Current
     if view == "pull":
         return _json(manager.pull_progress(user, session_id) or {})
     session = manager.get(user, session_id)
-    return _marked(
-        _json(views.session_json(session, user, manager.connect_url(session), manager.usage(session), version)), manager
-    )
+    ahead = manager.jobs_ahead() if session.queued_at else {}
+    return _marked(_json(_document(manager, user, session, version, ahead)), manager)
 
 
 SNAPSHOT = "snapshot"  # the emulator's own action: the session saved as an image (core/snapshots.py)

@@ -29,7 +29,11 @@ def status_word(status: Status, version: str) -> str:
     return status.value
 
 
-def session_json(session: Session, user: User, connect_url: str, usage: Usage | None, version: str) -> dict[str, Any]:
+def session_json(
+    session: Session, user: User, connect_url: str, usage: Usage | None, version: str, jobs_ahead: int | None = None
+) -> dict[str, Any]:
+    """`jobs_ahead`: a job waiting in the queue, how many jobs wait ahead of it (its status is Pending, as
+    CANFAR shows a job Kueue holds)."""
     r = session.resources
     gpu_memory = usage.gpu_memory_bytes if usage else None
     document: dict[str, Any] = {
@@ -57,6 +61,8 @@ def session_json(session: Session, user: User, connect_url: str, usage: Usage | 
     }
     if session.mounts:  # the emulator's own: host folders mounted into it (`emulate dev --mount`)
         document["mounts"] = [str(m) for m in session.mounts]
+    if jobs_ahead is not None:  # the emulator's own: its place in the queue (`emulate ps` shows it)
+        document["jobsAhead"] = jobs_ahead
     if version == "v1":
         document["isFixedResources"] = r.fixed
         if not r.fixed:

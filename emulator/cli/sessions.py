@@ -65,6 +65,13 @@ def _progress() -> Progress:
 PULLED = "Successfully pulled image"
 
 
+def _status(session: dict[str, Any]) -> str:
+    """Its status, and a waiting job's place in the queue (the platform's own field)."""
+    if "jobsAhead" in session:
+        return f"{session['status']} (queued, {session['jobsAhead']} ahead)"
+    return str(session["status"])
+
+
 def _started(session: dict[str, Any]) -> bool:
     """Running; or, for a job, already done (a short job may end before it is ever seen Running)."""
     done = session["status"] in ("Succeeded", "Completed") and session["type"] == SessionType.HEADLESS
@@ -79,7 +86,9 @@ def wait_for_running(client: EmulatorClient, session_id: str, timeout: float) ->
         pulling, told_pull = None, False
         while True:
             session = client.session(session_id)
-            progress.update(waiting, description=f"{session_id}: {session['status']}")
+            progress.update(waiting, description=f"{session_id}: {_status(session)}")
+            if "jobsAhead" in session:
+                deadline = time.monotonic() + timeout  # a job waiting in the queue: the wait counts from its start
             pull = client.pull_progress(session_id) if session["status"] == "Pending" else {}
             if pull and pulling is None:
                 pulling = progress.add_task(f"pulling {pull['image']}", total=None, detail="", pull=True)
@@ -222,7 +231,7 @@ def ps(layout: Layout, show_all: bool, as_json: bool) -> None:
                 "" if s.get("appid", "<none>") == "<none>" else s["appid"],
                 s["name"],
                 s["type"],
-                s["status"],
+                _status(s),
                 s["image"],
                 _used_of(s.get("cpuCoresInUse"), s.get("requestedCPUCores")) + _not_held("CPU", unenforced),
                 _used_of(s.get("ramInUse"), s.get("requestedRAM")) + _not_held("memory", unenforced),
