@@ -215,10 +215,9 @@ def test_logs_are_bounded_and_never_hold_up_other_requests(fresh: Instance) -> N
 
 
 def test_fixed_memory_is_never_promised_twice(fresh: Instance) -> None:
-    # Jobs and desktop-apps are held to the host's memory as launches are (23 GB here: one 20 GB job fits).
+    # A job holds its memory as sessions do (23 GB here: one 20 GB job fits); a session that does not fit beside
+    # it is refused at once (a second job would wait in the queue: test_queue.py).
     fresh.job("big", ram="20", cmd="sleep", args="60")
-    second = fresh.http.post(
-        "/session", data={"name": "big", "image": IMAGE, "type": "headless", "ram": "20", "cmd": "sleep", "args": "60"}
-    )
+    second = fresh.http.post("/session", data={"name": "big", "image": IMAGE, "type": "notebook", "ram": "20"})
     assert second.status_code == 400 and second.text.startswith("Not enough memory on this machine for 20 GB")
     assert len(fresh.rows()) == 1
