@@ -330,11 +330,16 @@ def check_image_types(image_labels: dict[str, str], reference: str, session_type
         raise InvalidRequest(f"image/type mismatch: {reference}/{session_type}")
 
 
+class SessionLimitReached(InvalidRequest):
+    """skaha's refusal of one session too many (a 400 like any bad launch; its own class, so that a relaunch can
+    add what to do about it)."""
+
+
 def check_session_limit(user: str, active: int, most: int) -> None:
     """skaha's limit of concurrent sessions per user: `active` is how many of the user's sessions count towards
     it now (the store counts its rows in the admitting transaction; the test kit counts the sessions it runs)."""
     if active >= most:
-        raise InvalidRequest(f"User {user} has reached the maximum of {most} active sessions.")
+        raise SessionLimitReached(f"User {user} has reached the maximum of {most} active sessions.")
 
 
 # --- a launch's rules, in two steps (see the module's docstring) ----------------------------------

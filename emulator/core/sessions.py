@@ -1,14 +1,15 @@
 """SessionManager: the verbs every face calls.
 
 Public face (what the API and the portal call, at any time): `launch`, `attach_app`, `sessions`, `apps`, `get`,
-`get_app`, `logs`, `events`, `pull_progress`, `renew`, `snapshot` (snapshots.py), `delete`, `delete_app`, `connect_url`,
-`usage`, `usage_summary`, `catalogue`, `stats`, `nodes`, `now`, `host_home`, `queue_length` and `jobs_ahead` (the
-jobs waiting for room), and the read-only `context`, `repositories`, `max_sessions`, `limits`, `ram_counts_cache`,
-`distributed` and `quotas` (quotas.py). Housekeeping (housekeeping.py) also calls `known_users`, `user_removed`,
-`terminating` and `terminate`, and uses `bring_up` (bringup.py: it resumes a launch the service did not finish),
-`record` (record.py: the sessions' events, which its endings write too), `faults` (faults.py: the faults launches
-asked for, whose clocks it re-arms after a restart) and `queue` (queue.py: the jobs waiting for room, which it
-starts when they fit). The service calls `stop` once, at shutdown. Everything else is private.
+`get_app`, `logs`, `events`, `pull_progress`, `renew`, `snapshot` (snapshots.py), `relaunch` (relaunch.py), `delete`,
+`delete_app`, `connect_url`, `usage`, `usage_summary`, `catalogue`, `stats`, `nodes`, `now`, `host_home`, `queue_length`
+and `jobs_ahead` (the jobs waiting for room), `broadcast` (notices.py: the admins' message to the room), and the
+read-only `context`, `repositories`, `max_sessions`, `limits`, `ram_counts_cache`, `distributed` and `quotas`
+(quotas.py). Housekeeping (housekeeping.py) also calls `known_users`, `user_removed`, `terminating` and `terminate`,
+and uses `bring_up` (bringup.py: it resumes a launch the service did not finish), `record` (record.py: the sessions'
+events, which its endings write too), `faults` (faults.py: the faults launches asked for, whose clocks it re-arms
+after a restart) and `queue` (queue.py: the jobs waiting for room, which it starts when they fit). The service calls
+`stop` once, at shutdown. Everything else is private.
 
 Launch validates and admits synchronously (so bad input leaves nothing behind) and answers with the id at once;
 the session's bring-up (bringup.py: its pull, container and readiness probe) runs in the background, or, for a job
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator import naming
-from emulator.core import accounting, apps, devmounts, policy, queries, snapshots
+from emulator.core import accounting, apps, devmounts, policy, queries, relaunch, snapshots
 from emulator.core.bringup import BringUp, SessionServices
 from emulator.core.contract import template_values
 from emulator.core.disk import DiskWatch
@@ -44,7 +45,8 @@ from emulator.core.models import (
     Status,
     User,
 )
-from emulator.core.pulls import SessionPulls
+from emulator.core.notices import Broadcast
+from emulator.core.pulls import CREDENTIALS_NEEDED, SessionPulls
 from emulator.core.queue import JobQueue
 from emulator.core.quotas import home_quotas
 from emulator.core.record import SessionRecord, utcnow
@@ -97,6 +99,7 @@ class SessionManager:
         )
         self._snapshots = Snapshots(settings, store, runtime, profiles, self.record, locks, self._disk)
         self.quotas = home_quotas(settings, runtime, store)
+        self.broadcast = Broadcast(store, clock)
         self._mounts_refused = devmounts.refusal(settings)  # why launches may not mount host folders ("": they may)
         self._platform_folders = devmounts.platform_folders(settings)
 
@@ -371,6 +374,24 @@ class SessionManager:
     async def snapshot(self, user: User, session_id: str, tag: str | None) -> str:
         """Save the caller's Running session as an image (an emulator extension: action=snapshot); its name."""
         return await self._snapshots.save(user, session_id, tag)
+
+    async def relaunch(self, user: User, session_id: str, registry_auth: str | None = None) -> str:
+        """Launch the caller's ended interactive session again with its type, image, name and resources (not its
+        env, nor credentials: relaunch.py); the new session's id. The ended one stays listed until removed."""
+        session = self._store.get(session_id)
+        if session is None or session.user != user.name or session.parent_id is not None:
+            raise NotFound(f"session {session_id} not found")
+        profile = self._profiles.get(session.type)
+        relaunch.check_relaunchable(session, profile)
+        assert profile is not None  # check_relaunchable refused a type without one
+        try:
+            return await self.launch(user, relaunch.launch_request(session, profile, registry_auth))
+        except policy.SessionLimitReached as exc:
+            raise policy.SessionLimitReached(relaunch.limit_reached(session, exc.message)) from None
+        except InvalidRequest as exc:
+            if exc.message == CREDENTIALS_NEEDED:  # skaha's words name a header the portal's user never sees
+                raise InvalidRequest(relaunch.credentials_again(session)) from None
+            raise
 
     async def delete(self, user: User, session_id: str) -> None:
         session = self._store.get(session_id)
