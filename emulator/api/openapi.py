@@ -55,6 +55,10 @@ FORM: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "mount": {"type": "array", "items": _TEXT},
     },
     ("/skaha/{version}/session/{session_id}/app", "post"): {"image": _TEXT, "cores": _TEXT, "ram": _TEXT},
+    # The emulator's own: the admins' message to every dashboard (api/notices.py).
+    ("/skaha/v1/admin/broadcast", "put"): {
+        "text": {"type": "string", "description": "One line of printable text, up to 500 characters"}
+    },
 }
 
 # skaha's header for private registries: base64 of `username:secret`, used for the launch's pull only.
@@ -81,6 +85,6 @@ def describe(document: dict[str, Any]) -> dict[str, Any]:
             if form:
                 body = {"type": "object", "properties": form}
                 operation["requestBody"] = {"content": {"application/x-www-form-urlencoded": {"schema": body}}}
-            if path.startswith("/skaha/{version}"):
+            if path.startswith(("/skaha/{version}", "/skaha/v1/")):
                 operation["security"] = [{"bearer": []}]
     return document

@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     "images": "images",
     "bundle": "bundle",
     "users": "users",
+    "broadcast": "broadcast",
     "validate": "validate",
     "testkit": "testkit",
     "init-image": "scaffold",

@@ -242,6 +242,19 @@ class EmulatorClient:
         except Forbidden as exc:
             raise Forbidden(f"session {session_id} belongs to another user") from exc
 
+    def broadcast(self) -> dict[str, Any] | None:
+        """The admins' message to the room (the emulator's own, under v1): text, setBy, setAt; None when none."""
+        answer = self._request("GET", "/broadcast")
+        return None if answer.status == 204 else answer.json()
+
+    def set_broadcast(self, text: str) -> dict[str, Any]:
+        """Show `text` on every dashboard (an admin's token only); the message as the service keeps it."""
+        return self._request("PUT", "/admin/broadcast", data={"text": text}).json()  # type: ignore[no-any-return]
+
+    def clear_broadcast(self) -> bool:
+        """Take the message down (an admin's token only); whether there was one."""
+        return bool(self._request("DELETE", "/admin/broadcast").json()["cleared"])
+
     def context(self) -> dict[str, Any]:
         return self._request("GET", "/context").json()  # type: ignore[no-any-return]
 
