@@ -8,6 +8,7 @@ Form posts carry a token derived from the sign-in cookie (which is HttpOnly and 
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import math
 import re
@@ -21,9 +22,9 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from emulator.api import views
+from emulator.api import notices, views
 from emulator.api.access import platform_cookie, redirect_signed_in, secure
-from emulator.api.audit import client_address
+from emulator.api.audit import audit, client_address
 from emulator.api.deps import Manager
 from emulator.api.storage import home_storage
 from emulator.core.auth import Authenticator, RouteAccess
@@ -49,6 +50,7 @@ FORM_TYPES = [
 ]
 FIXED_CHOICE = {SessionType.NOTEBOOK, SessionType.CARTA, SessionType.CONTRIBUTED}
 WARN_BEFORE_EXPIRY_SECONDS = 6 * 3600
+ADMINS_ONLY = "admins only: the message to the room is set by an admin (`emulate users admin NAME` makes one)"
 _SAFE_NEXT = re.compile(r"/(?!/)[^\s\\]*")  # fullmatch: a path on this site
 
 
@@ -88,7 +90,7 @@ def _ago(then: datetime, now: datetime) -> str:
 def _card(manager: SessionManager, user: User, session: Session) -> dict[str, Any]:
     usage = manager.usage(session)
     r = session.resources
-    events = manager.events(user, session.id) if session.status in (Status.PENDING, Status.FAILED) else []
+    events = manager.events(user, session.id) if session.status is Status.PENDING or session.status.final else []
     now = manager.now()
     limits = manager.limits  # a figure the engine does not hold is marked, never promised
     return {
@@ -113,6 +115,23 @@ def _card(manager: SessionManager, user: User, session: Session) -> dict[str, An
         "connect": manager.connect_url(session) if session.status is Status.RUNNING else "",
         "why": events[-1].message if events else "",
         "pull": _pull_line(manager.pull_progress(user, session.id)) if session.status is Status.PENDING else "",
+        **_relaunch_fields(session),
+    }
+
+
+def _when(moment: datetime) -> str:
+    return views.iso(moment).replace("T", " ").replace("Z", " UTC")
+
+
+def _relaunch_fields(session: Session) -> dict[str, Any]:
+    """What an ended card shows (when it ended) and what Edit and relaunch puts back in the launch form."""
+    r = session.resources
+    return {
+        "ended": _when(session.ended_at) if session.status.final and session.ended_at else "",
+        "final": session.status.final,
+        "fixed": r.fixed,
+        "cores_asked": views.number(r.cores_request),
+        "ram_asked": views.number(r.ram_request_gb),
     }
 
 
@@ -125,8 +144,9 @@ def _pull_line(progress: dict[str, Any] | None) -> str:
 
 
 def _cards(manager: SessionManager, user: User) -> list[dict[str, Any]]:
-    shown = [s for s in manager.sessions(user) if s.type in FORM_TYPES and s.status is not Status.SUCCEEDED]
-    return [_card(manager, user, s) for s in shown]
+    """A card for each session of the form's types, ended ones too (Succeeded or Failed, kept for a day:
+    finished_retention_seconds), which offer Relaunch."""
+    return [_card(manager, user, s) for s in manager.sessions(user) if s.type in FORM_TYPES]
 
 
 async def _load(manager: SessionManager) -> dict[str, Any]:
@@ -236,8 +256,23 @@ async def dashboard(request: Request, manager: Manager) -> Response:
         "context": manager.context,
         "active": len(live),
         "limit": manager.max_sessions,
+        "notice": _notice(manager),
     }
     return templates.TemplateResponse(request, "dashboard.html", context)
+
+
+def _notice(manager: SessionManager) -> dict[str, str] | None:
+    """The admins' message to the room, as the banner shows it (None: there is none)."""
+    notice = manager.broadcast.current()
+    if notice is None:
+        return None
+    return {
+        "text": notice.text,
+        "set_by": notice.set_by,
+        "set_at": _when(notice.set_at),
+        # Tells one message from the next (two set within a second too): a page replaces its banner when it changes.
+        "key": hashlib.sha256(f"{notice.set_at.isoformat()} {notice.set_by} {notice.text}".encode()).hexdigest()[:16],
+    }
 
 
 @router.get("/fragments/sessions", response_class=HTMLResponse)
@@ -249,6 +284,12 @@ async def sessions_fragment(request: Request, user: Viewer, manager: Manager) ->
 @router.get("/fragments/load", response_class=HTMLResponse)
 async def load_fragment(request: Request, user: Viewer, manager: Manager) -> Response:
     return templates.TemplateResponse(request, "_load.html", {"load": await _load(manager)})
+
+
+@router.get("/fragments/notice", response_class=HTMLResponse)
+async def notice_fragment(request: Request, user: Viewer, manager: Manager) -> Response:
+    """The banner alone: every open dashboard asks for it every few seconds (one small read of the store)."""
+    return templates.TemplateResponse(request, "_notice.html", {"notice": _notice(manager)})
 
 
 def _done(request: Request, message: str, status_code: int = 200) -> Response:
@@ -332,6 +373,54 @@ async def snapshot(
     if request.headers.get("x-requested-with") == "portal":
         return PlainTextResponse(name)
     return _done(request, f"saved as image {name}: launch it from the form below")
+
+
+@router.post("/sessions/{session_id}/relaunch")
+async def relaunch(
+    request: Request, session_id: str, user: Viewer, manager: Manager, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    """An ended session of the caller's launched again with its type, image, name and resources (core/relaunch.py);
+    the script gets the new session's id."""
+    _check_form(request, csrf)
+    try:
+        ended = manager.get(user, session_id)
+        new_id = await manager.relaunch(user, session_id)
+    except NotFound:
+        return _done(request, f"no session {session_id}", 404)
+    except EmulatorError as exc:
+        return _refused(request, exc, "the relaunch failed; see the service log", 400)
+    audit(request, "relaunch", user.name, session=new_id, previous=session_id, type=ended.type.value, image=ended.image)
+    return _done(request, new_id)
+
+
+@router.post("/broadcast")
+async def broadcast(
+    request: Request,
+    user: Viewer,
+    manager: Manager,
+    csrf: Annotated[str, Form()] = "",
+    text: Annotated[str, Form()] = "",
+) -> Response:
+    """An admin's message to the room, from the dashboard's form (the API's PUT /skaha/v1/admin/broadcast)."""
+    _check_form(request, csrf)
+    if not user.admin:
+        return _done(request, ADMINS_ONLY, 403)
+    try:
+        notices.announce(request, manager, user, text)
+    except EmulatorError as exc:
+        return _refused(request, exc, "setting the message failed; see the service log")
+    return _done(request, "shown on every dashboard")
+
+
+@router.post("/broadcast/clear")
+async def clear_broadcast(
+    request: Request, user: Viewer, manager: Manager, csrf: Annotated[str, Form()] = ""
+) -> Response:
+    _check_form(request, csrf)
+    if not user.admin:
+        return _done(request, ADMINS_ONLY, 403)
+    cleared = notices.withdraw(request, manager, user)
+    return _done(request, "the message is taken down" if cleared else "there was no message to take down")
 
 
 @router.post("/sessions/{session_id}/delete")

@@ -1,6 +1,8 @@
-// The dashboard's behaviour: refresh the cards while anything is changing, launch, renew, save as image and
-// delete without leaving the page, show events and logs, and report every failure in words.
+// The dashboard's behaviour: refresh the cards while anything is changing, launch, renew, save as image,
+// relaunch and delete without leaving the page, show events and logs, keep the message to the room current,
+// and report every failure in words.
 "use strict";
+const NOTICE_EVERY_MS = 5000; // how soon a new message to the room reaches an open dashboard
 const csrf = () => document.getElementById("sessions").dataset.csrf;
 const message = (text, isError) => {
   const box = document.getElementById("message");
@@ -21,6 +23,26 @@ async function refresh() {
   if (response.ok) { document.getElementById("sessions").innerHTML = await response.text(); }
   const load = await fetch("/science-portal/fragments/load");
   if (load.ok) { document.getElementById("load").innerHTML = await load.text(); }
+  await refreshNotice();
+}
+
+// The banner is replaced only when the message changed (each one has its key): a screen reader then
+// announces a new message once, not every poll.
+async function refreshNotice() {
+  const response = await fetch("/science-portal/fragments/notice");
+  if (!response.ok) return;
+  const incoming = document.createElement("template");
+  incoming.innerHTML = (await response.text()).trim();
+  const box = document.getElementById("notice");
+  const key = (element) => (element ? element.dataset.key : "");
+  if (key(incoming.content.firstElementChild) !== key(box.firstElementChild)) { box.replaceChildren(incoming.content); }
+}
+
+function watchNotice() {
+  setTimeout(async () => {
+    try { if (!document.hidden) { await refreshNotice(); } } catch { /* a dropped request: the next poll asks again */ }
+    watchNotice();
+  }, NOTICE_EVERY_MS);
 }
 
 // Poll every 3 s while a session is starting or ending, else every 30 s (for expiry and figures);
@@ -44,6 +66,13 @@ document.addEventListener("click", async (event) => {
     const result = await post(`/science-portal/sessions/${id}/delete`, {});
     message(result.ok ? `Deleted ${name}.` : `Delete failed: ${result.text}`, !result.ok);
     await refresh();
+  } else if (button.dataset.action === "relaunch") {
+    button.disabled = true;
+    const result = await post(`/science-portal/sessions/${id}/relaunch`, {});
+    message(result.ok ? `Relaunching ${name} (${result.text}); it shows Running when it answers.` : `Relaunch failed: ${result.text}`, !result.ok);
+    await refresh();
+  } else if (button.dataset.action === "edit") {
+    editInForm(card);
   } else if (button.dataset.action === "renew") {
     const result = await post(`/science-portal/sessions/${id}/renew`, {});
     message(result.ok ? `${name}: ${result.text}` : `Renew failed: ${result.text}`, !result.ok);
@@ -80,6 +109,7 @@ function addImage(imageName, types) {
 
 // The launch form: images of the chosen type, Fixed only where the type offers it, skaha's name rule.
 const form = document.getElementById("launch");
+let editInForm = () => {}; // Edit and relaunch: an ended card's settings into the form (set below, with the form)
 if (form) {
   const type = form.elements.type, image = form.elements.image, name = form.elements.name;
   const fixedTypes = document.getElementById("resources").dataset.fixedTypes.split(",");
@@ -104,6 +134,28 @@ if (form) {
   form.addEventListener("change", sync);
   form.elements.custom_image.addEventListener("input", sync);
   sync();
+  const choose = (select, value) => {
+    if (select && [...select.options].some((option) => option.value === value)) select.value = value;
+  };
+  editInForm = (card) => {
+    const old = card.dataset;
+    type.value = old.type;
+    sync(); // the images of its type
+    const listed = [...image.options].some((option) => option.value === old.image && !option.disabled);
+    if (listed) image.value = old.image;
+    form.elements.custom_image.value = listed ? "" : old.image; // not offered here: named under Advanced
+    document.getElementById("advanced").open = !listed;
+    const fixed = old.fixed === "true" && fixedTypes.includes(old.type);
+    form.querySelector(`input[name="resources"][value="${fixed ? "fixed" : "flexible"}"]`).checked = true;
+    if (fixed) { choose(form.elements.cores, old.cores); choose(form.elements.ram, old.ram); }
+    choose(form.elements.gpus, old.gpus || "0");
+    sync();
+    name.value = old.name; // last: sync names a session after its type
+    form.scrollIntoView({ block: "start" });
+    name.focus();
+    message(`The launch form holds the settings of ${old.name}: change what you need, then Launch.` +
+      (listed ? "" : " If its image is from a private registry, give the username and secret again, under Advanced."));
+  };
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const error = document.getElementById("launch-error");
@@ -121,4 +173,23 @@ if (form) {
     await refresh();
   });
 }
+// An admin's form for the message to the room: set it or clear it, and see it at once.
+const broadcast = document.getElementById("broadcast");
+if (broadcast) {
+  broadcast.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const clearing = Boolean(event.submitter && event.submitter.hasAttribute("data-clear"));
+    const error = document.getElementById("broadcast-error");
+    error.hidden = true;
+    const text = broadcast.elements.namedItem("text");
+    const result = clearing
+      ? await post("/science-portal/broadcast/clear", {})
+      : await post("/science-portal/broadcast", { text: text.value });
+    if (!result.ok) { error.textContent = result.text; error.hidden = false; return; }
+    if (clearing) text.value = "";
+    message(result.text);
+    await refreshNotice();
+  });
+}
 schedule();
+watchNotice();
