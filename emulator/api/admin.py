@@ -126,7 +126,7 @@ async def delete_session(request: Request, ref: str, caller: AdminUser, manager:
 
 @router.delete("/sessions")
 async def delete_many(request: Request, p: Query, caller: AdminUser, manager: Manager) -> Response:
-    user, everyone, typed = p.get("user"), p.get("all"), p.get("confirm")
+    user, everyone, typed = p.get("user") or None, p.get("all"), p.get("confirm")
     with audited(request, "admin-delete-all" if user is None else "admin-delete-user", caller, user=user):
         if everyone is not None and everyone != "true":
             raise InvalidRequest("all=true, or leave it out")
