@@ -54,7 +54,12 @@ def secured(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.Dock
 def people(secured: Instance) -> dict[str, Person]:
     """alice and bob share the group astro; eve is in no group of theirs; boss is an admin (in no group)."""
     found = {}
-    people = (("alice", ["--group", "astro"]), ("bob", ["--group", "astro"]), ("eve", []), ("boss", ["--admin"]))
+    people: list[tuple[str, list[str]]] = [
+        ("alice", ["--group", "astro"]),
+        ("bob", ["--group", "astro"]),
+        ("eve", []),
+        ("boss", ["--admin"]),
+    ]
     for name, groups in people:
         printed = secured.emulate("users", "add", name, *groups).stdout
         values = dict(line.split(": ", 1) for line in printed.splitlines() if ": " in line)
