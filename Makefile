@@ -69,7 +69,7 @@ test-engines: venv ## as root: the core path on each engine here (starts it, loa
 test-fast: venv ## only the tests that need no Docker
 	$(VENV)/bin/pytest tests/unit
 
-bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gateway, scale, the test kit (and its second run against its first), the CLI and the edit-run loop, each against raw Docker
+bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gateway, scale, the test kit (and its second run against its first), the CLI, the admin page and the edit-run loop, each against raw Docker
 	@command -v wrk >/dev/null || { echo 'make bench drives HTTP with wrk: install it first (apt-get install wrk)'; exit 1; }
 	$(PY) benchmarks/launch.py
 	$(PY) benchmarks/portal.py
@@ -81,6 +81,7 @@ bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gate
 	$(PY) benchmarks/testkit_reruns.py
 	$(PY) benchmarks/swarm.py
 	$(PY) benchmarks/cli.py
+	$(PY) benchmarks/admin_page.py
 	$(PY) benchmarks/dev.py
 
 clean: ## remove the virtual environment and caches

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from emulator import __version__, labels, naming
-from emulator.api import access, errors, notices, portal, skaha
+from emulator.api import access, admin, admin_page, errors, notices, portal, skaha
 from emulator.api.host import host_facts
 from emulator.api.limits import BodyLimit
 from emulator.api.openapi import describe
@@ -203,6 +203,8 @@ def _install(app: FastAPI) -> None:
     app.include_router(notices.router)
     app.include_router(access.router)
     app.include_router(portal.router)
+    app.include_router(admin.router)
+    app.include_router(admin_page.router)
     app.mount("/science-portal/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     def openapi() -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from emulator.api.deps import VERSIONS
+from emulator.core.admin import EVERYTHING, SORT_KEYS
 from emulator.session_types import SESSION_TYPES
 
 STATUSES = ["Pending", "Running", "Terminating", "Succeeded", "Completed", "Failed"]
@@ -21,6 +22,19 @@ QUERY: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("/skaha/{version}/session/{session_id}", "get"): {"view": {"type": "string", "enum": ["logs", "events", "pull"]}},
     ("/skaha/{version}/session/{session_id}/app", "get"): {"status": {"type": "string", "enum": STATUSES}},
     ("/skaha/{version}/image", "get"): {"type": {"type": "string", "enum": list(SESSION_TYPES)}},
+    # The admin API (the emulator's own; admins' own tokens only).
+    ("/skaha/v1/admin/sessions", "get"): {
+        "user": {"type": "string", "description": "only this user's sessions"},
+        "status": {"type": "string", "enum": STATUSES},
+        "sort": {"type": "string", "enum": list(SORT_KEYS)},
+        "order": {"type": "string", "enum": ["asc", "desc"]},
+    },
+    ("/skaha/v1/admin/sessions", "delete"): {
+        "user": {"type": "string", "description": "delete every session of this user (confirm: their name again)"},
+        "all": {"type": "string", "enum": ["true"], "description": f"delete every session (confirm: {EVERYTHING})"},
+        "confirm": {"type": "string", "description": f"the user's name again, or the word {EVERYTHING}"},
+    },
+    ("/skaha/v1/admin/sessions/{ref}", "get"): {"view": {"type": "string", "enum": ["events", "logs"]}},
 }
 FORM: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     ("/skaha/{version}/session", "post"): {
@@ -58,6 +72,9 @@ FORM: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     # The emulator's own: the admins' message to every dashboard (api/notices.py).
     ("/skaha/v1/admin/broadcast", "put"): {
         "text": {"type": "string", "description": "One line of printable text, up to 500 characters"}
+    },
+    ("/skaha/v1/admin/sessions/{ref}", "post"): {
+        "action": {"type": "string", "enum": ["renew"], "description": "renew anyone's session as skaha's renew does"}
     },
 }
 

@@ -2,14 +2,15 @@
 
 Public face (what the API and the portal call, at any time): `launch`, `attach_app`, `sessions`, `apps`, `get`,
 `get_app`, `logs`, `events`, `pull_progress`, `renew`, `snapshot` (snapshots.py), `relaunch` (relaunch.py), `delete`,
-`delete_app`, `connect_url`, `usage`, `usage_summary`, `catalogue`, `stats`, `nodes`, `now`, `host_home`, `queue_length`
-and `jobs_ahead` (the jobs waiting for room), `broadcast` (notices.py: the admins' message to the room), and the
-read-only `context`, `repositories`, `max_sessions`, `limits`, `ram_counts_cache`, `distributed` and `quotas`
-(quotas.py). Housekeeping (housekeeping.py) also calls `known_users`, `user_removed`, `terminating` and `terminate`,
-and uses `bring_up` (bringup.py: it resumes a launch the service did not finish), `record` (record.py: the sessions'
-events, which its endings write too), `faults` (faults.py: the faults launches asked for, whose clocks it re-arms
-after a restart) and `queue` (queue.py: the jobs waiting for room, which it starts when they fit). The service calls
-`stop` once, at shutdown. Everything else is private.
+`delete_app`, `connect_url`, `usage`, `usage_summary`, `catalogue`, `stats`, `nodes`, `now`, `host_home`,
+`queue_length` and `jobs_ahead` (the jobs waiting for room), `broadcast` (notices.py: the admins' message to the
+room), `admin` (admin.py: the admins' verbs over everyone's sessions), and the read-only `context`, `repositories`,
+`max_sessions`, `limits`, `ram_counts_cache`, `distributed` and `quotas` (quotas.py). Housekeeping (housekeeping.py)
+also calls `known_users`, `user_removed`, `terminating` and `terminate`, and uses `bring_up` (bringup.py: it resumes
+a launch the service did not finish), `record` (record.py: the sessions' events, which its endings write too),
+`faults` (faults.py: the faults launches asked for, whose clocks it re-arms after a restart) and `queue` (queue.py:
+the jobs waiting for room, which it starts when they fit). The service calls `stop` once, at shutdown. Everything
+else is private.
 
 Launch validates and admits synchronously (so bad input leaves nothing behind) and answers with the id at once;
 the session's bring-up (bringup.py: its pull, container and readiness probe) runs in the background, or, for a job
@@ -28,6 +29,7 @@ from typing import Any
 
 from emulator import naming
 from emulator.core import accounting, apps, devmounts, policy, queries, relaunch, snapshots
+from emulator.core.admin import Admin, Hooks
 from emulator.core.bringup import BringUp, SessionServices
 from emulator.core.contract import template_values
 from emulator.core.disk import DiskWatch
@@ -98,6 +100,9 @@ class SessionManager:
             {"/arc": settings.layout.arc_path, "the platform's state": settings.layout.state_path}, settings.min_free_gb
         )
         self._snapshots = Snapshots(settings, store, runtime, profiles, self.record, locks, self._disk)
+        self.admin = Admin(
+            settings, store, runtime, users, self.record, Hooks(self.terminate, self.usage, self.connect_url)
+        )
         self.quotas = home_quotas(settings, runtime, store)
         self.broadcast = Broadcast(store, clock)
         self._mounts_refused = devmounts.refusal(settings)  # why launches may not mount host folders ("": they may)

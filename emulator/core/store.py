@@ -568,18 +568,26 @@ class Store:
 
     def events(self, session_id: str) -> list[Event]:
         rows = self._db.execute("SELECT * FROM events WHERE session_id = ? ORDER BY id", (session_id,)).fetchall()
-        return [
-            Event(
-                session_id=r["session_id"],
-                type=r["type"],
-                reason=r["reason"],
-                message=r["message"],
-                first_time=datetime.fromisoformat(r["first_time"]),
-                last_time=datetime.fromisoformat(r["last_time"]),
-                count=r["count"],
-            )
-            for r in rows
-        ]
+        return [self._event(r) for r in rows]
+
+    def latest_events(self) -> dict[str, Event]:
+        """Every session's newest event, by session id, in one query (the admin page's status column)."""
+        rows = self._db.execute(
+            "SELECT * FROM events WHERE id IN (SELECT MAX(id) FROM events GROUP BY session_id)"
+        ).fetchall()
+        return {r["session_id"]: self._event(r) for r in rows}
+
+    @staticmethod
+    def _event(r: sqlite3.Row) -> Event:
+        return Event(
+            session_id=r["session_id"],
+            type=r["type"],
+            reason=r["reason"],
+            message=r["message"],
+            first_time=datetime.fromisoformat(r["first_time"]),
+            last_time=datetime.fromisoformat(r["last_time"]),
+            count=r["count"],
+        )
 
     # --- images pulled with credentials ---------------------------------------------------
 
