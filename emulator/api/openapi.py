@@ -81,6 +81,6 @@ def describe(document: dict[str, Any]) -> dict[str, Any]:
             if form:
                 body = {"type": "object", "properties": form}
                 operation["requestBody"] = {"content": {"application/x-www-form-urlencoded": {"schema": body}}}
-            if path.startswith("/skaha/{version}"):
+            if path.startswith(("/skaha/{version}", "/skaha/v1/admin", "/metrics")):
                 operation["security"] = [{"bearer": []}]
     return document
