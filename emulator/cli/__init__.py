@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     "images": "images",
     "bundle": "bundle",
     "users": "users",
+    "usage": "usage",
     "validate": "validate",
     "testkit": "testkit",
     "init-image": "scaffold",
