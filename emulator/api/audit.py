@@ -73,8 +73,8 @@ def launch_recorded(request: Request, user: User, wanted: LaunchRequest) -> Iter
         details: dict[str, Value] = {"type": wanted.type or "headless", "image": wanted.image, "name": wanted.name}
         with audited(request, "launch", user.name, _sent(wanted), **details) as line:
             yield line
-    except EmulatorError:
-        counted(wanted.type, "refused")
+    except EmulatorError as exc:
+        counted(wanted.type, "refused" if exc.status_code < 500 else "failed")
         raise
     counted(wanted.type, "ok")
 

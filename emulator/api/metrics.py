@@ -40,7 +40,7 @@ from emulator.session_types import SESSION_TYPES
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus_client
 
 PREFIX = "skaha_emulator"
-LaunchOutcome = Literal["ok", "refused"]
+LaunchOutcome = Literal["ok", "refused", "failed"]  # failed: the platform's own trouble (a 5xx)
 SigninFailure = Literal["wrong-password", "throttled"]
 OTHER = "other"  # a label value for anything outside its list (a type nobody has, an unheard-of method)
 UNMATCHED = "unmatched"  # the route of a request no route took (a 404)
@@ -120,7 +120,7 @@ class Metrics(Observer):
             registry=self.registry,
         )
         for session_type in SESSION_TYPES:  # every series there from the start, at 0: rates work from the first
-            for outcome in ("ok", "refused"):
+            for outcome in ("ok", "refused", "failed"):
                 self._launches.labels(session_type, outcome)
             for cause in FailureCause:
                 self._failures.labels(session_type, cause.value)

@@ -112,3 +112,20 @@ def test_the_answer_has_each_users_types_and_totals_as_json_or_csv(tmp_path: Pat
         ("bob", "all", "1", "0.333333"),
     ]
     assert usage_csv([]) == "user,type,sessions,session_hours,core_hours,ram_gb_hours,gpu_hours\n"
+
+
+def test_emulate_usage_shows_each_users_types_then_their_total_when_they_used_more_than_one(tmp_path: Path) -> None:
+    from emulator.cli.usage import _rows
+
+    store = _store(tmp_path / "state.db")
+    _ran(store, "s1", "ada", "notebook", 2, 2, NOW)
+    _ran(store, "s2", "ada", "headless", 1, 4, NOW)
+    _ran(store, "s3", "bob", "notebook", 0.5, 1, NOW)
+    lines = summarize(store.usage_records())
+    store.close()
+    assert _rows(usage_document(lines, None, NOW)) == [
+        ["ada", "headless", "1", "1.00", "4.00", "4.00", "0.00"],
+        ["ada", "notebook", "1", "2.00", "4.00", "8.00", "0.00"],
+        ["ada", "(all)", "2", "3.00", "8.00", "12.00", "0.00"],
+        ["bob", "notebook", "1", "0.50", "0.50", "2.00", "0.00"],
+    ]
