@@ -16,7 +16,8 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from emulator import __version__, labels, naming
-from emulator.api import access, admin, admin_page, errors, notices, portal, skaha
+from emulator.api import access, admin, admin_page, errors, metrics, notices, portal, skaha, usage
+from emulator.api.audit import PlatformAudit
 from emulator.api.host import host_facts
 from emulator.api.limits import BodyLimit
 from emulator.api.openapi import describe
@@ -144,6 +145,15 @@ def _keep_house(settings: Settings, runtime: DockerRuntime, keeper: Housekeeper)
     return [asyncio.create_task(run_forever(keeper.run_once, settings.loop_interval, "housekeeping", changed))]
 
 
+def _observe(app: FastAPI, manager: SessionManager, audit: AuditLog) -> None:
+    """The audit log and the metrics hear what the sessions do (failures, pulls, expiries) from the start."""
+    app.state.audit = audit
+    figures: metrics.Metrics = app.state.metrics
+    figures.follow(manager)
+    manager.record.observers.add(figures)
+    manager.record.observers.add(PlatformAudit(audit))
+
+
 def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastAPI:
     """`api_upstream`: where the gateway reaches this service; `gateway_url`: where it reaches the gateway."""
 
@@ -162,14 +172,14 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         auth = Authenticator(users, callbacks, SignIns(settings.layout.signin_key), store)
         services = _services(settings, runtime, store, callbacks, auth, nvml, gateway_url)
         manager = SessionManager(settings, store, runtime, profiles, users, host, services)
+        audit = AuditLog(settings.layout.audit_log)
+        _observe(app, manager, audit)
         names, name_server = await _name_server(settings, api_upstream, services.addresses)
         await gateway.wait_ready()
         table = _table(settings, profiles, api_upstream, name_server)
         keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, services.networks)
         await keeper.reconcile()
         housekeeping = _keep_house(settings, runtime, keeper)
-        audit = AuditLog(settings.layout.audit_log)
-        app.state.audit = audit
         app.state.manager = manager
         app.state.auth = auth
         app.state.settings = settings
@@ -199,8 +209,12 @@ def _install(app: FastAPI) -> None:
     app.add_middleware(errors.ContainUnforeseen)  # innermost of ours: it sees what the handlers let through
     app.add_middleware(BodyLimit)
     app.add_middleware(OwnPagesOnly)
+    app.state.metrics = figures = metrics.Metrics()  # the app's own registry
+    app.add_middleware(metrics.RequestTimer, metrics=figures)  # outermost: it times all the others too
     app.include_router(skaha.router)
     app.include_router(notices.router)
+    app.include_router(usage.router)
+    app.include_router(metrics.router)
     app.include_router(access.router)
     app.include_router(portal.router)
     app.include_router(admin.router)

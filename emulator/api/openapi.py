@@ -102,6 +102,6 @@ def describe(document: dict[str, Any]) -> dict[str, Any]:
             if form:
                 body = {"type": "object", "properties": form}
                 operation["requestBody"] = {"content": {"application/x-www-form-urlencoded": {"schema": body}}}
-            if path.startswith(("/skaha/{version}", "/skaha/v1/")):
+            if path.startswith(("/skaha/{version}", "/skaha/v1/", "/metrics")):
                 operation["security"] = [{"bearer": []}]
     return document

@@ -14,7 +14,7 @@ import math
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -24,8 +24,9 @@ from starlette.concurrency import run_in_threadpool
 
 from emulator.api import notices, views
 from emulator.api.access import platform_cookie, redirect_signed_in, secure
-from emulator.api.audit import audit, client_address
+from emulator.api.audit import audit, audited, client_address, launch_recorded
 from emulator.api.deps import Manager
+from emulator.api.metrics import metrics_of
 from emulator.api.storage import home_storage
 from emulator.core.auth import Authenticator, RouteAccess
 from emulator.core.models import LaunchRequest, Session, Status, User
@@ -52,6 +53,7 @@ FIXED_CHOICE = {SessionType.NOTEBOOK, SessionType.CARTA, SessionType.CONTRIBUTED
 WARN_BEFORE_EXPIRY_SECONDS = 6 * 3600
 ADMINS_ONLY = "admins only: the message to the room is set by an admin (`emulate users admin NAME` makes one)"
 _SAFE_NEXT = re.compile(r"/(?!/)[^\s\\]*")  # fullmatch: a path on this site
+_NAME_SHAPED = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")  # fullmatch: what a user's name may be (users/accounts.py)
 
 
 def _auth(request: Request) -> Authenticator:
@@ -174,6 +176,14 @@ async def login_page(request: Request, next: str = "/science-portal/") -> Respon
     return templates.TemplateResponse(request, "login.html", {"next": next, "error": ""})
 
 
+def _signin_failed(request: Request, name: str, outcome: Literal["failed", "throttled"]) -> None:
+    """A refused sign-in: its line names who it was tried as (a name alone: what someone typed in the name field
+    is kept only when it has a user name's shape, never when it may be a password typed in the wrong box)."""
+    tried = name if _NAME_SHAPED.fullmatch(name) else "(not a user name)"
+    audit(request, "sign-in-failed", None, outcome, user=tried)
+    metrics_of(request).signin_failed("throttled" if outcome == "throttled" else "wrong-password")
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request,
@@ -185,6 +195,7 @@ async def login(
     name, address = username.strip(), client_address(request)
     wait = auth.throttle.wait(name, address)
     if wait > 0:
+        _signin_failed(request, name, "throttled")
         seconds = math.ceil(wait)
         error = f"Too many wrong passwords for this name or from this address: try again in {seconds} s."
         context = {"next": next, "error": error, "username": username}
@@ -195,9 +206,11 @@ async def login(
     if user is None:
         if name and password:
             auth.throttle.failed(name, address)
+        _signin_failed(request, name, "failed")
         context = {"next": next, "error": "Wrong user name or password.", "username": username}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
     auth.throttle.succeeded(name)
+    audit(request, "sign-in", user.name)
     target = next if _SAFE_NEXT.fullmatch(next) else "/science-portal/"  # never off this site
     cookie = auth.signins.issue(user.name, auth.fingerprint(user.name))
     return redirect_signed_in(request, target, COOKIE, cookie, auth.signins.lifetime)
@@ -206,6 +219,8 @@ async def login(
 @router.post("/logout")
 async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
     _check_form(request, csrf)
+    user = _auth(request).cookie(_cookie(request))
+    audit(request, "logout", user.name if user else None)
     response = RedirectResponse("/science-portal/login", status_code=303)
     https = secure(request)
     response.delete_cookie(cookie_name(COOKIE, https), path="/", secure=https, httponly=True, samesite="lax")
@@ -342,7 +357,8 @@ async def launch(
         registry_auth=registry_auth,
     )
     try:
-        session_id = await manager.launch(user, request_)
+        with launch_recorded(request, user, request_) as line:
+            line["session"] = session_id = await manager.launch(user, request_)
     except EmulatorError as exc:
         return _refused(request, exc, "the launch failed; see the service log", 400)
     return _done(request, session_id)
@@ -354,7 +370,8 @@ async def renew(
 ) -> Response:
     _check_form(request, csrf)
     try:
-        expiry = await manager.renew(user, session_id, "renew")
+        with audited(request, "renew", user.name, session=session_id):
+            expiry = await manager.renew(user, session_id, "renew")
     except EmulatorError as exc:
         return _refused(request, exc, "renewing the session failed; see the service log")
     return _done(request, f"renewed: expires {views.iso(expiry).replace('T', ' ').replace('Z', ' UTC')}")
@@ -367,7 +384,8 @@ async def snapshot(
     """Save as image: the page's script gets the image's name alone (it adds it to the launch form's menu)."""
     _check_form(request, csrf)
     try:
-        name = await manager.snapshot(user, session_id, None)
+        with audited(request, "snapshot", user.name, session=session_id) as line:
+            line["image"] = name = await manager.snapshot(user, session_id, None)
     except EmulatorError as exc:
         return _refused(request, exc, "saving the image failed; see the service log")
     if request.headers.get("x-requested-with") == "portal":
@@ -429,7 +447,8 @@ async def delete(
 ) -> Response:
     _check_form(request, csrf)
     try:
-        await manager.delete(user, session_id)
+        with audited(request, "delete", user.name, session=session_id):
+            await manager.delete(user, session_id)
     except NotFound:
         return _done(request, f"no session {session_id}", 404)
     except EmulatorError as exc:

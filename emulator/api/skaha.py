@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from emulator.api import host, views
+from emulator.api.audit import audited, launch_recorded
 from emulator.api.deps import CurrentUser, Manager, Query, Version, api_version, by_session, caller
 from emulator.core.models import AppRequest, LaunchRequest, Session, Status, User
 from emulator.core.sessions import SessionManager
@@ -97,7 +98,9 @@ async def launch(http: Request, p: Query, user: CurrentUser, manager: Manager) -
         by_session=bool(mounts) and by_session(http),  # only a mount asks whose token it is (a second look-up)
         registry_auth=http.headers.get(REGISTRY_AUTH),
     )
-    return _text(f"{await manager.launch(user, wanted)}\n")
+    with launch_recorded(http, user, wanted) as line:
+        line["session"] = session_id = await manager.launch(user, wanted)
+    return _text(f"{session_id}\n")
 
 
 @router.delete("/session")
@@ -123,23 +126,30 @@ SNAPSHOT = "snapshot"  # the emulator's own action: the session saved as an imag
 
 
 @router.post("/session/{session_id}")
-async def modify_session(session_id: str, p: Query, user: CurrentUser, manager: Manager) -> Response:
+async def modify_session(request: Request, session_id: str, p: Query, user: CurrentUser, manager: Manager) -> Response:
     if p.get("action") == SNAPSHOT:
-        return _text(f"{await manager.snapshot(user, session_id, p.get('tag'))}\n")
-    await manager.renew(user, session_id, p.get("action"))
+        with audited(request, "snapshot", user.name, session=session_id) as line:
+            line["image"] = name = await manager.snapshot(user, session_id, p.get("tag"))
+        return _text(f"{name}\n")
+    with audited(request, "renew", user.name, session=session_id):
+        await manager.renew(user, session_id, p.get("action"))
     return Response(status_code=200)
 
 
 @router.delete("/session/{session_id}")
-async def delete_session(session_id: str, user: CurrentUser, manager: Manager) -> Response:
-    await manager.delete(user, session_id)
+async def delete_session(request: Request, session_id: str, user: CurrentUser, manager: Manager) -> Response:
+    with audited(request, "delete", user.name, session=session_id):
+        await manager.delete(user, session_id)
     return Response(status_code=200)
 
 
 @router.post("/session/{session_id}/app")
 async def attach_app(request: Request, session_id: str, p: Query, user: CurrentUser, manager: Manager) -> Response:
-    wanted = AppRequest(p.get("image"), p.get("cores"), p.get("ram"), request.headers.get(REGISTRY_AUTH))
-    app_id = await manager.attach_app(user, session_id, wanted)
+    registry_auth = request.headers.get(REGISTRY_AUTH)
+    wanted = AppRequest(p.get("image"), p.get("cores"), p.get("ram"), registry_auth)
+    withheld = [registry_auth] if registry_auth else []
+    with audited(request, "app-attach", user.name, withheld, session=session_id, image=wanted.image) as line:
+        line["app"] = app_id = await manager.attach_app(user, session_id, wanted)
     return _text(f"{app_id}\n")
 
 
@@ -155,8 +165,9 @@ async def get_app(session_id: str, app_id: str, version: Version, user: CurrentU
 
 
 @router.delete("/session/{session_id}/app/{app_id}")
-async def delete_app(session_id: str, app_id: str, user: CurrentUser, manager: Manager) -> Response:
-    await manager.delete_app(user, session_id, app_id)
+async def delete_app(request: Request, session_id: str, app_id: str, user: CurrentUser, manager: Manager) -> Response:
+    with audited(request, "app-delete", user.name, session=session_id, app=app_id):
+        await manager.delete_app(user, session_id, app_id)
     return Response(status_code=200)
 
 

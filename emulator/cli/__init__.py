@@ -28,6 +28,7 @@ COMMAND_MODULES = {
     "bundle": "bundle",
     "users": "users",
     "broadcast": "broadcast",
+    "usage": "usage",
     "validate": "validate",
     "testkit": "testkit",
     "init-image": "scaffold",

@@ -4,6 +4,7 @@ follows)."""
 from __future__ import annotations
 
 import os
+import pwd
 import sys
 from pathlib import Path
 
@@ -12,6 +13,29 @@ import click
 from emulator.cli.context import pass_settings
 from emulator.cli.output import console, console_err, json_option, print_json, table
 from emulator.settings import Settings
+
+Detail = str | int | bool | None
+
+
+def operator() -> str:
+    """Who runs this command on this machine: the person behind `sudo`, else the account it runs as."""
+    if os.geteuid() == 0 and os.environ.get("SUDO_USER"):
+        return os.environ["SUDO_USER"]
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # an account with no passwd entry (a container run with --user)
+        return f"uid {os.getuid()}"
+
+
+def _audit(settings: Settings, action: str, **details: Detail) -> None:
+    """The change's line in the platform's audit log (who ran it, from "cli"; never a password or token). A log
+    that cannot be written (a state folder this account may not make or write) is said; the change stands."""
+    from emulator.core.audit import append
+
+    try:
+        append(settings.layout.audit_log, action, operator(), "cli", "ok", **details)
+    except OSError as exc:
+        console_err.print(f"[yellow]warning:[/yellow] the audit log {settings.layout.audit_log}: {exc.strerror}")
 
 
 @click.group()
@@ -35,6 +59,7 @@ def add(settings: Settings, name: str, groups: tuple[str, ...], admin: bool) -> 
     from emulator.users.accounts import add_user
 
     made = add_user(settings.layout.users_file, name, list(groups), admin=admin)
+    _audit(settings, "user-add", user=made.name, admin=made.admin, groups=",".join(made.groups))
     role = "; admin" if made.admin else ""
     console.print(f"added {made.name} (uid {made.uid}; groups {', '.join(made.groups) or '-'}{role})")
     click.echo(f"password: {made.password}")
@@ -96,6 +121,7 @@ def rm(settings: Settings, name: str, keep_sessions: bool) -> None:
     from emulator.users.accounts import remove_user
 
     removal = remove_user(settings.layout.users_file, name, keep_sessions=keep_sessions)
+    _audit(settings, "user-remove", user=name, keep_sessions=removal.keep_sessions, again=removal.again)
     within = f"within {settings.loop_interval:g} s (if the platform is up)"
     if removal.again:
         console.print(f"{name}'s kept sessions end {within}")
@@ -126,6 +152,7 @@ def passwd(settings: Settings, name: str, password_stdin: bool, keep_token: bool
     if password_stdin and len(given or "") < 8:
         raise click.UsageError("a password needs at least 8 characters")
     reset = set_password(settings.layout.users_file, name, given, keep_token=keep_token)
+    _audit(settings, "user-password", user=name, changed="password" + ("" if reset.token is None else ", API token"))
     if given is None:
         click.echo(f"password: {reset.password}")
     else:
@@ -151,7 +178,9 @@ def token(settings: Settings, name: str, rotate: bool) -> None:
     if not rotate:
         click.echo(user_token(settings.layout.users_file, name))
         return
-    click.echo(rotate_token(settings.layout.users_file, name))
+    rotated = rotate_token(settings.layout.users_file, name)
+    _audit(settings, "user-token", user=name, changed="API token")
+    click.echo(rotated)
     console_err.print(f"{name}'s old API token no longer works")
 
 
@@ -170,6 +199,7 @@ def admin(settings: Settings, name: str, revoke: bool) -> None:
     from emulator.users.accounts import set_admin
 
     changed = set_admin(settings.layout.users_file, name, not revoke)
+    _audit(settings, "user-admin", user=name, admin=not revoke, changed=changed)
     now = "an ordinary user" if revoke else "an admin"
     console.print(f"{name} is {now}" + ("" if changed else " already"))
 
@@ -191,6 +221,8 @@ def import_(settings: Settings, csv_file: Path, sheet: Path | None) -> None:
     from emulator.users.accounts import sheet as credentials_sheet
 
     made = import_users(settings.layout.users_file, csv_file.read_text())
+    names = ",".join(m.name for m in made)
+    _audit(settings, "user-import", users=names, count=len(made), admins=sum(m.admin for m in made))
     page = credentials_sheet(made, settings.base_url)
     if sheet is None:
         click.echo(page)

@@ -211,6 +211,13 @@ class EmulatorClient:
     def stats(self) -> dict[str, Any]:
         return self._request("GET", "/session", params={"view": "stats"}).json()  # type: ignore[no-any-return]
 
+    def usage(self, since: str | None = None, as_csv: bool = False) -> Any:
+        """What ended sessions used, per user and type (the admin API, under /skaha/v1: a client made with
+        api_version="v1" and an admin's token): its JSON document, or with `as_csv` its CSV text."""
+        params = {"since": since} if since else {}
+        answer = self._request("GET", "/admin/usage", params={**params, **({"format": "csv"} if as_csv else {})})
+        return answer.text if as_csv else answer.json()
+
     def session(self, session_id: str) -> dict[str, Any]:
         return self._request("GET", f"/session/{session_id}").json()  # type: ignore[no-any-return]
 

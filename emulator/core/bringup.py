@@ -23,6 +23,7 @@ from emulator.core.identity import UsersSource
 from emulator.core.locks import SessionLocks
 from emulator.core.models import Session, Status, User
 from emulator.core.networks import UserNetworks
+from emulator.core.observers import FailureCause
 from emulator.core.policy import GIVE_UP_FACTOR
 from emulator.core.probe import GatewayProbes, probe_path, wait_until_ready
 from emulator.core.provision import IdentityFiles, ensure_home, ensure_projects
@@ -265,4 +266,5 @@ class BringUp:
                 session.id,
                 f"Never ready: nothing answered on port {profile.port} in {waited} s "
                 f"(startup_timeout_seconds x {GIVE_UP_FACTOR}).{output}",
+                FailureCause.NEVER_READY,
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from emulator.core.models import Session, Status
+from emulator.core.observers import FailureCause
 from emulator.core.record import SessionRecord
 from emulator.core.store import Store
 from emulator.profiles import Profile
@@ -33,6 +34,11 @@ def oom_words(session: Session, code: int = OOM_EXIT_CODE) -> tuple[str, str]:
     )
 
 
+def failure_cause(reason: str) -> FailureCause:
+    """The cause of a Failed session's end, from its event's reason (the kubelet's OOMKilled, or an exit)."""
+    return FailureCause.OOM if reason == "OOMKilled" else FailureCause.EXITED
+
+
 class Endings:
     def __init__(self, store: Store, runtime: Runtime, profiles: dict[str, Profile], record: SessionRecord) -> None:
         self._store = store
@@ -55,6 +61,8 @@ class Endings:
         if not self._store.finish(session.id, status, self._record.now(), code):
             return  # deleted (Terminating) meanwhile: the delete stands
         self._record.event(session.id, reason, message, warning=code != 0)
+        if status is Status.FAILED:
+            self._record.observers.session_failed(session, failure_cause(reason))
 
     async def _why(self, session: Session, state: ContainerState | None, code: int, starting: bool) -> tuple[str, str]:
         """The event that says how the session ended: its reason and message."""
@@ -82,6 +90,7 @@ class Endings:
         if await self._runtime.state(self._record.container_name(session)) is None:
             self._store.set_status(session.id, Status.FAILED, ended_at=self._record.now())
             self._record.event(session.id, "Failed", "The session's container disappeared", warning=True)
+            self._record.observers.session_failed(session, FailureCause.VANISHED)
 
     async def stop_container(self, session: Session) -> None:
         """Stop a session's container, keeping it and its logs (its record says how it ended)."""
@@ -94,5 +103,6 @@ class Endings:
         if not self._store.finish(session.id, Status.FAILED, self._record.now(), STOPPED_BY_PLATFORM):
             return  # it ended, or a delete began, meanwhile
         self._record.event(session.id, "QuotaExceeded", reason, warning=True)
+        self._record.observers.session_failed(session, FailureCause.QUOTA)
         log.warning("stopping session %s of %s: %s", session.id, session.user, reason)
         await self.stop_container(session)  # should this fail, housekeeping stops an ended session still running

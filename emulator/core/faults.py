@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from emulator.core.endings import OOM_EXIT_CODE, exit_words, oom_words
+from emulator.core.endings import OOM_EXIT_CODE, exit_words, failure_cause, oom_words
 from emulator.core.models import Fault, FaultKind, Session, Status
 from emulator.core.record import SessionRecord
 from emulator.core.store import Store
@@ -120,4 +120,6 @@ class Faults:
             return  # it ended, or a delete began, meanwhile
         reason, message = words
         self._record.event(session.id, reason, message, warning=code != 0)
+        if status is Status.FAILED:
+            self._record.observers.session_failed(session, failure_cause(reason))
         await self._runtime.kill(self._record.container_name(session))

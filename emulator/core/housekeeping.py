@@ -171,6 +171,7 @@ class Housekeeper:
                 await manager.terminate(session)
         elif now >= session.expiry_time:
             log.info("session %s expired at %s; removing it", session.id, session.expiry_time)
+            manager.record.observers.session_expired(session)
             await manager.terminate(session)
         elif session.queued_at is not None:
             return  # a job waiting in the queue, never a launch to resume: the queue starts it (queue.py)

@@ -15,10 +15,12 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from emulator.core import policy, snapshots
 from emulator.core.models import FaultKind, Session
+from emulator.core.observers import FailureCause
 from emulator.core.record import SessionRecord
 from emulator.core.registries import RegistryPolicy
 from emulator.core.store import Store
@@ -66,6 +68,11 @@ class PullProgress:
             elif update.status in _HAVE_BYTES:
                 layer.current = layer.total  # its bytes are all here; Extracting counts a different size
 
+    def downloaded(self) -> int:
+        """The bytes downloaded so far (layers present already have none)."""
+        with self._lock:
+            return sum(x.current for x in self.layers.values())
+
     def summary(self) -> dict[str, object]:
         """Layers done of all, and bytes downloaded of those known so far (layers present already have none)."""
         with self._lock:
@@ -88,8 +95,10 @@ PullKey = tuple[str, RegistryCredentials | None]  # one pull per image name and 
 
 
 class ImagePulls:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, on_pulled: Callable[[int], None] = lambda downloaded: None) -> None:
+        """`on_pulled`: told the bytes each pull that succeeded downloaded, once per pull (however many waited)."""
         self._runtime = runtime
+        self._on_pulled = on_pulled
         self._pulls: dict[PullKey, _Pull] = {}
 
     async def pull(self, reference: str, credentials: RegistryCredentials | None) -> ImageInfo:
@@ -104,14 +113,17 @@ class ImagePulls:
             pulling = self._runtime.pull(reference, credentials, progress.update)
             task = asyncio.create_task(pulling, name=f"pull {reference}")
             pull = self._pulls[key] = _Pull(task, progress)
-            task.add_done_callback(lambda done: self._finished(key, done))
+            task.add_done_callback(lambda done: self._finished(key, done, progress))
         # Shielded: one waiting launch that is cancelled (its session deleted) never stops the others' pull.
         return await asyncio.shield(pull.task)
 
-    def _finished(self, key: PullKey, task: asyncio.Task[ImageInfo]) -> None:
+    def _finished(self, key: PullKey, task: asyncio.Task[ImageInfo], progress: PullProgress) -> None:
         self._pulls.pop(key, None)
-        if not task.cancelled():
-            task.exception()  # every waiter may have gone (their sessions deleted): the failure is theirs, not a log's
+        if task.cancelled():
+            return
+        # Every waiter may have gone (their sessions deleted): a failure is theirs, not a log's.
+        if task.exception() is None:
+            self._on_pulled(progress.downloaded())
 
     def progress(self, key: PullKey) -> dict[str, object] | None:
         """How far the pull of this image with these credentials has come, or None when none runs."""
@@ -125,7 +137,7 @@ class SessionPulls:
         self._store = store
         self._runtime = runtime
         self._record = record
-        self._pulls = ImagePulls(runtime)
+        self._pulls = ImagePulls(runtime, record.observers.image_pulled)
         self._registries = RegistryPolicy(settings.registries, public_only=settings.auth_required)
         # Sessions whose bring-up pulls first, with the launch's credentials (in memory only, until the pull),
         # and the pull each session waits for now (its progress is that session's, no one else's).
@@ -197,13 +209,14 @@ class SessionPulls:
             await self._record.fail_start(
                 session.id,
                 "The registry credentials of this launch were lost when the emulator restarted; launch it again",
+                FailureCause.IMAGE_PULL,
             )
             return False
         if image is not None:
             return True
         if self._settings.image_pull == "never":
             await self._record.fail_start(
-                session.id, f"image '{session.image}' is no longer in the local Docker engine"
+                session.id, f"image '{session.image}' is no longer in the local Docker engine", FailureCause.IMAGE_PULL
             )
             return False
         return None
@@ -248,7 +261,7 @@ class SessionPulls:
         if self._record.still_pending(session.id):
             message = f'Failed to pull image "{session.image}": {failure.message}'
             self._record.event(session.id, "Failed", message, warning=True)
-            await self._record.fail_start(session.id, "Error: ErrImagePull")
+            await self._record.fail_start(session.id, "Error: ErrImagePull", FailureCause.IMAGE_PULL)
 
     async def _fail_as_asked(self, session: Session) -> None:
         """The pull its launch asked to fail (fault=pull): a real failed pull's events, the registry having no

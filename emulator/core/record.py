@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from emulator import naming
 from emulator.core.models import Session, Status
+from emulator.core.observers import FailureCause, Observers
 from emulator.core.store import Store
 from emulator.errors import EmulatorError
 from emulator.runtime.base import Runtime
@@ -29,6 +30,7 @@ class SessionRecord:
         self._runtime = runtime
         self._prefix = prefix
         self._clock = clock
+        self.observers = Observers()  # whoever watches the platform (the service adds its metrics, its audit log)
 
     def now(self) -> datetime:
         return self._clock()
@@ -43,9 +45,9 @@ class SessionRecord:
         session = self._store.get(session_id)
         return session is not None and session.status is Status.PENDING
 
-    async def fail_start(self, session_id: str, reason: str) -> None:
-        """A Pending session fails, its container removed, with `reason` as its last event (nothing
-        changes when it was deleted or ended meanwhile)."""
+    async def fail_start(self, session_id: str, reason: str, cause: FailureCause = FailureCause.START_UP) -> None:
+        """A Pending session fails, its container removed, with `reason` as its last event and `cause` told to
+        the observers (nothing changes when it was deleted or ended meanwhile)."""
         session = self._store.get(session_id)
         if session is None or session.status is not Status.PENDING:
             return  # deleted meanwhile
@@ -56,6 +58,7 @@ class SessionRecord:
         if not self._store.fail_pending(session_id, self._clock()):
             return  # it ended (or a delete began) while its container was removed: that end stands
         self.event(session_id, "Failed", reason, warning=True)
+        self.observers.session_failed(session, cause)
         log.warning("session %s of %s failed to start: %s", session_id, session.user, reason.splitlines()[0])
 
     async def last_output(self, session: Session, lines: int = 10) -> str:

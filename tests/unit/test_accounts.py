@@ -246,6 +246,7 @@ def test_the_cli_says_what_it_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from emulator.cli import cli
 
     monkeypatch.setenv("EMULATE_CONFIG_DIR", str(tmp_path))
+    monkeypatch.setenv("EMULATE_STATE_DIR", str(tmp_path / "state"))  # the audit log's, never the real one
     path = seeded(tmp_path)
 
     def emulate(*args: str, stdin: str | None = None) -> tuple[str, str]:
