@@ -13,7 +13,9 @@ import pytest
 
 from emulator.core.idle import READY_REASONS, WARNING, IdleRule, Verdict, idle_since, judge, notice
 from emulator.core.models import Event, Session, Status
+from emulator.errors import ConfigError
 from emulator.runtime.sockets import outbound_peers
+from emulator.settings import load_settings
 from tests.factories import NOW, make_session
 
 HOUR = timedelta(hours=1)
@@ -34,6 +36,17 @@ def test_the_warning_comes_an_hour_before_or_halfway_under_two_hours() -> None:
     assert IdleRule.from_hours(0.5) == IdleRule(timedelta(minutes=30))
     assert IdleRule(timedelta(minutes=30)).lead == timedelta(minutes=15)
     assert IdleRule.from_hours(None) is None
+
+
+def test_culling_is_off_unless_set_and_takes_fractions_of_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EMULATE_IDLE_CULL_HOURS", raising=False)
+    assert load_settings().idle_cull_hours is None
+    monkeypatch.setenv("EMULATE_IDLE_CULL_HOURS", "0.25")
+    assert IdleRule.from_hours(load_settings().idle_cull_hours) == IdleRule(timedelta(minutes=15))
+    for wrong in ("0", "-1", "soon"):
+        monkeypatch.setenv("EMULATE_IDLE_CULL_HOURS", wrong)
+        with pytest.raises(ConfigError, match=f"EMULATE_IDLE_CULL_HOURS='{wrong}'"):
+            load_settings()
 
 
 def test_idle_is_counted_from_the_last_visit_or_from_when_it_became_ready() -> None:
