@@ -10,7 +10,7 @@ never culled.
 A WebSocket (noVNC, a Jupyter kernel, CARTA) is logged only when it closes, so a session in use for hours through
 one would look idle. Before warning or deleting, the culler therefore asks whether the gateway holds a connection
 open to the session (`GatewayConnections`: the gateway's own TCP table, read inside it), and counts one as activity
-now. Where that cannot be read it warns and deletes nothing.
+now. Where that cannot be read (or the session's address is not known) it warns and deletes nothing.
 """
 
 from __future__ import annotations
@@ -104,12 +104,18 @@ class GatewayConnections:
         self._gateway = gateway  # its container's name
         self._container = container
 
-    async def held(self, sessions: Sequence[Session]) -> set[str] | None:
-        """The ids of those of `sessions` it holds a connection to; None when the gateway's table cannot be read."""
+    async def open_to(self, sessions: Sequence[Session]) -> dict[str, bool] | None:
+        """Whether it holds one open to each of `sessions`, by id (one whose address is unknown is left out: no
+        answer); None when the gateway's table cannot be read."""
         peers = await self._runtime.outbound_peers(self._gateway)
         if peers is None:
             return None
-        return {s.id for s in sessions if await self._addresses.lookup(self._container(s)) in peers}
+        found = {}
+        for session in sessions:
+            address = await self._addresses.lookup(self._container(session))
+            if address is not None:
+                found[session.id] = address in peers
+        return found
 
 
 class IdleCuller:
@@ -141,7 +147,8 @@ class IdleCuller:
         first = now - self._rule.limit + self._rule.lead  # idle since then or earlier: warn
         due = []
         for session in self._store.sessions():
-            if not self._cullable(session) or max(session.start_time, session.last_activity or first) > first:
+            used = max(session.start_time, session.last_activity or session.start_time)
+            if used > first or not self._cullable(session):
                 continue
             events = self._store.events(session.id)
             if idle_since(session, events) <= first:
@@ -154,13 +161,13 @@ class IdleCuller:
         due = self._due(now)
         if not due:
             return
-        held = await self._connections.held([session for session, _ in due])
-        if held is None:
+        open_to = await self._connections.open_to([session for session, _ in due])
+        if open_to is None:
             log.warning("idle culling skipped: the gateway's open connections could not be read")
             return
-        self._tracker.seen(held, now)
+        self._tracker.seen([session_id for session_id, held in open_to.items() if held], now)
         for session, events in due:
-            if session.id not in held:
+            if open_to.get(session.id) is False:  # none open to it (and its address known)
                 await self._act(session, events, now)
 
     async def _act(self, session: Session, events: list[Event], now: datetime) -> None:
