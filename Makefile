@@ -69,12 +69,13 @@ test-engines: venv ## as root: the core path on each engine here (starts it, loa
 test-fast: venv ## only the tests that need no Docker
 	$(VENV)/bin/pytest tests/unit
 
-bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, gateway, scale, the test kit (and its second run against its first), the CLI, the admin page and the edit-run loop, each against raw Docker
+bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, reading the access log, gateway, scale, the test kit (and its second run against its first), the CLI, the admin page and the edit-run loop, each against raw Docker
 	@command -v wrk >/dev/null || { echo 'make bench drives HTTP with wrk: install it first (apt-get install wrk)'; exit 1; }
 	$(PY) benchmarks/launch.py
 	$(PY) benchmarks/portal.py
 	$(PY) benchmarks/images.py
 	$(PY) benchmarks/resources.py
+	$(PY) benchmarks/activity.py
 	$(PY) benchmarks/gateway.py
 	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/testkit.py

@@ -112,6 +112,12 @@ class Layout:
         return self.gateway_dir / "admin.sock"
 
     @property
+    def access_log(self) -> Path:
+        """The gateway's access log of its published port (JSON lines, mode 0600), rolled by Caddy beside it as
+        access-<time>.log.gz; the service reads it for sessions' last activity (core/activity.py)."""
+        return self.gateway_dir / "access.log"
+
+    @property
     def audit_log(self) -> Path:
         """One JSON line per action people took (core/audit.py), rotated as audit.log.1 ... .5 (mode 0600)."""
         return self.state_path / "audit.log"

@@ -178,6 +178,13 @@ class Settings(BaseModel):
         description="Longest time between housekeeping passes (expiry, retention); a container that "
         "starts or ends is seen at once, through the engine's events.",
     )
+    idle_cull_hours: float | None = Field(
+        None,
+        gt=0,
+        description="Interactive sessions with no traffic through the gateway for this many hours (fractions too) "
+        "are deleted, their owner warned on the dashboard an hour before (half the time under two hours); unset: "
+        "never, as on CANFAR.",
+    )
     finished_retention_seconds: int = Field(86400, description="How long ended interactive sessions stay listed.")
     headless_retention_seconds: int = Field(3600, description="How long ended headless sessions stay listed.")
     faults: bool = Field(

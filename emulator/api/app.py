@@ -22,6 +22,7 @@ from emulator.api.host import host_facts
 from emulator.api.limits import BodyLimit
 from emulator.api.openapi import describe
 from emulator.api.origin import OwnPagesOnly
+from emulator.core.activity import READ_INTERVAL_SECONDS, ActivityTracker
 from emulator.core.addresses import SessionAddresses
 from emulator.core.audit import AuditLog
 from emulator.core.auth import PROBE_HEADER, Authenticator
@@ -29,6 +30,7 @@ from emulator.core.bringup import SessionServices
 from emulator.core.callback import CallbackTokens
 from emulator.core.housekeeping import Housekeeper, run_forever
 from emulator.core.identity import UsersSource
+from emulator.core.idle import GatewayConnections, IdleCuller, IdleRule
 from emulator.core.networks import UserNetworks
 from emulator.core.probe import GatewayProbes
 from emulator.core.provision import install_session_files
@@ -36,6 +38,7 @@ from emulator.core.sessions import SessionManager
 from emulator.core.signin import SignIns
 from emulator.core.store import Store
 from emulator.core.usage import UsageSampler
+from emulator.gateway.access_log import CaddyAccessLog
 from emulator.gateway.base import NAME_SERVER_PORT, GatewayTable
 from emulator.gateway.caddy import OWN_ANSWER, CaddyGateway
 from emulator.gateway.names import SessionNameServer
@@ -127,7 +130,12 @@ def _table(
     routes = routes_for(profiles.values(), settings.prefix, settings.base_url, name_server)
     tls_names = settings.tls_names if settings.tls else None
     return GatewayTable(
-        api_upstream, routes, auth=settings.auth_required, tls_names=tls_names, session_hosts=settings.session_hosts
+        api_upstream,
+        routes,
+        auth=settings.auth_required,
+        tls_names=tls_names,
+        session_hosts=settings.session_hosts,
+        access_log=True,
     )
 
 
@@ -154,6 +162,29 @@ def _observe(app: FastAPI, manager: SessionManager, audit: AuditLog) -> None:
     manager.record.observers.add(PlatformAudit(audit))
 
 
+def _watch_activity(
+    settings: Settings,
+    manager: SessionManager,
+    store: Store,
+    profiles: dict[str, Profile],
+    services: SessionServices,
+    runtime: DockerRuntime,
+    access_log: CaddyAccessLog,
+) -> list[asyncio.Task[None]]:
+    """Sessions' last activity, read from the gateway's access log every few seconds; and, with
+    EMULATE_IDLE_CULL_HOURS, idle culling every loop_interval."""
+    tracker = ActivityTracker(store, access_log)
+    reading = run_forever(tracker.run_once, READ_INTERVAL_SECONDS, "reading the gateway's access log")
+    tasks = [asyncio.create_task(reading)]
+    rule = IdleRule.from_hours(settings.idle_cull_hours)
+    if rule is not None:
+        gateway = naming.gateway_container(settings.prefix)
+        connections = GatewayConnections(runtime, services.addresses, gateway, manager.record.container_name)
+        culler = IdleCuller(rule, manager, store, profiles, tracker, connections)
+        tasks.append(asyncio.create_task(run_forever(culler.run_once, settings.loop_interval, "idle culling")))
+    return tasks
+
+
 def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastAPI:
     """`api_upstream`: where the gateway reaches this service; `gateway_url`: where it reaches the gateway."""
 
@@ -178,8 +209,10 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
         await gateway.wait_ready()
         table = _table(settings, profiles, api_upstream, name_server)
         keeper = Housekeeper(manager, store, runtime, gateway, table, profiles, settings, services.networks)
+        access_log = CaddyAccessLog(settings.layout.access_log)  # made private before the gateway's load opens it
         await keeper.reconcile()
         housekeeping = _keep_house(settings, runtime, keeper)
+        housekeeping += _watch_activity(settings, manager, store, profiles, services, runtime, access_log)
         app.state.manager = manager
         app.state.auth = auth
         app.state.settings = settings
@@ -191,6 +224,7 @@ def create_app(settings: Settings, api_upstream: str, gateway_url: str) -> FastA
                 task.cancel()
             await asyncio.gather(*housekeeping, return_exceptions=True)
             names.close()
+            access_log.close()
             runtime.close()  # first: a pull's thread ends now, not when its registry next speaks
             nvml.close()
             await services.usage.stop()

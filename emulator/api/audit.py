@@ -80,7 +80,8 @@ def launch_recorded(request: Request, user: User, wanted: LaunchRequest) -> Iter
 
 
 class PlatformAudit(Observer):
-    """The lines of what the platform did by itself: housekeeping removing a session that expired."""
+    """The lines of what the platform did by itself: housekeeping removing a session that expired, idle culling one
+    nobody used."""
 
     def __init__(self, log: AuditLog) -> None:
         self._log = log
@@ -88,3 +89,7 @@ class PlatformAudit(Observer):
     def session_expired(self, session: Session) -> None:
         details: dict[str, Value] = {"session": session.id, "type": str(session.type), "user": session.user}
         self._log.record("delete", PLATFORM, None, "ok", **details, reason="expired")
+
+    def session_idle_culled(self, session: Session) -> None:
+        details: dict[str, Value] = {"session": session.id, "type": str(session.type), "user": session.user}
+        self._log.record("idle-cull", PLATFORM, None, "ok", **details)

@@ -28,6 +28,7 @@ from emulator.api.audit import audit, audited, client_address, launch_recorded
 from emulator.api.deps import Manager
 from emulator.api.metrics import metrics_of
 from emulator.api.storage import home_storage
+from emulator.core import idle
 from emulator.core.auth import Authenticator, RouteAccess
 from emulator.core.models import LaunchRequest, Session, Status, User
 from emulator.core.sessions import SessionManager
@@ -92,7 +93,7 @@ def _ago(then: datetime, now: datetime) -> str:
 def _card(manager: SessionManager, user: User, session: Session) -> dict[str, Any]:
     usage = manager.usage(session)
     r = session.resources
-    events = manager.events(user, session.id) if session.status is Status.PENDING or session.status.final else []
+    events = manager.events(user, session.id) if session.status is not Status.TERMINATING else []
     now = manager.now()
     limits = manager.limits  # a figure the engine does not hold is marked, never promised
     return {
@@ -116,6 +117,8 @@ def _card(manager: SessionManager, user: User, session: Session) -> dict[str, An
         "cores_used": f"{usage.cpu_cores:.2f}" if usage else "–",
         "connect": manager.connect_url(session) if session.status is Status.RUNNING else "",
         "why": events[-1].message if events else "",
+        "activity": views.ago(session.last_activity, now),  # through the gateway (core/activity.py)
+        "idle": idle.notice(session, events),  # about to be deleted for inactivity (core/idle.py)
         "pull": _pull_line(manager.pull_progress(user, session.id)) if session.status is Status.PENDING else "",
         **_relaunch_fields(session),
     }

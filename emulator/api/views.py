@@ -18,6 +18,20 @@ def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def ago(then: datetime | None, now: datetime) -> str:
+    """How long ago, in words: "just now", "3 min ago", "2 h 5 min ago", "3 d ago"; None: "none yet"."""
+    if then is None:
+        return "none yet"
+    minutes = max(0, int((now - then).total_seconds())) // 60
+    if minutes < 1:
+        return "just now"
+    if minutes < 60:
+        return f"{minutes} min ago"
+    if minutes < 24 * 60:
+        return f"{minutes // 60} h {minutes % 60} min ago"
+    return f"{minutes // (24 * 60)} d ago"
+
+
 def number(value: float) -> str:
     """Cores as skaha prints them: 1 -> "1", 0.25 -> "0.25"."""
     return f"{value:g}"

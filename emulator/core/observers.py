@@ -1,6 +1,6 @@
 """What the brain tells whoever watches the platform (the service's metrics, its audit log) as it happens,
 without knowing who they are: a session failed, and why in one word of a closed list; an image pull finished,
-with the bytes it downloaded; housekeeping removed a session that expired.
+with the bytes it downloaded; housekeeping removed a session that expired; idle culling removed one nobody used.
 
 An observer overrides what it cares for; `Observers` tells each of them. Nothing an observer does can stop
 the platform's own work: its failure is logged and the others are still told.
@@ -41,6 +41,9 @@ class Observer:
     def session_expired(self, session: Session) -> None:
         """Housekeeping removes `session`: its expiry time has passed."""
 
+    def session_idle_culled(self, session: Session) -> None:
+        """Idle culling removed `session`: nobody used it through the gateway for EMULATE_IDLE_CULL_HOURS."""
+
 
 class Observers(Observer):
     """Every observer the service added, each told in turn."""
@@ -66,3 +69,6 @@ class Observers(Observer):
 
     def session_expired(self, session: Session) -> None:
         self._tell("an expiry", lambda o: o.session_expired(session))
+
+    def session_idle_culled(self, session: Session) -> None:
+        self._tell("an idle cull", lambda o: o.session_idle_culled(session))

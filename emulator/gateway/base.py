@@ -12,6 +12,7 @@ every user; see README, "Routing".)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from emulator.session_hosts import SessionHosts
@@ -62,6 +63,22 @@ class GatewayTable:
     auth: bool = False  # session routes ask the service who may open them
     tls_names: list[str] | None = None  # HTTPS on the published port, for these names
     session_hosts: SessionHosts | None = None  # None: sessions are served on the portal's host (no split)
+    access_log: bool = False  # the published port's requests are logged, for sessions' last activity
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A request the gateway passed on to a session, past its checks, as its access log has it."""
+
+    session_id: str
+    when: datetime  # when the gateway answered it (a WebSocket: when it closed)
+    status: int
+
+
+class AccessLog(Protocol):
+    def read(self) -> list[Visit]:
+        """The visits logged since the last call (at the first, those the log still holds); blocking file reads."""
+        ...
 
 
 class Gateway(Protocol):

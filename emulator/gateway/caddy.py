@@ -38,6 +38,13 @@ ADMIN_SOCKET_IN_GATEWAY = f"{ADMIN_SOCKET_FOLDER_IN_GATEWAY}/admin.sock"
 SERVER = "gateway"
 LISTEN_PORT = 8080  # published: HTTPS with `--tls`
 DATA_IN_GATEWAY = "/data"  # Caddy's data (its internal CA): the host's Settings.gateway_data, bind-mounted
+ACCESS_LOG_IN_GATEWAY = f"{ADMIN_SOCKET_FOLDER_IN_GATEWAY}/access.log"  # the host's Layout.access_log
+ACCESS_LOGGER = f"http.log.access.{SERVER}"  # Caddy names a server's access logger after its default_logger_name
+# Caddy rolls the file itself (the service only reads it): at ACCESS_LOG_ROLL_MB it becomes access-<time>.log.gz,
+# and the newest ACCESS_LOG_KEEP of those are kept. At 200 requests/s (about 250 bytes each) that is a roll every
+# few minutes, a few MB on disk in all.
+ACCESS_LOG_ROLL_MB = 10
+ACCESS_LOG_KEEP = 2
 
 # Caddy must drop an idle upstream connection before the upstream does, or a request sent on a
 # connection the upstream is closing fails with a 502. The service (uvicorn) keeps idle connections
@@ -193,13 +200,22 @@ def type_route(
     checks = _host_checks(hosts, session_id, host_id)
     if auth_upstream is not None:  # who is asking, before anything reaches the session
         checks.append({"handle": [forward_auth(auth_upstream, session_id, host_id)]})
-    checks.append({"handle": [STRIP_PLATFORM_CREDENTIALS, _session_routes(route, name, head, session_id, prefix)]})
+    routed = _session_routes(route, name, head, session_id, prefix)
+    checks.append({"handle": [_mark_session(session_id), STRIP_PLATFORM_CREDENTIALS, routed]})
     return {
         "@id": f"type-{route.session_type}" + ("-own-host" if on_session_host else ""),
         "match": [{"path_regexp": {"name": name, "pattern": f"{head}(/.*)?$"}}],
         "handle": [{"handler": "subroute", "routes": checks}],
         "terminal": True,
     }
+
+
+def _mark_session(session_id: str) -> dict[str, Any]:
+    """Names the session a request goes to (the id captured from the cleaned path, past every check of the route)
+    as the access log's `user_id`, which Caddy 2.6 reads from this placeholder alone: so a line names a session
+    only when the request reached it, and never one a refused caller poked (core/activity.py). The map handler
+    sets the placeholder when the log asks for it, whatever came of the request."""
+    return {"handler": "map", "source": session_id, "destinations": ["{http.auth.user.id}"], "defaults": [session_id]}
 
 
 def _host_checks(hosts: SessionHosts | None, session_id: str, host_id: str | None) -> list[dict[str, Any]]:
@@ -330,7 +346,39 @@ def full_config(gateway_table: GatewayTable) -> dict[str, Any]:
         addresses = [n for n in tls_names if n.replace(".", "").isdigit()]
         public["tls_connection_policies"] = [{"default_sni": addresses[0] if addresses else "127.0.0.1"}]
         apps.update(_tls_apps(tls_names, hosts, api_upstream))
-    return {"admin": {"listen": f"unix/{ADMIN_SOCKET_IN_GATEWAY}", "origins": [ADMIN_HOST]}, "apps": apps}
+    config: dict[str, Any] = {"admin": {"listen": f"unix/{ADMIN_SOCKET_IN_GATEWAY}", "origins": [ADMIN_HOST]}}
+    if gateway_table.access_log:  # the published port only: the internal one carries probes and sessions' own calls
+        public["logs"] = {"default_logger_name": SERVER}
+        config["logging"] = access_logging()
+    return {**config, "apps": apps}
+
+
+def access_logging() -> dict[str, Any]:
+    """Caddy's logging: the published port's access log to its own file, each line without headers (no cookie,
+    no token, and short) and without the URI's query (a notebook's token, a session host's sign-in ticket);
+    kept out of the gateway's own output."""
+    fields = {
+        "request>headers": {"filter": "delete"},
+        "request>tls": {"filter": "delete"},
+        "resp_headers": {"filter": "delete"},
+        "request>uri": {"filter": "regexp", "regexp": "\\?.*$", "value": ""},
+    }
+    writer = {
+        "output": "file",
+        "filename": ACCESS_LOG_IN_GATEWAY,
+        "roll_size_mb": ACCESS_LOG_ROLL_MB,
+        "roll_keep": ACCESS_LOG_KEEP,
+    }
+    return {
+        "logs": {
+            "default": {"exclude": [ACCESS_LOGGER]},
+            "access": {
+                "writer": writer,
+                "encoder": {"format": "filter", "wrap": {"format": "json"}, "fields": fields},
+                "include": [ACCESS_LOGGER],
+            },
+        }
+    }
 
 
 def _platform_routes(api_upstream: str) -> list[dict[str, Any]]:

@@ -69,6 +69,7 @@ def _check_bindable(address: str) -> None:
 
 def prepare_folders(settings: Settings) -> None:
     settings.layout.gateway_dir.mkdir(parents=True, exist_ok=True)
+    settings.layout.gateway_dir.chmod(0o700)  # the admin socket and the access log: the platform's alone
     settings.layout.gateway_data.mkdir(parents=True, exist_ok=True)
     for sub in ("home", "projects"):
         path = settings.layout.arc_path / sub

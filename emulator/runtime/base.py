@@ -177,6 +177,11 @@ class Runtime(Protocol):
         """The container's state, or None if it does not exist."""
         ...
 
+    async def outbound_peers(self, name: str) -> set[str] | None:
+        """The addresses a running container holds TCP connections open to, as their client (runtime/sockets.py),
+        read from inside it (it needs `cat`); None when they cannot be read."""
+        ...
+
     async def containers(self, label_filters: list[str]) -> list[ContainerState]:
         """All containers (running or not) carrying every `key=value` label given."""
         ...

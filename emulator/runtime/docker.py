@@ -54,6 +54,7 @@ from emulator.runtime.engine import EngineFacts, engine_facts
 from emulator.runtime.gpus import CDI_GPU_KIND, DEFAULT_CDI_DIRS, Gpu, cdi_device_names, cdi_names
 from emulator.runtime.pull_failures import pull_failure
 from emulator.runtime.snapshots import save_snapshot
+from emulator.runtime.sockets import outbound_peers
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -605,6 +606,20 @@ class DockerRuntime:
 
     async def exhaust_memory(self, name: str) -> bool:
         return await self._call(self._exhaust_memory, name)
+
+    def _outbound_peers(self, name: str) -> set[str] | None:
+        api = self._client.api
+        try:
+            reading = api.exec_create(name, ["cat", "/proc/net/tcp", "/proc/net/tcp6"], stdout=True, stderr=False)
+            tables = api.exec_start(reading["Id"])
+        except docker.errors.APIError as exc:  # not there, not running, or no cat in it
+            log.info("could not read the connections of %s: %s", name, _engine_words(exc))
+            return None
+        # A table the kernel does not have (no IPv6) makes cat fail after printing the other: both are read.
+        return outbound_peers(tables.decode("ascii", "replace")) if isinstance(tables, bytes) else None
+
+    async def outbound_peers(self, name: str) -> set[str] | None:
+        return await self._call(self._outbound_peers, name)
 
     def _get_state(self, name: str) -> ContainerState | None:
         try:

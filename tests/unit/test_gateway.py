@@ -80,3 +80,49 @@ def _handlers(node: object) -> list[dict[str, Any]]:
         for item in node:
             found += _handlers(item)
     return found
+
+
+def test_the_published_port_alone_logs_its_requests_to_the_shared_folder_without_headers_or_queries() -> None:
+    from pathlib import PurePosixPath
+
+    from emulator.gateway.base import GatewayTable, TypeRoute
+    from emulator.gateway.caddy import ACCESS_LOG_IN_GATEWAY, ADMIN_SOCKET_FOLDER_IN_GATEWAY, SERVER, full_config
+    from emulator.layout import Layout
+
+    route = TypeRoute("contributed", "/session/contrib/", "/", "emulate-x-contributed-", 5000)
+    config = full_config(GatewayTable("svc:8000", [route], auth=True, access_log=True))
+    servers = config["apps"]["http"]["servers"]
+    assert servers[SERVER]["logs"] == {"default_logger_name": SERVER} and "logs" not in servers["internal"]
+    logs = config["logging"]["logs"]
+    [logger] = logs["access"]["include"]
+    assert logs["default"]["exclude"] == [logger]  # not in the gateway's own output too
+    writer = logs["access"]["writer"]
+    path = PurePosixPath(writer["filename"])
+    assert writer["filename"] == ACCESS_LOG_IN_GATEWAY and str(path.parent) == ADMIN_SOCKET_FOLDER_IN_GATEWAY
+    assert path.name == Layout().access_log.name  # the file the service reads, through the shared folder
+    assert writer["roll_size_mb"] > 0 and writer["roll_keep"] > 0  # Caddy rolls it
+    fields = logs["access"]["encoder"]["fields"]
+    assert fields["request>headers"] == fields["resp_headers"] == {"filter": "delete"}
+    assert fields["request>uri"]["filter"] == "regexp"
+    # The testkit's own gateway (no service reads a log there) writes none.
+    assert "logging" not in full_config(GatewayTable("svc:8000", [route]))
+
+
+def test_a_request_names_its_session_in_the_log_only_past_the_routes_checks() -> None:
+    from emulator.gateway.base import TypeRoute
+    from emulator.gateway.caddy import type_route
+    from emulator.session_hosts import SessionHosts
+
+    route = TypeRoute("notebook", "/session/notebook/", "/", "emulate-x-notebook-", 8888)
+    for built in (type_route(route, "svc:8000"), type_route(route, "svc:8000", SessionHosts("localhost"), True)):
+        [checks] = [h["routes"] for h in built["handle"] if h["handler"] == "subroute"]
+        last = checks[-1]["handle"]
+        assert last[0] == {
+            "handler": "map",
+            "source": "{http.regexp.notebook.1}",
+            "destinations": ["{http.auth.user.id}"],
+            "defaults": ["{http.regexp.notebook.1}"],
+        }
+        before = _handlers(checks[:-1])
+        assert any(h.get("rewrite", {}).get("uri") == "/auth/session" for h in before)  # forward_auth came first
+        assert not any(h.get("handler") == "map" for h in before)
