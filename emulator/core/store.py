@@ -472,12 +472,13 @@ class Store:
     def set_status(
         self, session_id: str, status: Status, *, ended_at: datetime | None = None, exit_code: int | None = None
     ) -> None:
-        """Any change of status; one away from Pending or Running (`ended_at`: when) is accounted."""
+        """Any change of status; one away from Pending or Running (`ended_at`: when) is accounted. A session
+        that ended already keeps when it did (its delete later changes its status, not its end)."""
         with self._immediate() as db:
             if ended_at is not None and not status.live:
                 self._account(db, session_id, ended_at)
             db.execute(
-                "UPDATE sessions SET status = ?, ended_at = COALESCE(?, ended_at), "
+                "UPDATE sessions SET status = ?, ended_at = COALESCE(ended_at, ?), "
                 "exit_code = COALESCE(?, exit_code) WHERE id = ?",
                 (status.value, _ts(ended_at), exit_code, session_id),
             )

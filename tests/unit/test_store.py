@@ -207,6 +207,18 @@ def test_an_end_never_overwrites_a_delete(tmp_path: Path) -> None:
     assert _stored(store, other.id).exit_code == 137
 
 
+def test_deleting_an_ended_session_keeps_when_it_ended_and_a_live_one_ends_at_its_delete(tmp_path: Path) -> None:
+    store = _store(tmp_path / "s.db")
+    ended, live = _session(), _session()
+    assert store.admit(ended, 3) and store.admit(live, 3)
+    assert store.finish(ended.id, Status.FAILED, NOW, 1)
+    deleted = NOW + timedelta(hours=5)
+    for session in (ended, live):
+        store.set_status(session.id, Status.TERMINATING, ended_at=deleted)  # what a removal passes
+    assert _stored(store, ended.id).ended_at == NOW
+    assert _stored(store, live.id).ended_at == deleted
+
+
 def test_one_user_may_be_kept_from_holding_the_whole_machine(tmp_path: Path) -> None:
     store = _store(tmp_path / "s.db")
     capped = Limits(
