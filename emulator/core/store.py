@@ -106,11 +106,20 @@ _MIGRATIONS: dict[int, str] = {
 _UNCOUNTED_STATUSES = (Status.TERMINATING.value, Status.SUCCEEDED.value)
 # Statuses of a session that holds what it asked for (one being removed holds until it is gone).
 _HOLDING = (Status.PENDING.value, Status.RUNNING.value, Status.TERMINATING.value)
-# A job waiting in the queue (core/queue.py); their order is their arrival: queued_at, then the row's insertion
-# (SQLite's rowid) among those of one second.
-_WAITING = "queued_at IS NOT NULL AND status = ?"
+# A job waiting in the queue (core/queue.py): `_waiting(table)` with these arguments, in `_queue_order(table)`.
 _WAITING_ARGS = (Status.PENDING.value,)
-_QUEUE_ORDER = "ORDER BY queued_at, rowid"
+
+
+def _waiting(table: str = "sessions") -> str:
+    """The condition that a sessions row (`table`: its name or alias in the query) is a job waiting in the queue;
+    qualified, so that it means the same in a query that joins other tables."""
+    return f"{table}.queued_at IS NOT NULL AND {table}.status = ?"
+
+
+def _queue_order(table: str = "sessions") -> str:
+    """The queue's order is arrival: queued_at, then the row's insertion (SQLite's rowid) among those of one
+    second."""
+    return f"ORDER BY {table}.queued_at, {table}.rowid"
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -303,7 +312,7 @@ class Store:
             return False
         return (
             lacking
-            or db.execute(f"SELECT 1 FROM sessions WHERE {_WAITING} LIMIT 1", _WAITING_ARGS).fetchone() is not None
+            or db.execute(f"SELECT 1 FROM sessions WHERE {_waiting()} LIMIT 1", _WAITING_ARGS).fetchone() is not None
         )
 
     def _insert(self, db: sqlite3.Connection, s: Session) -> None:
@@ -405,12 +414,12 @@ class Store:
     # --- the queue of jobs waiting for room (core/queue.py) ---------------------------------------
 
     def queue_length(self) -> int:
-        (waiting,) = self._db.execute(f"SELECT COUNT(*) FROM sessions WHERE {_WAITING}", _WAITING_ARGS).fetchone()
+        (waiting,) = self._db.execute(f"SELECT COUNT(*) FROM sessions WHERE {_waiting()}", _WAITING_ARGS).fetchone()
         return int(waiting)
 
     def jobs_ahead(self) -> dict[str, int]:
         """Each waiting job's id, with how many jobs (anyone's) wait ahead of it."""
-        rows = self._db.execute(f"SELECT id FROM sessions WHERE {_WAITING} {_QUEUE_ORDER}", _WAITING_ARGS)
+        rows = self._db.execute(f"SELECT id FROM sessions WHERE {_waiting()} {_queue_order()}", _WAITING_ARGS)
         return {row["id"]: ahead for ahead, row in enumerate(rows.fetchall())}
 
     def start_queue_head(
@@ -421,7 +430,7 @@ class Store:
         expiry times moved, its lifetime kept); with since when it waited. None: no job waits, or the head does
         not fit yet, and no job behind it overtakes it."""
         with self._immediate() as db:
-            row = db.execute(f"SELECT * FROM sessions WHERE {_WAITING} {_QUEUE_ORDER} LIMIT 1", _WAITING_ARGS)
+            row = db.execute(f"SELECT * FROM sessions WHERE {_waiting()} {_queue_order()} LIMIT 1", _WAITING_ARGS)
             head = row.fetchone()
             if head is None:
                 return None
@@ -453,7 +462,7 @@ class Store:
             rows = db.execute(
                 "SELECT s.id, e.id AS event, e.reason, e.message FROM sessions AS s LEFT JOIN events AS e "
                 "ON e.id = (SELECT MAX(id) FROM events WHERE session_id = s.id) "
-                f"WHERE s.{_WAITING} ORDER BY s.queued_at, s.rowid",
+                f"WHERE {_waiting('s')} {_queue_order('s')}",
                 _WAITING_ARGS,
             ).fetchall()
             for ahead, row in enumerate(rows):
