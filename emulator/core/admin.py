@@ -3,8 +3,9 @@ all of one user's, delete every session. The admin page and the admin API (api/a
 call them once the caller is known to be an admin; the faces write the audit lines.
 
 skaha has no such verbs (CANFAR's operators use kubectl). These do what the owner's own verbs do, on anyone's
-session: a renew moves the expiry as skaha's renew does (a desktop's apps with it, an app by its desktop), and
-a delete is the same removal as the owner's; each says which admin acted (the renew's event, the service's log).
+session: a renew is the owner's rule (renewal.py: skaha's renew, a desktop's apps with it; an app renews by its
+desktop), and a delete is the same removal as the owner's; each says which admin acted (the renew's event, the
+service's log).
 The pure parts (which rows, in what order, each user's share of the machine, the typed confirmations) are
 functions beside the class, so the faces and the unit tests share them.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from emulator.core import policy
+from emulator.core import renewal
 from emulator.core.identity import UsersSource
 from emulator.core.models import GIB, Event, Session, Status, User
 from emulator.core.record import SessionRecord
@@ -220,11 +221,7 @@ class Admin:
             raise InvalidRequest(
                 f"session {target.id} is {target.status.value}: only a Pending or Running session can be renewed"
             )
-        now = self._record.now()
-        new_expiry = max(target.expiry_time, policy.expiry(now, self._settings.session_expiry_seconds))
-        for session in [target, *self._store.apps_of(target.id)]:
-            self._store.set_expiry(session.id, new_expiry)
-        self._record.event(target.id, "Renewed", f"Expiry moved to {new_expiry.isoformat()} by admin {admin.name}")
+        new_expiry = renewal.extend(self._store, self._record, target, self._settings.session_expiry_seconds, admin)
         log.info("admin %s renewed session %s of %s", admin.name, target.id, target.user)
         return target, new_expiry
 

@@ -1,16 +1,16 @@
 """SessionManager: the verbs every face calls.
 
 Public face (what the API and the portal call, at any time): `launch`, `attach_app`, `sessions`, `apps`, `get`,
-`get_app`, `logs`, `events`, `pull_progress`, `renew`, `snapshot` (snapshots.py), `relaunch` (relaunch.py), `delete`,
-`delete_app`, `connect_url`, `usage`, `usage_summary`, `catalogue`, `stats`, `nodes`, `now`, `host_home`,
-`queue_length` and `jobs_ahead` (the jobs waiting for room), `broadcast` (notices.py: the admins' message to the
-room), `admin` (admin.py: the admins' verbs over everyone's sessions), and the read-only `context`, `repositories`,
-`max_sessions`, `limits`, `ram_counts_cache`, `distributed` and `quotas` (quotas.py). Housekeeping (housekeeping.py)
-also calls `known_users`, `user_removed`, `terminating` and `terminate`, and uses `bring_up` (bringup.py: it resumes
-a launch the service did not finish), `record` (record.py: the sessions' events, which its endings write too),
-`faults` (faults.py: the faults launches asked for, whose clocks it re-arms after a restart) and `queue` (queue.py:
-the jobs waiting for room, which it starts when they fit). The service calls `stop` once, at shutdown. Everything
-else is private.
+`get_app`, `logs`, `events`, `pull_progress`, `renew` (renewal.py), `snapshot` (snapshots.py), `relaunch`
+(relaunch.py), `delete`, `delete_app`, `connect_url`, `usage`, `usage_summary`, `catalogue`, `stats`, `nodes`,
+`now`, `host_home`, `queue_length` and `jobs_ahead` (the jobs waiting for room), `broadcast` (notices.py: the
+admins' message to the room), `admin` (admin.py: the admins' verbs over everyone's sessions), and the read-only
+`context`, `repositories`, `max_sessions`, `limits`, `ram_counts_cache`, `distributed` and `quotas` (quotas.py).
+Housekeeping (housekeeping.py) also calls `known_users`, `user_removed`, `terminating` and `terminate`, and uses
+`bring_up` (bringup.py: it resumes a launch the service did not finish), `record` (record.py: the sessions' events,
+which its endings write too), `faults` (faults.py: the faults launches asked for, whose clocks it re-arms after a
+restart) and `queue` (queue.py: the jobs waiting for room, which it starts when they fit). The service calls `stop`
+once, at shutdown. Everything else is private.
 
 Launch validates and admits synchronously (so bad input leaves nothing behind) and answers with the id at once;
 the session's bring-up (bringup.py: its pull, container and readiness probe) runs in the background, or, for a job
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator import naming
-from emulator.core import accounting, apps, devmounts, policy, queries, relaunch, snapshots
+from emulator.core import accounting, apps, devmounts, policy, queries, relaunch, renewal, snapshots
 from emulator.core.admin import Admin, Hooks
 from emulator.core.bringup import BringUp, SessionServices
 from emulator.core.contract import template_values
@@ -370,11 +370,7 @@ class SessionManager:
         live = session is not None and session.user == user.name and session.status.live
         if session is None or not live or session.parent_id is not None:  # an app renews with its desktop
             raise InvalidRequest(f"No active job for user {user.name} with session {session_id}")
-        new_expiry = max(session.expiry_time, policy.expiry(self._clock(), self._settings.session_expiry_seconds))
-        for target in [session, *self._store.apps_of(session_id)]:  # skaha renews the desktop's apps too
-            self._store.set_expiry(target.id, new_expiry)
-        self.record.event(session_id, "Renewed", f"Expiry moved to {new_expiry.isoformat()}")
-        return new_expiry
+        return renewal.extend(self._store, self.record, session, self._settings.session_expiry_seconds, user)
 
     async def snapshot(self, user: User, session_id: str, tag: str | None) -> str:
         """Save the caller's Running session as an image (an emulator extension: action=snapshot); its name."""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from emulator.core import renewal
 from emulator.core.admin import EVERYTHING, Admin, Hooks, Row, check_typed, choose, shares, sort_key, status_named
 from emulator.core.identity import UsersSource
 from emulator.core.models import GIB, Event, Resources, Session, Status, User
@@ -93,10 +94,10 @@ class _Rig:
         self.store = Store(root / "state.db", uncounted_types={"headless", "desktop-app"}, batch_types={"headless"})
         self.removed: list[str] = []
         runtime: Any = None  # neither renew nor the deletes' choices reach the engine
-        record = SessionRecord(self.store, runtime, "t1", lambda: NOW)
+        self.record = SessionRecord(self.store, runtime, "t1", lambda: NOW)
         settings = Settings(instance="t1", state_dir=root / "s", arc_dir=root / "arc")
         hooks = Hooks(self._terminate, lambda session: None, lambda session: "")
-        self.admin = Admin(settings, self.store, runtime, UsersSource(root / "users.yaml"), record, hooks)
+        self.admin = Admin(settings, self.store, runtime, UsersSource(root / "users.yaml"), self.record, hooks)
 
     async def _terminate(self, session: Session) -> None:
         self.removed.append(session.id)
@@ -128,6 +129,18 @@ def test_renew_moves_anyones_expiry_and_says_which_admin(rig: _Rig) -> None:
         rig.admin.renew(BOSS, desktop.id)
     with pytest.raises(NotFound, match="no session gone1234"):
         rig.admin.renew(BOSS, "gone1234")
+
+
+def test_the_owners_renew_is_the_same_rule_and_never_moves_a_deadline_back(rig: _Rig) -> None:
+    bob = User("bob", 1501, 1501)
+    desktop = rig.add(id="desk0002", user="bob", type="desktop", status=Status.RUNNING, expiry_time=NOW)
+    app = rig.add(id="desk0002-x1y", user="bob", type="desktop-app", parent_id="desk0002", app_id="x1y")
+    expiry = renewal.extend(rig.store, rig.record, desktop, 3600, bob)
+    assert expiry == NOW + timedelta(hours=1)
+    assert {rig.admin.find(ref).expiry_time for ref in (desktop.id, app.id)} == {expiry}
+    assert rig.admin.events(desktop.id)[-1].message == f"Expiry moved to {expiry.isoformat()} by bob"
+    later = rig.admin.find(desktop.id)
+    assert renewal.extend(rig.store, rig.record, later, 60, bob) == expiry  # a shorter lifetime keeps the later one
 
 
 def test_the_deletes_take_what_they_name_and_refuse_what_is_not_there(rig: _Rig) -> None:
