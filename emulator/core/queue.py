@@ -53,8 +53,9 @@ class JobQueue:
         """Each waiting job's id, with how many jobs wait ahead of it."""
         return self._store.jobs_ahead()
 
-    def free_gpus(self, count: int) -> list[str] | None:
-        """GPU devices a job of `count` GPUs would get now; None: not that many are free (it waits for them)."""
+    def place_gpus(self, count: int) -> list[str] | None:
+        """The GPU devices a job of a queueing type, asking for `count`, gets now; None: not that many are free,
+        and it waits for them."""
         return self._pick(self._store.gpu_devices_in_use(), count)
 
     def advance(self) -> list[str]:

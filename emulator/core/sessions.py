@@ -206,11 +206,11 @@ class SessionManager:
         )
         # No await from here to admit(): GPU choice and admission happen in one step of the loop.
         # Across a swarm, Swarm gives the session GPUs of the machine it places it on (generic resources).
-        # A job that may queue waits for GPUs that are all taken.
-        queues = checked.profile is not None and checked.profile.queue
-        devices = self.queue.free_gpus(plan.resources.gpus) if queues else None
-        if devices is None and not queues:
-            devices = gpus.pick(self._store.gpu_devices_in_use(), plan.resources.gpus)
+        devices: list[str] | None
+        if checked.profile is not None and checked.profile.queue:
+            devices = self.queue.place_gpus(plan.resources.gpus)  # None: all taken, and the job waits for them
+        else:
+            devices = gpus.pick(self._store.gpu_devices_in_use(), plan.resources.gpus)  # refuses when too few are free
         session = plan.session(naming.new_session_id(), user.name, devices or [])
         while not self._store.admit(session, self._settings.max_sessions, self._admission, gpus_busy=devices is None):
             session.id = naming.new_session_id()

@@ -162,9 +162,9 @@ def test_limits_of_the_user_and_requests_no_machine_could_hold_refuse_at_once(tm
 def test_a_job_waits_for_gpus_that_are_all_taken_and_gets_them_when_it_starts(tmp_path: Path) -> None:
     rig = Rig(tmp_path / "s.db", GpuFacts(("GPU-a", "GPU-b")))
     holder = _job(gb=1, gpus=1)
-    holder.gpu_devices = rig.queue.free_gpus(1) or []
+    holder.gpu_devices = rig.queue.place_gpus(1) or []
     assert _admitted(rig.store, holder).gpu_devices == ["GPU-a"]
-    assert rig.queue.free_gpus(2) is None
+    assert rig.queue.place_gpus(2) is None
     waiting = _admitted(rig.store, _job(gb=1, gpus=2), gpus_busy=True)
     assert waiting.queued_at is not None and waiting.gpu_devices == []
     assert rig.queue.advance() == []
