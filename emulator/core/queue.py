@@ -4,9 +4,10 @@ A job of a queueing type that the machine's free cores, memory or GPUs cannot pl
 store's `admit` sets its `queued_at`): Pending, holding nothing, with no GPU, no pull and no container, its
 event saying how many jobs (anyone's) wait ahead of it. `advance` starts the jobs at the head while they fit,
 strictly in order of arrival (a big job at the head is not overtaken by a small one behind it): each taken out
-of the queue in one store transaction, its life starting then, and its bring-up started. It runs whenever a
-session ends or is removed and on every housekeeping pass. The rows are the truth: the queue survives a service
-restart as it is.
+of the queue in one store transaction, its life starting then, and its bring-up started. A head that the
+machine could never hold now, even empty (its limits changed across a restart), fails with why instead of
+blocking the queue for ever. It runs whenever a session ends or is removed and on every housekeeping pass. The
+rows are the truth: the queue survives a service restart as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from collections.abc import Callable
 
 from emulator.core.models import Limits, Session
+from emulator.core.observers import FailureCause
 from emulator.core.policy import GpuFacts
 from emulator.core.record import SessionRecord
 from emulator.core.store import Store
@@ -37,13 +39,16 @@ class JobQueue:
         gpus: GpuFacts,
         limits: Limits,
         start: Callable[[Session, float], None],
+        dropped: Callable[[Session], None] = lambda job: None,
     ) -> None:
-        """`start(job, seconds it waited)` schedules a job taken out of the queue (its events, its bring-up)."""
+        """`start(job, seconds it waited)` schedules a job taken out of the queue (its events, its bring-up);
+        `dropped(job)` is told of one that failed instead, never to start (what was kept for it can go)."""
         self._store = store
         self._record = record
         self._gpus = gpus
         self._limits = limits
         self._start = start
+        self._dropped = dropped
 
     def length(self) -> int:
         """How many jobs wait."""
@@ -60,14 +65,25 @@ class JobQueue:
 
     def advance(self) -> list[str]:
         """Start the jobs at the head of the queue while the machine has room for them, in order, and tell the
-        others where they stand now; the ids of those started."""
+        others where they stand now; the ids of those started. A head the machine could never hold now fails,
+        and the queue moves past it."""
         started = []
         while (head := self._store.start_queue_head(self._limits, self._record.now(), self._pick)) is not None:
-            job, since = head
-            self._start(job, (job.start_time - since).total_seconds())
-            started.append(job.id)
+            if head.never is not None:
+                self._fail(head.job, head.never)
+                continue
+            self._start(head.job, (head.job.start_time - head.since).total_seconds())
+            started.append(head.job.id)
         self.tell()
         return started
+
+    def _fail(self, job: Session, why: str) -> None:
+        self._record.event(
+            job.id, "Failed", f"{job.type} job {job.id} could never start on this machine now: {why}", warning=True
+        )
+        self._record.observers.session_failed(job, FailureCause.START_UP)
+        self._dropped(job)
+        log.warning("queued job %s of %s could never start on this machine now: %s", job.id, job.user, why)
 
     def tell(self) -> None:
         """Every waiting job's event says how many jobs wait ahead of it now."""

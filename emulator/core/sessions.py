@@ -95,7 +95,9 @@ class SessionManager:
         placed_by_swarm = self.distributed and host.capacity.gpus > 0
         self._gpus = policy.GpuFacts(tuple(host.gpu_devices), placed_by_swarm, host.gpu_note)
         self._admission = policy.admission_limits(settings, host.capacity)
-        self.queue = JobQueue(store, self.record, self._gpus, self._admission, self._schedule)
+        self.queue = JobQueue(
+            store, self.record, self._gpus, self._admission, self._schedule, lambda job: self._pulls.forget(job.id)
+        )
         self._disk = DiskWatch(
             {"/arc": settings.layout.arc_path, "the platform's state": settings.layout.state_path}, settings.min_free_gb
         )

@@ -12,7 +12,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -130,20 +130,48 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _check_ever_fits(r: Resources, limits: Limits) -> None:
-    """Refuse, at once and in words, a fixed session that this machine could not hold even with nothing else
-    running: a job that could never run must not wait for ever."""
+def _never_fits(r: Resources, limits: Limits) -> str | None:
+    """Why this machine could not hold a fixed session of these resources even with nothing else running, in
+    words (None: it could)."""
     if r.ram_request_gb > limits.fixed_memory_gb + 1e-9:
-        raise InvalidRequest(
+        return (
             f"Not enough memory on this machine for {r.ram_request_gb:g} GB, ever: fixed sessions may hold at most "
             f"{limits.fixed_memory_gb:.1f} GB here ({limits.fixed_memory_gb + limits.headroom_gb:.1f} GB less "
             f"{limits.headroom_gb:g} GB kept back), so it could never start"
         )
     if r.cores_request > limits.fixed_cores + 1e-9:
-        raise InvalidRequest(
+        return (
             f"Not enough cores on this machine for {r.cores_request:g}, ever: it has {limits.fixed_cores:g}, "
             "so it could never start"
         )
+    return None
+
+
+def _check_ever_fits(r: Resources, limits: Limits) -> None:
+    """Refuse, at once and in words, a fixed session that this machine could not hold even with nothing else
+    running: a job that could never run must not wait for ever."""
+    never = _never_fits(r, limits)
+    if never is not None:
+        raise InvalidRequest(never)
+
+
+def _never_placed(r: Resources, limits: Limits, pick_gpus: Callable[[set[str], int], list[str] | None]) -> str | None:
+    """Why this machine could never place a job of these resources, even with nothing else running (None: it
+    could, once room frees)."""
+    never = _never_fits(r, limits) if r.fixed and limits.host_checked else None
+    if never is None and r.gpus and pick_gpus(set(), r.gpus) is None:
+        never = f"Not enough GPUs on this machine for {r.gpus}, ever, even with none taken"
+    return never
+
+
+@dataclass(frozen=True)
+class Dequeued:
+    """The job taken out of the head of the queue (`Store.start_queue_head`), as it is now, with since when it
+    waited; `never`: why it failed instead of starting (None: it starts)."""
+
+    job: Session
+    since: datetime
+    never: str | None = None
 
 
 class Store:
@@ -424,11 +452,15 @@ class Store:
 
     def start_queue_head(
         self, limits: Limits, now: datetime, pick_gpus: Callable[[set[str], int], list[str] | None]
-    ) -> tuple[Session, datetime] | None:
+    ) -> Dequeued | None:
         """The job at the head of the queue, taken out of it when the machine has room for it now (and
         `pick_gpus(held, count)` finds its GPUs, None: not enough free): its life starts now (its start and
-        expiry times moved, its lifetime kept); with since when it waited. None: no job waits, or the head does
-        not fit yet, and no job behind it overtakes it."""
+        expiry times moved, its lifetime kept). None: no job waits, or the head does not fit yet, and no job
+        behind it overtakes it.
+
+        A head that this machine could never hold now, even empty (its limits changed while it waited: the
+        headroom, the cores or memory it has, its GPUs), fails instead (its `queued_at` kept: it never started),
+        with why: it must not hold up the queue for ever."""
         with self._immediate() as db:
             row = db.execute(f"SELECT * FROM sessions WHERE {_waiting()} {_queue_order()} LIMIT 1", _WAITING_ARGS)
             head = row.fetchone()
@@ -436,6 +468,13 @@ class Store:
                 return None
             job = self._row(head)
             assert job.queued_at is not None
+            never = _never_placed(job.resources, limits, pick_gpus)
+            if never is not None:
+                db.execute(
+                    "UPDATE sessions SET status = ?, ended_at = ? WHERE id = ?",
+                    (Status.FAILED.value, _ts(now), job.id),
+                )
+                return Dequeued(replace(job, status=Status.FAILED, ended_at=now), job.queued_at, never)
             if self._no_room(db, job.resources, limits) is not None:
                 return None
             devices = pick_gpus(self._gpus_held(db), job.resources.gpus) if job.resources.gpus else []
@@ -452,7 +491,7 @@ class Store:
                 "UPDATE sessions SET queued_at = NULL, start_time = ?, expiry_time = ?, gpu_devices = ? WHERE id = ?",
                 (_ts(started.start_time), _ts(started.expiry_time), json.dumps(devices), job.id),
             )
-        return started, job.queued_at
+        return Dequeued(started, job.queued_at)
 
     def tell_queue(self, now: datetime, reason: str, words: Callable[[int], str]) -> None:
         """Each waiting job's newest event says where it stands, `words(jobs ahead of it)`: one event with

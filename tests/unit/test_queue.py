@@ -62,10 +62,16 @@ class Rig:
         runtime: Any = object()  # a record's events never ask the engine
         self.record = SessionRecord(self.store, runtime, "emulate", lambda: self.now)
         self.started: list[tuple[str, float]] = []
-        self.queue = JobQueue(self.store, self.record, gpus, limits, lambda job, waited: self._start(job, waited))
+        self.dropped: list[str] = []  # jobs that failed in the queue, never to start
+        self.queue = JobQueue(
+            self.store, self.record, gpus, limits, lambda job, waited: self._start(job, waited), self._drop
+        )
 
     def _start(self, job: Session, waited: float) -> None:
         self.started.append((job.id, waited))
+
+    def _drop(self, job: Session) -> None:
+        self.dropped.append(job.id)
 
     def end(self, session_id: str) -> None:
         assert self.store.finish(session_id, Status.SUCCEEDED, self.now, 0)
@@ -197,6 +203,33 @@ def test_each_waiting_job_says_how_many_wait_ahead_of_it_kept_current_in_place(t
     assert rig.started == [(waiting[1], 30.0)]
     assert [e.reason for e in rig.store.events(waiting[2])] == [QUEUED, "Renewed", QUEUED]
     assert rig.newest_event(waiting[2]) == (QUEUED, "waiting for resources: 0 jobs ahead")
+
+
+def test_a_head_the_machine_could_never_hold_now_fails_and_the_queue_moves_on(tmp_path: Path) -> None:
+    rig = Rig(tmp_path / "s.db", GpuFacts(("GPU-a", "GPU-b")))
+    running = _admitted(rig.store, _job(gb=4, cores=2))
+    big = _admitted(rig.store, _job(gb=4))  # fits the machine it was launched on, once the running job ends
+    two_gpus = _admitted(rig.store, _job(gb=1, gpus=2))
+    small = _admitted(rig.store, _job(gb=1))
+    rig.end(running.id)
+    rig.store.close()
+    # The service restarts with more memory kept back (EMULATE_HOST_HEADROOM_GB) and one GPU gone.
+    smaller = Limits(max_jobs=10, max_apps_per_desktop=2, fixed_memory_gb=3.0, fixed_cores=2.0, headroom_gb=2.0)
+    rig = Rig(tmp_path / "s.db", GpuFacts(("GPU-a",)), smaller)
+    rig.now = NOW + timedelta(minutes=5)
+    assert rig.queue.advance() == [small.id]
+    assert rig.started == [(small.id, 300.0)] and rig.dropped == [big.id, two_gpus.id]
+    for job, why in [
+        (big, "Not enough memory on this machine for 4 GB, ever: fixed sessions may hold at most 3.0 GB here"),
+        (two_gpus, "Not enough GPUs on this machine for 2, ever, even with none taken"),
+    ]:
+        failed = rig.store.get(job.id)
+        assert failed is not None and (failed.status, failed.ended_at) == (Status.FAILED, rig.now)
+        reason, message = rig.newest_event(job.id)
+        assert reason == "Failed"
+        assert message.startswith(f"headless job {job.id} could never start on this machine now: {why}")
+    assert rig.store.queue_length() == 0
+    assert [r["session_id"] for r in rig.store.usage_records()] == [running.id]  # the failed ones used nothing
 
 
 def test_the_queue_is_its_rows_and_outlives_the_store_that_wrote_it(tmp_path: Path) -> None:
