@@ -92,7 +92,7 @@ def judge(session: Session, events: Sequence[Event], now: datetime, rule: IdleRu
     return Verdict(True, since, deadline) if now >= deadline else None
 
 
-def warning_words(verdict: Verdict) -> str:
+def verdict_words(verdict: Verdict) -> str:
     """The event's message: the owner's warning, on the dashboard until someone opens the session, or why it ended
     (the card's reason). A renew is no use of it: the warning says so."""
     if verdict.cull:
@@ -207,9 +207,9 @@ class IdleCuller:
         if session is None or verdict is None:
             return False
         if not verdict.cull:
-            self._manager.record.event(session.id, WARNING, warning_words(verdict), warning=True)
+            self._manager.record.event(session.id, WARNING, verdict_words(verdict), warning=True)
             return False
-        if not self._endings.end_by_platform(session, CULLED, warning_words(verdict)):
+        if not self._endings.end_by_platform(session, CULLED, verdict_words(verdict)):
             return False  # ended, or a delete began, meanwhile
         self._manager.record.observers.session_idle_culled(session)  # the audit log's line
         log.info("stopping session %s of %s, idle since %s", session.id, session.user, verdict.since.isoformat())

@@ -20,7 +20,7 @@ from emulator.core.idle import (
     judge,
     judge_again,
     notice,
-    warning_words,
+    verdict_words,
 )
 from emulator.core.models import Event, Session, Status
 from emulator.errors import ConfigError
@@ -112,10 +112,10 @@ def test_a_session_is_judged_again_as_it_is_once_the_gateways_connections_were_l
 
 
 def test_the_warning_says_when_it_goes_and_that_a_renew_keeps_nothing() -> None:
-    warning = warning_words(Verdict(False, NOW, NOW + 3 * HOUR))
+    warning = verdict_words(Verdict(False, NOW, NOW + 3 * HOUR))
     assert warning.startswith(f"This session will be stopped at {NOW + 3 * HOUR:%H:%M} UTC for inactivity")
     assert warning.endswith("open it to keep it; renewing does not.")
-    assert warning_words(Verdict(True, NOW, NOW + 3 * HOUR)) == (
+    assert verdict_words(Verdict(True, NOW, NOW + 3 * HOUR)) == (
         f"Stopped for inactivity: no traffic through the gateway since {NOW:%H:%M} UTC"
     )
 
