@@ -28,6 +28,7 @@ from emulator.core.audit import AuditLog
 from emulator.core.auth import PROBE_HEADER, Authenticator
 from emulator.core.bringup import SessionServices
 from emulator.core.callback import CallbackTokens
+from emulator.core.endings import Endings
 from emulator.core.housekeeping import Housekeeper, run_forever
 from emulator.core.identity import UsersSource
 from emulator.core.idle import GatewayConnections, IdleCuller, IdleRule
@@ -180,7 +181,8 @@ def _watch_activity(
     if rule is not None:
         gateway = naming.gateway_container(settings.prefix)
         connections = GatewayConnections(runtime, services.addresses, gateway, manager.record.container_name)
-        culler = IdleCuller(rule, manager, store, profiles, tracker, connections)
+        ending = Endings(store, runtime, profiles, manager.record)  # a culled session ends as one the platform stops
+        culler = IdleCuller(rule, manager, store, profiles, tracker, connections, ending)
         tasks.append(asyncio.create_task(run_forever(culler.run_once, settings.loop_interval, "idle culling")))
     return tasks
 

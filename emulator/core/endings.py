@@ -1,6 +1,6 @@
 """How sessions end other than by a delete, as housekeeping finds them: a container that exited (Succeeded,
-Failed or OOMKilled, in the kubelet's words), one that vanished, and one stopped for its owner's quota.
-The container and its logs stay until the session is removed."""
+Failed or OOMKilled, in the kubelet's words), one that vanished, and one the platform stopped (for its owner's
+quota here; idle culling, core/idle.py, too). The container and its logs stay until the session is removed."""
 
 from __future__ import annotations
 
@@ -96,13 +96,21 @@ class Endings:
         """Stop a session's container, keeping it and its logs (its record says how it ended)."""
         await self._runtime.stop(self._record.container_name(session))
 
-    async def stop_over_quota(self, session: Session, reason: str) -> None:
-        """Stop a running session whose owner's home is over its quota: it ends Failed, with `reason` as its
-        last event; its container and logs stay until it is deleted."""
+    def end_by_platform(self, session: Session, reason: str, message: str) -> bool:
+        """A running session the platform stops ends Failed now, with `reason` and `message` as its last event, and
+        is accounted; its container is stopped next (stop_container) and kept, with its logs, until the session is
+        removed, its card offering Relaunch meanwhile. False: it ended, or a delete began, meanwhile."""
         # Failed first: the container's exit (often 0, an app that ends cleanly when asked) is then no news.
         if not self._store.finish(session.id, Status.FAILED, self._record.now(), STOPPED_BY_PLATFORM):
-            return  # it ended, or a delete began, meanwhile
-        self._record.event(session.id, "QuotaExceeded", reason, warning=True)
+            return False
+        self._record.event(session.id, reason, message, warning=True)
+        return True
+
+    async def stop_over_quota(self, session: Session, reason: str) -> None:
+        """Stop a running session whose owner's home is over its quota: it ends Failed, with `reason` as its last
+        event; its container and logs stay until it is deleted."""
+        if not self.end_by_platform(session, "QuotaExceeded", reason):
+            return
         self._record.observers.session_failed(session, FailureCause.QUOTA)
         log.warning("stopping session %s of %s: %s", session.id, session.user, reason)
         await self.stop_container(session)  # should this fail, housekeeping stops an ended session still running

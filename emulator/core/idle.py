@@ -1,20 +1,24 @@
 """Idle culling (EMULATE_IDLE_CULL_HOURS, off unless set, as on CANFAR): an interactive session nobody has used
-through the gateway for that long is deleted, its owner warned on the dashboard first.
+through the gateway for that long is stopped, its owner warned on the dashboard first.
 
-Idle is measured from the later of its last activity (core/activity.py) and the time it became ready. An hour
-before its deadline (half the time, for a limit under two hours) the session gets a warning event, which its
-card shows until someone opens it; at the deadline (never sooner than that lead after the warning) it gets a
-last event and is deleted, with a line in the audit log. Desktop-apps go with their desktop, and batch jobs are
+Idle is measured from the later of its last activity (core/activity.py) and the time it became ready (a renew is
+no use of it). An hour before its deadline (half the time, for a limit under two hours) the session gets a warning
+event, which its card shows until someone opens it; at the deadline (never sooner than that lead after the
+warning) it ends as one the platform stops does (core/endings.py): Failed, its last event saying why, its
+container stopped, with a line in the audit log. Its card stays, with that reason and Relaunch, for the ended
+sessions' retention, after which housekeeping removes it. Desktop-apps go with their desktop, and batch jobs are
 never culled.
 
 A WebSocket (noVNC, a Jupyter kernel, CARTA) is logged only when it closes, so a session in use for hours through
-one would look idle. Before warning or deleting, the culler therefore asks whether the gateway holds a connection
+one would look idle. Before warning or stopping, the culler therefore asks whether the gateway holds a connection
 open to the session (`GatewayConnections`: the gateway's own TCP table, read inside it), and counts one as activity
-now. Where that cannot be read (or the session's address is not known) it warns and deletes nothing.
+now. Where that cannot be read (or the session's address is not known) it warns and stops nothing. That look takes
+a while, so the log is read again after it and each session judged again from its row and events as they are then.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ from datetime import datetime, timedelta
 
 from emulator.core.activity import ActivityTracker
 from emulator.core.addresses import SessionAddresses
+from emulator.core.endings import Endings
 from emulator.core.models import Event, Session, Status
 from emulator.core.sessions import SessionManager
 from emulator.core.store import Store
@@ -87,6 +92,25 @@ def judge(session: Session, events: Sequence[Event], now: datetime, rule: IdleRu
     return Verdict(True, since, deadline) if now >= deadline else None
 
 
+def verdict_words(verdict: Verdict) -> str:
+    """The event's message: the owner's warning, on the dashboard until someone opens the session, or why it ended
+    (the card's reason). A renew is no use of it: the warning says so."""
+    if verdict.cull:
+        return f"Stopped for inactivity: no traffic through the gateway since {_clock(verdict.since)}"
+    deadline = _clock(verdict.deadline)
+    return f"This session will be stopped at {deadline} for inactivity; open it to keep it; renewing does not."
+
+
+def judge_again(
+    session: Session | None, events: Sequence[Event], now: datetime, rule: IdleRule, removing: bool
+) -> Verdict | None:
+    """What is due for a session read again just before acting on it: nothing for one gone, ended or being removed
+    meanwhile (its owner deleted it), else what its row and events say now (a visit meanwhile begins a new spell)."""
+    if session is None or session.status is not Status.RUNNING or removing:
+        return None
+    return judge(session, events, now, rule)
+
+
 def notice(session: Session, events: Sequence[Event]) -> str:
     """What the owner's dashboard says of a session about to be culled ("" for any other)."""
     found = warning(session, events) if session.status is Status.RUNNING else None
@@ -127,6 +151,7 @@ class IdleCuller:
         profiles: dict[str, Profile],
         tracker: ActivityTracker,
         connections: GatewayConnections,
+        endings: Endings,
     ) -> None:
         self._rule = rule
         self._manager = manager
@@ -134,6 +159,7 @@ class IdleCuller:
         self._profiles = profiles
         self._tracker = tracker
         self._connections = connections
+        self._endings = endings
 
     def _cullable(self, session: Session) -> bool:
         profile = self._profiles.get(session.type)
@@ -141,8 +167,8 @@ class IdleCuller:
         running = session.status is Status.RUNNING and not self._manager.terminating(session.id)
         return interactive and running and session.parent_id is None
 
-    def _due(self, now: datetime) -> list[tuple[Session, list[Event]]]:
-        """Running interactive sessions idle long enough to be warned or deleted, with their events (read only for
+    def _due(self, now: datetime) -> list[Session]:
+        """Running interactive sessions idle long enough to be warned or stopped (their events are read only for
         those whose row alone says they may be)."""
         first = now - self._rule.limit + self._rule.lead  # idle since then or earlier: warn
         due = []
@@ -150,36 +176,41 @@ class IdleCuller:
             used = max(session.start_time, session.last_activity or session.start_time)
             if used > first or not self._cullable(session):
                 continue
-            events = self._store.events(session.id)
-            if idle_since(session, events) <= first:
-                due.append((session, events))
+            if idle_since(session, self._store.events(session.id)) <= first:
+                due.append(session)
         return due
 
     async def run_once(self) -> None:
         await self._tracker.run_once()  # what the gateway logged up to now
-        now = self._manager.now()
-        due = self._due(now)
+        due = self._due(self._manager.now())
         if not due:
             return
-        open_to = await self._connections.open_to([session for session, _ in due])
+        open_to = await self._connections.open_to(due)
         if open_to is None:
             log.warning("idle culling skipped: the gateway's open connections could not be read")
             return
+        now = self._manager.now()
         self._tracker.seen([session_id for session_id, held in open_to.items() if held], now)
-        for session, events in due:
-            if open_to.get(session.id) is False:  # none open to it (and its address known)
-                await self._act(session, events, now)
+        await self._tracker.run_once()  # and what it logged while its connections were looked at
+        # Every session is judged before any container is stopped (which awaits): each as the log has it now.
+        ended = [s for s in due if open_to.get(s.id) is False and self._act(s.id, now)]  # none open (address known)
+        stops = await asyncio.gather(*(self._endings.stop_container(s) for s in ended), return_exceptions=True)
+        for failed in stops:
+            if isinstance(failed, Exception):  # housekeeping stops an ended session still running
+                log.error("could not stop a session culled for inactivity: %s", failed)
 
-    async def _act(self, session: Session, events: list[Event], now: datetime) -> None:
-        verdict = judge(session, events, now, self._rule)
-        if verdict is None:
-            return
+    def _act(self, session_id: str, now: datetime) -> bool:
+        """Warn the owner of a session, or end it (True: its container is to be stopped), as it is now."""
+        session = self._store.get(session_id)  # used, ended or deleted meanwhile: left alone
+        events = self._store.events(session_id) if session is not None else []
+        verdict = judge_again(session, events, now, self._rule, self._manager.terminating(session_id))
+        if session is None or verdict is None:
+            return False
         if not verdict.cull:
-            message = f"This session will be deleted at {_clock(verdict.deadline)} for inactivity; open it to keep it."
-            self._manager.record.event(session.id, WARNING, message, warning=True)
-            return
-        message = f"Deleted for inactivity: no traffic through the gateway since {_clock(verdict.since)}"
-        self._manager.record.event(session.id, CULLED, message, warning=True)
-        log.info("deleting session %s of %s, idle since %s", session.id, session.user, verdict.since.isoformat())
-        await self._manager.terminate(session)
+            self._manager.record.event(session.id, WARNING, verdict_words(verdict), warning=True)
+            return False
+        if not self._endings.end_by_platform(session, CULLED, verdict_words(verdict)):
+            return False  # ended, or a delete began, meanwhile
         self._manager.record.observers.session_idle_culled(session)  # the audit log's line
+        log.info("stopping session %s of %s, idle since %s", session.id, session.user, verdict.since.isoformat())
+        return True

@@ -2,9 +2,10 @@
 
 Caddy appends one JSON line per answered request to the file and rolls it itself: at its size limit the file
 is renamed (then compressed) and a new one begun. `LogTail` follows it as `tail -F` does: it keeps the file it
-opened, finishes it once the name holds another, starts the new one from its top, starts over when the file was
-truncated, keeps a partial last line until the rest of it comes, and waits while there is no file. A line counts
-only when it names a session (`user_id`, which the route sets past its checks); everything else is skipped
+opened, finishes it once the name holds another, reads the files rolled after it should there be any (a file
+rolled twice between two reads: gateway/rolled_logs.py), starts the new one from its top, starts over when the
+file was truncated, keeps a partial last line until the rest of it comes, and waits while there is no file. A line
+counts only when it names a session (`user_id`, which the route sets past its checks); everything else is skipped
 without being parsed, so reading costs little however busy the portal is.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from emulator.gateway.base import SESSION_ID_PATTERN, Visit
+from emulator.gateway.rolled_logs import rolled_after
 
 MAX_LINE_BYTES = 64 << 10  # a "line" longer than any Caddy writes (headers are filtered out): not one of its lines
 _UNMARKED = b'"user_id":""'  # a request that named no session (the portal, a refused caller, a probe's 404)
@@ -55,28 +57,44 @@ class LogTail:
         self._file: BinaryIO | None = None
         self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
         self._partial = b""
+        self._seen_at: datetime | None = None  # when the name last held the open file (None: never opened one)
 
     def lines(self) -> list[bytes]:
-        if self._file is None and not self._open():
-            return []
-        found = self._drain()
+        found = self._drain() if self._file is not None else []
+        looked = datetime.now(UTC)  # before the look: the open file, still at the name then, rolls after it
         try:
             now = os.stat(self._path)
-        except FileNotFoundError:  # rolled, and the new file not made yet: it is read when it comes
+        except FileNotFoundError:  # none yet, or rolled and the new file not made yet: it is read when it comes
             return found
-        if (now.st_dev, now.st_ino) != self._identity:
-            found += self._drain()  # what was written to the old file between the read above and its roll
-            self._close()
-            if self._open():
-                found += self._drain()
-        elif self._file is not None and os.fstat(self._file.fileno()).st_size < self._file.tell():
+        if self._file is None or (now.st_dev, now.st_ino) != self._identity:
+            return found + self._follow()
+        if os.fstat(self._file.fileno()).st_size < self._file.tell():
             self._file.seek(0)  # truncated: its writer starts over at the top
             self._partial = b""
             found += self._drain()
+        self._seen_at = looked
         return found
 
     def close(self) -> None:
         self._close()
+
+    def _follow(self) -> list[bytes]:
+        """The name holds another file: the rest of ours (written between the read above and its roll), the files
+        rolled after it, should it have rolled more than once since the last read, then the new one from its top."""
+        found, ours = [], None
+        if self._file is not None:
+            found = self._drain()
+            ours = self._file.tell()  # its whole length: nothing is written to a file once rolled
+            self._close()
+        if not self._open():
+            return found  # (the files rolled meanwhile are read once there is a new one)
+        opened = datetime.now(UTC)  # after the open: a file rolled before it is not the one now open
+        if self._seen_at is not None:
+            for roll in rolled_after(self._path, self._seen_at, opened, ours):
+                *whole, _cut = roll.read().split(b"\n")
+                found += whole
+        self._seen_at = opened
+        return found + self._drain()
 
     def _open(self) -> bool:
         try:

@@ -41,10 +41,13 @@ DATA_IN_GATEWAY = "/data"  # Caddy's data (its internal CA): the host's Settings
 ACCESS_LOG_IN_GATEWAY = f"{ADMIN_SOCKET_FOLDER_IN_GATEWAY}/access.log"  # the host's Layout.access_log
 ACCESS_LOGGER = f"http.log.access.{SERVER}"  # Caddy names a server's access logger after its default_logger_name
 # Caddy rolls the file itself (the service only reads it): at ACCESS_LOG_ROLL_MB it becomes access-<time>.log.gz,
-# and the newest ACCESS_LOG_KEEP of those are kept. At 200 requests/s (about 250 bytes each) that is a roll every
-# few minutes, a few MB on disk in all.
+# and the newest ACCESS_LOG_KEEP of those are kept. A line holds no path, host, method or header, nothing a client
+# sizes: about 200 bytes, never much over 300. So a file holds 35,000 requests or more, a roll every 3 min or more
+# at 200 requests/s, and little on disk (a flood's lines compress 25-fold). A file rolled more than once between
+# two reads is read from the rolled files (gateway/rolled_logs.py); lines are lost only once the roller has removed
+# one unread: ACCESS_LOG_KEEP + 1 whole files (over 200,000 requests) between two reads, 2 s apart.
 ACCESS_LOG_ROLL_MB = 10
-ACCESS_LOG_KEEP = 2
+ACCESS_LOG_KEEP = 5
 
 # Caddy must drop an idle upstream connection before the upstream does, or a request sent on a
 # connection the upstream is closing fails with a 502. The service (uvicorn) keeps idle connections
@@ -354,14 +357,14 @@ def full_config(gateway_table: GatewayTable) -> dict[str, Any]:
 
 
 def access_logging() -> dict[str, Any]:
-    """Caddy's logging: the published port's access log to its own file, each line without headers (no cookie,
-    no token, and short) and without the URI's query (a notebook's token, a session host's sign-in ticket);
-    kept out of the gateway's own output."""
+    """Caddy's logging: the published port's access log to its own file, kept out of the gateway's own output.
+    A line keeps when, the client's address, the session the request reached, and the answer's status, size and
+    duration (core/activity.py reads the session, status and time): no header (no cookie, no token), no URI (the
+    files a path names, a notebook's token or a session host's sign-in ticket in a query), and no host or method,
+    nothing a client can make long: short lines of a near-fixed size (see ACCESS_LOG_KEEP for what a flood does)."""
     fields = {
-        "request>headers": {"filter": "delete"},
-        "request>tls": {"filter": "delete"},
-        "resp_headers": {"filter": "delete"},
-        "request>uri": {"filter": "regexp", "regexp": "\\?.*$", "value": ""},
+        field: {"filter": "delete"}
+        for field in ("request>headers", "request>tls", "resp_headers", "request>uri", "request>host", "request>method")
     }
     writer = {
         "output": "file",

@@ -4,8 +4,11 @@ truncations and partial lines, and the newest visit of each session recorded in 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
+import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,18 +20,16 @@ from emulator.gateway.base import Visit
 from emulator.layout import Layout
 from tests.factories import NOW, make_session
 
-# As Caddy 2.6.2 writes them through the gateway's filter encoder (no headers, no query).
+# As Caddy 2.6.2 writes them through the gateway's filter encoder (no headers, path, host or method).
 REACHED = (
     '{"level":"info","ts":1796312869.701474,"logger":"http.log.access.gateway","msg":"handled request",'
-    '"request":{"remote_ip":"172.17.0.1","remote_port":"36888","proto":"HTTP/1.1","method":"GET",'
-    '"host":"127.0.0.1:8080","uri":"/session/contrib/abcdefgh/x"},"user_id":"abcdefgh","duration":0.0000425,'
-    '"size":2,"status":200}'
+    '"request":{"remote_ip":"172.17.0.1","remote_port":"36888","proto":"HTTP/1.1"},"user_id":"abcdefgh",'
+    '"duration":0.0000425,"size":2,"status":200}'
 )
 REFUSED_BY_THE_CHECK = (
     '{"level":"error","ts":1796312869.7128842,"logger":"http.log.access.gateway","msg":"handled request",'
-    '"request":{"remote_ip":"172.17.0.1","remote_port":"36896","proto":"HTTP/1.1","method":"GET",'
-    '"host":"127.0.0.1:8080","uri":"/session/contrib/abcdefgh/"},"user_id":"","duration":0.0000212,'
-    '"size":52,"status":401}'
+    '"request":{"remote_ip":"172.17.0.1","remote_port":"36896","proto":"HTTP/1.1"},"user_id":"",'
+    '"duration":0.0000212,"size":52,"status":401}'
 )
 
 
@@ -87,6 +88,62 @@ def test_the_tail_follows_the_file_through_its_rolls(tmp_path: Path) -> None:
     path.write_bytes(b"f\n")
     (tmp_path / "access-2026-12-03T16-00-00.000.log").unlink()  # compressed away: the open file is still read
     assert tail.lines() == [b"e", b"f"]
+    tail.close()
+
+
+def roll(path: Path, compress: bool = False) -> None:
+    """As Caddy's roller does: the full file renamed access-<time of the roll>.log (the time in UTC, to the
+    millisecond), a new one begun, the rolled one compressed (the .log removed once the .gz is whole)."""
+    time.sleep(0.002)  # a name of its own
+    when = datetime.now(UTC)
+    rolled = path.with_name(f"{path.stem}-{when:%Y-%m-%dT%H-%M-%S}.{when.microsecond // 1000:03d}{path.suffix}")
+    path.rename(rolled)
+    path.write_bytes(b"")
+    if compress:
+        with rolled.open("rb") as plain, gzip.open(rolled.with_name(rolled.name + ".gz"), "wb") as packed:
+            shutil.copyfileobj(plain, packed)
+        rolled.unlink()
+
+
+def test_the_tail_reads_the_files_rolled_between_two_reads_once_each(tmp_path: Path) -> None:
+    """A flood can fill the file more than once between two reads: the files rolled after the one the tail held
+    are read from the roller's files, compressed or not; the one it held, and those before it, not again."""
+    path = tmp_path / "access.log"
+    (tmp_path / "access-2026-12-01T00-00-00.000.log").write_bytes(b"long ago\n")
+    (tmp_path / "access.log.bak").write_bytes(b"not the roller's\n")
+    path.write_bytes(b"zero\n")
+    tail = LogTail(path)
+    assert tail.lines() == [b"zero"]
+    roll(path, compress=True)
+    path.write_bytes(b"one\n")
+    assert tail.lines() == [b"one"]  # once rolled: the rest of the held file, then the new one
+    with path.open("ab") as log:
+        log.write(b"two\n")
+    roll(path, compress=True)  # the held file
+    path.write_bytes(b"three\nfour\n")
+    roll(path)  # rolled, not compressed yet
+    path.write_bytes(b"five and six\n")
+    roll(path, compress=True)
+    path.write_bytes(b"seven\n")
+    assert tail.lines() == [b"two", b"three", b"four", b"five and six", b"seven"]
+    assert tail.lines() == []
+    tail.close()
+
+
+def test_the_tail_reads_every_rolled_file_when_the_roller_removed_the_one_it_held(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    path.write_bytes(b"a\n")
+    tail = LogTail(path)
+    assert tail.lines() == [b"a"]
+    with path.open("ab") as log:
+        log.write(b"b\n")
+    roll(path, compress=True)
+    path.write_bytes(b"c\n")
+    roll(path, compress=True)
+    path.write_bytes(b"d\n")
+    [held, _] = sorted(tmp_path.glob("access-*.log.gz"))
+    held.unlink()  # more rolls than the roller keeps
+    assert tail.lines() == [b"b", b"c", b"d"]
     tail.close()
 
 

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from emulator.core.idle import READY_REASONS, WARNING, IdleRule, Verdict, idle_since, judge, notice
+from emulator.core.idle import (
+    READY_REASONS,
+    WARNING,
+    IdleRule,
+    Verdict,
+    idle_since,
+    judge,
+    judge_again,
+    notice,
+    verdict_words,
+)
 from emulator.core.models import Event, Session, Status
 from emulator.errors import ConfigError
 from emulator.runtime.sockets import outbound_peers
@@ -76,7 +86,7 @@ def test_nobody_loses_a_session_they_were_not_warned_of_an_hour_before() -> None
 
 
 def test_use_after_the_warning_takes_it_back_and_the_dashboard_says_so() -> None:
-    warned = [event(WARNING, NOW + 2 * HOUR, "This session will be deleted at 03:00 UTC for inactivity")]
+    warned = [event(WARNING, NOW + 2 * HOUR, "This session will be stopped at 03:00 UTC for inactivity")]
     assert notice(running(last_activity=NOW), warned) == warned[0].message
     used = running(last_activity=NOW + 2 * HOUR + timedelta(minutes=1))
     assert notice(used, warned) == ""
@@ -85,6 +95,29 @@ def test_use_after_the_warning_takes_it_back_and_the_dashboard_says_so() -> None
         False, used.last_activity or NOW, NOW + 5 * HOUR + timedelta(minutes=1)
     )
     assert notice(make_session(status=Status.FAILED, last_activity=NOW), warned) == ""
+
+
+def test_a_session_is_judged_again_as_it_is_once_the_gateways_connections_were_looked_at() -> None:
+    """That look awaits (the gateway's TCP table, each session's address): what came meanwhile decides."""
+    warned = [event(WARNING, NOW + 2 * HOUR)]
+    late = NOW + 3 * HOUR
+    session = running(last_activity=NOW)
+    assert judge_again(session, warned, late, RULE, removing=False) == Verdict(True, NOW, late)
+    assert judge_again(None, warned, late, RULE, removing=False) is None  # its owner deleted it: no cull, no line
+    assert judge_again(session, warned, late, RULE, removing=True) is None  # its removal began
+    for status in (Status.TERMINATING, Status.FAILED, Status.SUCCEEDED):
+        assert judge_again(make_session(last_activity=NOW, status=status), warned, late, RULE, removing=False) is None
+    used = running(last_activity=late - timedelta(seconds=1))  # the owner's visit, logged during the look
+    assert judge_again(used, warned, late, RULE, removing=False) is None
+
+
+def test_the_warning_says_when_it_goes_and_that_a_renew_keeps_nothing() -> None:
+    warning = verdict_words(Verdict(False, NOW, NOW + 3 * HOUR))
+    assert warning.startswith(f"This session will be stopped at {NOW + 3 * HOUR:%H:%M} UTC for inactivity")
+    assert warning.endswith("open it to keep it; renewing does not.")
+    assert verdict_words(Verdict(True, NOW, NOW + 3 * HOUR)) == (
+        f"Stopped for inactivity: no traffic through the gateway since {NOW:%H:%M} UTC"
+    )
 
 
 @contextmanager
