@@ -24,12 +24,10 @@ def when(moment: datetime) -> str:
 
 
 def duration(seconds: int) -> str:
-    """A length of time in words: "3 d 4 h", "2 h 5 min", "5 min" (none below: "0 min")."""
+    """A length of time in words: "3 d 4 h", "2 h 5 min", "0 h 5 min"."""
     days, rest = divmod(max(0, seconds), 86400)
     hours, rest = divmod(rest, 3600)
-    if days:
-        return f"{days} d {hours} h"
-    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min"
+    return f"{days} d {hours} h" if days else f"{hours} h {rest // 60} min"
 
 
 def ago(then: datetime | None, now: datetime) -> str:
@@ -37,7 +35,9 @@ def ago(then: datetime | None, now: datetime) -> str:
     if then is None:
         return "none yet"
     seconds = int((now - then).total_seconds())
-    return "just now" if seconds < 60 else f"{duration(seconds)} ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago" if seconds >= 60 else "just now"
+    return f"{duration(seconds)} ago"
 
 
 def number(value: float) -> str:

@@ -92,4 +92,4 @@ def test_times_in_words_are_said_one_way_on_every_page() -> None:
     assert views.ago(now - timedelta(minutes=3), now) == "3 min ago"
     assert views.ago(now - timedelta(hours=2, minutes=5), now) == "2 h 5 min ago"
     assert views.ago(now - timedelta(days=3, hours=4, minutes=9), now) == "3 d 4 h ago"
-    assert views.duration(-5) == "0 min"
+    assert views.duration(59 * 60) == "0 h 59 min" and views.duration(-5) == "0 h 0 min"
