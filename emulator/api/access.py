@@ -52,6 +52,15 @@ def platform_cookie(request: Request, name: str) -> str:
     return found[0] if len(found) == 1 else ""
 
 
+def client_address(request: Request) -> str | None:
+    """The client as the gateway saw it (the sign-in throttle's key, the audit log's `from`): the last
+    X-Forwarded-For entry is the gateway's own (anything before it is what the client claimed)."""
+    forwarded = request.headers.get("x-forwarded-for", "")
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip() or None
+    return request.client.host if request.client else None
+
+
 def redirect_signed_in(request: Request, target: str, cookie: str, value: str, max_age: int) -> Response:
     """A 303 to `target` setting one of the platform's sign-in cookies: HttpOnly, SameSite=Lax, for this host's
     whole site, and over HTTPS Secure and `__Host-` prefixed."""

@@ -11,20 +11,18 @@ user, renew or delete any, delete all of one user's or every session. Admins onl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from emulator.api import views
-from emulator.api.audit import audit
+from emulator.api.audit import audited
 from emulator.api.deps import AdminUser, Manager, Query, admin_caller
 from emulator.core.admin import EVERYTHING, Row, choose, sort_key, status_named
 from emulator.core.audit import Value
 from emulator.core.models import GIB, Event, Session, User
-from emulator.errors import EmulatorError, InvalidRequest
+from emulator.errors import InvalidRequest
 
 PREFIX = "/skaha/v1/admin"
 # The caller is checked before anything else is read (no body for anyone but an admin).
@@ -71,14 +69,9 @@ def row_json(row: Row) -> dict[str, Any]:
     return document
 
 
-@contextmanager
-def audited(request: Request, action: str, caller: User, **details: Value) -> Iterator[None]:
-    """An admin action refused (a bad request, no such session) or failed leaves its audit line too."""
-    try:
-        yield
-    except EmulatorError as exc:
-        audit(request, action, caller.name, "refused" if exc.status_code < 500 else "failed", **details)
-        raise
+def whose(session: Session) -> dict[str, Value]:
+    """What an admin action's audit line says of the session it acted on."""
+    return {"session": session.id, "user": session.user, "type": session.type.value}
 
 
 def _deleted(sessions: list[Session]) -> Response:
@@ -108,26 +101,27 @@ async def get_session(ref: str, p: Query, caller: AdminUser, manager: Manager) -
 
 @router.post("/sessions/{ref}")
 async def modify_session(request: Request, ref: str, p: Query, caller: AdminUser, manager: Manager) -> Response:
-    with audited(request, "admin-renew", caller, session=ref):
+    with audited(request, "admin-renew", caller.name, session=ref) as line:
         if p.get("action") != "renew":
             raise InvalidRequest("the admin API's only action on a session is action=renew")
         session, expiry = manager.admin.renew(caller, ref)
-    audit(request, "admin-renew", caller.name, session=session.id, user=session.user, type=session.type.value)
+        line.update(whose(session))
     return _json({"id": session.id, "userid": session.user, "expiryTime": views.iso(expiry)})
 
 
 @router.delete("/sessions/{ref}")
 async def delete_session(request: Request, ref: str, caller: AdminUser, manager: Manager) -> Response:
-    with audited(request, "admin-delete", caller, session=ref):
+    with audited(request, "admin-delete", caller.name, session=ref) as line:
         session = await manager.admin.delete(caller, ref)
-    audit(request, "admin-delete", caller.name, session=session.id, user=session.user, type=session.type.value)
+        line.update(whose(session))
     return _deleted([session])
 
 
 @router.delete("/sessions")
 async def delete_many(request: Request, p: Query, caller: AdminUser, manager: Manager) -> Response:
     user, everyone, typed = p.get("user") or None, p.get("all"), p.get("confirm")
-    with audited(request, "admin-delete-all" if user is None else "admin-delete-user", caller, user=user):
+    action, whom = ("admin-delete-all", {}) if user is None else ("admin-delete-user", {"user": user})
+    with audited(request, action, caller.name, **whom) as line:
         if everyone is not None and everyone != "true":
             raise InvalidRequest("all=true, or leave it out")
         if (user is None) == (everyone is None):
@@ -136,8 +130,5 @@ async def delete_many(request: Request, p: Query, caller: AdminUser, manager: Ma
             deleted = await manager.admin.delete_user(caller, user, typed)
         else:
             deleted = await manager.admin.delete_all(caller, typed)
-    if user is not None:
-        audit(request, "admin-delete-user", caller.name, user=user, sessions=len(deleted))
-    else:
-        audit(request, "admin-delete-all", caller.name, sessions=len(deleted))
+        line["sessions"] = len(deleted)
     return _deleted(deleted)

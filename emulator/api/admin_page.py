@@ -8,9 +8,7 @@ every row); admin.js refreshes the rows and acts without leaving the page, and e
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -18,22 +16,18 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from emulator.api import views
-from emulator.api.access import platform_cookie
-from emulator.api.admin import audited
-from emulator.api.audit import audit
-from emulator.api.deps import Manager
-from emulator.api.portal import signed_in, templates
+from emulator.api.admin import whose
+from emulator.api.audit import audited
+from emulator.api.deps import ADMINS_ONLY, Manager
+from emulator.api.pages import auth_of, check_form, done, form_token, portal_cookie, refused, signed_in, templates
 from emulator.core import accounting
 from emulator.core.admin import EVERYTHING, SORT_KEYS, Row, choose, shares, sort_key, status_named
 from emulator.core.models import GIB, Status, User
 from emulator.core.sessions import SessionManager
-from emulator.errors import EmulatorError, Forbidden, InvalidRequest, NotAuthenticated
-from emulator.gateway.base import PORTAL_COOKIE as COOKIE
+from emulator.errors import EmulatorError, Forbidden, InvalidRequest
 
-log = logging.getLogger(__name__)
 PAGE = "/science-portal/admin"
 router = APIRouter(prefix=PAGE, include_in_schema=False)
-ADMINS_ONLY = "admins only: this is the platform's admin page"
 # The columns a header sorts by, with the words they show.
 COLUMNS = {key: key.capitalize() for key in SORT_KEYS} | {
     "left": "Time left",
@@ -52,28 +46,6 @@ def admin_viewer(request: Request) -> User:
 
 
 AdminViewer = Annotated[User, Depends(admin_viewer)]
-
-
-def _check_form(request: Request, token: str) -> None:
-    """The form token the page's forms carry (as the dashboard's do): another site cannot know it."""
-    if not request.app.state.auth.signins.form_token_ok(platform_cookie(request, COOKIE), token):
-        raise NotAuthenticated("the form expired; reload the page")
-
-
-def _duration(seconds: int) -> str:
-    days, rest = divmod(max(0, seconds), 86400)
-    hours, rest = divmod(rest, 3600)
-    if days:
-        return f"{days} d {hours} h"
-    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min"
-
-
-def _when(moment: datetime) -> str:
-    return views.iso(moment).replace("T", " ").replace("Z", " UTC")
-
-
-def _activity(then: datetime | None, now: datetime) -> str:
-    return "never" if then is None else f"{_duration(int((now - then).total_seconds()))} ago"
 
 
 def _figures(request: float, limit: float, fixed: bool, used: float | None, unit: str) -> str:
@@ -95,13 +67,13 @@ def row_view(row: Row) -> dict[str, Any]:
         "event": f"{latest.reason}: {latest.message}" if latest else "",
         "warning": latest is not None and latest.type == "Warning",
         "image": s.image,
-        "age": _duration(row.age_seconds),
-        "left": _duration(row.seconds_left) if s.status.live else "–",
+        "age": views.duration(row.age_seconds),
+        "left": views.duration(row.seconds_left) if s.status.live else "–",
         "expiring": s.status.live and row.seconds_left < 6 * 3600,
         "cores": _figures(r.cores_request, r.cores_limit, r.fixed, usage.cpu_cores if usage else None, ""),
         "ram": _figures(r.ram_request_gb, r.ram_limit_gb, r.fixed, usage.memory_bytes / GIB if usage else None, " GB"),
-        "activity": _activity(s.last_activity, row.now),
-        "activity_time": views.iso(s.last_activity) if s.last_activity else "",
+        "activity": views.ago(s.last_activity, row.now),
+        "activity_time": views.when(s.last_activity) if s.last_activity else "",
     }
 
 
@@ -128,7 +100,7 @@ def _load(manager: SessionManager, rows: list[Row]) -> dict[str, Any]:
             }
             for share in shares([row.session for row in rows], manager.usage)
         ],
-        "updated": _when(manager.now()),
+        "updated": views.when(manager.now()),
     }
 
 
@@ -156,10 +128,6 @@ def _sort_links(query: dict[str, str]) -> dict[str, dict[str, str]]:
     return links
 
 
-def _csrf(request: Request) -> str:
-    return request.app.state.auth.signins.form_token(platform_cookie(request, COOKIE))  # type: ignore[no-any-return]
-
-
 def live_context(manager: SessionManager, query: dict[str, str], csrf: str) -> dict[str, Any]:
     """What the polled part of the page shows: the rows asked for, and the load (`csrf`: the forms' token)."""
     everything = manager.admin.rows()
@@ -181,14 +149,14 @@ def _usage(manager: SessionManager) -> list[accounting.UsageLine]:
 
 @router.get("", response_class=HTMLResponse)
 async def page(request: Request, manager: Manager) -> Response:
-    user = request.app.state.auth.cookie(platform_cookie(request, COOKIE))
+    user = auth_of(request).cookie(portal_cookie(request))
     if user is None:
         here = f"{PAGE}?{request.url.query}" if request.url.query else PAGE
         return RedirectResponse(f"/science-portal/login?next={quote(here, safe='')}", status_code=303)
     if not user.admin:
         raise Forbidden(ADMINS_ONLY)
     query = _query(request)
-    context = live_context(manager, query, _csrf(request)) | {
+    context = live_context(manager, query, form_token(request)) | {
         "user": user,
         "users": manager.admin.users(),
         "statuses": [status.value for status in Status],
@@ -201,39 +169,30 @@ async def page(request: Request, manager: Manager) -> Response:
 @router.get("/fragments/sessions", response_class=HTMLResponse)
 async def fragment(request: Request, admin: AdminViewer, manager: Manager) -> Response:
     return templates.TemplateResponse(
-        request, "_admin_live.html", live_context(manager, _query(request), _csrf(request))
+        request, "_admin_live.html", live_context(manager, _query(request), form_token(request))
     )
 
 
-def _done(request: Request, message: str, status_code: int = 200) -> Response:
-    """The page's script gets the message as text; a browser without scripts goes back to the page."""
-    if request.headers.get("x-requested-with") == "portal":
-        return PlainTextResponse(message, status_code=status_code)
-    return RedirectResponse(f"{PAGE}?message={quote(message)}", status_code=303)
-
-
 async def _act(request: Request, action: Callable[[], Awaitable[str]], failed: str) -> Response:
-    """Run an admin verb; its refusal in its own words, a failure of the platform's (5xx) as `failed`."""
+    """Run an admin verb: its words, or its refusal in its own words and a failure of the platform's (5xx) as
+    `failed` (pages.refused), back on this page."""
     try:
-        return _done(request, await action())
+        return done(request, await action(), back=PAGE)
     except EmulatorError as exc:
-        if exc.status_code >= 500:
-            log.error("%s %s: %s", request.method, request.url.path, exc.message)
-            return _done(request, failed, 400)
-        return _done(request, exc.message, exc.status_code)
+        return refused(request, exc, failed, back=PAGE)
 
 
 @router.post("/sessions/{ref}/renew")
 async def renew(
     request: Request, ref: str, admin: AdminViewer, manager: Manager, csrf: Annotated[str, Form()] = ""
 ) -> Response:
-    _check_form(request, csrf)
+    check_form(request, csrf)
 
     async def action() -> str:
-        with audited(request, "admin-renew", admin, session=ref):
+        with audited(request, "admin-renew", admin.name, session=ref) as line:
             session, expiry = manager.admin.renew(admin, ref)
-        audit(request, "admin-renew", admin.name, session=session.id, user=session.user, type=session.type.value)
-        return f"renewed {session.name} of {session.user}: expires {_when(expiry)}"
+            line.update(whose(session))
+        return f"renewed {session.name} of {session.user}: expires {views.when(expiry)}"
 
     return await _act(request, action, "renewing the session failed; see the service log")
 
@@ -247,18 +206,18 @@ async def delete(
     csrf: Annotated[str, Form()] = "",
     confirmed: Annotated[str, Form()] = "",
 ) -> Response:
-    _check_form(request, csrf)
+    check_form(request, csrf)
     if confirmed != "yes":  # a browser without scripts: ask on a page of its own
         try:
             row = row_view(manager.admin.row(ref))
         except EmulatorError as exc:
-            return _done(request, exc.message, exc.status_code)
+            return refused(request, exc, "reading the session failed; see the service log", back=PAGE)
         return templates.TemplateResponse(request, "admin_confirm.html", {"row": row, "csrf": csrf})
 
     async def action() -> str:
-        with audited(request, "admin-delete", admin, session=ref):
+        with audited(request, "admin-delete", admin.name, session=ref) as line:
             session = await manager.admin.delete(admin, ref)
-        audit(request, "admin-delete", admin.name, session=session.id, user=session.user, type=session.type.value)
+            line.update(whose(session))
         return f"deleted {session.id} of {session.user}"
 
     return await _act(request, action, "deleting the session failed; see the service log")
@@ -282,14 +241,14 @@ async def delete_user(
     user: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    _check_form(request, csrf)
+    check_form(request, csrf)
 
     async def action() -> str:
-        with audited(request, "admin-delete-user", admin, user=user):
+        with audited(request, "admin-delete-user", admin.name, user=user) as line:
             if not user:
                 raise InvalidRequest("choose whose sessions to delete")
             deleted = await manager.admin.delete_user(admin, user, confirm)
-        audit(request, "admin-delete-user", admin.name, user=user, sessions=len(deleted))
+            line["sessions"] = len(deleted)
         return f"deleted {len(deleted)} session(s) of {user}"
 
     return await _act(request, action, "deleting the sessions failed; see the service log")
@@ -303,12 +262,12 @@ async def delete_everything(
     csrf: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
-    _check_form(request, csrf)
+    check_form(request, csrf)
 
     async def action() -> str:
-        with audited(request, "admin-delete-all", admin):
+        with audited(request, "admin-delete-all", admin.name) as line:
             deleted = await manager.admin.delete_all(admin, confirm)
-        audit(request, "admin-delete-all", admin.name, sessions=len(deleted))
+            line["sessions"] = len(deleted)
         return f"deleted every session: {len(deleted)}"
 
     return await _act(request, action, "deleting the sessions failed; see the service log")

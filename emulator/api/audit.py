@@ -1,8 +1,9 @@
 """The faces' way to the audit log (core/audit.py): who asked, and from which address, as the gateway saw it.
 
 `audit` writes one line; `audited` wraps a verb so that its line says how it went (ok, or refused or failed
-with the reason's first words, never a value the request carried); `launch_recorded` does that for a launch
-and counts it in the metrics; `PlatformAudit` writes what the platform itself did (an expired session removed).
+with the reason's first words, never a value the request carried), for every face (the API, the portal, the
+admin API and page); `launch_audited` does that for a launch; `PlatformAudit` writes what the platform itself
+did (an expired session removed).
 """
 
 from __future__ import annotations
@@ -12,22 +13,13 @@ from contextlib import contextmanager
 
 from fastapi import Request
 
-from emulator.api.metrics import metrics_of
+from emulator.api.access import client_address
 from emulator.core.audit import AuditLog, Value, first_words
 from emulator.core.models import LaunchRequest, Session, User
 from emulator.core.observers import Observer
 from emulator.errors import EmulatorError
 
 PLATFORM = "platform"  # who, in the lines of what the platform did by itself
-
-
-def client_address(request: Request) -> str | None:
-    """The client as the gateway saw it: the last X-Forwarded-For entry is the gateway's own (anything before
-    it is what the client claimed)."""
-    forwarded = request.headers.get("x-forwarded-for", "")
-    if forwarded:
-        return forwarded.rsplit(",", 1)[-1].strip() or None
-    return request.client.host if request.client else None
 
 
 def audit(request: Request, action: str, who: str | None, outcome: str = "ok", **details: Value) -> None:
@@ -46,16 +38,17 @@ def audited(
     request: Request, action: str, who: str | None, withheld: Iterable[str] = (), **details: Value
 ) -> Iterator[dict[str, Value]]:
     """One line for the verb the block runs: ok, with what the block adds to the dict it is given (the new
-    session's id); or, when it raises an EmulatorError, refused or failed with the reason's first words, none
-    of the `withheld` values in them (then the error goes on to the face's own handling)."""
+    session's id; what it adds replaces a detail of the same name); or, when it raises an EmulatorError, refused
+    or failed with the reason's first words, none of the `withheld` values in them (then the error goes on to
+    the face's own handling)."""
     found: dict[str, Value] = {}
     try:
         yield found
     except EmulatorError as exc:
         reason = first_words(exc.message, withheld)
-        audit(request, action, who, outcome_of(exc), **details, **found, reason=reason)
+        audit(request, action, who, outcome_of(exc), **(details | found), reason=reason)
         raise
-    audit(request, action, who, "ok", **details, **found)
+    audit(request, action, who, "ok", **(details | found))
 
 
 def _sent(wanted: LaunchRequest) -> list[str]:
@@ -66,17 +59,12 @@ def _sent(wanted: LaunchRequest) -> list[str]:
 
 
 @contextmanager
-def launch_recorded(request: Request, user: User, wanted: LaunchRequest) -> Iterator[dict[str, Value]]:
-    """A launch's audit line (its type and image; the block adds the session's id) and its count by outcome."""
-    counted = metrics_of(request).launched
-    try:
-        details: dict[str, Value] = {"type": wanted.type or "headless", "image": wanted.image, "name": wanted.name}
-        with audited(request, "launch", user.name, _sent(wanted), **details) as line:
-            yield line
-    except EmulatorError as exc:
-        counted(wanted.type, "refused" if exc.status_code < 500 else "failed")
-        raise
-    counted(wanted.type, "ok")
+def launch_audited(request: Request, user: User, wanted: LaunchRequest) -> Iterator[dict[str, Value]]:
+    """A launch's audit line: its type and image (the block adds the session's id), none of what it sent that
+    may be a secret."""
+    details: dict[str, Value] = {"type": wanted.type or "headless", "image": wanted.image, "name": wanted.name}
+    with audited(request, "launch", user.name, _sent(wanted), **details) as line:
+        yield line
 
 
 class PlatformAudit(Observer):

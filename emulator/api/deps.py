@@ -77,7 +77,8 @@ def by_session(request: Request) -> bool:
     return scheme.lower() != "bearer" or not auth.is_users_token(token.strip())
 
 
-ADMINS_ONLY = "admins only: this is the platform's admin API (`emulate users admin NAME` makes an admin)"
+# What anyone but an admin is told, by the admin API, the admin page and the dashboard's admin forms alike.
+ADMINS_ONLY = "admins only: ask an admin (`emulate users admin NAME` makes one)"
 
 
 def admin_caller(request: Request, user: Annotated[User, Depends(caller)]) -> User:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -33,6 +34,7 @@ from emulator.api.deps import AdminUser
 from emulator.core.models import Session, Status
 from emulator.core.observers import FailureCause, Observer
 from emulator.core.sessions import SessionManager
+from emulator.errors import EmulatorError
 from emulator.session_types import SESSION_TYPES
 
 # No `_created` series beside each counter: a text parser reads them as families of their own, and a restart
@@ -57,8 +59,9 @@ class SessionsNow:
     """The sessions and desktop-apps by type and status, and the batch jobs waiting in the queue, read from
     the store at each scrape (a collector: nothing to keep up to date between scrapes)."""
 
-    def __init__(self, read: Callable[[], Iterable[Session]]) -> None:
+    def __init__(self, read: Callable[[], Iterable[Session]], queued: Callable[[], int]) -> None:
         self._read = read
+        self._queued = queued
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
@@ -83,12 +86,8 @@ class SessionsNow:
         for session_type in sorted({*SESSION_TYPES, *(t for t, _ in counts)}):
             for status in Status:
                 sessions.add_metric([session_type, status.value], counts.get((session_type, status.value), 0))
-        queued.add_metric([], sum(1 for s in found if _queued(s)))
+        queued.add_metric([], self._queued())
         return sessions, queued
-
-
-def _queued(session: Session) -> bool:
-    return session.queued_at is not None and session.status is Status.PENDING
 
 
 class Metrics(Observer):
@@ -129,7 +128,7 @@ class Metrics(Observer):
 
     def follow(self, manager: SessionManager) -> None:
         """Read the sessions from this manager's store at each scrape."""
-        self.registry.register(SessionsNow(lambda: manager.sessions(None)))
+        self.registry.register(SessionsNow(lambda: manager.sessions(None), manager.queue_length))
 
     def launched(self, asked_type: str | None, outcome: LaunchOutcome) -> None:
         self._launches.labels(_type_label(asked_type), outcome).inc()
@@ -181,6 +180,19 @@ class RequestTimer:
 def metrics_of(request: Request) -> Metrics:
     """The app's metrics (made with the app, in app.py)."""
     return request.app.state.metrics  # type: ignore[no-any-return]  # Starlette's app.state is untyped
+
+
+@contextmanager
+def launch_counted(request: Request, asked_type: str | None) -> Iterator[None]:
+    """The launch the block runs, counted by its outcome: ok, refused (the caller's request, a 4xx) or failed
+    (the platform's own trouble, a 5xx)."""
+    counted = metrics_of(request).launched
+    try:
+        yield
+    except EmulatorError as exc:
+        counted(asked_type, "refused" if exc.status_code < 500 else "failed")
+        raise
+    counted(asked_type, "ok")
 
 
 router = APIRouter()

@@ -9,38 +9,34 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import math
 import re
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from emulator.api import notices, views
-from emulator.api.access import platform_cookie, redirect_signed_in, secure
-from emulator.api.audit import audit, audited, client_address, launch_recorded
-from emulator.api.deps import Manager
-from emulator.api.metrics import metrics_of
+from emulator.api.access import client_address, redirect_signed_in, secure
+from emulator.api.audit import audit, audited, launch_audited
+from emulator.api.deps import ADMINS_ONLY, Manager
+from emulator.api.metrics import launch_counted, metrics_of
+from emulator.api.pages import Viewer, auth_of, check_form, done, form_token, portal_cookie, refused, templates
 from emulator.api.storage import home_storage
 from emulator.core import idle
-from emulator.core.auth import Authenticator, RouteAccess
+from emulator.core.auth import RouteAccess
 from emulator.core.models import LaunchRequest, Session, Status, User
 from emulator.core.sessions import SessionManager
 from emulator.core.signin import cookie_name
-from emulator.errors import EmulatorError, NotAuthenticated, NotFound
+from emulator.errors import EmulatorError, NotFound
 from emulator.gateway.base import PORTAL_COOKIE as COOKIE
 from emulator.gateway.base import VISIT_PATH
 from emulator.session_types import SessionType
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/science-portal", include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 # The types a person launches from the form (skaha's portal offers these five).
 FORM_TYPES = [
@@ -52,42 +48,13 @@ FORM_TYPES = [
 ]
 FIXED_CHOICE = {SessionType.NOTEBOOK, SessionType.CARTA, SessionType.CONTRIBUTED}
 WARN_BEFORE_EXPIRY_SECONDS = 6 * 3600
-ADMINS_ONLY = "admins only: the message to the room is set by an admin (`emulate users admin NAME` makes one)"
 _SAFE_NEXT = re.compile(r"/(?!/)[^\s\\]*")  # fullmatch: a path on this site
-_NAME_SHAPED = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")  # fullmatch: what a user's name may be (users/accounts.py)
+UNKNOWN_USER = "(unknown user)"  # a failed sign-in's line, for a name no user has
 
 
-def _auth(request: Request) -> Authenticator:
-    return request.app.state.auth  # type: ignore[no-any-return]  # Starlette's app.state is untyped
-
-
-def _cookie(request: Request) -> str:
-    """The portal's sign-in cookie as this browser sent it ("" without one)."""
-    return platform_cookie(request, COOKIE)
-
-
-def signed_in(request: Request) -> User:
-    user = _auth(request).cookie(_cookie(request))
-    if user is None:
-        raise NotAuthenticated("sign in")
-    return user
-
-
-Viewer = Annotated[User, Depends(signed_in)]
-
-
-def _check_form(request: Request, token: str | None) -> None:
-    if not _auth(request).signins.form_token_ok(_cookie(request), token):
-        raise NotAuthenticated("the form expired; reload the page")
-
-
-def _ago(then: datetime, now: datetime) -> str:
-    seconds = int((then - now).total_seconds())
-    if seconds <= 0:
-        return "expired"
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    return f"{days} d {hours} h left" if days else f"{hours} h {rest // 60} min left"
+def _time_left(expiry: datetime, now: datetime) -> str:
+    seconds = int((expiry - now).total_seconds())
+    return f"{views.duration(seconds)} left" if seconds > 0 else "expired"
 
 
 def _card(manager: SessionManager, user: User, session: Session) -> dict[str, Any]:
@@ -102,9 +69,9 @@ def _card(manager: SessionManager, user: User, session: Session) -> dict[str, An
         "type": session.type.value,
         "status": session.status.value,
         "image": session.image,
-        "started": views.iso(session.start_time).replace("T", " ").replace("Z", " UTC"),
-        "expires": views.iso(session.expiry_time).replace("T", " ").replace("Z", " UTC"),
-        "left": _ago(session.expiry_time, now),
+        "started": views.when(session.start_time),
+        "expires": views.when(session.expiry_time),
+        "left": _time_left(session.expiry_time, now),
         "expiring": (session.expiry_time - now).total_seconds() < WARN_BEFORE_EXPIRY_SECONDS,
         "ram": f"{views.number(r.ram_request_gb)} GB"
         + ("" if r.fixed else f" (up to {views.number(r.ram_limit_gb)})")
@@ -124,15 +91,11 @@ def _card(manager: SessionManager, user: User, session: Session) -> dict[str, An
     }
 
 
-def _when(moment: datetime) -> str:
-    return views.iso(moment).replace("T", " ").replace("Z", " UTC")
-
-
 def _relaunch_fields(session: Session) -> dict[str, Any]:
     """What an ended card shows (when it ended) and what Edit and relaunch puts back in the launch form."""
     r = session.resources
     return {
-        "ended": _when(session.ended_at) if session.status.final and session.ended_at else "",
+        "ended": views.when(session.ended_at) if session.status.final and session.ended_at else "",
         "final": session.status.final,
         "fixed": r.fixed,
         "cores_asked": views.number(r.cores_request),
@@ -164,7 +127,7 @@ async def _load(manager: SessionManager) -> dict[str, Any]:
         "ram": memory,
         "instances": {"sessions": stats.interactive, "desktop-apps": stats.desktop_apps, "jobs": stats.headless},
         "queued": manager.queue_length(),  # jobs waiting for room (core/queue.py)
-        "updated": views.iso(manager.now()).replace("T", " ").replace("Z", " UTC"),
+        "updated": views.when(manager.now()),
         # Across a swarm, each machine's share (one machine's figures are those above).
         "nodes": [views.node_json(n) for n in await manager.nodes()] if manager.distributed else [],
         # Said where the figures are: a session's limits that this engine does not hold, and why.
@@ -180,11 +143,17 @@ async def login_page(request: Request, next: str = "/science-portal/") -> Respon
 
 
 def _signin_failed(request: Request, name: str, outcome: Literal["failed", "throttled"]) -> None:
-    """A refused sign-in: its line names who it was tried as (a name alone: what someone typed in the name field
-    is kept only when it has a user name's shape, never when it may be a password typed in the wrong box)."""
-    tried = name if _NAME_SHAPED.fullmatch(name) else "(not a user name)"
-    audit(request, "sign-in-failed", None, outcome, user=tried)
+    """A refused sign-in, counted in the metrics each time. Its audit line names the user it was tried as only
+    when there is a user of that name (what was typed in the name field may be a password typed in the wrong
+    box), and, while that name and address wait out the throttle, one line a window stands for every attempt
+    (throttle.FailureLines): a flood of attempts that cost nothing never pushes the earlier lines out of the log."""
     metrics_of(request).signin_failed("throttled" if outcome == "throttled" else "wrong-password")
+    auth = auth_of(request)
+    tried = name if auth.user_named(name) is not None else UNKNOWN_USER
+    lines, address = auth.throttle.lines, client_address(request)
+    count = lines.throttled(tried, address) if outcome == "throttled" else lines.failed(tried, address)
+    if count:
+        audit(request, "sign-in-failed", None, outcome, user=tried, count=count)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -194,7 +163,7 @@ async def login(
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/science-portal/",
 ) -> Response:
-    auth = _auth(request)  # another site's page cannot post here: OwnPagesOnly (api/origin.py) refused it
+    auth = auth_of(request)  # another site's page cannot post here: OwnPagesOnly (api/origin.py) refused it
     name, address = username.strip(), client_address(request)
     wait = auth.throttle.wait(name, address)
     if wait > 0:
@@ -207,8 +176,7 @@ async def login(
     # scrypt takes tens of milliseconds: off the event loop, so sign-ins never hold up other requests.
     user = await run_in_threadpool(auth.sign_in, name, password) if name and password else None
     if user is None:
-        if name and password:
-            auth.throttle.failed(name, address)
+        auth.throttle.failed(name, address)  # an empty form too: it costs nothing, so only the throttle bounds it
         _signin_failed(request, name, "failed")
         context = {"next": next, "error": "Wrong user name or password.", "username": username}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
@@ -221,8 +189,8 @@ async def login(
 
 @router.post("/logout")
 async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    _check_form(request, csrf)
-    user = _auth(request).cookie(_cookie(request))
+    check_form(request, csrf)
+    user = auth_of(request).cookie(portal_cookie(request))
     audit(request, "logout", user.name if user else None)
     response = RedirectResponse("/science-portal/login", status_code=303)
     https = secure(request)
@@ -234,8 +202,8 @@ async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Respons
 async def visit(request: Request, session: str = "", next: str = "") -> Response:
     """On the way to a session's own host: a signed-in browser that may open the session gets a one-time
     ticket for it, which that host turns into its own cookie (the portal's cookie never goes there)."""
-    auth = _auth(request)
-    user = auth.cookie(_cookie(request))
+    auth = auth_of(request)
+    user = auth.cookie(portal_cookie(request))
     if user is None:
         here = f"/science-portal/visit?session={quote(session, safe='')}&next={quote(next, safe='')}"
         return RedirectResponse(f"/science-portal/login?next={quote(here, safe='')}", status_code=303)
@@ -252,14 +220,14 @@ async def visit(request: Request, session: str = "", next: str = "") -> Response
 
 @router.get("/", response_class=HTMLResponse)
 async def dashboard(request: Request, manager: Manager) -> Response:
-    user = _auth(request).cookie(_cookie(request))
+    user = auth_of(request).cookie(portal_cookie(request))
     if user is None:
         return RedirectResponse(f"/science-portal/login?next={quote('/science-portal/', safe='')}", status_code=303)
     catalogue = [e for e in await manager.catalogue(user, None) if any(t in FORM_TYPES for t in e.types)]
     live = [s for s in manager.sessions(user) if s.status.live and s.type in FORM_TYPES]
     context = {
         "user": user,
-        "csrf": _auth(request).signins.form_token(_cookie(request)),
+        "csrf": form_token(request),
         "cards": _cards(manager, user),
         "load": await _load(manager),
         "storage": await run_in_threadpool(
@@ -287,7 +255,7 @@ def _notice(manager: SessionManager) -> dict[str, str] | None:
     return {
         "text": notice.text,
         "set_by": notice.set_by,
-        "set_at": _when(notice.set_at),
+        "set_at": views.when(notice.set_at),
         # Tells one message from the next (two set within a second too): a page replaces its banner when it changes.
         "key": hashlib.sha256(f"{notice.set_at.isoformat()} {notice.set_by} {notice.text}".encode()).hexdigest()[:16],
     }
@@ -295,7 +263,7 @@ def _notice(manager: SessionManager) -> dict[str, str] | None:
 
 @router.get("/fragments/sessions", response_class=HTMLResponse)
 async def sessions_fragment(request: Request, user: Viewer, manager: Manager) -> Response:
-    context = {"cards": _cards(manager, user), "csrf": _auth(request).signins.form_token(_cookie(request))}
+    context = {"cards": _cards(manager, user), "csrf": form_token(request)}
     return templates.TemplateResponse(request, "_sessions.html", context)
 
 
@@ -308,22 +276,6 @@ async def load_fragment(request: Request, user: Viewer, manager: Manager) -> Res
 async def notice_fragment(request: Request, user: Viewer, manager: Manager) -> Response:
     """The banner alone: every open dashboard asks for it every few seconds (one small read of the store)."""
     return templates.TemplateResponse(request, "_notice.html", {"notice": _notice(manager)})
-
-
-def _done(request: Request, message: str, status_code: int = 200) -> Response:
-    """Scripts get the message as text; a browser without scripts goes back to the dashboard."""
-    if request.headers.get("x-requested-with") == "portal":
-        return PlainTextResponse(message, status_code=status_code)
-    return RedirectResponse(f"/science-portal/?message={quote(message)}", status_code=303)
-
-
-def _refused(request: Request, exc: EmulatorError, failed: str, status_code: int | None = None) -> Response:
-    """A verb's refusal as the page shows it: its message and status; a failure of the platform's own (5xx, often
-    in the engine's words) as `failed` with 400, its detail in the log alone, as the API's errors.py does."""
-    if exc.status_code >= 500:
-        log.error("%s %s: %s", request.method, request.url.path, exc.message)
-        return _done(request, failed, 400)
-    return _done(request, exc.message, status_code or exc.status_code)
 
 
 @router.post("/launch")
@@ -343,10 +295,10 @@ async def launch(
     registry_username: Annotated[str, Form()] = "",
     registry_secret: Annotated[str, Form()] = "",
 ) -> Response:
-    _check_form(request, csrf)
+    check_form(request, csrf)
     fixed = resources == "fixed"
     if bool(registry_username.strip()) != bool(registry_secret):
-        return _done(request, "give both the registry username and its secret, or neither", 400)
+        return done(request, "give both the registry username and its secret, or neither", 400)
     registry_auth = None
     if registry_username.strip():  # skaha's header, as the portal's back end builds it
         registry_auth = base64.b64encode(f"{registry_username.strip()}:{registry_secret}".encode()).decode()
@@ -360,24 +312,24 @@ async def launch(
         registry_auth=registry_auth,
     )
     try:
-        with launch_recorded(request, user, request_) as line:
+        with launch_counted(request, request_.type), launch_audited(request, user, request_) as line:
             line["session"] = session_id = await manager.launch(user, request_)
     except EmulatorError as exc:
-        return _refused(request, exc, "the launch failed; see the service log", 400)
-    return _done(request, session_id)
+        return refused(request, exc, "the launch failed; see the service log", 400)
+    return done(request, session_id)
 
 
 @router.post("/sessions/{session_id}/renew")
 async def renew(
     request: Request, session_id: str, user: Viewer, manager: Manager, csrf: Annotated[str, Form()] = ""
 ) -> Response:
-    _check_form(request, csrf)
+    check_form(request, csrf)
     try:
         with audited(request, "renew", user.name, session=session_id):
             expiry = await manager.renew(user, session_id, "renew")
     except EmulatorError as exc:
-        return _refused(request, exc, "renewing the session failed; see the service log")
-    return _done(request, f"renewed: expires {views.iso(expiry).replace('T', ' ').replace('Z', ' UTC')}")
+        return refused(request, exc, "renewing the session failed; see the service log")
+    return done(request, f"renewed: expires {views.when(expiry)}")
 
 
 @router.post("/sessions/{session_id}/snapshot")
@@ -385,15 +337,15 @@ async def snapshot(
     request: Request, session_id: str, user: Viewer, manager: Manager, csrf: Annotated[str, Form()] = ""
 ) -> Response:
     """Save as image: the page's script gets the image's name alone (it adds it to the launch form's menu)."""
-    _check_form(request, csrf)
+    check_form(request, csrf)
     try:
         with audited(request, "snapshot", user.name, session=session_id) as line:
             line["image"] = name = await manager.snapshot(user, session_id, None)
     except EmulatorError as exc:
-        return _refused(request, exc, "saving the image failed; see the service log")
+        return refused(request, exc, "saving the image failed; see the service log")
     if request.headers.get("x-requested-with") == "portal":
         return PlainTextResponse(name)
-    return _done(request, f"saved as image {name}: launch it from the form below")
+    return done(request, f"saved as image {name}: launch it from the form below")
 
 
 @router.post("/sessions/{session_id}/relaunch")
@@ -402,16 +354,18 @@ async def relaunch(
 ) -> Response:
     """An ended session of the caller's launched again with its type, image, name and resources (core/relaunch.py);
     the script gets the new session's id."""
-    _check_form(request, csrf)
+    check_form(request, csrf)
     try:
-        ended = manager.get(user, session_id)
-        new_id = await manager.relaunch(user, session_id)
+        with audited(request, "relaunch", user.name, previous=session_id) as line:
+            ended = manager.get(user, session_id)
+            line.update(type=ended.type.value, image=ended.image)
+            with launch_counted(request, ended.type.value):
+                line["session"] = new_id = await manager.relaunch(user, session_id)
     except NotFound:
-        return _done(request, f"no session {session_id}", 404)
+        return done(request, f"no session {session_id}", 404)
     except EmulatorError as exc:
-        return _refused(request, exc, "the relaunch failed; see the service log", 400)
-    audit(request, "relaunch", user.name, session=new_id, previous=session_id, type=ended.type.value, image=ended.image)
-    return _done(request, new_id)
+        return refused(request, exc, "the relaunch failed; see the service log", 400)
+    return done(request, new_id)
 
 
 @router.post("/broadcast")
@@ -423,40 +377,40 @@ async def broadcast(
     text: Annotated[str, Form()] = "",
 ) -> Response:
     """An admin's message to the room, from the dashboard's form (the API's PUT /skaha/v1/admin/broadcast)."""
-    _check_form(request, csrf)
+    check_form(request, csrf)
     if not user.admin:
-        return _done(request, ADMINS_ONLY, 403)
+        return done(request, ADMINS_ONLY, 403)
     try:
         notices.announce(request, manager, user, text)
     except EmulatorError as exc:
-        return _refused(request, exc, "setting the message failed; see the service log")
-    return _done(request, "shown on every dashboard")
+        return refused(request, exc, "setting the message failed; see the service log")
+    return done(request, "shown on every dashboard")
 
 
 @router.post("/broadcast/clear")
 async def clear_broadcast(
     request: Request, user: Viewer, manager: Manager, csrf: Annotated[str, Form()] = ""
 ) -> Response:
-    _check_form(request, csrf)
+    check_form(request, csrf)
     if not user.admin:
-        return _done(request, ADMINS_ONLY, 403)
+        return done(request, ADMINS_ONLY, 403)
     cleared = notices.withdraw(request, manager, user)
-    return _done(request, "the message is taken down" if cleared else "there was no message to take down")
+    return done(request, "the message is taken down" if cleared else "there was no message to take down")
 
 
 @router.post("/sessions/{session_id}/delete")
 async def delete(
     request: Request, session_id: str, user: Viewer, manager: Manager, csrf: Annotated[str, Form()] = ""
 ) -> Response:
-    _check_form(request, csrf)
+    check_form(request, csrf)
     try:
         with audited(request, "delete", user.name, session=session_id):
             await manager.delete(user, session_id)
     except NotFound:
-        return _done(request, f"no session {session_id}", 404)
+        return done(request, f"no session {session_id}", 404)
     except EmulatorError as exc:
-        return _refused(request, exc, "deleting the session failed; see the service log")
-    return _done(request, f"deleted {session_id}")
+        return refused(request, exc, "deleting the session failed; see the service log")
+    return done(request, f"deleted {session_id}")
 
 
 @router.get("/sessions/{session_id}/{view}")

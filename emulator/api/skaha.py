@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from emulator.api import host, views
-from emulator.api.audit import audited, launch_recorded
+from emulator.api.audit import audited, launch_audited
 from emulator.api.deps import CurrentUser, Manager, Query, Version, api_version, by_session, caller
+from emulator.api.metrics import launch_counted
 from emulator.core.models import AppRequest, LaunchRequest, Session, Status, User
 from emulator.core.sessions import SessionManager
 from emulator.errors import InvalidRequest
@@ -98,7 +99,7 @@ async def launch(http: Request, p: Query, user: CurrentUser, manager: Manager) -
         by_session=bool(mounts) and by_session(http),  # only a mount asks whose token it is (a second look-up)
         registry_auth=http.headers.get(REGISTRY_AUTH),
     )
-    with launch_recorded(http, user, wanted) as line:
+    with launch_counted(http, wanted.type), launch_audited(http, user, wanted) as line:
         line["session"] = session_id = await manager.launch(user, wanted)
     return _text(f"{session_id}\n")
 

@@ -18,18 +18,26 @@ def iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def when(moment: datetime) -> str:
+    """A UTC time as pages show it: "2026-03-01 09:00:00 UTC"."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration(seconds: int) -> str:
+    """A length of time in words: "3 d 4 h", "2 h 5 min", "0 h 5 min"."""
+    days, rest = divmod(max(0, seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days} d {hours} h" if days else f"{hours} h {rest // 60} min"
+
+
 def ago(then: datetime | None, now: datetime) -> str:
-    """How long ago, in words: "just now", "3 min ago", "2 h 5 min ago", "3 d ago"; None: "none yet"."""
+    """How long ago, in words: "just now", "3 min ago", "2 h 5 min ago", "3 d 4 h ago"; None: "none yet"."""
     if then is None:
         return "none yet"
-    minutes = max(0, int((now - then).total_seconds())) // 60
-    if minutes < 1:
-        return "just now"
-    if minutes < 60:
-        return f"{minutes} min ago"
-    if minutes < 24 * 60:
-        return f"{minutes // 60} h {minutes % 60} min ago"
-    return f"{minutes // (24 * 60)} d ago"
+    seconds = int((now - then).total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} min ago" if seconds >= 60 else "just now"
+    return f"{duration(seconds)} ago"
 
 
 def number(value: float) -> str:

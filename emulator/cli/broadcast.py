@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from emulator.cli.context import pass_layout
-from emulator.client.http import EmulatorClient, instance_url
+from emulator.client.http import admin_client
 from emulator.errors import InvalidRequest
 from emulator.layout import Layout
-from emulator.users.tokens import admin_token
-
-
-def _admin_client(layout: Layout) -> EmulatorClient:
-    """The service's client as an admin: EMULATE_TOKEN's, else the first admin's token in the users file."""
-    url = instance_url(layout)  # first: an instance that is not up is the error, not a users file made for it
-    token = os.environ.get("EMULATE_TOKEN") or admin_token(layout.users_file)
-    return EmulatorClient(layout, api_version="v1", url=url, token=token)
 
 
 @click.command()
@@ -39,7 +29,7 @@ def broadcast(layout: Layout, text: tuple[str, ...], clear: bool) -> None:
     """
     if text and clear:
         raise InvalidRequest("give the message or --clear, not both")
-    client = _admin_client(layout)
+    client = admin_client(layout)
     if clear:
         cleared = client.clear_broadcast()
         click.echo("the message to the room is taken down" if cleared else "there was no message to take down")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import click
@@ -45,17 +44,11 @@ def usage(layout: Layout, since: str | None, as_csv: bool, as_json: bool) -> Non
       emulate usage --since 2026-03-01
       emulate usage --csv > usage.csv
     """
-    from emulator.client.http import EmulatorClient
+    from emulator.client.http import admin_client
 
     if as_csv and as_json:
         raise click.UsageError("give --csv or --json, not both")
-    if os.environ.get("EMULATE_TOKEN"):
-        token = os.environ["EMULATE_TOKEN"]
-    else:
-        from emulator.users.tokens import admin_token
-
-        token = admin_token(layout.users_file)
-    client = EmulatorClient(layout, api_version="v1", token=token)
+    client = admin_client(layout)
     if as_csv:
         click.echo(client.usage(since, as_csv=True), nl=False)
         return

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from emulator.client.discovery import recorded_url, tls_verify
 from emulator.errors import Forbidden, NotFound, Unavailable, error_for_status
 from emulator.layout import Layout
-from emulator.users.tokens import token_for
+from emulator.users.tokens import admin_token, token_for
 
 if TYPE_CHECKING:
     from email.message import Message
@@ -268,3 +268,12 @@ class EmulatorClient:
     def images(self, session_type: str | None = None) -> list[dict[str, Any]]:
         params = {"type": session_type} if session_type else {}
         return self._request("GET", "/image", params=params).json()  # type: ignore[no-any-return]
+
+
+def admin_client(layout: Layout) -> EmulatorClient:
+    """The service's client as an admin, for the CLI's admin commands (`broadcast`, `usage`): EMULATE_TOKEN's
+    token, else the first admin's in the users file. The instance is looked up first: one that is not up is the
+    error, and no users file is ever made for it."""
+    url = instance_url(layout)  # first: it may not be up
+    token = os.environ.get("EMULATE_TOKEN") or admin_token(layout.users_file)
+    return EmulatorClient(layout, api_version="v1", url=url, token=token)

@@ -85,6 +85,9 @@ class Authenticator:
         """The user of the portal's one-time ticket for this session's host."""
         return self._current(self.signins.redeem(ticket, session_id))
 
+    def user_named(self, name: str) -> User | None:
+        return self._users.current().get(name)
+
     def fingerprint(self, name: str) -> str:
         return self._users.current().fingerprint(name)
 

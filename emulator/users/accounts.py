@@ -215,10 +215,17 @@ def set_admin(path: Path, name: str, admin: bool) -> bool:
     with _editing(path) as document:
         entry = _entry(document, name)
         was = bool(entry.admin)
-        if was and not admin and not any(u.admin for u in document.users if u is not entry):
-            raise ConfigError(f"{name} is the last admin; make another one first (`emulate users admin OTHER`)")
+        if was and not admin:
+            _keep_an_admin(document, entry)
         entry.admin = True if admin else None
         return was != admin
+
+
+def _keep_an_admin(document: UsersFile, leaving: UserEntry) -> None:
+    """Refuse to leave the users file without an admin (nobody could then use the admin page, `emulate broadcast`
+    or `emulate usage`)."""
+    if leaving.admin and not any(u.admin for u in document.users if u is not leaving):
+        raise ConfigError(f"{leaving.name} is the last admin; make another one first (`emulate users admin OTHER`)")
 
 
 def _entry(document: UsersFile, name: str) -> UserEntry:
@@ -248,6 +255,7 @@ def remove_user(path: Path, name: str, *, keep_sessions: bool = False) -> Remova
         entry = _entry(document, name)
         if len(document.users) == 1:
             raise ConfigError("the users file must keep at least one user")
+        _keep_an_admin(document, entry)
         document.users.remove(entry)
         document.retired[:] = [r for r in document.retired if r.name != name]
         document.retired.append(RetiredUser(name=name, uid=entry.uid, gid=entry.gid, keep_sessions=keep_sessions))

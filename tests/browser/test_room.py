@@ -13,6 +13,7 @@ import docker
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.browser.helpers import shot, sign_in, watch
 from tests.factories import TEST_IMAGES, build_test_image, remove_test_image, worker_image_tag
@@ -95,6 +96,13 @@ def _failed_session(instance: Instance, api: httpx.Client, image: str, cores: st
     return session_id
 
 
+def _relaunches(instance: Instance, admin: Person) -> dict[str, float]:
+    """/metrics' count of contributed launches by outcome (a relaunch is one)."""
+    scraped = httpx.get(f"{instance.url}/metrics", headers={"Authorization": f"Bearer {admin.token}"}, timeout=30)
+    (launches,) = [f for f in text_string_to_metric_families(scraped.text) if f.name == "skaha_emulator_launches"]
+    return {s.labels["outcome"]: s.value for s in launches.samples if s.labels["type"] == "contributed"}
+
+
 def test_a_failed_card_relaunches_the_session_as_it_was_and_edit_fills_the_form(
     secured: Instance, people: dict[str, Person], browser: Browser, page: Page, app_image: str
 ) -> None:
@@ -121,6 +129,7 @@ def test_a_failed_card_relaunches_the_session_as_it_was_and_edit_fills_the_form(
         expect(page.locator('select[name="ram"]')).to_have_value(ram)
         shot(page, "room-edit-and-relaunch")
         # A relaunch is the owner's alone, of an ended session, and asks for a private image's credentials again.
+        counted = _relaunches(secured, people["boss"])
         outsider = _dashboard(browser, secured, people["alice"])
         assert _form_post(outsider, f"{secured.url}/science-portal/sessions/{old}/relaunch")[0] == 404
         outsider.context.close()
@@ -150,9 +159,18 @@ def test_a_failed_card_relaunches_the_session_as_it_was_and_edit_fills_the_form(
         running = _wait(eve, new.group(1), "Running")
         refused = _form_post(page, f"{secured.url}/science-portal/sessions/{running['id']}/relaunch")
         assert refused == (400, f"session {running['id']} is Running: only a session that has ended is relaunched")
+        # Each try has its audit line, refusals too (another's session says nothing of it), and counts as a launch.
         audit = [json.loads(line) for line in (secured.state_dir / "audit.log").read_text().splitlines()]
-        said = [e for e in audit if e["action"] == "relaunch" and e.get("previous") == old]
-        assert [(e["who"], e["session"], e["image"]) for e in said] == [("eve", new.group(1), app_image)]
+        said = [e for e in audit if e["action"] == "relaunch" and e.get("previous") in (old, running["id"])]
+        assert [(e["who"], e["outcome"], e.get("session"), e.get("image")) for e in said] == [
+            ("alice", "refused", None, None),
+            ("eve", "refused", None, app_image),
+            ("eve", "ok", new.group(1), app_image),
+            ("eve", "refused", None, app_image),
+        ]
+        assert said[-1]["reason"] == f"session {running['id']} is Running" and said[1]["reason"]
+        now = _relaunches(secured, people["boss"])
+        assert (now["refused"] - counted["refused"], now["ok"] - counted["ok"]) == (2, 1)
     finally:
         for session in eve.get("/session").json():
             eve.delete(f"/session/{session['id']}")

@@ -69,9 +69,10 @@ def _one(lines: list[dict[str, Any]], **wanted: Any) -> dict[str, Any]:
     return found[-1]
 
 
-def _portal_actions(secured: Instance, alice: Person, session_id: str, wrong: str) -> list[str]:
-    """alice signs in, renews her job from the portal and signs out; then a wrong password is tried as her.
-    The cookie and form token it saw (secrets the audit log must not hold)."""
+def _portal_actions(secured: Instance, alice: Person, session_id: str, wrong: str, typo: str) -> list[str]:
+    """alice signs in, renews her job from the portal and signs out; then a wrong password is tried as her, and
+    her password is typed in the name field (`typo`) and the other way round. The cookie and form token it saw
+    (secrets the audit log must not hold)."""
     browser = httpx.Client(base_url=secured.url, timeout=30)
     signed = browser.post("/science-portal/login", data={"username": alice.name, "password": alice.password})
     assert signed.status_code == 303, signed.text
@@ -83,6 +84,8 @@ def _portal_actions(secured: Instance, alice: Person, session_id: str, wrong: st
     assert browser.post("/science-portal/logout", data={"csrf": csrf}).status_code == 303
     refused = browser.post("/science-portal/login", data={"username": alice.name, "password": wrong})
     assert refused.status_code == 401
+    swapped = browser.post("/science-portal/login", data={"username": typo, "password": alice.name})
+    assert swapped.status_code == 401
     return [cookie, csrf]
 
 
@@ -100,7 +103,8 @@ def test_the_audit_log_has_a_line_for_each_action_and_no_secret(
 ) -> None:
     alice, boss = people["alice"], people["boss"]
     api = _api(secured, alice)
-    made = {name: f"{name}-{secrets.token_hex(8)}" for name in ("env", "arg", "registry", "wrong")}
+    # A password can have a user name's shape (`typo`: one typed in the name field).
+    made = {name: f"{name}-{secrets.token_hex(8)}" for name in ("env", "arg", "registry", "wrong", "typo")}
     header = base64.b64encode(f"alice:{made['registry']}".encode()).decode()
     refused = api.post(
         "/skaha/v0/session",
@@ -111,7 +115,7 @@ def test_the_audit_log_has_a_line_for_each_action_and_no_secret(
     assert refused.status_code == 400, refused.text
     session_id = _job(api, job_image, "sleep", "600")
     _wait(api, session_id, "Running")
-    seen = _portal_actions(secured, alice, session_id, made["wrong"])
+    seen = _portal_actions(secured, alice, session_id, made["wrong"], made["typo"])
     assert api.delete(f"/skaha/v0/session/{session_id}").status_code == 200
     user = f"obs{secrets.token_hex(3)}"
     printed = _user_changes(secured, user)
@@ -125,6 +129,7 @@ def test_the_audit_log_has_a_line_for_each_action_and_no_secret(
     assert _one(lines, action="delete", session=session_id)["outcome"] == "ok"
     assert _one(lines, action="sign-in", who="alice")["from"]
     assert _one(lines, action="sign-in-failed", user="alice")["outcome"] == "failed"
+    assert _one(lines, action="sign-in-failed", user="(unknown user)")["outcome"] == "failed"
     assert _one(lines, action="logout", who="alice")
     for action in ("user-add", "user-token", "user-admin", "user-remove"):
         assert _one(lines, action=action, user=user)["from"] == "cli"

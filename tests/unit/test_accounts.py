@@ -372,6 +372,19 @@ def test_admins_are_named_in_the_file_and_the_last_one_stays(tmp_path: Path) -> 
         read_users_file(without).admin_token(without)
 
 
+def test_the_last_admin_is_never_removed(tmp_path: Path) -> None:
+    path = seeded(tmp_path)
+    add_user(path, "tutor", [], admin=True)
+    add_user(path, "ada", [])
+    before = path.read_text()
+    with pytest.raises(ConfigError, match=r"^tutor is the last admin; make another one first \(`emulate users admin"):
+        remove_user(path, "tutor")
+    assert path.read_text() == before
+    set_admin(path, "ada", True)
+    remove_user(path, "tutor")  # another admin stays
+    assert [u.name for u in load_directory(path).users if u.admin] == ["ada"]
+
+
 def test_the_first_user_of_a_new_file_runs_the_platform_and_is_an_admin(tmp_path: Path) -> None:
     path = tmp_path / "users.yaml"
     ensure_users_file(path)

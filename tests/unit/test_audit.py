@@ -10,8 +10,19 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from fastapi.testclient import TestClient
 
+from emulator.api.app import create_app
 from emulator.core.audit import KEEP, AuditLog, append, first_words, line
+from emulator.core.auth import Authenticator
+from emulator.core.callback import CallbackTokens
+from emulator.core.identity import UsersSource
+from emulator.core.signin import SignIns
+from emulator.core.store import Store
+from emulator.core.throttle import SignInThrottle
+from emulator.settings import Settings
+from emulator.users.accounts import add_user
+from emulator.users.file import ensure_users_file
 
 
 def _lines(path: Path) -> list[dict[str, object]]:
@@ -144,3 +155,48 @@ def test_every_users_change_is_a_cli_line_without_a_secret(tmp_path: Path, monke
     users = yaml.safe_load((tmp_path / "config" / "users.yaml").read_text())["users"]
     secrets = [u["token"] for u in users] + [w for out in printed for w in out.split() if len(w) >= 12]
     assert secrets and not [s for s in secrets if s in written]
+
+
+def _portal(tmp_path: Path) -> tuple[TestClient, str]:
+    """The service's app with its real sign-in parts (no engine: the portal's sign-in needs none), a throttle that
+    waits from the third wrong password on (each costs a scrypt), and its audit log; ada's password."""
+    users = tmp_path / "users.yaml"
+    ensure_users_file(users)
+    password = add_user(users, "ada", []).password
+    app = create_app(Settings(), "unused", "unused")
+    store = Store(tmp_path / "state.db", uncounted_types=set())
+    auth = Authenticator(UsersSource(users), CallbackTokens(tmp_path / "cb.key"), SignIns(tmp_path / "si.key"), store)
+    auth.throttle = SignInThrottle(limit=3)
+    app.state.auth, app.state.audit = auth, AuditLog(tmp_path / "audit.log")
+    return TestClient(app), password
+
+
+def test_a_flood_of_sign_ins_writes_a_few_lines_and_never_a_name_that_is_no_users(tmp_path: Path) -> None:
+    client, password = _portal(tmp_path)
+
+    def sign_in(name: str, secret: str, address: str) -> int:
+        form = {"username": name, "password": secret}
+        return client.post("/science-portal/login", data=form, headers={"x-forwarded-for": address}).status_code
+
+    assert sign_in("correcthorsebattery", "ada", "10.0.0.1") == 401  # a password typed in the name field
+    assert sign_in("ada", "wrong", "10.0.0.2") == 401
+    assert sign_in("ada", "wrong", "10.0.0.2") == 401
+    assert {sign_in("ada", password, "10.0.0.2") for _ in range(50)} == {429}  # its owner too waits
+    assert {sign_in(f"guess{n}", "x", "10.0.0.2") for n in range(50)} == {429}  # made-up names from there
+    assert {sign_in("", "", "10.0.0.3") for _ in range(50)} == {401, 429}  # empty forms: no scrypt, throttled too
+    path = tmp_path / "audit.log"
+    lines = [(e["user"], e["from"], e["outcome"], e["count"]) for e in _lines(path)]
+    assert lines == [
+        ("(unknown user)", "10.0.0.1", "failed", 1),
+        ("ada", "10.0.0.2", "failed", 1),
+        ("ada", "10.0.0.2", "failed", 1),
+        ("ada", "10.0.0.2", "throttled", 1),  # then one a minute, counting those since
+        ("(unknown user)", "10.0.0.2", "throttled", 1),
+        ("(unknown user)", "10.0.0.3", "failed", 1),
+        ("(unknown user)", "10.0.0.3", "failed", 1),
+        ("(unknown user)", "10.0.0.3", "throttled", 1),
+    ]
+    assert "correcthorsebattery" not in path.read_text() and "guess" not in path.read_text()
+    counted = client.app.state.metrics.registry.get_sample_value  # type: ignore[attr-defined]
+    assert counted("skaha_emulator_signin_failures_total", {"reason": "throttled"}) == 148
+    assert counted("skaha_emulator_signin_failures_total", {"reason": "wrong-password"}) == 5

@@ -52,7 +52,7 @@ def test_every_family_parses_and_counts_what_it_was_told(tmp_path: Path) -> None
     store.admit(make_session(id="j3", type="headless", queued_at=NOW - timedelta(hours=1)), 10)
     store.mark_running("n1")
     metrics = Metrics()
-    metrics.registry.register(SessionsNow(lambda: store.sessions()))
+    metrics.registry.register(SessionsNow(lambda: store.sessions(), store.queue_length))
     metrics.launched("notebook", "ok")
     metrics.launched("not-a-type-at-all", "refused")
     metrics.launched(None, "ok")  # skaha takes no type as headless

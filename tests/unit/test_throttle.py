@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulator.core.throttle import SignInThrottle
+from emulator.core.throttle import FailureLines, SignInThrottle
 
 
 class Clock:
@@ -60,3 +60,25 @@ def test_never_more_than_limit_minus_one_are_checked_in_any_window(attempts: lis
             throttle.failed(name, "10.0.0.1")  # every one wrong
     for index, start in enumerate(checked):
         assert len([t for t in checked[index:] if t < start + 10]) <= 4
+
+
+def test_a_throttled_pair_gets_a_line_a_window_which_counts_the_attempts_it_stands_for() -> None:
+    clock = Clock()
+    lines = FailureLines(window=60, clock=clock)
+    assert lines.failed("alice", "10.0.0.1") == 1  # each failure the throttle let through has its line
+    assert lines.throttled("alice", "10.0.0.1") == 1  # the first throttled attempt has one too
+    assert [lines.throttled("alice", "10.0.0.1") for _ in range(500)] == [0] * 500
+    assert lines.throttled("(unknown user)", "10.0.0.1") == 1  # another pair: a line of its own
+    clock.now += 60
+    assert lines.throttled("alice", "10.0.0.1") == 501  # a window on: one line for the 500 and itself
+    assert lines.throttled("alice", "10.0.0.1") == 0
+    clock.now += 61  # the throttle let one through: its failure's line counts the unwritten one too
+    assert lines.failed("alice", "10.0.0.1") == 2
+    assert lines.throttled("alice", "10.0.0.1") == 1  # a window after its last throttled line
+
+
+def test_the_pairs_kept_for_the_lines_are_bounded() -> None:
+    lines = FailureLines(clock=Clock(), max_tracked=100)
+    for number in range(1000):
+        lines.throttled("(unknown user)", f"10.0.{number // 256}.{number % 256}")
+    assert len(lines._pairs) == 100

@@ -14,7 +14,7 @@ from emulator.api.usage import parse_since, usage_csv, usage_document
 from emulator.core.accounting import by_user, summarize
 from emulator.core.models import Resources, Status
 from emulator.core.store import Store
-from emulator.errors import InvalidRequest
+from emulator.errors import InvalidRequest, Unavailable
 from emulator.session_types import SessionType
 from tests.factories import NOW, make_session
 
@@ -129,3 +129,21 @@ def test_emulate_usage_shows_each_users_types_then_their_total_when_they_used_mo
         ["ada", "(all)", "2", "3.00", "8.00", "12.00", "0.00"],
         ["bob", "notebook", "1", "0.50", "0.50", "2.00", "0.00"],
     ]
+
+
+@pytest.mark.parametrize("command", [["usage"], ["broadcast"], ["broadcast", "hello"]])
+def test_an_admin_command_on_an_instance_that_is_not_up_says_so_and_makes_no_users_file(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from emulator.cli import cli
+
+    monkeypatch.setenv("EMULATE_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("EMULATE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("EMULATE_URL", raising=False)
+    monkeypatch.delenv("EMULATE_TOKEN", raising=False)
+    result = CliRunner().invoke(cli, ["--instance", "gone", *command])
+    assert isinstance(result.exception, Unavailable), result.output  # the CLI's main prints it in one line
+    assert str(result.exception).startswith("instance 'gone' is not up; start it with `emulate --instance gone up`")
+    assert not (tmp_path / "config").exists()

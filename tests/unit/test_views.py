@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from emulator.api import views
 from emulator.core.models import Event, Group, HostCapacity, PlatformStats, Resources, Session, Status, User
@@ -82,3 +82,14 @@ def test_stats_carry_gpus_as_the_canfar_client_reads_them_and_the_machines_own_f
     full = views.stats_json(PlatformStats(1, 0, 0, 2.0, 8.0, capacity, requested_gpus=1, gpus=2), (3.456, 9.96))
     assert full["gpu"] == {"requestedGPU": 1, "gpuAvailable": 2}
     assert full["host"] == {"cpuCoresInUse": 3.46, "ramInUse": "10.0G"}
+
+
+def test_times_in_words_are_said_one_way_on_every_page() -> None:
+    now = datetime(2025, 7, 24, 12, 0, 0, tzinfo=UTC)
+    assert views.when(START) == "2025-07-20 17:03:11 UTC"
+    assert views.ago(None, now) == "none yet"
+    assert views.ago(now - timedelta(seconds=59), now) == "just now"
+    assert views.ago(now - timedelta(minutes=3), now) == "3 min ago"
+    assert views.ago(now - timedelta(hours=2, minutes=5), now) == "2 h 5 min ago"
+    assert views.ago(now - timedelta(days=3, hours=4, minutes=9), now) == "3 d 4 h ago"
+    assert views.duration(59 * 60) == "0 h 59 min" and views.duration(-5) == "0 h 0 min"
