@@ -74,3 +74,5 @@ def sign_in(page: Page, instance: Instance, person: Person, start: str = "/") ->
     page.get_by_label("User name").fill(person.name)
     page.get_by_label("Password or API token").fill(person.password)
     page.get_by_role("button", name="Sign in").click()
+    # The page it lands on, with its scripts run: a form used before its script is wired posts without it.
+    page.wait_for_load_state("load")
