@@ -21,6 +21,7 @@ from emulator.core.signin import SignIns
 from emulator.gateway.base import PORTAL_COOKIE as COOKIE
 from tests.factories import TEST_IMAGES, build_test_image, remove_test_image, worker_image_tag
 from tests.instance import Instance, Person
+from tests.unit.test_metrics import FAMILIES  # the families /metrics must have, named once
 
 pytestmark = pytest.mark.slow
 
@@ -138,18 +139,6 @@ def test_the_audit_log_has_a_line_for_each_action_and_no_secret(
     found = [s for s in [*made.values(), header, secured.token, *seen, *printed] if s in text]
     found += [p.name for p in people.values() if p.password in text or p.token in text]
     assert found == [], f"secrets in the audit log: {found}"
-
-
-FAMILIES = {
-    "skaha_emulator_sessions",
-    "skaha_emulator_queued_jobs",
-    "skaha_emulator_launches",
-    "skaha_emulator_session_failures",
-    "skaha_emulator_pulled_bytes",
-    "skaha_emulator_image_pulls",
-    "skaha_emulator_signin_failures",
-    "skaha_emulator_request_duration_seconds",
-}
 
 
 def test_metrics_parse_and_answer_admins_alone(secured: Instance, people: dict[str, Person], job_image: str) -> None:
