@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from emulator import __version__, labels, naming
-from emulator.api import access, admin, admin_page, errors, metrics, notices, portal, skaha, usage
+from emulator.api import access, admin, admin_page, errors, metrics, notices, portal, skaha, usage, vospace
 from emulator.api.audit import PlatformAudit
 from emulator.api.host import host_facts
 from emulator.api.limits import BodyLimit
@@ -255,6 +255,7 @@ def _install(app: FastAPI) -> None:
     app.include_router(portal.router)
     app.include_router(admin.router)
     app.include_router(admin_page.router)
+    app.include_router(vospace.router)
     app.mount("/science-portal/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     def openapi() -> dict[str, Any]:

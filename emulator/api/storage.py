@@ -1,7 +1,8 @@
 """The portal's home-storage panel: what a user's /arc/home holds, and what the disk under /arc has free.
 
-Walking a large home takes time, so the figure is cached for a minute and the walk gives up after
-a fixed number of entries (then the figure is shown as "at least").
+Walking a large home takes time, so the figure is cached for a minute (or until a file is added to or removed
+from the home's top folder, which changes its modification time) and the walk gives up after a fixed number of
+entries (then the figure is shown as "at least").
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from emulator.core.quotas import HomeUse, used_bytes
 
 CACHE_SECONDS = 60.0
 MAX_ENTRIES = 200_000
-_cache: dict[Path, tuple[float, int, bool]] = {}
+_cache: dict[Path, tuple[float, int, bool, int]] = {}  # when, used bytes, complete, the home's mtime (ns)
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,16 @@ def home_storage(home: Path, arc: Path, quota: HomeUse | None = None) -> Storage
         return Storage(
             quota.home_bytes, True, disk.free, disk.total, quota.quota_bytes, quota.warning, quota.written_bytes
         )
-    now = time.monotonic()
+    now, changed = time.monotonic(), _modified(home)
     cached = _cache.get(home)
-    if cached is None or now - cached[0] > CACHE_SECONDS:
+    if cached is None or now - cached[0] > CACHE_SECONDS or cached[3] != changed:
         used, complete = used_bytes(home, MAX_ENTRIES) if home.exists() else (0, True)
-        cached = _cache[home] = (now, used, complete)
+        cached = _cache[home] = (now, used, complete, changed)
     return Storage(cached[1], cached[2], disk.free, disk.total)
+
+
+def _modified(home: Path) -> int:
+    try:
+        return home.stat().st_mtime_ns
+    except OSError:  # no home yet
+        return 0

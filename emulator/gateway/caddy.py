@@ -384,11 +384,15 @@ def access_logging() -> dict[str, Any]:
     }
 
 
+# What the gateway sends to the service: skaha's API, the portal, /metrics, and Cavern's home nodes (vospace.py).
+SERVICE_PATHS = ("/skaha", "/skaha/*", "/science-portal", "/science-portal/*", "/metrics", "/arc/nodes", "/arc/nodes/*")
+
+
 def _platform_routes(api_upstream: str) -> list[dict[str, Any]]:
     """After the session types' routes: the API and portal, the front door (to the portal), and the rest."""
     api = {
         "@id": "skaha-api",
-        "match": [{"path": ["/skaha", "/skaha/*", "/science-portal", "/science-portal/*", "/metrics"]}],
+        "match": [{"path": list(SERVICE_PATHS)}],
         "handle": [
             PORTAL_SECURITY_HEADERS,
             {
