@@ -59,7 +59,8 @@ def node_xml(node: HomeNode) -> bytes:
     ):
         ET.SubElement(properties, f"{{{VOSPACE}}}property", {"uri": f"{CORE}#{name}"}).text = value
     ET.SubElement(root, f"{{{VOSPACE}}}nodes")
-    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+    document: bytes = ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+    return document
 
 
 def ivoa_time(when: datetime) -> str:
