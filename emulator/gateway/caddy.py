@@ -388,7 +388,7 @@ def _platform_routes(api_upstream: str) -> list[dict[str, Any]]:
     """After the session types' routes: the API and portal, the front door (to the portal), and the rest."""
     api = {
         "@id": "skaha-api",
-        "match": [{"path": ["/skaha", "/skaha/*", "/science-portal", "/science-portal/*", "/metrics"]}],
+        "match": [{"path": ["/skaha", "/skaha/*", "/science-portal", "/science-portal/*", "/ac", "/ac/*", "/metrics"]}],
         "handle": [
             PORTAL_SECURITY_HEADERS,
             {
