@@ -61,15 +61,27 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def redirect_signed_in(request: Request, target: str, cookie: str, value: str, max_age: int) -> Response:
-    """A 303 to `target` setting one of the platform's sign-in cookies: HttpOnly, SameSite=Lax, for this host's
-    whole site, and over HTTPS Secure and `__Host-` prefixed."""
-    response = RedirectResponse(target, status_code=303)
+def signed_in_cookie(request: Request, response: Response, cookie: str, value: str, max_age: int) -> Response:
+    """`response` setting one of the platform's sign-in cookies: HttpOnly, SameSite=Lax, for this host's whole
+    site (host-only: no Domain, so no other host gets it; every port of this host does), and over HTTPS Secure and
+    `__Host-` prefixed."""
     https = secure(request)
     response.set_cookie(
         cookie_name(cookie, https), value, max_age=max_age, httponly=True, samesite="lax", secure=https, path="/"
     )
     return response
+
+
+def signed_out_cookie(request: Request, response: Response, cookie: str) -> Response:
+    """`response` clearing one of the platform's sign-in cookies (set as `signed_in_cookie` sets it)."""
+    https = secure(request)
+    response.delete_cookie(cookie_name(cookie, https), path="/", secure=https, httponly=True, samesite="lax")
+    return response
+
+
+def redirect_signed_in(request: Request, target: str, cookie: str, value: str, max_age: int) -> Response:
+    """A 303 to `target` setting one of the platform's sign-in cookies (`signed_in_cookie`)."""
+    return signed_in_cookie(request, RedirectResponse(target, status_code=303), cookie, value, max_age)
 
 
 def requester(request: Request, auth: Authenticator, session_id: str) -> User | None:

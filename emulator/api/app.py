@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from emulator import __version__, labels, naming
-from emulator.api import access, admin, admin_page, errors, metrics, notices, portal, skaha, usage, vospace
+from emulator.api import ac, access, admin, admin_page, errors, metrics, notices, portal, skaha, usage, vospace
 from emulator.api.audit import PlatformAudit
 from emulator.api.host import host_facts
 from emulator.api.limits import BodyLimit
@@ -252,6 +252,7 @@ def _install(app: FastAPI) -> None:
     app.include_router(usage.router)
     app.include_router(metrics.router)
     app.include_router(access.router)
+    app.include_router(ac.router)
     app.include_router(portal.router)
     app.include_router(admin.router)
     app.include_router(admin_page.router)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import math
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
@@ -20,17 +19,17 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from starlette.concurrency import run_in_threadpool
 
 from emulator.api import notices, views
-from emulator.api.access import client_address, redirect_signed_in, secure
+from emulator.api.access import redirect_signed_in, signed_out_cookie
 from emulator.api.audit import audit, audited, launch_audited
 from emulator.api.deps import ADMINS_ONLY, Manager
-from emulator.api.metrics import launch_counted, metrics_of
+from emulator.api.metrics import launch_counted
 from emulator.api.pages import Viewer, auth_of, check_form, done, form_token, portal_cookie, refused, templates
+from emulator.api.signin import sign_in
 from emulator.api.storage import home_storage
 from emulator.core import idle
 from emulator.core.auth import RouteAccess
 from emulator.core.models import LaunchRequest, Session, Status, User
 from emulator.core.sessions import SessionManager
-from emulator.core.signin import cookie_name
 from emulator.errors import EmulatorError, NotFound
 from emulator.gateway.base import PORTAL_COOKIE as COOKIE
 from emulator.gateway.base import VISIT_PATH
@@ -49,7 +48,6 @@ FORM_TYPES = [
 FIXED_CHOICE = {SessionType.NOTEBOOK, SessionType.CARTA, SessionType.CONTRIBUTED}
 WARN_BEFORE_EXPIRY_SECONDS = 6 * 3600
 _SAFE_NEXT = re.compile(r"/(?!/)[^\s\\]*")  # fullmatch: a path on this site
-UNKNOWN_USER = "(unknown user)"  # a failed sign-in's line, for a name no user has
 
 
 def _time_left(expiry: datetime, now: datetime) -> str:
@@ -142,20 +140,6 @@ async def login_page(request: Request, next: str = "/science-portal/") -> Respon
     return templates.TemplateResponse(request, "login.html", {"next": next, "error": ""})
 
 
-def _signin_failed(request: Request, name: str, outcome: Literal["failed", "throttled"]) -> None:
-    """A refused sign-in, counted in the metrics each time. Its audit line names the user it was tried as only
-    when there is a user of that name (what was typed in the name field may be a password typed in the wrong
-    box), and, while that name and address wait out the throttle, one line a window stands for every attempt
-    (throttle.FailureLines): a flood of attempts that cost nothing never pushes the earlier lines out of the log."""
-    metrics_of(request).signin_failed("throttled" if outcome == "throttled" else "wrong-password")
-    auth = auth_of(request)
-    tried = name if auth.user_named(name) is not None else UNKNOWN_USER
-    lines, address = auth.throttle.lines, client_address(request)
-    count = lines.throttled(tried, address) if outcome == "throttled" else lines.failed(tried, address)
-    if count:
-        audit(request, "sign-in-failed", None, outcome, user=tried, count=count)
-
-
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request,
@@ -164,24 +148,15 @@ async def login(
     next: Annotated[str, Form()] = "/science-portal/",
 ) -> Response:
     auth = auth_of(request)  # another site's page cannot post here: OwnPagesOnly (api/origin.py) refused it
-    name, address = username.strip(), client_address(request)
-    wait = auth.throttle.wait(name, address)
-    if wait > 0:
-        _signin_failed(request, name, "throttled")
-        seconds = math.ceil(wait)
-        error = f"Too many wrong passwords for this name or from this address: try again in {seconds} s."
-        context = {"next": next, "error": error, "username": username}
-        headers = {"Retry-After": str(seconds)}
+    attempt = await sign_in(request, username, password)
+    if attempt.retry_after:
+        context = {"next": next, "error": attempt.throttle_message, "username": username}
+        headers = {"Retry-After": str(attempt.retry_after)}
         return templates.TemplateResponse(request, "login.html", context, status_code=429, headers=headers)
-    # scrypt takes tens of milliseconds: off the event loop, so sign-ins never hold up other requests.
-    user = await run_in_threadpool(auth.sign_in, name, password) if name and password else None
+    user = attempt.user
     if user is None:
-        auth.throttle.failed(name, address)  # an empty form too: it costs nothing, so only the throttle bounds it
-        _signin_failed(request, name, "failed")
         context = {"next": next, "error": "Wrong user name or password.", "username": username}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
-    auth.throttle.succeeded(name)
-    audit(request, "sign-in", user.name)
     target = next if _SAFE_NEXT.fullmatch(next) else "/science-portal/"  # never off this site
     cookie = auth.signins.issue(user.name, auth.fingerprint(user.name))
     return redirect_signed_in(request, target, COOKIE, cookie, auth.signins.lifetime)
@@ -192,10 +167,7 @@ async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Respons
     check_form(request, csrf)
     user = auth_of(request).cookie(portal_cookie(request))
     audit(request, "logout", user.name if user else None)
-    response = RedirectResponse("/science-portal/login", status_code=303)
-    https = secure(request)
-    response.delete_cookie(cookie_name(COOKIE, https), path="/", secure=https, httponly=True, samesite="lax")
-    return response
+    return signed_out_cookie(request, RedirectResponse("/science-portal/login", status_code=303), COOKIE)
 
 
 @router.get("/visit")

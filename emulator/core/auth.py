@@ -58,6 +58,10 @@ class Authenticator:
         """Whether `token` is a user's own API token (not a session's, which code inside a session holds)."""
         return self._users.current().authenticate(token) is not None
 
+    def api_token(self, name: str) -> str | None:
+        """The named user's own API token (what the access service's /ac/login answers), None for no such user."""
+        return self._users.current().tokens.get(name)
+
     def cookie(self, value: str | None) -> User | None:
         """The user a genuine cookie names, while their password and token are still those it was made under."""
         name = self.signins.user_of(value)

@@ -385,7 +385,17 @@ def access_logging() -> dict[str, Any]:
 
 
 # What the gateway sends to the service: skaha's API, the portal, /metrics, and Cavern's home nodes (vospace.py).
-SERVICE_PATHS = ("/skaha", "/skaha/*", "/science-portal", "/science-portal/*", "/metrics", "/arc/nodes", "/arc/nodes/*")
+SERVICE_PATHS = (
+    "/skaha",
+    "/skaha/*",
+    "/science-portal",
+    "/science-portal/*",
+    "/metrics",
+    "/ac",
+    "/ac/*",
+    "/arc/nodes",
+    "/arc/nodes/*",
+)
 
 
 def _platform_routes(api_upstream: str) -> list[dict[str, Any]]:
