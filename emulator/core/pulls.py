@@ -156,7 +156,8 @@ class SessionPulls:
         name is its owner's alone, and never pulled (core/snapshots.py).
         """
         image = await self._runtime.image(reference)
-        if snapshots.in_namespace(reference) and not snapshots.launchable(image, owner, self._settings.instance):
+        named = local_name(reference) or reference  # a snapshot by a localhost/ name is still a snapshot
+        if snapshots.in_namespace(named) and not snapshots.launchable(image, owner, self._settings.instance):
             raise InvalidRequest(snapshots.not_here(reference))
         private = self._store.is_private(reference, image.id if image else None)
         if image is not None and not private:
