@@ -26,6 +26,7 @@ from emulator.core.registries import RegistryPolicy
 from emulator.core.store import Store
 from emulator.errors import ImagePullError, InvalidRequest
 from emulator.runtime.base import ImageInfo, PullUpdate, RegistryCredentials, Runtime
+from emulator.runtime.local_names import local_name
 from emulator.runtime.pull_failures import pull_failure
 from emulator.settings import Settings
 
@@ -155,7 +156,8 @@ class SessionPulls:
         name is its owner's alone, and never pulled (core/snapshots.py).
         """
         image = await self._runtime.image(reference)
-        if snapshots.in_namespace(reference) and not snapshots.launchable(image, owner, self._settings.instance):
+        named = local_name(reference) or reference  # a snapshot by a localhost/ name is still a snapshot
+        if snapshots.in_namespace(named) and not snapshots.launchable(image, owner, self._settings.instance):
             raise InvalidRequest(snapshots.not_here(reference))
         private = self._store.is_private(reference, image.id if image else None)
         if image is not None and not private:
@@ -163,6 +165,12 @@ class SessionPulls:
             return False
         if private and credentials is None:
             raise InvalidRequest(CREDENTIALS_NEEDED)
+        if private and image is not None and local_name(reference) is not None:
+            # Pulled again, a localhost/ name would be asked of a registry at localhost, not of the image's own.
+            raise InvalidRequest(
+                f"image '{reference}' names a local image that came from a private registry: launch it by its "
+                "registry's name, with x-skaha-registry-auth"
+            )
         await self._registries.check(reference)  # it will be pulled: from a registry this server may reach?
         if image is not None:
             return True

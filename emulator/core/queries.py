@@ -10,6 +10,7 @@ from emulator import labels
 from emulator.core.models import GIB, CatalogueEntry, HostFacts, PlatformStats, Session, Status
 from emulator.profiles import Profile
 from emulator.runtime.base import ImageInfo, NodeInfo
+from emulator.runtime.local_names import listed_name
 
 
 def platform_stats(sessions: list[Session], profiles: dict[str, Profile], host: HostFacts) -> PlatformStats:
@@ -52,7 +53,8 @@ def catalogue(
 ) -> list[CatalogueEntry]:
     """Local images labelled with session types (of one type, if given), by name; `private`: the ids of
     images that arrived with somebody's registry credentials; `shown`: whether the caller may see the image
-    under a name (a snapshot's name, its owner alone)."""
+    under a name (a snapshot's name, its owner alone). A name without a registry is listed under localhost/
+    (runtime/local_names.py), which launches it too."""
     entries: list[CatalogueEntry] = []
     for image in images:
         types = labels.image_session_types(image.labels)
@@ -60,7 +62,8 @@ def catalogue(
             continue  # like Harbor: unlabelled artifacts are invisible, and so are private ones
         if session_type is None or session_type in types:
             description = image.labels.get(labels.IMAGE_DESCRIPTION, "")
-            # Every name an image goes by is launchable (a CANFAR name given with `docker tag` too).
-            names = [tag for tag in image.tags if shown(tag, image.labels)]
-            entries.extend(CatalogueEntry(tag, types, image.digest, description) for tag in names)
+            # Every name an image goes by is launchable (a CANFAR name given with `docker tag` too), each listed
+            # once, as skaha lists it (registry/project/name:tag: a local one under localhost/).
+            names = {listed_name(tag) for tag in image.tags if shown(tag, image.labels)}
+            entries.extend(CatalogueEntry(name, types, image.digest, description) for name in names)
     return sorted(entries, key=lambda entry: entry.id)

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -52,6 +53,7 @@ from emulator.runtime.base import (
 from emulator.runtime.endpoint import client_from_environment
 from emulator.runtime.engine import EngineFacts, engine_facts
 from emulator.runtime.gpus import CDI_GPU_KIND, DEFAULT_CDI_DIRS, Gpu, cdi_device_names, cdi_names
+from emulator.runtime.local_names import local_name
 from emulator.runtime.pull_failures import pull_failure
 from emulator.runtime.snapshots import save_snapshot
 from emulator.runtime.sockets import outbound_peers
@@ -520,6 +522,7 @@ class DockerRuntime:
         return {network: {"IPAMConfig": {"IPv4Address": address}, "MacAddress": mac_for(address)}}
 
     def _run(self, spec: ContainerSpec) -> ContainerState:
+        spec = replace(spec, image=self.engine_name(spec.image))
         for attempt in range(ADDRESS_TRIES):
             try:
                 container = self._client.containers.get(spec.name)
@@ -718,6 +721,11 @@ class DockerRuntime:
     # --- images -------------------------------------------------------------------------
 
     def _image(self, reference: str) -> ImageInfo | None:
+        found = self._image_named(reference)
+        alias = local_name(reference) if found is None else None
+        return self._image_named(alias) if alias else found  # a local image by its localhost/ name
+
+    def _image_named(self, reference: str) -> ImageInfo | None:
         try:
             return _image_info(self._client.images.get(reference))
         except docker.errors.ImageNotFound:
@@ -726,6 +734,14 @@ class DockerRuntime:
             if exc.status_code in (400, 404):  # an invalid reference is no image
                 return None
             raise
+
+    def engine_name(self, reference: str) -> str:
+        """The name this engine holds `reference` under: the local image a `localhost/<project>/<name>:<tag>`
+        name stands for when only that is here (runtime/local_names.py), else `reference` itself."""
+        alias = local_name(reference)
+        if alias is None or self._image_named(reference) is not None or self._image_named(alias) is None:
+            return reference
+        return alias
 
     async def image(self, reference: str) -> ImageInfo | None:
         return await self._call(self._image, reference)
@@ -816,7 +832,7 @@ class DockerRuntime:
         return await self._call(self._snapshot, request)
 
     def _read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:
-        with ImageFiles(self._client, image, self._helper_labels) as files:
+        with ImageFiles(self._client, self.engine_name(image), self._helper_labels) as files:
             return {path: files.read(path) for path in paths}
 
     async def read_image_files(self, image: str, paths: list[str]) -> dict[str, str]:

@@ -24,6 +24,7 @@ import hashlib
 import threading
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,7 @@ class SwarmRuntime(DockerRuntime):
         return ConfigReference(config_id, name, filename=target, uid="0", gid="0", mode=path.stat().st_mode & 0o777)
 
     def _run(self, spec: ContainerSpec) -> ContainerState:
+        spec = replace(spec, image=self.engine_name(spec.image))
         for attempt in (1, 2):  # a shared config another session's removal took away meanwhile is made again
             configs = [
                 self._config(path, target)

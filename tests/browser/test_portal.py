@@ -28,7 +28,7 @@ def test_sign_in_launch_connect_renew_save_delete(
     sign_in(page, secured, alice)
     expect(page.get_by_role("heading", name="Active sessions")).to_be_visible()
     page.get_by_label("Type").select_option("notebook")
-    page.get_by_label("Container image").select_option("skaha-emulator/notebook:latest")
+    page.get_by_label("Container image").select_option("localhost/skaha-emulator/notebook:latest")
     page.get_by_label("Session name").fill("portal-nb")
     page.get_by_role("button", name="Launch").click()
     card = page.locator(".card", has_text="portal-nb")

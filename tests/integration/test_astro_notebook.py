@@ -47,7 +47,7 @@ print(header["OBJECT"], round(float(cx), 2), round(float(cy), 2))
 
 def test_astro_notebook_writes_fits_and_a_plot_to_arc(fresh: Instance) -> None:
     notebooks = fresh.http.get("/image", params={"type": "notebook"}).json()
-    offered = next((i for i in notebooks if i["id"] == IMAGE), None)
+    offered = next((i for i in notebooks if i["id"] == f"localhost/{IMAGE}"), None)
     assert offered is not None, f"{IMAGE} is not offered (build it: emulate images build astro-notebook)"
     assert {"notebook", "headless"} <= set(offered["types"]) and offered["digest"].startswith("sha256:")
 

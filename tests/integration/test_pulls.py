@@ -188,7 +188,7 @@ def test_a_private_registry_needs_the_right_credentials_and_they_are_never_kept(
 
         # The catalogue (GET /image, the portal's list) does not offer a private image to anyone.
         listed = [entry["id"] for entry in fresh.http.get("/image").json()]
-        assert name not in listed and "skaha-emulator/notebook:latest" in listed
+        assert name not in listed and "localhost/skaha-emulator/notebook:latest" in listed
         # Local now, but it came with credentials: a launch without them is refused as skaha refuses it,
         # and one with wrong ones is refused by the registry.
         refused = fresh.http.post("/session", data={"name": "x", "image": name, "type": "headless"})
