@@ -121,7 +121,8 @@ def test_a_failed_card_relaunches_the_session_as_it_was_and_edit_fills_the_form(
         # Edit and relaunch: the form holds its type, image, name and fixed resources, ready to change.
         card.get_by_role("button", name="Edit and relaunch relaunch-me").click()
         expect(page.get_by_label("Type")).to_have_value("contributed")
-        expect(page.get_by_label("Container image")).to_have_value(app_image)
+        # The menu names the local image as the catalogue does; the session was launched by its engine name.
+        expect(page.get_by_label("Container image")).to_have_value(f"localhost/{app_image}")
         expect(page.get_by_label("Session name")).to_have_value("relaunch-me")
         expect(page.get_by_label("Session name")).to_be_focused()
         expect(page.get_by_label("Fixed")).to_be_checked()

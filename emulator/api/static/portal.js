@@ -141,8 +141,12 @@ if (form) {
     const old = card.dataset;
     type.value = old.type;
     sync(); // the images of its type
-    const listed = [...image.options].some((option) => option.value === old.image && !option.disabled);
-    if (listed) image.value = old.image;
+    // The menu names a local image as the catalogue does (localhost/project/name:tag): a session launched by its
+    // engine name (project/name:tag) finds it under that name.
+    const offered = (value) => [...image.options].some((option) => option.value === value && !option.disabled);
+    const listedAs = [old.image, `localhost/${old.image}`].find(offered);
+    const listed = listedAs !== undefined;
+    if (listed) image.value = listedAs;
     form.elements.custom_image.value = listed ? "" : old.image; // not offered here: named under Advanced
     document.getElementById("advanced").open = !listed;
     const fixed = old.fixed === "true" && fixedTypes.includes(old.type);
