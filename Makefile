@@ -7,7 +7,7 @@ PYTHON ?= python3
 BUNDLE ?= $(EMULATE_BUNDLE)
 BUNDLE_WHEELS := $(VENV)/bundle-wheels
 
-.PHONY: help venv images offline up down check test test-fast test-engines bench clean
+.PHONY: help venv images offline up down check test test-fast test-engines test-portal2 bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 14
@@ -58,7 +58,7 @@ test: check images ## run the whole test suite (checks, then real Docker, Caddy,
 ifdef EMULATE_TEST_ENGINE
 	tests/engines/all.sh $(EMULATE_TEST_ENGINE)
 else
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone and not portal2"
 	$(VENV)/bin/pytest -m alone
 endif
 
@@ -68,6 +68,11 @@ test-engines: venv ## as root: the core path on each engine here (starts it, loa
 
 test-fast: venv ## only the tests that need no Docker
 	$(VENV)/bin/pytest tests/unit
+
+# CANFAR's own Science Portal 2.0 (opencadc/science-portal, a checkout or `git archive` in SCIENCE_PORTAL_SRC),
+# built once with npm into ~/.cache/skaha-emulator/portal2 and driven in Chromium against an instance of its own.
+test-portal2: images ## run CANFAR's own Science Portal 2.0 against the emulator in Chromium (SCIENCE_PORTAL_SRC=DIR: its source; needs Node 20+ and npm)
+	SCIENCE_PORTAL_SRC="$(SCIENCE_PORTAL_SRC)" $(VENV)/bin/pytest -m portal2 tests/portal2
 
 bench: images ## benchmarks: launch, sign-in, pulls and bundles, idle cost, reading the access log, gateway, scale, the test kit (and its second run against its first), the CLI, the admin page and the edit-run loop, each against raw Docker
 	@command -v wrk >/dev/null || { echo 'make bench drives HTTP with wrk: install it first (apt-get install wrk)'; exit 1; }

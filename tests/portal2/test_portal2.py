@@ -1,0 +1,134 @@
+"""CANFAR's own Science Portal 2.0, unchanged, against an emulator instance of its own, driven in Chromium:
+sign in, launch a notebook from its form, see it Running, read its events and logs, renew it, connect to it
+in a new tab, delete it, sign out. Opt-in (`make test-portal2 SCIENCE_PORTAL_SRC=...`), see README's
+"Run CANFAR's own portal against it"."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+if not os.environ.get("SCIENCE_PORTAL_SRC"):
+    pytest.skip("SCIENCE_PORTAL_SRC is unset (a science-portal source folder)", allow_module_level=True)
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.helpers import problems, shot
+from tests.instance import Instance, Person
+from tests.portal2.build import PINNED_COMMIT
+from tests.portal2.conftest import Portal
+
+pytestmark = [pytest.mark.portal2, pytest.mark.slow]
+
+NAME = "portaltwo"  # the session the journey launches
+TOKEN_KEY = "canfar_auth_token"  # where the portal keeps the Bearer token (src/lib/auth/token-storage.ts)
+LOGOUT = "https://www.canfar.net/access/logout"  # hard-coded in the portal for any origin off canfar.net
+LAUNCH_MS = 180_000  # JupyterLab's first start on a busy 2-core machine
+
+
+def sign_in(page: Page, portal: Portal, person: Person) -> None:
+    page.goto(portal.url)
+    page.get_by_role("button", name="Login").click()
+    page.get_by_label("Username").first.fill(person.name)
+    page.get_by_label("Password").first.fill(person.password)
+    page.get_by_role("button", name="Submit login").click()
+    expect(page.get_by_role("button", name="account menu")).to_be_visible(timeout=30_000)
+    assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')"), "the portal kept no token"
+
+
+def choose(page: Page, select_id: str, text: str) -> None:
+    """Pick the first option holding `text` in one of the launch form's MUI selects."""
+    page.locator(f"#{select_id}").click()
+    page.get_by_role("option", name=re.compile(re.escape(text))).first.click()
+
+
+def launch(page: Page, instance: Instance) -> str:
+    """Launch a notebook from the portal's form; its session id, once the card says Running."""
+    choose(page, "session-project", "skaha-emulator")
+    choose(page, "session-image", "notebook")
+    page.locator("#session-name").fill(NAME)
+    with page.expect_response(lambda r: r.url.endswith("/api/sessions") and r.request.method == "POST") as made:
+        page.get_by_role("button", name="Launch", exact=True).click()
+    assert made.value.ok, made.value.text()
+    card = page.get_by_role("link", name=f"Open session {NAME}")
+    expect(card.get_by_text("Running", exact=True)).to_be_visible(timeout=LAUNCH_MS)
+    (found,) = [s for s in instance_sessions(instance) if s["name"] == NAME]
+    return str(found["id"])
+
+
+def instance_sessions(instance: Instance) -> list[dict[str, object]]:
+    sessions: list[dict[str, object]] = instance.http.get("/session", params={"view": "all"}).json()
+    return sessions
+
+
+def read_events_and_logs(page: Page) -> None:
+    card = page.get_by_role("link", name=f"Open session {NAME}")
+    for button, path in (("View events", "/events"), ("View logs", "/logs")):
+        with page.expect_response(lambda r, path=path: path in r.url) as answered:
+            card.get_by_role("button", name=button).click()
+        assert answered.value.ok, f"{button}: {answered.value.status} {answered.value.text()[:300]}"
+        expect(page.get_by_role("dialog")).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("dialog")).to_be_hidden()
+
+
+def renew(page: Page) -> None:
+    card = page.get_by_role("link", name=f"Open session {NAME}")
+    with page.expect_response(lambda r: r.url.endswith("/renew") and r.request.method == "POST") as answered:
+        card.get_by_role("button", name="Extend time").click()
+    assert answered.value.ok, f"renew: {answered.value.status} {answered.value.text()[:300]}"
+    page.keyboard.press("Escape")
+    expect(card.get_by_text("Running", exact=True)).to_be_visible(timeout=30_000)
+
+
+def connect(page: Page) -> None:
+    """The card opens the session in a new tab; with sign-in on, the cookie the sign-in set lets it in."""
+    with page.context.expect_page() as opened:
+        page.get_by_role("link", name=f"Open session {NAME}").click()
+    tab = opened.value
+    try:
+        expect(tab).to_have_title(re.compile("JupyterLab"), timeout=60_000)
+    finally:
+        shot(tab, "portal2-connect")
+        tab.close()
+
+
+def delete(page: Page, instance: Instance, session_id: str) -> None:
+    page.get_by_role("link", name=f"Open session {NAME}").get_by_role("button", name="Delete session").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete", exact=True).click()
+    expect(page.get_by_role("link", name=f"Open session {NAME}")).to_be_hidden(timeout=60_000)
+    instance.wait_gone(session_id)
+
+
+def sign_out(page: Page, portal: Portal) -> None:
+    """Its logout clears the token, then leaves for canfar.net: that request is answered here, never sent."""
+    left: list[str] = []
+    page.route(f"{LOGOUT}*", lambda route: (left.append(route.request.url), route.fulfill(body="signed out")))
+    page.get_by_role("button", name="account menu").click()
+    page.get_by_role("menuitem", name="Logout").click()
+    page.wait_for_url(f"{LOGOUT}*")
+    assert left and portal.url in left[0], left
+    page.goto(portal.url)
+    assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')") is None
+    expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=30_000)
+
+
+def test_the_real_portal_runs_a_notebook_from_sign_in_to_sign_out(
+    page: Page, portal: Portal, instance: Instance, person: Person
+) -> None:
+    if portal.built.source != PINNED_COMMIT:
+        print(f"note: this portal is {portal.built.source}, not the pinned {PINNED_COMMIT}")
+    sign_in(page, portal, person)
+    try:
+        session_id = launch(page, instance)
+        read_events_and_logs(page)
+        renew(page)
+        connect(page)
+        delete(page, instance, session_id)
+    finally:
+        shot(page, "portal2-dashboard")
+    sign_out(page, portal)
+    unexpected = [p for p in problems(page) if "www.canfar.net" not in p]
+    assert unexpected == [], "\n".join(unexpected)
