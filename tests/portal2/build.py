@@ -42,9 +42,7 @@ class Built:
 
 
 def source_files(src: Path) -> list[Path]:
-    return sorted(
-        p for p in src.rglob("*") if p.is_file() and not SKIPPED.intersection(p.relative_to(src).parts[:-1])
-    )
+    return sorted(p for p in src.rglob("*") if p.is_file() and not SKIPPED.intersection(p.relative_to(src).parts[:-1]))
 
 
 def cache_key(src: Path) -> str:
@@ -74,7 +72,9 @@ def npm(folder: Path, *args: str) -> None:
     env = {**os.environ, **BUILD_ENV}
     result = subprocess.run(["npm", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
-        raise BuildFailed(f"npm {' '.join(args)} failed ({result.returncode}):\n{(result.stdout + result.stderr)[-4000:]}")
+        raise BuildFailed(
+            f"npm {' '.join(args)} failed ({result.returncode}):\n{(result.stdout + result.stderr)[-4000:]}"
+        )
 
 
 def build(src: Path, cache: Path = CACHE) -> Built:

@@ -38,7 +38,8 @@ class Portal:
 @pytest.fixture(scope="session")
 def built() -> Built:
     made = build(Path(SOURCE).resolve())
-    print(f"\nScience Portal {made.source}: {'built in %.0f s' % made.seconds if made.seconds else 'cached build'}")
+    how = f"built in {made.seconds:.0f} s" if made.seconds else "cached build"
+    print(f"\nScience Portal {made.source}: {how}")
     return made
 
 

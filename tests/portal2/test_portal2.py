@@ -13,7 +13,7 @@ import pytest
 if not os.environ.get("SCIENCE_PORTAL_SRC"):
     pytest.skip("SCIENCE_PORTAL_SRC is unset (a science-portal source folder)", allow_module_level=True)
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser.helpers import problems, shot
 from tests.instance import Instance, Person
@@ -30,7 +30,11 @@ LAUNCH_MS = 180_000  # JupyterLab's first start on a busy 2-core machine
 
 def sign_in(page: Page, portal: Portal, person: Person) -> None:
     page.goto(portal.url)
-    page.get_by_role("button", name="Login").click()
+    opener = page.get_by_role("button", name="Login", exact=True)
+    submit = page.get_by_role("button", name="Submit login")
+    expect(opener.or_(submit).first).to_be_visible(timeout=30_000)
+    if not submit.is_visible():  # the portal opens its login dialog by itself when it finds no one signed in
+        opener.click()
     page.get_by_label("Username").first.fill(person.name)
     page.get_by_label("Password").first.fill(person.password)
     page.get_by_role("button", name="Submit login").click()
@@ -38,16 +42,16 @@ def sign_in(page: Page, portal: Portal, person: Person) -> None:
     assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')"), "the portal kept no token"
 
 
-def choose(page: Page, select_id: str, text: str) -> None:
-    """Pick the first option holding `text` in one of the launch form's MUI selects."""
+def choose(page: Page, select_id: str, option: str) -> None:
+    """Pick `option` in one of the launch form's MUI selects."""
     page.locator(f"#{select_id}").click()
-    page.get_by_role("option", name=re.compile(re.escape(text))).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
 
 
 def launch(page: Page, instance: Instance) -> str:
     """Launch a notebook from the portal's form; its session id, once the card says Running."""
     choose(page, "session-project", "skaha-emulator")
-    choose(page, "session-image", "notebook")
+    choose(page, "session-image", "notebook:latest")
     page.locator("#session-name").fill(NAME)
     with page.expect_response(lambda r: r.url.endswith("/api/sessions") and r.request.method == "POST") as made:
         page.get_by_role("button", name="Launch", exact=True).click()
@@ -66,7 +70,7 @@ def instance_sessions(instance: Instance) -> list[dict[str, object]]:
 def read_events_and_logs(page: Page) -> None:
     card = page.get_by_role("link", name=f"Open session {NAME}")
     for button, path in (("View events", "/events"), ("View logs", "/logs")):
-        with page.expect_response(lambda r, path=path: path in r.url) as answered:
+        with page.expect_response(re.compile(f"/api/sessions/[^/]+{path}")) as answered:
             card.get_by_role("button", name=button).click()
         assert answered.value.ok, f"{button}: {answered.value.status} {answered.value.text()[:300]}"
         expect(page.get_by_role("dialog")).to_be_visible()
@@ -105,7 +109,12 @@ def delete(page: Page, instance: Instance, session_id: str) -> None:
 def sign_out(page: Page, portal: Portal) -> None:
     """Its logout clears the token, then leaves for canfar.net: that request is answered here, never sent."""
     left: list[str] = []
-    page.route(f"{LOGOUT}*", lambda route: (left.append(route.request.url), route.fulfill(body="signed out")))
+
+    def answer_here(route: Route) -> None:
+        left.append(route.request.url)
+        route.fulfill(body="signed out")
+
+    page.route(f"{LOGOUT}*", answer_here)
     page.get_by_role("button", name="account menu").click()
     page.get_by_role("menuitem", name="Logout").click()
     page.wait_for_url(f"{LOGOUT}*")
