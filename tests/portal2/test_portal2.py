@@ -35,8 +35,8 @@ def sign_in(page: Page, portal: Portal, person: Person) -> None:
     expect(opener.or_(submit).first).to_be_visible(timeout=30_000)
     if not submit.is_visible():  # the portal opens its login dialog by itself when it finds no one signed in
         opener.click()
-    page.get_by_label("Username").first.fill(person.name)
-    page.get_by_label("Password").first.fill(person.password)
+    page.locator("#login-username").fill(person.name)
+    page.locator("#login-password").fill(person.password)
     page.get_by_role("button", name="Submit login").click()
     expect(page.get_by_role("button", name="account menu")).to_be_visible(timeout=30_000)
     assert page.evaluate(f"localStorage.getItem('{TOKEN_KEY}')"), "the portal kept no token"
