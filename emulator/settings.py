@@ -130,7 +130,11 @@ class Settings(BaseModel):
         description="Launches may bind-mount host folders into sessions (`emulate dev --mount`). Default: only on a "
         "one-person laptop (loopback, no sign-in, one engine); `true` allows it anywhere, for every user.",
     )
-    repositories: list[str] = Field(["images.canfar.net"], description="Registry hosts GET /repository lists.")
+    repositories: list[str] = Field(
+        ["localhost", "images.canfar.net"],
+        description="Registry hosts GET /repository lists: localhost names this machine's own images "
+        "(localhost/project/name:tag in GET /image), first, so a portal's form offers them first.",
+    )
     registries: list[str] | None = Field(
         None,
         description="The registries (host or host:port) launches may pull from. Unset: any on a single-user "

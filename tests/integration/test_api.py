@@ -207,7 +207,7 @@ def test_session_json_in_v0_and_v1(fresh: Instance) -> None:
 def test_context_repository_and_images(platform: Instance) -> None:
     context = platform.http.get("/context").json()
     assert set(context) == {"cores", "memoryGB", "gpus"} and 1 in context["cores"]["options"]
-    assert platform.http.get("/repository").json() == ["images.canfar.net"]
+    assert platform.http.get("/repository").json() == ["localhost", "images.canfar.net"]
     notebooks = platform.http.get("/image", params={"type": "notebook"}).json()
     listed = f"localhost/{IMAGE}"  # skaha's registry/project/name:tag; a local image's registry is localhost
     assert any(i["id"] == listed and "notebook" in i["types"] and i["digest"].startswith("sha256:") for i in notebooks)

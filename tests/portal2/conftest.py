@@ -46,10 +46,9 @@ def built() -> Built:
 @pytest.fixture(scope="session")
 def instance(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Instance]:
     """An instance of this test's own with sign-in on (`up --auth`), as a CANFAR user meets it."""
-    # The portal offers only images whose registry GET /repository lists; local images are localhost/...
-    hosts = {"EMULATE_REPOSITORIES": '["localhost", "images.canfar.net"]'}
+    # (The portal offers only images whose registry GET /repository lists: localhost, this machine's, by default.)
     root = tmp_path_factory.mktemp("portal2")
-    started = start_instance(root, f"{INSTANCE}-portal2", docker_client, "--auth", settings=hosts)
+    started = start_instance(root, f"{INSTANCE}-portal2", docker_client, "--auth")
     try:
         yield started
     finally:
