@@ -127,11 +127,11 @@ def test_the_desktop_calls_the_api_back_with_its_token(fresh: Instance, desktop:
     token = fresh.exec(session_id, "printf %s $DESKTOP_SESSION_APP_TOKEN")
     api = f"{fresh.url}/skaha/v0"
     images = httpx.get(f"{api}/image", params={"type": "desktop-app"}, headers={"x-auth-token-skaha": token})
-    assert images.status_code == 200 and {i["id"] for i in images.json()} >= {DS9}
+    assert images.status_code == 200 and {i["id"] for i in images.json()} >= {f"localhost/{DS9}"}  # as listed
     forged = httpx.get(f"{api}/image", headers={"x-auth-token-skaha": f"{session_id}.{'0' * 40}"})
     assert (forged.status_code, forged.text) == (401, "Unauthorized\n")
-    # The menu's launcher, run inside the desktop, attaches an app with that token.
-    app_id = fresh.exec(session_id, "/skaha-system/launch-app.sh skaha-emulator/terminal:latest").strip()
+    # The menu's launcher, run inside the desktop, attaches an app with that token, by the id the menu lists.
+    app_id = fresh.exec(session_id, "/skaha-system/launch-app.sh localhost/skaha-emulator/terminal:latest").strip()
     assert fresh.http.get(f"/session/{session_id}/app/{app_id}").status_code == 200
     fresh.http.delete(f"/session/{session_id}")
     assert httpx.get(f"{api}/image", headers={"x-auth-token-skaha": token}).status_code == 401
