@@ -166,6 +166,20 @@ class Instance:
             assert time.monotonic() < deadline, f"{session_id} still exists"
             time.sleep(0.2)
 
+    def restart_service(self, timeout: float = 60) -> None:
+        """Restart the service's container and wait until it answers again (its start-up, reconciliation included,
+        runs before it does): what it kept in memory alone (the sign-in throttle, metrics counters) is gone."""
+        self.docker.containers.get(naming.service_container(self.prefix)).restart()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/skaha/availability", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the service did not come back"
+            time.sleep(0.2)
+
     def delete_all(self) -> None:
         for session in self.http.get("/session").json():
             self.http.delete(f"/session/{session['id']}")

@@ -13,7 +13,6 @@ import docker
 import httpx
 import pytest
 
-from emulator import naming
 from emulator.gateway.base import PORTAL_COOKIE as COOKIE
 from emulator.gateway.base import VISIT_PATH
 from tests.factories import TEST_IMAGES, build_test_image, remove_test_image, worker_image_tag
@@ -91,16 +90,7 @@ def test_wrong_credentials_and_bad_input_are_refused_and_no_secret_is_logged(
 def restarts_service(secured: Instance) -> Iterator[None]:
     """The throttle counts this test's address, which is every test's: the service forgets it on a restart."""
     yield
-    secured.docker.containers.get(naming.service_container(secured.prefix)).restart()
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{secured.url}/skaha/availability", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    secured.restart_service()
 
 
 def test_repeated_failures_wait_and_say_so(secured: Instance, restarts_service: None) -> None:

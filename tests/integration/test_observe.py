@@ -16,7 +16,6 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from emulator import naming
 from emulator.core.signin import SignIns
 from emulator.gateway.base import PORTAL_COOKIE as COOKIE
 from tests.factories import TEST_IMAGES, build_test_image, remove_test_image, worker_image_tag
@@ -173,19 +172,6 @@ def _usage_of(document: dict[str, Any], user: str) -> dict[str, Any]:
     return next(line for line in document["usage"] if line["user"] == user and line["type"] == "headless")
 
 
-def _restart_service(secured: Instance) -> None:
-    secured.docker.containers.get(naming.service_container(secured.prefix)).restart()
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{secured.url}/skaha/availability", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "the service did not come back"
-        time.sleep(0.2)
-
-
 def test_usage_hours_add_up_across_a_service_restart(
     secured: Instance, people: dict[str, Person], job_image: str
 ) -> None:
@@ -200,7 +186,7 @@ def test_usage_hours_add_up_across_a_service_restart(
     launched = time.monotonic()
     before = _usage_of(boss.get(USAGE).json(), name)
     assert before["sessions"] == 1 and before["session_hours"] > 0
-    _restart_service(secured)
+    secured.restart_service()
     assert own.delete(f"/skaha/v0/session/{running}").status_code == 200
     lived = time.monotonic() - launched
     after = _usage_of(json.loads(secured.emulate("usage", "--json").stdout), name)  # the first admin's token

@@ -255,7 +255,6 @@ def test_password_guessing_waits_and_says_so(fresh: Instance) -> None:
     how long to wait. (The service is restarted afterwards: the wait is kept in its memory, and this test's
     address is every test's.)"""
     portal = httpx.Client(base_url=fresh.url, timeout=30)
-    service = fresh.docker.containers.get(SERVICE)
     try:
         for _ in range(29):
             wrong = portal.post("/science-portal/login", data={"username": "canfar", "password": "not-it-at-all"})
@@ -272,11 +271,7 @@ def test_password_guessing_waits_and_says_so(fresh: Instance) -> None:
         )
         assert other.status_code == 429
     finally:
-        service.restart()
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{fresh.url}/skaha/availability", timeout=5).status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
+        fresh.restart_service()
     signed = portal.post("/science-portal/login", data={"username": "canfar", "password": fresh.token})
     assert signed.status_code == 303
 

@@ -12,7 +12,7 @@ import docker
 import psutil
 import pytest
 
-from emulator import labels, naming
+from emulator import labels
 from emulator.core.models import GIB
 from tests.factories import built_test_images
 from tests.instance import INSTANCE, Instance, start_instance, stop_instance
@@ -59,11 +59,6 @@ def _assert_queue(platform: Instance, waiting: list[str]) -> None:
     assert not containers & set(waiting)
 
 
-def _restart_service(platform: Instance) -> None:
-    platform.docker.containers.get(naming.service_container(platform.prefix)).restart()
-    platform.emulate("up", "--no-build")  # back, and answering
-
-
 def _two_at_a_time_in_order(platform: Instance, jobs: list[str]) -> None:
     """The jobs were given the machine in the order they were launched (their Scheduled events, in the order
     written: two that start in one step of the queue start their containers side by side), and their containers
@@ -102,7 +97,7 @@ def test_jobs_wait_for_room_and_run_two_at_a_time_in_order(room_for_two: Instanc
     assert never.status_code == 400 and "could never start" in never.text
     assert "Pending (queued, 5 ahead)" in platform.emulate("ps").stdout
 
-    _restart_service(platform)
+    platform.restart_service()
     _assert_queue(platform, jobs[2:])
     assert "Resumed" not in _events(platform, jobs[-1])  # a waiting job is no launch to resume
     restarted = datetime.now(UTC).replace(microsecond=0)
