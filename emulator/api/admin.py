@@ -22,6 +22,7 @@ from emulator.api.deps import AdminUser, Manager, Query, admin_caller
 from emulator.core.admin import EVERYTHING, Row, choose, sort_key, status_named
 from emulator.core.audit import Value
 from emulator.core.models import GIB, Event, Session, User
+from emulator.core.policy import shown
 from emulator.errors import InvalidRequest
 
 PREFIX = "/skaha/v1/admin"
@@ -95,7 +96,7 @@ async def get_session(ref: str, p: Query, caller: AdminUser, manager: Manager) -
     if view == "logs":
         return PlainTextResponse(await manager.admin.logs(ref))
     if view is not None:
-        raise InvalidRequest(f"unknown view '{view}': events or logs")
+        raise InvalidRequest(f"unknown view '{shown(view)}': events or logs")
     return _json(row_json(manager.admin.row(ref)))
 
 

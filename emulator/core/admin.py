@@ -22,6 +22,7 @@ from typing import Any
 from emulator.core import renewal
 from emulator.core.identity import UsersSource
 from emulator.core.models import GIB, Event, Session, Status, User
+from emulator.core.policy import shown
 from emulator.core.record import SessionRecord
 from emulator.core.store import Store
 from emulator.errors import InvalidRequest, NotFound
@@ -95,7 +96,7 @@ def sort_key(name: str | None) -> str:
     if not name:
         return "user"
     if name not in SORT_KEYS:
-        raise InvalidRequest(f"unknown sort '{name}': one of {', '.join(SORT_KEYS)}")
+        raise InvalidRequest(f"unknown sort '{shown(name)}': one of {', '.join(SORT_KEYS)}")
     return name
 
 
@@ -106,7 +107,7 @@ def status_named(word: str | None) -> Status | None:
     wanted = "succeeded" if word.lower() == "completed" else word.lower()
     found = next((status for status in Status if status.value.lower() == wanted), None)
     if found is None:
-        raise InvalidRequest(f"unknown status '{word}': one of {', '.join(s.value for s in Status)}")
+        raise InvalidRequest(f"unknown status '{shown(word)}': one of {', '.join(s.value for s in Status)}")
     return found
 
 
@@ -147,7 +148,7 @@ def shares(sessions: Iterable[Session], usage: Callable[[Session], Usage | None]
 def check_typed(expected: str, typed: str | None, what: str) -> None:
     """A bulk delete goes ahead only when the admin typed `expected` (the user's name, or the word everything)."""
     if typed != expected:
-        raise InvalidRequest(f"to delete {what}, type '{expected}' to confirm")
+        raise InvalidRequest(f"to delete {shown(what)}, type '{shown(expected)}' to confirm")
 
 
 class Admin:
@@ -194,7 +195,7 @@ class Admin:
         """A session or desktop-app by the id the admin routes take (an app's: `<desktop id>-<app id>`)."""
         session = self._store.get(ref)
         if session is None:
-            raise NotFound(f"no session {ref}")
+            raise NotFound(f"no session {shown(ref)}")
         return session
 
     def events(self, ref: str) -> list[Event]:
@@ -236,7 +237,7 @@ class Admin:
         """Every session of one user (`typed`: their name again); the sessions deleted."""
         sessions = self._store.sessions(name)
         if not sessions and self._users.current().get(name) is None:
-            raise NotFound(f"no user {name}")
+            raise NotFound(f"no user {shown(name)}")
         check_typed(name, typed, f"every session of {name}")
         await self._remove(admin, sessions, f"every session of {name}")
         return sessions

@@ -171,6 +171,14 @@ class SessionPulls:
                 f"image '{reference}' names a local image that came from a private registry: launch it by its "
                 "registry's name, with x-skaha-registry-auth"
             )
+        local = local_name(reference)
+        if image is None and local is not None:
+            # localhost/ names this machine's own images (runtime/local_names.py): one that is not here is not
+            # asked of a registry at localhost either.
+            raise InvalidRequest(
+                f"image '{policy.shown(reference)}' names a local image, '{policy.shown(local)}', and this machine has "
+                "none of that name: build it (emulate images build), load a bundle (emulate bundle load) or pull it"
+            )
         await self._registries.check(reference)  # it will be pulled: from a registry this server may reach?
         if image is not None:
             return True

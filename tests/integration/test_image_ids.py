@@ -41,3 +41,16 @@ def test_local_images_are_listed_and_launched_by_a_three_part_localhost_name(fre
 
     by_old_name = fresh.job("by-old-name", image=job_image)
     assert fresh.wait_status(by_old_name, "Succeeded")["image"] == job_image
+
+    # A localhost/ name of no local image is said so at once (never asked of a registry at localhost), and
+    # leaves no row behind.
+    rows = fresh.rows()
+    missing = fresh.http.post(
+        "/session", data={"name": "missing", "image": "localhost/nobody/nothing:1", "type": "headless"}
+    )
+    assert (missing.status_code, missing.text.strip()) == (
+        400,
+        "image 'localhost/nobody/nothing:1' names a local image, 'nobody/nothing:1', and this machine has none of "
+        "that name: build it (emulate images build), load a bundle (emulate bundle load) or pull it",
+    )
+    assert fresh.rows() == rows
